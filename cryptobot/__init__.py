@@ -1,0 +1,3 @@
+"""cryptobot: buys the rebound after a crypto liquidation cascade, when the macro backdrop allows."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from cryptobot.cli import main
+
+main()

@@ -1,0 +1,14 @@
+"""The Typer application every command module registers on."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="cryptobot",
+    help="Buys the rebound after a crypto liquidation cascade, when the macro backdrop allows it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)

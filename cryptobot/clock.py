@@ -1,0 +1,70 @@
+"""The only place that reads the wall clock. Everything else is handed a Clock."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch, UTC."""
+        ...
+
+
+class LiveClock:
+    """Wall-clock time, for paper and live trading."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class SimClock:
+    """Time that only moves when the feed says so (backtest and replay).
+
+    It never moves backwards: a feed that tries is a bug, and it raises.
+    """
+
+    def __init__(self, start_ms: int = 0) -> None:
+        self._now_ms = start_ms
+
+    def now_ms(self) -> int:
+        return self._now_ms
+
+    def advance_to(self, ts_ms: int) -> None:
+        if ts_ms < self._now_ms:
+            raise ValueError(f"SimClock cannot go back from {self._now_ms} to {ts_ms}")
+        self._now_ms = ts_ms
+
+
+def ms_to_datetime(ts_ms: int) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
+
+
+def datetime_to_ms(moment: datetime) -> int:
+    if moment.tzinfo is None:
+        raise ValueError(f"naive datetime {moment!r}: all times must be timezone-aware UTC")
+    return int(moment.timestamp() * 1000)
+
+
+def iso_utc(ts_ms: int) -> str:
+    """ISO-8601 UTC like 2025-10-10T21:15:00Z (seconds precision)."""
+    return ms_to_datetime(ts_ms).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc(text: str) -> int:
+    """Parse '2024-08-05', '2024-08-05T06:15', '...Z' or an offset; naive means UTC."""
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return datetime_to_ms(moment)
+
+
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+
+
+def utc_day_start_ms(ts_ms: int) -> int:
+    return ts_ms - ts_ms % DAY_MS

@@ -1,0 +1,194 @@
+"""Typed settings from config/*.toml. Unknown keys are rejected; errors name the file and key.
+
+A file may start with `extends = "default.toml"` (relative to itself) and then list only what
+it changes. Secrets never live here: see `cryptobot.secrets`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from cryptobot.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MarketSettings(_Section):
+    exchange: Literal["binanceusdm", "bybit"] = "binanceusdm"
+    symbol: str = "BTC/USDT:USDT"
+    base_timeframe: str = "1m"
+    signal_timeframe: str = "15m"
+
+
+class StrategySettings(_Section):
+    path: str = "strategies.liquidation_rebound:LiquidationRebound"
+    atr_period: int = Field(14, ge=2, le=500)
+    spike_body_atr: float = Field(1.5, gt=0, le=20)
+    spike_volume_mult: float = Field(3.0, gt=0, le=100)
+    volume_median_candles: int = Field(96, ge=2, le=5000)
+    high_lookback_candles: int = Field(96, ge=1, le=5000)
+    max_close_to_high: float = Field(0.96, gt=0, le=1.0)
+    oi_confirmation: bool = True
+    oi_drop_pct: float = Field(1.5, ge=0, le=100)
+    setup_expiry_candles: int = Field(16, ge=1, le=1000)
+    stop_atr_buffer: float = Field(0.1, ge=0, le=10)
+
+
+class ExitSettings(_Section):
+    targets: Literal["milestones", "fixed_r"] = "milestones"
+    min_target_r: float = Field(0.5, ge=0, le=100)
+    tp1_fraction: float = Field(0.5, gt=0, le=1)
+    fixed_tp1_r: float = Field(1.0, gt=0, le=100)
+    fixed_tp2_r: float = Field(2.0, gt=0, le=100)
+    breakeven_after_tp1: bool = True
+    trailing: bool = True
+    trailing_atr_mult: float = Field(2.0, gt=0, le=50)
+    time_stop_hours: float = Field(24.0, gt=0, le=24 * 90)
+
+
+class RiskSettings(_Section):
+    starting_equity_usdt: float = Field(10_000.0, gt=0)
+    risk_per_trade: float = Field(0.005, gt=0, le=0.1)
+    max_leverage: float = Field(3.0, gt=0, le=125)
+    max_notional_usdt: float = Field(1_000_000.0, gt=0)
+    volatility_scaling: bool = True
+    volatility_floor: float = Field(0.25, gt=0, le=1)
+    volatility_median_days: int = Field(30, ge=1, le=365)
+    volatility_min_history_days: int = Field(1, ge=0, le=365)
+    max_daily_loss: float = Field(0.02, ge=0, le=1)  # fraction of equity; 0 turns it off
+    max_open_positions: int = Field(1, ge=1, le=100)
+    lot_rounding: bool = True
+    kill_switch_file: str = "logs/KILL"
+
+
+class CostSettings(_Section):
+    taker_fee: float = Field(0.0005, ge=0, le=0.01)
+    maker_fee: float = Field(0.0002, ge=-0.001, le=0.01)
+    slippage_bps: float = Field(5.0, ge=0, le=500)
+    funding: bool = True
+    stop_trigger: Literal["last", "mark"] = "last"
+
+
+class MacroSettings(_Section):
+    enabled: bool = True
+    qt_threshold_musd: float = Field(25_000.0, ge=0)  # +-$25B on the 4-week avg of 13-week change
+    qt_change_weeks: int = Field(13, ge=1, le=104)
+    qt_average_weeks: int = Field(4, ge=1, le=52)
+    qt_calendar_start: str = "2022-06-01"
+    qt_calendar_end: str = "2025-12-01"
+    hyg_sma_fast: int = Field(20, ge=2, le=400)
+    hyg_sma_slow: int = Field(50, ge=2, le=400)
+    hyg_slope_days: int = Field(10, ge=1, le=200)
+    reduce_size_factor: float = Field(0.5, gt=0, le=1)
+    walcl_max_age_days: float = Field(14, gt=0)
+    credit_max_age_trading_days: int = Field(5, ge=1)
+    walcl_publication_delay_days: int = Field(1, ge=0, le=14)
+    walcl_publication_time_ny: str = "16:30"
+    hyg_close_time_ny: str = "16:15"
+    oas_publication_delay_days: int = Field(1, ge=0, le=14)
+    oas_publication_time_ny: str = "16:30"
+    hyg_source: Literal["csv", "yfinance"] = "csv"
+    hyg_csv: str = "data/macro/HYG_daily_adjusted.csv"
+    snapshot_dir: str = "data/macro"
+    use_fred: bool = False  # fetch from FRED (key or keyless CSV) instead of the bundled snapshot
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///logs/cryptobot.sqlite"
+
+
+class LoggingSettings(_Section):
+    dir: str = "logs"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    max_bytes: int = Field(10_000_000, ge=10_000)
+    backup_count: int = Field(5, ge=0, le=100)
+
+
+class FeedSettings(_Section):
+    oi_poll_seconds: float = Field(30.0, gt=0, le=3600)
+    reconnect_max_backoff_s: float = Field(60.0, gt=0)
+    rotate_after_hours: float = Field(23.5, gt=0, le=24)
+    warmup_days: int = Field(31, ge=1, le=120)
+    ws_url: str | None = None  # override, e.g. a loopback server
+    rest_url: str | None = None
+
+
+class LiveSettings(_Section):
+    margin_mode: Literal["isolated", "cross"] = "isolated"
+    leverage: int = Field(3, ge=1, le=125)
+    demo_trading: bool = False
+    adopt_unknown_positions: bool = False
+    reconcile_interval_s: float = Field(180.0, ge=5)
+    stop_place_retries: int = Field(3, ge=0, le=20)
+
+
+class Settings(_Section):
+    market: MarketSettings = MarketSettings()
+    strategy: StrategySettings = StrategySettings()
+    exits: ExitSettings = ExitSettings()
+    risk: RiskSettings = RiskSettings()
+    costs: CostSettings = CostSettings()
+    macro: MacroSettings = MacroSettings()
+    store: StoreSettings = StoreSettings()
+    logging: LoggingSettings = LoggingSettings()
+    feed: FeedSettings = FeedSettings()
+    live: LiveSettings = LiveSettings()
+
+    @model_validator(mode="after")
+    def _check_cross_fields(self) -> Settings:
+        if self.exits.fixed_tp2_r <= self.exits.fixed_tp1_r:
+            raise ValueError("exits.fixed_tp2_r must be above exits.fixed_tp1_r")
+        if self.macro.hyg_sma_fast >= self.macro.hyg_sma_slow:
+            raise ValueError("macro.hyg_sma_fast must be shorter than macro.hyg_sma_slow")
+        return self
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: 'extends' loops back to itself")
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: 'extends' must be a file name")
+    return _merge(_read_toml(path.parent / parent, (*seen, path)), raw)
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Settings from a TOML file (or the built-in defaults when `path` is None)."""
+    if path is None:
+        return Settings()
+    raw = _read_toml(Path(path))
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ConfigError(f"{path}: {key}: {message}") from None

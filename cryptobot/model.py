@@ -1,0 +1,207 @@
+"""Frozen domain objects shared by every part of the bot.
+
+Times are UTC epoch milliseconds (`*_ms`); candle times are open times, as Binance stamps them.
+Quantities are in the base asset (`qty_base`), prices and money in the quote asset (USDT).
+Floats are fine in memory; the store keeps money as exact decimals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    ts_open_ms: int
+    interval_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    @property
+    def ts_close_ms(self) -> int:
+        """The first millisecond after the candle: when it is closed and may be used."""
+        return self.ts_open_ms + self.interval_ms
+
+
+@dataclass(frozen=True, slots=True)
+class OpenInterest:
+    """An open-interest sample, usable only at or after `ts_ms`."""
+
+    ts_ms: int
+    oi_contracts: float
+    oi_value_usdt: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation:
+    ts_ms: int
+    side: str  # the liquidated order's side: "sell" liquidates a long
+    price: float
+    qty_base: float
+
+
+@dataclass(frozen=True, slots=True)
+class FundingRate:
+    ts_ms: int
+    rate: float
+
+
+class GateAction(StrEnum):
+    ALLOW = "ALLOW"
+    REDUCE = "REDUCE"
+    BLOCK = "BLOCK"
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    ts_ms: int
+    action: GateAction
+    size_factor: float
+    reasons: tuple[str, ...]
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP_MARKET = "stop_market"
+
+
+class OrderPurpose(StrEnum):
+    ENTRY = "entry"
+    STOP = "stop"
+    TP1 = "tp1"
+    TP2 = "tp2"
+    TIME_EXIT = "time_exit"
+    FLATTEN = "flatten"  # kill switch, or a stop that could not be placed
+
+
+@dataclass(frozen=True, slots=True)
+class OrderIntent:
+    """What the bot wants on the venue. `client_id` is deterministic (signal + leg)."""
+
+    client_id: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    qty_base: float
+    purpose: OrderPurpose
+    price: float | None = None  # limit price, or trigger price for a stop
+    reduce_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    client_id: str
+    symbol: str
+    ts_ms: int
+    side: Side
+    price: float
+    qty_base: float
+    fee_usdt: float
+    is_maker: bool
+    purpose: OrderPurpose
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    symbol: str
+    qty_base: float
+    entry_price: float
+    stop_price: float
+    opened_ms: int
+    signal_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TradeLeg:
+    ts_ms: int
+    price: float
+    qty_base: float
+    fee_usdt: float
+    reason: str  # stop, breakeven_stop, trailing_stop, tp1, tp2, time_stop, flatten
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    signal_id: str
+    symbol: str
+    side: Side
+    entry_ms: int
+    entry_price: float
+    qty_base: float
+    initial_stop: float
+    legs: tuple[TradeLeg, ...]
+    entry_fee_usdt: float
+    funding_usdt: float = 0.0
+
+    @property
+    def exit_ms(self) -> int:
+        return self.legs[-1].ts_ms
+
+    @property
+    def exit_price(self) -> float:
+        """Quantity-weighted over the staged exits."""
+        total = sum(leg.qty_base for leg in self.legs)
+        return sum(leg.price * leg.qty_base for leg in self.legs) / total
+
+    @property
+    def exit_reason(self) -> str:
+        return self.legs[-1].reason
+
+    @property
+    def fees_usdt(self) -> float:
+        return self.entry_fee_usdt + sum(leg.fee_usdt for leg in self.legs)
+
+    @property
+    def pnl_usdt(self) -> float:
+        sign = 1.0 if self.side is Side.BUY else -1.0
+        gross = sum(sign * (leg.price - self.entry_price) * leg.qty_base for leg in self.legs)
+        return gross - self.fees_usdt - self.funding_usdt
+
+    @property
+    def r_multiple(self) -> float:
+        risk_usdt = abs(self.entry_price - self.initial_stop) * self.qty_base
+        return self.pnl_usdt / risk_usdt if risk_usdt else 0.0
+
+
+class SignalStatus(StrEnum):
+    ENTERED = "entered"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True, slots=True)
+class SetupEvent:
+    """One step of a setup's life, for the report: spike, new_low, candidate, confirmed, expired."""
+
+    ts_ms: int
+    kind: str
+    price: float
+
+
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """A candidate the strategy saw, and what became of it.
+
+    `metrics` holds the measured numbers (body_atr, volume_ratio, drop_from_high_pct,
+    oi_change_pct, ...), so a rejection can always say by how much it missed.
+    """
+
+    signal_id: str
+    symbol: str
+    spike_ms: int
+    decided_ms: int
+    status: SignalStatus
+    reason: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    setup_events: tuple[SetupEvent, ...] = ()

@@ -12,7 +12,15 @@ from cryptobot.errors import CryptobotError
 from cryptobot.secrets import redact
 
 # Importing a module registers its commands on `app`.
-from cryptobot.cli import data_commands  # noqa: E402,F401
+from cryptobot.cli import (  # noqa: E402,F401
+    backtest_command,
+    data_commands,
+    demo_command,
+    live_commands,
+    macro_command,
+    paper_command,
+    review_commands,
+)
 
 USER_ERROR_EXIT_CODE = 2
 

@@ -1,0 +1,5 @@
+"""`cryptobot demo`."""
+
+from __future__ import annotations
+
+from cryptobot.cli.app import app  # noqa: F401

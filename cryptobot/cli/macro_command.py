@@ -1,0 +1,5 @@
+"""`cryptobot macro`."""
+
+from __future__ import annotations
+
+from cryptobot.cli.app import app  # noqa: F401

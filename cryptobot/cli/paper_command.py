@@ -1,0 +1,5 @@
+"""`cryptobot paper`."""
+
+from __future__ import annotations
+
+from cryptobot.cli.app import app  # noqa: F401

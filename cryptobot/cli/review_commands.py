@@ -1,0 +1,5 @@
+"""`cryptobot runs, trades, signals, report and logs`."""
+
+from __future__ import annotations
+
+from cryptobot.cli.app import app  # noqa: F401

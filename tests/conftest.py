@@ -1,0 +1,28 @@
+"""Shared test helpers. Each area keeps its own fixtures in tests/<area>/conftest.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run `cryptobot ARGS...` in-process; returns (exit_code, stdout, stderr)."""
+    from cryptobot.cli import main
+
+    def _run(*args: str) -> tuple[int, str, str]:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return _run

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cryptobot.model import Fill, GateDecision, OrderIntent, Signal, Trade
+from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, OrderIntent, Signal, Trade
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +39,10 @@ class Recorder(Protocol):
     def fill(self, fill: Fill) -> None: ...
     def trade(self, trade: Trade, gate: GateDecision | None) -> None: ...
     def equity(self, ts_ms: int, equity_usdt: float) -> None: ...
+    def signal_candle(self, candle: Candle) -> None:
+        """Each closed signal-timeframe candle the strategy saw (the report draws them)."""
+        ...
+    def open_interest(self, sample: OpenInterest) -> None: ...
     def finish_run(self, summary: dict[str, Any]) -> None: ...
 
 
@@ -52,6 +56,8 @@ class MemoryRecorder:
     fills: list[Fill] = field(default_factory=list)
     trades: list[tuple[Trade, GateDecision | None]] = field(default_factory=list)
     equity_points: list[tuple[int, float]] = field(default_factory=list)
+    candles: list[Candle] = field(default_factory=list)
+    oi_samples: list[OpenInterest] = field(default_factory=list)
     summary: dict[str, Any] | None = None
 
     def start_run(self, info: RunInfo) -> str:
@@ -75,6 +81,12 @@ class MemoryRecorder:
 
     def equity(self, ts_ms: int, equity_usdt: float) -> None:
         self.equity_points.append((ts_ms, equity_usdt))
+
+    def signal_candle(self, candle: Candle) -> None:
+        self.candles.append(candle)
+
+    def open_interest(self, sample: OpenInterest) -> None:
+        self.oi_samples.append(sample)
 
     def finish_run(self, summary: dict[str, Any]) -> None:
         self.summary = summary

@@ -1,0 +1,77 @@
+from pathlib import Path
+
+import pytest
+
+from cryptobot.config import Settings, load_settings
+from cryptobot.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+
+
+@pytest.mark.parametrize("name", ["default.toml", "crosscheck.toml", "paper.toml", "live.example.toml"])
+def test_every_shipped_profile_loads(name):
+    path = CONFIG_DIR / name
+    if not path.exists():
+        pytest.skip(f"{name} not written yet")
+    assert isinstance(load_settings(path), Settings)
+
+
+def test_default_file_matches_the_built_in_defaults():
+    assert load_settings(CONFIG_DIR / "default.toml") == Settings()
+
+
+def test_crosscheck_profile_is_the_strategy_md_setting():
+    settings = load_settings(CONFIG_DIR / "crosscheck.toml")
+    assert settings.strategy.oi_confirmation is False
+    assert settings.macro.enabled is False
+    assert (settings.exits.targets, settings.exits.trailing) == ("fixed_r", False)
+    assert settings.costs.maker_fee == settings.costs.taker_fee == 0.0005
+    assert settings.costs.slippage_bps == 0 and settings.costs.funding is False
+    assert settings.risk.volatility_scaling is False and settings.risk.max_daily_loss == 0
+    assert settings.risk.lot_rounding is False
+
+
+def test_unknown_key_is_named_with_its_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[risk]\nrisk_per_trad = 0.01\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value) == f"{path}: risk.risk_per_trad: unknown key"
+
+
+def test_out_of_range_value_names_file_and_key(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[risk]\nrisk_per_trade = 0.5\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: risk.risk_per_trade: .*less than or equal to 0.1"):
+        load_settings(path)
+
+
+def test_extends_overrides_only_what_it_lists(tmp_path):
+    (tmp_path / "base.toml").write_text("[risk]\nrisk_per_trade = 0.01\nmax_leverage = 2.0\n")
+    child = tmp_path / "child.toml"
+    child.write_text('extends = "base.toml"\n[risk]\nmax_leverage = 5.0\n')
+    settings = load_settings(child)
+    assert (settings.risk.risk_per_trade, settings.risk.max_leverage) == (0.01, 5.0)
+
+
+def test_extends_loop_and_missing_file_are_clear(tmp_path):
+    loop = tmp_path / "loop.toml"
+    loop.write_text('extends = "loop.toml"\n')
+    with pytest.raises(ConfigError, match="loops back"):
+        load_settings(loop)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_broken_toml_is_one_clear_error(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[risk\n")
+    with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
+        load_settings(path)
+
+
+def test_cross_field_rule(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[exits]\nfixed_tp1_r = 2.0\nfixed_tp2_r = 1.0\n")
+    with pytest.raises(ConfigError, match="fixed_tp2_r must be above"):
+        load_settings(path)

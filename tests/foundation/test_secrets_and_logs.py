@@ -1,0 +1,73 @@
+import json
+import logging
+import os
+
+import pytest
+
+from cryptobot import secrets
+from cryptobot.errors import SecretError
+from cryptobot.logs import LOG_FILE_NAME, configure_logging
+
+
+@pytest.fixture(autouse=True)
+def _clean_registry():
+    saved = set(secrets._registered)
+    yield
+    secrets._registered.clear()
+    secrets._registered.update(saved)
+
+
+def test_keys_from_environment(monkeypatch):
+    monkeypatch.setenv(secrets.API_KEY_ENV, "env-key-123")
+    monkeypatch.setenv(secrets.API_SECRET_ENV, "env-secret-456")
+    keys = secrets.load_api_keys()
+    assert (keys.key, keys.secret) == ("env-key-123", "env-secret-456")
+    assert "env-secret-456" not in repr(keys)
+    assert "env-secret-456" in secrets.registered_secrets()
+
+
+def test_missing_keys_are_refused(monkeypatch):
+    monkeypatch.delenv(secrets.API_KEY_ENV, raising=False)
+    monkeypatch.delenv(secrets.API_SECRET_ENV, raising=False)
+    with pytest.raises(SecretError, match="missing exchange keys"):
+        secrets.load_api_keys()
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path):
+    path = tmp_path / "keys.toml"
+    path.write_text('key = "file-key-1"\nsecret = "file-secret-2"\n')
+    os.chmod(path, 0o644)
+    with pytest.raises(SecretError, match="readable by others") as caught:
+        secrets.load_api_keys(path)
+    assert "file-secret-2" not in str(caught.value)
+    os.chmod(path, 0o600)
+    assert secrets.load_api_keys(path).secret == "file-secret-2"
+
+
+def test_key_file_without_secret_is_refused(tmp_path):
+    path = tmp_path / "keys.toml"
+    path.write_text('key = "only-key"\n')
+    os.chmod(path, 0o600)
+    with pytest.raises(SecretError, match="needs string values"):
+        secrets.load_api_keys(path)
+
+
+def test_log_lines_are_json_and_redacted(tmp_path):
+    secrets.register_secret("s3cr3t-value")
+    path = configure_logging(tmp_path, console=False, clock_ms=lambda: 1_722_816_000_000)
+    logger = logging.getLogger("cryptobot.test")
+    logger.info("signing with %s", "s3cr3t-value", extra={"event": "order", "detail": "k=s3cr3t-value"})
+    try:
+        raise RuntimeError("bad key s3cr3t-value")
+    except RuntimeError:
+        logger.exception("failed")
+    for handler in logging.getLogger("cryptobot").handlers:
+        handler.flush()
+    text = (tmp_path / LOG_FILE_NAME).read_text()
+    assert path == tmp_path / LOG_FILE_NAME
+    assert "s3cr3t-value" not in text
+    first, second = (json.loads(line) for line in text.splitlines())
+    assert first["message"] == "signing with ***"
+    assert first["event"] == "order" and first["detail"] == "k=***"
+    assert first["ts_ms"] == 1_722_816_000_000
+    assert "RuntimeError: bad key ***" in second["exception"]

@@ -7,6 +7,7 @@ it changes. Secrets never live here: see `cryptobot.secrets`.
 from __future__ import annotations
 
 import tomllib
+from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -88,15 +89,42 @@ class MacroSettings(_Section):
     reduce_size_factor: float = Field(0.5, gt=0, le=1)
     walcl_max_age_days: float = Field(14, gt=0)
     credit_max_age_trading_days: int = Field(5, ge=1)
-    walcl_publication_delay_days: int = Field(1, ge=0, le=14)
+    walcl_publication_delay_days: int = Field(1, ge=0, le=14)  # business days
     walcl_publication_time_ny: str = "16:30"
     hyg_close_time_ny: str = "16:15"
     oas_publication_delay_days: int = Field(1, ge=0, le=14)
     oas_publication_time_ny: str = "16:30"
-    hyg_source: Literal["csv", "yfinance"] = "csv"
+    funding_series: tuple[str, ...] = ("WTREGEN", "RRPONTSYD", "SOFR", "IORB")  # reported only
+    funding_publication_delay_days: int = Field(1, ge=0, le=14)
+    funding_publication_time_ny: str = "16:30"
+    hyg_source: Literal["csv", "yfinance", "none"] = "csv"
     hyg_csv: str = "data/macro/HYG_daily_adjusted.csv"
+    hyg_ticker: str = "HYG"
     snapshot_dir: str = "data/macro"
     use_fred: bool = False  # fetch from FRED (key or keyless CSV) instead of the bundled snapshot
+    fred_api_url: str = "https://api.stlouisfed.org/fred"
+    fred_csv_url: str = "https://fred.stlouisfed.org/graph/fredgraph.csv"
+    fred_observation_start: str = "2015-01-01"  # fetch from here on (smaller, faster answers)
+    http_timeout_s: float = Field(30.0, gt=0, le=600)
+    cache_dir: str = "logs/macro_cache"
+    cache_max_age_hours: float = Field(12.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_dates_and_times(self) -> MacroSettings:
+        for key in ("qt_calendar_start", "qt_calendar_end", "fred_observation_start"):
+            try:
+                date.fromisoformat(getattr(self, key))
+            except ValueError:
+                raise ValueError(f"{key} must be a date like 2022-06-01") from None
+        if self.qt_calendar_end <= self.qt_calendar_start:
+            raise ValueError("qt_calendar_end must be after qt_calendar_start")
+        for key in ("walcl_publication_time_ny", "hyg_close_time_ny", "oas_publication_time_ny",
+                    "funding_publication_time_ny"):
+            try:
+                time.fromisoformat(getattr(self, key))
+            except ValueError:
+                raise ValueError(f"{key} must be a New York time like 16:30") from None
+        return self
 
 
 class StoreSettings(_Section):
@@ -112,6 +140,7 @@ class LoggingSettings(_Section):
 
 class FeedSettings(_Section):
     oi_poll_seconds: float = Field(30.0, gt=0, le=3600)
+    reconnect_min_backoff_s: float = Field(0.5, gt=0, le=60)
     reconnect_max_backoff_s: float = Field(60.0, gt=0)
     rotate_after_hours: float = Field(23.5, gt=0, le=24)
     warmup_days: int = Field(31, ge=1, le=120)
@@ -126,6 +155,11 @@ class LiveSettings(_Section):
     adopt_unknown_positions: bool = False
     reconcile_interval_s: float = Field(180.0, ge=5)
     stop_place_retries: int = Field(3, ge=0, le=20)
+    recovery_stop_pct: float = Field(0.02, gt=0, le=0.5)  # stop for a position with no known stop
+    state_url: str = "sqlite:///logs/live_state.sqlite"  # the live broker's orders/fills/positions
+    request_timeout_ms: int = Field(10_000, ge=100, le=120_000)
+    retry_attempts: int = Field(5, ge=1, le=20)
+    retry_base_delay_s: float = Field(0.5, ge=0, le=60)
 
 
 class Settings(_Section):

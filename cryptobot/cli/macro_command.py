@@ -1,5 +1,112 @@
-"""`cryptobot macro`."""
+"""`cryptobot macro`: the macro gate's inputs, QT state, HYG trend and decision at one moment."""
 
 from __future__ import annotations
 
-from cryptobot.cli.app import app  # noqa: F401
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cryptobot.cli.app import app
+from cryptobot.clock import Clock, LiveClock, SimClock, iso_utc, parse_utc
+from cryptobot.config import load_settings
+from cryptobot.errors import ConfigError
+from cryptobot.macro.gate import STALE, evaluate
+from cryptobot.macro.loader import load_history
+from cryptobot.model import GateDecision
+
+
+def decision_report(decision: GateDecision, enabled: bool) -> dict[str, Any]:
+    """The decision as one JSON-ready object (what `--json` prints)."""
+    inputs = decision.inputs
+    return {
+        "asof": iso_utc(decision.ts_ms),
+        "asof_ms": decision.ts_ms,
+        "qt_state": inputs.get("qt_state"),
+        "qt_calendar": inputs.get("qt_calendar"),
+        "hyg_trend": inputs.get("hyg_trend"),
+        "credit_source": inputs.get("credit_source"),
+        "decision": decision.action.value,
+        "size_factor": decision.size_factor,
+        "stale": any(reason.startswith(STALE) for reason in decision.reasons),
+        "gate_enabled": enabled,
+        "fetch_method": inputs.get("fetch_method"),
+        "reasons": list(decision.reasons),
+        "inputs": inputs,
+    }
+
+
+@app.command("macro")
+def macro(
+    asof: Annotated[str | None, typer.Option(
+        "--asof", help="UTC date or time, e.g. 2024-08-05 (default: now)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    config: Annotated[Path | None, typer.Option(
+        "--config", help="settings TOML (default: built-in defaults)")] = None,
+) -> None:
+    """Show the macro gate: WALCL QT state, HYG trend, high-yield spread, and the decision."""
+    settings = load_settings(config)
+    clock: Clock = LiveClock()
+    if asof is not None:
+        try:
+            clock = SimClock(parse_utc(asof))
+        except ValueError:
+            raise ConfigError(f"--asof: {asof!r} is not a date like 2024-08-05") from None
+    history = load_history(settings.macro, clock)
+    now_ms = clock.now_ms()
+    decision = evaluate(history.snapshot_at(now_ms), settings.macro)
+    report = decision_report(decision, settings.macro.enabled)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+        return
+    _render(report, asof is None)
+
+
+def _render(report: dict[str, Any], is_now: bool) -> None:
+    console = Console(width=140)
+    table = Table(title=f"Macro gate as of {report['asof']} ({report['fetch_method']})")
+    for column in ("input", "value", "observation", "published (UTC)", "age", "detail"):
+        table.add_column(column)
+    inputs = report["inputs"]
+    rows = [("WALCL ($M)", inputs.get("walcl"), "age_days", _walcl_detail),
+            ("HYG close", inputs.get("hyg"), "age_trading_days", _trend_detail),
+            ("HY spread (%)", inputs.get("oas"), "age_trading_days", _trend_detail)]
+    rows += [(name, item, "age_days", lambda _: "reported only")
+             for name, item in inputs.get("funding", {}).items()]
+    for label, item, age_key, detail in rows:
+        if item is None:
+            table.add_row(label, "-", "-", "-", "-", "not available")
+            continue
+        table.add_row(label, f"{item['value']:,.4g}" if item["value"] < 1000
+                      else f"{item['value']:,.0f}", item["observation_date"],
+                      item["published_utc"], str(item[age_key]), detail(item))
+    console.print(table)
+    console.print(f"QT state: [bold]{report['qt_state']}[/] (calendar: {report['qt_calendar']})"
+                  f"   HYG trend: [bold]{report['hyg_trend']}[/] (credit from "
+                  f"{report['credit_source']})")
+    colour = {"ALLOW": "green", "REDUCE": "yellow", "BLOCK": "red"}[report["decision"]]
+    console.print(f"Decision: [bold {colour}]{report['decision']}[/] "
+                  f"(size x{report['size_factor']:g})")
+    for reason in report["reasons"]:
+        console.print(f"  - {reason}", markup=False)
+    if report["stale"] and is_now:
+        console.print("[bold]Note:[/] the macro data does not reach today (the bundled snapshot "
+                      "ends in mid-2026), so the gate blocks, as it must. Pass --asof inside the "
+                      "data, or set macro.use_fred = true to fetch current data.")
+    if not report["gate_enabled"]:
+        console.print("[bold]Note:[/] macro.enabled = false: the engine ignores this decision.")
+
+
+def _walcl_detail(item: dict[str, Any]) -> str:
+    avg = item.get("avg_change_13w_musd")
+    return "13w change avg: n/a" if avg is None else f"13w change avg {avg / 1000:+.1f}B"
+
+
+def _trend_detail(item: dict[str, Any]) -> str:
+    slow, change = item.get("sma_slow"), item.get("sma_fast_change")
+    if slow is None or change is None:
+        return f"trend {item.get('trend')}"
+    return f"SMA slow {slow:.2f}, SMA fast slope {change:+.3f}: {item.get('trend')}"

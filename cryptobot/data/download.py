@@ -1,0 +1,184 @@
+"""`cryptobot data download`: candles and OI history from the exchange into the store via ccxt.
+
+Paginated, resumable (restarts after what is stored), and polite: ccxt's own rate limiter is on,
+an HTTP 429 waits for the server's Retry-After and retries, network errors back off; both
+bounded. Whatever was fetched before an interruption is stored, so a rerun carries on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ccxt
+
+from cryptobot.clock import DAY_MS, Clock, iso_utc
+from cryptobot.data.importer import ImportResult, write_series
+from cryptobot.data.market_store import MarketStore
+from cryptobot.data.readers import CANDLES, OPEN_INTEREST, parse_rows
+from cryptobot.data.timeframes import timeframe_to_ms
+from cryptobot.errors import DataError
+from cryptobot.exchange.ccxt_errors import map_ccxt_error
+
+OI_HISTORY_DAYS = 30  # Binance serves openInterestHist for the last 30 days only
+OI_PERIOD = "5m"
+METRICS_DUMPS_HINT = ("for older OI use Binance's daily metrics dumps "
+                      "(https://data.binance.vision/?prefix=data/futures/um/daily/metrics/) "
+                      "with `cryptobot data import`")
+Progress = Callable[[str, int, int], None]  # (kind, fetched up to ms, until ms)
+
+
+@dataclass
+class DownloadResult:
+    candles: ImportResult | None = None
+    open_interest: ImportResult | None = None
+    notes: list[str] = field(default_factory=list)
+    requests: int = 0
+    retries: int = 0
+
+
+@dataclass
+class Downloader:
+    exchange: Any  # a sync ccxt instance, e.g. from make_exchange
+    store: MarketStore
+    clock: Clock
+    exchange_id: str = "binanceusdm"
+    page_limit: int = 1500
+    oi_page_limit: int = 500
+    max_retries: int = 5
+    max_backoff_s: float = 30.0
+    flush_every_pages: int = 20
+    sleep: Callable[[float], None] = time.sleep
+    progress: Progress | None = None
+    result: DownloadResult = field(default_factory=DownloadResult)
+
+    def run(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> DownloadResult:
+        if until_ms <= since_ms:
+            raise DataError(f"download span is empty: {iso_utc(since_ms)} .. {iso_utc(until_ms)}")
+        interval_ms = timeframe_to_ms(timeframe)
+        until_ms = min(until_ms, self.clock.now_ms())
+        self._call("load markets", self.exchange.load_markets)
+        self.result.candles = self._candles(symbol, timeframe, interval_ms, since_ms, until_ms)
+        oi_since = self._oi_start(since_ms, until_ms)
+        if oi_since is not None:
+            self.result.open_interest = self._open_interest(symbol, oi_since, until_ms)
+        return self.result
+
+    # ---- candles ------------------------------------------------------------------------
+    def _candles(self, symbol: str, timeframe: str, interval_ms: int, since_ms: int,
+                 until_ms: int) -> ImportResult | None:
+        start_ms = self._resume_point(symbol, CANDLES, interval_ms, since_ms, until_ms)
+        closed_before_ms = self.clock.now_ms() - interval_ms  # the running candle is not final
+        pages: list[list[Any]] = []
+        written: ImportResult | None = None
+        try:
+            while start_ms < until_ms:
+                rows = self._call("fetch candles", lambda s=start_ms: self.exchange.fetch_ohlcv(
+                    symbol, timeframe, since=s, limit=self.page_limit,
+                    params={"until": until_ms - 1}))
+                rows = [r for r in rows if start_ms <= r[0] < until_ms and r[0] <= closed_before_ms]
+                if not rows:
+                    break
+                pages.append(rows)
+                start_ms = int(rows[-1][0]) + interval_ms
+                self._report(CANDLES, start_ms, until_ms)
+                if len(pages) >= self.flush_every_pages:
+                    written = self._flush(symbol, CANDLES, pages, interval_ms) or written
+                    pages = []
+        finally:
+            written = self._flush(symbol, CANDLES, pages, interval_ms) or written
+        return written
+
+    # ---- open interest ------------------------------------------------------------------
+    def _oi_start(self, since_ms: int, until_ms: int) -> int | None:
+        oldest_ms = self.clock.now_ms() - OI_HISTORY_DAYS * DAY_MS + 60_000
+        oldest_ms += -oldest_ms % timeframe_to_ms(OI_PERIOD)
+        if since_ms >= oldest_ms:
+            return since_ms
+        covered = "none of it" if until_ms <= oldest_ms else f"only from {iso_utc(oldest_ms)}"
+        self.result.notes.append(
+            f"Binance serves open-interest history for the last {OI_HISTORY_DAYS} days only: "
+            f"{covered} has OI from the API; {METRICS_DUMPS_HINT}")
+        return oldest_ms if until_ms > oldest_ms else None
+
+    def _open_interest(self, symbol: str, since_ms: int, until_ms: int) -> ImportResult | None:
+        period_ms = timeframe_to_ms(OI_PERIOD)
+        start_ms = self._resume_point(symbol, OPEN_INTEREST, None, since_ms, until_ms, period_ms)
+        pages: list[list[Any]] = []
+        written: ImportResult | None = None
+        try:
+            while start_ms < until_ms:
+                end_ms = min(until_ms - 1, start_ms + (self.oi_page_limit - 1) * period_ms)
+                rows = self._call("fetch open interest", lambda s=start_ms, e=end_ms:
+                                  self.exchange.fetch_open_interest_history(
+                                      symbol, OI_PERIOD, since=s, limit=self.oi_page_limit,
+                                      params={"until": e}))
+                rows = [r for r in rows if start_ms <= r["timestamp"] < until_ms]
+                if rows:
+                    pages.append(rows)
+                    start_ms = int(rows[-1]["timestamp"]) + period_ms
+                else:
+                    start_ms = end_ms + 1  # a hole in Binance's history: step over it
+                self._report(OPEN_INTEREST, start_ms, until_ms)
+        finally:
+            written = self._flush(symbol, OPEN_INTEREST, pages, None) or written
+        return written
+
+    # ---- shared -------------------------------------------------------------------------
+    def _resume_point(self, symbol: str, kind: str, interval_ms: int | None, since_ms: int,
+                      until_ms: int, step_ms: int | None = None) -> int:
+        stored = self.store.read(self.exchange_id, symbol, kind, interval_ms)
+        if stored is None or stored.frame.empty:
+            return since_ms
+        ts = stored.frame.iloc[:, 0]
+        inside = ts[(ts >= since_ms) & (ts < until_ms)]
+        if inside.empty or int(inside.iloc[0]) > since_ms + (step_ms or interval_ms or 0):
+            return since_ms
+        return int(inside.iloc[-1]) + (step_ms or interval_ms or 0)
+
+    def _flush(self, symbol: str, kind: str, pages: list[list[Any]],
+               interval_ms: int | None) -> ImportResult | None:
+        rows = [row for page in pages for row in page]
+        if not rows:
+            return None
+        source = f"ccxt:{self.exchange_id}:{kind}"
+        frame = parse_rows(rows, source, interval_ms).frame
+        return write_series(self.store, self.exchange_id, symbol, kind, frame, (source,),
+                            interval_ms)
+
+    def _report(self, kind: str, done_ms: int, until_ms: int) -> None:
+        if self.progress is not None:
+            self.progress(kind, min(done_ms, until_ms), until_ms)
+
+    def _call(self, action: str, fn: Callable[[], Any]) -> Any:
+        for attempt in range(self.max_retries + 1):
+            self.result.requests += 1
+            try:
+                return fn()
+            except ccxt.DDoSProtection as exc:  # HTTP 429/418 and Binance's -1003
+                error: ccxt.BaseError = exc
+                wait_s = self._retry_after_s() or self._backoff_s(attempt)
+            except ccxt.NetworkError as exc:  # timeouts, dropped connections, 5xx
+                error = exc
+                wait_s = self._backoff_s(attempt)
+            except ccxt.BaseError as exc:
+                raise map_ccxt_error(exc, action) from None
+            if attempt == self.max_retries:
+                raise map_ccxt_error(error, f"{action} (gave up after {attempt + 1} tries)") \
+                    from None
+            self.result.retries += 1
+            self.sleep(wait_s)
+        raise AssertionError("unreachable")
+
+    def _retry_after_s(self) -> float | None:
+        headers = getattr(self.exchange, "last_response_headers", None) or {}
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        try:
+            return min(float(value), self.max_backoff_s) if value is not None else None
+        except ValueError:
+            return None
+
+    def _backoff_s(self, attempt: int) -> float:
+        return min(0.5 * 2 ** attempt, self.max_backoff_s)

@@ -1,0 +1,164 @@
+"""`load_market_data`: what a backtest or replay reads, from a store or a plain folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryptobot.clock import iso_utc
+from cryptobot.data.frames import (
+    MAX_SILENT_GAP_MS,
+    empty_funding,
+    empty_open_interest,
+    find_gaps,
+    merge_frames,
+)
+from cryptobot.data.market_store import MarketStore
+from cryptobot.data.readers import (
+    CANDLES,
+    DATA_SUFFIXES,
+    FUNDING,
+    OPEN_INTEREST,
+    ParsedFile,
+    read_market_file,
+)
+from cryptobot.data.timeframes import format_duration, ms_to_timeframe
+from cryptobot.errors import DataError, GapError
+
+SYNTHETIC_MARK = "SYNTHETIC"
+
+
+@dataclass(frozen=True)
+class MarketData:
+    exchange: str
+    symbol: str
+    candles: pd.DataFrame  # base timeframe: ts_open_ms, open, high, low, close, volume
+    base_interval_ms: int
+    open_interest: pd.DataFrame  # ts_ms, oi_contracts, oi_value_usdt (maybe empty)
+    funding: pd.DataFrame  # ts_ms, rate (maybe empty)
+    oi_synthetic: bool
+    sources: tuple[str, ...]  # file names; synthetic ones contain SYNTHETIC
+    gaps: tuple[tuple[int, int], ...]  # (first missing open time, next present open time)
+
+    @property
+    def is_synthetic(self) -> bool:
+        return any(SYNTHETIC_MARK in source for source in self.sources)
+
+    def describe(self) -> str:
+        """One line for summaries: span, timeframe, OI, funding, gaps, SYNTHETIC."""
+        if self.candles.empty:
+            return f"{self.exchange} {self.symbol}: no candles"
+        ts = self.candles["ts_open_ms"]
+        oi = "no OI" if self.open_interest.empty else f"{len(self.open_interest)} OI samples"
+        if self.oi_synthetic:
+            oi += " (SYNTHETIC)"
+        gaps = ", ".join(f"{iso_utc(a)} +{format_duration(b - a)}" for a, b in self.gaps)
+        return (f"{self.exchange} {self.symbol} {ms_to_timeframe(self.base_interval_ms)} "
+                f"{iso_utc(int(ts.iloc[0]))} .. {iso_utc(int(ts.iloc[-1]))}, "
+                f"{len(self.candles)} candles, {oi}, {len(self.funding)} funding rates, "
+                f"gaps: {gaps or 'none'}")
+
+
+def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
+                     end_ms: int | None = None, allow_gaps: bool = False,
+                     exchange: str = "binanceusdm") -> MarketData:
+    """Candles, OI and funding for one market, cut to [start_ms, end_ms) by candle open time.
+
+    `path` is a store written by `cryptobot data import/download`, a plain folder of files in any
+    layout the readers know, or one such file. A hole longer than an hour inside the span raises
+    GapError unless `allow_gaps`.
+    """
+    path = Path(path)
+    if MarketStore.is_store(path):
+        parts = _from_store(MarketStore(path), exchange, symbol)
+    elif path.is_dir():
+        parts = _from_files(read_folder(path), path)
+    elif path.is_file():
+        parts = _from_files([read_market_file(path)], path)
+    else:
+        raise DataError(f"{path}: no such data folder or file")
+    candles, interval_ms, oi, funding, sources = parts
+    candles = _cut(candles, "ts_open_ms", start_ms, end_ms, keep_one_before=False)
+    if candles.empty:
+        span = f" between {_when(start_ms)} and {_when(end_ms)}"
+        raise DataError(f"{path}: no {symbol} candles{span if start_ms or end_ms else ''}")
+    gaps = find_gaps(candles["ts_open_ms"].to_numpy(), interval_ms)
+    long_gaps = [(a, b) for a, b in gaps if b - a > MAX_SILENT_GAP_MS]
+    if long_gaps and not allow_gaps:
+        a, b = long_gaps[0]
+        more = f" (and {len(long_gaps) - 1} more)" if len(long_gaps) > 1 else ""
+        raise GapError(f"{path}: {symbol} candles missing for {format_duration(b - a)} from "
+                       f"{iso_utc(a)} to {iso_utc(b)}{more}; pass --allow-gaps to run anyway")
+    oi = _cut(oi, "ts_ms", start_ms, end_ms, keep_one_before=True)
+    funding = _cut(funding, "ts_ms", start_ms, end_ms, keep_one_before=True)
+    oi_sources = [s for s, kind in sources if kind == OPEN_INTEREST]
+    return MarketData(
+        exchange=exchange, symbol=symbol, candles=candles, base_interval_ms=interval_ms,
+        open_interest=oi, funding=funding,
+        oi_synthetic=any(SYNTHETIC_MARK in s for s in oi_sources),
+        sources=tuple(dict.fromkeys(s for s, _ in sources)), gaps=gaps)
+
+
+def _when(ts_ms: int | None) -> str:
+    return "the start" if ts_ms is None else iso_utc(ts_ms)
+
+
+def read_folder(folder: Path) -> list[ParsedFile]:
+    """Every data file in a folder (not recursive); notes like README.md are skipped."""
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() in DATA_SUFFIXES and p.suffix.lower() != ".txt")
+    return [read_market_file(p) for p in files]
+
+
+_Parts = tuple[pd.DataFrame, int, pd.DataFrame, pd.DataFrame, list[tuple[str, str]]]
+
+
+def _from_files(parsed: list[ParsedFile], where: Path) -> _Parts:
+    candle_files = [p for p in parsed if p.kind == CANDLES]
+    if not candle_files:
+        raise DataError(f"{where}: no candle file found")
+    # A folder may hold several timeframes of one market: the finest is the base.
+    interval_ms = min(p.interval_ms or 0 for p in candle_files)
+    used = [p for p in parsed if p.kind != CANDLES or p.interval_ms == interval_ms]
+    candles = merge_frames([p.frame for p in used if p.kind == CANDLES], "ts_open_ms")
+    oi = _merge_kind(used, OPEN_INTEREST, empty_open_interest())
+    funding = _merge_kind(used, FUNDING, empty_funding())
+    return candles, interval_ms, oi, funding, [(p.source, p.kind) for p in used]
+
+
+def _merge_kind(parsed: list[ParsedFile], kind: str, empty: pd.DataFrame) -> pd.DataFrame:
+    frames = [p.frame for p in parsed if p.kind == kind]
+    return merge_frames(frames, empty.columns[0]) if frames else empty
+
+
+def _from_store(store: MarketStore, exchange: str, symbol: str) -> _Parts:
+    intervals = store.candle_intervals(exchange, symbol)
+    if not intervals:
+        stored = sorted({f"{s.exchange} {s.symbol}" for s in store.all_series()})
+        raise DataError(f"{store.root}: no {exchange} {symbol} candles stored "
+                        f"(stored: {', '.join(stored) or 'nothing'})")
+    series = [store.read(exchange, symbol, CANDLES, intervals[0]),
+              store.read(exchange, symbol, OPEN_INTEREST),
+              store.read(exchange, symbol, FUNDING)]
+    candles, oi, funding = series
+    assert candles is not None
+    sources = [(s, item.kind) for item in series if item is not None for s in item.sources]
+    return (candles.frame, intervals[0],
+            oi.frame if oi is not None else empty_open_interest(),
+            funding.frame if funding is not None else empty_funding(), sources)
+
+
+def _cut(frame: pd.DataFrame, column: str, start_ms: int | None, end_ms: int | None,
+         keep_one_before: bool) -> pd.DataFrame:
+    """Rows in [start_ms, end_ms); with keep_one_before from the last row at or before start_ms,
+    so the value in force at the start is known (OI and funding)."""
+    ts = frame[column].to_numpy(dtype=np.int64)
+    lo = 0 if start_ms is None else int(np.searchsorted(ts, start_ms, side="left"))
+    hi = len(ts) if end_ms is None else int(np.searchsorted(ts, end_ms, side="left"))
+    if keep_one_before and start_ms is not None:
+        lo = max(int(np.searchsorted(ts, start_ms, side="right")) - 1, 0)
+    return frame.iloc[lo:max(lo, hi)].reset_index(drop=True)

@@ -1,0 +1,136 @@
+"""The on-disk store: one Parquet file per exchange/symbol/timeframe (candles) and per
+exchange/symbol (open interest, funding).
+
+    <root>/cryptobot-store.json
+    <root>/<exchange>/<BTC_USDT_USDT>/candles_1m.parquet | open_interest.parquet | funding.parquet
+
+Appends merge with what is stored and de-duplicate by time (the newer rows win). Every write goes
+to a temporary file that replaces the old one in one rename, so a failed import never leaves a
+half-written file; the names of the source files travel in the Parquet metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from cryptobot.data.frames import (
+    CANDLE_COLUMNS,
+    FUNDING_COLUMNS,
+    OI_COLUMNS,
+    RowLocator,
+    merge_frames,
+    validate_candles,
+    validate_funding,
+    validate_open_interest,
+)
+from cryptobot.data.readers import CANDLES, FUNDING, OPEN_INTEREST
+from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
+from cryptobot.errors import DataError
+
+MARKER = "cryptobot-store.json"
+DEFAULT_STORE_DIR = "data/store"
+_META_KEY = b"cryptobot"
+_COLUMNS = {CANDLES: CANDLE_COLUMNS, OPEN_INTEREST: OI_COLUMNS, FUNDING: FUNDING_COLUMNS}
+_VALIDATORS = {CANDLES: validate_candles, OPEN_INTEREST: validate_open_interest,
+               FUNDING: validate_funding}
+
+
+@dataclass(frozen=True)
+class StoredSeries:
+    exchange: str
+    symbol: str
+    kind: str
+    interval_ms: int | None  # candles only
+    frame: pd.DataFrame
+    sources: tuple[str, ...]
+    path: Path
+
+
+def symbol_dir_name(symbol: str) -> str:
+    """'BTC/USDT:USDT' -> 'BTC_USDT_USDT' (freqtrade's habit)."""
+    return symbol.replace("/", "_").replace(":", "_")
+
+
+class MarketStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def is_store(path: str | Path) -> bool:
+        return (Path(path) / MARKER).is_file()
+
+    def _file(self, exchange: str, symbol: str, kind: str, interval_ms: int | None) -> Path:
+        folder = self.root / exchange / symbol_dir_name(symbol)
+        if kind == CANDLES:
+            assert interval_ms is not None
+            return folder / f"candles_{ms_to_timeframe(interval_ms)}.parquet"
+        return folder / f"{kind}.parquet"
+
+    def read(self, exchange: str, symbol: str, kind: str,
+             interval_ms: int | None = None) -> StoredSeries | None:
+        path = self._file(exchange, symbol, kind, interval_ms)
+        return self._read_path(path) if path.is_file() else None
+
+    def _read_path(self, path: Path) -> StoredSeries:
+        try:
+            table = pq.read_table(path)
+            meta = json.loads((table.schema.metadata or {})[_META_KEY])
+        except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+            raise DataError(f"{path}: unreadable store file ({exc})") from None
+        kind = meta["kind"]
+        frame = _VALIDATORS[kind](table.to_pandas(), RowLocator(str(path), None))
+        return StoredSeries(meta["exchange"], meta["symbol"], kind, meta.get("interval_ms"),
+                            frame, tuple(meta["sources"]), path)
+
+    def candle_intervals(self, exchange: str, symbol: str) -> list[int]:
+        folder = self.root / exchange / symbol_dir_name(symbol)
+        names = sorted(folder.glob("candles_*.parquet")) if folder.is_dir() else []
+        return sorted(timeframe_to_ms(p.stem.removeprefix("candles_")) for p in names)
+
+    def all_series(self) -> list[StoredSeries]:
+        return [self._read_path(p) for p in sorted(self.root.glob("*/*/*.parquet"))]
+
+    def append(self, exchange: str, symbol: str, kind: str, frame: pd.DataFrame,
+               sources: tuple[str, ...], interval_ms: int | None = None) -> StoredSeries:
+        """Merge `frame` (already validated) into what is stored; atomic replace."""
+        path = self._file(exchange, symbol, kind, interval_ms)
+        old = self.read(exchange, symbol, kind, interval_ms)
+        time_column = _COLUMNS[kind][0]
+        if old is not None:
+            frame = merge_frames([old.frame, frame], time_column)
+            sources = tuple(dict.fromkeys((*old.sources, *sources)))
+        else:
+            frame = merge_frames([frame], time_column)
+        meta = {"exchange": exchange, "symbol": symbol, "kind": kind,
+                "interval_ms": interval_ms, "sources": list(sources)}
+        table = pa.Table.from_pandas(frame[list(_COLUMNS[kind])], preserve_index=False)
+        table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
+        self._ensure_marker()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+        return StoredSeries(exchange, symbol, kind, interval_ms, frame, sources, path)
+
+    def _ensure_marker(self) -> None:
+        marker = self.root / MARKER
+        if not marker.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            _atomic_write(marker, lambda tmp: Path(tmp).write_text('{"format": 1}\n'))
+
+
+def _atomic_write(path: Path, write) -> None:
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

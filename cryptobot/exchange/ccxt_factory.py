@@ -1,0 +1,57 @@
+"""One place that builds ccxt clients, so every part talks to the venue the same way.
+
+`rest_url` points every REST endpoint at another host (a loopback fake in tests, a replay) while
+keeping each endpoint's path: https://fapi.binance.com/fapi/v1 -> {rest_url}/fapi/v1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import ccxt
+import ccxt.async_support as ccxt_async
+
+from cryptobot.errors import ConfigError
+from cryptobot.secrets import ApiKeys, register_secret
+
+# Only linear (USDT-margined) perpetuals: load_markets then makes one exchangeInfo call.
+_LINEAR_ONLY: dict[str, dict[str, Any]] = {
+    "binanceusdm": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}},
+    "bybit": {"defaultType": "swap", "fetchMarkets": {"types": ["linear"]}},
+}
+
+
+def make_exchange(exchange_id: str, *, rest_url: str | None = None, api_keys: ApiKeys | None = None,
+                  demo_trading: bool = False, async_client: bool = False) -> Any:
+    """A configured ccxt instance (sync, or async with `async_client`), rate limiting on."""
+    module = ccxt_async if async_client else ccxt
+    exchange_class = getattr(module, exchange_id, None)
+    if exchange_class is None or exchange_id not in ccxt.exchanges:
+        raise ConfigError(f"unknown exchange {exchange_id!r} (expected a ccxt id such as "
+                          "binanceusdm or bybit)")
+    config: dict[str, Any] = {"enableRateLimit": True,
+                              "options": dict(_LINEAR_ONLY.get(exchange_id, {}))}
+    if api_keys is not None:
+        register_secret(api_keys.key)
+        register_secret(api_keys.secret)
+        config["apiKey"], config["secret"] = api_keys.key, api_keys.secret
+    exchange = exchange_class(config)
+    if demo_trading:
+        exchange.enable_demo_trading(True)
+    if rest_url is not None:
+        exchange.urls["api"] = rewrite_api_urls(exchange.urls["api"], rest_url)
+        # ccxt picks some hosts (e.g. Bybit's) from `hostname`; keep it consistent.
+        exchange.hostname = urlsplit(rest_url).netloc
+    return exchange
+
+
+def rewrite_api_urls(urls: Any, rest_url: str) -> Any:
+    """Replace scheme and host of every URL (nested dicts too), keep the path."""
+    base = rest_url.rstrip("/")
+    if isinstance(urls, dict):
+        return {key: rewrite_api_urls(value, rest_url) for key, value in urls.items()}
+    if isinstance(urls, str) and "://" in urls:
+        parts = urlsplit(urls)
+        return base + parts.path
+    return urls

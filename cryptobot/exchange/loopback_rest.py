@@ -1,0 +1,262 @@
+"""A fake Binance USD-M REST server on 127.0.0.1 that answers like Binance from MarketData.
+
+Endpoints: /fapi/v1/ping, /time, /exchangeInfo (a recorded answer), /klines, /openInterest,
+/fundingRate and /futures/data/openInterestHist, with Binance's startTime/endTime/limit rules.
+`app` is the aiohttp Application, so other parts can add routes (e.g. order endpoints).
+
+Run it in a background thread for sync ccxt (`with LoopbackRestServer(...) as base_url:`) or in
+a running loop (`base_url = await server.start()` ... `await server.stop()`). Faults on demand:
+HTTP 429 with Retry-After on every Nth request, or connections closed after K requests.
+`visible_until_ms` makes a replay serve only candles closed, and samples taken, by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from aiohttp import web
+
+from cryptobot.clock import DAY_MS, Clock, LiveClock
+from cryptobot.data.market_data import MarketData
+from cryptobot.data.resample import resample_candles
+from cryptobot.data.timeframes import timeframe_to_ms
+
+EXCHANGE_INFO_FILE = (Path(__file__).resolve().parents[2] / "data" / "exchange"
+                      / "binance_usdm_exchange_info.json")
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class FaultPlan:
+    """Misbehaviour on demand; mutable, so a test can heal the server between runs."""
+
+    rate_limit_every: int | None = None  # every Nth request answers HTTP 429
+    retry_after_s: int = 1
+    drop_after: int | None = None  # requests after the Kth are cut off without an answer
+    rate_limited: int = field(default=0, init=False)
+    dropped: int = field(default=0, init=False)
+
+
+def binance_symbol(symbol: str) -> str:
+    """'BTC/USDT:USDT' -> 'BTCUSDT'."""
+    return symbol.split(":")[0].replace("/", "")
+
+
+def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None):
+    return web.json_response({"code": code, "msg": message}, status=status, headers=headers)
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"code": -1100, "msg": f"Illegal characters "
+                                 f"found in parameter '{name}'"}),
+                                 content_type="application/json") from None
+
+
+def _window(ts: np.ndarray, start: int | None, end: int | None, limit: int) -> slice:
+    """Binance's rule: from startTime forward, else back from endTime (or the latest)."""
+    lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
+    hi = len(ts) if end is None else int(np.searchsorted(ts, end, side="right"))
+    if start is None:
+        return slice(max(lo, hi - limit), hi)
+    return slice(lo, min(hi, lo + limit))
+
+
+class LoopbackRestServer:
+    def __init__(self, markets: MarketData | Sequence[MarketData], *,
+                 faults: FaultPlan | None = None,
+                 visible_until_ms: Callable[[], int] | None = None,
+                 clock: Clock | None = None, oi_history_days: int | None = 30,
+                 exchange_info_file: Path = EXCHANGE_INFO_FILE) -> None:
+        markets = [markets] if isinstance(markets, MarketData) else list(markets)
+        self.markets = {binance_symbol(m.symbol): m for m in markets}
+        self.faults = faults or FaultPlan()
+        self.visible_until_ms = visible_until_ms
+        self.clock = clock or LiveClock()
+        self.oi_history_days = oi_history_days
+        self.exchange_info = json.loads(exchange_info_file.read_text())
+        self.request_count = 0
+        self.request_log: list[str] = []
+        self.app = web.Application(middlewares=[self._faults_middleware])
+        self.app.router.add_get("/fapi/v1/ping", self._ping)
+        self.app.router.add_get("/fapi/v1/time", self._time)
+        self.app.router.add_get("/fapi/v1/exchangeInfo", self._exchange_info)
+        self.app.router.add_get("/fapi/v1/klines", self._klines)
+        self.app.router.add_get("/fapi/v1/openInterest", self._open_interest)
+        self.app.router.add_get("/futures/data/openInterestHist", self._open_interest_hist)
+        self.app.router.add_get("/fapi/v1/fundingRate", self._funding_rate)
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.base_url = ""
+
+    # ---- running ------------------------------------------------------------------------
+    async def start(self) -> str:
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def __enter__(self) -> str:
+        ready = threading.Event()
+        self._loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            self._loop.run_until_complete(self.start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="loopback-rest", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout=10):
+            raise RuntimeError("loopback REST server did not start")
+        return self.base_url
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self._loop is not None and self._thread is not None
+        asyncio.run_coroutine_threadsafe(self.stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    # ---- helpers --------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self.visible_until_ms() if self.visible_until_ms else self.clock.now_ms()
+
+    @web.middleware
+    async def _faults_middleware(self, request: web.Request, handler: _Handler):
+        self.request_count += 1
+        self.request_log.append(request.path_qs)
+        plan = self.faults
+        if plan.drop_after is not None and self.request_count > plan.drop_after:
+            plan.dropped += 1
+            if request.transport is not None:
+                request.transport.close()  # the client sees the connection die mid-request
+            raise asyncio.CancelledError
+        if plan.rate_limit_every and self.request_count % plan.rate_limit_every == 0:
+            plan.rate_limited += 1
+            return _error(429, -1003, "Too many requests; current limit of IP is 2400 "
+                          "requests per minute.", {"Retry-After": str(plan.retry_after_s)})
+        return await handler(request)
+
+    def _market(self, request: web.Request) -> MarketData:
+        market = self.markets.get(request.query.get("symbol", ""))
+        if market is None:
+            raise web.HTTPBadRequest(text=json.dumps({"code": -1121, "msg": "Invalid symbol."}),
+                                     content_type="application/json")
+        return market
+
+    def _limit(self, request: web.Request, default: int, maximum: int) -> int:
+        limit = _int_param(request, "limit")
+        return default if limit is None else max(1, min(limit, maximum))
+
+    # ---- endpoints ------------------------------------------------------------------------
+    async def _ping(self, request: web.Request) -> web.Response:
+        return web.json_response({})
+
+    async def _time(self, request: web.Request) -> web.Response:
+        return web.json_response({"serverTime": self.now_ms()})
+
+    async def _exchange_info(self, request: web.Request) -> web.Response:
+        return web.json_response({**self.exchange_info, "serverTime": self.now_ms()})
+
+    async def _klines(self, request: web.Request) -> web.Response:
+        market = self._market(request)
+        try:
+            interval_ms = timeframe_to_ms(request.query.get("interval", ""))
+        except ValueError:
+            return _error(400, -1120, "Invalid interval.")
+        if interval_ms % market.base_interval_ms:
+            return _error(400, -1120, "Invalid interval.")
+        candles = market.candles
+        if interval_ms != market.base_interval_ms:
+            candles = resample_candles(candles, interval_ms)
+        if self.visible_until_ms is not None:
+            closed_until = self.visible_until_ms() - interval_ms
+            candles = candles[candles["ts_open_ms"].to_numpy() <= closed_until]
+        ts = candles["ts_open_ms"].to_numpy()
+        rows = candles.iloc[_window(ts, _int_param(request, "startTime"),
+                                    _int_param(request, "endTime"),
+                                    self._limit(request, 500, 1500))]
+        return web.json_response([_kline_row(row, interval_ms) for row in rows.itertuples()])
+
+    def _visible_oi(self, market: MarketData) -> pd.DataFrame:
+        oi = market.open_interest
+        return oi[oi["ts_ms"].to_numpy() <= self.now_ms()]
+
+    async def _open_interest(self, request: web.Request) -> web.Response:
+        market = self._market(request)
+        oi = self._visible_oi(market)
+        if oi.empty:
+            return _error(400, -1121, "Invalid symbol.")
+        last = oi.iloc[-1]
+        return web.json_response({"openInterest": _text(last["oi_contracts"]),
+                                  "symbol": binance_symbol(market.symbol),
+                                  "time": int(last["ts_ms"])})
+
+    async def _open_interest_hist(self, request: web.Request) -> web.Response:
+        market = self._market(request)
+        try:
+            period_ms = timeframe_to_ms(request.query.get("period", ""))
+        except ValueError:
+            return _error(400, -1102, "Mandatory parameter 'period' was not sent, was empty/null, "
+                          "or malformed.")
+        start, end = _int_param(request, "startTime"), _int_param(request, "endTime")
+        if self.oi_history_days is not None and start is not None \
+                and start < self.now_ms() - self.oi_history_days * DAY_MS:
+            return _error(400, -1130, "Data sent for parameter 'startTime' is not valid.")
+        oi = self._visible_oi(market)
+        oi = oi[oi["ts_ms"].to_numpy() % period_ms == 0]
+        rows = oi.iloc[_window(oi["ts_ms"].to_numpy(), start, end, self._limit(request, 30, 500))]
+        symbol = binance_symbol(market.symbol)
+        return web.json_response([
+            {"symbol": symbol, "sumOpenInterest": _text(row.oi_contracts),
+             "sumOpenInterestValue": _text(row.oi_value_usdt), "timestamp": int(row.ts_ms)}
+            for row in rows.itertuples()])
+
+    async def _funding_rate(self, request: web.Request) -> web.Response:
+        market = self._market(request)
+        funding = market.funding[market.funding["ts_ms"].to_numpy() <= self.now_ms()]
+        rows = funding.iloc[_window(funding["ts_ms"].to_numpy(), _int_param(request, "startTime"),
+                                    _int_param(request, "endTime"),
+                                    self._limit(request, 100, 1000))]
+        symbol = binance_symbol(market.symbol)
+        return web.json_response([
+            {"symbol": symbol, "fundingTime": int(row.ts_ms), "fundingRate": _text(row.rate)}
+            for row in rows.itertuples()])
+
+
+def _text(value: Any) -> str:
+    """Binance sends decimals as strings; a missing value as ''."""
+    number = float(value)
+    return "" if np.isnan(number) else np.format_float_positional(number, trim="-")
+
+
+def _kline_row(row: Any, interval_ms: int) -> list[Any]:
+    # Quote volume, trade count and taker volumes are not in our frames: sent as zero.
+    return [int(row.ts_open_ms), _text(row.open), _text(row.high), _text(row.low),
+            _text(row.close), _text(row.volume), int(row.ts_open_ms) + interval_ms - 1,
+            "0", 0, "0", "0", "0"]

@@ -1,0 +1,45 @@
+"""What the macro gate sees at one moment: the latest published reading of each input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cryptobot.clock import iso_utc
+
+
+@dataclass(frozen=True)
+class Reading:
+    series_id: str
+    observation_date: str  # YYYY-MM-DD, the date the value is for
+    published_ms: int  # when it became public (UTC ms)
+    value: float
+    source: str
+
+    def describe(self) -> dict[str, object]:
+        return {"value": self.value, "observation_date": self.observation_date,
+                "published_utc": iso_utc(self.published_ms), "source": self.source}
+
+
+@dataclass(frozen=True)
+class WalclReading(Reading):
+    change_musd: float | None  # change over qt_change_weeks, millions USD
+    avg_change_musd: float | None  # its average over qt_average_weeks
+
+
+@dataclass(frozen=True)
+class TrendReading(Reading):
+    sma_fast: float | None
+    sma_slow: float | None
+    sma_fast_change: float | None  # SMA fast now minus slope_days rows ago
+    value_change: float | None  # value now minus slope_days rows ago
+
+
+@dataclass(frozen=True)
+class MacroSnapshot:
+    asof_ms: int
+    walcl: WalclReading | None
+    hyg: TrendReading | None
+    oas: TrendReading | None
+    funding: tuple[Reading, ...] = ()
+    notes: tuple[str, ...] = ()  # facts about the sources worth a reason (e.g. HYG turned off)
+    fetch_method: str = ""  # "bundled snapshot", "FRED API (key)", "FRED keyless CSV"

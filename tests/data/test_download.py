@@ -1,0 +1,120 @@
+"""`data download` against a loopback server that answers like Binance: pages, 429, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cryptobot.clock import DAY_MS, SimClock, parse_utc
+from cryptobot.data import load_market_data
+from cryptobot.data.download import Downloader
+from cryptobot.data.market_store import MarketStore
+from cryptobot.errors import TemporaryExchangeError
+from cryptobot.exchange.ccxt_factory import make_exchange
+from cryptobot.exchange.loopback_rest import FaultPlan, LoopbackRestServer
+
+CALM = Path(__file__).resolve().parents[2] / "data" / "btc_2024-05_calm"
+SYMBOL = "BTC/USDT:USDT"
+SINCE, UNTIL = parse_utc("2024-05-09T12:00"), parse_utc("2024-05-11T00:00")
+NOW = parse_utc("2024-05-20")  # OI span inside Binance's 30 days
+
+
+@pytest.fixture(scope="module")
+def market():
+    return load_market_data(CALM, SYMBOL)
+
+
+def _downloader(base_url: str, store: MarketStore, clock: SimClock, sleeps: list[float],
+                **kwargs) -> Downloader:
+    exchange = make_exchange("binanceusdm", rest_url=base_url)
+    exchange.rateLimit = 1  # keep ccxt's limiter on, but fast against loopback
+    return Downloader(exchange, store, clock, page_limit=100, oi_page_limit=120,
+                      sleep=sleeps.append, **kwargs)
+
+
+def _expected(market, column, frame, since=SINCE, until=UNTIL):
+    ts = frame[column]
+    return frame[(ts >= since) & (ts < until)].reset_index(drop=True)
+
+
+def test_paginated_download_equals_the_source_data(tmp_path, market):
+    clock = SimClock(NOW)
+    store = MarketStore(tmp_path / "store")
+    server = LoopbackRestServer(market, clock=clock)
+    with server as base_url:
+        result = _downloader(base_url, store, clock, []).run(SYMBOL, "5m", SINCE, UNTIL)
+    assert result.notes == []
+    candles = store.read("binanceusdm", SYMBOL, "candles", 300_000).frame
+    pd.testing.assert_frame_equal(candles, _expected(market, "ts_open_ms", market.candles))
+    oi = store.read("binanceusdm", SYMBOL, "open_interest").frame
+    pd.testing.assert_frame_equal(oi, _expected(market, "ts_ms", market.open_interest))
+    klines = [r for r in server.request_log if r.startswith("/fapi/v1/klines")]
+    assert len(klines) == -(-len(candles) // 100)  # one request per page of 100
+
+
+def test_rate_limit_answers_wait_for_retry_after_and_retry(tmp_path, market):
+    clock = SimClock(NOW)
+    store = MarketStore(tmp_path / "store")
+    sleeps: list[float] = []
+    server = LoopbackRestServer(market, clock=clock,
+                                faults=FaultPlan(rate_limit_every=3, retry_after_s=7))
+    with server as base_url:
+        result = _downloader(base_url, store, clock, sleeps).run(SYMBOL, "5m", SINCE, UNTIL)
+    assert server.faults.rate_limited >= 3
+    assert sleeps == [7.0] * server.faults.rate_limited == [7.0] * result.retries
+    candles = store.read("binanceusdm", SYMBOL, "candles", 300_000).frame
+    pd.testing.assert_frame_equal(candles, _expected(market, "ts_open_ms", market.candles))
+
+
+def test_rate_limit_is_bounded(tmp_path, market):
+    clock = SimClock(NOW)
+    sleeps: list[float] = []
+    server = LoopbackRestServer(market, clock=clock, faults=FaultPlan(rate_limit_every=1))
+    with server as base_url, pytest.raises(TemporaryExchangeError, match="gave up after 3 tries"):
+        _downloader(base_url, MarketStore(tmp_path), clock, sleeps, max_retries=2).run(
+            SYMBOL, "5m", SINCE, UNTIL)
+    assert len(sleeps) == 2
+
+
+def test_resume_after_the_server_drops(tmp_path, market):
+    clock = SimClock(NOW)
+    store = MarketStore(tmp_path / "store")
+    server = LoopbackRestServer(market, clock=clock, faults=FaultPlan(drop_after=4))
+    with server as base_url:
+        with pytest.raises(TemporaryExchangeError):
+            _downloader(base_url, store, clock, [], max_retries=1).run(SYMBOL, "5m", SINCE, UNTIL)
+        partial = store.read("binanceusdm", SYMBOL, "candles", 300_000).frame
+        full = _expected(market, "ts_open_ms", market.candles)
+        assert 0 < len(partial) < len(full)  # the pages fetched before the drop were kept
+        server.faults.drop_after = None
+        server.request_log.clear()
+        _downloader(base_url, store, clock, []).run(SYMBOL, "5m", SINCE, UNTIL)
+    first_kline = next(r for r in server.request_log if r.startswith("/fapi/v1/klines"))
+    resume_ms = int(partial["ts_open_ms"].iloc[-1]) + 300_000
+    assert f"startTime={resume_ms}" in first_kline  # restarted after what was stored
+    candles = store.read("binanceusdm", SYMBOL, "candles", 300_000).frame
+    assert candles["ts_open_ms"].is_unique
+    pd.testing.assert_frame_equal(candles, full)
+
+
+def test_span_older_than_30_days_says_so_and_points_to_metrics(tmp_path, market):
+    clock = SimClock(UNTIL + 40 * DAY_MS)
+    store = MarketStore(tmp_path / "store")
+    with LoopbackRestServer(market, clock=clock) as base_url:
+        result = _downloader(base_url, store, clock, []).run(SYMBOL, "5m", SINCE, UNTIL)
+    assert result.open_interest is None
+    (note,) = result.notes
+    assert "last 30 days only" in note and "metrics" in note
+    assert store.read("binanceusdm", SYMBOL, "open_interest") is None
+    assert len(store.read("binanceusdm", SYMBOL, "candles", 300_000).frame) > 0
+
+
+def test_running_candle_is_not_stored(tmp_path, market):
+    clock = SimClock(SINCE + 3 * 300_000 + 1)  # the fourth candle is still open
+    store = MarketStore(tmp_path / "store")
+    with LoopbackRestServer(market, clock=clock) as base_url:
+        _downloader(base_url, store, clock, []).run(SYMBOL, "5m", SINCE, UNTIL)
+    candles = store.read("binanceusdm", SYMBOL, "candles", 300_000).frame
+    assert candles["ts_open_ms"].tolist() == [SINCE + i * 300_000 for i in range(3)]

@@ -1,0 +1,99 @@
+"""A decision at time t sees only what was published by t (DST-aware New York times)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cryptobot.clock import parse_utc
+from cryptobot.config import MacroSettings
+from cryptobot.macro.gate import evaluate
+from cryptobot.macro.loader import SnapshotSource, load_history
+from cryptobot.macro.observations import Observations
+from tests.macro.conftest import MACRO_DIR
+
+
+@pytest.mark.parametrize(
+    ("wednesday", "thursday_release_utc", "previous"),
+    [
+        # Summer (EDT, UTC-4): Thursday 16:30 New York is 20:30 UTC.
+        ("2024-07-31", "2024-08-01T20:30:00Z", "2024-07-24"),
+        # Winter (EST, UTC-5): 21:30 UTC.
+        ("2024-01-10", "2024-01-11T21:30:00Z", "2024-01-03"),
+        # Both sides of the November 2024 switch back to EST (Sunday 2024-11-03).
+        ("2024-10-30", "2024-10-31T20:30:00Z", "2024-10-23"),
+        ("2024-11-06", "2024-11-07T21:30:00Z", "2024-10-30"),
+        # The first week of EDT in 2024 (switch on Sunday 2024-03-10).
+        ("2024-03-13", "2024-03-14T20:30:00Z", "2024-03-06"),
+    ],
+)
+def test_walcl_invisible_before_its_publication_time(bundled_history, wednesday,
+                                                      thursday_release_utc, previous):
+    release_ms = parse_utc(thursday_release_utc)
+    before = bundled_history.snapshot_at(release_ms - 1)
+    at = bundled_history.snapshot_at(release_ms)
+    assert before.walcl.observation_date == previous
+    assert at.walcl.observation_date == wednesday
+    assert at.walcl.published_ms == release_ms
+    # The decisions themselves differ in the WALCL input they cite.
+    settings = MacroSettings()
+    assert evaluate(before, settings).inputs["walcl"]["observation_date"] == previous
+    assert evaluate(at, settings).inputs["walcl"]["observation_date"] == wednesday
+
+
+def test_hyg_close_usable_from_1615_new_york(bundled_history):
+    # Friday 2024-08-02 (EDT): 16:15 New York = 20:15 UTC.
+    release_ms = parse_utc("2024-08-02T20:15:00Z")
+    assert bundled_history.snapshot_at(release_ms - 1).hyg.observation_date == "2024-08-01"
+    assert bundled_history.snapshot_at(release_ms).hyg.observation_date == "2024-08-02"
+
+
+def test_spread_of_a_friday_is_published_on_monday(bundled_history):
+    # BAMLH0A0HYM2 for Friday 2024-08-02: next business day, Monday 16:30 EDT = 20:30 UTC.
+    monday_release_ms = parse_utc("2024-08-05T20:30:00Z")
+    assert bundled_history.snapshot_at(monday_release_ms - 1).oas.observation_date == "2024-08-01"
+    assert bundled_history.snapshot_at(monday_release_ms).oas.observation_date == "2024-08-02"
+
+
+class _CutSource(SnapshotSource):
+    """The bundled snapshot with every row after `last_day` removed."""
+
+    def __init__(self, last_day: str) -> None:
+        super().__init__(MACRO_DIR)
+        self._last = np.datetime64(last_day)
+
+    def fetch(self, series_id: str) -> Observations:
+        full = super().fetch(series_id)
+        keep = full.dates <= self._last
+        return Observations(series_id, full.dates[keep], full.values[keep], full.source)
+
+
+@pytest.mark.parametrize("asof", ["2022-06-17T12:00:00Z", "2023-03-24T00:00:00Z",
+                                  "2024-08-05T06:00:00Z", "2025-12-19T22:00:00Z"])
+def test_cutting_the_future_off_changes_no_decision(bundled_history, asof, monkeypatch):
+    """Data cut at the decision's own date gives the same decision: nothing leaks back."""
+    settings = MacroSettings()
+    now_ms = parse_utc(asof)
+    full = evaluate(bundled_history.snapshot_at(now_ms), settings)
+    cut_day = np.datetime64(asof[:10])
+    monkeypatch.setattr("cryptobot.macro.loader.CsvHygSource.fetch",
+                        lambda self, sid: _cut_hyg(sid, cut_day))
+    cut_history = load_history(settings, source=_CutSource(asof[:10]))
+    cut = evaluate(cut_history.snapshot_at(now_ms), settings)
+    assert cut.action == full.action
+    assert cut.reasons == full.reasons
+    assert _without_sources(cut.inputs) == _without_sources(full.inputs)
+
+
+def _without_sources(value):
+    if isinstance(value, dict):
+        return {k: _without_sources(v) for k, v in value.items() if k != "source"}
+    return value
+
+
+def _cut_hyg(series_id: str, last: np.datetime64) -> Observations:
+    from cryptobot.macro.csv_files import read_price_csv
+
+    full = read_price_csv(MACRO_DIR / "HYG_daily_adjusted.csv", series_id)
+    keep = full.dates <= last
+    return Observations(series_id, full.dates[keep], full.values[keep], full.source)

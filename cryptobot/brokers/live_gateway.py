@@ -1,0 +1,229 @@
+"""The exchange-facing half of the live broker: idempotent order placement on ccxt binanceusdm.
+
+A send that times out may still have reached the venue. Binance keeps client ids unique only
+among OPEN orders, so blindly resending a market order whose first copy already filled would
+open a second position. `place` therefore looks the client id up on the exchange after every
+doubtful failure, and only resends when the venue has never seen it.
+
+Stops go through Binance's algo-order endpoint (ccxt: `stopLossPrice` on a market order), with
+our client id as `clientAlgoId`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import ccxt
+
+from cryptobot.errors import OrderRejectedError, TemporaryExchangeError
+from cryptobot.exchange.ccxt_errors import (
+    DUPLICATE_CLIENT_ID_CODE,
+    binance_code,
+    call_ccxt,
+    is_order_not_found,
+    map_ccxt_error,
+    retry_temporary,
+)
+from cryptobot.model import OrderIntent, OrderType
+
+log = logging.getLogger("cryptobot.live.gateway")
+
+
+@dataclass(frozen=True)
+class SentOrder:
+    """What the venue says about one of our orders, in our terms."""
+
+    client_id: str
+    exchange_order_id: str
+    status: str  # open, filled, canceled, rejected, expired
+    filled_qty: float
+    avg_price: float | None
+    info: dict[str, Any]
+
+
+_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "expired": "expired",
+           "rejected": "rejected"}
+
+
+def _sent(order: dict[str, Any], client_id: str) -> SentOrder:
+    status = _STATUS.get(order.get("status") or "open", "open")
+    info = order.get("info") or {}
+    if info.get("algoStatus") in ("TRIGGERED", "FINISHED"):
+        status = "filled"  # an algo stop that fired: its child market order carries the fill
+    return SentOrder(client_id, str(order.get("id")), status, float(order.get("filled") or 0),
+                     order.get("average"), info)
+
+
+class OrderGateway:
+    """Place, cancel and look up orders for one ccxt exchange; every error is ours, mapped."""
+
+    def __init__(self, exchange: ccxt.Exchange, working_type: str = "CONTRACT_PRICE",
+                 attempts: int = 5, base_delay_s: float = 0.5,
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
+        self.exchange = exchange
+        self.working_type = working_type
+        self.attempts = attempts
+        self.base_delay_s = base_delay_s
+        self.sleep = sleep
+        self._rng = random.Random(seed)
+        self.sends = 0  # order-creating requests actually attempted (tests count them)
+
+    def _retry(self, action: str, fn: Callable[[], Any]) -> Any:
+        return retry_temporary(lambda: call_ccxt(action, fn), self.attempts, self.base_delay_s,
+                               sleep=self.sleep, rng=self._rng,
+                               on_retry=lambda n, exc: log.warning("retry %d: %s", n, exc))
+
+    # --- set-up and reads ---------------------------------------------------------------
+
+    def load_markets(self) -> None:
+        self._retry("load markets", self.exchange.load_markets)
+
+    def setup_symbol(self, symbol: str, margin_mode: str, leverage: int) -> None:
+        try:
+            self._retry(f"set margin mode {margin_mode} on {symbol}",
+                        lambda: self.exchange.set_margin_mode(margin_mode, symbol))
+        except OrderRejectedError as exc:  # -4048: a position is open; keep what it has
+            log.warning("margin mode unchanged: %s", exc)
+        self._retry(f"set leverage {leverage}x on {symbol}",
+                    lambda: self.exchange.set_leverage(leverage, symbol))
+
+    def position_qty(self, symbol: str) -> tuple[float, float]:
+        """(signed quantity, entry price) of the one-way position in `symbol`."""
+        rows = self._retry("fetch positions", lambda: self.exchange.fetch_positions([symbol]))
+        for row in rows:
+            if row.get("symbol") == symbol and row.get("contracts"):
+                sign = -1.0 if row.get("side") == "short" else 1.0
+                return sign * float(row["contracts"]), float(row.get("entryPrice") or 0.0)
+        return 0.0, 0.0
+
+    def all_positions(self) -> list[tuple[str, float, float]]:
+        rows = self._retry("fetch positions", lambda: self.exchange.fetch_positions())
+        out = []
+        for row in rows:
+            if row.get("contracts"):
+                sign = -1.0 if row.get("side") == "short" else 1.0
+                out.append((row["symbol"], sign * float(row["contracts"]),
+                            float(row.get("entryPrice") or 0.0)))
+        return out
+
+    def open_orders(self, symbol: str) -> list[dict[str, Any]]:
+        """Open regular orders and open algo (conditional) orders together."""
+        regular = self._retry("fetch open orders", lambda: self.exchange.fetch_open_orders(symbol))
+        algo = self._retry("fetch open algo orders", lambda: self.exchange.fetch_open_orders(
+            symbol, params={"trigger": True}))
+        return list(regular) + list(algo)
+
+    def trades_since(self, symbol: str, since_ms: int) -> list[dict[str, Any]]:
+        return self._retry("fetch my trades",
+                           lambda: self.exchange.fetch_my_trades(symbol, since=since_ms))
+
+    def balance_usdt(self) -> float:
+        balance = self._retry("fetch balance", self.exchange.fetch_balance)
+        return float((balance.get("USDT") or {}).get("total") or 0.0)
+
+    def last_price(self, symbol: str) -> float:
+        market_id = self.exchange.market(symbol)["id"]
+        ticker = self._retry("fetch last price", lambda: self.exchange.fapiPublicGetTickerPrice(
+            {"symbol": market_id}))
+        return float(ticker["price"])
+
+    def fetch_order_client_id(self, symbol: str, exchange_order_id: str) -> str | None:
+        order = self._retry("fetch order", lambda: self.exchange.fetch_order(
+            exchange_order_id, symbol))
+        return order.get("clientOrderId")
+
+    # --- rounding -----------------------------------------------------------------------
+
+    def round_qty(self, symbol: str, qty_base: float) -> float:
+        """Rounded down to the lot size; 0.0 when less than one lot."""
+        try:
+            return float(self.exchange.amount_to_precision(symbol, qty_base))
+        except ccxt.InvalidOrder:
+            return 0.0
+
+    def round_price(self, symbol: str, price: float) -> float:
+        return float(self.exchange.price_to_precision(symbol, price))
+
+    def min_notional_usdt(self, symbol: str) -> float:
+        limits = self.exchange.market(symbol).get("limits") or {}
+        return float((limits.get("cost") or {}).get("min") or 0.0)
+
+    # --- orders -------------------------------------------------------------------------
+
+    def lookup(self, intent: OrderIntent) -> SentOrder | None:
+        """The venue's copy of our order with this client id, or None if it never arrived."""
+        params: dict[str, Any] = {"clientOrderId": intent.client_id}
+        if intent.order_type is OrderType.STOP_MARKET:
+            params["trigger"] = True
+
+        def fetch():
+            try:
+                return self.exchange.fetch_order(None, intent.symbol, params)
+            except ccxt.BaseError as exc:
+                if is_order_not_found(exc):
+                    return None
+                raise
+
+        order = self._retry(f"look up {intent.client_id}", fetch)
+        return None if order is None else _sent(order, intent.client_id)
+
+    def place(self, intent: OrderIntent) -> SentOrder:
+        """Send once; after a doubtful failure look the client id up before any resend."""
+        symbol = intent.symbol
+        amount = self.exchange.amount_to_precision(symbol, intent.qty_base)
+        params: dict[str, Any] = {"clientOrderId": intent.client_id}
+        if intent.reduce_only:
+            params["reduceOnly"] = True
+        price = None
+        order_type = "market"
+        if intent.order_type is OrderType.LIMIT:
+            order_type, price = "limit", self.exchange.price_to_precision(symbol, intent.price)
+            params["timeInForce"] = "GTC"
+        elif intent.order_type is OrderType.STOP_MARKET:
+            params["stopLossPrice"] = self.exchange.price_to_precision(symbol, intent.price)
+            params["workingType"] = self.working_type
+        for attempt in range(1, self.attempts + 1):
+            try:
+                self.sends += 1
+                order = self.exchange.create_order(symbol, order_type, intent.side.value,
+                                                   float(amount), price, dict(params))
+                return _sent(order, intent.client_id)
+            except ccxt.BaseError as exc:
+                mapped = map_ccxt_error(exc, f"place {intent.client_id}")
+                doubtful = isinstance(mapped, TemporaryExchangeError) or (
+                    binance_code(exc) == DUPLICATE_CLIENT_ID_CODE)
+                if not doubtful:
+                    raise mapped from None
+                found = self.lookup(intent)
+                if found is not None and found.status != "rejected":
+                    log.info("%s was accepted despite %s", intent.client_id, type(exc).__name__)
+                    return found
+                if attempt == self.attempts:
+                    raise TemporaryExchangeError(
+                        f"place {intent.client_id}: gave up after {attempt} attempts: "
+                        f"{type(exc).__name__}") from None
+                self.sleep(self.base_delay_s * 2 ** (attempt - 1) * (0.5 + self._rng.random()))
+        raise AssertionError("unreachable")
+
+    def cancel(self, intent: OrderIntent, exchange_order_id: str | None = None) -> bool:
+        """Cancel by client id; False when the venue no longer has it open (already done)."""
+        params: dict[str, Any] = {"clientOrderId": intent.client_id}
+        if intent.order_type is OrderType.STOP_MARKET:
+            params["trigger"] = True
+
+        def send():
+            try:
+                self.exchange.cancel_order(exchange_order_id, intent.symbol, dict(params))
+                return True
+            except ccxt.BaseError as exc:
+                if is_order_not_found(exc):
+                    return False
+                raise
+
+        return self._retry(f"cancel {intent.client_id}", send)
+

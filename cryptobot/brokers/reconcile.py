@@ -1,0 +1,139 @@
+"""Reconciliation: make the live state and the exchange agree, at start and every few minutes.
+
+1. orders written but maybe never sent ("pending") are looked up by client id;
+2. fills that happened while the bot was down are read and recorded;
+3. orders we think are working but the venue no longer lists get their real status;
+4. every stored open position is compared with the venue's: closed there -> closed here;
+   another size -> the venue's size; no stop covering it -> a stop is placed (the stored stop
+   price, else `live.recovery_stop_pct` below the entry); a stop that cannot be placed -> closed
+   at market;
+5. a position we did not open is reported and left alone, unless `live.adopt_unknown_positions`.
+
+While it fails the broker refuses to trade (`broker.ready` is False).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cryptobot.errors import CryptobotError, ReconciliationError
+from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
+
+if TYPE_CHECKING:
+    from cryptobot.brokers.live import LiveBroker
+
+log = logging.getLogger("cryptobot.live.reconcile")
+QTY_EPSILON = 1e-9
+
+
+@dataclass
+class ReconcileReport:
+    pending_found: list[str] = field(default_factory=list)
+    pending_not_sent: list[str] = field(default_factory=list)
+    fills_recorded: int = 0
+    orders_gone: list[str] = field(default_factory=list)
+    closed_while_down: list[str] = field(default_factory=list)
+    qty_corrected: list[str] = field(default_factory=list)
+    stops_placed: list[str] = field(default_factory=list)
+    unknown_positions: list[tuple[str, float]] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+
+
+def reconcile(broker: LiveBroker) -> ReconcileReport:
+    """Run all steps; raises ReconciliationError (and leaves the broker not ready) on failure."""
+    broker.ready = False
+    try:
+        report = _reconcile(broker)
+    except CryptobotError as exc:
+        log.error("reconciliation failed: %s", exc)
+        raise ReconciliationError(f"reconciliation with the exchange failed: {exc}") from None
+    broker.ready = True
+    broker._last_reconcile_ms = broker.clock.now_ms()
+    log.info("reconciled: %s", report)
+    return report
+
+
+def _reconcile(broker: LiveBroker) -> ReconcileReport:
+    state, gateway, report = broker.state, broker.gateway, ReconcileReport()
+    for row in state.orders(("pending",)):
+        found = gateway.lookup(row.intent())
+        if found is None:
+            state.update_order(row.client_id, broker.clock.now_ms(), status="not_sent",
+                               detail="never reached the exchange (found at reconciliation)")
+            report.pending_not_sent.append(row.client_id)
+        else:
+            state.update_order(row.client_id, broker.clock.now_ms(), status="open",
+                               exchange_order_id=found.exchange_order_id)
+            report.pending_found.append(row.client_id)
+    report.fills_recorded = len(broker.poll())
+    symbols = {broker.settings.market.symbol} | {p.symbol for p in state.positions()} | {
+        row.symbol for row in state.orders(("open",))}
+    for symbol in sorted(symbols):
+        on_venue = {o.get("clientOrderId") for o in gateway.open_orders(symbol)}
+        for row in state.orders(("open",), symbol=symbol):
+            if row.client_id in on_venue:
+                continue
+            found = gateway.lookup(row.intent())
+            status = "canceled" if found is None else found.status
+            if status != "open":
+                state.update_order(row.client_id, broker.clock.now_ms(), status=status)
+                report.orders_gone.append(row.client_id)
+    if report.orders_gone:
+        report.fills_recorded += len(broker.poll())
+    venue = {symbol: (qty, entry) for symbol, qty, entry in gateway.all_positions()}
+    for position in state.positions():
+        qty = venue.get(position.symbol, (0.0, 0.0))[0]
+        if qty <= QTY_EPSILON:
+            state.update_position(position.signal_id, qty_base=0.0,
+                                  close_reason="closed on the exchange while the bot was away")
+            report.closed_while_down.append(position.signal_id)
+            for row in state.orders(("open",), signal_id=position.signal_id):
+                broker.cancel(row.client_id)
+            continue
+        if abs(qty - position.qty_base) > QTY_EPSILON:
+            log.warning("%s: stored %.8g, exchange %.8g: using the exchange's",
+                        position.signal_id, position.qty_base, qty)
+            state.update_position(position.signal_id, qty_base=qty)
+            report.qty_corrected.append(position.signal_id)
+        _ensure_stop(broker, position.signal_id, position.symbol, qty,
+                     position.stop_price, position.entry_price, report)
+    known = {p.symbol for p in state.positions()}
+    for symbol, (qty, entry) in venue.items():
+        if symbol in known or abs(qty) <= QTY_EPSILON:
+            continue
+        report.unknown_positions.append((symbol, qty))
+        if not broker.settings.live.adopt_unknown_positions or qty < 0:
+            log.warning("unknown position %s %.8g on the exchange: reported and left alone "
+                        "(live.adopt_unknown_positions is off)", symbol, qty)
+            continue
+        signal_id = f"adopt{broker.clock.now_ms()}"
+        state.open_position(signal_id, symbol, qty, entry, None, broker.clock.now_ms(),
+                            adopted=True)
+        report.adopted.append(signal_id)
+        _ensure_stop(broker, signal_id, symbol, qty, None, entry, report)
+    return report
+
+
+def _ensure_stop(broker: LiveBroker, signal_id: str, symbol: str, qty: float,
+                 stop_price: float | None, entry_price: float, report: ReconcileReport) -> None:
+    stops = [row for row in broker.state.orders(("open",), signal_id=signal_id)
+             if row.order_type == OrderType.STOP_MARKET.value]
+    if sum(float(row.qty_base) for row in stops) >= qty - QTY_EPSILON:
+        return
+    price = stop_price or entry_price * (1 - broker.settings.live.recovery_stop_pct)
+    last = broker.reference_price(symbol)
+    if price >= last:
+        broker.flatten(signal_id, f"stop {price:g} is already above the price {last:g}")
+        return
+    revision = len(broker.state.orders(signal_id=signal_id))
+    intent = OrderIntent(f"{signal_id}-rstop{revision}", symbol, Side.SELL, OrderType.STOP_MARKET,
+                         broker.gateway.round_qty(symbol, qty), OrderPurpose.STOP,
+                         broker.gateway.round_price(symbol, price), True)
+    log.warning("%s: no stop covers %.8g on the exchange; placing %s at %g",
+                signal_id, qty, intent.client_id, intent.price)
+    broker._place_stop(intent, flatten_on_failure=True)
+    report.stops_placed.append(intent.client_id)
+    for row in stops:
+        broker.cancel(row.client_id)

@@ -1,0 +1,135 @@
+"""ccxt exceptions mapped into cryptobot's tree, and a retry helper for temporary errors only.
+
+    ccxt.RateLimitExceeded, DDoSProtection            -> RateLimitError
+    ccxt.NetworkError (RequestTimeout, ExchangeNotAvailable, ...) -> TemporaryExchangeError
+    ccxt.InsufficientFunds                            -> InsufficientFundsError
+    ccxt.InvalidOrder, OrderNotFound, BadRequest, ... -> OrderRejectedError
+    ccxt.AuthenticationError, PermissionDenied        -> SecretError (never quotes the key)
+    any other ccxt.BaseError                          -> ExchangeError
+
+Messages are passed through `redact`, so a registered key can never ride along in one.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import ccxt
+
+from cryptobot.errors import (
+    CryptobotError,
+    ExchangeError,
+    InsufficientFundsError,
+    OrderRejectedError,
+    RateLimitError,
+    SecretError,
+    TemporaryExchangeError,
+)
+from cryptobot.secrets import redact
+
+T = TypeVar("T")
+
+_ORDER_REJECTIONS = (
+    ccxt.InvalidOrder,
+    ccxt.OrderNotFound,
+    ccxt.BadRequest,
+    ccxt.BadSymbol,
+    ccxt.OperationRejected,
+    ccxt.NotSupported,
+)
+
+
+# Binance's own error codes decide first: ccxt picks its class by the host name, so behind a
+# proxy or a loopback URL the same answer would otherwise map differently.
+_TEMPORARY_CODES = {-1000, -1001, -1006, -1007, -1008}
+_RATE_LIMIT_CODES = {-1003, -1015}
+_AUTH_CODES = {-1002, -1022, -2014, -2015}
+_FUNDS_CODES = {-2018, -2019, -2024}
+NOT_FOUND_CODES = {-2011, -2013}
+DUPLICATE_CLIENT_ID_CODE = -4116
+_CODE = re.compile(r'"code"\s*:\s*"?(-\d+)')
+
+
+def binance_code(exc: BaseException) -> int | None:
+    match = _CODE.search(str(exc))
+    return int(match.group(1)) if match else None
+
+
+def map_ccxt_error(exc: BaseException, action: str = "") -> CryptobotError:
+    """The cryptobot error for a ccxt one; `action` says what we were doing (one line)."""
+    if isinstance(exc, CryptobotError):
+        return exc
+    prefix = f"{action}: " if action else ""
+    text = redact(" ".join(str(exc).split()))[:300]
+    code = binance_code(exc)
+    if code in _AUTH_CODES:
+        return SecretError(f"{prefix}the exchange refused the API key or signature (code {code}); "
+                           "check the key, its permissions and IP whitelist")
+    if code in _RATE_LIMIT_CODES:
+        return RateLimitError(f"{prefix}rate limited: {text}")
+    if code in _TEMPORARY_CODES:
+        return TemporaryExchangeError(f"{prefix}{text}")
+    if code in _FUNDS_CODES:
+        return InsufficientFundsError(f"{prefix}insufficient funds: {text}")
+    if code is not None and code <= -1100:  # -11xx request issues, -2xxx/-4xxx order rejections
+        return OrderRejectedError(f"{prefix}{text}")
+    if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
+        return SecretError(f"{prefix}the exchange refused the API key ({type(exc).__name__}); "
+                           "check the key, its permissions and IP whitelist")
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        return RateLimitError(f"{prefix}rate limited: {text}")
+    if isinstance(exc, ccxt.NetworkError):  # RequestTimeout, ExchangeNotAvailable, ...
+        return TemporaryExchangeError(f"{prefix}{type(exc).__name__}: {text}")
+    if isinstance(exc, ccxt.InsufficientFunds):
+        return InsufficientFundsError(f"{prefix}insufficient funds: {text}")
+    if isinstance(exc, _ORDER_REJECTIONS):
+        return OrderRejectedError(f"{prefix}{type(exc).__name__}: {text}")
+    if isinstance(exc, ccxt.BaseError):
+        return ExchangeError(f"{prefix}{type(exc).__name__}: {text}")
+    return ExchangeError(f"{prefix}{type(exc).__name__}: {redact(str(exc))[:300]}")
+
+
+def is_order_not_found(exc: BaseException) -> bool:
+    return isinstance(exc, ccxt.OrderNotFound) or binance_code(exc) in NOT_FOUND_CODES
+
+
+def call_ccxt(action: str, fn: Callable[[], T]) -> T:
+    """Run one ccxt call; any ccxt error comes out as a cryptobot error."""
+    try:
+        return fn()
+    except ccxt.BaseError as exc:
+        raise map_ccxt_error(exc, action) from None
+
+
+def retry_temporary(
+    fn: Callable[[], T],
+    attempts: int = 5,
+    base_delay_s: float = 0.5,
+    max_delay_s: float = 30.0,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+    on_retry: Callable[[int, TemporaryExchangeError], None] | None = None,
+) -> T:
+    """Call fn; on a temporary error wait (jittered, doubling) and try again, up to `attempts`.
+
+    Anything else, and the last temporary error, is raised as is. A rate limit waits twice as
+    long as other temporary errors, so we back off harder when the venue asks us to.
+    """
+    jitter = rng or random.Random()
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except TemporaryExchangeError as exc:
+            if attempt == attempts:
+                raise
+            if on_retry is not None:
+                on_retry(attempt, exc)
+            delay_s = min(max_delay_s, base_delay_s * 2 ** (attempt - 1))
+            if isinstance(exc, RateLimitError):
+                delay_s = min(max_delay_s, delay_s * 2)
+            sleep(delay_s * (0.5 + jitter.random()))  # 50-150%: retries don't line up
+    raise AssertionError("unreachable")

@@ -1,0 +1,48 @@
+"""Fixtures for the live broker tests: the fake Binance USD-M server and settings pointing at it."""
+
+from __future__ import annotations
+
+import pytest
+
+from cryptobot.config import Settings
+from cryptobot.secrets import ApiKeys
+from tests.live.fake_binance import FakeBinanceServer, FaultPlan
+from tests.live.fake_binance_state import FakeExchangeState
+
+TEST_KEY = "LIVETESTKEY-9f8e7d6c5b4a"
+TEST_SECRET = "LIVETESTSECRET-0a1b2c3d4e5f6789"
+
+PRICE_PATH_SCRIPTED = [60000.0, 60500.0, 61500.0, 62600.0, 61000.0, 59900.0, 64100.0]
+
+
+class VenueClock:
+    """The fake venue's time: the broker's clock in these tests."""
+
+    def __init__(self, state: FakeExchangeState) -> None:
+        self.state = state
+
+    def now_ms(self) -> int:
+        return self.state.now_ms
+
+
+@pytest.fixture
+def venue():
+    state = FakeExchangeState(PRICE_PATH_SCRIPTED)
+    server = FakeBinanceServer(state, FaultPlan()).start()
+    yield server
+    server.stop()
+
+
+def live_settings(tmp_path, **live) -> Settings:
+    base = Settings()
+    values = {"state_url": f"sqlite:///{tmp_path / 'live_state.sqlite'}",
+              "request_timeout_ms": 400, "retry_base_delay_s": 0.0, **live}
+    return base.model_copy(update={
+        "live": base.live.model_copy(update=values),
+        "risk": base.risk.model_copy(update={"kill_switch_file": str(tmp_path / "KILL")}),
+    })
+
+
+@pytest.fixture
+def keys() -> ApiKeys:
+    return ApiKeys(key=TEST_KEY, secret=TEST_SECRET)

@@ -1,5 +1,157 @@
-"""`cryptobot backtest`."""
+"""`cryptobot backtest`: wire data, strategy, gate, paper broker and store; run; report."""
 
 from __future__ import annotations
 
-from cryptobot.cli.app import app  # noqa: F401
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cryptobot.backtest import run_backtest
+from cryptobot.brokers.market_rules import load_market_rules
+from cryptobot.cli.app import app
+from cryptobot.clock import DAY_MS, iso_utc, parse_utc
+from cryptobot.config import Settings, load_settings
+from cryptobot.errors import ConfigError
+from cryptobot.gate import Gate, PassThroughGate
+from cryptobot.recorder import MemoryRecorder, Recorder, RunInfo
+from cryptobot.report.serialize import signal_to_dict, trade_to_dict
+from cryptobot.strategy import load_strategy
+
+DEFAULT_CONFIG = "config/default.toml"
+
+
+def _gate(settings: Settings) -> Gate:
+    try:
+        from cryptobot.macro import build_gate
+    except ImportError:
+        return PassThroughGate()
+    return build_gate(settings)
+
+
+def _recorder(settings: Settings, db_url: str | None) -> Recorder:
+    try:
+        from cryptobot.store import SqlRecorder
+    except ImportError:
+        return MemoryRecorder()
+    url = db_url or settings.store.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return SqlRecorder(url)
+
+
+def _time(text: str | None, option: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_utc(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected a UTC date like 2024-08-01") from None
+
+
+@app.command()
+def backtest(
+    data: Path = typer.Option(..., "--data", help="Folder (or file) of candles, OI and funding."),
+    config: Path = typer.Option(Path(DEFAULT_CONFIG), "--config", help="Settings TOML."),
+    symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol, e.g. BTC/USDT:USDT."),
+    start: str | None = typer.Option(None, "--from", help="First UTC day traded (inclusive)."),
+    end: str | None = typer.Option(None, "--to", help="Last UTC day traded (inclusive)."),
+    db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the store."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout, nothing else."),
+    allow_gaps: bool = typer.Option(False, "--allow-gaps", help="Run across holes > 1h."),
+    every_candle: bool = typer.Option(False, "--every-candle",
+                                      help="Feed every base candle (slower; same results)."),
+) -> None:
+    """Backtest the strategy on stored market data with the paper fill simulator."""
+    from cryptobot.data import load_market_data
+
+    started = time.perf_counter()
+    settings = load_settings(config)
+    symbol = symbol or settings.market.symbol
+    settings = settings.model_copy(update={"market": settings.market.model_copy(
+        update={"symbol": symbol})})
+    start_ms, end_ms = _time(start, "--from"), _time(end, "--to")
+    if end_ms is not None and end is not None and len(end.strip()) <= 10:
+        end_ms += DAY_MS  # a bare date means the whole day
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise ConfigError(f"--to {end} is not after --from {start}")
+    strategy = load_strategy(settings.strategy.path, settings, symbol)
+    warmup_ms = settings.feed.warmup_days * DAY_MS
+    market = load_market_data(data, symbol, None if start_ms is None else start_ms - warmup_ms,
+                              end_ms, allow_gaps=allow_gaps, exchange=settings.market.exchange)
+    rules = load_market_rules(symbol) if settings.market.exchange == "binanceusdm" else None
+    gate = _gate(settings)
+    recorder = _recorder(settings, db)
+    source = f"{data} ({', '.join(market.sources)})"
+    recorder.start_run(RunInfo("backtest", settings.market.exchange, symbol, start_ms, end_ms,
+                               source, settings.model_dump(mode="json")))
+    err = Console(stderr=True)
+    with Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,}/"
+                  "{task.total:,} candles"), TimeRemainingColumn(), console=err,
+                  disable=as_json or not err.is_terminal, transient=True) as bar:
+        task = bar.add_task("backtest", total=None)
+        result = run_backtest(
+            settings, market, strategy, gate, recorder, start_ms, end_ms, rules,
+            fast=not every_candle,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
+    elapsed = time.perf_counter() - started
+    trades = [trade_to_dict(t) for t in result.engine.trades]
+    signals = [signal_to_dict(s) for s in result.engine.signals]
+    summary = {**result.summary, "symbol": symbol, "from": iso_utc(result.start_ms),
+               "to": iso_utc(result.end_ms), "data": market.describe(),
+               "run_id": getattr(recorder, "run_id", None)}
+    if as_json:
+        sys.stdout.write(json.dumps({"summary": summary, "trades": trades, "signals": signals,
+                                     "candles_processed": result.candles_processed,
+                                     "elapsed_s": round(elapsed, 3)}, allow_nan=False) + "\n")
+        return
+    _print_report(Console(), summary, trades, result.candles_processed, elapsed)
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
+                  elapsed: float) -> None:
+    table = Table(title=f"backtest {s['symbol']} {s['from']} .. {s['to']}", show_header=False)
+    pf = "-" if s["profit_factor"] is None else f"{s['profit_factor']:.2f}"
+    bh = "-" if s["buy_and_hold_pct"] is None else f"{s['buy_and_hold_pct']:+.2f}%"
+    rows = [
+        ("trades", f"{s['trades']} ({s['signals']} signals, {s['signals_entered']} entered)"),
+        ("win rate", f"{s['win_rate_pct']:.1f}%"),
+        ("total PnL", f"{_money(s['total_pnl_usdt'])} USDT ({s['total_pnl_pct']:+.2f}%)"),
+        ("max drawdown", f"{_money(s['max_drawdown_usdt'])} USDT ({s['max_drawdown_pct']:.2f}%)"),
+        ("profit factor", pf),
+        ("average R", f"{s['average_r']:+.2f}"),
+        ("exposure", f"{s['exposure_pct']:.1f}% of the time"),
+        ("fees", f"{_money(s['fees_usdt'])} USDT"),
+        ("funding", f"{_money(s['funding_usdt'])} USDT" if s["funding_charged"]
+         else "not charged (no funding data, or costs.funding = false)"),
+        ("buy and hold", bh),
+        ("open interest", "SYNTHETIC (labelled synthetic data)" if s["oi_synthetic"]
+         else ("real" if s["oi_samples"] else "none")),
+        ("data", s["data"]),
+        ("speed", f"{candles:,} base candles in {elapsed:.2f}s"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    if s["rejections"]:
+        console.print("rejected signals: " + ", ".join(
+            f"{reason} x{count}" for reason, count in s["rejections"].items()))
+    if trades:
+        listing = Table(title="trades")
+        for column in ("entry", "exit", "qty", "entry price", "exit price", "PnL USDT", "R",
+                       "exit reason"):
+            listing.add_column(column)
+        for t in trades:
+            listing.add_row(t["entry_time"], t["exit_time"], f"{t['qty']:.4f}",
+                            f"{t['entry_price']:.1f}", f"{t['exit_price']:.1f}",
+                            f"{t['pnl_usdt']:+.2f}", f"{t['r_multiple']:+.2f}", t["exit_reason"])
+        console.print(listing)

@@ -1,0 +1,1 @@
+"""Reports: pure data builders (summary, serialize, build) and renderers that only render."""

@@ -1,0 +1,65 @@
+"""Summary statistics of a run: plain numbers, no formatting."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from cryptobot.model import Signal, SignalStatus, Trade
+
+
+def summarize(
+    trades: list[Trade],
+    signals: list[Signal],
+    starting_equity_usdt: float,
+    *,
+    first_price: float | None,
+    last_price: float | None,
+    span_ms: int,
+    exposure_ms: int,
+    funding_charged: bool,
+    oi_synthetic: bool,
+    oi_samples: int,
+    open_position: bool,
+) -> dict[str, Any]:
+    pnls = [t.pnl_usdt for t in trades]
+    wins = [p for p in pnls if p > 0]
+    losses = [p for p in pnls if p <= 0]
+    equity = peak = starting_equity_usdt
+    max_dd = 0.0
+    max_dd_pct = 0.0
+    for pnl in pnls:  # drawdown on realised equity, trade by trade
+        equity += pnl
+        peak = max(peak, equity)
+        if peak - equity > max_dd:
+            max_dd = peak - equity
+            max_dd_pct = max_dd / peak * 100.0
+    total = sum(pnls)
+    gross_loss = -sum(losses)
+    reasons = Counter(s.reason.split(":")[0] for s in signals if s.status is SignalStatus.REJECTED)
+    buy_hold = (last_price / first_price - 1.0) * 100.0 if first_price and last_price else None
+    return {
+        "trades": len(trades),
+        "wins": len(wins),
+        "win_rate_pct": len(wins) / len(trades) * 100.0 if trades else 0.0,
+        "total_pnl_usdt": total,
+        "total_pnl_pct": total / starting_equity_usdt * 100.0,
+        "max_drawdown_usdt": max_dd,
+        "max_drawdown_pct": max_dd_pct,
+        "profit_factor": (sum(wins) / gross_loss) if gross_loss > 0 else None,
+        "average_r": sum(t.r_multiple for t in trades) / len(trades) if trades else 0.0,
+        "exposure_pct": exposure_ms / span_ms * 100.0 if span_ms > 0 else 0.0,
+        "fees_usdt": sum(t.fees_usdt for t in trades),
+        "funding_usdt": sum(t.funding_usdt for t in trades),
+        "funding_charged": funding_charged,
+        "buy_and_hold_pct": buy_hold,
+        "starting_equity_usdt": starting_equity_usdt,
+        "final_equity_usdt": starting_equity_usdt + total,
+        "signals": len(signals),
+        "signals_entered": sum(1 for s in signals if s.status is SignalStatus.ENTERED),
+        "rejections": dict(sorted(reasons.items())),
+        "exit_reasons": dict(sorted(Counter(t.exit_reason for t in trades).items())),
+        "oi_samples": oi_samples,
+        "oi_synthetic": oi_synthetic,
+        "open_position_at_end": open_position,
+    }

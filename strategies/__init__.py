@@ -1,0 +1,1 @@
+"""Trading strategies, loaded by import path from `strategy.path` in the config."""

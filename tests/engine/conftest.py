@@ -1,0 +1,70 @@
+"""Engine test helpers: scripted (SYNTHETIC, hand-made) price paths and real-data runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cryptobot.brokers.paper import PaperBroker
+from cryptobot.clock import SimClock
+from cryptobot.config import Settings
+from cryptobot.engine import Engine
+from cryptobot.gate import PassThroughGate
+from cryptobot.model import Candle
+from cryptobot.recorder import MemoryRecorder
+from cryptobot.strategy import EnterLong, StrategyContext
+from strategies.liquidation_rebound import LiquidationRebound
+
+T0_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+BASE_MS = 300_000  # 5m
+REPO = Path(__file__).resolve().parents[2]
+
+
+def settings_with(**sections) -> Settings:
+    """Default settings with some keys changed, e.g. exits={"trailing": False}."""
+    base = Settings()
+    update = {}
+    for name, changes in sections.items():
+        update[name] = getattr(base, name).model_copy(update=changes)
+    return base.model_copy(update=update)
+
+
+class ScriptedEntry(LiquidationRebound):
+    """SYNTHETIC: enters at the close of the first signal candle with a fixed stop; the exits
+    (targets, trailing) are the real strategy's."""
+
+    stop_price = 95.0
+
+    def on_candle(self, candle: Candle, ctx: StrategyContext):
+        if ctx.candle_index == 1:
+            return [EnterLong("TEST-1", candle.ts_open_ms, self.stop_price, 2.0, {}, ())]
+        return []
+
+
+def path_candles(rows: list[tuple[float, float, float, float]], start_ms: int = T0_MS,
+                 volume: float = 1.0) -> list[Candle]:
+    return [Candle(start_ms + i * BASE_MS, BASE_MS, o, h, lo, c, volume)
+            for i, (o, h, lo, c) in enumerate(rows)]
+
+
+def flat(price: float, n: int) -> list[tuple[float, float, float, float]]:
+    return [(price, price + 1, price - 1, price)] * n
+
+
+def run_scripted(rows, settings: Settings, stop_price: float = 95.0):
+    clock = SimClock(T0_MS)
+    strategy = ScriptedEntry(settings, settings.market.symbol)
+    strategy.stop_price = stop_price
+    recorder = MemoryRecorder()
+    engine = Engine(settings, strategy, PaperBroker(settings.costs, clock), PassThroughGate(),
+                    recorder, clock)
+    for candle in path_candles(rows):
+        clock.advance_to(candle.ts_close_ms)
+        engine.on_base_candle(candle)
+    return engine, recorder
+
+
+@pytest.fixture
+def scripted():
+    return run_scripted

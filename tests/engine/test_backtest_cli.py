@@ -1,0 +1,88 @@
+"""`cryptobot backtest` end to end: JSON shape, determinism, and one clear error per bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from tests.engine.conftest import REPO
+
+CRASH = str(REPO / "data" / "btc_2024-08_crash")
+DEFAULT = str(REPO / "config" / "default.toml")
+
+
+def _json_run(run_cli, tmp_path, *extra):
+    code, out, err = run_cli("backtest", "--config", DEFAULT, "--data", CRASH, "--symbol",
+                             "BTC/USDT:USDT", "--from", "2024-08-01", "--to", "2024-08-10",
+                             "--db", f"sqlite:///{tmp_path / 'runs.sqlite'}", "--json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_json_is_one_object_with_the_issue_fields(run_cli, tmp_path):
+    result = _json_run(run_cli, tmp_path)
+    assert set(result) == {"summary", "trades", "signals", "candles_processed", "elapsed_s"}
+    assert result["candles_processed"] == 10 * 288
+    assert result["summary"]["oi_synthetic"] is True
+    signal = result["signals"][0]
+    for key in ("time", "status", "reason", "body_atr", "volume_ratio", "drop_from_high_pct",
+                "oi_change_pct", "setup_events"):
+        assert key in signal
+    assert signal["time"].endswith("Z") and len(signal["time"]) == 20
+
+
+def test_two_cli_runs_are_identical_but_for_elapsed_and_run_id(run_cli, tmp_path):
+    settings_off = tmp_path / "off.toml"
+    settings_off.write_text(f'extends = "{DEFAULT}"\n[strategy]\noi_confirmation = false\n')
+    code, out_a, err = run_cli("backtest", "--config", str(settings_off), "--data", CRASH,
+                               "--db", f"sqlite:///{tmp_path / 'a.sqlite'}", "--json")
+    assert code == 0, err
+    code, out_b, _ = run_cli("backtest", "--config", str(settings_off), "--data", CRASH,
+                             "--db", f"sqlite:///{tmp_path / 'a.sqlite'}", "--json")
+    a, b = json.loads(out_a), json.loads(out_b)
+    assert a["trades"], "this profile trades on the crash window"
+    trade = a["trades"][0]
+    for key in ("entry_time", "exit_time", "side", "qty", "entry_price", "exit_price",
+                "pnl_usdt", "fees_usdt", "r_multiple", "exit_reason", "legs"):
+        assert key in trade
+    for run in (a, b):
+        run.pop("elapsed_s")
+        run["summary"].pop("run_id")
+    assert a == b
+
+
+def test_table_output_names_synthetic_oi(run_cli, tmp_path):
+    code, out, err = run_cli("backtest", "--config", DEFAULT, "--data", CRASH,
+                             "--db", f"sqlite:///{tmp_path / 'r.sqlite'}")
+    assert code == 0, err
+    assert "SYNTHETIC" in out and "buy and hold" in out and "max drawdown" in out
+
+
+def test_strategy_that_does_not_import_is_one_clear_error(run_cli, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(f'extends = "{DEFAULT}"\n[strategy]\npath = "strategies.nope:Nope"\n')
+    code, out, err = run_cli("backtest", "--config", str(config), "--data", CRASH)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "strategies.nope" in err and "Traceback" not in err
+
+
+def test_config_value_out_of_range_is_one_clear_error(run_cli, tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text(f'extends = "{DEFAULT}"\n[risk]\nrisk_per_trade = 5.0\n')
+    code, _, err = run_cli("backtest", "--config", str(config), "--data", CRASH)
+    assert code == 2 and "risk.risk_per_trade" in err and err.count("\n") == 1
+
+
+def test_hole_longer_than_an_hour_needs_allow_gaps(run_cli, tmp_path):
+    folder = tmp_path / "holed"
+    folder.mkdir()
+    source = REPO / "data" / "btc_2024-08_crash" / "binance_um_BTCUSDT_5m_2024-08-05_window.csv"
+    lines = source.read_text().splitlines(keepends=True)
+    (folder / source.name).write_text("".join(lines[:2000] + lines[2020:]))  # 100 min missing
+    code, _, err = run_cli("backtest", "--config", DEFAULT, "--data", str(folder),
+                           "--db", f"sqlite:///{tmp_path / 'g.sqlite'}")
+    assert code == 2 and "--allow-gaps" in err and err.count("\n") == 1
+    code, _, err = run_cli("backtest", "--config", DEFAULT, "--data", str(folder),
+                           "--db", f"sqlite:///{tmp_path / 'g.sqlite'}", "--allow-gaps", "--json")
+    assert code == 0, err
+    shutil.rmtree(folder)

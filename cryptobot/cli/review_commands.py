@@ -1,5 +1,149 @@
-"""`cryptobot runs, trades, signals, report and logs`."""
+"""`cryptobot runs, trades, signals, report and logs tail`: reviewing what a run did and why."""
 
 from __future__ import annotations
 
-from cryptobot.cli.app import app  # noqa: F401
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cryptobot.cli.app import app
+from cryptobot.clock import parse_utc
+from cryptobot.config import Settings, load_settings
+from cryptobot.errors import ConfigError
+from cryptobot.report import build, render_files, render_html, render_terminal
+from cryptobot.report.logs_view import follow_log, tail_log
+from cryptobot.store import StoreReader, open_store
+
+DEFAULT_CONFIG = Path("config/default.toml")
+
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="SQLAlchemy URL of the store (default: the config's).")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="Config file (default: config/default.toml).")
+]
+RunOption = Annotated[str | None, typer.Option("--run", help="Run id (default: the latest run).")]
+
+
+def _settings(config: Path | None) -> Settings:
+    if config is None and not DEFAULT_CONFIG.is_file():
+        return Settings()  # outside a checkout: the built-in defaults are the default config
+    return load_settings(config or DEFAULT_CONFIG)
+
+
+def _store(db: str | None, config: Path | None) -> StoreReader:
+    return open_store(db or _settings(config).store.url)
+
+
+def _console() -> Console:
+    return Console(width=200, soft_wrap=False)
+
+
+@app.command("runs")
+def runs_command(db: DbOption = None, config: ConfigOption = None) -> None:
+    """List stored runs: mode, symbol, span, trades and PnL."""
+    store = _store(db, config)
+    runs = build.run_lines(store)
+    if not runs:
+        _console().print(f"No runs stored in {store.name} yet.")
+        return
+    _console().print(render_terminal.runs_table(runs, store.name))
+
+
+def _since_ms(since: str | None) -> int | None:
+    if since is None:
+        return None
+    try:
+        return parse_utc(since)
+    except ValueError:
+        raise ConfigError(
+            f"--since {since!r}: not a date (e.g. 2024-08-05 or 2024-08-05T06:15)"
+        ) from None
+
+
+@app.command("trades")
+def trades_command(
+    run: RunOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only trades entered at/after this UTC date.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"trades": [...]}.')] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the trades as CSV.")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """The trade journal: entry/exit, size, PnL in USDT and R, fees, exit reason, gate at entry."""
+    if as_json and as_csv:
+        raise ConfigError("--json and --csv: choose one")
+    store = _store(db, config)
+    run_id = store.resolve_run(run)
+    lines = build.trade_lines(store, run_id, _since_ms(since))
+    if as_json:
+        typer.echo(render_files.trades_json(lines))
+    elif as_csv:
+        typer.echo(render_files.trades_csv(lines), nl=False)
+    else:
+        _console().print(render_terminal.trades_table(lines, run_id))
+
+
+@app.command("signals")
+def signals_command(
+    run: RunOption = None,
+    rejected: Annotated[bool, typer.Option("--rejected", help="Only the rejected ones.")] = False,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Every candidate the strategy saw and what became of it: why it did (not) trade."""
+    store = _store(db, config)
+    run_id = store.resolve_run(run)
+    lines = build.signal_lines(store, run_id, rejected_only=rejected)
+    if not lines:
+        _console().print(f"Run {run_id} has no {'rejected ' if rejected else ''}signals.")
+        return
+    _console().print(render_terminal.signals_table(lines, run_id))
+
+
+@app.command("report")
+def report_command(
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
+    run: RunOption = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """One self-contained HTML report: summary, equity, drawdown, a chart per trade."""
+    store = _store(db, config)
+    run_id = store.resolve_run(run)
+    data = build.report_data(store, run_id)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(render_html.report_html(data), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the report: {exc.strerror}") from None
+    typer.echo(
+        f"wrote {out} (run {run_id}: {len(data.trades)} trades, {len(data.signals)} signals)"
+    )
+
+
+logs_app = typer.Typer(help="The bot's JSON-lines log.", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
+
+
+@logs_app.command("tail")
+def logs_tail_command(
+    lines: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many events.")] = 20,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
+    log_dir: Annotated[
+        Path | None, typer.Option("--dir", help="Log folder (default: the config's).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Pretty-print the last events of logs/cryptobot.jsonl (and its rotated files)."""
+    directory = log_dir or Path(_settings(config).logging.dir)
+    console = _console()
+    tail_log(directory, lines, console)
+    if follow:
+        follow_log(directory, console)

@@ -1,0 +1,124 @@
+"""Rich tables for `cryptobot runs`, `trades` and `signals`."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from cryptobot.clock import iso_utc
+from cryptobot.model import SignalStatus
+from cryptobot.report.build import SignalLine, TradeLine, gate_text
+from cryptobot.store import RunListing
+
+# The spike and OI numbers the rules measure; sizing numbers stay in the JSON and the report.
+MEASURED = ("body_atr", "volume_ratio", "drop_from_high_pct", "oi_change_pct")
+
+
+def _time(ts_ms: int | None) -> str:
+    return "-" if ts_ms is None else iso_utc(ts_ms).replace("T", " ").removesuffix(":00Z")
+
+
+def _money(value: float) -> str:
+    colour = "green" if value > 0 else "red" if value < 0 else "white"
+    return f"[{colour}]{value:,.2f}[/]"
+
+
+def runs_table(runs: list[RunListing], db_name: str) -> Table:
+    table = Table(title=f"Runs in {db_name}")
+    for name in (
+        "id",
+        "mode",
+        "exchange",
+        "symbol",
+        "span",
+        "data",
+        "trades",
+        "PnL USDT",
+        "finished",
+    ):
+        table.add_column(name, justify="right" if name in ("id", "trades", "PnL USDT") else "left")
+    for run in runs:
+        data = run.data_source + (
+            " [yellow](OI SYNTHETIC)[/]"
+            if run.oi_synthetic and "SYNTHETIC" not in run.data_source
+            else ""
+        )
+        table.add_row(
+            run.run_id,
+            run.mode,
+            run.exchange,
+            run.symbol,
+            f"{_time(run.start_ms)} .. {_time(run.end_ms)}",
+            data,
+            str(run.trade_count),
+            _money(run.pnl_usdt),
+            "yes" if run.finished_ms is not None else "[yellow]no[/]",
+        )
+    return table
+
+
+def trades_table(lines: list[TradeLine], run_id: int) -> Table:
+    table = Table(title=f"Trades of run {run_id}")
+    for name in (
+        "#",
+        "entry",
+        "entry price",
+        "exit",
+        "exit price",
+        "qty",
+        "PnL USDT",
+        "R",
+        "fees",
+        "exit reason",
+        "gate at entry",
+    ):
+        table.add_column(
+            name,
+            justify="left"
+            if name in ("entry", "exit", "exit reason", "gate at entry")
+            else "right",
+        )
+    for number, line in enumerate(lines, start=1):
+        trade = line.trade
+        table.add_row(
+            str(number),
+            _time(trade.entry_ms),
+            f"{trade.entry_price:,.2f}",
+            _time(trade.exit_ms),
+            f"{trade.exit_price:,.2f}",
+            f"{trade.qty_base:g}",
+            _money(trade.pnl_usdt),
+            f"{trade.r_multiple:+.2f}",
+            f"{trade.fees_usdt:,.2f}",
+            trade.exit_reason,
+            gate_text(line.gate, short=True),
+        )
+    if lines:
+        total = sum(line.trade.pnl_usdt for line in lines)
+        table.add_row("", "", "", "", "", "total", _money(total), "", "", "", "")
+    return table
+
+
+def _metric(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def signals_table(lines: list[SignalLine], run_id: int) -> Table:
+    table = Table(title=f"Signals of run {run_id}")
+    present = {name for line in lines for name in line.signal.metrics}
+    metric_names = [name for name in MEASURED if name in present]
+    for name in ("spike", "decided", "what happened", *metric_names, "gate"):
+        table.add_column(name, justify="right" if name in metric_names else "left")
+    for line in lines:
+        colour = "green" if line.signal.status is SignalStatus.ENTERED else "yellow"
+        table.add_row(
+            _time(line.signal.spike_ms),
+            _time(line.signal.decided_ms),
+            f"[{colour}]{line.outcome}[/]",
+            *(_metric(line.signal.metrics.get(name)) for name in metric_names),
+            gate_text(line.gate, short=True),
+        )
+    return table

@@ -1,0 +1,16 @@
+"""The SQL store: every run the bot makes, kept for review.
+
+    SqlRecorder(url, clock=None, flush_every=5000, commit_each_event=False)
+        the engine's Recorder; `flush()` writes the buffer; `run_id` after start_run
+    open_store(url) -> StoreReader
+        runs(), resolve_run(id | None), run_info(), summary(), signals(), trades(),
+        gate_decisions(), orders(), fills(), equity(), candles(), open_interest(), load_run()
+
+Any SQLAlchemy URL works (SQLite by default). The schema is Alembic-managed and brought to
+head whenever a store is opened. Problems are `cryptobot.errors.StoreError`.
+"""
+
+from cryptobot.store.reader import RunListing, StoreReader, open_store
+from cryptobot.store.recorder import SqlRecorder
+
+__all__ = ["RunListing", "SqlRecorder", "StoreReader", "open_store"]

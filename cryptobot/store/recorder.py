@@ -1,0 +1,338 @@
+"""`SqlRecorder`: the engine's Recorder on a SQLAlchemy database.
+
+Rows are buffered and bulk-inserted (a 14-month backtest sends ~40,000 candles and tens of
+thousands of equity points); `flush()` writes the buffer, `finish_run` flushes and closes the
+run. Live runs pass `commit_each_event=True` so a crash cannot lose a fill.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from cryptobot.clock import Clock, LiveClock
+from cryptobot.errors import StoreError
+from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
+from cryptobot.recorder import OrderEvent, RunInfo
+from cryptobot.store.database import describe, open_for_writing
+from cryptobot.store.tables import (
+    Base,
+    EquityPointRow,
+    FillRow,
+    GateDecisionRow,
+    OpenInterestRow,
+    OrderRow,
+    RunRow,
+    SignalCandleRow,
+    SignalRow,
+    TradeLegRow,
+    TradeRow,
+)
+
+# Insert order respects the links inside a run (signals and trades name gate decisions).
+_TABLES_IN_ORDER: tuple[type[Base], ...] = (
+    GateDecisionRow,
+    SignalRow,
+    OrderRow,
+    FillRow,
+    TradeRow,
+    TradeLegRow,
+    EquityPointRow,
+    SignalCandleRow,
+    OpenInterestRow,
+)
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON every database accepts: non-finite floats become None, odd types text."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
+def _gate_key(decision: GateDecision) -> str:
+    return json.dumps(
+        [
+            decision.ts_ms,
+            str(decision.action),
+            decision.size_factor,
+            list(decision.reasons),
+            json_safe(decision.inputs),
+        ],
+        sort_keys=True,
+    )
+
+
+class SqlRecorder:
+    """Implements `cryptobot.recorder.Recorder`; one instance records one run at a time."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        flush_every: int = 5000,
+        commit_each_event: bool = False,
+    ) -> None:
+        self.url = url
+        self._engine: Engine = open_for_writing(url)
+        self._clock = clock or LiveClock()  # stamps when the run was recorded, not market time
+        self._flush_every = flush_every
+        self._commit_each_event = commit_each_event
+        self._run_id: int | None = None
+        self._buffer: dict[type[Base], list[dict[str, Any]]] = {t: [] for t in _TABLES_IN_ORDER}
+        self._buffered = 0
+        self._seq: dict[type[Base], int] = {}
+        self._gate_seq_by_key: dict[str, int] = {}
+
+    @property
+    def run_id(self) -> str:
+        if self._run_id is None:
+            raise StoreError("SqlRecorder: no run started (call start_run first)")
+        return str(self._run_id)
+
+    # -- Recorder protocol ------------------------------------------------------------------
+
+    def start_run(self, info: RunInfo) -> str:
+        self._reset()
+        row = {
+            "mode": info.mode,
+            "exchange": info.exchange,
+            "symbol": info.symbol,
+            "start_ms": info.start_ms,
+            "end_ms": info.end_ms,
+            "data_source": info.data_source,
+            "oi_synthetic": "SYNTHETIC" in info.data_source.upper(),
+            "settings_json": json_safe(info.settings),
+            "created_ms": self._clock.now_ms(),
+            "finished_ms": None,
+            "summary_json": None,
+        }
+        with self._writing() as connection:
+            result = connection.execute(insert(RunRow).values(**row))
+            self._run_id = int(result.inserted_primary_key[0])
+        return str(self._run_id)
+
+    def gate_decision(self, decision: GateDecision, trigger: str) -> None:
+        self._gate_seq(decision, trigger)
+        self._after_event()
+
+    def signal(self, signal: Signal, gate: GateDecision | None) -> None:
+        gate_seq = self._gate_seq(gate, "signal") if gate is not None else None
+        self._add(
+            SignalRow,
+            {
+                "signal_id": signal.signal_id,
+                "symbol": signal.symbol,
+                "spike_ms": signal.spike_ms,
+                "decided_ms": signal.decided_ms,
+                "status": str(signal.status),
+                "reason": signal.reason,
+                "metrics_json": json_safe(dict(signal.metrics)),
+                "setup_events_json": [
+                    [e.ts_ms, e.kind, json_safe(e.price)] for e in signal.setup_events
+                ],
+                "gate_seq": gate_seq,
+            },
+        )
+        self._after_event()
+
+    def order(self, event: OrderEvent) -> None:
+        intent = event.intent
+        self._add(
+            OrderRow,
+            {
+                "ts_ms": event.ts_ms,
+                "client_id": intent.client_id,
+                "symbol": intent.symbol,
+                "side": str(intent.side),
+                "order_type": str(intent.order_type),
+                "purpose": str(intent.purpose),
+                "qty_base": intent.qty_base,
+                "price": intent.price,
+                "reduce_only": intent.reduce_only,
+                "status": event.status,
+                "detail": event.detail,
+            },
+        )
+        self._after_event()
+
+    def fill(self, fill: Fill) -> None:
+        self._add(
+            FillRow,
+            {
+                "ts_ms": fill.ts_ms,
+                "client_id": fill.client_id,
+                "symbol": fill.symbol,
+                "side": str(fill.side),
+                "purpose": str(fill.purpose),
+                "price": fill.price,
+                "qty_base": fill.qty_base,
+                "fee_usdt": fill.fee_usdt,
+                "is_maker": fill.is_maker,
+            },
+        )
+        self._after_event()
+
+    def trade(self, trade: Trade, gate: GateDecision | None) -> None:
+        gate_seq = self._gate_seq(gate, "signal") if gate is not None else None
+        trade_seq = self._add(
+            TradeRow,
+            {
+                "signal_id": trade.signal_id,
+                "symbol": trade.symbol,
+                "side": str(trade.side),
+                "entry_ms": trade.entry_ms,
+                "exit_ms": trade.exit_ms,
+                "entry_price": trade.entry_price,
+                "qty_base": trade.qty_base,
+                "initial_stop": trade.initial_stop,
+                "entry_fee_usdt": trade.entry_fee_usdt,
+                "funding_usdt": trade.funding_usdt,
+                "pnl_usdt": trade.pnl_usdt,
+                "r_multiple": trade.r_multiple,
+                "exit_reason": trade.exit_reason,
+                "gate_seq": gate_seq,
+            },
+        )
+        for index, leg in enumerate(trade.legs):
+            self._buffer[TradeLegRow].append(
+                {
+                    "run_id": self._run_id,
+                    "trade_seq": trade_seq,
+                    "leg_index": index,
+                    "ts_ms": leg.ts_ms,
+                    "price": leg.price,
+                    "qty_base": leg.qty_base,
+                    "fee_usdt": leg.fee_usdt,
+                    "reason": leg.reason,
+                }
+            )
+            self._buffered += 1
+        self._after_event()
+
+    def equity(self, ts_ms: int, equity_usdt: float) -> None:
+        self._add(EquityPointRow, {"ts_ms": ts_ms, "equity_usdt": equity_usdt})
+        self._after_event()
+
+    def signal_candle(self, candle: Candle) -> None:
+        self._add(
+            SignalCandleRow,
+            {
+                "ts_open_ms": candle.ts_open_ms,
+                "interval_ms": candle.interval_ms,
+                "open": candle.open,
+                "high": candle.high,
+                "low": candle.low,
+                "close": candle.close,
+                "volume": candle.volume,
+            },
+        )
+        self._after_event()
+
+    def open_interest(self, sample: OpenInterest) -> None:
+        self._add(
+            OpenInterestRow,
+            {
+                "ts_ms": sample.ts_ms,
+                "oi_contracts": sample.oi_contracts,
+                "oi_value_usdt": sample.oi_value_usdt,
+            },
+        )
+        self._after_event()
+
+    def finish_run(self, summary: dict[str, Any]) -> None:
+        self.flush()
+        with self._writing() as connection:
+            connection.execute(
+                update(RunRow)
+                .where(RunRow.id == self._run_id)
+                .values(finished_ms=self._clock.now_ms(), summary_json=json_safe(summary))
+            )
+
+    # -- buffering ----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every buffered row in one transaction."""
+        if not self._buffered:
+            return
+        with self._writing() as connection:
+            for table in _TABLES_IN_ORDER:
+                rows = self._buffer[table]
+                if rows:
+                    connection.execute(insert(table), rows)
+        for rows in self._buffer.values():
+            rows.clear()
+        self._buffered = 0
+
+    def close(self) -> None:
+        self.flush()
+        self._engine.dispose()
+
+    def __enter__(self) -> SqlRecorder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _reset(self) -> None:
+        self.flush()
+        self._seq.clear()
+        self._gate_seq_by_key.clear()
+
+    def _add(self, table: type[Base], row: dict[str, Any]) -> int:
+        if self._run_id is None:
+            raise StoreError("SqlRecorder: no run started (call start_run first)")
+        seq = self._seq.get(table, 0) + 1
+        self._seq[table] = seq
+        row["run_id"] = self._run_id
+        row["seq"] = seq
+        self._buffer[table].append(row)
+        self._buffered += 1
+        return seq
+
+    def _gate_seq(self, decision: GateDecision, trigger: str) -> int:
+        # The decision at entry is usually the one already stored with the signal: store it once.
+        key = _gate_key(decision)
+        known = self._gate_seq_by_key.get(key)
+        if known is not None:
+            return known
+        seq = self._add(
+            GateDecisionRow,
+            {
+                "ts_ms": decision.ts_ms,
+                "action": str(decision.action),
+                "size_factor": decision.size_factor,
+                "reasons_json": list(decision.reasons),
+                "inputs_json": json_safe(dict(decision.inputs)),
+                "trigger": trigger,
+            },
+        )
+        self._gate_seq_by_key[key] = seq
+        return seq
+
+    def _after_event(self) -> None:
+        if self._commit_each_event or self._buffered >= self._flush_every:
+            self.flush()
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A transaction whose database errors become one-line StoreErrors."""
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except SQLAlchemyError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise StoreError(f"{describe(self.url)}: write failed: {first}") from None

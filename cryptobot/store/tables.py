@@ -1,0 +1,182 @@
+"""The stored schema: SQLAlchemy 2 typed models.
+
+Every table below `runs` is keyed by (run_id, seq), with `seq` counted per run by the one
+recorder that writes the run: rows can be buffered and bulk-inserted without asking the
+database for ids, and links inside a run (signal -> gate decision, leg -> trade) are plain
+numbers. Times are epoch ms (BigInteger); the ledger (orders, fills, trades, equity) is exact
+decimal; market data the run saw (candles, OI) is float, as it came from the venue.
+Alembic migrations in `migrations/versions` create exactly this; a test compares them.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from cryptobot.store.types import ExactDecimal
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _run_fk() -> Mapped[int]:
+    return mapped_column(Integer, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    exchange: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(64))
+    start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    end_ms: Mapped[int | None] = mapped_column(BigInteger)
+    data_source: Mapped[str] = mapped_column(String(1000))
+    oi_synthetic: Mapped[bool] = mapped_column(Boolean)
+    settings_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    finished_ms: Mapped[int | None] = mapped_column(BigInteger)
+    summary_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class GateDecisionRow(Base):
+    __tablename__ = "gate_decisions"
+
+    run_id: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(16))
+    size_factor: Mapped[float] = mapped_column(Float)
+    reasons_json: Mapped[list[str]] = mapped_column(JSON)
+    inputs_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    trigger: Mapped[str] = mapped_column(String(16))  # "signal" or "daily"
+
+
+class SignalRow(Base):
+    __tablename__ = "signals"
+
+    run_id: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signal_id: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(64))
+    spike_ms: Mapped[int] = mapped_column(BigInteger)
+    decided_ms: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(1000))
+    metrics_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    setup_events_json: Mapped[list[Any]] = mapped_column(JSON)  # [[ts_ms, kind, price], ...]
+    gate_seq: Mapped[int | None] = mapped_column(Integer)  # the decision that judged it
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+
+    run_id: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    client_id: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16))
+    qty_base: Mapped[Decimal] = mapped_column(ExactDecimal())
+    price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    reduce_only: Mapped[bool] = mapped_column(Boolean)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(1000))
+
+
+class FillRow(Base):
+    __tablename__ = "fills"
+
+    run_id: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    client_id: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    purpose: Mapped[str] = mapped_column(String(16))
+    price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    qty_base: Mapped[Decimal] = mapped_column(ExactDecimal())
+    fee_usdt: Mapped[Decimal] = mapped_column(ExactDecimal())
+    is_maker: Mapped[bool] = mapped_column(Boolean)
+
+
+class TradeRow(Base):
+    __tablename__ = "trades"
+
+    run_id: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    signal_id: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(64))
+    side: Mapped[str] = mapped_column(String(8))
+    entry_ms: Mapped[int] = mapped_column(BigInteger)
+    exit_ms: Mapped[int] = mapped_column(BigInteger)
+    entry_price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    qty_base: Mapped[Decimal] = mapped_column(ExactDecimal())
+    initial_stop: Mapped[Decimal] = mapped_column(ExactDecimal())
+    entry_fee_usdt: Mapped[Decimal] = mapped_column(ExactDecimal())
+    funding_usdt: Mapped[Decimal] = mapped_column(ExactDecimal())
+    # Derived from the legs, kept so SQL readers need not recompute them.
+    pnl_usdt: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    r_multiple: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    exit_reason: Mapped[str] = mapped_column(String(32))
+    gate_seq: Mapped[int | None] = mapped_column(Integer)  # the decision at entry
+
+
+class TradeLegRow(Base):
+    __tablename__ = "trade_legs"
+
+    run_id: Mapped[int] = _run_fk()
+    trade_seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    leg_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    qty_base: Mapped[Decimal] = mapped_column(ExactDecimal())
+    fee_usdt: Mapped[Decimal] = mapped_column(ExactDecimal())
+    reason: Mapped[str] = mapped_column(String(32))
+
+
+class EquityPointRow(Base):
+    __tablename__ = "equity_points"
+
+    run_id: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    equity_usdt: Mapped[Decimal] = mapped_column(ExactDecimal())
+
+
+class SignalCandleRow(Base):
+    __tablename__ = "signal_candles"
+
+    run_id: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts_open_ms: Mapped[int] = mapped_column(BigInteger)
+    interval_ms: Mapped[int] = mapped_column(BigInteger)
+    open: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)
+    close: Mapped[float] = mapped_column(Float)
+    volume: Mapped[float] = mapped_column(Float)
+
+
+class OpenInterestRow(Base):
+    __tablename__ = "oi_samples"
+
+    run_id: Mapped[int] = _run_fk()
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    oi_contracts: Mapped[float] = mapped_column(Float)
+    oi_value_usdt: Mapped[float | None] = mapped_column(Float)

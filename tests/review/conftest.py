@@ -1,0 +1,97 @@
+"""Review fixtures: a store holding the hand-made sample run on real candles."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+SAMPLE_RUN_FILE = Path(__file__).resolve().parent.parent / "store" / "sample_run.py"
+
+
+def _sample_run_module():
+    """tests/ is not a package (importlib mode): load the shared builder by path."""
+    name = "cryptobot_tests_sample_run"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SAMPLE_RUN_FILE)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture
+def sample_run():
+    return _sample_run_module()
+
+
+@pytest.fixture
+def stored(tmp_path, sample_run):
+    """(url, what was sent) for a fresh SQLite store with the sample run as run 1."""
+    from cryptobot.store import SqlRecorder
+
+    url = f"sqlite:///{tmp_path / 'review.sqlite'}"
+    with SqlRecorder(url) as recorder:
+        sent = sample_run.record_sample_run(recorder)
+    return url, sent
+
+
+class _ElementCounter(HTMLParser):
+    """Counts elements by class and id (the dumped DOM also holds plotly.js as script text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.plot_ids: list[str] = []
+        self.main_svgs = 0
+        self.candlestick_layers = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        classes = (values.get("class") or "").split()
+        if "js-plotly-plot" in classes:
+            self.plot_ids.append(values.get("id") or "")
+        if tag == "svg" and "main-svg" in classes:
+            self.main_svgs += 1
+        if "trace" in classes and "boxes" in classes:
+            self.candlestick_layers += 1
+
+
+@pytest.fixture
+def render_in_chromium(tmp_path):
+    """Open an HTML file in headless chromium (no network) and count what its scripts drew."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not on PATH: `apt-get install -y chromium` (the CI script does)")
+
+    def render(page: Path) -> _ElementCounter:
+        result = subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                "--virtual-time-budget=10000",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        counter = _ElementCounter()
+        counter.feed(result.stdout)
+        return counter
+
+    return render

@@ -1,0 +1,93 @@
+"""A run recorded through SqlRecorder reads back as the very same model objects."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cryptobot.recorder import Recorder
+from cryptobot.store import SqlRecorder, open_store
+
+
+def test_sql_recorder_satisfies_the_recorder_protocol(db_url):
+    recorder: Recorder = SqlRecorder(db_url)  # type-checks against the protocol
+    for name in Recorder.__dict__:
+        if not name.startswith("_"):
+            assert callable(getattr(recorder, name)), name
+
+
+def test_everything_reads_back_identical(stored_run):
+    url, sent = stored_run
+    store = open_store(url)
+    run = store.resolve_run(None)
+    assert str(run) == sent["run_id"]
+    assert store.trades(run) == sent["trades"]
+    assert store.signals(run) == sent["signals"]
+    assert store.candles(run) == sent["candles"]
+    assert store.open_interest(run) == sent["oi"]
+    assert store.orders(run) == sent["orders"]
+    assert store.fills(run) == sent["fills"]
+    assert store.equity(run) == sent["equity"]
+    daily = [decision for decision, trigger in store.gate_decisions(run) if trigger == "daily"]
+    assert daily == sent["gates"]
+
+
+def test_trade_numbers_are_exact_not_rounded(stored_run):
+    url, sent = stored_run
+    trade, _ = open_store(url).trades(1)[0]
+    original = sent["trades"][0][0]
+    assert trade.pnl_usdt == original.pnl_usdt  # bit-identical floats
+    assert trade.r_multiple == original.r_multiple
+    path = Path(url.removeprefix("sqlite:///"))
+    with sqlite3.connect(path) as raw:
+        fee_text, pnl_text = raw.execute(
+            "SELECT entry_fee_usdt, pnl_usdt FROM trades WHERE seq = 1"
+        ).fetchone()
+    # SQLite keeps the exact decimal text (its NUMERIC would be a binary float).
+    assert fee_text == repr(original.entry_fee_usdt)
+    assert pnl_text == repr(original.pnl_usdt)
+
+
+def test_run_metadata_and_summary(stored_run):
+    url, sent = stored_run
+    store = open_store(url)
+    info = store.run_info(1)
+    assert (info.mode, info.symbol, info.exchange) == ("backtest", "BTC/USDT:USDT", "binanceusdm")
+    assert "SYNTHETIC" in info.data_source and store.oi_synthetic(1)
+    assert info.settings["risk"]["risk_per_trade"] == 0.005
+    summary = store.summary(1)
+    assert summary["trades"] == 2
+    assert summary["profit_factor"] is None  # inf is not portable JSON: stored as absent
+
+
+def test_gate_decision_at_entry_is_stored_once(stored_run):
+    url, sent = stored_run
+    store = open_store(url)
+    signal_gate = sent["signals"][1][1]
+    stored = [decision for decision, _ in store.gate_decisions(1)]
+    assert stored.count(signal_gate) == 1
+    assert store.trades(1)[0][1] == signal_gate == store.signals(1)[1][1]
+
+
+def test_second_run_appends(stored_run, sample_run):
+    url, _ = stored_run
+    with SqlRecorder(url) as recorder:
+        second = sample_run.record_sample_run(recorder, oi_synthetic=False)
+    store = open_store(url)
+    listings = store.runs()
+    assert [r.run_id for r in listings] == ["1", second["run_id"]] == ["1", "2"]
+    assert store.resolve_run(None) == 2
+    assert not store.oi_synthetic(2) and store.oi_synthetic(1)
+    assert store.trades(1) == store.trades(2)
+    assert listings[0].trade_count == 2
+    # Summed as exact decimals, so only float-close to a float sum.
+    assert listings[0].pnl_usdt == pytest.approx(sum(t.pnl_usdt for t, _ in second["trades"]))
+
+
+def test_load_run_has_the_memory_recorder_shape(stored_run):
+    url, sent = stored_run
+    loaded = open_store(url).load_run(1)
+    assert loaded.trades == sent["trades"] and loaded.candles == sent["candles"]
+    assert loaded.info.symbol == "BTC/USDT:USDT" and loaded.summary["trades"] == 2

@@ -1,0 +1,166 @@
+"""Stream adapter benchmark: parse+aggregate rate, message->engine latency, RSS over 10^6 msgs.
+
+    .venv/bin/python benchmarks/stream_latency.py [--messages 1000000]
+
+Input: the real Binance 5m candles of data/btc_2024-08_crash as kline messages. The 10^6-message
+run repeats them with shifted times (a SYNTHETIC time axis over real prices), parsed by the
+adapter's own parser and handed to the engine by the trading session, as in a replay.
+Targets: p99 message->order intent below 2 ms; RSS growth below 20 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import statistics
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from cryptobot.brokers.paper import PaperBroker
+from cryptobot.clock import SimClock
+from cryptobot.config import load_settings
+from cryptobot.data import CandleAggregator, load_market_data
+from cryptobot.engine import Engine
+from cryptobot.exchange.binance import BinanceUsdmStream
+from cryptobot.exchange.replay import CandleColumns, binance_kline_message
+from cryptobot.gate import PassThroughGate
+from cryptobot.model import Candle
+from cryptobot.recorder import MemoryRecorder
+from cryptobot.strategy import load_strategy
+from cryptobot.trading_session import advance_sim_clock
+
+ROOT = Path(__file__).resolve().parent.parent
+SYMBOL = "BTC/USDT:USDT"
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class NullRecorder(MemoryRecorder):
+    """Keeps nothing, so memory growth is the adapter's and the engine's own."""
+
+    def signal_candle(self, candle):
+        pass
+
+    def equity(self, ts_ms, equity_usdt):
+        pass
+
+    def gate_decision(self, decision, trigger):
+        pass
+
+
+class TimedBroker(PaperBroker):
+    """Stamps when each order intent leaves the engine."""
+
+    submitted_ns: list[int]
+
+    def submit(self, intent):
+        self.submitted_ns.append(time.perf_counter_ns())
+        super().submit(intent)
+
+
+def messages(candles: list[Candle], count: int):
+    """Generated lazily, so the input itself does not count as growth."""
+    span_ms = candles[-1].ts_close_ms - candles[0].ts_open_ms
+    sent = lap = 0
+    while sent < count:
+        shift = lap * span_ms
+        for c in candles:
+            moved = Candle(c.ts_open_ms + shift, c.interval_ms, c.open, c.high, c.low, c.close,
+                           c.volume)
+            yield binance_kline_message(SYMBOL, moved)
+            sent += 1
+            if sent == count:
+                return
+        lap += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    args = parser.parse_args()
+    market = load_market_data(ROOT / "data" / "btc_2024-08_crash", SYMBOL)
+    interval_ms = market.base_interval_ms
+    candles = list(CandleColumns.from_frame(market.candles, interval_ms))
+    stream = BinanceUsdmStream(SYMBOL, interval_ms)
+
+    # 1. parse + aggregate throughput on the real messages
+    real = [binance_kline_message(SYMBOL, c) for c in candles]
+    aggregator = CandleAggregator(interval_ms, 15 * 60_000)
+    started = time.perf_counter()
+    for raw in real * 10:
+        for event in stream.parse(raw).events:
+            aggregator.add(event)
+        aggregator = aggregator if event.ts_open_ms != candles[-1].ts_open_ms else \
+            CandleAggregator(interval_ms, 15 * 60_000)
+    parse_rate = len(real) * 10 / (time.perf_counter() - started)
+
+    # 2. latency: message in -> engine done (every candle) and -> order intent (entries)
+    settings = load_settings(ROOT / "config" / "crosscheck.toml")
+    clock = SimClock(candles[0].ts_open_ms)
+    broker = TimedBroker(settings.costs, clock)
+    broker.submitted_ns = []
+    engine = Engine(settings, load_strategy(settings.strategy.path, settings, SYMBOL), broker,
+                    PassThroughGate(), NullRecorder(), clock)
+    advance = advance_sim_clock(clock)
+    handled_us: list[float] = []
+    intent_us: list[float] = []
+    for raw in real:
+        t0 = time.perf_counter_ns()
+        before = len(broker.submitted_ns)
+        for event in stream.parse(raw).events:
+            advance(event.ts_close_ms)
+            engine.on_base_candle(event)
+        t1 = time.perf_counter_ns()
+        handled_us.append((t1 - t0) / 1000)
+        if len(broker.submitted_ns) > before:
+            intent_us.append((broker.submitted_ns[before] - t0) / 1000)
+
+    # 3. RSS before/after a long replay through the same path
+    gc.collect()
+    rss_before = rss_mb()
+    clock = SimClock(0)
+    advance = advance_sim_clock(clock)
+    engine = Engine(settings, load_strategy(settings.strategy.path, settings, SYMBOL),
+                    PaperBroker(settings.costs, clock), PassThroughGate(), NullRecorder(), clock)
+    started = time.perf_counter()
+    for raw in messages(candles, args.messages):
+        for event in stream.parse(raw).events:
+            advance(event.ts_close_ms)
+            engine.on_base_candle(event)
+    long_s = time.perf_counter() - started
+    gc.collect()
+    rss_after = rss_mb()
+
+    def pct(values: list[float], q: float) -> str:
+        if not values:
+            return "n/a"
+        ordered = sorted(values)
+        return f"{ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.1f}"
+
+    table = Table(title="stream adapter (real Binance 5m candles as kline messages)")
+    for column in ("measure", "value", "target"):
+        table.add_column(column)
+    table.add_row("parse + 15m aggregation", f"{parse_rate:,.0f} msg/s", "")
+    table.add_row("message -> engine done p50 / p99", f"{pct(handled_us, .5)} / "
+                  f"{pct(handled_us, .99)} us", "")
+    table.add_row(f"message -> order intent p50 / p99 (n={len(intent_us)})",
+                  f"{pct(intent_us, .5)} / {pct(intent_us, .99)} us", "p99 < 2000 us")
+    table.add_row(f"{args.messages:,}-message replay", f"{args.messages / long_s:,.0f} msg/s "
+                  f"({long_s:.1f}s)", "")
+    table.add_row("RSS before / after / growth", f"{rss_before:.1f} / {rss_after:.1f} / "
+                  f"{rss_after - rss_before:+.1f} MB", "growth < 20 MB")
+    table.add_row("mean message -> engine done", f"{statistics.fmean(handled_us):.1f} us", "")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""What `cryptobot paper` prints: a heartbeat per closed signal candle, and every signal, order
+and fill as it happens. It wraps the store's recorder, so printing and storing see the same events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from cryptobot.clock import iso_utc
+from cryptobot.exchange.feed import FeedEvent
+from cryptobot.model import (
+    Candle,
+    Fill,
+    GateDecision,
+    OpenInterest,
+    Side,
+    Signal,
+    SignalStatus,
+    Trade,
+)
+from cryptobot.recorder import OrderEvent, Recorder, RunInfo
+
+
+def _minute(ts_ms: int) -> str:
+    return iso_utc(ts_ms)[:16] + "Z"
+
+
+class ConsoleRecorder:
+    """A Recorder that stores through `inner` and prints; also the session's observer."""
+
+    def __init__(self, inner: Recorder, console: Console, heartbeat: bool = True) -> None:
+        self.inner = inner
+        self.console = console
+        self.heartbeat = heartbeat
+        self.position_qty = 0.0
+        self.entry_price = 0.0
+        self.gate_action = "-"
+        self.heartbeats = 0
+        self._oi: deque[OpenInterest] = deque(maxlen=256)
+
+    def __getattr__(self, name: str) -> Any:  # run_id, flush, close ... of the store
+        return getattr(self.inner, name)
+
+    # --- SessionObserver ---------------------------------------------------------------
+    def on_event(self, event: FeedEvent) -> None:
+        if isinstance(event, OpenInterest):
+            self._oi.append(event)
+
+    # --- Recorder ----------------------------------------------------------------------
+    def start_run(self, info: RunInfo) -> str:
+        return self.inner.start_run(info)
+
+    def signal(self, signal: Signal, gate: GateDecision | None) -> None:
+        self.inner.signal(signal, gate)
+        style = "green" if signal.status is SignalStatus.ENTERED else "yellow"
+        gate_text = f" gate {gate.action}" if gate is not None else ""
+        self.console.print(f"[{style}]SIGNAL[/] {_minute(signal.decided_ms)} spike "
+                           f"{_minute(signal.spike_ms)} {signal.status}: "
+                           f"{escape(signal.reason)}{gate_text}")
+
+    def gate_decision(self, decision: GateDecision, trigger: str) -> None:
+        self.inner.gate_decision(decision, trigger)
+        self.gate_action = str(decision.action)
+
+    def order(self, event: OrderEvent) -> None:
+        self.inner.order(event)
+        intent = event.intent
+        price = "" if intent.price is None else f" @ {intent.price:,.2f}"
+        detail = f" {escape(event.detail)}" if event.detail else ""
+        self.console.print(f"ORDER  {_minute(event.ts_ms)} {event.status} {intent.purpose} "
+                           f"{intent.side} {intent.order_type} {intent.qty_base:.6f}{price} "
+                           f"({intent.client_id}){detail}")
+
+    def fill(self, fill: Fill) -> None:
+        self.inner.fill(fill)
+        if fill.side is Side.BUY:
+            total = self.position_qty + fill.qty_base
+            self.entry_price = (self.entry_price * self.position_qty
+                                + fill.price * fill.qty_base) / total
+            self.position_qty = total
+        else:
+            self.position_qty = max(0.0, self.position_qty - fill.qty_base)
+        self.console.print(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {fill.purpose} {fill.side} "
+                           f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f}")
+
+    def trade(self, trade: Trade, gate: GateDecision | None) -> None:
+        self.inner.trade(trade, gate)
+        self.console.print(f"[bold]TRADE[/]  {_minute(trade.entry_ms)} -> "
+                           f"{_minute(trade.exit_ms)} PnL {trade.pnl_usdt:+,.2f} USDT "
+                           f"({trade.r_multiple:+.2f}R, {trade.exit_reason})")
+
+    def equity(self, ts_ms: int, equity_usdt: float) -> None:
+        self.inner.equity(ts_ms, equity_usdt)
+
+    def signal_candle(self, candle: Candle) -> None:
+        self.inner.signal_candle(candle)
+        self.heartbeats += 1
+        if self.heartbeat:
+            self.console.print(self.heartbeat_line(candle), highlight=False)
+
+    def open_interest(self, sample: OpenInterest) -> None:
+        self.inner.open_interest(sample)
+
+    def finish_run(self, summary: dict[str, Any]) -> None:
+        self.inner.finish_run(summary)
+
+    # --- the heartbeat -----------------------------------------------------------------
+    def heartbeat_line(self, candle: Candle) -> str:
+        return (f"{_minute(candle.ts_close_ms)} close {candle.close:,.1f}  "
+                f"OI {self._oi_change(candle)}  gate {self.gate_action}  {self.position_text()}")
+
+    def position_text(self) -> str:
+        if self.position_qty <= 1e-12:
+            return "flat"
+        return f"long {self.position_qty:.6f} @ {self.entry_price:,.2f}"
+
+    def _oi_change(self, candle: Candle) -> str:
+        before = after = None
+        for sample in self._oi:
+            if sample.ts_ms <= candle.ts_open_ms:
+                before = sample
+            if sample.ts_ms <= candle.ts_close_ms:
+                after = sample
+        if before is None or after is None or not before.oi_contracts:
+            return "n/a"
+        return f"{(after.oi_contracts / before.oi_contracts - 1) * 100:+.2f}%"

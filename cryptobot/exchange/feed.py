@@ -1,0 +1,97 @@
+"""The market feed: what every venue adapter (live or replayed) hands the trading session.
+
+A feed yields closed base candles, open-interest samples, settled funding rates and
+liquidations, in the order they became known. It repairs its own gaps and never yields the
+same closed candle twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+from cryptobot.errors import ExchangeError
+from cryptobot.model import Candle, FundingRate, Liquidation, OpenInterest
+
+FeedEvent = Candle | OpenInterest | FundingRate | Liquidation
+
+# Called with each message's exchange event time. A replay passes SimClock-advancing code here,
+# so time moves with the stream; a live run passes `ignore_exchange_time`.
+ExchangeTimeHook = Callable[[int], None]
+
+
+def ignore_exchange_time(ts_ms: int) -> None:
+    """The live hook: the wall clock moves by itself."""
+
+
+class MalformedMessageError(ExchangeError):
+    """A stream message we cannot read. Counted and logged by the adapter, never fatal."""
+
+
+def event_time_ms(event: FeedEvent) -> int:
+    """When the event became usable: a candle at its close, a sample at its own time."""
+    if isinstance(event, Candle):
+        return event.ts_close_ms
+    return event.ts_ms
+
+
+@dataclass
+class FeedStats:
+    """Counters an adapter keeps; the heartbeat and the benchmarks print them."""
+
+    messages: int = 0
+    candles: int = 0
+    open_kline_updates: int = 0
+    liquidations: int = 0
+    oi_samples: int = 0
+    oi_polls: int = 0
+    oi_poll_errors: int = 0
+    funding_rates: int = 0
+    funding_poll_errors: int = 0
+    malformed: int = 0
+    unexpected: int = 0
+    duplicates_dropped: int = 0
+    repaired_candles: int = 0
+    repair_errors: int = 0
+    connects: int = 0
+    disconnects: int = 0
+    rotations: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class MarketFeed(Protocol):
+    stats: FeedStats
+
+    def events(self) -> AsyncIterator[FeedEvent]:
+        """Events forever (live) or until the source runs dry; reconnects internally."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """One stream message, read by a venue: its exchange time and what it carried."""
+
+    event_time_ms: int
+    events: tuple[FeedEvent, ...]
+    open_update: bool = False  # a still-open candle's update: ignored, only counted
+    unexpected: bool = False  # well-formed, but not a stream we asked for
+
+
+class VenueStream(Protocol):
+    """The venue-specific half of a streaming feed (URL, subscription, message format)."""
+
+    name: str
+    symbol: str
+    interval_ms: int
+    poll_open_interest: bool  # True where the venue has no open-interest stream
+
+    def url(self) -> str: ...
+
+    def subscribe_messages(self) -> list[str]: ...
+
+    def parse(self, raw: str | bytes) -> ParsedMessage: ...

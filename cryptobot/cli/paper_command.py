@@ -26,6 +26,8 @@ from cryptobot.engine import Engine
 from cryptobot.errors import ConfigError
 from cryptobot.exchange.backfill import load_warm_up
 from cryptobot.exchange.binance import BINANCE_MARKET_WS, BinanceUsdmStream
+from cryptobot.exchange.bybit import BYBIT_LINEAR_WS, BybitLinearStream
+from cryptobot.exchange.bybit_rest import BybitHistoryPages
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.feed import ignore_exchange_time
 from cryptobot.exchange.replay import ReplayVenue, replay_span
@@ -60,9 +62,17 @@ class PaperRun:
 
 def _venue_stream(settings: Settings, symbol: str, interval_ms: int, ws_url: str | None):
     if settings.market.exchange == "bybit":
-        raise ConfigError("market.exchange = \"bybit\": the Bybit stream adapter is not built "
-                          "yet; paper trading runs on binanceusdm")
+        # Bybit streams open interest in its ticker: sample it at the Binance polling cadence.
+        return BybitLinearStream(symbol, interval_ms, base_url=ws_url or BYBIT_LINEAR_WS,
+                                 oi_min_interval_ms=int(settings.feed.oi_poll_seconds * 1000))
     return BinanceUsdmStream(symbol, interval_ms, base_url=ws_url or BINANCE_MARKET_WS)
+
+
+def _venue_rest(settings: Settings) -> Any:
+    rest = make_exchange(settings.market.exchange, rest_url=settings.feed.rest_url,
+                         async_client=True)
+    # Bybit pages history differently from Binance: keep each request inside one Bybit page.
+    return BybitHistoryPages(rest) if settings.market.exchange == "bybit" else rest
 
 
 def _engine(run: PaperRun, clock: Clock) -> Engine:
@@ -90,14 +100,12 @@ class _PriceTracker:
 async def _live(run: PaperRun) -> None:
     settings, clock = run.settings, LiveClock()
     interval_ms = timeframe_to_ms(settings.market.base_timeframe)
-    rest = make_exchange(settings.market.exchange, rest_url=settings.feed.rest_url,
-                         async_client=True)
+    rest = _venue_rest(settings)
     try:
         run.engine = _engine(run, clock)
         run.start_ms = clock.now_ms()
         warm = await load_warm_up(rest, run.symbol, interval_ms, run.start_ms,
-                                  settings.feed.warmup_days,
-                                  with_open_interest=settings.market.exchange == "binanceusdm")
+                                  settings.feed.warmup_days)
         loaded = warm_up_engine(run.engine, warm,
                                 timeframe_to_ms(settings.market.signal_timeframe))
         run.recorder.console.print(f"warm-up: {loaded} base candles, "

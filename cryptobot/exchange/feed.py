@@ -74,16 +74,25 @@ class MarketFeed(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
-    """One stream message, read by a venue: its exchange time and what it carried."""
+    """One stream message, read by a venue: its exchange time and what it carried.
 
-    event_time_ms: int
+    `event_time_ms` is None for a venue's control replies (a subscription ack, a pong), which
+    carry no market time and must not move a replay's clock.
+    """
+
+    event_time_ms: int | None
     events: tuple[FeedEvent, ...]
     open_update: bool = False  # a still-open candle's update: ignored, only counted
     unexpected: bool = False  # well-formed, but not a stream we asked for
 
 
 class VenueStream(Protocol):
-    """The venue-specific half of a streaming feed (URL, subscription, message format)."""
+    """The venue-specific half of a streaming feed (URL, subscription, message format).
+
+    A venue that needs application-level keepalives (Bybit's `{"op": "ping"}`) also has
+    `heartbeat() -> (interval_s, message)`; the feed sends it on that cadence while connected.
+    Venues without it rely on websocket-level pings alone.
+    """
 
     name: str
     symbol: str

@@ -53,6 +53,7 @@ log = logging.getLogger("cryptobot.exchange.stream")
 CLOCK_SKEW_MARGIN_MS = 2_000
 REPAIR_ATTEMPTS = 3
 FUNDING_INTERVAL_MS = 8 * HOUR_MS  # Binance and Bybit settle at 00:00, 08:00 and 16:00 UTC
+MAX_HELD_EVENTS = 10_000  # a stream without candles must not hold samples back forever
 LOG_FIRST_BAD_MESSAGES = 10  # then one line per 1000, so garbage cannot flood the log
 
 
@@ -81,6 +82,7 @@ class StreamingFeed:
         self._idle_check_s = min(settings.oi_poll_seconds, 5.0)
         self._rng = rng or random.Random()
         self._ws: ClientConnection | None = None
+        self._held: list[FeedEvent] | None = None  # events waiting for the first candle
         self._closing = False
 
     async def close(self) -> None:
@@ -99,6 +101,7 @@ class StreamingFeed:
                                    close_timeout=2) as ws:
                     self._ws = ws
                     self.stats.connects += 1
+                    self._held = []
                     failures = 0
                     connected_ms = self._clock.now_ms()
                     log.info("connected to %s", url)
@@ -106,14 +109,17 @@ class StreamingFeed:
                         await ws.send(message)
                     async for event in self._repair(self._clock.now_ms() - CLOCK_SKEW_MARGIN_MS):
                         yield event
+                    beat = _Heartbeat(self.venue)
                     while not self._closing:
                         if self._clock.now_ms() - connected_ms >= self._rotate_after_ms:
                             self.stats.rotations += 1
                             rotated = True
                             log.info("rotating the connection before the 24h forced disconnect")
                             break
+                        await beat.send_if_due(ws)
                         try:
-                            raw = await asyncio.wait_for(ws.recv(), self._idle_check_s)
+                            raw = await asyncio.wait_for(ws.recv(),
+                                                         beat.wait_s(self._idle_check_s))
                         except TimeoutError:
                             async for event in self._poll_if_due():
                                 yield event
@@ -146,19 +152,35 @@ class StreamingFeed:
             self.stats.malformed += 1
             self._log_bad("malformed", self.stats.malformed, exc, raw)
             return
-        self._on_exchange_time(parsed.event_time_ms)
+        if parsed.event_time_ms is not None:
+            self._on_exchange_time(parsed.event_time_ms)
         if parsed.unexpected:
             self.stats.unexpected += 1
             self._log_bad("unexpected", self.stats.unexpected, None, raw)
         if parsed.open_update:
             self.stats.open_kline_updates += 1
         first_candle = next((e for e in parsed.events if isinstance(e, Candle)), None)
+        events = parsed.events
+        oi_until_ms = None
+        if self._held is not None and first_candle is not None and \
+                not self.venue.poll_open_interest:
+            # OI samples lost with the connection are not a candle hole: fetch them regardless.
+            oi_until_ms = first_candle.ts_close_ms
+        if self._held is not None:
+            # Just (re)connected: a hole may lie before these events, and only the next closed
+            # candle shows where it ends. Stream-carried samples (Bybit's open interest in the
+            # ticker) would otherwise pass before the repair and hide the older ones REST brings.
+            if first_candle is None and len(self._held) < MAX_HELD_EVENTS:
+                self._held.extend(events)
+                events = ()
+            else:
+                events, self._held = (*self._held, *events), None
         if first_candle is not None:
-            async for event in self._repair(first_candle.ts_open_ms):
+            async for event in self._repair(first_candle.ts_open_ms, oi_until_ms):
                 yield event
         async for event in self._poll_if_due():
             yield event
-        for event in parsed.events:
+        for event in events:
             accepted = self._accept(event)
             if accepted is not None:
                 yield accepted
@@ -232,15 +254,18 @@ class StreamingFeed:
             log.warning("funding-rate poll failed: %s", exc)
             return []
 
-    async def _repair(self, closed_by_ms: int) -> AsyncIterator[FeedEvent]:
-        """Closed candles missing between the last one yielded and `closed_by_ms`, in order."""
+    async def _repair(self, closed_by_ms: int,
+                      oi_until_ms: int | None = None) -> AsyncIterator[FeedEvent]:
+        """Closed candles missing between the last one yielded and `closed_by_ms`, in order,
+        with open-interest history up to `oi_until_ms` (default `closed_by_ms`)."""
         if self._last_open_ms is None:
             return  # nothing to anchor on: warm-up is the caller's job
         start_ms = self._last_open_ms + self._interval_ms
-        if start_ms + self._interval_ms > closed_by_ms:
+        candle_gap = start_ms + self._interval_ms <= closed_by_ms
+        if not candle_gap and oi_until_ms is None:
             return
-        candles = await self._fetch_with_retries(start_ms, closed_by_ms)
-        samples = await self._fetch_oi_history(start_ms, closed_by_ms)
+        candles = await self._fetch_with_retries(start_ms, closed_by_ms) if candle_gap else []
+        samples = await self._fetch_oi_history(start_ms, oi_until_ms or closed_by_ms)
         merged: list[tuple[int, int, FeedEvent]] = [(s.ts_ms, 0, s) for s in samples]
         if self._next_funding_ms <= closed_by_ms:
             rates = await self._fetch_funding(self._next_funding_ms - FUNDING_INTERVAL_MS + 1,
@@ -283,3 +308,27 @@ class StreamingFeed:
         if count <= LOG_FIRST_BAD_MESSAGES or count % 1000 == 0:
             text = raw[:200] if isinstance(raw, str) else repr(raw[:200])
             log.warning("%s stream message #%d (%s): %s", kind, count, exc or "ignored", text)
+
+
+class _Heartbeat:
+    """A venue's application-level ping, on the event loop's time (a network concern, not the
+    market's: a replay at full speed still pings every 20 real seconds)."""
+
+    def __init__(self, venue: VenueStream) -> None:
+        heartbeat = getattr(venue, "heartbeat", None)  # optional: Binance has none
+        self._interval_s, self._message = heartbeat() if heartbeat else (None, "")
+        self._due_s = asyncio.get_running_loop().time() + (self._interval_s or 0.0)
+
+    async def send_if_due(self, ws: ClientConnection) -> None:
+        if self._interval_s is None:
+            return
+        now_s = asyncio.get_running_loop().time()
+        if now_s >= self._due_s:
+            await ws.send(self._message)
+            self._due_s = now_s + self._interval_s
+
+    def wait_s(self, idle_check_s: float) -> float:
+        """How long to wait for a message before the next heartbeat or idle check is due."""
+        if self._interval_s is None:
+            return idle_check_s
+        return max(0.0, min(idle_check_s, self._due_s - asyncio.get_running_loop().time()))

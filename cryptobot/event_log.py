@@ -1,0 +1,85 @@
+"""A Recorder that writes every decision and action to the JSON-lines log, then passes it on.
+
+Wrapping the run's recorder once, where the parts are wired, puts signals, gate decisions,
+orders, fills and trades in logs/ for every mode alike. Candles, OI samples and equity points
+go only to the store: they would drown the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cryptobot.clock import iso_utc
+from cryptobot.model import Fill, GateDecision, Signal, Trade
+from cryptobot.recorder import OrderEvent, Recorder, RunInfo
+from cryptobot.report.serialize import gate_to_dict, signal_to_dict, trade_to_dict
+
+log = logging.getLogger("cryptobot.events")
+
+
+class EventLogRecorder:
+    def __init__(self, inner: Recorder, logger: logging.Logger = log) -> None:
+        self.inner = inner
+        self._log = logger
+
+    def __getattr__(self, name: str) -> Any:
+        # Anything the log has no use for (bulk candle writes, flush, run_id...) goes straight on.
+        return getattr(self.inner, name)
+
+    def _event(self, event: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
+        self._log.log(level, message, extra={"event": event, **fields})
+
+    def start_run(self, info: RunInfo) -> str:
+        run_id = self.inner.start_run(info)
+        self._event("run_start", f"{info.mode} run {run_id} on {info.exchange} {info.symbol}",
+                    run_id=str(run_id), mode=info.mode, symbol=info.symbol,
+                    data_source=info.data_source)
+        return run_id
+
+    def signal(self, signal: Signal, gate: GateDecision | None) -> None:
+        self.inner.signal(signal, gate)
+        self._event("signal", f"signal {iso_utc(signal.spike_ms)} {signal.status}: {signal.reason}",
+                    signal=signal_to_dict(signal), gate=gate_to_dict(gate))
+
+    def gate_decision(self, decision: GateDecision, trigger: str) -> None:
+        self.inner.gate_decision(decision, trigger)
+        self._event("gate", f"gate {decision.action} x{decision.size_factor:g} ({trigger}): "
+                    f"{decision.reasons[0] if decision.reasons else ''}",
+                    trigger=trigger, gate=gate_to_dict(decision))
+
+    def order(self, event: OrderEvent) -> None:
+        self.inner.order(event)
+        intent = event.intent
+        level = logging.WARNING if event.status == "rejected" else logging.INFO
+        self._event("order", f"order {intent.client_id} {intent.purpose} {intent.side} "
+                    f"{intent.order_type} {intent.qty_base:g} @ {intent.price} {event.status}"
+                    + (f": {event.detail}" if event.detail else ""), level,
+                    time=iso_utc(event.ts_ms), client_id=intent.client_id,
+                    purpose=str(intent.purpose), status=event.status, detail=event.detail)
+
+    def fill(self, fill: Fill) -> None:
+        self.inner.fill(fill)
+        self._event("fill", f"fill {fill.client_id} {fill.side} {fill.qty_base:g} @ "
+                    f"{fill.price:.2f} fee {fill.fee_usdt:.4f}", time=iso_utc(fill.ts_ms),
+                    client_id=fill.client_id, price=fill.price, qty=fill.qty_base,
+                    fee_usdt=fill.fee_usdt, purpose=str(fill.purpose))
+
+    def trade(self, trade: Trade, gate: GateDecision | None) -> None:
+        self.inner.trade(trade, gate)
+        self._event("trade", f"trade {trade.signal_id} closed: PnL {trade.pnl_usdt:+.2f} USDT "
+                    f"({trade.r_multiple:+.2f}R, {trade.exit_reason})", trade=trade_to_dict(trade))
+
+    def finish_run(self, summary: dict[str, Any]) -> None:
+        self.inner.finish_run(summary)
+        self._event("run_finish", "run finished", summary=summary)
+
+    # Forwarded explicitly so the class satisfies the Recorder protocol on its own.
+    def equity(self, ts_ms: int, equity_usdt: float) -> None:
+        self.inner.equity(ts_ms, equity_usdt)
+
+    def signal_candle(self, candle) -> None:
+        self.inner.signal_candle(candle)
+
+    def open_interest(self, sample) -> None:
+        self.inner.open_interest(sample)

@@ -1,0 +1,49 @@
+import json
+import logging
+
+from cryptobot.event_log import EventLogRecorder
+from cryptobot.logs import LOG_FILE_NAME, configure_logging
+from cryptobot.model import (
+    Fill, GateAction, GateDecision, OrderIntent, OrderPurpose, OrderType, Side, Signal,
+    SignalStatus,
+)
+from cryptobot.recorder import MemoryRecorder, OrderEvent, RunInfo
+
+SPIKE_MS = 1_722_838_500_000  # 2024-08-05T06:15:00Z
+
+
+def _lines(directory):
+    for handler in logging.getLogger("cryptobot").handlers:
+        handler.flush()
+    return [json.loads(line) for line in (directory / LOG_FILE_NAME).read_text().splitlines()]
+
+
+def test_every_decision_is_one_json_line_and_reaches_the_store(tmp_path):
+    configure_logging(tmp_path, console=False)
+    memory = MemoryRecorder()
+    recorder = EventLogRecorder(memory)
+    recorder.start_run(RunInfo("backtest", "binanceusdm", "BTC/USDT:USDT", None, None, "x", {}))
+    gate = GateDecision(SPIKE_MS, GateAction.REDUCE, 0.5, ("QT active",))
+    signal = Signal("BTCUSDT-20240805T0615", "BTC/USDT:USDT", SPIKE_MS, SPIKE_MS + 900_000,
+                    SignalStatus.REJECTED, "open interest did not fall enough",
+                    {"oi_change_pct": -1.18})
+    recorder.signal(signal, gate)
+    recorder.gate_decision(gate, "daily")
+    intent = OrderIntent("BTCUSDT-20240805T0615-entry", "BTC/USDT:USDT", Side.BUY,
+                         OrderType.MARKET, 0.01, OrderPurpose.ENTRY)
+    recorder.order(OrderEvent(SPIKE_MS, intent, "rejected", "below min notional"))
+    recorder.fill(Fill(intent.client_id, intent.symbol, SPIKE_MS, Side.BUY, 50_000.0, 0.01, 0.25,
+                       False, OrderPurpose.ENTRY))
+    recorder.equity(SPIKE_MS, 10_000.0)
+    recorder.finish_run({"trades": 0})
+
+    events = [line["event"] for line in _lines(tmp_path)]
+    assert events == ["run_start", "signal", "gate", "order", "fill", "run_finish"]
+    signal_line = _lines(tmp_path)[1]
+    assert signal_line["signal"]["time"] == "2024-08-05T06:15:00Z"
+    assert signal_line["signal"]["oi_change_pct"] == -1.18
+    assert signal_line["gate"]["action"] == "REDUCE"
+    assert _lines(tmp_path)[3]["level"] == "WARNING"
+    assert len(memory.signals) == len(memory.fills) == len(memory.equity_points) == 1
+    assert memory.summary == {"trades": 0}
+    assert recorder.run_id == memory.run_id  # anything else is forwarded

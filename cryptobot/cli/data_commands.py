@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cryptobot.cli.app import app
 from cryptobot.clock import LiveClock, iso_utc, parse_utc
-from cryptobot.data.download import Downloader
+from cryptobot.data.download import Downloader, download_interval_ms
 from cryptobot.data.frames import MAX_SILENT_GAP_MS, find_gaps
 from cryptobot.data.importer import ImportResult, import_files
 from cryptobot.data.market_store import DEFAULT_STORE_DIR, MarketStore
@@ -124,6 +124,7 @@ def download_command(
 ) -> None:
     """Download candles (paginated) and 5m OI history via ccxt; resumes from what is stored."""
     since_ms, until_ms = _parse_time("--since", since), None
+    download_interval_ms(timeframe)  # a bad --timeframe fails before the progress bar shows
     clock = LiveClock()
     until_ms = _parse_time("--until", until) if until else clock.now_ms()
     client = make_exchange(exchange, rest_url=rest_url)

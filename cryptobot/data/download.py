@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ccxt
+import numpy as np
 
 from cryptobot.clock import DAY_MS, Clock, iso_utc
+from cryptobot.data.frames import uncovered_edges
 from cryptobot.data.importer import ImportResult, write_series
 from cryptobot.data.market_store import MarketStore
 from cryptobot.data.readers import CANDLES, OPEN_INTEREST, parse_rows
-from cryptobot.data.timeframes import timeframe_to_ms
+from cryptobot.data.timeframes import format_duration, timeframe_to_ms
 from cryptobot.errors import DataError
 from cryptobot.exchange.ccxt_errors import map_ccxt_error
 
@@ -28,6 +30,14 @@ METRICS_DUMPS_HINT = ("for older OI use Binance's daily metrics dumps "
                       "(https://data.binance.vision/?prefix=data/futures/um/daily/metrics/) "
                       "with `cryptobot data import`")
 Progress = Callable[[str, int, int], None]  # (kind, fetched up to ms, until ms)
+
+
+def download_interval_ms(timeframe: str) -> int:
+    """The candle size asked for on the command line, or a DataError naming the option."""
+    try:
+        return timeframe_to_ms(timeframe)
+    except ValueError as exc:
+        raise DataError(f"--timeframe: {exc}") from None
 
 
 @dataclass
@@ -57,10 +67,11 @@ class Downloader:
     def run(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> DownloadResult:
         if until_ms <= since_ms:
             raise DataError(f"download span is empty: {iso_utc(since_ms)} .. {iso_utc(until_ms)}")
-        interval_ms = timeframe_to_ms(timeframe)
+        interval_ms = download_interval_ms(timeframe)
         until_ms = min(until_ms, self.clock.now_ms())
         self._call("load markets", self.exchange.load_markets)
         self.result.candles = self._candles(symbol, timeframe, interval_ms, since_ms, until_ms)
+        self._note_uncovered(symbol, interval_ms, since_ms, until_ms)
         oi_since = self._oi_start(since_ms, until_ms)
         if oi_since is not None:
             self.result.open_interest = self._open_interest(symbol, oi_since, until_ms)
@@ -90,6 +101,24 @@ class Downloader:
         finally:
             written = self._flush(symbol, CANDLES, pages, interval_ms) or written
         return written
+
+    def _note_uncovered(self, symbol: str, interval_ms: int, since_ms: int,
+                        until_ms: int) -> None:
+        """Say where the requested span has no candles at its edges (e.g. before a listing)."""
+        now_ms = self.clock.now_ms()
+        until_ms = min(until_ms, now_ms - now_ms % interval_ms)  # the running candle is not due
+        stored = self.store.read(self.exchange_id, symbol, CANDLES, interval_ms)
+        ts = np.empty(0, dtype=np.int64) if stored is None else \
+            stored.frame["ts_open_ms"].to_numpy()
+        ts = ts[(ts >= since_ms) & (ts < until_ms)]
+        if not len(ts):
+            self.result.notes.append(f"the exchange has no {symbol} candles from "
+                                     f"{iso_utc(since_ms)} to {iso_utc(until_ms)}")
+            return
+        for from_ms, to_ms in uncovered_edges(ts, interval_ms, since_ms, until_ms):
+            self.result.notes.append(f"the exchange has no {symbol} candles from "
+                                     f"{iso_utc(from_ms)} to {iso_utc(to_ms)} "
+                                     f"({format_duration(to_ms - from_ms)})")
 
     # ---- open interest ------------------------------------------------------------------
     def _oi_start(self, since_ms: int, until_ms: int) -> int | None:

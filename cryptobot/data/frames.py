@@ -17,6 +17,7 @@ CANDLE_COLUMNS = ("ts_open_ms", "open", "high", "low", "close", "volume")
 OI_COLUMNS = ("ts_ms", "oi_contracts", "oi_value_usdt")
 FUNDING_COLUMNS = ("ts_ms", "rate")
 MAX_SILENT_GAP_MS = HOUR_MS  # a longer hole inside the requested span is an error
+FLOAT_SLACK = 1e-9  # relative: how far high/low may miss the candle body by float rounding
 
 
 def empty_candles() -> pd.DataFrame:
@@ -90,9 +91,13 @@ def validate_candles(frame: pd.DataFrame, locator: RowLocator) -> pd.DataFrame:
     out["ts_open_ms"] = out["ts_open_ms"].astype(np.int64)
     _check_times(out, locator, "open time")
     o, h, lo, c, v = (out[name].to_numpy() for name in CANDLE_COLUMNS[1:])
+    body_top, body_bottom = np.maximum(o, c), np.minimum(o, c)
+    # Adjusted prices (scaled floats, e.g. Yahoo's) can leave high a few ulps under close:
+    # within a relative 1e-9 that is rounding, not a bad row, and it is repaired below.
+    slack = FLOAT_SLACK * np.abs(body_top)
     checks = (
-        (h < np.maximum(o, c), "high {h} is below max(open {o}, close {c})"),
-        (lo > np.minimum(o, c), "low {lo} is above min(open {o}, close {c})"),
+        (h < body_top - slack, "high {h} is below max(open {o}, close {c})"),
+        (lo > body_bottom + slack, "low {lo} is above min(open {o}, close {c})"),
         (v < 0, "volume {v} is negative"),
     )
     for bad, message in checks:
@@ -100,6 +105,8 @@ def validate_candles(frame: pd.DataFrame, locator: RowLocator) -> pd.DataFrame:
             i = int(np.flatnonzero(bad)[0])
             text = message.format(o=o[i], h=h[i], lo=lo[i], c=c[i], v=v[i])
             raise DataError(f"{locator.where(int(out.index[i]))}: {text}")
+    out["high"] = np.maximum(h, body_top)
+    out["low"] = np.minimum(lo, body_bottom)
     return out.reset_index(drop=True)
 
 
@@ -137,6 +144,19 @@ def find_gaps(ts_open_ms: np.ndarray, interval_ms: int) -> tuple[tuple[int, int]
     steps = np.diff(ts_open_ms)
     holes = np.flatnonzero(steps > interval_ms)
     return tuple((int(ts_open_ms[i]) + interval_ms, int(ts_open_ms[i + 1])) for i in holes)
+
+
+def uncovered_edges(ts_open_ms: np.ndarray, interval_ms: int, start_ms: int | None,
+                    end_ms: int | None) -> tuple[tuple[int, int], ...]:
+    """The parts of [start_ms, end_ms) before the first and after the last candle, as (from,
+    to), where at least one whole candle is missing."""
+    edges = []
+    if start_ms is not None and int(ts_open_ms[0]) - start_ms >= interval_ms:
+        edges.append((start_ms, int(ts_open_ms[0])))
+    after_last_ms = int(ts_open_ms[-1]) + interval_ms
+    if end_ms is not None and end_ms - after_last_ms >= interval_ms:
+        edges.append((after_last_ms, end_ms))
+    return tuple(edges)
 
 
 def infer_interval_ms(ts_open_ms: np.ndarray, source: str) -> int:

@@ -15,6 +15,7 @@ from cryptobot.data.frames import (
     empty_open_interest,
     find_gaps,
     merge_frames,
+    uncovered_edges,
 )
 from cryptobot.data.market_store import MarketStore
 from cryptobot.data.readers import (
@@ -42,6 +43,8 @@ class MarketData:
     oi_synthetic: bool
     sources: tuple[str, ...]  # file names; synthetic ones contain SYNTHETIC
     gaps: tuple[tuple[int, int], ...]  # (first missing open time, next present open time)
+    # Parts of the requested span before the first or after the last candle, (from, to).
+    uncovered: tuple[tuple[int, int], ...] = ()
 
     @property
     def is_synthetic(self) -> bool:
@@ -56,20 +59,27 @@ class MarketData:
         if self.oi_synthetic:
             oi += " (SYNTHETIC)"
         gaps = ", ".join(f"{iso_utc(a)} +{format_duration(b - a)}" for a, b in self.gaps)
+        uncovered = "".join(f", no candles {iso_utc(a)} .. {iso_utc(b)} ({format_duration(b - a)})"
+                            for a, b in self.uncovered)
         return (f"{self.exchange} {self.symbol} {ms_to_timeframe(self.base_interval_ms)} "
                 f"{iso_utc(int(ts.iloc[0]))} .. {iso_utc(int(ts.iloc[-1]))}, "
                 f"{len(self.candles)} candles, {oi}, {len(self.funding)} funding rates, "
-                f"gaps: {gaps or 'none'}")
+                f"gaps: {gaps or 'none'}{uncovered}")
 
 
 def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
                      end_ms: int | None = None, allow_gaps: bool = False,
-                     exchange: str = "binanceusdm") -> MarketData:
+                     exchange: str = "binanceusdm", warmup_ms: int | None = None) -> MarketData:
     """Candles, OI and funding for one market, cut to [start_ms, end_ms) by candle open time.
 
     `path` is a store written by `cryptobot data import/download`, a plain folder of files in any
     layout the readers know, or one such file. A hole longer than an hour inside the span raises
-    GapError unless `allow_gaps`.
+    GapError unless `allow_gaps`, and so does a span that starts more than an hour before the
+    first candle or ends more than an hour after the last one; shorter ones are reported.
+
+    With `warmup_ms`, `start_ms` is where trading starts: candles load from `start_ms -
+    warmup_ms`, and a missing warm-up is reported (`uncovered`), not an error. Without it
+    (None), `start_ms` already includes any warm-up, so a missing start is reported only.
     """
     path = Path(path)
     if MarketStore.is_store(path):
@@ -81,12 +91,18 @@ def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
     else:
         raise DataError(f"{path}: no such data folder or file")
     candles, interval_ms, oi, funding, sources = parts
+    required_from_ms = start_ms if warmup_ms is not None else None
+    if start_ms is not None and warmup_ms:
+        start_ms -= warmup_ms
     candles = _cut(candles, "ts_open_ms", start_ms, end_ms, keep_one_before=False)
     if candles.empty:
         span = f" between {_when(start_ms)} and {_when(end_ms)}"
         raise DataError(f"{path}: no {symbol} candles{span if start_ms or end_ms else ''}")
-    gaps = find_gaps(candles["ts_open_ms"].to_numpy(), interval_ms)
-    long_gaps = [(a, b) for a, b in gaps if b - a > MAX_SILENT_GAP_MS]
+    ts_open_ms = candles["ts_open_ms"].to_numpy()
+    gaps = find_gaps(ts_open_ms, interval_ms)
+    uncovered = uncovered_edges(ts_open_ms, interval_ms, start_ms, end_ms)
+    required = [*gaps, *_required_edges(ts_open_ms, interval_ms, required_from_ms, end_ms)]
+    long_gaps = sorted((a, b) for a, b in required if b - a > MAX_SILENT_GAP_MS)
     if long_gaps and not allow_gaps:
         a, b = long_gaps[0]
         more = f" (and {len(long_gaps) - 1} more)" if len(long_gaps) > 1 else ""
@@ -99,7 +115,16 @@ def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
         exchange=exchange, symbol=symbol, candles=candles, base_interval_ms=interval_ms,
         open_interest=oi, funding=funding,
         oi_synthetic=any(SYNTHETIC_MARK in s for s in oi_sources),
-        sources=tuple(dict.fromkeys(s for s, _ in sources)), gaps=gaps)
+        sources=tuple(dict.fromkeys(s for s, _ in sources)), gaps=gaps, uncovered=uncovered)
+
+
+def _required_edges(ts_open_ms: np.ndarray, interval_ms: int, required_from_ms: int | None,
+                    end_ms: int | None) -> tuple[tuple[int, int], ...]:
+    """The uncovered edges that count like gaps: not the warm-up before `required_from_ms`."""
+    start_ms = None
+    if required_from_ms is not None and required_from_ms < int(ts_open_ms[0]):
+        start_ms = required_from_ms
+    return uncovered_edges(ts_open_ms, interval_ms, start_ms, end_ms)
 
 
 def _when(ts_ms: int | None) -> str:

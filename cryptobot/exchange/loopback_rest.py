@@ -8,6 +8,11 @@ Run it in a background thread for sync ccxt (`with LoopbackRestServer(...) as ba
 a running loop (`base_url = await server.start()` ... `await server.stop()`). Faults on demand:
 HTTP 429 with Retry-After on every Nth request, or connections closed after K requests.
 `visible_until_ms` makes a replay serve only candles closed, and samples taken, by then.
+
+Like Binance, /futures/data/openInterestHist refuses a startTime more than `oi_history_days`
+(30) before the server's now, with Binance's code -1130 and a message naming the limit; pass
+`oi_history_days=None` to serve the whole recorded history (a replay or a backfill test that
+wants older OI than Binance would give).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 import pandas as pd
 from aiohttp import web
 
-from cryptobot.clock import DAY_MS, Clock, LiveClock
+from cryptobot.clock import DAY_MS, Clock, LiveClock, iso_utc
 from cryptobot.data.market_data import MarketData
 from cryptobot.data.resample import resample_candles
 from cryptobot.data.timeframes import timeframe_to_ms
@@ -225,9 +230,13 @@ class LoopbackRestServer:
             return _error(400, -1102, "Mandatory parameter 'period' was not sent, was empty/null, "
                           "or malformed.")
         start, end = _int_param(request, "startTime"), _int_param(request, "endTime")
-        if self.oi_history_days is not None and start is not None \
-                and start < self.now_ms() - self.oi_history_days * DAY_MS:
-            return _error(400, -1130, "Data sent for parameter 'startTime' is not valid.")
+        oldest_ms = None if self.oi_history_days is None \
+            else self.now_ms() - self.oi_history_days * DAY_MS
+        if oldest_ms is not None and start is not None and start < oldest_ms:
+            return _error(400, -1130, "Data sent for parameter 'startTime' is not valid. "
+                          f"(openInterestHist starts {self.oi_history_days} days back, at "
+                          f"{iso_utc(oldest_ms)}; startTime is {iso_utc(start)}; this loopback "
+                          "server takes oi_history_days=None to serve all it has)")
         oi = self._visible_oi(market)
         oi = oi[oi["ts_ms"].to_numpy() % period_ms == 0]
         rows = oi.iloc[_window(oi["ts_ms"].to_numpy(), start, end, self._limit(request, 30, 500))]

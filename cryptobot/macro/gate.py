@@ -13,6 +13,7 @@ import numpy as np
 
 from cryptobot.clock import DAY_MS, iso_utc
 from cryptobot.config import MacroSettings
+from cryptobot.macro.calendars import MARKETS
 from cryptobot.macro.history import MacroHistory
 from cryptobot.macro.publication import day_start_ms, ny_date, trading_days_between
 from cryptobot.macro.snapshot import MacroSnapshot, TrendReading, WalclReading
@@ -180,7 +181,7 @@ def _spread_sentence(oas: TrendReading, state: str | None, problem: str | None,
 def _describe_trend(reading: TrendReading, trend: str | None, now_ms: int,
                     settings: MacroSettings, inputs: dict[str, Any],
                     key: str) -> tuple[str | None, str | None]:
-    age = trading_days_between(np.datetime64(reading.observation_date), now_ms)
+    age = trading_days_between(np.datetime64(reading.observation_date), now_ms, MARKETS)
     inputs[key] = {**reading.describe(), "sma_fast": reading.sma_fast,
                    "sma_slow": reading.sma_slow, "sma_fast_change": reading.sma_fast_change,
                    "value_change": reading.value_change, "age_trading_days": age, "trend": trend}

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import time
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
+from cryptobot.macro.calendars import FED, MARKETS
 from cryptobot.macro.observations import Observations
 from cryptobot.macro.publication import publication_ms, vintage_publication_ms
 from cryptobot.macro.snapshot import MacroSnapshot, Reading, TrendReading, WalclReading
@@ -24,10 +26,10 @@ _VINTAGE_MAX_LAG_DAYS = 7
 class SeriesTable:
     """One series with its publication times and derived columns."""
 
-    def __init__(self, obs: Observations, delay_business_days: int, at: time,
+    def __init__(self, obs: Observations, delay_business_days: int, at: time, calendar: str,
                  columns: dict[str, np.ndarray] | None = None) -> None:
         self.obs = obs
-        rule_ms = publication_ms(obs.dates, delay_business_days, at)
+        rule_ms = publication_ms(obs.dates, delay_business_days, at, calendar)
         if obs.vintage_dates is not None:
             known = ~np.isnat(obs.vintage_dates)
             vintage_ms = rule_ms.copy()
@@ -54,18 +56,20 @@ class SeriesTable:
 
 def walcl_table(obs: Observations, change_weeks: int, average_weeks: int, delay: int,
                 at: time) -> SeriesTable:
+    """WALCL with its change and averaged change; published on the Fed's business days."""
     values = pd.Series(obs.values)
     change = values.diff(change_weeks)
     average = change.rolling(average_weeks).mean()
-    return SeriesTable(obs, delay, at, {"change": change.to_numpy(),
+    return SeriesTable(obs, delay, at, FED, {"change": change.to_numpy(),
                                         "average": average.to_numpy()})
 
 
 def trend_table(obs: Observations, fast: int, slow: int, slope_days: int, delay: int,
                 at: time) -> SeriesTable:
+    """HYG or the high-yield spread with SMAs and slopes; on market business days."""
     values = pd.Series(obs.values)
     sma_fast = values.rolling(fast).mean()
-    return SeriesTable(obs, delay, at, {
+    return SeriesTable(obs, delay, at, MARKETS, {
         "sma_fast": sma_fast.to_numpy(),
         "sma_slow": values.rolling(slow).mean().to_numpy(),
         "sma_fast_change": sma_fast.diff(slope_days).to_numpy(),
@@ -85,38 +89,27 @@ class MacroHistory:
     def snapshot_at(self, now_ms: int) -> MacroSnapshot:
         return MacroSnapshot(
             asof_ms=now_ms,
-            walcl=_walcl_at(self.walcl, now_ms),
-            hyg=_trend_at(self.hyg, now_ms),
-            oas=_trend_at(self.oas, now_ms),
-            funding=tuple(r for t in self.funding if (r := _plain_at(t, now_ms)) is not None),
+            walcl=_at(self.walcl, now_ms, WalclReading, change_musd="change",
+                      avg_change_musd="average"),
+            hyg=_at(self.hyg, now_ms, TrendReading, **_TREND_COLUMNS),
+            oas=_at(self.oas, now_ms, TrendReading, **_TREND_COLUMNS),
+            funding=tuple(r for t in self.funding if (r := _at(t, now_ms, Reading)) is not None),
             notes=self.notes,
             fetch_method=self.fetch_method,
         )
 
 
-def _plain_at(table: SeriesTable, now_ms: int) -> Reading | None:
-    index = table.index_at(now_ms)
-    return table.reading(index) if index >= 0 else None
+_R = TypeVar("_R", bound=Reading)
+_TREND_COLUMNS = {name: name for name in ("sma_fast", "sma_slow", "sma_fast_change",
+                                          "value_change")}
 
 
-def _walcl_at(table: SeriesTable, now_ms: int) -> WalclReading | None:
-    index = table.index_at(now_ms)
-    if index < 0:
+def _at(table: SeriesTable | None, now_ms: int, kind: type[_R],
+        **columns: str) -> _R | None:
+    """The latest row published by `now_ms` as a `kind` reading; `columns` maps its extra
+    fields to the table's derived columns."""
+    index = -1 if table is None else table.index_at(now_ms)
+    if table is None or index < 0:
         return None
-    base = table.reading(index)
-    return WalclReading(**base.__dict__, change_musd=table.column("change", index),
-                        avg_change_musd=table.column("average", index))
-
-
-def _trend_at(table: SeriesTable | None, now_ms: int) -> TrendReading | None:
-    if table is None:
-        return None
-    index = table.index_at(now_ms)
-    if index < 0:
-        return None
-    base = table.reading(index)
-    return TrendReading(**base.__dict__,
-                        sma_fast=table.column("sma_fast", index),
-                        sma_slow=table.column("sma_slow", index),
-                        sma_fast_change=table.column("sma_fast_change", index),
-                        value_change=table.column("value_change", index))
+    extra = {field: table.column(column, index) for field, column in columns.items()}
+    return kind(**table.reading(index).__dict__, **extra)

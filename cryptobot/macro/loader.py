@@ -9,6 +9,7 @@ from cryptobot.clock import Clock, LiveClock
 from cryptobot.config import MacroSettings
 from cryptobot.errors import MacroDataError
 from cryptobot.macro.cache import CachedSource, SeriesSource
+from cryptobot.macro.calendars import FED
 from cryptobot.macro.csv_files import parse_fred_csv
 from cryptobot.macro.fred import FredApiSource, FredCsvSource
 from cryptobot.macro.history import MacroHistory, SeriesTable, trend_table, walcl_table
@@ -54,7 +55,8 @@ def fred_source(settings: MacroSettings, clock: Clock) -> SeriesSource:
     key = fred_api_key()
     source: SeriesSource
     if key:
-        source = FredApiSource(key, settings.fred_api_url, settings.fred_observation_start)
+        source = FredApiSource(key, settings.fred_api_url, settings.fred_observation_start,
+                               settings.http_timeout_s)
     else:
         source = FredCsvSource(settings.fred_csv_url, settings.http_timeout_s,
                                settings.fred_observation_start)
@@ -91,7 +93,7 @@ def load_history(settings: MacroSettings, clock: Clock | None = None,
         hyg = _trend(hyg_from.fetch(HYG), settings, 0, settings.hyg_close_time_ny)
     funding_time = time.fromisoformat(settings.funding_publication_time_ny)
     funding = [SeriesTable(source.fetch(series_id), settings.funding_publication_delay_days,
-                           funding_time) for series_id in settings.funding_series]
+                           funding_time, FED) for series_id in settings.funding_series]
     return MacroHistory(walcl, hyg, oas, funding, tuple(notes), source.method)
 
 

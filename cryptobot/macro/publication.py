@@ -1,7 +1,7 @@
 """When a macro observation became public, in UTC ms, from New York release times (DST-aware).
 
-Delays count business days (Monday to Friday; US holidays are not modelled, which can only make
-an observation look public a day early around a holiday, never years late).
+Delays and ages count business days of a US calendar (cryptobot.macro.calendars): WALCL for the
+Wednesday before Thanksgiving is published on Friday, not on the holiday.
 """
 
 from __future__ import annotations
@@ -12,17 +12,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from cryptobot.clock import DAY_MS
-from cryptobot.errors import ConfigError
+from cryptobot.macro.calendars import business_days
 
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-def parse_ny_time(text: str, key: str) -> time:
-    try:
-        hour, minute = (int(part) for part in text.split(":"))
-        return time(hour, minute)
-    except ValueError:
-        raise ConfigError(f"macro.{key}: {text!r} is not a time like 16:30") from None
 
 
 def ny_moment_ms(day: date, at: time) -> int:
@@ -31,11 +23,17 @@ def ny_moment_ms(day: date, at: time) -> int:
     return int(local.astimezone(UTC).timestamp() * 1000)
 
 
-def publication_ms(dates: np.ndarray, delay_business_days: int, at: time) -> np.ndarray:
-    """Publication time of each observation date: `delay` business days later at `at` New York."""
-    release_days = np.busday_offset(dates.astype("datetime64[D]"), delay_business_days,
-                                    roll="forward")
-    return _days_at(release_days, at)
+def publication_ms(dates: np.ndarray, delay_business_days: int, at: time,
+                   calendar: str) -> np.ndarray:
+    """Publication time of each observation date: the `delay`-th business day after it (the
+    date itself when the delay is 0) at `at` New York time."""
+    days = dates.astype("datetime64[D]")
+    if delay_business_days > 0:
+        # Rolling back first makes a holiday's observation count from the business day
+        # before it: the first business day after Christmas Wednesday is that Thursday.
+        days = np.busday_offset(days, delay_business_days, roll="backward",
+                                busdaycal=business_days(calendar))
+    return _days_at(days, at)
 
 
 def vintage_publication_ms(vintage_days: np.ndarray, at: time) -> np.ndarray:
@@ -63,6 +61,7 @@ def ny_date(ts_ms: int) -> np.datetime64:
     return np.datetime64(local.date(), "D")
 
 
-def trading_days_between(earlier: np.datetime64, ts_ms: int) -> int:
+def trading_days_between(earlier: np.datetime64, ts_ms: int, calendar: str) -> int:
     """Business days from an observation date to the New York date of `ts_ms`."""
-    return int(np.busday_count(earlier.astype("datetime64[D]"), ny_date(ts_ms)))
+    return int(np.busday_count(earlier.astype("datetime64[D]"), ny_date(ts_ms),
+                               busdaycal=business_days(calendar)))

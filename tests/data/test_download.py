@@ -11,7 +11,7 @@ from cryptobot.clock import DAY_MS, SimClock, parse_utc
 from cryptobot.data import load_market_data
 from cryptobot.data.download import Downloader
 from cryptobot.data.market_store import MarketStore
-from cryptobot.errors import TemporaryExchangeError
+from cryptobot.errors import DataError, TemporaryExchangeError
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.loopback_rest import FaultPlan, LoopbackRestServer
 
@@ -118,3 +118,24 @@ def test_running_candle_is_not_stored(tmp_path, market):
         _downloader(base_url, store, clock, []).run(SYMBOL, "5m", SINCE, UNTIL)
     candles = store.read("binanceusdm", SYMBOL, "candles", 300_000).frame
     assert candles["ts_open_ms"].tolist() == [SINCE + i * 300_000 for i in range(3)]
+
+
+def test_span_beyond_the_data_says_where_the_exchange_has_no_candles(tmp_path, market):
+    # The calm window holds 2024-05-01 .. 2024-05-12: ask for a day more on each side.
+    clock = SimClock(NOW)
+    store = MarketStore(tmp_path / "store")
+    with LoopbackRestServer(market, clock=clock) as base_url:
+        result = _downloader(base_url, store, clock, []).run(
+            SYMBOL, "1h", parse_utc("2024-04-30"), parse_utc("2024-05-14"))
+    assert result.notes == [
+        "the exchange has no BTC/USDT:USDT candles from 2024-04-30T00:00:00Z to "
+        "2024-05-01T00:00:00Z (1d00h)",
+        "the exchange has no BTC/USDT:USDT candles from 2024-05-13T00:00:00Z to "
+        "2024-05-14T00:00:00Z (1d00h)"]
+    assert len(store.read("binanceusdm", SYMBOL, "candles", 3_600_000).frame) == 12 * 24
+
+
+def test_unknown_timeframe_is_a_data_error(tmp_path):
+    downloader = Downloader(None, MarketStore(tmp_path), SimClock(NOW))
+    with pytest.raises(DataError, match=r"--timeframe: unknown timeframe '7x'"):
+        downloader.run(SYMBOL, "7x", SINCE, UNTIL)

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import aiohttp
 
-from cryptobot.clock import SimClock, parse_utc
+from cryptobot.clock import DAY_MS, SimClock, parse_utc
 from cryptobot.data import load_market_data
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.loopback_rest import LoopbackRestServer
 
 CALM = Path(__file__).resolve().parents[2] / "data" / "btc_2024-05_calm"
+CRASH = Path(__file__).resolve().parents[2] / "data" / "btc_2024-08_crash"
 SYMBOL = "BTC/USDT:USDT"
 
 
@@ -53,3 +54,52 @@ async def test_async_server_serves_only_closed_candles_and_past_oi():
     # 00:05 is still open at 00:07: the last closed candle opened at 00:00
     assert [r[0] for r in rows] == [now_ms - 7 * 60_000 - 300_000, now_ms - 7 * 60_000]
     assert oi["time"] == parse_utc("2024-05-10T00:05")
+
+
+
+async def _oi_hist(base_url: str, start_ms: int) -> tuple[int, object]:
+    url = (f"{base_url}/futures/data/openInterestHist?symbol=BTCUSDT&period=5m"
+           f"&startTime={start_ms}&limit=500")
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        return response.status, await response.json()
+
+
+async def test_oi_history_beyond_30_days_is_refused_clearly_unless_turned_off():
+    market = load_market_data(CRASH, SYMBOL)
+    now_ms = parse_utc("2024-08-19T12:00")
+    too_old_ms = now_ms - 30 * DAY_MS - 300_000
+    answers = []
+    for days in (30, None):
+        server = LoopbackRestServer(market, visible_until_ms=lambda: now_ms,
+                                    oi_history_days=days)
+        base_url = await server.start()
+        try:
+            answers.append(await _oi_hist(base_url, too_old_ms))
+        finally:
+            await server.stop()
+    (refused_status, refused), (served_status, served) = answers
+    assert refused_status == 400 and refused["code"] == -1130
+    assert "30 days back, at 2024-07-20T12:00:00Z" in refused["msg"]
+    assert "oi_history_days=None" in refused["msg"]
+    assert served_status == 200
+    assert served[0]["timestamp"] == int(market.open_interest["ts_ms"].iloc[0])  # all of it
+
+
+async def test_a_31_day_warm_up_stays_inside_the_30_day_rule():
+    """What a replay does at start (backfill.load_warm_up) against the default server."""
+    from cryptobot.exchange.backfill import load_warm_up
+
+    market = load_market_data(CRASH, SYMBOL)
+    now_ms = parse_utc("2024-08-25T12:00")  # 31 days back is inside the recorded window
+    server = LoopbackRestServer(market, visible_until_ms=lambda: now_ms)
+    rest = make_exchange("binanceusdm", rest_url=await server.start(), async_client=True)
+    rest.enableRateLimit = False
+    try:
+        warm = await load_warm_up(rest, SYMBOL, 300_000, now_ms, 31)
+    finally:
+        await rest.close()
+        await server.stop()
+    assert warm.candles[0].ts_open_ms == now_ms - 31 * DAY_MS
+    oi_ms = [sample.ts_ms for sample in warm.open_interest]
+    assert now_ms - 30 * DAY_MS <= oi_ms[0] <= now_ms - 30 * DAY_MS + 300_000
+    assert oi_ms[-1] == int(market.open_interest["ts_ms"].iloc[-1])

@@ -92,3 +92,39 @@ def test_single_file_path_and_missing_path(tmp_path):
     shutil.copy(ROOT / "data" / "btc_2024-08_crash" / "SYNTHETIC_OI_METHOD.md", empty)
     with pytest.raises(DataError, match="no candle file"):
         load_market_data(empty, SYMBOL)
+
+
+# ---- the requested span against the data's own span ----------------------------------------
+# The crash window holds 5m candles 2024-07-22T00:00 .. 2024-08-19T23:55.
+
+def test_span_ending_after_the_last_candle_is_an_error_naming_it():
+    end = parse_utc("2024-08-21")
+    with pytest.raises(GapError, match=r"missing for 1d00h from 2024-08-20T00:00:00Z to "
+                                       r"2024-08-21T00:00:00Z"):
+        load_market_data(CRASH_CANDLES, SYMBOL, start_ms=parse_utc("2024-08-10"), end_ms=end)
+    market = load_market_data(CRASH_CANDLES, SYMBOL, start_ms=parse_utc("2024-08-10"),
+                              end_ms=end, allow_gaps=True)
+    assert market.uncovered == ((parse_utc("2024-08-20"), end),)
+    assert "no candles 2024-08-20T00:00:00Z .. 2024-08-21T00:00:00Z (1d00h)" in market.describe()
+
+
+def test_trading_start_before_the_first_candle_is_an_error():
+    with pytest.raises(GapError, match=r"missing for 2d00h from 2024-07-20T00:00:00Z"):
+        load_market_data(CRASH_CANDLES, SYMBOL, start_ms=parse_utc("2024-07-20"), warmup_ms=0)
+
+
+def test_missing_warm_up_is_reported_not_raised():
+    start, warmup_ms = parse_utc("2024-08-01"), 31 * 86_400_000
+    market = load_market_data(CRASH_CANDLES, SYMBOL, start_ms=start, warmup_ms=warmup_ms)
+    assert market.candles["ts_open_ms"].iloc[0] == parse_utc("2024-07-22")  # all there is
+    assert market.uncovered == ((start - warmup_ms, parse_utc("2024-07-22")),)
+    assert "no candles 2024-07-01T00:00:00Z .. 2024-07-22T00:00:00Z" in market.describe()
+    # A start that folds the warm-up in (no warmup_ms) is reported the same way.
+    folded = load_market_data(CRASH_CANDLES, SYMBOL, start_ms=start - warmup_ms)
+    assert folded.uncovered == market.uncovered
+
+
+def test_a_span_inside_the_data_has_nothing_uncovered():
+    market = load_market_data(CRASH_CANDLES, SYMBOL, start_ms=parse_utc("2024-08-01T00:02"),
+                              end_ms=parse_utc("2024-08-20"), warmup_ms=0)
+    assert market.uncovered == ()  # a start inside the first candle misses no candle

@@ -133,3 +133,18 @@ def test_unknown_layout_is_one_clear_error(tmp_path):
     odd.write_text("a,b,c\n1,2,3\n")
     with pytest.raises(DataError, match=r"odd.csv: unrecognised layout"):
         read_market_file(odd)
+
+
+def test_adjusted_prices_a_few_ulps_off_are_repaired_not_rejected():
+    """The bundled HYG file (Yahoo adjusted closes) has high 4e-15 under close on line 355:
+    float rounding, read as a daily candle with high lifted to the close."""
+    path = DATA / "macro" / "HYG_daily_adjusted.csv"
+    line = path.read_text().splitlines()[354].split(",")
+    assert float(line[2]) < float(line[4])  # the artefact is in the file
+    parsed = read_market_file(path)
+    assert (parsed.kind, parsed.interval_ms) == (CANDLES, 86_400_000)
+    frame = parsed.frame
+    row = frame[frame["ts_open_ms"] == pd.Timestamp(line[0], tz="UTC").value // 1_000_000]
+    assert row["high"].iloc[0] == float(line[4]) == row["close"].iloc[0]
+    assert (frame["high"] >= frame[["open", "close"]].max(axis=1)).all()
+    assert (frame["low"] <= frame[["open", "close"]].min(axis=1)).all()

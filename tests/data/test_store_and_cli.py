@@ -97,6 +97,10 @@ def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path):
     code, _, err = run_cli("data", "download", "--since", "yesterday-ish",
                            "--store", str(tmp_path / "s"))
     assert code == 2 and "--since 'yesterday-ish' is not a date" in err
+    code, out, err = run_cli("data", "download", "--since", "2024-08-01", "--timeframe", "7x",
+                             "--store", str(tmp_path / "s"), "--rest-url", "http://127.0.0.1:9")
+    assert code == 2 and err.strip() == ("error: --timeframe: unknown timeframe '7x' "
+                                         "(expected e.g. 1m, 5m, 15m, 1h, 1d)")
 
 
 def test_cli_download_against_loopback_with_429(run_cli, tmp_path):

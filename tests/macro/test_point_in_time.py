@@ -7,9 +7,11 @@ import pytest
 
 from cryptobot.clock import parse_utc
 from cryptobot.config import MacroSettings
+from cryptobot.macro.calendars import FED, MARKETS, business_days
 from cryptobot.macro.gate import evaluate
 from cryptobot.macro.loader import SnapshotSource, load_history
 from cryptobot.macro.observations import Observations
+from cryptobot.macro.publication import trading_days_between
 from tests.macro.conftest import MACRO_DIR
 
 
@@ -97,3 +99,76 @@ def _cut_hyg(series_id: str, last: np.datetime64) -> Observations:
     full = read_price_csv(MACRO_DIR / "HYG_daily_adjusted.csv", series_id)
     keep = full.dates <= last
     return Observations(series_id, full.dates[keep], full.values[keep], full.source)
+
+
+# ---- US holidays ---------------------------------------------------------------------------
+
+def test_walcl_before_thanksgiving_is_published_on_friday(bundled_history):
+    # Wednesday 2024-11-27; Thursday is Thanksgiving, so the H.4.1 comes out Friday 16:30 EST.
+    friday_release_ms = parse_utc("2024-11-29T21:30:00Z")
+    assert bundled_history.snapshot_at(parse_utc("2024-11-28T21:30:00Z")).walcl \
+        .observation_date == "2024-11-20"
+    assert bundled_history.snapshot_at(friday_release_ms - 1).walcl.observation_date \
+        == "2024-11-20"
+    assert bundled_history.snapshot_at(friday_release_ms).walcl.observation_date == "2024-11-27"
+
+
+def test_walcl_of_christmas_wednesday_is_published_on_thursday(bundled_history):
+    # The observation date itself is a holiday: the next business day is still Thursday.
+    release_ms = parse_utc("2024-12-26T21:30:00Z")
+    assert bundled_history.snapshot_at(release_ms - 1).walcl.observation_date == "2024-12-18"
+    assert bundled_history.snapshot_at(release_ms).walcl.observation_date == "2024-12-25"
+
+
+def test_spread_before_good_friday_is_published_after_it(bundled_history):
+    # Thursday 2024-03-28's spread: Good Friday is no market day, so it is public on Monday,
+    # together with the month-end value ICE stamps on Sunday 2024-03-31.
+    oas = bundled_history.oas
+    published = dict(zip(oas.obs.dates.astype(str), oas.published_ms, strict=True))
+    monday_release_ms = parse_utc("2024-04-01T20:30:00Z")
+    assert published["2024-03-28"] == published["2024-03-31"] == monday_release_ms
+    assert bundled_history.snapshot_at(monday_release_ms - 1).oas.observation_date \
+        == "2024-03-27"
+
+
+@pytest.mark.parametrize(("observed", "asof", "calendar", "age"), [
+    ("2024-08-30", "2024-09-03T12:00:00Z", MARKETS, 1),  # Labor Day Monday is no trading day
+    ("2024-12-20", "2024-12-27T12:00:00Z", MARKETS, 4),  # Christmas week
+    ("2024-03-28", "2024-04-01T12:00:00Z", MARKETS, 1),  # Good Friday: markets closed
+    ("2024-03-28", "2024-04-01T12:00:00Z", FED, 2),  # ... but not a federal holiday
+    ("2024-10-11", "2024-10-15T12:00:00Z", MARKETS, 2),  # Columbus Day: NYSE open
+    ("2024-10-11", "2024-10-15T12:00:00Z", FED, 1),  # ... the Fed closed
+])
+def test_trading_day_ages_skip_holidays(observed, asof, calendar, age):
+    assert trading_days_between(np.datetime64(observed), parse_utc(asof), calendar) == age
+
+
+def test_the_market_calendar_matches_every_hyg_close():
+    """The bundled real HYG closes (2007-2026) fall on market business days only, and miss
+    no business day except three one-off closures (Sandy 2012, two national days of mourning)."""
+    from cryptobot.macro.csv_files import read_price_csv
+
+    days = read_price_csv(MACRO_DIR / "HYG_daily_adjusted.csv", "HYG").dates
+    calendar = business_days(MARKETS)
+    assert np.is_busday(days, busdaycal=calendar).all()
+    every = np.arange(days[0], days[-1] + 1)
+    missing = np.setdiff1d(every[np.is_busday(every, busdaycal=calendar)], days)
+    assert [str(day) for day in missing] == ["2012-10-29", "2012-10-30", "2018-12-05",
+                                             "2025-01-09"]
+
+
+def test_a_holiday_keeps_credit_fresh_over_a_long_weekend():
+    """HYG of Thursday 2024-12-19 seen on Friday 2024-12-27: 5 market days old with Christmas
+    skipped (fresh under the default limit of 5), 6 if the holiday counted."""
+    settings = MacroSettings()
+    from cryptobot.macro.snapshot import MacroSnapshot, TrendReading, WalclReading
+
+    day = "2024-12-19"
+    hyg = TrendReading("HYG", day, parse_utc(day), 80.0, "hand-made", 80.0, 79.0, 0.1, 0.1)
+    walcl = WalclReading("WALCL", "2024-12-18", parse_utc("2024-12-19"), 6.9e6, "hand-made",
+                         -60_000.0, -60_000.0)
+    decision = evaluate(MacroSnapshot(parse_utc("2024-12-27T12:00:00Z"), walcl, hyg, None),
+                        settings)
+    assert decision.inputs["hyg"]["age_trading_days"] == 5
+    assert decision.inputs["credit_source"] == "HYG"
+    assert not decision.reasons[0].startswith("stale")

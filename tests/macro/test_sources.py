@@ -69,6 +69,29 @@ def test_fred_api_unreachable():
         source.fetch("WALCL")
 
 
+@pytest.fixture
+def silent_port():
+    """A port that accepts connections (the kernel's backlog) and never answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(4)
+        yield sock.getsockname()[1]
+
+
+def test_fred_api_gives_up_on_a_silent_server(silent_port):
+    source = FredApiSource(GOOD_KEY, f"http://127.0.0.1:{silent_port}/fred", "2015-01-01",
+                           timeout_s=0.3)
+    with pytest.raises(MacroDataError, match="unreachable while fetching WALCL: .*timed out"):
+        source.fetch("WALCL")
+
+
+def test_keyless_csv_gives_up_on_a_silent_server(silent_port):
+    source = FredCsvSource(f"http://127.0.0.1:{silent_port}/graph/fredgraph.csv", 0.3,
+                           "2015-01-01")
+    with pytest.raises(MacroDataError, match="unreachable while fetching SOFR: .*timed out"):
+        source.fetch("SOFR")
+
+
 def test_missing_key_falls_back_to_keyless_csv_and_says_so(fred_settings, fake_fred, monkeypatch):
     monkeypatch.delenv("FRED_API_KEY", raising=False)
     history = load_history(fred_settings, SimClock(CLOCK_MS))

@@ -1,11 +1,12 @@
 """Build the SYNTHETIC 5m open-interest path for the bundled 2024-08-05 window.
 
 No real intraday OI exists offline for a cascade. This path is anchored to the REAL daily
-Binance BTC/USDT open interest (Coinalyze, USD) and follows the real 5m candles in between:
-each UTC day's real log change is spread over that day's 5m steps in proportion to each
-candle's volume x |return|, so OI moves where the market moves (most of the 21% fall of
-2024-08-05 lands in the sell-off candles). The method is written out in SYNTHETIC_OI_METHOD.md
-beside the file. Run `python -m cryptobot.data.synthetic_oi` to regenerate it (deterministic).
+Binance BTC/USDT open interest (Coinalyze, USD), converted to contracts (BTC) at each day's last
+5m close, and follows the real 5m candles in between: on a day whose contracts fell, the fall is
+spread over the day's bearish candles by volume x fall (long liquidations close positions as
+price drops); on a day whose contracts rose, the rise is spread by volume x |return|. The method
+is written out in SYNTHETIC_OI_METHOD.md beside the file. Run
+`python -m cryptobot.data.synthetic_oi` to regenerate it (deterministic).
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ def daily_anchors(path: Path = DAILY_OI_FILE, column: str = DAILY_OI_COLUMN) -> 
     return anchors
 
 
+def _step_weights(day: pd.DataFrame, falling: bool) -> list[float]:
+    """How a day's change is shared among its candles (uniform when nothing moved)."""
+    mean_volume = sum(day["volume"]) / len(day)
+    weights = []
+    for open_, close, volume in zip(day["open"], day["close"], day["volume"], strict=True):
+        move = close / open_ - 1.0
+        weights.append(volume / mean_volume * (max(0.0, -move) if falling else abs(move)))
+    total = sum(weights)
+    if total <= 0:
+        return [1.0 / len(day)] * len(day)
+    return [weight / total for weight in weights]
+
+
 def build_synthetic_oi(candles: pd.DataFrame, anchors: dict[int, float],
                        interval_ms: int) -> list[tuple[int, float, float]]:
     """(ts_ms, oi_contracts, oi_value_usdt) at the window's start and at every candle's close."""
@@ -47,24 +61,22 @@ def build_synthetic_oi(candles: pd.DataFrame, anchors: dict[int, float],
     if first_ms % DAY_MS or first_ms not in anchors:
         raise DataError(f"synthetic OI: window must start at a UTC midnight with a daily anchor "
                         f"({iso_utc(first_ms)})")
-    value = anchors[first_ms]
-    rows = [(first_ms, value / float(candles["open"].iloc[0]), value)]
+    first_open = float(candles["open"].iloc[0])
+    contracts = anchors[first_ms] / first_open
+    rows = [(first_ms, contracts, anchors[first_ms])]
     for day_start_ms, day in candles.groupby(candles["ts_open_ms"] // DAY_MS * DAY_MS, sort=True):
         end_ms = int(day_start_ms) + DAY_MS
         if end_ms not in anchors:
             raise DataError(f"synthetic OI: no daily OI for the day ending {iso_utc(end_ms)}")
-        log_change = math.log(anchors[end_ms] / value)
-        mean_volume = sum(day["volume"]) / len(day)
-        activity = [v / mean_volume * abs(c / o - 1.0)
-                    for o, c, v in zip(day["open"], day["close"], day["volume"], strict=True)]
-        total = sum(activity)
-        for ts_open_ms, close, weight in zip(day["ts_open_ms"], day["close"], activity,
-                                             strict=True):
-            share = weight / total if total > 0 else 1.0 / len(day)
-            value *= math.exp(log_change * share)
-            rows.append((int(ts_open_ms) + interval_ms, value / float(close), value))
-        value = anchors[end_ms]  # land exactly on the real daily value, no drift
-        rows[-1] = (rows[-1][0], value / float(day["close"].iloc[-1]), value)
+        day_close = float(day["close"].iloc[-1])
+        target_contracts = anchors[end_ms] / day_close
+        log_change = math.log(target_contracts / contracts)
+        shares = _step_weights(day, falling=log_change < 0)
+        for ts_open_ms, close, share in zip(day["ts_open_ms"], day["close"], shares, strict=True):
+            contracts *= math.exp(log_change * share)
+            rows.append((int(ts_open_ms) + interval_ms, contracts, contracts * float(close)))
+        contracts = target_contracts  # land exactly on the real daily value, no drift
+        rows[-1] = (rows[-1][0], contracts, anchors[end_ms])
     return rows
 
 

@@ -6,19 +6,22 @@ The caller advances the injected clock to each event's time and calls the matchi
 time passed: daily gate, kill switch) and finally `finish`. The engine aggregates signal candles,
 asks the strategy, sizes through risk, asks the gate, places orders through the broker and
 reports everything to the recorder. It never asks which mode it is in.
+
+Backtests may skip base candles they prove quiet (see cryptobot/backtest_fast.py): they ask
+`next_deadline_ms` and `holds_quietly`, and report what they skipped with `on_quiet_base_candles`
+and `on_quiet_signal_candles`. A runner restarted with a position open calls `restore_position`.
 """
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from cryptobot.brokers.base import Broker, client_id
 from cryptobot.brokers.market_rules import MarketRules
-from cryptobot.clock import Clock, utc_day_start_ms
+from cryptobot.clock import DAY_MS, Clock, utc_day_start_ms
 from cryptobot.config import Settings
 from cryptobot.data.resample import CandleAggregator
-from cryptobot.errors import ExchangeError
+from cryptobot.errors import ExchangeError, ReconciliationError
 from cryptobot.gate import Gate
 from cryptobot.indicators import IncrementalFeatures, SignalIndicators
 from cryptobot.model import (
@@ -32,12 +35,14 @@ from cryptobot.model import (
     OrderIntent,
     OrderPurpose,
     OrderType,
+    Position,
     Side,
     Signal,
     SignalStatus,
     Trade,
     TradeLeg,
 )
+from cryptobot.open_trade import OpenInterestBook, OpenTrade, PendingEntry, restore_trade
 from cryptobot.recorder import OrderEvent, Recorder
 from cryptobot.risk import DailyLossLimit, KillSwitch, size_position
 from cryptobot.strategy import (
@@ -58,60 +63,10 @@ def timeframe_ms(text: str) -> int:
     return int(text[:-1]) * units[text[-1]]
 
 
-class OpenInterestBook:
-    """OI samples in time order; lookups never see a sample later than the clock."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self._ts: list[int] = []
-        self._samples: list[OpenInterest] = []
-
-    def add(self, sample: OpenInterest) -> None:
-        if self._ts and sample.ts_ms <= self._ts[-1]:
-            return  # duplicates and stragglers: the book keeps the first it saw
-        self._ts.append(sample.ts_ms)
-        self._samples.append(sample)
-
-    def last_at_or_before(self, ts_ms: int) -> OpenInterest | None:
-        i = bisect.bisect_right(self._ts, min(ts_ms, self.clock.now_ms())) - 1
-        return self._samples[i] if i >= 0 else None
-
-
-@dataclass(slots=True)
-class _PendingEntry:
-    signal: Signal
-    stop_price: float
-    atr: float
-    gate: GateDecision
-
-
-@dataclass(slots=True)
-class _OpenTrade:
-    signal_id: str
-    entry_ms: int
-    entry_price: float
-    qty_base: float
-    initial_stop: float
-    entry_fee_usdt: float
-    gate: GateDecision
-    remaining_qty: float
-    stop_price: float
-    stop_id: str | None = None
-    stop_kind: str = "stop"
-    stop_count: int = 0
-    tp_ids: list[str] = field(default_factory=list)
-    tp1_done: bool = False
-    highest_close: float = float("-inf")
-    atr: float | None = None
-    legs: list[TradeLeg] = field(default_factory=list)
-    funding_usdt: float = 0.0
-    closing: bool = False  # a market exit is working
-
-
 class Engine:
     def __init__(self, settings: Settings, strategy: Strategy, broker: Broker, gate: Gate,
                  recorder: Recorder, clock: Clock, market_rules: MarketRules | None = None,
-                 features=None) -> None:
+                 features=None, aggregator=None) -> None:
         self.settings = settings
         self.symbol = settings.market.symbol
         self.strategy = strategy
@@ -137,11 +92,12 @@ class Engine:
         self.exposure_ms = 0
         self.funding_seen = False
         self._funding: dict[int, float] = {}
-        self._aggregator: CandleAggregator | None = None
+        # Backtests pass a precomputed aggregator (same `add(candle)` contract).
+        self._aggregator: CandleAggregator | None = aggregator
         self._candle_index = 0
         self._day_ms: int | None = None
-        self._pending: _PendingEntry | None = None
-        self._trade: _OpenTrade | None = None
+        self._pending: PendingEntry | None = None
+        self._trade: OpenTrade | None = None
         broker.bind(self.on_fill, self._on_order)
 
     # --- the public event API ------------------------------------------------------------
@@ -162,24 +118,28 @@ class Engine:
 
     def on_base_candle(self, candle: Candle) -> None:
         now = self.clock.now_ms()
-        self._roll_day(now)
+        if self._day_ms is None or now - now % DAY_MS > self._day_ms:
+            self._roll_day(now)
         trade_before = self._trade
         self.broker.on_base_candle(candle)  # fills first: they happened inside this candle
         self.features.on_base_candle(candle.ts_open_ms, candle.high, candle.low, candle.close,
                                      candle.volume)
         self.candles_processed += 1
-        if trade_before is not None or self._trade is not None:
+        trade = self._trade
+        if trade_before is not None or trade is not None:
             self.exposure_ms += candle.interval_ms
-        if self._trade is not None:
+        if trade is not None and self._funding:
             self._charge_funding(candle)
         closed = self._aggregate(candle)
-        if self._trade is not None and not self._trade.closing:
+        trade = self._trade
+        if trade is not None and not trade.closing:
             self._check_time_stop(now)
         for signal_candle in closed:
             self._on_signal_candle(signal_candle)
 
     def on_open_interest(self, sample: OpenInterest) -> None:
-        self.open_interest.add(sample)
+        if self.open_interest.add(sample):
+            self.recorder.open_interest(sample)  # the report draws the samples the rule used
 
     def on_funding(self, rate: FundingRate) -> None:
         self.funding_seen = True
@@ -191,6 +151,67 @@ class Engine:
     def is_idle(self) -> bool:
         """No position, no entry or order working: a backtest may skip quiet candles."""
         return self._trade is None and self._pending is None
+
+    # --- for runners that skip quiet candles (backtests) and restarts -------------------------
+
+    def next_deadline_ms(self) -> int | None:
+        """When the engine acts on its own with no price event (the time stop), or None."""
+        trade = self._trade
+        if trade is None or trade.closing:
+            return None
+        return trade.entry_ms + int(self.settings.exits.time_stop_hours * 3_600_000)
+
+    def holds_quietly(self) -> bool:
+        """A position protected by a working stop, no market order or entry working, and a
+        strategy that does not trail it now: a signal candle that starts nothing (the strategy
+        idle, the candle no candidate) changes only the trade's bookkeeping. The answer holds
+        until the engine is fed again (`Strategy.trails` reads the order state only)."""
+        trade = self._trade
+        if trade is None or trade.closing or trade.stop_id is None or self._pending is not None:
+            return False
+        return not guarded(type(self.strategy).__name__, "trails", self.strategy.trails,
+                           self._trade_view(trade))
+
+    def on_quiet_base_candles(self, count: int, interval_ms: int) -> None:
+        """`count` base candles a backtest proved quiet (no working order touched, nothing due,
+        no signal candle closed that matters) and did not feed: time in the market moves on."""
+        if self._trade is not None:
+            self.exposure_ms += count * interval_ms
+
+    def on_quiet_signal_candles(self, ts_open_ms: Sequence[int], close: Sequence[float],
+                                atr_after: Sequence[float]) -> None:
+        """Signal candles (in order) skipped while `holds_quietly()`: what `_on_signal_candle`
+        would have noted for the trade. The backtest records the candles itself."""
+        trade = self._trade
+        if trade is None or not len(ts_open_ms):
+            return
+        after_entry = [k for k in range(len(ts_open_ms)) if ts_open_ms[k] >= trade.entry_ms]
+        if after_entry:
+            trade.highest_close = max(trade.highest_close,
+                                      float(max(close[k] for k in after_entry)))
+            trade.atr = float(atr_after[after_entry[-1]])
+
+    def restore_position(self, position: Position, *, entry_qty_base: float | None = None,
+                         entry_fee_usdt: float = 0.0, legs: tuple[TradeLeg, ...] = (),
+                         stop_count: int | None = None,
+                         highest_close: float = float("-inf")) -> None:
+        """Take over a position after a restart, from the broker's state: `position` (its
+        store's row) and the broker's working orders of that signal (`<signal_id>-stopN`,
+        `-tp1`, `-tp2`; any stop-market order counts as its stop). A position with no working
+        stop gets one at `position.stop_price` at once. `entry_qty_base` (the size at entry)
+        tells whether TP1 has filled; `legs` are the exits already filled (from the broker's
+        fills), so the finished trade is whole; `stop_count` continues the stop numbering when
+        the working stop is not the newest `-stopN`."""
+        if not self.is_idle():
+            raise ReconciliationError(f"cannot restore {position.signal_id}: the engine already "
+                                      "holds a position or an entry")
+        trade = restore_trade(position, self.broker.working_orders(), entry_qty_base,
+                              entry_fee_usdt, legs, highest_close)
+        if stop_count is not None:
+            trade.stop_count = max(trade.stop_count, stop_count)
+        self._trade = trade
+        if trade.stop_id is None:  # never leave a position without a stop
+            self._place_stop(trade, position.stop_price)
 
     def finish(self) -> None:
         """End of data: what is still open stays open (reported as open, not as a trade)."""
@@ -268,9 +289,10 @@ class Engine:
         self._record_signal(signal, gate)
         if reason:
             return
-        self._pending = _PendingEntry(signal, decision.stop_price, decision.atr, gate)
+        self._pending = PendingEntry(signal, decision.stop_price, decision.atr, gate)
         intent = OrderIntent(client_id(signal.signal_id, "entry"), self.symbol, Side.BUY,
-                             OrderType.MARKET, qty, OrderPurpose.ENTRY)
+                             OrderType.MARKET, qty, OrderPurpose.ENTRY,
+                             stop_price=decision.stop_price)
         try:
             self.broker.submit(intent)
         except ExchangeError as exc:
@@ -318,21 +340,21 @@ class Engine:
         if pending is None:
             return
         sid = pending.signal.signal_id
-        trade = _OpenTrade(sid, fill.ts_ms, fill.price, fill.qty_base, pending.stop_price,
+        trade = OpenTrade(sid, fill.ts_ms, fill.price, fill.qty_base, pending.stop_price,
                            fill.fee_usdt, pending.gate, fill.qty_base, pending.stop_price)
         self._trade = trade
         if fill.price <= pending.stop_price:
             self._flatten(trade, "entry filled at or below the stop")
             return
         self._place_stop(trade, pending.stop_price)
-        if trade.closing:
+        if trade.closing or self._trade is not trade:
             return
         ctx = self._context(None)
         targets = guarded(type(self.strategy).__name__, "exit_targets",
                           self.strategy.exit_targets, ctx, fill.price, pending.stop_price)
         self._place_targets(trade, targets)
 
-    def _place_targets(self, trade: _OpenTrade, targets: tuple[float, ...]) -> None:
+    def _place_targets(self, trade: OpenTrade, targets: tuple[float, ...]) -> None:
         if not targets:
             return
         tp1_qty = trade.qty_base * self.settings.exits.tp1_fraction
@@ -352,23 +374,31 @@ class Engine:
             except ExchangeError as exc:  # the stop still protects; the trade rides it
                 self.recorder.order(OrderEvent(self.clock.now_ms(), intent, "rejected", str(exc)))
 
-    def _place_stop(self, trade: _OpenTrade, price: float) -> None:
+    def _place_stop(self, trade: OpenTrade, price: float) -> None:
         trade.stop_count += 1
         intent = OrderIntent(client_id(trade.signal_id, f"stop{trade.stop_count}"), self.symbol,
                              Side.SELL, OrderType.STOP_MARKET, trade.remaining_qty,
                              OrderPurpose.STOP, price=price, reduce_only=True)
         try:
-            self.broker.replace_stop(trade.stop_id, intent)
+            if trade.stop_id is None:
+                self.broker.submit(intent)  # a live broker closes at market itself if this fails
+            else:
+                self.broker.replace_stop(trade.stop_id, intent)
         except ExchangeError as exc:
             self.recorder.order(OrderEvent(self.clock.now_ms(), intent, "rejected", str(exc)))
-            if trade.stop_id is None:  # never leave a position without a stop
+            # Never leave a position without a stop, unless the broker already closed it (its
+            # FLATTEN fill reported) or is closing it (its FLATTEN order open).
+            if trade.stop_id is None and self._trade is trade and not trade.closing:
                 self._flatten(trade, f"stop could not be placed: {exc}")
             return
         trade.stop_id, trade.stop_price = intent.client_id, price
 
-    def _trail(self, ctx: StrategyContext, trade: _OpenTrade) -> None:
-        view = OpenTradeView(trade.entry_price, trade.stop_price, trade.entry_price,
+    def _trade_view(self, trade: OpenTrade) -> OpenTradeView:
+        return OpenTradeView(trade.entry_price, trade.stop_price, trade.entry_price,
                              trade.tp1_done, trade.highest_close, trade.atr)
+
+    def _trail(self, ctx: StrategyContext, trade: OpenTrade) -> None:
+        view = self._trade_view(trade)
         level = guarded(type(self.strategy).__name__, "trailing_stop",
                         self.strategy.trailing_stop, ctx, view)
         if level is not None and level > trade.stop_price:  # never down
@@ -381,13 +411,13 @@ class Engine:
         if now_ms - trade.entry_ms >= limit_ms:
             self._market_exit(trade, OrderPurpose.TIME_EXIT, "time")
 
-    def _flatten(self, trade: _OpenTrade, why: str) -> None:
+    def _flatten(self, trade: OpenTrade, why: str) -> None:
         self.recorder.order(OrderEvent(self.clock.now_ms(), OrderIntent(
             client_id(trade.signal_id, "flat"), self.symbol, Side.SELL, OrderType.MARKET,
             trade.remaining_qty, OrderPurpose.FLATTEN, reduce_only=True), "submitted", why))
         self._market_exit(trade, OrderPurpose.FLATTEN, "flat")
 
-    def _market_exit(self, trade: _OpenTrade, purpose: OrderPurpose, leg: str) -> None:
+    def _market_exit(self, trade: OpenTrade, purpose: OrderPurpose, leg: str) -> None:
         for order_id in [*trade.tp_ids, trade.stop_id]:
             if order_id is not None:
                 self.broker.cancel(order_id)
@@ -397,7 +427,7 @@ class Engine:
                                        OrderType.MARKET, trade.remaining_qty, purpose,
                                        reduce_only=True))
 
-    def _close_trade(self, trade: _OpenTrade) -> None:
+    def _close_trade(self, trade: OpenTrade) -> None:
         for order_id in [*trade.tp_ids, trade.stop_id]:
             if order_id is not None:
                 self.broker.cancel(order_id)
@@ -413,8 +443,14 @@ class Engine:
 
     def _on_order(self, event: OrderEvent) -> None:
         self.recorder.order(event)
-        if event.status == "rejected" and event.intent.purpose is OrderPurpose.ENTRY:
+        intent = event.intent
+        if event.status == "rejected" and intent.purpose is OrderPurpose.ENTRY:
             self._pending = None
+        trade = self._trade
+        if (trade is not None and intent.purpose is OrderPurpose.FLATTEN
+                and event.status in ("open", "filled")
+                and intent.client_id.startswith(trade.signal_id + "-")):
+            trade.closing = True  # the broker is closing it itself: no second market close
 
     def _charge_funding(self, candle: Candle) -> None:
         if not (self.settings.costs.funding and self._funding):
@@ -449,5 +485,9 @@ class Engine:
 
     def _engage_kill_switch(self) -> None:
         self.killed = True
+        if self._pending is not None:  # an entry not filled yet: cancel it
+            sid = self._pending.signal.signal_id
+            self._pending = None
+            self.broker.cancel(client_id(sid, "entry"))
         if self._trade is not None and not self._trade.closing:
             self._flatten(self._trade, "kill switch engaged")

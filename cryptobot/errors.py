@@ -5,6 +5,7 @@
     ├── DataError                  a data file or stored data is unusable (names file and row)
     │   └── GapError               a hole longer than allowed inside the requested span
     ├── StrategyLoadError          a strategy import path does not load
+    ├── StrategyError              user strategy code raised (names the strategy and the call)
     ├── SecretError                missing keys, or a key file others can read
     ├── StoreError                 the database is missing, empty or holds a corrupted row
     ├── MacroDataError             a macro series is unknown, malformed or unreachable
@@ -37,6 +38,10 @@ class GapError(DataError):
 
 class StrategyLoadError(CryptobotError):
     pass
+
+
+class StrategyError(CryptobotError):
+    """User strategy code raised: names the strategy and the call."""
 
 
 class SecretError(CryptobotError):

@@ -98,6 +98,8 @@ class OrderIntent:
     purpose: OrderPurpose
     price: float | None = None  # limit price, or trigger price for a stop
     reduce_only: bool = False
+    # An entry's planned protective stop, so a broker restarted mid-entry can still place it.
+    stop_price: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

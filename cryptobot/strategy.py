@@ -20,13 +20,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from cryptobot.config import Settings
-from cryptobot.errors import CryptobotError, StrategyLoadError
+from cryptobot.errors import CryptobotError, StrategyError, StrategyLoadError
 from cryptobot.indicators import CandleFeatures
 from cryptobot.model import Candle, OpenInterest, SetupEvent
-
-
-class StrategyError(CryptobotError):
-    """User strategy code raised: names the strategy and the call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +104,12 @@ class Strategy:
 
     def trailing_stop(self, ctx: StrategyContext, trade: OpenTradeView) -> float | None:
         return None
+
+    def trails(self, trade: OpenTradeView) -> bool:
+        """Whether `trailing_stop` may move this trade's stop now, answered from the trade's
+        order state (tp1_done, stop_price), not from prices. True (the safe default) makes
+        every signal candle close count; False lets a backtest skip quiet ones."""
+        return True
 
 
 def load_strategy(path: str, settings: Settings, symbol: str) -> Strategy:

@@ -61,20 +61,30 @@ def warm_up_engine(engine: Engine, warm_up: WarmUp, signal_interval_ms: int) -> 
 
 
 class TradingSession:
+    """`stop_when` (e.g. "the kill-switch file exists") is asked after every event; when it
+    says yes the session stops at once, with `stopped_early` set."""
+
     def __init__(self, engine: Engine, feed: MarketFeed, advance_clock: ClockAdvance,
-                 observer: SessionObserver | None = None) -> None:
+                 observer: SessionObserver | None = None,
+                 stop_when: Callable[[], bool] | None = None) -> None:
         self.engine = engine
         self.feed = feed
         self.advance_clock = advance_clock
         self.observer = observer
+        self.stop_when = stop_when
+        self.stopped_early = False
         self.candles = 0
         self.last_event_ms: int | None = None
 
     async def run(self, until_ms: int | None = None) -> None:
-        """Until the feed ends, the task is cancelled (Ctrl-C), or a candle closes at `until_ms`."""
+        """Until the feed ends, the task is cancelled (Ctrl-C), a candle closes at `until_ms`, or
+        `stop_when` says so."""
         async with aclosing(self.feed.events()) as events:
             async for event in events:
                 self.handle(event)
+                if self.stop_when is not None and self.stop_when():
+                    self.stopped_early = True
+                    break
                 if until_ms is not None and isinstance(event, Candle) \
                         and event.ts_close_ms >= until_ms:
                     break

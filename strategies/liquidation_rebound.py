@@ -111,6 +111,9 @@ class LiquidationRebound(Strategy):
         level = trade.highest_close - self.exits.trailing_atr_mult * trade.atr
         return max(level, trade.breakeven_price)
 
+    def trails(self, trade: OpenTradeView) -> bool:
+        return self.exits.trailing and trade.tp1_done
+
     def candidate_mask(self, open_, high, low, close, volume, atr_after) -> np.ndarray:
         """Spike candidates by the candle rules (a loose superset; `on_candle` decides exactly)."""
         n = len(open_)

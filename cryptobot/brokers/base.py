@@ -9,13 +9,18 @@ The engine is the broker's only client. It works like this:
   user-data stream (live: the runner calls `engine.on_fill` or the bound handler directly).
 - `submit(intent)`: place an order. Market orders fill at the next available price; a
   reduce-only STOP_MARKET triggers on the last (or mark) price; reduce-only LIMIT orders are the
-  take-profits. Raises `cryptobot.errors.OrderRejectedError` (or another `ExchangeError`) when
-  the venue refuses; the engine then protects the position (for a stop: close at market).
+  take-profits. An entry carries its planned stop in `intent.stop_price` (a broker restarted
+  mid-entry can still protect the fill). Raises `cryptobot.errors.OrderRejectedError` (or
+  another `ExchangeError`) when the venue refuses; the engine then protects the position.
+  A position's first stop goes through `submit`: if it fails, the engine closes at market,
+  unless the broker already closed the position itself and reported that FLATTEN fill through
+  `on_fill` before raising (then the engine sends nothing more).
 - `cancel(client_id)`: cancel a working order; unknown or already-done ids are ignored.
 - `replace_stop(old_client_id, new_intent)`: move a stop safely: the new stop is placed
   FIRST and the old one is cancelled only once the new one is accepted, so a position is never
   left without a stop. If placing the new stop fails, the old one stays and the error is raised.
-- `working_orders()`: the orders still working, in submission order.
+- `working_orders()`: the orders still working, in submission order (`Engine.restore_position`
+  reads a restarted position's stop and targets from them).
 - `on_base_candle(candle)`: called by the engine with every closed base candle, after the clock
   has been advanced to `candle.ts_close_ms`. The paper broker resolves fills on it (market
   orders at its open, then stop before targets); a live broker needs nothing here.

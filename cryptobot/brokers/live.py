@@ -8,12 +8,16 @@
 - Fills are read by REST polling (`poll`, also run from `on_base_candle`), de-duplicated by the
   exchange's trade id, so fills that happened while the bot was down are recorded on restart.
 - Nothing is sent until reconciliation has succeeded (`ready`); see reconcile.py.
+- An entry's planned stop (`OrderIntent.stop_price`) is stored with its (not yet open) position
+  before the entry is sent, so a restart after the fill but before the stop places that stop,
+  not the `live.recovery_stop_pct` fallback.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from cryptobot.brokers.base import FillHandler, OrderHandler
@@ -71,6 +75,7 @@ class LiveBroker:
         intent = self._rounded(intent)
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
             check_entry_rails(self, intent)
+            self._remember_planned_stop(intent)
         if intent.order_type is OrderType.STOP_MARKET:
             self._place_stop(intent, flatten_on_failure=True)
         else:
@@ -97,14 +102,23 @@ class LiveBroker:
         return tuple(row.intent() for row in self.state.orders(OPEN_STATUSES))
 
     def on_base_candle(self, candle: Candle) -> None:
+        """Read fills, and reconcile when due. A failure here must not stop the session: the
+        stops on the exchange protect what is open, and a failed reconciliation leaves the
+        broker refusing new orders until a later candle's attempt succeeds."""
         self.last_price = candle.close
-        self.poll()
+        try:
+            self.poll()
+        except ExchangeError as exc:
+            log.error("reading fills failed (retried next candle): %s", exc)
         now_ms = self.clock.now_ms()
         interval_ms = self.settings.live.reconcile_interval_s * 1000
         if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
             from cryptobot.brokers.reconcile import reconcile
 
-            reconcile(self)
+            try:
+                reconcile(self)
+            except ReconciliationError as exc:
+                log.error("%s; no new orders until it succeeds", exc)
 
     # --- placing ---------------------------------------------------------------------------
 
@@ -121,8 +135,14 @@ class LiveBroker:
                 raise OrderRejectedError(
                     f"{intent.client_id}: notional {qty * reference:.2f} USDT is below the "
                     f"market minimum {minimum:g} USDT")
-        return OrderIntent(intent.client_id, intent.symbol, intent.side, intent.order_type, qty,
-                           intent.purpose, price, intent.reduce_only)
+        return replace(intent, qty_base=qty, price=price)
+
+    def _remember_planned_stop(self, intent: OrderIntent) -> None:
+        signal_id = signal_of(intent.client_id)
+        if intent.stop_price is None or self.state.position(signal_id) is not None:
+            return
+        stop = self.gateway.round_price(intent.symbol, intent.stop_price)
+        self.state.open_position(signal_id, intent.symbol, 0.0, 0.0, stop, self.clock.now_ms())
 
     def reference_price(self, symbol: str) -> float:
         """The last base candle's close, or the venue's last price before the first candle."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-import ccxt
+from typing import Any
 
 from cryptobot.brokers.live import LiveBroker, StepHook
 from cryptobot.brokers.live_gateway import OrderGateway
@@ -14,32 +13,31 @@ from cryptobot.brokers.live_state import LiveState
 from cryptobot.brokers.reconcile import ReconcileReport, reconcile
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
+from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.secrets import ApiKeys
 
 
-def make_ccxt_client(settings: Settings, keys: ApiKeys, rest_url: str | None) -> ccxt.Exchange:
-    """A sync ccxt client with our keys; rest_url rewrites every REST base to a loopback host."""
-    exchange = getattr(ccxt, settings.market.exchange)({
-        "apiKey": keys.key, "secret": keys.secret, "enableRateLimit": True,
-        "timeout": settings.live.request_timeout_ms,
-        # the spot wallet's currency list needs other permissions and is not used here
-        "options": {"fetchCurrencies": False, "defaultType": "swap"},
-    })
-    if settings.live.demo_trading:
-        exchange.enable_demo_trading(True)
-    if rest_url:
-        base = rest_url.rstrip("/")
-        for name, url in list(exchange.urls["api"].items()):
-            if isinstance(url, str) and "://" in url:
-                exchange.urls["api"][name] = base + "/" + url.split("://", 1)[1].split("/", 1)[1]
+def make_ccxt_client(settings: Settings, keys: ApiKeys, rest_url: str | None,
+                     rate_limit: bool = True) -> Any:
+    """The sync ccxt client the orders go through: the shared factory plus the live options.
+
+    `live.demo_trading` switches ccxt to the exchange's demo hosts; `rest_url` (a loopback fake
+    in tests) then replaces the host of every REST endpoint, keeping the path.
+    """
+    exchange = make_exchange(settings.market.exchange, rest_url=rest_url, api_keys=keys,
+                             demo_trading=settings.live.demo_trading)
+    exchange.timeout = settings.live.request_timeout_ms
+    # the spot wallet's currency list needs other key permissions and is not used here
+    exchange.options["fetchCurrencies"] = False
+    exchange.enableRateLimit = rate_limit
     return exchange
 
 
 def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock,
                       rest_url: str | None = None, on_step: StepHook | None = None,
-                      sleep: Callable[[float], None] = time.sleep,
+                      sleep: Callable[[float], None] = time.sleep, rate_limit: bool = True,
                       ) -> tuple[LiveBroker, ReconcileReport]:
-    exchange = make_ccxt_client(settings, keys, rest_url or settings.feed.rest_url)
+    exchange = make_ccxt_client(settings, keys, rest_url or settings.feed.rest_url, rate_limit)
     working_type = "MARK_PRICE" if settings.costs.stop_trigger == "mark" else "CONTRACT_PRICE"
     gateway = OrderGateway(exchange, working_type, settings.live.retry_attempts,
                            settings.live.retry_base_delay_s, sleep=sleep)

@@ -72,6 +72,20 @@ class PaperBroker:
     def working_orders(self) -> tuple[OrderIntent, ...]:
         return tuple(w.intent for w in self._orders.values())
 
+    def quiet_band(self) -> tuple[float, float] | None:
+        """(floor, ceiling): a base candle with low > floor and high < ceiling fills nothing.
+        None while a market order works (it fills on the next candle whatever its range)."""
+        floor, ceiling = float("-inf"), float("inf")
+        for working in self._orders.values():
+            intent = working.intent
+            if intent.order_type is OrderType.MARKET:
+                return None
+            if (intent.side is Side.SELL) == (intent.order_type is OrderType.STOP_MARKET):
+                floor = max(floor, intent.price)  # sell stop / buy limit: touched from above
+            else:
+                ceiling = min(ceiling, intent.price)  # sell limit / buy stop: from below
+        return floor, ceiling
+
     def on_base_candle(self, candle: Candle) -> None:
         if not self._orders:
             return

@@ -1,25 +1,25 @@
 """`cryptobot live` and `cryptobot kill`: trading with exchange keys, behind safety rails.
 
 `live` refuses to start without --confirm-live and without keys (environment or an owner-only
-key file), prints what it is about to trade with before any order, connects, sets margin mode
-and leverage, and reconciles stored state with the exchange. `kill` writes the kill-switch file,
-cancels the bot's orders and closes its positions at market.
+key file), connects, sets margin mode and leverage, reconciles stored state with the exchange,
+prints what it is about to trade with, then runs the paper runner with the live broker (see
+cryptobot/cli/live_run.py) until Ctrl-C or the kill switch. `kill` writes the kill-switch file
+(a running `live` flattens and stops), cancels the bot's orders and closes its positions.
 """
 
 from __future__ import annotations
 
-import time
+import asyncio
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from cryptobot.brokers.live import kill_switch_present
 from cryptobot.brokers.live_setup import build_live_broker
 from cryptobot.cli.app import app
+from cryptobot.cli.live_run import LiveVenue, connect, run_live_session
 from cryptobot.clock import LiveClock
-from cryptobot.config import Settings, load_settings
+from cryptobot.config import load_settings
 from cryptobot.errors import ConfigError
 from cryptobot.logs import configure_logging
 from cryptobot.secrets import load_api_keys
@@ -31,32 +31,6 @@ KEY_FILE_OPTION = typer.Option(None, "--key-file",
                                help="TOML with 'key' and 'secret', readable by its owner only")
 
 
-def _summary(settings: Settings, equity_usdt: float | None, report) -> Table:
-    table = Table(title="LIVE TRADING" + (" (exchange demo account)"
-                                          if settings.live.demo_trading else " (REAL MONEY)"))
-    table.add_column("setting")
-    table.add_column("value")
-    risk = settings.risk
-    rows = [
-        ("account", f"{settings.market.exchange}, equity {equity_usdt or 0:,.2f} USDT"),
-        ("symbol", settings.market.symbol),
-        ("margin / leverage", f"{settings.live.margin_mode}, {settings.live.leverage}x"),
-        ("max notional", f"{risk.max_notional_usdt:,.0f} USDT"),
-        ("risk per trade", f"{risk.risk_per_trade:.2%} of equity"),
-        ("max daily loss", f"{risk.max_daily_loss:.2%} of equity"),
-        ("max open positions", str(risk.max_open_positions)),
-        ("stop trigger", settings.costs.stop_trigger),
-        ("kill switch file", risk.kill_switch_file),
-        ("state", settings.live.state_url),
-        ("reconciliation", f"{len(report.unknown_positions)} unknown position(s), "
-                           f"{len(report.stops_placed)} stop(s) re-placed, "
-                           f"{report.fills_recorded} fill(s) caught up"),
-    ]
-    for name, value in rows:
-        table.add_row(name, value)
-    return table
-
-
 @app.command("live")
 def live(
     config: Path = CONFIG_OPTION,
@@ -65,6 +39,9 @@ def live(
                                       help="required: you accept that real orders are sent"),
     once: bool = typer.Option(False, "--once",
                               help="connect, reconcile, print the summary and exit"),
+    db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the run store."),
+    heartbeat: bool = typer.Option(True, "--heartbeat/--no-heartbeat",
+                                   help="One line per closed signal candle."),
 ) -> None:
     """Trade with exchange keys (needs --confirm-live)."""
     settings = load_settings(config)
@@ -73,27 +50,17 @@ def live(
     keys = load_api_keys(key_file)
     configure_logging(settings.logging.dir, settings.logging.level, settings.logging.max_bytes,
                       settings.logging.backup_count)
-    clock = LiveClock()
-    broker, report = build_live_broker(settings, keys, clock)
-    console.print(_summary(settings, broker.equity_usdt, report))
-    for symbol, qty in report.unknown_positions:
-        console.print(f"[yellow]unknown position on the exchange: {symbol} {qty:g} "
-                      "(left alone; live.adopt_unknown_positions is off)[/yellow]")
+    venue = LiveVenue(LiveClock())
     if once:
+        connect(settings, keys, venue, console)
         return
-    # Until the streaming runner drives entries, keep what is open protected and reconciled.
-    console.print("watching positions (poll + reconcile); Ctrl-C to stop")
-    next_reconcile_s = time.monotonic() + settings.live.reconcile_interval_s
-    while not kill_switch_present(settings):
-        broker.poll()
-        if time.monotonic() >= next_reconcile_s:
-            from cryptobot.brokers.reconcile import reconcile
-
-            reconcile(broker)
-            next_reconcile_s = time.monotonic() + settings.live.reconcile_interval_s
-        time.sleep(5.0)
-    broker.flatten_all("kill switch file found")
-    console.print("kill switch: orders cancelled, positions closed; stopped")
+    db_url = db or settings.store.url
+    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(run_live_session(settings, keys, venue, console, db_url, heartbeat))
+    except KeyboardInterrupt:
+        console.print("stopped (Ctrl-C); stops and targets stay on the exchange")
 
 
 @app.command("kill")

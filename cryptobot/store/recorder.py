@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.errors import StoreError
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
-from cryptobot.recorder import OrderEvent, RunInfo
+from cryptobot.recorder import CandleBlock, OrderEvent, RunInfo
 from cryptobot.store.database import describe, open_for_writing
 from cryptobot.store.tables import (
     Base,
@@ -241,6 +241,24 @@ class SqlRecorder:
             },
         )
         self._after_event()
+
+    def signal_candles(self, block: CandleBlock) -> None:
+        """The same rows as `signal_candle` one by one, without building Candle objects."""
+        interval_ms = block.interval_ms
+        for ts_open_ms, open_, high, low, close, volume in block.rows():
+            self._add(
+                SignalCandleRow,
+                {
+                    "ts_open_ms": ts_open_ms,
+                    "interval_ms": interval_ms,
+                    "open": open_,
+                    "high": high,
+                    "low": low,
+                    "close": close,
+                    "volume": volume,
+                },
+            )
+            self._after_event()
 
     def open_interest(self, sample: OpenInterest) -> None:
         self._add(

@@ -52,16 +52,41 @@ def flat(price: float, n: int) -> list[tuple[float, float, float, float]]:
     return [(price, price + 1, price - 1, price)] * n
 
 
-def run_scripted(rows, settings: Settings, stop_price: float = 95.0):
-    clock = SimClock(T0_MS)
-    strategy = ScriptedEntry(settings, settings.market.symbol)
-    strategy.stop_price = stop_price
+class ScriptedEntries(LiquidationRebound):
+    """SYNTHETIC: enters at the close of each signal candle whose index is in `entry_at`
+    (signal id TEST-<index>), stop `stop_price`; the exits are the real strategy's."""
+
+    entry_at: tuple[int, ...] = (1,)
+    stop_price = 95.0
+
+    def on_candle(self, candle: Candle, ctx: StrategyContext):
+        if ctx.candle_index in self.entry_at:
+            return [EnterLong(f"TEST-{ctx.candle_index}", candle.ts_open_ms, self.stop_price,
+                              2.0, {}, ())]
+        return []
+
+
+def make_engine(settings: Settings, strategy=None, gate=None, rules=None, broker=None,
+                clock: SimClock | None = None):
+    clock = clock or SimClock(T0_MS)
+    strategy = strategy or ScriptedEntry(settings, settings.market.symbol)
+    broker = broker or PaperBroker(settings.costs, clock)
     recorder = MemoryRecorder()
-    engine = Engine(settings, strategy, PaperBroker(settings.costs, clock), PassThroughGate(),
-                    recorder, clock)
-    for candle in path_candles(rows):
+    engine = Engine(settings, strategy, broker, gate or PassThroughGate(), recorder, clock,
+                    rules)
+    return engine, recorder, clock
+
+
+def feed(engine: Engine, clock: SimClock, candles: list[Candle]) -> None:
+    for candle in candles:
         clock.advance_to(candle.ts_close_ms)
         engine.on_base_candle(candle)
+
+
+def run_scripted(rows, settings: Settings, stop_price: float = 95.0, **parts):
+    engine, recorder, clock = make_engine(settings, **parts)
+    engine.strategy.stop_price = stop_price
+    feed(engine, clock, path_candles(rows))
     return engine, recorder
 
 

@@ -86,3 +86,18 @@ def test_hole_longer_than_an_hour_needs_allow_gaps(run_cli, tmp_path):
                            "--db", f"sqlite:///{tmp_path / 'g.sqlite'}", "--allow-gaps", "--json")
     assert code == 0, err
     shutil.rmtree(folder)
+
+
+def test_the_store_gets_every_signal_candle_and_the_oi_samples(run_cli, tmp_path):
+    """Skipped signal candles go to the store in bulk, the OI samples one by one; both read
+    back in time order (the report's candle and OI panes)."""
+    from cryptobot.store.reader import open_store
+
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    result = _json_run(run_cli, tmp_path)
+    run = open_store(url).load_run(int(result["summary"]["run_id"]))
+    starts = [c.ts_open_ms for c in run.candles]
+    assert len(starts) == 10 * 96 and starts == sorted(set(starts))
+    assert starts[0] == 1_722_470_400_000  # 2024-08-01 00:00
+    oi = [s.ts_ms for s in run.oi_samples]
+    assert len(oi) > 1000 and oi == sorted(set(oi))

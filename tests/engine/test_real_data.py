@@ -1,6 +1,6 @@
 """Backtests on the bundled real data: the 81-trade cross-check, the 2024-08-05 crash window
-(with its SYNTHETIC open interest), the calm 2024-05 window (real OI), fast path == every-candle
-path, no look-ahead, determinism."""
+(with its SYNTHETIC open interest), the calm 2024-05 window (real OI), no look-ahead,
+determinism. Fast path == every-candle path: test_fast_path.py."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from cryptobot.backtest import run_backtest
+from cryptobot.backtest_fast import precompute
 from cryptobot.brokers.market_rules import load_market_rules
 from cryptobot.clock import iso_utc, parse_utc
 from cryptobot.config import load_settings
@@ -71,28 +72,24 @@ def test_crosscheck_first_entries_hand_checked(crosscheck):
         assert trade.legs[-1].ts_ms - trade.entry_ms <= 24 * 3_600_000
 
 
-@pytest.mark.slow
-def test_fast_path_equals_every_candle_path(crosscheck):
-    slow = backtest(load_settings(CROSSCHECK), FOURTEEN_MONTHS, fast=False)
-    assert slow.engine.trades == crosscheck.engine.trades
-    assert slow.engine.signals == crosscheck.engine.signals
-    assert slow.engine.gate_decisions == crosscheck.engine.gate_decisions
-    assert slow.summary == crosscheck.summary
-
-
 def test_crash_window_spikes_and_the_oi_rule():
     """STRATEGY.md: 16 spikes on the 15m window, 5 on 2024-08-04/05. The SYNTHETIC OI path
-    (anchored to the real daily values) falls by >= 1.5% through none of them."""
+    (anchored to the real daily values, its fall put in the bearish candles) falls by >= 1.5%
+    through two of them, both on 2024-08-05: 01:00 (-3.19%) and the crash candle at 06:15
+    (-2.91%); each is entered at its confirmed higher low."""
     result = backtest(settings_with(), CRASH)
     spikes = result.engine.signals
     assert len(spikes) == 16
     assert sum(iso_utc(s.spike_ms)[:10] in ("2024-08-04", "2024-08-05") for s in spikes) == 5
     assert result.summary["oi_synthetic"] is True
     confirmed = [s for s in spikes if s.metrics["oi_change_pct"] <= -1.5]
-    assert confirmed == []
-    assert all(s.reason.startswith("open interest did not fall enough") for s in spikes)
-    biggest = min(s.metrics["oi_change_pct"] for s in spikes)
-    assert biggest == pytest.approx(-1.18, abs=0.01)  # 2024-08-05 06:15, the crash candle
+    assert [iso_utc(s.spike_ms) for s in confirmed] == ["2024-08-05T01:00:00Z",
+                                                          "2024-08-05T06:15:00Z"]
+    assert [round(s.metrics["oi_change_pct"], 2) for s in confirmed] == [-3.19, -2.91]
+    assert all(s.status is SignalStatus.ENTERED for s in confirmed)
+    others = [s for s in spikes if s not in confirmed]
+    assert all(s.reason.startswith("open interest did not fall enough") for s in others)
+    assert [t.signal_id for t in result.engine.trades] == [s.signal_id for s in confirmed]
 
 
 def test_crash_window_without_the_4pct_rule_finds_53():
@@ -100,12 +97,11 @@ def test_crash_window_without_the_4pct_rule_finds_53():
     result = backtest(settings, CRASH)
     spikes = {s.spike_ms for s in result.engine.signals}
     assert len(spikes) >= 40  # setups absorb some spikes; count the rule on every candle:
-    from cryptobot.backtest import _precompute
     market = load_market_data(CRASH, SYMBOL)
     arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
     strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
-    _, _, _, mask = _precompute(settings, arrays, 900_000, strategy)
-    assert int(mask.sum()) == 53
+    pre = precompute(settings, arrays, 900_000, 300_000, strategy)
+    assert int(pre.candidate.sum()) == 53
 
 
 def test_crash_window_trades_obey_stop_and_size_rules():
@@ -143,12 +139,12 @@ def test_calm_window_with_real_oi_finds_nothing():
     result = backtest(settings, CALM)
     assert result.summary["oi_samples"] > 500 and result.summary["oi_synthetic"] is False
     assert result.engine.signals == [] and result.engine.trades == []
-    from cryptobot.backtest import _precompute
     market = load_market_data(CALM, SYMBOL)
     arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
     strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
-    pre, (ts, o, h, lo, c, v), _, mask = _precompute(settings, arrays, 900_000, strategy)
-    assert not mask.any()
+    computed = precompute(settings, arrays, 900_000, 300_000, strategy)
+    pre, (ts, o, _, _, c, v) = computed.features, computed.signal
+    assert not computed.candidate.any()
     i = int((ts == parse_utc("2024-05-10T14:45")).nonzero()[0][0])
     body_atr = (o[i] - c[i]) / pre.atr_after[i - 1]
     volume_ratio = v[i] / float(np.median(v[i - 96:i]))

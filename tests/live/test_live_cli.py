@@ -95,3 +95,27 @@ def test_kill_flattens_the_bots_position(run_cli, tmp_path, venue, keys):
     assert "closed 1 position(s)" in out
     assert float(venue.state.position("BTCUSDT").qty) == 0
     assert venue.state.open_orders() == [] and venue.state.open_algo_orders() == []
+
+
+def test_live_with_the_kill_switch_present_flattens_and_does_not_trade(run_cli, tmp_path, venue,
+                                                                      keys):
+    from cryptobot.brokers.live_setup import build_live_broker
+    from cryptobot.config import load_settings
+    from tests.live.conftest import VenueClock
+    from tests.live.trade_driver import TradeDriver
+
+    config = write_config(tmp_path, venue.base_url)
+    broker, _ = build_live_broker(load_settings(config), keys, VenueClock(venue.state),
+                                  sleep=lambda s: None)
+    TradeDriver(broker, "sigP", qty=0.01, stop=59000.0, tp1=61000.0, tp2=62500.0).enter()
+    broker.state.close()
+    (tmp_path / "KILL").write_text("")
+    key_file = tmp_path / "keys.toml"
+    key_file.write_text(f'key = "{TEST_KEY}"\nsecret = "{TEST_SECRET}"\n')
+    key_file.chmod(0o600)
+    code, out, err = run_cli("live", "--config", str(config), "--confirm-live", "--key-file",
+                             str(key_file))
+    assert code == 0, err
+    assert "max notional" in out and "not trading" in out
+    assert float(venue.state.position("BTCUSDT").qty) == 0
+    assert venue.state.open_orders() == [] and venue.state.open_algo_orders() == []

@@ -40,6 +40,8 @@ def test_sigkill_at_each_step_then_restart(crash_step, venue, tmp_path, keys):
         stops = state.open_algo_orders("BTCUSDT")
         assert sum(float(s["quantity"]) for s in stops) >= venue_qty - 1e-9, report
         assert all(float(s["triggerPrice"]) < float(state.prices["BTCUSDT"]) for s in stops)
+        # the planned stop (59000) or break-even (60000), never the 2% fallback (58800)
+        assert {s["triggerPrice"] for s in stops} <= {"59000", "60000"}, stops
         assert [p.qty_base for p in stored] == [pytest.approx(venue_qty)]
         working = {i.client_id for i in broker.working_orders()}
         assert {s["clientAlgoId"] for s in stops} <= working

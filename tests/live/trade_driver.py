@@ -27,7 +27,7 @@ class TradeDriver:
 
     def enter(self) -> None:
         self.broker.submit(OrderIntent(self.cid("entry"), SYMBOL, Side.BUY, OrderType.MARKET,
-                                       self.qty, OrderPurpose.ENTRY))
+                                       self.qty, OrderPurpose.ENTRY, stop_price=self.stop))
 
     def on_fill(self, fill: Fill) -> None:
         self.fills.append(fill)

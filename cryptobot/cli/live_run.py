@@ -1,0 +1,293 @@
+"""The composition root of live trading: paper's runner with the live broker swapped in.
+
+The same TradingSession, StreamingFeed (Binance adapter) and warm-up as `cryptobot paper`; what
+changes is the broker (LiveBroker on the account, reconciled before anything else), the
+equity (the account's, not the configured starting equity) and the recorder (each event
+committed at once, so a crash loses nothing). A restart takes the open position over from the
+broker's reconciled state (`Engine.restore_position`). The kill-switch file stops the session.
+
+`LiveVenue` holds what a loopback test swaps: the clock and how it moves, and the URLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from cryptobot.brokers.live import LiveBroker, kill_switch_present
+from cryptobot.brokers.live_setup import build_live_broker
+from cryptobot.brokers.market_rules import load_market_rules
+from cryptobot.brokers.reconcile import ReconcileReport
+from cryptobot.cli.paper_command import PaperRun, finish_run
+from cryptobot.cli.paper_console import ConsoleRecorder
+from cryptobot.clock import Clock, iso_utc
+from cryptobot.config import Settings
+from cryptobot.data.timeframes import timeframe_to_ms
+from cryptobot.engine import Engine
+from cryptobot.exchange.backfill import load_warm_up
+from cryptobot.exchange.binance import BINANCE_MARKET_WS, BinanceUsdmStream
+from cryptobot.exchange.ccxt_factory import make_exchange
+from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
+from cryptobot.exchange.streaming_feed import StreamingFeed
+from cryptobot.model import Candle, OrderPurpose, OrderType, Position
+from cryptobot.recorder import RunInfo
+from cryptobot.secrets import ApiKeys
+from cryptobot.strategy import load_strategy
+from cryptobot.trading_session import (
+    ClockAdvance,
+    TradingSession,
+    wall_clock_moves_itself,
+    warm_up_engine,
+)
+
+log = logging.getLogger("cryptobot.live.run")
+
+
+@dataclass
+class LiveVenue:
+    """How a live run reaches the world. The CLI: the wall clock and the configured hosts."""
+
+    clock: Clock  # the engine's and the broker's
+    advance_clock: ClockAdvance = wall_clock_moves_itself
+    feed_clock: Clock | None = None  # None: `clock` (a replayed stream keeps its own)
+    exchange_time: ExchangeTimeHook = ignore_exchange_time
+    market_rest_url: str | None = None  # None: feed.rest_url (None: the venue's own hosts)
+    ws_url: str | None = None  # None: feed.ws_url, else Binance's market stream
+    orders_rest_url: str | None = None  # None: feed.rest_url
+    rate_limit: bool = True
+    sleep: Callable[[float], None] = time.sleep
+    kill_check_s: float = 1.0
+    until_ms: int | None = None  # stop once a candle closes here (tests); None: run on
+
+
+@dataclass
+class LiveOutcome:
+    broker: LiveBroker
+    report: ReconcileReport
+    run: PaperRun | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    restored: str | None = None  # the signal id of a position taken over at start
+    stopped_by: str = "end of stream"
+
+
+def summary_table(settings: Settings, equity_usdt: float | None,
+                  report: ReconcileReport) -> Table:
+    table = Table(title="LIVE TRADING" + (" (exchange demo account)"
+                                          if settings.live.demo_trading else " (REAL MONEY)"))
+    table.add_column("setting")
+    table.add_column("value")
+    risk = settings.risk
+    rows = [
+        ("account", f"{settings.market.exchange}, equity {equity_usdt or 0:,.2f} USDT"),
+        ("symbol", settings.market.symbol),
+        ("margin / leverage", f"{settings.live.margin_mode}, {settings.live.leverage}x"),
+        ("max notional", f"{risk.max_notional_usdt:,.0f} USDT"),
+        ("risk per trade", f"{risk.risk_per_trade:.2%} of equity"),
+        ("max daily loss", f"{risk.max_daily_loss:.2%} of equity"),
+        ("max open positions", str(risk.max_open_positions)),
+        ("stop trigger", settings.costs.stop_trigger),
+        ("kill switch file", risk.kill_switch_file),
+        ("state", settings.live.state_url),
+        ("reconciliation", f"{len(report.unknown_positions)} unknown position(s), "
+                           f"{len(report.stops_placed)} stop(s) re-placed, "
+                           f"{report.fills_recorded} fill(s) caught up"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def connect(settings: Settings, keys: ApiKeys, venue: LiveVenue,
+            console: Console) -> tuple[LiveBroker, ReconcileReport]:
+    """Connect, set margin and leverage, reconcile, and print what is about to be traded."""
+    broker, report = build_live_broker(settings, keys, venue.clock,
+                                       rest_url=venue.orders_rest_url, sleep=venue.sleep,
+                                       rate_limit=venue.rate_limit)
+    console.print(summary_table(settings, broker.equity_usdt, report))
+    for symbol, qty in report.unknown_positions:
+        console.print(f"[yellow]unknown position on the exchange: {symbol} {qty:g} "
+                      "(left alone; live.adopt_unknown_positions is off)[/yellow]")
+    return broker, report
+
+
+async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
+                           console: Console, db_url: str, heartbeat: bool = True) -> LiveOutcome:
+    """Connect and trade until the stream ends, `until_ms`, Ctrl-C or the kill switch."""
+    from cryptobot.store import SqlRecorder
+
+    broker, report = connect(settings, keys, venue, console)
+    outcome = LiveOutcome(broker, report)
+    if kill_switch_present(settings):
+        broker.flatten_all("kill switch file found at start")
+        outcome.stopped_by = "kill switch"
+        console.print(f"kill switch {settings.risk.kill_switch_file} is present: orders "
+                      "cancelled, positions closed; not trading")
+        return outcome
+    if broker.equity_usdt:  # size on the account's equity, not the configured starting one
+        settings = settings.model_copy(update={"risk": settings.risk.model_copy(
+            update={"starting_equity_usdt": broker.equity_usdt})})
+    recorder = ConsoleRecorder(SqlRecorder(db_url, commit_each_event=True), console, heartbeat)
+    symbol = settings.market.symbol
+    recorder.start_run(RunInfo("live", settings.market.exchange, symbol, None, None,
+                               f"{settings.market.exchange} account"
+                               + (" (demo)" if settings.live.demo_trading else ""),
+                               settings.model_dump(mode="json")))
+    run = outcome.run = PaperRun(settings, symbol, recorder, db_url)
+    try:
+        await _trade(run, broker, venue, outcome)
+    finally:
+        if run.engine is not None:
+            outcome.summary = finish_run(run)
+            _print_end(console, run, outcome)
+    return outcome
+
+
+async def _trade(run: PaperRun, broker: LiveBroker, venue: LiveVenue,
+                 outcome: LiveOutcome) -> None:
+    from cryptobot.macro import build_gate
+
+    settings, clock = run.settings, venue.clock
+    interval_ms = timeframe_to_ms(settings.market.base_timeframe)
+    signal_ms = timeframe_to_ms(settings.market.signal_timeframe)
+    rest = make_exchange(settings.market.exchange,
+                         rest_url=venue.market_rest_url or settings.feed.rest_url,
+                         async_client=True)
+    rest.enableRateLimit = venue.rate_limit
+    try:
+        rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" \
+            else None
+        run.engine = Engine(settings, load_strategy(settings.strategy.path, settings, run.symbol),
+                            broker, build_gate(settings), run.recorder, clock, rules)
+        run.start_ms = clock.now_ms()
+        warm = await load_warm_up(rest, run.symbol, interval_ms, run.start_ms,
+                                  settings.feed.warmup_days,
+                                  with_open_interest=settings.market.exchange == "binanceusdm")
+        loaded = warm_up_engine(run.engine, warm, signal_ms)
+        outcome.restored = restore_open_position(run.engine, broker, warm.candles, signal_ms)
+        if outcome.restored:
+            taken = broker.state.position(outcome.restored)
+            run.recorder.position_qty, run.recorder.entry_price = taken.qty_base, \
+                taken.entry_price
+            run.recorder.console.print(f"took over the open position {outcome.restored}: "
+                                       f"{run.recorder.position_text()}")
+        run.recorder.console.print(f"warm-up: {loaded} base candles, "
+                                   f"{len(warm.open_interest)} OI samples; streaming")
+        stream = BinanceUsdmStream(run.symbol, interval_ms, base_url=venue.ws_url
+                                   or settings.feed.ws_url or BINANCE_MARKET_WS)
+        feed = StreamingFeed(stream, rest, venue.feed_clock or clock, settings.feed,
+                             venue.exchange_time,
+                             last_closed_open_ms=warm.last_closed_open_ms
+                             or run.start_ms - interval_ms,
+                             last_oi_ms=warm.open_interest[-1].ts_ms if warm.open_interest
+                             else None)
+        run.session = TradingSession(run.engine, feed, venue.advance_clock, _Observer(run),
+                                     stop_when=lambda: kill_switch_present(settings))
+        if await _run_until_killed(run.session, broker, venue):
+            outcome.stopped_by = "kill switch"
+            run.recorder.console.print("kill switch: orders cancelled, positions closed; "
+                                       "stopped")
+        await feed.close()
+    finally:
+        await rest.close()
+
+
+async def _run_until_killed(session: TradingSession, broker: LiveBroker,
+                            venue: LiveVenue) -> bool:
+    """Run the session; True if the kill-switch file stopped it (after flattening).
+
+    The session looks for the file after every event; this loop also looks while the stream
+    is quiet."""
+    task = asyncio.create_task(session.run(until_ms=venue.until_ms))
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=venue.kill_check_s)
+            if done:
+                task.result()
+                if not session.stopped_early:
+                    return False
+            elif kill_switch_present(broker.settings):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            else:
+                continue
+            broker.flatten_all("kill switch file found")
+            return True
+    finally:
+        if not task.done():  # Ctrl-C: the outer task was cancelled
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def restore_open_position(engine: Engine, broker: LiveBroker, warm_candles: list[Candle],
+                          signal_ms: int) -> str | None:
+    """Hand the engine the broker's reconciled open position in its symbol, if there is one."""
+    state = broker.state
+    for stored in state.positions():
+        if stored.symbol != engine.symbol:
+            continue
+        orders = state.orders(signal_id=stored.signal_id)
+        stops = [row for row in orders if row.status in ("pending", "open")
+                 and row.order_type == OrderType.STOP_MARKET.value]
+        stop_price = stops[-1].price if stops else stored.stop_price
+        if stop_price is None:
+            log.warning("%s: no stop price known; left to the broker's protection",
+                        stored.signal_id)
+            return None
+        entries = [f for f in state.fills(stored.signal_id)
+                   if f.purpose == OrderPurpose.ENTRY.value]
+        closes = [c.close for c in warm_candles if c.ts_close_ms % signal_ms == 0
+                  and c.ts_close_ms - signal_ms >= stored.opened_ms]
+        engine.restore_position(
+            Position(stored.symbol, stored.qty_base, stored.entry_price, float(stop_price),
+                     stored.opened_ms, stored.signal_id),
+            entry_qty_base=sum(float(f.qty_base) for f in entries) or None,
+            entry_fee_usdt=sum(float(f.fee_usdt) for f in entries),
+            stop_count=max((_stop_number(row.client_id) for row in orders), default=0),
+            highest_close=max(closes, default=float("-inf")))
+        return stored.signal_id
+    return None
+
+
+def _stop_number(client_id: str) -> int:
+    """`<signal>-stop7` -> 7 (other legs: 0), so a restored trade never reuses a stop's id."""
+    leg = client_id.rsplit("-", 1)[-1]
+    return int(leg[4:]) if leg.startswith("stop") and leg[4:].isdigit() else 0
+
+
+class _Observer:
+    """Feeds the console's heartbeat and remembers the first and last price traded."""
+
+    def __init__(self, run: PaperRun) -> None:
+        self.run = run
+
+    def on_event(self, event) -> None:
+        self.run.recorder.on_event(event)
+        if isinstance(event, Candle):
+            if not self.run.prices:
+                self.run.prices.append(event.open)
+            self.run.prices[1:] = [event.close]
+
+
+def _print_end(console: Console, run: PaperRun, outcome: LiveOutcome) -> None:
+    engine, summary = run.engine, outcome.summary
+    assert engine is not None
+    console.print(f"\n[bold]live run stopped[/] ({outcome.stopped_by}): {len(engine.signals)} "
+                  f"signals, {summary['trades']} trades, PnL {summary['total_pnl_usdt']:+,.2f} "
+                  f"USDT, position {summary['open_position_detail']}")
+    for trade in engine.trades:
+        console.print(f"  {iso_utc(trade.entry_ms)} -> {iso_utc(trade.exit_ms)}  qty "
+                      f"{trade.qty_base:.6f}  entry {trade.entry_price:,.2f}  exit "
+                      f"{trade.exit_price:,.2f}  PnL {trade.pnl_usdt:+,.2f}  {trade.exit_reason}")
+    run_id = getattr(run.recorder.inner, "run_id", None)
+    console.print(f"stored in {run.db_url} (run {run_id}); "
+                  f"`cryptobot report --db {run.db_url}` shows it")

@@ -1,0 +1,148 @@
+"""The fast backtest path (precomputed, quiet candles skipped) == feeding every base candle.
+
+Everything the engine decides and records is compared: trades, signals, gate decisions (daily and
+at signals), orders, fills, equity points, signal candles, OI samples, the summary and the time
+in the market; on real data, with and without OI confirmation, with the default exits
+(milestones, trailing, funding, volatility scaling) and the cross-check profile, on data with
+holes (as --allow-gaps allows) and with a warm-up before the traded span.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from cryptobot.backtest import run_backtest
+from cryptobot.brokers.market_rules import load_market_rules
+from cryptobot.clock import parse_utc
+from cryptobot.config import load_settings
+from cryptobot.data import load_market_data
+from cryptobot.gate import PassThroughGate
+from cryptobot.recorder import MemoryRecorder
+from cryptobot.strategy import load_strategy
+from tests.engine.conftest import REPO, settings_with
+
+SYMBOL = "BTC/USDT:USDT"
+FOURTEEN_MONTHS = REPO / "data" / "btc_5m_2023-11_2024-12"
+CRASH = REPO / "data" / "btc_2024-08_crash"
+RECORDED = ("signals", "gate_decisions", "orders", "fills", "trades", "equity_points",
+            "candles", "oi_samples", "summary")
+
+
+def _run(settings, market, fast, start_ms=None, rules=None):
+    strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
+    recorder = MemoryRecorder()
+    result = run_backtest(settings, market, strategy, PassThroughGate(), recorder,
+                          start_ms=start_ms, market_rules=rules, fast=fast)
+    return result, recorder
+
+
+def assert_identical(settings, market, start_ms=None, rules=None):
+    fast, fast_rec = _run(settings, market, True, start_ms, rules)
+    slow, slow_rec = _run(settings, market, False, start_ms, rules)
+    for name in RECORDED:
+        assert getattr(fast_rec, name) == getattr(slow_rec, name), name
+    assert fast.engine.trades == slow.engine.trades
+    assert fast.engine.signals == slow.engine.signals
+    assert fast.engine.gate_decisions == slow.engine.gate_decisions
+    assert fast.engine.exposure_ms == slow.engine.exposure_ms
+    assert fast.summary == slow.summary
+    assert fast.engine.candles_processed < slow.engine.candles_processed  # it did skip
+    return fast, fast_rec
+
+
+@pytest.mark.slow
+def test_crosscheck_profile_on_14_months():
+    result, recorder = assert_identical(load_settings(REPO / "config" / "crosscheck.toml"),
+                                        load_market_data(FOURTEEN_MONTHS, SYMBOL))
+    assert len(result.engine.trades) == 81
+    assert len(recorder.candles) == 122_688 // 3
+
+
+@pytest.mark.slow
+def test_default_exits_funding_and_scaling_on_14_months():
+    """Default profile with OI confirmation off (the 14-month file has no OI): milestone
+    targets, the trailing stop after TP1, funding every 8h, volatility scaling, lot rounding."""
+    settings = settings_with(strategy={"oi_confirmation": False})
+    result, _ = assert_identical(settings, load_market_data(FOURTEEN_MONTHS, SYMBOL),
+                                 rules=load_market_rules(SYMBOL))
+    reasons = {leg.reason for t in result.engine.trades for leg in t.legs}
+    assert {"tp1", "trailing_stop", "breakeven_stop", "stop"} <= reasons
+    assert any(t.funding_usdt != 0.0 for t in result.engine.trades)
+    assert result.summary["funding_charged"] is True
+
+
+@pytest.mark.parametrize(("oi_confirmation", "oi_drop_pct", "trades"), [
+    (True, 1.5, 2),  # the default rule confirms 2 of the 16 spikes (SYNTHETIC OI)
+    (True, 10.0, 0),  # a rule no spike passes
+    (False, 1.5, 12),
+])
+def test_crash_window_with_oi_on_and_off(oi_confirmation, oi_drop_pct, trades):
+    settings = settings_with(strategy={"oi_confirmation": oi_confirmation,
+                                       "oi_drop_pct": oi_drop_pct})
+    result, recorder = assert_identical(settings, load_market_data(CRASH, SYMBOL),
+                                        rules=load_market_rules(SYMBOL))
+    assert recorder.oi_samples, "the engine records the OI samples it was given"
+    assert len(recorder.oi_samples) == len(result.engine.open_interest)
+    assert len(result.engine.trades) == trades
+
+
+def _holed_copy(tmp_path, cuts: list[tuple[int, int]]):
+    """The crash window with rows removed: holes of many sizes, some cutting 15m buckets short
+    and some inside open positions."""
+    folder = tmp_path / "holed"
+    folder.mkdir()
+    for source in CRASH.iterdir():
+        if source.name.endswith("_window.csv") and "5m" in source.name:
+            lines = source.read_text().splitlines(keepends=True)
+            keep = [line for n, line in enumerate(lines)
+                    if not any(a <= n < b for a, b in cuts)]
+            (folder / source.name).write_text("".join(keep))
+        elif source.is_file():
+            shutil.copy(source, folder / source.name)
+    return folder
+
+
+@pytest.mark.parametrize("profile", ["default", "crosscheck"])
+def test_data_with_holes(tmp_path, profile):
+    settings = (settings_with(strategy={"oi_confirmation": False}) if profile == "default"
+                else load_settings(REPO / "config" / "crosscheck.toml"))
+    # 1 row, 2 rows (a bucket cut short), 20 rows, a whole day, ... at various places
+    cuts = [(1500, 1501), (1900, 1902), (2000, 2020), (2310, 2311), (2400, 2688),
+            (3001, 3003), (3500, 3530), (4005, 4006), (5000, 5050)]
+    market = load_market_data(_holed_copy(tmp_path, cuts), SYMBOL, allow_gaps=True)
+    assert market.gaps
+    result, _ = assert_identical(settings, market, rules=load_market_rules(SYMBOL))
+    assert result.engine.trades
+
+
+def test_warm_up_before_the_traded_span():
+    settings = settings_with(strategy={"oi_confirmation": False})
+    market = load_market_data(CRASH, SYMBOL)
+    result, _ = assert_identical(settings, market, start_ms=parse_utc("2024-08-03T07:40"))
+    assert result.engine.trades
+
+
+def test_precomputed_aggregation_and_session_vwap_match_the_incremental_ones(tmp_path):
+    """Bit for bit, on data with holes: the signal candles each base candle closes, the day's
+    VWAP and the previous day's close."""
+    import numpy as np
+
+    from cryptobot.backtest_fast import PrecomputedAggregator, precompute
+    from cryptobot.data.resample import CandleAggregator, candles_from_frame
+    from cryptobot.indicators import day_vwap_and_prev_close
+
+    market = load_market_data(_holed_copy(tmp_path, [(100, 102), (400, 700), (1000, 1001)]),
+                              SYMBOL, allow_gaps=True)
+    settings = settings_with()
+    arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
+    strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
+    pre = precompute(settings, arrays, 900_000, 300_000, strategy)
+    fast, slow = PrecomputedAggregator(pre, 900_000), CandleAggregator(300_000, 900_000)
+    for candle in candles_from_frame(market.candles, 300_000):
+        assert fast.add(candle) == slow.add(candle)
+    vwap, prev_close = day_vwap_and_prev_close(*(arrays[k] for k in (
+        "ts_open_ms", "high", "low", "close", "volume")))
+    assert np.array_equal(pre.features.base_vwap, vwap)
+    assert np.array_equal(pre.features.base_prev_close, prev_close, equal_nan=True)

@@ -1,0 +1,127 @@
+"""A whole live session on 127.0.0.1: the replayed Binance market stream and REST (real 5m
+candles of data/btc_2024-08_crash, with its SYNTHETIC open interest) beside the fake Binance
+order server, driven through the same composition function `cryptobot live` runs.
+
+The fake order venue's price follows the stream: before the engine handles a candle, the venue
+walks through that candle (open, then the nearer extreme, the other extreme, close, in small
+steps), so resting stops and targets trigger inside the candle, as on the exchange.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from cryptobot.cli.live_run import LiveOutcome, LiveVenue, run_live_session
+from cryptobot.clock import SimClock, parse_utc
+from cryptobot.config import Settings, load_settings
+from cryptobot.data import load_market_data
+from cryptobot.exchange.replay import CandleColumns, ReplayVenue
+from cryptobot.model import Candle
+from cryptobot.trading_session import advance_sim_clock
+from tests.conftest import DATA_DIR, REPO_ROOT
+from tests.live.fake_binance_state import FakeExchangeState
+
+SYMBOL = "BTC/USDT:USDT"
+CRASH_DIR = DATA_DIR / "btc_2024-08_crash"
+STEPS_PER_LEG = 8
+
+
+def write_live_config(tmp_path: Path, **sections: dict[str, object]) -> Path:
+    """live.example.toml, pointed at tmp_path, on 5m candles, OI confirmation OFF (the bundled
+    OI is synthetic and rejects every spike of the window), reconciling hourly."""
+    values: dict[str, dict[str, object]] = {
+        "market": {"base_timeframe": "5m"},
+        "strategy": {"oi_confirmation": False},
+        "logging": {"dir": str(tmp_path / "logs")},
+        "risk": {"kill_switch_file": str(tmp_path / "KILL")},
+        "store": {"url": f"sqlite:///{tmp_path / 'live.sqlite'}"},
+        "feed": {"reconnect_min_backoff_s": 0.001, "reconnect_max_backoff_s": 0.01},
+        "live": {"state_url": f"sqlite:///{tmp_path / 'state.sqlite'}", "demo_trading": False,
+                 "request_timeout_ms": 2000, "reconcile_interval_s": 3600.0,
+                 "retry_base_delay_s": 0.0},
+    }
+    for name, update in sections.items():
+        values.setdefault(name, {}).update(update)
+    lines = [f'extends = "{REPO_ROOT / "config" / "live.example.toml"}"']
+    for name, keys in values.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in keys.items()]
+    path = tmp_path / "live.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def walk_venue_through(state: FakeExchangeState, candle: Candle) -> None:
+    """Move the fake venue's price through one candle; its clock ends at the candle's close."""
+    up = candle.close >= candle.open
+    points = [candle.open, candle.low if up else candle.high, candle.high if up else candle.low,
+              candle.close]
+    with state.lock:
+        state.now_ms = max(state.now_ms, candle.ts_open_ms)
+        state.set_price_scripted(round(candle.open, 1))
+        for start, end in zip(points, points[1:], strict=False):
+            for step in range(1, STEPS_PER_LEG + 1):
+                state.set_price_scripted(round(start + (end - start) * step / STEPS_PER_LEG, 1))
+        state.now_ms = max(state.now_ms, candle.ts_close_ms)
+
+
+@dataclass
+class LoopbackWindow:
+    market: object
+    start_ms: int
+    end_ms: int
+    candles_by_close: dict[int, Candle]
+    price_before: float
+
+
+def load_window(settings: Settings, start: str, end: str) -> LoopbackWindow:
+    start_ms, end_ms = parse_utc(start), parse_utc(end)
+    market = load_market_data(CRASH_DIR, SYMBOL, start_ms - settings.feed.warmup_days * 86_400_000,
+                              end_ms, exchange="binanceusdm")
+    candles = list(CandleColumns.from_frame(market.candles, market.base_interval_ms))
+    before = [c for c in candles if c.ts_close_ms <= start_ms]
+    return LoopbackWindow(market, start_ms, end_ms,
+                          {c.ts_close_ms: c for c in candles if c.ts_open_ms >= start_ms},
+                          before[-1].close)
+
+
+async def run_loopback_session(settings: Settings, keys, window: LoopbackWindow,
+                               order_server) -> tuple[LiveOutcome, str]:
+    """Stream the window through `run_live_session`; returns the outcome and what it printed."""
+    engine_clock = SimClock(window.start_ms)
+    advance = advance_sim_clock(engine_clock)
+    state = order_server.state
+
+    def advance_and_walk(ts_ms: int) -> None:
+        candle = window.candles_by_close.get(ts_ms)
+        if candle is not None and ts_ms > state.now_ms:
+            walk_venue_through(state, candle)
+        advance(ts_ms)
+
+    out = io.StringIO()
+    console = Console(file=out, width=200, color_system=None)
+    async with ReplayVenue(window.market, window.start_ms, window.end_ms) as replay:
+        venue = LiveVenue(engine_clock, advance_and_walk, feed_clock=replay.clock,
+                          exchange_time=replay.time_driver(), market_rest_url=replay.rest_url,
+                          ws_url=replay.ws_url, orders_rest_url=order_server.base_url,
+                          rate_limit=False, sleep=lambda s: None, kill_check_s=0.2,
+                          until_ms=window.end_ms)
+        outcome = await run_live_session(settings, keys, venue, console,
+                                         settings.store.url, heartbeat=True)
+    return outcome, out.getvalue()
+
+
+def settings_from(path: Path) -> Settings:
+    return load_settings(path)

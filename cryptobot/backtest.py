@@ -19,7 +19,8 @@ from cryptobot.brokers.paper import PaperBroker
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
 from cryptobot.data.market_data import MarketData
-from cryptobot.engine import Engine, timeframe_ms
+from cryptobot.data.timeframes import timeframe_to_ms
+from cryptobot.engine import Engine
 from cryptobot.gate import Gate
 from cryptobot.model import Candle, FundingRate, OpenInterest
 from cryptobot.recorder import Recorder
@@ -43,7 +44,7 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
                  market_rules: MarketRules | None = None, fast: bool = True,
                  progress: Progress | None = None) -> BacktestResult:
     """Candles before `start_ms` only warm the indicators up; trading runs [start_ms, end_ms)."""
-    signal_ms = timeframe_ms(settings.market.signal_timeframe)
+    signal_ms = timeframe_to_ms(settings.market.signal_timeframe)
     frame = market.candles
     ts = frame["ts_open_ms"].to_numpy(dtype=np.int64)
     first_bucket = -(-int(ts[0]) // signal_ms) * signal_ms  # drop a partial first bucket

@@ -21,6 +21,7 @@ from cryptobot.brokers.market_rules import MarketRules
 from cryptobot.clock import DAY_MS, Clock, utc_day_start_ms
 from cryptobot.config import Settings
 from cryptobot.data.resample import CandleAggregator
+from cryptobot.data.timeframes import timeframe_to_ms
 from cryptobot.errors import ExchangeError, ReconciliationError
 from cryptobot.gate import Gate
 from cryptobot.indicators import IncrementalFeatures, SignalIndicators
@@ -58,10 +59,6 @@ FUNDING_INTERVAL_MS = 8 * 3_600_000
 _QTY_EPS = 1e-12
 
 
-def timeframe_ms(text: str) -> int:
-    units = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
-    return int(text[:-1]) * units[text[-1]]
-
 
 class Engine:
     def __init__(self, settings: Settings, strategy: Strategy, broker: Broker, gate: Gate,
@@ -75,7 +72,7 @@ class Engine:
         self.recorder = recorder
         self.clock = clock
         self.market_rules = market_rules
-        self.signal_interval_ms = timeframe_ms(settings.market.signal_timeframe)
+        self.signal_interval_ms = timeframe_to_ms(settings.market.signal_timeframe)
         s = settings.strategy
         self.features = features or IncrementalFeatures(SignalIndicators(
             s.atr_period, s.high_lookback_candles, s.volume_median_candles,

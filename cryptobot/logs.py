@@ -1,7 +1,8 @@
 """Logging: JSON lines in logs/ (one event a line, rotated) plus readable console output.
 
 Every record passes a redaction filter that masks registered secrets, in the message, the
-arguments and any exception text.
+arguments and any exception text. Lines carry the run's clock (`ts_ms`): the simulated time in a
+backtest or replay, which then also gets the wall-clock time it was written (`wall_time`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import logging.handlers
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptobot.clock import Clock, iso_utc
 from cryptobot.secrets import redact
 
 LOG_FILE_NAME = "cryptobot.jsonl"
+# Loggers whose records are for the file only: the command's own console output shows them.
+FILE_ONLY_LOGGERS = ("cryptobot.events",)
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
@@ -34,9 +40,11 @@ class RedactingFilter(logging.Filter):
 class JsonLineFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, event, message and any `extra` fields."""
 
-    def __init__(self, clock_ms=None) -> None:
+    def __init__(self, clock_ms: Callable[[], int] | None = None,
+                 wall_clock: Clock | None = None) -> None:
         super().__init__()
         self._clock_ms = clock_ms
+        self._wall_clock = wall_clock
 
     def format(self, record: logging.LogRecord) -> str:
         event: dict[str, Any] = {
@@ -45,6 +53,8 @@ class JsonLineFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self._wall_clock is not None:
+            event["wall_time"] = iso_utc(self._wall_clock.now_ms())
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 event[key] = value
@@ -53,15 +63,42 @@ class JsonLineFormatter(logging.Formatter):
         return redact(json.dumps(event, default=str, sort_keys=True))
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at the time (not the one at set-up, maybe closed)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not record.name.startswith(FILE_ONLY_LOGGERS) and not getattr(record, "_file_only",
+                                                                         False)
+
+
 def configure_logging(
     log_dir: str | Path,
     level: str = "INFO",
     max_bytes: int = 10_000_000,
     backup_count: int = 5,
     console: bool = True,
-    clock_ms=None,
+    clock_ms: Callable[[], int] | None = None,
+    wall_clock: Clock | None = None,
 ) -> Path:
-    """Set up the root 'cryptobot' logger; returns the JSON-lines file path."""
+    """Set up the root 'cryptobot' logger; returns the JSON-lines file path.
+
+    `clock_ms` stamps each line (default: the record's own time); `wall_clock`, given for a
+    simulated run, adds the real time each line was written. Warnings and errors also go to
+    stderr, one readable line each, except the event log's (the command prints those itself) and
+    records logged with `extra={"_file_only": True}`.
+    """
     directory = Path(log_dir)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOG_FILE_NAME
@@ -75,13 +112,22 @@ def configure_logging(
     file_handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
     )
-    file_handler.setFormatter(JsonLineFormatter(clock_ms))
+    file_handler.setFormatter(JsonLineFormatter(clock_ms, wall_clock))
     file_handler.addFilter(redaction)
     logger.addHandler(file_handler)
     if console:
-        console_handler = logging.StreamHandler()
+        console_handler = _CurrentStderrHandler()
         console_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        console_handler.addFilter(_not_file_only)
         console_handler.addFilter(redaction)
         console_handler.setLevel(logging.WARNING)
         logger.addHandler(console_handler)
     return path
+
+
+def configure_run_logging(settings: Any, clock_ms: Callable[[], int] | None = None,
+                          wall_clock: Clock | None = None) -> Path:
+    """`configure_logging` with a run's `[logging]` settings (dir, level, rotation)."""
+    section = settings.logging
+    return configure_logging(section.dir, section.level, section.max_bytes,
+                             section.backup_count, clock_ms=clock_ms, wall_clock=wall_clock)

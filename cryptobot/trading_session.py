@@ -79,15 +79,26 @@ class TradingSession:
     async def run(self, until_ms: int | None = None) -> None:
         """Until the feed ends, the task is cancelled (Ctrl-C), a candle closes at `until_ms`, or
         `stop_when` says so."""
-        async with aclosing(self.feed.events()) as events:
-            async for event in events:
-                self.handle(event)
-                if self.stop_when is not None and self.stop_when():
-                    self.stopped_early = True
-                    break
-                if until_ms is not None and isinstance(event, Candle) \
-                        and event.ts_close_ms >= until_ms:
-                    break
+        try:
+            async with aclosing(self.feed.events()) as events:
+                async for event in events:
+                    self.handle(event)
+                    if self.stop_when is not None and self.stop_when():
+                        self.stopped_early = True
+                        log.warning("session stopped early: its stop condition holds",
+                                    extra={"event": "session_stopped", "_file_only": True})
+                        break
+                    if until_ms is not None and isinstance(event, Candle) \
+                            and event.ts_close_ms >= until_ms:
+                        break
+        except Exception as exc:
+            # Into the JSON log with its traceback; the command shows it (one line if it is a
+            # user-caused error), so not on the console twice.
+            log.exception("session stopped by an error after %d candles: %s: %s", self.candles,
+                          type(exc).__name__, exc,
+                          extra={"event": "error", "last_event_ms": self.last_event_ms,
+                                 "_file_only": True})
+            raise
         await self.feed.close()
 
     def handle(self, event: FeedEvent) -> None:

@@ -27,6 +27,7 @@ from cryptobot.exchange.ccxt_errors import (
     call_ccxt,
     is_order_not_found,
     map_ccxt_error,
+    retry_after_s,
     retry_temporary,
 )
 from cryptobot.model import OrderIntent, OrderType
@@ -73,10 +74,12 @@ class OrderGateway:
         self._rng = random.Random(seed)
         self.sends = 0  # order-creating requests actually attempted (tests count them)
 
-    def _retry(self, action: str, fn: Callable[[], Any]) -> Any:
-        return retry_temporary(lambda: call_ccxt(action, fn), self.attempts, self.base_delay_s,
-                               sleep=self.sleep, rng=self._rng,
-                               on_retry=lambda n, exc: log.warning("retry %d: %s", n, exc))
+    def _retry(self, action: str, fn: Callable[[], Any], order: bool = False) -> Any:
+        """`order`: the call sends, changes or cancels an order (or margin mode, leverage)."""
+        return retry_temporary(lambda: call_ccxt(action, fn, order=order), self.attempts,
+                               self.base_delay_s, sleep=self.sleep, rng=self._rng,
+                               on_retry=lambda n, exc: log.warning("retry %d: %s", n, exc),
+                               server_delay_s=lambda: retry_after_s(self.exchange))
 
     # --- set-up and reads ---------------------------------------------------------------
 
@@ -86,11 +89,11 @@ class OrderGateway:
     def setup_symbol(self, symbol: str, margin_mode: str, leverage: int) -> None:
         try:
             self._retry(f"set margin mode {margin_mode} on {symbol}",
-                        lambda: self.exchange.set_margin_mode(margin_mode, symbol))
+                        lambda: self.exchange.set_margin_mode(margin_mode, symbol), order=True)
         except OrderRejectedError as exc:  # -4048: a position is open; keep what it has
             log.warning("margin mode unchanged: %s", exc)
         self._retry(f"set leverage {leverage}x on {symbol}",
-                    lambda: self.exchange.set_leverage(leverage, symbol))
+                    lambda: self.exchange.set_leverage(leverage, symbol), order=True)
 
     def position_qty(self, symbol: str) -> tuple[float, float]:
         """(signed quantity, entry price) of the one-way position in `symbol`."""
@@ -155,8 +158,10 @@ class OrderGateway:
 
     # --- orders -------------------------------------------------------------------------
 
-    def lookup(self, intent: OrderIntent) -> SentOrder | None:
-        """The venue's copy of our order with this client id, or None if it never arrived."""
+    def lookup(self, intent: OrderIntent, order: bool = False) -> SentOrder | None:
+        """The venue's copy of our order with this client id, or None if it never arrived.
+
+        `order`: the look-up is part of placing it, so a refusal counts as the order's."""
         params: dict[str, Any] = {"clientOrderId": intent.client_id}
         if intent.order_type is OrderType.STOP_MARKET:
             params["trigger"] = True
@@ -169,8 +174,8 @@ class OrderGateway:
                     return None
                 raise
 
-        order = self._retry(f"look up {intent.client_id}", fetch)
-        return None if order is None else _sent(order, intent.client_id)
+        found = self._retry(f"look up {intent.client_id}", fetch, order=order)
+        return None if found is None else _sent(found, intent.client_id)
 
     def place(self, intent: OrderIntent) -> SentOrder:
         """Send once; after a doubtful failure look the client id up before any resend."""
@@ -194,12 +199,12 @@ class OrderGateway:
                                                    float(amount), price, dict(params))
                 return _sent(order, intent.client_id)
             except ccxt.BaseError as exc:
-                mapped = map_ccxt_error(exc, f"place {intent.client_id}")
+                mapped = map_ccxt_error(exc, f"place {intent.client_id}", order=True)
                 doubtful = isinstance(mapped, TemporaryExchangeError) or (
                     binance_code(exc) == DUPLICATE_CLIENT_ID_CODE)
                 if not doubtful:
                     raise mapped from None
-                found = self.lookup(intent)
+                found = self.lookup(intent, order=True)
                 if found is not None and found.status != "rejected":
                     log.info("%s was accepted despite %s", intent.client_id, type(exc).__name__)
                     return found
@@ -225,5 +230,5 @@ class OrderGateway:
                     return False
                 raise
 
-        return self._retry(f"cancel {intent.client_id}", send)
+        return self._retry(f"cancel {intent.client_id}", send, order=True)
 

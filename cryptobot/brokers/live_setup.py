@@ -24,13 +24,11 @@ def make_ccxt_client(settings: Settings, keys: ApiKeys, rest_url: str | None,
     `live.demo_trading` switches ccxt to the exchange's demo hosts; `rest_url` (a loopback fake
     in tests) then replaces the host of every REST endpoint, keeping the path.
     """
-    exchange = make_exchange(settings.market.exchange, rest_url=rest_url, api_keys=keys,
-                             demo_trading=settings.live.demo_trading)
-    exchange.timeout = settings.live.request_timeout_ms
     # the spot wallet's currency list needs other key permissions and is not used here
-    exchange.options["fetchCurrencies"] = False
-    exchange.enableRateLimit = rate_limit
-    return exchange
+    return make_exchange(settings.market.exchange, rest_url=rest_url, api_keys=keys,
+                         demo_trading=settings.live.demo_trading,
+                         timeout_ms=settings.live.request_timeout_ms, rate_limit=rate_limit,
+                         options={"fetchCurrencies": False})
 
 
 def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock,

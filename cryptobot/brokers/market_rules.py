@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptobot.errors import DataError
+from cryptobot.exchange.symbols import market_id
 
 DEFAULT_EXCHANGE_INFO = Path(__file__).resolve().parents[2] / "data" / "exchange" / \
     "binance_usdm_exchange_info.json"
@@ -44,11 +45,6 @@ class MarketRules:
 NO_RULES = MarketRules("ANY", lot_step=1e-12, min_qty=0.0, min_notional_usdt=0.0)
 
 
-def venue_symbol(symbol: str) -> str:
-    """ccxt unified 'BTC/USDT:USDT' -> Binance 'BTCUSDT'."""
-    return symbol.split(":")[0].replace("/", "")
-
-
 def load_market_rules(symbol: str, path: str | Path = DEFAULT_EXCHANGE_INFO) -> MarketRules:
     path = Path(path)
     try:
@@ -57,7 +53,7 @@ def load_market_rules(symbol: str, path: str | Path = DEFAULT_EXCHANGE_INFO) -> 
         raise DataError(f"{path}: exchange info file not found") from None
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: not valid JSON: {exc}") from None
-    wanted = venue_symbol(symbol)
+    wanted = market_id(symbol)
     for entry in info.get("symbols", []):
         if entry.get("symbol") != wanted:
             continue

@@ -1,37 +1,72 @@
 """Command line: the composition root, the only place that knows paper from live.
 
-Each command group lives in its own module and registers itself on `app`.
+Each command group lives in its own module and registers itself on `app`. The modules import
+their heavy dependencies (pandas, ccxt, SQLAlchemy, plotly) inside the commands, and `main`
+imports only the module of the command named on the command line, so the CLI starts fast.
 """
 
 from __future__ import annotations
 
+import importlib
+import logging
 import sys
 
 from cryptobot.cli.app import app
 from cryptobot.errors import CryptobotError
 from cryptobot.secrets import redact
 
-# Importing a module registers its commands on `app`.
-from cryptobot.cli import (  # noqa: E402,F401
-    backtest_command,
-    data_commands,
-    demo_command,
-    live_commands,
-    macro_command,
-    paper_command,
-    review_commands,
-)
-
 USER_ERROR_EXIT_CODE = 2
+
+# Which module registers each command. A command line naming one of them imports that module
+# only; anything else (no command, --help, a name not listed) imports them all. A test checks
+# this against what the modules register.
+COMMAND_MODULES = {
+    "backtest": "backtest_command",
+    "paper": "paper_command",
+    "live": "live_commands",
+    "kill": "live_commands",
+    "demo": "demo_command",
+    "runs": "review_commands",
+    "trades": "review_commands",
+    "signals": "review_commands",
+    "report": "review_commands",
+    "logs": "review_commands",
+    "data": "data_commands",
+    "macro": "macro_command",
+}
+
+
+def register_commands(argv: list[str]) -> None:
+    """Import the command modules `argv` needs; importing one registers its commands."""
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    if command in COMMAND_MODULES:
+        modules = [COMMAND_MODULES[command]]
+    else:
+        modules = list(dict.fromkeys(COMMAND_MODULES.values()))  # in help's order
+    for module in modules:
+        importlib.import_module(f"cryptobot.cli.{module}")
+
+
+def _log_to_file(message: str, event: str) -> None:
+    """Into the JSON log if the command set one up (`cryptobot logs tail` shows it); the console
+    gets its one line from `main`."""
+    if logging.getLogger("cryptobot").handlers:
+        logging.getLogger("cryptobot.cli").error(message, extra={"event": event,
+                                                                 "_file_only": True})
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: a user-caused error ends in one readable line and exit code 2."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        app(args=argv, prog_name="cryptobot")
+        register_commands(args)
+        app(args=args, prog_name="cryptobot")
     except CryptobotError as exc:
-        sys.stderr.write(f"error: {redact(str(exc))}\n")
+        message = redact(str(exc))
+        _log_to_file(message, "error")
+        sys.stderr.write(f"error: {message}\n")
         raise SystemExit(USER_ERROR_EXIT_CODE) from None
     except KeyboardInterrupt:
+        _log_to_file("interrupted", "interrupted")
         sys.stderr.write("interrupted\n")
         raise SystemExit(130) from None

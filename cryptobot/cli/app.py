@@ -12,3 +12,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+@app.callback()
+def _commands() -> None:
+    # A callback keeps `app` a group of commands even when `main` has registered only the one
+    # named on the command line (Typer runs a lone command as the whole program).
+    pass

@@ -2,56 +2,26 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from cryptobot.backtest import run_backtest
-from cryptobot.brokers.market_rules import load_market_rules
 from cryptobot.cli.app import app
-from cryptobot.clock import DAY_MS, iso_utc, parse_utc
-from cryptobot.config import Settings, load_settings
-from cryptobot.errors import ConfigError
-from cryptobot.gate import Gate, PassThroughGate
-from cryptobot.recorder import MemoryRecorder, Recorder, RunInfo
-from cryptobot.report.serialize import signal_to_dict, trade_to_dict
-from cryptobot.strategy import load_strategy
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cryptobot.config import Settings
+    from cryptobot.gate import Gate
 
 DEFAULT_CONFIG = "config/default.toml"
 
 
 def _gate(settings: Settings) -> Gate:
-    try:
-        from cryptobot.macro import build_gate
-    except ImportError:
-        return PassThroughGate()
+    from cryptobot.macro import build_gate
+
     return build_gate(settings)
-
-
-def _recorder(settings: Settings, db_url: str | None) -> Recorder:
-    try:
-        from cryptobot.store import SqlRecorder
-    except ImportError:
-        return MemoryRecorder()
-    url = db_url or settings.store.url
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return SqlRecorder(url)
-
-
-def _time(text: str | None, option: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        return parse_utc(text)
-    except ValueError:
-        raise ConfigError(f"{option} {text!r}: expected a UTC date like 2024-08-01") from None
 
 
 @app.command()
@@ -68,28 +38,51 @@ def backtest(
                                       help="Feed every base candle (slower; same results)."),
 ) -> None:
     """Backtest the strategy on stored market data with the paper fill simulator."""
+    import json
+    import sys
+    import time
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from cryptobot.backtest import run_backtest
+    from cryptobot.brokers.market_rules import load_market_rules
+    from cryptobot.cli.paper_console import print_where_stored
+    from cryptobot.cli.run_setup import (
+        start_logging,
+        store_url,
+        trading_span,
+        warmup_shortfall,
+        with_symbol,
+    )
+    from cryptobot.clock import DAY_MS, iso_utc
+    from cryptobot.config import load_settings
     from cryptobot.data import load_market_data
+    from cryptobot.event_log import EventLogRecorder
+    from cryptobot.recorder import RunInfo
+    from cryptobot.report.serialize import signal_to_dict, trade_to_dict
+    from cryptobot.store import SqlRecorder
+    from cryptobot.strategy import load_strategy
 
     started = time.perf_counter()
-    settings = load_settings(config)
-    symbol = symbol or settings.market.symbol
-    settings = settings.model_copy(update={"market": settings.market.model_copy(
-        update={"symbol": symbol})})
-    start_ms, end_ms = _time(start, "--from"), _time(end, "--to")
-    if end_ms is not None and end is not None and len(end.strip()) <= 10:
-        end_ms += DAY_MS  # a bare date means the whole day
-    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
-        raise ConfigError(f"--to {end} is not after --from {start}")
+    settings = with_symbol(load_settings(config), symbol)
+    symbol = settings.market.symbol
+    start_ms, end_ms = trading_span(start, end)
     strategy = load_strategy(settings.strategy.path, settings, symbol)
-    warmup_ms = settings.feed.warmup_days * DAY_MS
-    market = load_market_data(data, symbol, None if start_ms is None else start_ms - warmup_ms,
-                              end_ms, allow_gaps=allow_gaps, exchange=settings.market.exchange)
+    warmup_days = settings.feed.warmup_days
+    market = load_market_data(data, symbol, start_ms, end_ms, allow_gaps=allow_gaps,
+                              exchange=settings.market.exchange, warmup_ms=warmup_days * DAY_MS)
+    warmup_note = warmup_shortfall(market, start_ms, warmup_days)
     rules = load_market_rules(symbol) if settings.market.exchange == "binanceusdm" else None
     gate = _gate(settings)
-    recorder = _recorder(settings, db)
+    db_url = store_url(settings, db)
+    # The backtest's clock lives inside the runner: log lines take the time of the events.
+    recorder = EventLogRecorder(SqlRecorder(db_url),
+                                start_ms=int(market.candles["ts_open_ms"].iloc[0]))
+    log_path = start_logging(settings, recorder, simulated=True)
     source = f"{data} ({', '.join(market.sources)})"
-    recorder.start_run(RunInfo("backtest", settings.market.exchange, symbol, start_ms, end_ms,
-                               source, settings.model_dump(mode="json")))
+    run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbol, start_ms,
+                                        end_ms, source, settings.model_dump(mode="json")))
     err = Console(stderr=True)
     with Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,}/"
                   "{task.total:,} candles"), TimeRemainingColumn(), console=err,
@@ -103,14 +96,25 @@ def backtest(
     trades = [trade_to_dict(t) for t in result.engine.trades]
     signals = [signal_to_dict(s) for s in result.engine.signals]
     summary = {**result.summary, "symbol": symbol, "from": iso_utc(result.start_ms),
-               "to": iso_utc(result.end_ms), "data": market.describe(),
-               "run_id": getattr(recorder, "run_id", None)}
+               "to": iso_utc(result.end_ms), "data": market.describe(), "run_id": run_id,
+               "warmup": _warmup_text(warmup_note, warmup_days, start_ms)}
     if as_json:
         sys.stdout.write(json.dumps({"summary": summary, "trades": trades, "signals": signals,
                                      "candles_processed": result.candles_processed,
-                                     "elapsed_s": round(elapsed, 3)}, allow_nan=False) + "\n")
+                                     "elapsed_s": round(elapsed, 3), "run_id": run_id,
+                                     "db": db_url, "log": str(log_path)},
+                                    allow_nan=False) + "\n")
         return
-    _print_report(Console(), summary, trades, result.candles_processed, elapsed)
+    console = Console()
+    _print_report(console, summary, trades, result.candles_processed, elapsed)
+    print_where_stored(console, db_url, run_id)
+    console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+
+
+def _warmup_text(shortfall: str | None, warmup_days: int, start_ms: int | None) -> str:
+    if start_ms is None:
+        return "none (no --from: trading starts with the data)"
+    return shortfall.removeprefix("warm-up ") if shortfall else f"{warmup_days}d before --from"
 
 
 def _money(value: float | None) -> str:
@@ -119,6 +123,8 @@ def _money(value: float | None) -> str:
 
 def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
                   elapsed: float) -> None:
+    from rich.table import Table
+
     table = Table(title=f"backtest {s['symbol']} {s['from']} .. {s['to']}", show_header=False)
     pf = "-" if s["profit_factor"] is None else f"{s['profit_factor']:.2f}"
     bh = "-" if s["buy_and_hold_pct"] is None else f"{s['buy_and_hold_pct']:+.2f}%"
@@ -137,6 +143,7 @@ def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
         ("open interest", "SYNTHETIC (labelled synthetic data)" if s["oi_synthetic"]
          else ("real" if s["oi_samples"] else "none")),
         ("data", s["data"]),
+        ("warm-up", s["warmup"]),
         ("speed", f"{candles:,} base candles in {elapsed:.2f}s"),
     ]
     for key, value in rows:

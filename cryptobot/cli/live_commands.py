@@ -5,30 +5,28 @@ key file), connects, sets margin mode and leverage, reconciles stored state with
 prints what it is about to trade with, then runs the paper runner with the live broker (see
 cryptobot/cli/live_run.py) until Ctrl-C or the kill switch. `kill` writes the kill-switch file
 (a running `live` flattens and stops), cancels the bot's orders and closes its positions.
+
+The exchange and store libraries are imported when a command runs, not when the CLI starts.
 """
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from cryptobot.brokers.live_setup import build_live_broker
 from cryptobot.cli.app import app
-from cryptobot.cli.live_run import LiveVenue, connect, run_live_session
-from cryptobot.clock import LiveClock
-from cryptobot.config import load_settings
 from cryptobot.errors import ConfigError
-from cryptobot.logs import configure_logging
-from cryptobot.secrets import load_api_keys
-
-console = Console()
 
 CONFIG_OPTION = typer.Option(Path("config/live.example.toml"), "--config", help="TOML settings")
 KEY_FILE_OPTION = typer.Option(None, "--key-file",
                                help="TOML with 'key' and 'secret', readable by its owner only")
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
 
 
 @app.command("live")
@@ -44,19 +42,25 @@ def live(
                                    help="One line per closed signal candle."),
 ) -> None:
     """Trade with exchange keys (needs --confirm-live)."""
+    import asyncio
+
+    from cryptobot.cli.live_run import LiveVenue, connect, run_live_session
+    from cryptobot.cli.run_setup import start_logging, store_url
+    from cryptobot.clock import LiveClock
+    from cryptobot.config import load_settings
+    from cryptobot.secrets import load_api_keys
+
     settings = load_settings(config)
     if not confirm_live:
         raise ConfigError("live trading sends real orders: add --confirm-live to confirm")
     keys = load_api_keys(key_file)
-    configure_logging(settings.logging.dir, settings.logging.level, settings.logging.max_bytes,
-                      settings.logging.backup_count)
     venue = LiveVenue(LiveClock())
+    start_logging(settings, venue.clock, simulated=False)
+    console = _console()
     if once:
         connect(settings, keys, venue, console)
         return
-    db_url = db or settings.store.url
-    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
-        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db_url = store_url(settings, db)
     try:
         asyncio.run(run_live_session(settings, keys, venue, console, db_url, heartbeat))
     except KeyboardInterrupt:
@@ -69,15 +73,26 @@ def kill(
     key_file: Path | None = KEY_FILE_OPTION,
 ) -> None:
     """Write the kill-switch file, cancel the bot's orders and close its positions at market."""
+    import logging
+
+    from cryptobot.brokers.live_setup import build_live_broker
+    from cryptobot.cli.run_setup import start_logging
+    from cryptobot.clock import LiveClock
+    from cryptobot.config import load_settings
+    from cryptobot.secrets import load_api_keys
+
     settings = load_settings(config)
+    console = _console()
     switch = Path(settings.risk.kill_switch_file)
     switch.parent.mkdir(parents=True, exist_ok=True)
     switch.write_text("written by `cryptobot kill`\n")
     console.print(f"kill switch written: {switch} (a running bot flattens and stops)")
     keys = load_api_keys(key_file)
-    configure_logging(settings.logging.dir, settings.logging.level, settings.logging.max_bytes,
-                      settings.logging.backup_count)
-    broker, _ = build_live_broker(settings, keys, LiveClock())
+    clock = LiveClock()
+    start_logging(settings, clock, simulated=False)
+    logging.getLogger("cryptobot.kill").warning(
+        "kill switch written: %s", switch, extra={"event": "kill_switch", "_file_only": True})
+    broker, _ = build_live_broker(settings, keys, clock)
     open_positions = broker.state.positions()
     broker.flatten_all("cryptobot kill")
     console.print(f"closed {len(open_positions)} position(s) at market and cancelled the bot's "

@@ -1,10 +1,11 @@
 """The composition root of live trading: paper's runner with the live broker swapped in.
 
-The same TradingSession, StreamingFeed (Binance adapter) and warm-up as `cryptobot paper`; what
-changes is the broker (LiveBroker on the account, reconciled before anything else), the
-equity (the account's, not the configured starting equity) and the recorder (each event
-committed at once, so a crash loses nothing). A restart takes the open position over from the
-broker's reconciled state (`Engine.restore_position`). The kill-switch file stops the session.
+The same SessionRun, TradingSession, StreamingFeed (Binance adapter), warm-up, console and event
+log as `cryptobot paper`; what changes is the broker (LiveBroker on the account, reconciled before
+anything else), the equity (the account's, not the configured starting equity) and the recorder
+(each event committed at once, so a crash loses nothing). A restart takes the open position over
+from the broker's reconciled state (`Engine.restore_position`). The kill-switch file stops the
+session.
 
 `LiveVenue` holds what a loopback test swaps: the clock and how it moves, and the URLs.
 """
@@ -26,12 +27,12 @@ from cryptobot.brokers.live import LiveBroker, kill_switch_present
 from cryptobot.brokers.live_setup import build_live_broker
 from cryptobot.brokers.market_rules import load_market_rules
 from cryptobot.brokers.reconcile import ReconcileReport
-from cryptobot.cli.paper_command import PaperRun, finish_run
-from cryptobot.cli.paper_console import ConsoleRecorder
-from cryptobot.clock import Clock, iso_utc
+from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
+from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.data.timeframes import timeframe_to_ms
 from cryptobot.engine import Engine
+from cryptobot.event_log import EventLogRecorder
 from cryptobot.exchange.backfill import load_warm_up
 from cryptobot.exchange.binance import BINANCE_MARKET_WS, BinanceUsdmStream
 from cryptobot.exchange.ccxt_factory import make_exchange
@@ -40,6 +41,7 @@ from cryptobot.exchange.streaming_feed import StreamingFeed
 from cryptobot.model import Candle, OrderPurpose, OrderType, Position
 from cryptobot.recorder import RunInfo
 from cryptobot.secrets import ApiKeys
+from cryptobot.session_run import PriceTracker, SessionRun, finish_session
 from cryptobot.strategy import load_strategy
 from cryptobot.trading_session import (
     ClockAdvance,
@@ -72,7 +74,7 @@ class LiveVenue:
 class LiveOutcome:
     broker: LiveBroker
     report: ReconcileReport
-    run: PaperRun | None = None
+    run: SessionRun | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     restored: str | None = None  # the signal id of a position taken over at start
     stopped_by: str = "end of stream"
@@ -128,29 +130,34 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
     if kill_switch_present(settings):
         broker.flatten_all("kill switch file found at start")
         outcome.stopped_by = "kill switch"
+        log.warning("kill switch %s present at start: flattened, not trading",
+                    settings.risk.kill_switch_file,
+                    extra={"event": "kill_switch", "_file_only": True})
         console.print(f"kill switch {settings.risk.kill_switch_file} is present: orders "
                       "cancelled, positions closed; not trading")
         return outcome
     if broker.equity_usdt:  # size on the account's equity, not the configured starting one
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(
             update={"starting_equity_usdt": broker.equity_usdt})})
-    recorder = ConsoleRecorder(SqlRecorder(db_url, commit_each_event=True), console, heartbeat)
+    recorder = ConsoleRecorder(EventLogRecorder(SqlRecorder(db_url, commit_each_event=True)),
+                               console, heartbeat)
     symbol = settings.market.symbol
     recorder.start_run(RunInfo("live", settings.market.exchange, symbol, None, None,
                                f"{settings.market.exchange} account"
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
-    run = outcome.run = PaperRun(settings, symbol, recorder, db_url)
+    run = outcome.run = SessionRun(settings, symbol, recorder, db_url)
     try:
         await _trade(run, broker, venue, outcome)
     finally:
         if run.engine is not None:
-            outcome.summary = finish_run(run)
-            _print_end(console, run, outcome)
+            outcome.summary = finish_session(run)
+            print_session_end(console, run, outcome.summary,
+                              f"live run stopped ({outcome.stopped_by})")
     return outcome
 
 
-async def _trade(run: PaperRun, broker: LiveBroker, venue: LiveVenue,
+async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
                  outcome: LiveOutcome) -> None:
     from cryptobot.macro import build_gate
 
@@ -159,8 +166,7 @@ async def _trade(run: PaperRun, broker: LiveBroker, venue: LiveVenue,
     signal_ms = timeframe_to_ms(settings.market.signal_timeframe)
     rest = make_exchange(settings.market.exchange,
                          rest_url=venue.market_rest_url or settings.feed.rest_url,
-                         async_client=True)
-    rest.enableRateLimit = venue.rate_limit
+                         async_client=True, rate_limit=venue.rate_limit)
     try:
         rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" \
             else None
@@ -188,10 +194,12 @@ async def _trade(run: PaperRun, broker: LiveBroker, venue: LiveVenue,
                              or run.start_ms - interval_ms,
                              last_oi_ms=warm.open_interest[-1].ts_ms if warm.open_interest
                              else None)
-        run.session = TradingSession(run.engine, feed, venue.advance_clock, _Observer(run),
+        run.session = TradingSession(run.engine, feed, venue.advance_clock, PriceTracker(run),
                                      stop_when=lambda: kill_switch_present(settings))
         if await _run_until_killed(run.session, broker, venue):
             outcome.stopped_by = "kill switch"
+            log.warning("kill switch file found: orders cancelled, positions closed; stopped",
+                        extra={"event": "kill_switch", "_file_only": True})
             run.recorder.console.print("kill switch: orders cancelled, positions closed; "
                                        "stopped")
         await feed.close()
@@ -262,32 +270,3 @@ def _stop_number(client_id: str) -> int:
     """`<signal>-stop7` -> 7 (other legs: 0), so a restored trade never reuses a stop's id."""
     leg = client_id.rsplit("-", 1)[-1]
     return int(leg[4:]) if leg.startswith("stop") and leg[4:].isdigit() else 0
-
-
-class _Observer:
-    """Feeds the console's heartbeat and remembers the first and last price traded."""
-
-    def __init__(self, run: PaperRun) -> None:
-        self.run = run
-
-    def on_event(self, event) -> None:
-        self.run.recorder.on_event(event)
-        if isinstance(event, Candle):
-            if not self.run.prices:
-                self.run.prices.append(event.open)
-            self.run.prices[1:] = [event.close]
-
-
-def _print_end(console: Console, run: PaperRun, outcome: LiveOutcome) -> None:
-    engine, summary = run.engine, outcome.summary
-    assert engine is not None
-    console.print(f"\n[bold]live run stopped[/] ({outcome.stopped_by}): {len(engine.signals)} "
-                  f"signals, {summary['trades']} trades, PnL {summary['total_pnl_usdt']:+,.2f} "
-                  f"USDT, position {summary['open_position_detail']}")
-    for trade in engine.trades:
-        console.print(f"  {iso_utc(trade.entry_ms)} -> {iso_utc(trade.exit_ms)}  qty "
-                      f"{trade.qty_base:.6f}  entry {trade.entry_price:,.2f}  exit "
-                      f"{trade.exit_price:,.2f}  PnL {trade.pnl_usdt:+,.2f}  {trade.exit_reason}")
-    run_id = getattr(run.recorder.inner, "run_id", None)
-    console.print(f"stored in {run.db_url} (run {run_id}); "
-                  f"`cryptobot report --db {run.db_url}` shows it")

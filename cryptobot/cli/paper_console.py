@@ -1,5 +1,6 @@
-"""What `cryptobot paper` prints: a heartbeat per closed signal candle, and every signal, order
-and fill as it happens. It wraps the store's recorder, so printing and storing see the same events.
+"""What `cryptobot paper` and `cryptobot live` print: a heartbeat per closed signal candle, every
+signal, order and fill as it happens, and the run's end. It wraps the store's recorder, so printing
+and storing see the same events.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cryptobot.model import (
     Trade,
 )
 from cryptobot.recorder import OrderEvent, Recorder, RunInfo
+from cryptobot.session_run import SessionRun
 
 
 def _minute(ts_ms: int) -> str:
@@ -128,3 +130,26 @@ class ConsoleRecorder:
         if before is None or after is None or not before.oi_contracts:
             return "n/a"
         return f"{(after.oi_contracts / before.oi_contracts - 1) * 100:+.2f}%"
+
+
+def print_session_end(console: Console, run: SessionRun, summary: dict[str, Any],
+                      headline: str) -> None:
+    """The run's trades, PnL and position, where it is stored and how to review it."""
+    engine = run.engine
+    assert engine is not None
+    console.print(f"\n[bold]{headline}[/]: {len(engine.signals)} signals, "
+                  f"{summary['trades']} trades, PnL {summary['total_pnl_usdt']:+,.2f} USDT, "
+                  f"position {summary['open_position_detail']}")
+    for trade in engine.trades:
+        console.print(f"  {iso_utc(trade.entry_ms)} -> {iso_utc(trade.exit_ms)}  qty "
+                      f"{trade.qty_base:.6f}  entry {trade.entry_price:,.2f}  exit "
+                      f"{trade.exit_price:,.2f}  PnL {trade.pnl_usdt:+,.2f}  "
+                      f"{trade.r_multiple:+.2f}R  {trade.exit_reason}")
+    print_where_stored(console, run.db_url, run.run_id)
+
+
+def print_where_stored(console: Console, db_url: str, run_id: str | None) -> None:
+    console.print(f"stored in {db_url} (run {run_id}); review it with "
+                  f"`cryptobot trades --db {db_url} --run {run_id}` or "
+                  f"`cryptobot report --db {db_url} --run {run_id} --out report.html`",
+                  markup=False, highlight=False, soft_wrap=True)

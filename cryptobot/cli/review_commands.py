@@ -1,20 +1,25 @@
-"""`cryptobot runs, trades, signals, report and logs tail`: reviewing what a run did and why."""
+"""`cryptobot runs, trades, signals, report and logs tail`: reviewing what a run did and why.
+
+The store and report libraries (SQLAlchemy, plotly) are imported when a command runs, not when
+the CLI starts.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from cryptobot.cli.app import app
 from cryptobot.clock import parse_utc
-from cryptobot.config import Settings, load_settings
 from cryptobot.errors import ConfigError
-from cryptobot.report import build, render_files, render_html, render_terminal
-from cryptobot.report.logs_view import follow_log, tail_log
-from cryptobot.store import StoreReader, open_store
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from cryptobot.config import Settings
+    from cryptobot.store import StoreReader
 
 DEFAULT_CONFIG = Path("config/default.toml")
 
@@ -28,22 +33,30 @@ RunOption = Annotated[str | None, typer.Option("--run", help="Run id (default: t
 
 
 def _settings(config: Path | None) -> Settings:
+    from cryptobot.config import Settings, load_settings
+
     if config is None and not DEFAULT_CONFIG.is_file():
         return Settings()  # outside a checkout: the built-in defaults are the default config
     return load_settings(config or DEFAULT_CONFIG)
 
 
 def _store(db: str | None, config: Path | None) -> StoreReader:
+    from cryptobot.store import open_store
+
     return open_store(db or _settings(config).store.url)
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     return Console(width=200, soft_wrap=False)
 
 
 @app.command("runs")
 def runs_command(db: DbOption = None, config: ConfigOption = None) -> None:
     """List stored runs: mode, symbol, span, trades and PnL."""
+    from cryptobot.report import build, render_terminal
+
     store = _store(db, config)
     runs = build.run_lines(store)
     if not runs:
@@ -75,6 +88,8 @@ def trades_command(
     config: ConfigOption = None,
 ) -> None:
     """The trade journal: entry/exit, size, PnL in USDT and R, fees, exit reason, gate at entry."""
+    from cryptobot.report import build, render_files, render_terminal
+
     if as_json and as_csv:
         raise ConfigError("--json and --csv: choose one")
     store = _store(db, config)
@@ -96,6 +111,8 @@ def signals_command(
     config: ConfigOption = None,
 ) -> None:
     """Every candidate the strategy saw and what became of it: why it did (not) trade."""
+    from cryptobot.report import build, render_terminal
+
     store = _store(db, config)
     run_id = store.resolve_run(run)
     lines = build.signal_lines(store, run_id, rejected_only=rejected)
@@ -113,6 +130,8 @@ def report_command(
     config: ConfigOption = None,
 ) -> None:
     """One self-contained HTML report: summary, equity, drawdown, a chart per trade."""
+    from cryptobot.report import build, render_html
+
     store = _store(db, config)
     run_id = store.resolve_run(run)
     data = build.report_data(store, run_id)
@@ -142,6 +161,8 @@ def logs_tail_command(
     config: ConfigOption = None,
 ) -> None:
     """Pretty-print the last events of logs/cryptobot.jsonl (and its rotated files)."""
+    from cryptobot.report.logs_view import follow_log, tail_log
+
     directory = log_dir or Path(_settings(config).logging.dir)
     console = _console()
     tail_log(directory, lines, console)

@@ -1,8 +1,9 @@
 """`cryptobot data download`: candles and OI history from the exchange into the store via ccxt.
 
 Paginated, resumable (restarts after what is stored), and polite: ccxt's own rate limiter is on,
-an HTTP 429 waits for the server's Retry-After and retries, network errors back off; both
-bounded. Whatever was fetched before an interruption is stored, so a rerun carries on.
+an HTTP 429 waits for the server's Retry-After and retries, network errors back off (both
+through `ccxt_errors.retry_temporary`, bounded). Whatever was fetched before an interruption is
+stored, so a rerun carries on.
 """
 
 from __future__ import annotations
@@ -12,20 +13,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import ccxt
 import numpy as np
 
-from cryptobot.clock import DAY_MS, Clock, iso_utc
+from cryptobot.clock import Clock, iso_utc
 from cryptobot.data.frames import uncovered_edges
 from cryptobot.data.importer import ImportResult, write_series
 from cryptobot.data.market_store import MarketStore
 from cryptobot.data.readers import CANDLES, OPEN_INTEREST, parse_rows
 from cryptobot.data.timeframes import format_duration, timeframe_to_ms
-from cryptobot.errors import DataError
-from cryptobot.exchange.ccxt_errors import map_ccxt_error
+from cryptobot.errors import DataError, TemporaryExchangeError
+from cryptobot.exchange.backfill import (
+    OI_HISTORY_MAX_DAYS,
+    OI_HISTORY_PERIOD,
+    oldest_open_interest_ms,
+    page_end_ms,
+    page_limits,
+)
+from cryptobot.exchange.ccxt_errors import call_ccxt, retry_after_s, retry_temporary
 
-OI_HISTORY_DAYS = 30  # Binance serves openInterestHist for the last 30 days only
-OI_PERIOD = "5m"
 METRICS_DUMPS_HINT = ("for older OI use Binance's daily metrics dumps "
                       "(https://data.binance.vision/?prefix=data/futures/um/daily/metrics/) "
                       "with `cryptobot data import`")
@@ -55,8 +60,8 @@ class Downloader:
     store: MarketStore
     clock: Clock
     exchange_id: str = "binanceusdm"
-    page_limit: int = 1500
-    oi_page_limit: int = 500
+    page_limit: int | None = None  # rows per request; None: the venue's documented page
+    oi_page_limit: int | None = None
     max_retries: int = 5
     max_backoff_s: float = 30.0
     flush_every_pages: int = 20
@@ -69,6 +74,9 @@ class Downloader:
             raise DataError(f"download span is empty: {iso_utc(since_ms)} .. {iso_utc(until_ms)}")
         interval_ms = download_interval_ms(timeframe)
         until_ms = min(until_ms, self.clock.now_ms())
+        pages = page_limits(self.exchange)
+        self.page_limit = self.page_limit or pages.klines
+        self.oi_page_limit = self.oi_page_limit or pages.open_interest
         self._call("load markets", self.exchange.load_markets)
         self.result.candles = self._candles(symbol, timeframe, interval_ms, since_ms, until_ms)
         self._note_uncovered(symbol, interval_ms, since_ms, until_ms)
@@ -86,10 +94,12 @@ class Downloader:
         written: ImportResult | None = None
         try:
             while start_ms < until_ms:
-                rows = self._call("fetch candles", lambda s=start_ms: self.exchange.fetch_ohlcv(
-                    symbol, timeframe, since=s, limit=self.page_limit,
-                    params={"until": until_ms - 1}))
-                rows = [r for r in rows if start_ms <= r[0] < until_ms and r[0] <= closed_before_ms]
+                end_ms = page_end_ms(start_ms, until_ms - 1, self.page_limit, interval_ms)
+                rows = self._call("fetch candles", lambda s=start_ms, e=end_ms:
+                                  self.exchange.fetch_ohlcv(symbol, timeframe, since=s,
+                                                            limit=self.page_limit,
+                                                            params={"until": e}))
+                rows = [r for r in rows if start_ms <= r[0] <= end_ms and r[0] <= closed_before_ms]
                 if not rows:
                     break
                 pages.append(rows)
@@ -122,27 +132,27 @@ class Downloader:
 
     # ---- open interest ------------------------------------------------------------------
     def _oi_start(self, since_ms: int, until_ms: int) -> int | None:
-        oldest_ms = self.clock.now_ms() - OI_HISTORY_DAYS * DAY_MS + 60_000
-        oldest_ms += -oldest_ms % timeframe_to_ms(OI_PERIOD)
+        oldest_ms = oldest_open_interest_ms(self.clock.now_ms())
+        oldest_ms += -oldest_ms % timeframe_to_ms(OI_HISTORY_PERIOD)
         if since_ms >= oldest_ms:
             return since_ms
         covered = "none of it" if until_ms <= oldest_ms else f"only from {iso_utc(oldest_ms)}"
         self.result.notes.append(
-            f"Binance serves open-interest history for the last {OI_HISTORY_DAYS} days only: "
+            f"Binance serves open-interest history for the last {OI_HISTORY_MAX_DAYS} days only: "
             f"{covered} has OI from the API; {METRICS_DUMPS_HINT}")
         return oldest_ms if until_ms > oldest_ms else None
 
     def _open_interest(self, symbol: str, since_ms: int, until_ms: int) -> ImportResult | None:
-        period_ms = timeframe_to_ms(OI_PERIOD)
+        period_ms = timeframe_to_ms(OI_HISTORY_PERIOD)
         start_ms = self._resume_point(symbol, OPEN_INTEREST, None, since_ms, until_ms, period_ms)
         pages: list[list[Any]] = []
         written: ImportResult | None = None
         try:
             while start_ms < until_ms:
-                end_ms = min(until_ms - 1, start_ms + (self.oi_page_limit - 1) * period_ms)
+                end_ms = page_end_ms(start_ms, until_ms - 1, self.oi_page_limit, period_ms)
                 rows = self._call("fetch open interest", lambda s=start_ms, e=end_ms:
                                   self.exchange.fetch_open_interest_history(
-                                      symbol, OI_PERIOD, since=s, limit=self.oi_page_limit,
+                                      symbol, OI_HISTORY_PERIOD, since=s, limit=self.oi_page_limit,
                                       params={"until": e}))
                 rows = [r for r in rows if start_ms <= r["timestamp"] < until_ms]
                 if rows:
@@ -182,32 +192,14 @@ class Downloader:
             self.progress(kind, min(done_ms, until_ms), until_ms)
 
     def _call(self, action: str, fn: Callable[[], Any]) -> Any:
-        for attempt in range(self.max_retries + 1):
+        """One request through the shared retry: a 429 waits the server's Retry-After."""
+        def attempt() -> Any:
             self.result.requests += 1
-            try:
-                return fn()
-            except ccxt.DDoSProtection as exc:  # HTTP 429/418 and Binance's -1003
-                error: ccxt.BaseError = exc
-                wait_s = self._retry_after_s() or self._backoff_s(attempt)
-            except ccxt.NetworkError as exc:  # timeouts, dropped connections, 5xx
-                error = exc
-                wait_s = self._backoff_s(attempt)
-            except ccxt.BaseError as exc:
-                raise map_ccxt_error(exc, action) from None
-            if attempt == self.max_retries:
-                raise map_ccxt_error(error, f"{action} (gave up after {attempt + 1} tries)") \
-                    from None
+            return call_ccxt(action, fn)
+
+        def count_retry(attempt_no: int, exc: TemporaryExchangeError) -> None:
             self.result.retries += 1
-            self.sleep(wait_s)
-        raise AssertionError("unreachable")
 
-    def _retry_after_s(self) -> float | None:
-        headers = getattr(self.exchange, "last_response_headers", None) or {}
-        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-        try:
-            return min(float(value), self.max_backoff_s) if value is not None else None
-        except ValueError:
-            return None
-
-    def _backoff_s(self, attempt: int) -> float:
-        return min(0.5 * 2 ** attempt, self.max_backoff_s)
+        return retry_temporary(attempt, self.max_retries + 1, max_delay_s=self.max_backoff_s,
+                               sleep=self.sleep, on_retry=count_retry,
+                               server_delay_s=lambda: retry_after_s(self.exchange))

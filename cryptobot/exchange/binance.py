@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from cryptobot.data.timeframes import ms_to_timeframe
 from cryptobot.exchange.feed import MalformedMessageError, ParsedMessage
+from cryptobot.exchange.symbols import market_id
 from cryptobot.model import Candle, Liquidation
 
 BINANCE_MARKET_WS = "wss://fstream.binance.com/market/stream"
@@ -19,8 +20,7 @@ BINANCE_MARKET_WS = "wss://fstream.binance.com/market/stream"
 
 def stream_symbol(symbol: str) -> str:
     """ccxt unified 'BTC/USDT:USDT' (or 'BTCUSDT') -> Binance stream name 'btcusdt'."""
-    pair = symbol.split(":")[0]
-    return pair.replace("/", "").lower()
+    return market_id(symbol).lower()
 
 
 def parse_kline(data: dict, interval_ms: int) -> Candle | None:
@@ -77,6 +77,9 @@ class BinanceUsdmStream:
 
     def subscribe_messages(self) -> list[str]:
         return []  # the streams are in the URL
+
+    def heartbeat(self) -> None:
+        return None  # Binance answers websocket-level pings; it wants no application ping
 
     def parse(self, raw: str | bytes) -> ParsedMessage:
         """MalformedMessageError for anything unreadable; unknown streams are `unexpected`."""

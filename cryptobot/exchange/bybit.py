@@ -22,6 +22,7 @@ from typing import Any
 
 from cryptobot.errors import ConfigError, ExchangeError
 from cryptobot.exchange.feed import FeedEvent, MalformedMessageError, ParsedMessage
+from cryptobot.exchange.symbols import market_id
 from cryptobot.model import Candle, Liquidation, OpenInterest
 
 BYBIT_LINEAR_WS = "wss://stream.bybit.com/v5/public/linear"
@@ -37,11 +38,6 @@ KLINE_INTERVALS: dict[int, str] = {
 
 # A Bybit position side -> the side of the order that liquidated it (our Liquidation.side).
 _LIQUIDATING_ORDER_SIDE = {"Buy": "sell", "Sell": "buy"}
-
-
-def market_id(symbol: str) -> str:
-    """ccxt unified 'BTC/USDT:USDT' (or 'BTCUSDT') -> Bybit's 'BTCUSDT'."""
-    return symbol.split(":")[0].replace("/", "").upper()
 
 
 def kline_interval(interval_ms: int) -> str:

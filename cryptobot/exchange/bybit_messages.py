@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 
-from cryptobot.exchange.bybit import kline_interval, market_id
+from cryptobot.exchange.bybit import kline_interval
+from cryptobot.exchange.symbols import market_id
 from cryptobot.model import Candle, Liquidation, OpenInterest
 
 _COMPACT = (",", ":")

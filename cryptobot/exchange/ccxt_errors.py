@@ -2,12 +2,15 @@
 
     ccxt.RateLimitExceeded, DDoSProtection            -> RateLimitError
     ccxt.NetworkError (RequestTimeout, ExchangeNotAvailable, ...) -> TemporaryExchangeError
-    ccxt.InsufficientFunds                            -> InsufficientFundsError
-    ccxt.InvalidOrder, OrderNotFound, BadRequest, ... -> OrderRejectedError
+    ccxt.InsufficientFunds                            -> InsufficientFundsError (orders)
+    ccxt.InvalidOrder, OrderNotFound, BadRequest, ... -> OrderRejectedError (orders)
     ccxt.AuthenticationError, PermissionDenied        -> SecretError (never quotes the key)
     any other ccxt.BaseError                          -> ExchangeError
 
-Messages are passed through `redact`, so a registered key can never ride along in one.
+A refusal is an OrderRejectedError only when the call sent, changed or cancelled an order (or
+the account's margin mode or leverage: `order=True`); a refused read (history, balance,
+positions) is a plain ExchangeError. Messages are passed through `redact`, so a registered key
+can never ride along in one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import ccxt
 
@@ -59,12 +62,14 @@ def binance_code(exc: BaseException) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def map_ccxt_error(exc: BaseException, action: str = "") -> CryptobotError:
-    """The cryptobot error for a ccxt one; `action` says what we were doing (one line)."""
+def map_ccxt_error(exc: BaseException, action: str = "", *, order: bool = False) -> CryptobotError:
+    """The cryptobot error for a ccxt one; `action` says what we were doing (one line), `order`
+    whether that sent, changed or cancelled an order (else a refusal is no order rejection)."""
     if isinstance(exc, CryptobotError):
         return exc
     prefix = f"{action}: " if action else ""
     text = redact(" ".join(str(exc).split()))[:300]
+    refused = OrderRejectedError if order else ExchangeError
     code = binance_code(exc)
     if code in _AUTH_CODES:
         return SecretError(f"{prefix}the exchange refused the API key or signature (code {code}); "
@@ -73,10 +78,10 @@ def map_ccxt_error(exc: BaseException, action: str = "") -> CryptobotError:
         return RateLimitError(f"{prefix}rate limited: {text}")
     if code in _TEMPORARY_CODES:
         return TemporaryExchangeError(f"{prefix}{text}")
-    if code in _FUNDS_CODES:
+    if code in _FUNDS_CODES and order:
         return InsufficientFundsError(f"{prefix}insufficient funds: {text}")
     if code is not None and code <= -1100:  # -11xx request issues, -2xxx/-4xxx order rejections
-        return OrderRejectedError(f"{prefix}{text}")
+        return refused(f"{prefix}{text}")
     if isinstance(exc, ccxt.AuthenticationError | ccxt.PermissionDenied | ccxt.AccountSuspended):
         return SecretError(f"{prefix}the exchange refused the API key ({type(exc).__name__}); "
                            "check the key, its permissions and IP whitelist")
@@ -84,10 +89,10 @@ def map_ccxt_error(exc: BaseException, action: str = "") -> CryptobotError:
         return RateLimitError(f"{prefix}rate limited: {text}")
     if isinstance(exc, ccxt.NetworkError):  # RequestTimeout, ExchangeNotAvailable, ...
         return TemporaryExchangeError(f"{prefix}{type(exc).__name__}: {text}")
-    if isinstance(exc, ccxt.InsufficientFunds):
+    if isinstance(exc, ccxt.InsufficientFunds) and order:
         return InsufficientFundsError(f"{prefix}insufficient funds: {text}")
     if isinstance(exc, _ORDER_REJECTIONS):
-        return OrderRejectedError(f"{prefix}{type(exc).__name__}: {text}")
+        return refused(f"{prefix}{type(exc).__name__}: {text}")
     if isinstance(exc, ccxt.BaseError):
         return ExchangeError(f"{prefix}{type(exc).__name__}: {text}")
     return ExchangeError(f"{prefix}{type(exc).__name__}: {redact(str(exc))[:300]}")
@@ -97,12 +102,22 @@ def is_order_not_found(exc: BaseException) -> bool:
     return isinstance(exc, ccxt.OrderNotFound) or binance_code(exc) in NOT_FOUND_CODES
 
 
-def call_ccxt(action: str, fn: Callable[[], T]) -> T:
-    """Run one ccxt call; any ccxt error comes out as a cryptobot error."""
+def call_ccxt(action: str, fn: Callable[[], T], *, order: bool = False) -> T:
+    """Run one ccxt call; any ccxt error comes out as a cryptobot error (see map_ccxt_error)."""
     try:
         return fn()
     except ccxt.BaseError as exc:
-        raise map_ccxt_error(exc, action) from None
+        raise map_ccxt_error(exc, action, order=order) from None
+
+
+def retry_after_s(exchange: Any) -> float | None:
+    """The Retry-After seconds of the exchange's last answer (a 429 or 418), if it sent one."""
+    headers = getattr(exchange, "last_response_headers", None) or {}
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    try:
+        return None if value is None else max(0.0, float(value))
+    except ValueError:
+        return None  # an HTTP date: rare for a venue; the doubled backoff applies instead
 
 
 def retry_temporary(
@@ -113,11 +128,14 @@ def retry_temporary(
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
     on_retry: Callable[[int, TemporaryExchangeError], None] | None = None,
+    server_delay_s: Callable[[], float | None] | None = None,
 ) -> T:
     """Call fn; on a temporary error wait (jittered, doubling) and try again, up to `attempts`.
 
-    Anything else, and the last temporary error, is raised as is. A rate limit waits twice as
-    long as other temporary errors, so we back off harder when the venue asks us to.
+    Anything else is raised as is; the last temporary error is raised saying how many tries it
+    took. A rate limit waits what the server asked for where `server_delay_s` knows it (e.g.
+    `lambda: retry_after_s(exchange)`), capped at `max_delay_s`; else twice as long as other
+    temporary errors, so we back off harder when the venue asks us to.
     """
     jitter = rng or random.Random()
     for attempt in range(1, attempts + 1):
@@ -125,11 +143,22 @@ def retry_temporary(
             return fn()
         except TemporaryExchangeError as exc:
             if attempt == attempts:
-                raise
+                raise type(exc)(f"{exc} (gave up after {attempt} tries)") from None
             if on_retry is not None:
                 on_retry(attempt, exc)
-            delay_s = min(max_delay_s, base_delay_s * 2 ** (attempt - 1))
-            if isinstance(exc, RateLimitError):
-                delay_s = min(max_delay_s, delay_s * 2)
-            sleep(delay_s * (0.5 + jitter.random()))  # 50-150%: retries don't line up
+            sleep(_retry_delay_s(exc, attempt, base_delay_s, max_delay_s, jitter,
+                                 server_delay_s))
     raise AssertionError("unreachable")
+
+
+def _retry_delay_s(exc: TemporaryExchangeError, attempt: int, base_delay_s: float,
+                   max_delay_s: float, jitter: random.Random,
+                   server_delay_s: Callable[[], float | None] | None) -> float:
+    if isinstance(exc, RateLimitError) and server_delay_s is not None:
+        asked_s = server_delay_s()
+        if asked_s is not None:
+            return min(asked_s, max_delay_s)  # the server's wait, as is: no jitter
+    delay_s = min(max_delay_s, base_delay_s * 2 ** (attempt - 1))
+    if isinstance(exc, RateLimitError):
+        delay_s = min(max_delay_s, delay_s * 2)
+    return delay_s * (0.5 + jitter.random())  # 50-150%: retries don't line up

@@ -6,6 +6,7 @@ keeping each endpoint's path: https://fapi.binance.com/fapi/v1 -> {rest_url}/fap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,15 +24,23 @@ _LINEAR_ONLY: dict[str, dict[str, Any]] = {
 
 
 def make_exchange(exchange_id: str, *, rest_url: str | None = None, api_keys: ApiKeys | None = None,
-                  demo_trading: bool = False, async_client: bool = False) -> Any:
-    """A configured ccxt instance (sync, or async with `async_client`), rate limiting on."""
+                  demo_trading: bool = False, async_client: bool = False,
+                  timeout_ms: int | None = None, rate_limit: bool = True,
+                  options: Mapping[str, Any] | None = None) -> Any:
+    """A configured ccxt instance (sync, or async with `async_client`).
+
+    `timeout_ms` bounds each request (ccxt's default when None); `rate_limit` keeps ccxt's own
+    limiter on (off only against a loopback fake); `options` are merged into ccxt's `options`.
+    """
     module = ccxt_async if async_client else ccxt
     exchange_class = getattr(module, exchange_id, None)
     if exchange_class is None or exchange_id not in ccxt.exchanges:
         raise ConfigError(f"unknown exchange {exchange_id!r} (expected a ccxt id such as "
                           "binanceusdm or bybit)")
-    config: dict[str, Any] = {"enableRateLimit": True,
-                              "options": dict(_LINEAR_ONLY.get(exchange_id, {}))}
+    config: dict[str, Any] = {"enableRateLimit": rate_limit,
+                              "options": {**_LINEAR_ONLY.get(exchange_id, {}), **(options or {})}}
+    if timeout_ms is not None:
+        config["timeout"] = timeout_ms
     if api_keys is not None:
         register_secret(api_keys.key)
         register_secret(api_keys.secret)

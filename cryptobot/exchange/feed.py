@@ -87,12 +87,7 @@ class ParsedMessage:
 
 
 class VenueStream(Protocol):
-    """The venue-specific half of a streaming feed (URL, subscription, message format).
-
-    A venue that needs application-level keepalives (Bybit's `{"op": "ping"}`) also has
-    `heartbeat() -> (interval_s, message)`; the feed sends it on that cadence while connected.
-    Venues without it rely on websocket-level pings alone.
-    """
+    """The venue-specific half of a streaming feed (URL, subscription, message format)."""
 
     name: str
     symbol: str
@@ -104,3 +99,8 @@ class VenueStream(Protocol):
     def subscribe_messages(self) -> list[str]: ...
 
     def parse(self, raw: str | bytes) -> ParsedMessage: ...
+
+    def heartbeat(self) -> tuple[float, str] | None:
+        """(interval_s, message) of an application-level keepalive the feed sends while
+        connected (Bybit's `{"op": "ping"}`); None where websocket-level pings suffice."""
+        ...

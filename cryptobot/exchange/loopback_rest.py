@@ -33,6 +33,7 @@ from cryptobot.clock import DAY_MS, Clock, LiveClock, iso_utc
 from cryptobot.data.market_data import MarketData
 from cryptobot.data.resample import resample_candles
 from cryptobot.data.timeframes import timeframe_to_ms
+from cryptobot.exchange.symbols import market_id
 
 EXCHANGE_INFO_FILE = (Path(__file__).resolve().parents[2] / "data" / "exchange"
                       / "binance_usdm_exchange_info.json")
@@ -48,11 +49,6 @@ class FaultPlan:
     drop_after: int | None = None  # requests after the Kth are cut off without an answer
     rate_limited: int = field(default=0, init=False)
     dropped: int = field(default=0, init=False)
-
-
-def binance_symbol(symbol: str) -> str:
-    """'BTC/USDT:USDT' -> 'BTCUSDT'."""
-    return symbol.split(":")[0].replace("/", "")
 
 
 def _error(status: int, code: int, message: str, headers: dict[str, str] | None = None):
@@ -87,7 +83,7 @@ class LoopbackRestServer:
                  clock: Clock | None = None, oi_history_days: int | None = 30,
                  exchange_info_file: Path = EXCHANGE_INFO_FILE) -> None:
         markets = [markets] if isinstance(markets, MarketData) else list(markets)
-        self.markets = {binance_symbol(m.symbol): m for m in markets}
+        self.markets = {market_id(m.symbol): m for m in markets}
         self.faults = faults or FaultPlan()
         self.visible_until_ms = visible_until_ms
         self.clock = clock or LiveClock()
@@ -219,7 +215,7 @@ class LoopbackRestServer:
             return _error(400, -1121, "Invalid symbol.")
         last = oi.iloc[-1]
         return web.json_response({"openInterest": _text(last["oi_contracts"]),
-                                  "symbol": binance_symbol(market.symbol),
+                                  "symbol": market_id(market.symbol),
                                   "time": int(last["ts_ms"])})
 
     async def _open_interest_hist(self, request: web.Request) -> web.Response:
@@ -240,7 +236,7 @@ class LoopbackRestServer:
         oi = self._visible_oi(market)
         oi = oi[oi["ts_ms"].to_numpy() % period_ms == 0]
         rows = oi.iloc[_window(oi["ts_ms"].to_numpy(), start, end, self._limit(request, 30, 500))]
-        symbol = binance_symbol(market.symbol)
+        symbol = market_id(market.symbol)
         return web.json_response([
             {"symbol": symbol, "sumOpenInterest": _text(row.oi_contracts),
              "sumOpenInterestValue": _text(row.oi_value_usdt), "timestamp": int(row.ts_ms)}
@@ -252,7 +248,7 @@ class LoopbackRestServer:
         rows = funding.iloc[_window(funding["ts_ms"].to_numpy(), _int_param(request, "startTime"),
                                     _int_param(request, "endTime"),
                                     self._limit(request, 100, 1000))]
-        symbol = binance_symbol(market.symbol)
+        symbol = market_id(market.symbol)
         return web.json_response([
             {"symbol": symbol, "fundingTime": int(row.ts_ms), "fundingRate": _text(row.rate)}
             for row in rows.itertuples()])

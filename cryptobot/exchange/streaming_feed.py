@@ -315,8 +315,8 @@ class _Heartbeat:
     market's: a replay at full speed still pings every 20 real seconds)."""
 
     def __init__(self, venue: VenueStream) -> None:
-        heartbeat = getattr(venue, "heartbeat", None)  # optional: Binance has none
-        self._interval_s, self._message = heartbeat() if heartbeat else (None, "")
+        beat = venue.heartbeat()
+        self._interval_s, self._message = beat if beat is not None else (None, "")
         self._due_s = asyncio.get_running_loop().time() + (self._interval_s or 0.0)
 
     async def send_if_due(self, ws: ClientConnection) -> None:

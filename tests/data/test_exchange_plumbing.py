@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import aiohttp
 
@@ -23,6 +24,15 @@ def test_rest_url_rewrites_every_api_url_keeping_the_path():
     assert urls["fapiData"] == "http://127.0.0.1:9/futures/data"
     assert all(u.startswith("http://127.0.0.1:9/") for u in urls.values() if isinstance(u, str))
     assert exchange.enableRateLimit
+
+
+def test_timeout_rate_limit_and_options_are_set_when_the_client_is_built():
+    exchange = make_exchange("binanceusdm", timeout_ms=1234, rate_limit=False,
+                             options={"fetchCurrencies": False})
+    assert exchange.timeout == 1234 and not exchange.enableRateLimit
+    assert exchange.options["fetchCurrencies"] is False
+    assert exchange.options["defaultType"] == "swap"  # the linear-only options stay
+    assert make_exchange("binanceusdm").options["fetchCurrencies"] is not False
 
 
 def test_load_markets_makes_one_exchange_info_call_and_knows_btc():
@@ -92,8 +102,8 @@ async def test_a_31_day_warm_up_stays_inside_the_30_day_rule():
     market = load_market_data(CRASH, SYMBOL)
     now_ms = parse_utc("2024-08-25T12:00")  # 31 days back is inside the recorded window
     server = LoopbackRestServer(market, visible_until_ms=lambda: now_ms)
-    rest = make_exchange("binanceusdm", rest_url=await server.start(), async_client=True)
-    rest.enableRateLimit = False
+    rest = make_exchange("binanceusdm", rest_url=await server.start(), async_client=True,
+                         rate_limit=False)
     try:
         warm = await load_warm_up(rest, SYMBOL, 300_000, now_ms, 31)
     finally:
@@ -103,3 +113,12 @@ async def test_a_31_day_warm_up_stays_inside_the_30_day_rule():
     oi_ms = [sample.ts_ms for sample in warm.open_interest]
     assert now_ms - 30 * DAY_MS <= oi_ms[0] <= now_ms - 30 * DAY_MS + 300_000
     assert oi_ms[-1] == int(market.open_interest["ts_ms"].iloc[-1])
+    # every request names its own end, inside one page Binance documents
+    pages = [(path, parse_qs(query)) for path, _, query in
+             (line.partition("?") for line in server.request_log)]
+    most = {"/fapi/v1/klines": 1500, "/futures/data/openInterestHist": 500}
+    checked = [(path, q) for path, q in pages if path in most]
+    assert {path for path, _ in checked} == set(most)
+    for path, q in checked:
+        limit, start, end = (int(q[k][0]) for k in ("limit", "startTime", "endTime"))
+        assert limit <= most[path] and start <= end < start + limit * 300_000

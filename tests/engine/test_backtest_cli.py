@@ -5,14 +5,33 @@ from __future__ import annotations
 import json
 import shutil
 
+from cryptobot.clock import LiveClock, parse_utc
+from cryptobot.clock import iso_utc as iso
 from tests.engine.conftest import REPO
 
 CRASH = str(REPO / "data" / "btc_2024-08_crash")
 DEFAULT = str(REPO / "config" / "default.toml")
 
 
+def _config(tmp_path, extra: str = "") -> str:
+    """config/default.toml with the JSON log in tmp_path/logs (and any `extra` TOML)."""
+    path = tmp_path / "default.toml"
+    path.write_text(f'extends = "{DEFAULT}"\n[logging]\ndir = "{tmp_path / "logs"}"\n{extra}')
+    return str(path)
+
+
+def _log_lines(tmp_path) -> list[dict]:
+    import logging
+
+    for handler in logging.getLogger("cryptobot").handlers:
+        handler.flush()
+    text = (tmp_path / "logs" / "cryptobot.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
 def _json_run(run_cli, tmp_path, *extra):
-    code, out, err = run_cli("backtest", "--config", DEFAULT, "--data", CRASH, "--symbol",
+    code, out, err = run_cli("backtest", "--config", _config(tmp_path), "--data", CRASH,
+                             "--symbol",
                              "BTC/USDT:USDT", "--from", "2024-08-01", "--to", "2024-08-10",
                              "--db", f"sqlite:///{tmp_path / 'runs.sqlite'}", "--json", *extra)
     assert code == 0, err
@@ -21,7 +40,10 @@ def _json_run(run_cli, tmp_path, *extra):
 
 def test_json_is_one_object_with_the_issue_fields(run_cli, tmp_path):
     result = _json_run(run_cli, tmp_path)
-    assert set(result) == {"summary", "trades", "signals", "candles_processed", "elapsed_s"}
+    assert set(result) == {"summary", "trades", "signals", "candles_processed", "elapsed_s",
+                           "run_id", "db", "log"}
+    assert result["run_id"] == result["summary"]["run_id"]
+    assert result["db"] == f"sqlite:///{tmp_path / 'runs.sqlite'}"
     assert result["candles_processed"] == 10 * 288
     assert result["summary"]["oi_synthetic"] is True
     signal = result["signals"][0]
@@ -33,7 +55,8 @@ def test_json_is_one_object_with_the_issue_fields(run_cli, tmp_path):
 
 def test_two_cli_runs_are_identical_but_for_elapsed_and_run_id(run_cli, tmp_path):
     settings_off = tmp_path / "off.toml"
-    settings_off.write_text(f'extends = "{DEFAULT}"\n[strategy]\noi_confirmation = false\n')
+    settings_off.write_text(f'extends = "{_config(tmp_path)}"\n[strategy]\n'
+                            'oi_confirmation = false\n')
     code, out_a, err = run_cli("backtest", "--config", str(settings_off), "--data", CRASH,
                                "--db", f"sqlite:///{tmp_path / 'a.sqlite'}", "--json")
     assert code == 0, err
@@ -45,17 +68,69 @@ def test_two_cli_runs_are_identical_but_for_elapsed_and_run_id(run_cli, tmp_path
     for key in ("entry_time", "exit_time", "side", "qty", "entry_price", "exit_price",
                 "pnl_usdt", "fees_usdt", "r_multiple", "exit_reason", "legs"):
         assert key in trade
+    assert int(b["run_id"]) == int(a["run_id"]) + 1  # the same store: the next run
     for run in (a, b):
         run.pop("elapsed_s")
+        run.pop("run_id")
         run["summary"].pop("run_id")
     assert a == b
 
 
 def test_table_output_names_synthetic_oi(run_cli, tmp_path):
-    code, out, err = run_cli("backtest", "--config", DEFAULT, "--data", CRASH,
-                             "--db", f"sqlite:///{tmp_path / 'r.sqlite'}")
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    code, out, err = run_cli("backtest", "--config", _config(tmp_path), "--data", CRASH,
+                             "--db", db)
     assert code == 0, err
     assert "SYNTHETIC" in out and "buy and hold" in out and "max drawdown" in out
+    # it ends by saying where the run is and how to review it; that command works
+    assert f"stored in {db} (run 1)" in out
+    assert f"cryptobot report --db {db} --run 1 --out report.html" in out
+    code, out, err = run_cli("report", "--db", db, "--run", "1", "--out",
+                             str(tmp_path / "report.html"))
+    assert code == 0 and "run 1" in out, err
+
+
+def test_a_backtest_logs_its_signals_orders_and_fills_at_simulated_time(run_cli, tmp_path):
+    config = _config(tmp_path, "[strategy]\noi_confirmation = false\n")
+    started = iso(LiveClock().now_ms())
+    code, out, err = run_cli("backtest", "--config", config, "--data", CRASH, "--from",
+                             "2024-08-03", "--to", "2024-08-06", "--db",
+                             f"sqlite:///{tmp_path / 'l.sqlite'}", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    lines = _log_lines(tmp_path)
+    events = [line["event"] for line in lines if "event" in line]
+    assert events[0] == "run_start" and events[-1] == "run_finish"
+    assert events.count("signal") == len(result["signals"]) > 0
+    assert events.count("trade") == len(result["trades"]) > 0
+    fills = [line for line in lines if line.get("event") == "fill"]
+    assert len(fills) >= 2 * len(result["trades"])  # an entry and at least one exit each
+    assert {line["run_id"] for line in lines if "event" in line} == {result["run_id"]}
+    # stamped with the simulated time the event happened, not when the backtest ran
+    first_trade = result["trades"][0]
+    entry = next(line for line in fills if line["purpose"] == "entry")
+    assert entry["time"] == first_trade["entry_time"]
+    # (the run's time, which never goes back: at or just after the fill's own candle)
+    assert 0 <= entry["ts_ms"] - parse_utc(entry["time"]) <= 15 * 60_000
+    assert all("2024-08-03" <= iso(line["ts_ms"]) <= "2024-08-07T00:00:00Z" for line in lines)
+    assert all(line["wall_time"] >= started for line in lines)  # and the real time beside it
+    assert result["log"] == str(tmp_path / "logs" / "cryptobot.jsonl")
+
+
+def test_from_before_the_data_is_one_clear_error(run_cli, tmp_path):
+    code, out, err = run_cli("backtest", "--config", _config(tmp_path), "--data", CRASH,
+                             "--from", "2024-05-01", "--db", f"sqlite:///{tmp_path / 'e.sqlite'}")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: ") and "2024-05-01" in err
+
+
+def test_a_short_warm_up_is_reported(run_cli, tmp_path):
+    code, out, err = run_cli("backtest", "--config", _config(tmp_path), "--data", CRASH,
+                             "--from", "2024-08-02", "--to", "2024-08-03",
+                             "--db", f"sqlite:///{tmp_path / 'w.sqlite'}", "--json")
+    assert code == 0, err
+    warmup = json.loads(out)["summary"]["warmup"]
+    assert warmup.startswith("short: 11d00h of the 31d wanted")  # the data starts 2024-07-22
 
 
 def test_strategy_that_does_not_import_is_one_clear_error(run_cli, tmp_path):

@@ -8,7 +8,8 @@ from cryptobot.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
-@pytest.mark.parametrize("name", ["default.toml", "crosscheck.toml", "paper.toml", "live.example.toml"])
+@pytest.mark.parametrize("name", ["default.toml", "crosscheck.toml", "paper.toml",
+                                  "live.example.toml"])
 def test_every_shipped_profile_loads(name):
     path = CONFIG_DIR / name
     if not path.exists():
@@ -42,7 +43,8 @@ def test_unknown_key_is_named_with_its_file(tmp_path):
 def test_out_of_range_value_names_file_and_key(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[risk]\nrisk_per_trade = 0.5\n")
-    with pytest.raises(ConfigError, match=r"bad.toml: risk.risk_per_trade: .*less than or equal to 0.1"):
+    with pytest.raises(ConfigError,
+                       match=r"bad.toml: risk.risk_per_trade: .*less than or equal to 0.1"):
         load_settings(path)
 
 

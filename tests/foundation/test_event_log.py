@@ -4,7 +4,14 @@ import logging
 from cryptobot.event_log import EventLogRecorder
 from cryptobot.logs import LOG_FILE_NAME, configure_logging
 from cryptobot.model import (
-    Fill, GateAction, GateDecision, OrderIntent, OrderPurpose, OrderType, Side, Signal,
+    Fill,
+    GateAction,
+    GateDecision,
+    OrderIntent,
+    OrderPurpose,
+    OrderType,
+    Side,
+    Signal,
     SignalStatus,
 )
 from cryptobot.recorder import MemoryRecorder, OrderEvent, RunInfo
@@ -47,3 +54,42 @@ def test_every_decision_is_one_json_line_and_reaches_the_store(tmp_path):
     assert len(memory.signals) == len(memory.fills) == len(memory.equity_points) == 1
     assert memory.summary == {"trades": 0}
     assert recorder.run_id == memory.run_id  # anything else is forwarded
+
+
+def test_an_error_that_stops_a_session_is_logged_and_tail_shows_it(tmp_path, run_cli):
+    """A feed that fails after one candle (SYNTHETIC candle, hand-made)."""
+    import asyncio
+
+    import pytest
+
+    from cryptobot.clock import SimClock
+    from cryptobot.errors import ExchangeError
+    from cryptobot.model import Candle
+    from cryptobot.trading_session import TradingSession, advance_sim_clock
+
+    class FailingFeed:
+        async def events(self):
+            yield Candle(SPIKE_MS, 300_000, 1.0, 1.0, 1.0, 1.0, 1.0)
+            raise ExchangeError("binanceusdm: 418 I'm a teapot")
+
+        async def close(self):
+            pass
+
+    class Engine:
+        candles = 0
+
+        def on_base_candle(self, candle):
+            self.candles += 1
+
+    clock = SimClock(SPIKE_MS)
+    configure_logging(tmp_path, console=False, clock_ms=clock.now_ms)
+    session = TradingSession(Engine(), FailingFeed(), advance_sim_clock(clock))
+    with pytest.raises(ExchangeError):
+        asyncio.run(session.run())
+    [line] = [line for line in _lines(tmp_path) if line.get("event") == "error"]
+    assert line["level"] == "ERROR" and "418 I'm a teapot" in line["message"]
+    assert "ExchangeError" in line["exception"]
+    assert line["ts_ms"] == line["last_event_ms"] == SPIKE_MS + 300_000  # the candle's close
+    code, out, err = run_cli("logs", "tail", "--dir", str(tmp_path))
+    assert code == 0, err
+    assert "session stopped by an error after 1 candles" in out and "418" in out

@@ -56,7 +56,8 @@ def test_log_lines_are_json_and_redacted(tmp_path):
     secrets.register_secret("s3cr3t-value")
     path = configure_logging(tmp_path, console=False, clock_ms=lambda: 1_722_816_000_000)
     logger = logging.getLogger("cryptobot.test")
-    logger.info("signing with %s", "s3cr3t-value", extra={"event": "order", "detail": "k=s3cr3t-value"})
+    logger.info("signing with %s", "s3cr3t-value",
+                extra={"event": "order", "detail": "k=s3cr3t-value"})
     try:
         raise RuntimeError("bad key s3cr3t-value")
     except RuntimeError:

@@ -28,9 +28,6 @@ def _ok(result: dict) -> web.Response:
                               "retExtInfo": {}, "time": 0})
 
 
-def _window(rows: list, ts_of, start: int | None, end: int, limit: int) -> list:
-    inside = [r for r in rows if (start is None or ts_of(r) >= start) and ts_of(r) <= end]
-    return list(reversed(inside[-limit:]))  # the newest `limit`, newest first
 
 
 @dataclass
@@ -67,6 +64,16 @@ class BybitFakeRest:
                                               "result": {}}), content_type="application/json")
         return limit
 
+    def _visible(self, request: web.Request, rows: list, ts_of, start_key: str, end_key: str,
+                 limit: int) -> list:
+        """Rows from `start_key` to `end_key` (or now), seen by the clock: the newest `limit`,
+        newest first."""
+        now_ms = self.clock.now_ms()
+        end = min(int(request.query.get(end_key, now_ms)), now_ms)
+        start = int(request.query.get(start_key, 0))
+        inside = [r for r in rows if start <= ts_of(r) <= end]
+        return list(reversed(inside[-limit:]))
+
     async def _instruments(self, request: web.Request) -> web.Response:
         self.paths.append(request.path)
         text = (BYBIT_FIXTURES / "rest_instruments_info_linear_BTCUSDT_from_bybit_docs.json")
@@ -75,13 +82,9 @@ class BybitFakeRest:
     async def _kline(self, request: web.Request) -> web.Response:
         limit = self._limit(request, 200, 1000)
         interval_ms = _INTERVALS_MS[request.query["interval"]]
-        now_ms = self.clock.now_ms()
-        end = min(int(request.query.get("end", now_ms)), now_ms)
-        start = request.query.get("start")
         # the candle still forming is served too, as the venue does
-        rows = [c for c in self.candles if c.interval_ms == interval_ms and c.ts_open_ms <= now_ms]
-        picked = _window(rows, lambda c: c.ts_open_ms, None if start is None else int(start),
-                         end, limit)
+        rows = [c for c in self.candles if c.interval_ms == interval_ms]
+        picked = self._visible(request, rows, lambda c: c.ts_open_ms, "start", "end", limit)
         return _ok({"category": "linear", "symbol": request.query["symbol"], "list": [
             [str(c.ts_open_ms), repr(c.open), repr(c.high), repr(c.low), repr(c.close),
              repr(c.volume), "0"] for c in picked]})
@@ -89,23 +92,16 @@ class BybitFakeRest:
     async def _open_interest(self, request: web.Request) -> web.Response:
         limit = self._limit(request, 50, 200)
         step_ms = _OI_INTERVALS_MS[request.query["intervalTime"]]
-        now_ms = self.clock.now_ms()
-        end = min(int(request.query.get("endTime", now_ms)), now_ms)
-        start = request.query.get("startTime")
         rows = [s for s in self.samples if s.ts_ms % step_ms == 0]
-        picked = _window(rows, lambda s: s.ts_ms, None if start is None else int(start), end,
-                         limit)
+        picked = self._visible(request, rows, lambda s: s.ts_ms, "startTime", "endTime", limit)
         return _ok({"category": "linear", "symbol": request.query["symbol"], "list": [
             {"openInterest": repr(s.oi_contracts), "timestamp": str(s.ts_ms)} for s in picked],
             "nextPageCursor": ""})
 
     async def _funding(self, request: web.Request) -> web.Response:
         limit = self._limit(request, 200, 200)
-        now_ms = self.clock.now_ms()
-        end = min(int(request.query.get("endTime", now_ms)), now_ms)
-        start = request.query.get("startTime")
-        picked = _window(self.funding, lambda r: r.ts_ms, None if start is None else int(start),
-                         end, limit)
+        picked = self._visible(request, self.funding, lambda r: r.ts_ms, "startTime", "endTime",
+                               limit)
         return _ok({"category": "linear", "list": [
             {"symbol": request.query["symbol"], "fundingRate": repr(r.rate),
              "fundingRateTimestamp": str(r.ts_ms)} for r in picked]})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Callable
 from contextlib import aclosing
 
 import pytest
@@ -10,8 +12,11 @@ import pytest
 from cryptobot.clock import SimClock
 from cryptobot.config import FeedSettings
 from cryptobot.data import load_market_data
-from cryptobot.exchange.replay import CandleColumns
+from cryptobot.exchange.feed import VenueStream
+from cryptobot.exchange.replay import CandleColumns, stream_time_driver
+from cryptobot.exchange.streaming_feed import StreamingFeed
 from cryptobot.model import Candle, OpenInterest
+from tests.streams.fake_rest import FakeRest
 
 SYMBOL = "BTC/USDT:USDT"
 CALM_DIR = "data/btc_2024-05_calm"  # real 5m candles with real 5m open interest
@@ -57,3 +62,26 @@ async def collect_until(feed, last_open_ms: int, timeout_s: float = 60.0) -> lis
 
 def sim_clock_at(ts_ms: int) -> SimClock:
     return SimClock(ts_ms)
+
+
+def closed_candles(events) -> list[Candle]:
+    return [e for e in events if isinstance(e, Candle)]
+
+
+async def run_venue_feed(make_venue: Callable[[str], VenueStream], candles, server,
+                         samples=(), seed: int = 7, **settings):
+    """A StreamingFeed over `make_venue(url of the started server)` and a FakeRest, on a
+    simulated clock driven by the stream, collected up to the last candle.
+    Returns (events, feed, rest)."""
+    clock = sim_clock_at(candles[0].ts_open_ms)
+    rest = FakeRest(list(candles), list(samples), clock)
+    venue = make_venue(await server.start())
+    feed = StreamingFeed(venue, rest, clock, fast_settings(**settings),
+                         on_exchange_time=stream_time_driver(clock),
+                         last_closed_open_ms=candles[0].ts_open_ms - candles[0].interval_ms,
+                         rng=random.Random(seed))
+    try:
+        events = await collect_until(feed, candles[-1].ts_open_ms)
+    finally:
+        await server.stop()
+    return events, feed, rest

@@ -23,6 +23,7 @@ class FakeRest:
     fail_method: str | None = None
     calls: list[str] = field(default_factory=list)
     funding: list[FundingRate] = field(default_factory=list)
+    id: str = "binanceusdm"  # the ccxt id: backfill picks its page sizes by it
 
     def _maybe_fail(self, name: str) -> None:
         self.calls.append(name)

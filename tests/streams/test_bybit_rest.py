@@ -1,6 +1,8 @@
 """Warm-up and gap repair for Bybit through real ccxt `bybit` against a loopback Bybit REST fake
-(tests/streams/bybit_fake_rest.py), on real Bybit 15m candles. Open-interest samples here are
-SYNTHETIC (one per candle, counting up): no Bybit open interest is stored in the repo.
+(tests/streams/bybit_fake_rest.py, which refuses limits beyond Bybit's documented pages and
+answers a window larger than a page with its newest rows), on real Bybit 15m candles.
+Open-interest samples here are SYNTHETIC (one per candle, counting up): no Bybit open interest
+is stored in the repo.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ import random
 import pytest
 
 from cryptobot.clock import DAY_MS, SimClock
-from cryptobot.exchange.backfill import load_warm_up
+from cryptobot.exchange.backfill import PAGE_LIMITS, load_warm_up, page_limits
 from cryptobot.exchange.bybit import BybitLinearStream
-from cryptobot.exchange.bybit_rest import BybitHistoryPages
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.replay import stream_time_driver
 from cryptobot.exchange.streaming_feed import StreamingFeed
@@ -32,10 +33,10 @@ def synthetic_oi(candles) -> list[OpenInterest]:
     return [OpenInterest(c.ts_open_ms, 50_000.0 + i, None) for i, c in enumerate(candles)]
 
 
-async def bybit_rest(fake: BybitFakeRest) -> BybitHistoryPages:
-    client = make_exchange("bybit", rest_url=await fake.start(), async_client=True)
-    client.enableRateLimit = False  # our own loopback server
-    return BybitHistoryPages(client)
+async def bybit_rest(fake: BybitFakeRest):
+    # the rate limiter is off: our own loopback server
+    return make_exchange("bybit", rest_url=await fake.start(), async_client=True,
+                         rate_limit=False)
 
 
 async def test_warm_up_longer_than_one_page_comes_whole_and_in_order(bybit_candles):
@@ -92,12 +93,17 @@ def test_paper_picks_the_bybit_venue(tmp_path):
     assert venue.kline_topic == "kline.1.BTCUSDT" and venue.oi_min_interval_ms == 45_000
 
 
-def test_paper_wraps_the_bybit_rest_client_only():
+async def test_paper_history_is_paged_the_way_its_venue_documents():
     from cryptobot.cli.paper_command import _venue_rest
     from cryptobot.config import Settings
 
     settings = Settings()
     bybit = settings.model_copy(update={"market": settings.market.model_copy(
         update={"exchange": "bybit"})})
-    assert isinstance(_venue_rest(bybit), BybitHistoryPages)
-    assert not isinstance(_venue_rest(settings), BybitHistoryPages)
+    limits = []
+    for chosen in (bybit, settings):
+        rest = _venue_rest(chosen)
+        limits.append(page_limits(rest))
+        await rest.close()
+    assert limits == [PAGE_LIMITS["bybit"], PAGE_LIMITS["binanceusdm"]]
+    assert PAGE_LIMITS["bybit"].klines == 1000 and PAGE_LIMITS["bybit"].open_interest == 200

@@ -7,8 +7,6 @@ with a still-open update before each close. Open interest: real Binance 5m sampl
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from cryptobot.exchange.bybit import BybitLinearStream
@@ -17,7 +15,14 @@ from cryptobot.exchange.replay import stream_time_driver
 from cryptobot.exchange.streaming_feed import StreamingFeed
 from cryptobot.model import Candle, Liquidation, OpenInterest
 from tests.streams.bybit_loopback import BybitLoopbackServer, load_bybit_15m
-from tests.streams.conftest import SYMBOL, collect_until, fast_settings, sim_clock_at
+from tests.streams.conftest import (
+    SYMBOL,
+    closed_candles,
+    collect_until,
+    fast_settings,
+    run_venue_feed,
+    sim_clock_at,
+)
 from tests.streams.fake_rest import FakeRest
 
 COUNT = 300  # real 15m candles, about 3 days: the 24h rotation happens too
@@ -39,25 +44,12 @@ def kline_stream(candles) -> list[tuple[int, str]]:
     return messages
 
 
-def closed(events) -> list[Candle]:
-    return [e for e in events if isinstance(e, Candle)]
-
-
 async def run_feed(candles, server, samples=(), oi_min_interval_ms=0, **settings):
-    clock = sim_clock_at(candles[0].ts_open_ms)
-    rest = FakeRest(list(candles), list(samples), clock)
-    url = await server.start()
-    venue = BybitLinearStream(SYMBOL, candles[0].interval_ms, base_url=url,
-                              oi_min_interval_ms=oi_min_interval_ms)
-    feed = StreamingFeed(venue, rest, clock, fast_settings(**settings),
-                         on_exchange_time=stream_time_driver(clock),
-                         last_closed_open_ms=candles[0].ts_open_ms - candles[0].interval_ms,
-                         rng=random.Random(11))
-    try:
-        events = await collect_until(feed, candles[-1].ts_open_ms)
-    finally:
-        await server.stop()
-    return events, feed, rest
+    def venue(url: str) -> BybitLinearStream:
+        return BybitLinearStream(SYMBOL, candles[0].interval_ms, base_url=url,
+                                 oi_min_interval_ms=oi_min_interval_ms)
+
+    return await run_venue_feed(venue, candles, server, samples, seed=11, **settings)
 
 
 @pytest.mark.parametrize(("drop_every", "lose_on_drop"), [(41, 0), (60, 7), (1, 3)])
@@ -67,7 +59,7 @@ async def test_dropped_connections_leave_no_hole_and_no_duplicate(
     server = BybitLoopbackServer(kline_stream(candles), drop_every=drop_every,
                                  lose_on_drop=lose_on_drop)
     events, feed, _ = await run_feed(candles, server)
-    assert closed(events) == candles
+    assert closed_candles(events) == candles
     assert server.dropped_connections >= 2 * COUNT // (drop_every + lose_on_drop) - 1
     # every connection subscribed to the three topics before anything was streamed
     assert server.subscriptions == [["kline.15.BTCUSDT", "tickers.BTCUSDT",
@@ -82,7 +74,7 @@ async def test_garbage_and_drops_together(bybit_candles):
     server = BybitLoopbackServer(kline_stream(candles), garbage_every=4, drop_every=37,
                                  lose_on_drop=2)
     events, feed, _ = await run_feed(candles, server)
-    assert closed(events) == candles
+    assert closed_candles(events) == candles
     assert server.garbage_sent > 100
     assert feed.stats.malformed + feed.stats.unexpected >= server.garbage_sent // 2
 
@@ -91,7 +83,7 @@ async def test_garbage_alone_is_counted_and_skipped(bybit_candles):
     candles = bybit_candles[:80]  # 20h: no rotation, so every garbage message is read
     server = BybitLoopbackServer(kline_stream(candles), garbage_every=3)
     events, feed, _ = await run_feed(candles, server)
-    assert closed(events) == candles
+    assert closed_candles(events) == candles
     assert feed.stats.malformed + feed.stats.unexpected == server.garbage_sent > 40
     assert feed.stats.repaired_candles == 0
 
@@ -110,7 +102,7 @@ async def test_the_client_pings_bybit_at_the_application_level(bybit_candles):
         events = await collect_until(feed, candles[-1].ts_open_ms, timeout_s=20)
     finally:
         await server.stop()
-    assert closed(events) == candles and server.pings >= 1
+    assert closed_candles(events) == candles and server.pings >= 1
 
 
 def oi_stream(candles, samples) -> list[tuple[int, str]]:
@@ -131,7 +123,7 @@ async def test_open_interest_comes_from_ticker_deltas_not_polling(calm_candles, 
     assert "fetch_open_interest" not in rest.calls and feed.stats.oi_polls == 0
     # one history fetch, for the moments before the first candle of the only connection
     assert rest.calls.count("fetch_open_interest_history") == feed.stats.connects == 1
-    assert closed(events) == candles
+    assert closed_candles(events) == candles
     # real 5m OI moves every sample: each one arrives, once, in order, at the venue's own time
     assert got[:len(samples) - 1] == samples[:-1]
 
@@ -142,7 +134,7 @@ async def test_open_interest_and_candles_survive_drops_in_time_order(calm_candle
     samples = [s for s in calm_oi if candles[0].ts_open_ms < s.ts_ms <= candles[-1].ts_close_ms]
     server = BybitLoopbackServer(oi_stream(candles, samples), drop_every=45, lose_on_drop=9)
     events, feed, _ = await run_feed(candles, server, calm_oi)
-    assert closed(events) == candles and feed.stats.repaired_candles > 0
+    assert closed_candles(events) == candles and feed.stats.repaired_candles > 0
     got = [e for e in events if isinstance(e, OpenInterest)]
     assert len(got) == len({s.ts_ms for s in got}) and all(s in calm_oi for s in got)
     times = [e.ts_close_ms if isinstance(e, Candle) else e.ts_ms for e in events]

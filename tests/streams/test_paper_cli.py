@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
+from cryptobot.clock import iso_utc
 from tests.conftest import DATA_DIR, REPO_ROOT
 
 CONFIG = str(REPO_ROOT / "config" / "paper.toml")
+CRASH = str(DATA_DIR / "btc_2024-08_crash")
+
+
+def _config(tmp_path, extra: str = "") -> str:
+    """config/paper.toml with the JSON log and the kill-switch file in tmp_path."""
+    path = tmp_path / "paper.toml"
+    path.write_text(f'extends = "{CONFIG}"\n[logging]\ndir = "{tmp_path / "logs"}"\n'
+                    f'[risk]\nkill_switch_file = "{tmp_path / "KILL"}"\n{extra}')
+    return str(path)
+
+
+def _log_lines(tmp_path) -> list[dict]:
+    for handler in logging.getLogger("cryptobot").handlers:
+        handler.flush()
+    text = (tmp_path / "logs" / "cryptobot.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
 
 
 def test_replay_prints_heartbeats_signals_and_where_the_run_is_stored(run_cli, tmp_path):
     db = f"sqlite:///{tmp_path / 'paper.sqlite'}"
-    code, out, err = run_cli("paper", "--config", CONFIG, "--replay",
+    code, out, err = run_cli("paper", "--config", _config(tmp_path), "--replay",
                              str(DATA_DIR / "btc_2024-08_crash"), "--symbol", "BTC/USDT:USDT",
                              "--from", "2024-08-04", "--to", "2024-08-05", "--db", db)
     assert code == 0, err
@@ -18,6 +38,42 @@ def test_replay_prints_heartbeats_signals_and_where_the_run_is_stored(run_cli, t
     assert heartbeats[0].startswith("2024-08-04T00:15Z")
     assert "SIGNAL" in out and "paper run finished" in out
     assert "stored in" in out and (tmp_path / "paper.sqlite").exists()
+    assert f"cryptobot report --db {db} --run 1 --out report.html" in out
+    assert "warm-up short:" in out  # the data starts 2024-07-22: 13 of the 31 days
+
+
+def test_a_replay_logs_its_signals_orders_and_fills_at_simulated_time(run_cli, tmp_path):
+    config = _config(tmp_path, "[strategy]\noi_confirmation = false\n")
+    code, out, err = run_cli("paper", "--config", config, "--replay", CRASH, "--from",
+                             "2024-08-04", "--to", "2024-08-04", "--no-heartbeat",
+                             "--db", f"sqlite:///{tmp_path / 'p.sqlite'}")
+    assert code == 0, err
+    lines = _log_lines(tmp_path)
+    events = [line.get("event") for line in lines]
+    assert events[0] == "run_start" and events[-1] == "run_finish"
+    for kind in ("signal", "gate", "order", "fill"):
+        assert kind in events, kind
+    fills = [line for line in lines if line.get("event") == "fill"]
+    assert len(fills) == out.count("FILL ")  # what the console showed, the log holds
+    # the replay's simulated clock, not the time it ran at; the stream's own lines too
+    assert all("2024-08-04" <= iso_utc(line["ts_ms"]) <= "2024-08-05T00:00:00Z"
+               for line in lines)
+    assert all(fill["time"] <= iso_utc(fill["ts_ms"]) for fill in fills)
+    code, tail, err = run_cli("logs", "tail", "--dir", str(tmp_path / "logs"), "-n", "500")
+    assert code == 0, err
+    assert "fill BTCUSDT-20240804T1730-entry buy" in tail and "run finished" in tail
+
+
+def test_the_kill_switch_file_stops_a_paper_session(run_cli, tmp_path):
+    (tmp_path / "KILL").write_text("")
+    code, out, err = run_cli("paper", "--config", _config(tmp_path), "--replay", CRASH,
+                             "--from", "2024-08-04", "--to", "2024-08-05",
+                             "--db", f"sqlite:///{tmp_path / 'k.sqlite'}")
+    assert code == 0, err
+    assert "kill switch file" in out and "paper session stopped" in out
+    heartbeats = [line for line in out.splitlines() if " close " in line and " gate " in line]
+    assert len(heartbeats) <= 1  # it stopped at the first event, not after two days
+    assert "session_stopped" in [line.get("event") for line in _log_lines(tmp_path)]
 
 
 def test_missing_replay_folder_is_one_line_and_exit_code_2(run_cli, tmp_path):

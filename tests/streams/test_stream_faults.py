@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from cryptobot.exchange.binance import BinanceUsdmStream
@@ -11,30 +9,24 @@ from cryptobot.exchange.loopback_ws import LoopbackStreamServer
 from cryptobot.exchange.replay import kline_messages, stream_time_driver
 from cryptobot.exchange.streaming_feed import StreamingFeed
 from cryptobot.model import Candle, OpenInterest
-from tests.streams.conftest import SYMBOL, collect_until, fast_settings, sim_clock_at
+from tests.streams.conftest import (
+    SYMBOL,
+    closed_candles,
+    collect_until,
+    fast_settings,
+    run_venue_feed,
+    sim_clock_at,
+)
 from tests.streams.fake_rest import FakeRest
 
 COUNT = 400  # real 5m candles, about 33 hours
 
 
-def closed_candles(events) -> list[Candle]:
-    return [e for e in events if isinstance(e, Candle)]
-
-
 async def run_feed(candles, server: LoopbackStreamServer, samples=(), **settings):
-    clock = sim_clock_at(candles[0].ts_open_ms)
-    rest = FakeRest(list(candles), list(samples), clock)
-    url = await server.start()
-    venue = BinanceUsdmStream(SYMBOL, candles[0].interval_ms, base_url=url)
-    feed = StreamingFeed(venue, rest, clock, fast_settings(**settings),
-                         on_exchange_time=stream_time_driver(clock),
-                         last_closed_open_ms=candles[0].ts_open_ms - candles[0].interval_ms,
-                         rng=random.Random(7))
-    try:
-        events = await collect_until(feed, candles[-1].ts_open_ms)
-    finally:
-        await server.stop()
-    return events, feed, rest
+    def venue(url: str) -> BinanceUsdmStream:
+        return BinanceUsdmStream(SYMBOL, candles[0].interval_ms, base_url=url)
+
+    return await run_venue_feed(venue, candles, server, samples, seed=7, **settings)
 
 
 @pytest.mark.parametrize(("drop_every", "lose_on_drop"), [(37, 0), (50, 5), (1, 3)])

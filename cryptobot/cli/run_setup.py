@@ -1,0 +1,75 @@
+"""What the run commands (backtest, paper, live) set up alike: times, the store, the logs.
+
+Kept light (no pandas, ccxt or SQLAlchemy at import) so that `cryptobot --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptobot.clock import DAY_MS, Clock, iso_utc, parse_utc
+from cryptobot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cryptobot.config import Settings
+    from cryptobot.data import MarketData
+
+
+def utc_option(text: str | None, option: str, whole_day: bool = False) -> int | None:
+    """A --from/--to value in epoch ms; with `whole_day`, a bare date means its end."""
+    if text is None:
+        return None
+    try:
+        ts_ms = parse_utc(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected a UTC date like 2024-08-01") from None
+    return ts_ms + DAY_MS if whole_day and len(text.strip()) <= 10 else ts_ms
+
+
+def trading_span(start: str | None, end: str | None) -> tuple[int | None, int | None]:
+    """--from (inclusive) and --to (inclusive; a bare date is the whole day), checked."""
+    start_ms, end_ms = utc_option(start, "--from"), utc_option(end, "--to", whole_day=True)
+    if start_ms is not None and end_ms is not None and end_ms <= start_ms:
+        raise ConfigError(f"--to {end} is not after --from {start}")
+    return start_ms, end_ms
+
+
+def with_symbol(settings: Settings, symbol: str | None) -> Settings:
+    """The settings with --symbol (if given) as the market's symbol."""
+    if symbol is None:
+        return settings
+    return settings.model_copy(update={"market": settings.market.model_copy(
+        update={"symbol": symbol})})
+
+
+def store_url(settings: Settings, db: str | None) -> str:
+    """--db or the config's store; a relative SQLite file gets its folder made."""
+    url = db or settings.store.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def start_logging(settings: Settings, clock: Clock, simulated: bool) -> Path:
+    """JSON lines to the config's log folder, stamped with the run's clock; a simulated run's
+    lines also carry the wall-clock time they were written."""
+    from cryptobot.clock import LiveClock
+    from cryptobot.logs import configure_run_logging
+
+    return configure_run_logging(settings, clock.now_ms, LiveClock() if simulated else None)
+
+
+def warmup_shortfall(market: MarketData, start_ms: int | None, warmup_days: int) -> str | None:
+    """A note when the data holds less than `warmup_days` before --from, else None."""
+    from cryptobot.data.timeframes import format_duration
+
+    if start_ms is None or market.candles.empty:
+        return None
+    first_ms = int(market.candles["ts_open_ms"].iloc[0])
+    if first_ms <= start_ms - warmup_days * DAY_MS:
+        return None
+    have_ms = max(0, start_ms - first_ms)
+    return (f"warm-up short: {format_duration(have_ms) if have_ms else 'nothing'} of the "
+            f"{warmup_days}d wanted before {iso_utc(start_ms)} (data starts "
+            f"{iso_utc(first_ms)}); the indicators start with less history")

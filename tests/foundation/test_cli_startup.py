@@ -1,0 +1,55 @@
+"""The CLI starts without its heavy libraries: a command line imports only the module of the
+command it names, and that module imports pandas, ccxt, SQLAlchemy and plotly only when the
+command runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+HEAVY = ("pandas", "ccxt", "sqlalchemy", "plotly", "numpy", "aiohttp", "websockets")
+
+
+def _command_names(app) -> dict[str, str]:
+    """Every command and group registered on `app`, with the module that registers it."""
+    names = {info.name or info.callback.__name__.replace("_", "-"): info.callback.__module__
+             for info in app.registered_commands}
+    for group in app.registered_groups:
+        names[group.name] = group.typer_instance.registered_commands[0].callback.__module__
+    return names
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it():
+    from cryptobot.cli import COMMAND_MODULES, app, register_commands
+
+    register_commands([])  # all of them
+    assert _command_names(app) == {name: f"cryptobot.cli.{module}"
+                                   for name, module in COMMAND_MODULES.items()}
+
+
+def test_help_of_the_run_and_review_commands_imports_no_heavy_library():
+    script = (
+        "import sys\n"
+        "from cryptobot.cli import main\n"
+        "for argv in (['backtest', '--help'], ['paper', '--help'], ['live', '--help'],\n"
+        "             ['report', '--help'], ['logs', 'tail', '--help'], ['demo', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (argv, exc.code)\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "--from" in done.stdout and "--replay" in done.stdout  # the helps were printed
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_user_error_is_still_one_line_and_exit_code_2(run_cli, tmp_path):
+    code, out, err = run_cli("backtest", "--data", str(tmp_path / "nope"), "--config",
+                             str(tmp_path / "missing.toml"))
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and err.count("\n") == 1 and "missing.toml" in err

@@ -42,8 +42,13 @@ class BacktestResult:
 def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gate: Gate,
                  recorder: Recorder, start_ms: int | None = None, end_ms: int | None = None,
                  market_rules: MarketRules | None = None, fast: bool = True,
-                 progress: Progress | None = None) -> BacktestResult:
-    """Candles before `start_ms` only warm the indicators up; trading runs [start_ms, end_ms)."""
+                 progress: Progress | None = None,
+                 clock: SimClock | None = None) -> BacktestResult:
+    """Candles before `start_ms` only warm the indicators up; trading runs [start_ms, end_ms).
+
+    `clock` lets the caller share the run's simulated time (its log lines); it is moved to the
+    start of the run and must not be ahead of it.
+    """
     signal_ms = timeframe_to_ms(settings.market.signal_timeframe)
     frame = market.candles
     ts = frame["ts_open_ms"].to_numpy(dtype=np.int64)
@@ -55,7 +60,8 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
     arrays = {name: frame[name].to_numpy(dtype=np.int64 if name == "ts_open_ms" else
                                          np.float64)[a:b]
               for name in ("ts_open_ms", "open", "high", "low", "close", "volume")}
-    clock = SimClock(start)
+    clock = clock or SimClock(start)
+    clock.advance_to(start)
     broker = PaperBroker(settings.costs, clock)
     first_trade = int(np.searchsorted(arrays["ts_open_ms"], start))
     total = len(arrays["ts_open_ms"]) - first_trade

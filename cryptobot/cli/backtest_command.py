@@ -55,7 +55,7 @@ def backtest(
         warmup_shortfall,
         with_symbol,
     )
-    from cryptobot.clock import DAY_MS, iso_utc
+    from cryptobot.clock import DAY_MS, SimClock, iso_utc
     from cryptobot.config import load_settings
     from cryptobot.data import load_market_data
     from cryptobot.event_log import EventLogRecorder
@@ -76,10 +76,11 @@ def backtest(
     rules = load_market_rules(symbol) if settings.market.exchange == "binanceusdm" else None
     gate = _gate(settings)
     db_url = store_url(settings, db)
-    # The backtest's clock lives inside the runner: log lines take the time of the events.
-    recorder = EventLogRecorder(SqlRecorder(db_url),
-                                start_ms=int(market.candles["ts_open_ms"].iloc[0]))
-    log_path = start_logging(settings, recorder, simulated=True)
+    # The run's simulated time, shared with the log; run_backtest moves it on from here.
+    first_open_ms = int(market.candles["ts_open_ms"].iloc[0])
+    clock = SimClock(start_ms if start_ms is not None else first_open_ms)
+    recorder = EventLogRecorder(SqlRecorder(db_url))
+    log_path = start_logging(settings, clock, simulated=True)
     source = f"{data} ({', '.join(market.sources)})"
     run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbol, start_ms,
                                         end_ms, source, settings.model_dump(mode="json")))
@@ -91,7 +92,8 @@ def backtest(
         result = run_backtest(
             settings, market, strategy, gate, recorder, start_ms, end_ms, rules,
             fast=not every_candle,
-            progress=lambda done, total: bar.update(task, completed=done, total=total))
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            clock=clock)
     elapsed = time.perf_counter() - started
     trades = [trade_to_dict(t) for t in result.engine.trades]
     signals = [signal_to_dict(s) for s in result.engine.signals]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -11,14 +12,14 @@ from rich.table import Table
 
 from cryptobot.cli.app import app
 from cryptobot.clock import LiveClock, iso_utc, parse_utc
-from cryptobot.data.download import Downloader, download_interval_ms
-from cryptobot.data.frames import MAX_SILENT_GAP_MS, find_gaps
-from cryptobot.data.importer import ImportResult, import_files
-from cryptobot.data.market_store import DEFAULT_STORE_DIR, MarketStore
-from cryptobot.data.readers import CANDLES
+from cryptobot.data.defaults import DEFAULT_STORE_DIR, MAX_SILENT_GAP_MS
 from cryptobot.data.timeframes import format_duration, ms_to_timeframe
 from cryptobot.errors import DataError
-from cryptobot.exchange.ccxt_factory import make_exchange
+
+if TYPE_CHECKING:
+    from cryptobot.data.importer import ImportResult
+
+# pandas, pyarrow and ccxt are imported inside the functions so `--help` stays fast.
 
 data_app = typer.Typer(help="Download, import and inspect stored market data.",
                        no_args_is_help=True)
@@ -52,6 +53,8 @@ def _print_gaps(gaps: tuple[tuple[int, int], ...], limit: int = 10) -> None:
 
 
 def _results_table(title: str, results: list[ImportResult]) -> Table:
+    from cryptobot.data.readers import CANDLES
+
     table = Table(title=title)
     for column in ("series", "tf", "read", "added", "stored from", "stored to", "rows", "gaps"):
         table.add_column(column)
@@ -77,6 +80,9 @@ def import_command(
     exchange: str = ExchangeOpt, symbol: str = SymbolOpt, store: Path = StoreOpt,
 ) -> None:
     """Import kline / metrics / openInterestHist / funding / feather files into the store."""
+    from cryptobot.data.importer import import_files
+    from cryptobot.data.market_store import MarketStore
+
     results = import_files(MarketStore(store), exchange, symbol, files)
     _print_results(f"imported into {store} ({exchange} {symbol})", results)
     synthetic = [f.name for f in files if "SYNTHETIC" in f.name]
@@ -87,6 +93,10 @@ def import_command(
 @data_app.command("info")
 def info_command(store: Path = StoreOpt) -> None:
     """List what is stored: ranges, row counts and gaps."""
+    from cryptobot.data.frames import find_gaps
+    from cryptobot.data.market_store import MarketStore
+    from cryptobot.data.readers import CANDLES
+
     if not MarketStore.is_store(store):
         raise DataError(f"{store}: no market-data store here (create one with `cryptobot data "
                         "import` or `cryptobot data download`)")
@@ -123,6 +133,10 @@ def download_command(
     rest_url: str = typer.Option(None, "--rest-url", help="Other REST host (loopback, replay)."),
 ) -> None:
     """Download candles (paginated) and 5m OI history via ccxt; resumes from what is stored."""
+    from cryptobot.data.download import Downloader, download_interval_ms
+    from cryptobot.data.market_store import MarketStore
+    from cryptobot.exchange.ccxt_factory import make_exchange
+
     since_ms, until_ms = _parse_time("--since", since), None
     download_interval_ms(timeframe)  # a bad --timeframe fails before the progress bar shows
     clock = LiveClock()

@@ -14,13 +14,13 @@ from cryptobot.cli.app import app
 from cryptobot.clock import Clock, LiveClock, SimClock, iso_utc, parse_utc
 from cryptobot.config import load_settings
 from cryptobot.errors import ConfigError
-from cryptobot.macro.gate import STALE, evaluate
-from cryptobot.macro.loader import load_history
 from cryptobot.model import GateDecision
 
 
 def decision_report(decision: GateDecision, enabled: bool) -> dict[str, Any]:
     """The decision as one JSON-ready object (what `--json` prints)."""
+    from cryptobot.macro.gate import STALE
+
     inputs = decision.inputs
     return {
         "asof": iso_utc(decision.ts_ms),
@@ -55,6 +55,9 @@ def macro(
             clock = SimClock(parse_utc(asof))
         except ValueError:
             raise ConfigError(f"--asof: {asof!r} is not a date like 2024-08-05") from None
+    from cryptobot.macro.gate import evaluate
+    from cryptobot.macro.loader import load_history
+
     history = load_history(settings.macro, clock)
     now_ms = clock.now_ms()
     decision = evaluate(history.snapshot_at(now_ms), settings.macro)

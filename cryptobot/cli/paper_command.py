@@ -240,13 +240,3 @@ def paper(
             print_session_end(console, run, summary, "paper run finished")
             console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
 
-
-def __getattr__(name: str) -> Any:
-    # The names this runner's parts had before paper and live shared them (existing callers).
-    if name == "PaperRun":
-        from cryptobot.session_run import SessionRun
-        return SessionRun
-    if name == "finish_run":
-        from cryptobot.session_run import finish_session
-        return finish_session
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,13 +10,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cryptobot.clock import HOUR_MS, iso_utc
+from cryptobot.clock import iso_utc
+from cryptobot.data.defaults import MAX_SILENT_GAP_MS  # noqa: F401  (re-exported)
 from cryptobot.errors import DataError
 
 CANDLE_COLUMNS = ("ts_open_ms", "open", "high", "low", "close", "volume")
 OI_COLUMNS = ("ts_ms", "oi_contracts", "oi_value_usdt")
 FUNDING_COLUMNS = ("ts_ms", "rate")
-MAX_SILENT_GAP_MS = HOUR_MS  # a longer hole inside the requested span is an error
 FLOAT_SLACK = 1e-9  # relative: how far high/low may miss the candle body by float rounding
 
 

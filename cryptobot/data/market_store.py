@@ -21,6 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from cryptobot.data.defaults import DEFAULT_STORE_DIR  # noqa: F401  (re-exported)
 from cryptobot.data.frames import (
     CANDLE_COLUMNS,
     FUNDING_COLUMNS,
@@ -36,7 +37,6 @@ from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
 from cryptobot.errors import DataError
 
 MARKER = "cryptobot-store.json"
-DEFAULT_STORE_DIR = "data/store"
 _META_KEY = b"cryptobot"
 _COLUMNS = {CANDLES: CANDLE_COLUMNS, OPEN_INTEREST: OI_COLUMNS, FUNDING: FUNDING_COLUMNS}
 _VALIDATORS = {CANDLES: validate_candles, OPEN_INTEREST: validate_open_interest,

@@ -14,12 +14,13 @@ import pytest
 from rich.console import Console
 
 from cryptobot.backtest import run_backtest
-from cryptobot.cli.paper_command import PaperRun, _replay, finish_run
+from cryptobot.cli.paper_command import _replay
 from cryptobot.cli.paper_console import ConsoleRecorder
 from cryptobot.config import load_settings
 from cryptobot.data import load_market_data
 from cryptobot.macro import build_gate
 from cryptobot.recorder import MemoryRecorder
+from cryptobot.session_run import SessionRun, finish_session
 from cryptobot.strategy import load_strategy
 from tests.conftest import DATA_DIR, REPO_ROOT
 
@@ -48,9 +49,9 @@ def test_backtest_and_paper_replay_agree_on_every_signal_and_trade(parity_settin
                             load_market_rules(SYMBOL))
 
     stored = MemoryRecorder()
-    run = PaperRun(settings, SYMBOL, ConsoleRecorder(stored, Console(quiet=True)), "memory")
+    run = SessionRun(settings, SYMBOL, ConsoleRecorder(stored, Console(quiet=True)), "memory")
     asyncio.run(_replay(run, market, None, None, speed=0.0))
-    summary = finish_run(run)
+    summary = finish_session(run)
     paper = run.engine
 
     assert len(backtest.engine.trades) >= 3  # the comparison below is about something

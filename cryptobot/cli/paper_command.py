@@ -208,20 +208,22 @@ def paper(
     market = sim_clock = None
     clock: Clock = LiveClock()
     source = f"{settings.market.exchange} live stream"
+    run_span: tuple[int | None, int | None] = (clock.now_ms(), None)  # live: from now, open
     if replay is not None:
         from cryptobot.data import load_market_data
 
         market = load_market_data(replay, symbol, start_ms, end_ms, exchange="binanceusdm",
                                   warmup_ms=settings.feed.warmup_days * DAY_MS)
         source = f"{replay} ({', '.join(market.sources)}) replayed over 127.0.0.1"
-        clock = sim_clock = SimClock(replay_window(settings, market, start_ms, end_ms)[0])
+        run_span = replay_window(settings, market, start_ms, end_ms)
+        clock = sim_clock = SimClock(run_span[0])
         note = warmup_shortfall(market, start_ms, settings.feed.warmup_days)
         if note:
             console.print(f"[yellow]{note}[/]", soft_wrap=True)
     log_path = start_logging(settings, clock, simulated=market is not None)
     recorder = ConsoleRecorder(EventLogRecorder(SqlRecorder(db_url)), console, heartbeat)
     run = SessionRun(settings, symbol, recorder, db_url)
-    recorder.start_run(RunInfo("paper", settings.market.exchange, symbol, start_ms, end_ms,
+    recorder.start_run(RunInfo("paper", settings.market.exchange, symbol, *run_span,
                                source, settings.model_dump(mode="json")))
     try:
         if market is not None:

@@ -172,13 +172,19 @@ def _summary_rows(run: MemoryRecorder) -> list[tuple[str, str]]:
             ("trades", str(len(run.trades))),
             ("PnL USDT (from stored trades)", f"{pnl:.2f}"),
         ]
-    return [(str(key), _plain(value)) for key, value in run.summary.items()]
+    return [(str(key).replace("_", " "), _plain(value, str(key)))
+            for key, value in run.summary.items()]
 
 
-def _plain(value: Any) -> str:
+def _plain(value: Any, key: str = "") -> str:
+    """A summary value as a trader reads it: units from the key's suffix (`_pct`, `_usdt`)."""
     if value is None:
         return "-"
     if isinstance(value, float):
+        if key.endswith("_pct"):
+            return f"{value:+,.2f}%" if "pnl" in key or "hold" in key else f"{value:,.2f}%"
+        if key.endswith("_usdt"):
+            return f"{value:,.2f} USDT"
         return f"{value:,.4f}".rstrip("0").rstrip(".")
     return str(value)
 

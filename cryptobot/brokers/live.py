@@ -5,8 +5,11 @@
 - A stop that the venue refuses is retried `live.stop_place_retries` times; if it still cannot
   be placed, the position is closed at market with the reason stored, and the submit raises
   OrderRejectedError (the engine then finds its position already flat).
-- Fills are read by REST polling (`poll`, also run from `on_base_candle`), de-duplicated by the
-  exchange's trade id, so fills that happened while the bot was down are recorded on restart.
+- Fills come from the venue's user data stream when a `fill_source` is attached and connected
+  (live_stream.py applies its events, as they happen); otherwise by REST polling (`poll`, run
+  from `on_base_candle`). Both paths are de-duplicated by the exchange's trade id; REST also
+  catches up after every stream reconnect and at each reconciliation, and records on restart
+  the fills that happened while the bot was down.
 - Nothing is sent until reconciliation has succeeded (`ready`); see reconcile.py.
 - An entry's planned stop (`OrderIntent.stop_price`) is stored with its (not yet open) position
   before the entry is sent, so a restart after the fill but before the stop places that stop,
@@ -16,9 +19,11 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 from cryptobot.brokers.base import FillHandler, OrderHandler
 from cryptobot.brokers.live_gateway import OrderGateway, SentOrder
@@ -37,6 +42,12 @@ from cryptobot.recorder import OrderEvent
 
 log = logging.getLogger("cryptobot.live")
 StepHook = Callable[[str], None]
+
+
+class FillSource(Protocol):
+    """Something that delivers fills as they happen (the user data stream)."""
+
+    connected: bool
 
 
 def signal_of(client_id: str) -> str:
@@ -58,6 +69,9 @@ class LiveBroker:
         self._on_fill: FillHandler | None = None
         self._on_order: OrderHandler | None = None
         self._last_reconcile_ms: int | None = None
+        self.fill_source: FillSource | None = None  # while connected, candles skip REST polls
+        self.algo_children: dict[str, str] = {}  # a fired stop's market order id -> our id
+        self.fills_by_source: Counter[str] = Counter()  # "stream" / "rest" (tests, heartbeat)
 
     # --- Broker protocol -------------------------------------------------------------------
 
@@ -106,10 +120,8 @@ class LiveBroker:
         stops on the exchange protect what is open, and a failed reconciliation leaves the
         broker refusing new orders until a later candle's attempt succeeds."""
         self.last_price = candle.close
-        try:
-            self.poll()
-        except ExchangeError as exc:
-            log.error("reading fills failed (retried next candle): %s", exc)
+        if self.fill_source is None or not self.fill_source.connected:
+            self.catch_up()
         now_ms = self.clock.now_ms()
         interval_ms = self.settings.live.reconcile_interval_s * 1000
         if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
@@ -119,6 +131,19 @@ class LiveBroker:
                 reconcile(self)
             except ReconciliationError as exc:
                 log.error("%s; no new orders until it succeeds", exc)
+
+    def catch_up(self) -> None:
+        """Read fills by REST; a failure is logged and retried by the next caller."""
+        try:
+            self.poll()
+        except ExchangeError as exc:
+            log.error("reading fills failed (retried next candle): %s", exc)
+
+    def on_user_event(self, event: object) -> None:
+        """An order or fill update from the user data stream (see live_stream.py)."""
+        from cryptobot.brokers.live_stream import apply_user_event
+
+        apply_user_event(self, event)
 
     # --- placing ---------------------------------------------------------------------------
 
@@ -223,13 +248,21 @@ class LiveBroker:
         for symbol, since_ms in self._watch_list().items():
             trades = self.gateway.trades_since(symbol, since_ms)
             for trade in sorted(trades, key=lambda t: (t["timestamp"], str(t["id"]))):
-                if self.state.has_fill(str(trade["id"])):
-                    continue
-                row = self._order_for_trade(symbol, trade)
-                if row is None:
-                    continue  # not one of ours (a manual trade): reconciliation reports it
-                new_fills.append(self._record_fill(row, trade))
+                fill = self.ingest_trade(symbol, trade, "rest")
+                if fill is not None:
+                    new_fills.append(fill)
         return new_fills
+
+    def ingest_trade(self, symbol: str, trade: dict, source: str,
+                     row: LiveOrderRow | None = None) -> Fill | None:
+        """Record and report one venue trade (ccxt's shape) unless it is known or not ours."""
+        if self.state.has_fill(str(trade["id"])):
+            return None
+        row = row or self._order_for_trade(symbol, trade)
+        if row is None:
+            return None  # not one of ours (a manual trade): reconciliation reports it
+        self.fills_by_source[source] += 1
+        return self._record_fill(row, trade)
 
     def _watch_list(self) -> dict[str, int]:
         """Symbols with our open positions or working orders, and since when to read trades."""
@@ -246,6 +279,9 @@ class LiveBroker:
         row = self.state.order_by_exchange_id(order_id)
         if row is not None:
             return row
+        stop_id = self.algo_children.get(order_id)  # told by the stream's ALGO_UPDATE
+        if stop_id is not None and self.state.order(stop_id) is not None:
+            return self.state.order(stop_id)
         # A stop's fill belongs to the market order the algo order spawned when it fired.
         for stop in self.state.orders(("open",), symbol=symbol):
             if stop.order_type == OrderType.STOP_MARKET.value:

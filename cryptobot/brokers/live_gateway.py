@@ -140,6 +140,12 @@ class OrderGateway:
             exchange_order_id, symbol))
         return order.get("clientOrderId")
 
+    def symbol_of(self, market_id: str) -> str | None:
+        """The venue's market id (BTCUSDT) -> ccxt's symbol (BTC/USDT:USDT); None if unknown."""
+        markets = (self.exchange.markets_by_id or {}).get(market_id) or []
+        linear = [m for m in markets if m.get("linear")] or markets
+        return linear[0]["symbol"] if linear else None
+
     # --- rounding -----------------------------------------------------------------------
 
     def round_qty(self, symbol: str, qty_base: float) -> float:

@@ -3,9 +3,10 @@
 The same SessionRun, TradingSession, StreamingFeed (Binance adapter), warm-up, console and event
 log as `cryptobot paper`; what changes is the broker (LiveBroker on the account, reconciled before
 anything else), the equity (the account's, not the configured starting equity) and the recorder
-(each event committed at once, so a crash loses nothing). A restart takes the open position over
-from the broker's reconciled state (`Engine.restore_position`). The kill-switch file stops the
-session.
+(each event committed at once, so a crash loses nothing). Fills come from Binance's user data
+stream when its listenKey can be had (`open_user_stream`), else by REST once per candle. A
+restart takes the open position over from the broker's reconciled state
+(`Engine.restore_position`). The kill-switch file stops the session.
 
 `LiveVenue` holds what a loopback test swaps: the clock and how it moves, and the URLs.
 """
@@ -32,9 +33,15 @@ from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.data.timeframes import timeframe_to_ms
 from cryptobot.engine import Engine
+from cryptobot.errors import CryptobotError
 from cryptobot.event_log import EventLogRecorder
 from cryptobot.exchange.backfill import load_warm_up
 from cryptobot.exchange.binance import BINANCE_MARKET_WS, BinanceUsdmStream
+from cryptobot.exchange.binance_user_stream import (
+    BINANCE_DEMO_PRIVATE_WS,
+    BINANCE_PRIVATE_WS,
+    BinanceUserStream,
+)
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
 from cryptobot.exchange.streaming_feed import StreamingFeed
@@ -64,6 +71,7 @@ class LiveVenue:
     market_rest_url: str | None = None  # None: feed.rest_url (None: the venue's own hosts)
     ws_url: str | None = None  # None: feed.ws_url, else Binance's market stream
     orders_rest_url: str | None = None  # None: feed.rest_url
+    user_stream_url: str | None = None  # None: Binance's private stream (demo host if demo)
     rate_limit: bool = True
     sleep: Callable[[float], None] = time.sleep
     kill_check_s: float = 1.0
@@ -147,14 +155,59 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
     run = outcome.run = SessionRun(settings, symbol, recorder, db_url)
+    stream = await open_user_stream(settings, keys, venue, broker, console)
     try:
         await _trade(run, broker, venue, outcome)
+        if stream is not None:  # what the stream had not delivered yet, by REST
+            await close_user_stream(stream, broker)
+            broker.catch_up()
     finally:
+        if stream is not None:
+            await close_user_stream(stream, broker)
         if run.engine is not None:
             outcome.summary = finish_session(run)
             print_session_end(console, run, outcome.summary,
                               f"live run stopped ({outcome.stopped_by})")
     return outcome
+
+
+async def open_user_stream(settings: Settings, keys: ApiKeys, venue: LiveVenue,
+                           broker: LiveBroker, console: Console) -> BinanceUserStream | None:
+    """Start the user data stream as the broker's fill source; None (REST polling) when the
+    venue has none or refuses the listenKey (said once on the console)."""
+    if settings.market.exchange != "binanceusdm":
+        console.print(f"no user data stream for {settings.market.exchange}: fills are read by "
+                      "REST once per candle")
+        return None
+    rest = make_exchange(settings.market.exchange,
+                         rest_url=venue.orders_rest_url or settings.feed.rest_url,
+                         api_keys=keys, demo_trading=settings.live.demo_trading,
+                         async_client=True, timeout_ms=settings.live.request_timeout_ms,
+                         rate_limit=venue.rate_limit, options={"fetchCurrencies": False})
+    url = venue.user_stream_url or (BINANCE_DEMO_PRIVATE_WS if settings.live.demo_trading
+                                    else BINANCE_PRIVATE_WS)
+    stream = BinanceUserStream(rest, venue.clock, broker.on_user_event, broker.catch_up, url,
+                               min_backoff_s=settings.feed.reconnect_min_backoff_s,
+                               max_backoff_s=settings.feed.reconnect_max_backoff_s)
+    try:
+        await stream.start()
+    except CryptobotError as exc:
+        await rest.close()
+        log.warning("user data stream unavailable, fills by REST polling: %s", exc)
+        console.print(f"[yellow]user data stream unavailable ({exc}); fills are read by REST "
+                      "once per candle[/yellow]")
+        return None
+    broker.fill_source = stream
+    console.print("user data stream connected: fills arrive as they happen")
+    return stream
+
+
+async def close_user_stream(stream: BinanceUserStream, broker: LiveBroker) -> None:
+    """Stop the stream (idempotent); the broker goes back to REST polling."""
+    broker.fill_source = None
+    await stream.close()
+    with contextlib.suppress(Exception):
+        await stream.rest.close()
 
 
 async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,

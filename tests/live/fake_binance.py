@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from tests.live.fake_binance_state import BinanceReject, FakeExchangeState, _s
+from tests.live.fake_binance_user_stream import UserStreamHub
 
 STATE_KEY = web.AppKey("fake_binance_state", FakeExchangeState)
 FAULTS_KEY = web.AppKey("fake_binance_faults", object)
@@ -243,6 +244,8 @@ class FakeBinanceServer:
         self.state, self.faults = state, faults or FaultPlan()
         self.app = web.Application()
         add_routes(self.app, self.state, self.faults)
+        self.user_stream = UserStreamHub(self.state)  # listenKey routes + /private/ws
+        self.user_stream.add_routes(self.app)
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -251,6 +254,10 @@ class FakeBinanceServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def user_stream_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/private/ws"
 
     def start(self) -> FakeBinanceServer:
         self._thread.start()
@@ -265,6 +272,7 @@ class FakeBinanceServer:
         self.port = site._server.sockets[0].getsockname()[1]
 
     def stop(self) -> None:
+        self.user_stream.drop_all()
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -2,7 +2,8 @@
 
 Prices move only when a test says so (`set_price_scripted` / `step_scripted`); each move
 triggers stops and fills resting limits the way Binance does in one-way mode. Payloads are
-shaped like the recorded responses in tests/fixtures/binance/http_json/.
+shaped like the recorded responses in tests/fixtures/binance/http_json/. Every order change is
+also pushed to `listeners` as a user-data-stream event (fake_binance_events.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+
+from tests.live.fake_binance_events import algo_update, order_trade_update
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXCHANGE_INFO_PATH = REPO_ROOT / "data" / "exchange" / "binance_usdm_exchange_info.json"
@@ -67,6 +70,23 @@ class FakeExchangeState:
         self._ids = itertools.count(8_000_000_001)
         self.reject_next_algo_orders = 0  # tests: how many stop placements to refuse
         self.requests: list[tuple[str, str]] = []  # (method, path) of every call, for tests
+        self.listeners: list = []  # callables fed each user-stream event (the websocket hub)
+        self.user_events: list[dict] = []  # every event pushed, for tests
+        self.listen_keys: dict[str, int] = {}  # key -> last POST/PUT ms
+        self.listen_key_calls: list[tuple[str, int]] = []  # (method, now_ms)
+        self.refuse_listen_key = False  # tests: answer POST listenKey with -2015
+
+    def emit(self, event: dict) -> None:
+        with self.lock:
+            self.user_events.append(event)
+            for listener in list(self.listeners):
+                listener(event)
+
+    def _order_event(self, order: dict, execution_type: str, **trade) -> None:
+        self.emit(order_trade_update(order, execution_type, self.now_ms, **trade))
+
+    def _algo_event(self, algo: dict, **filled) -> None:
+        self.emit(algo_update(algo, self.now_ms, **filled))
 
     # --- the scripted price path ---------------------------------------------------------
 
@@ -112,6 +132,7 @@ class FakeExchangeState:
                 self._check_notional(symbol, qty * self.prices[symbol])
             order = self._order_record(symbol, side, order_type, qty, price, client_id, reduce_only)
             self.orders[order["orderId"]] = order
+            self._order_event(order, "NEW")
             if order_type == "MARKET":
                 self._fill(order, self.prices[symbol], is_maker=False)
             else:
@@ -148,6 +169,7 @@ class FakeExchangeState:
             if order["status"] not in OPEN_STATUSES:
                 raise BinanceReject(-2011, "Unknown order sent.")
             order.update(status="CANCELED", updateTime=self.now_ms)
+            self._order_event(order, "CANCELED")
             return dict(order)
 
     # --- algo (conditional) orders ----------------------------------------------------------
@@ -179,6 +201,7 @@ class FakeExchangeState:
                 "actualOrderId": "",
             }
             self.algo_orders[algo["algoId"]] = algo
+            self._algo_event(algo)
             return dict(algo)
 
     def find_algo_order(self, algo_id: str | None, client_id: str | None) -> dict:
@@ -199,6 +222,7 @@ class FakeExchangeState:
             if algo["algoStatus"] != "NEW":
                 raise BinanceReject(-2011, "Unknown order sent.")
             algo.update(algoStatus="CANCELED", updateTime=self.now_ms)
+            self._algo_event(algo)
             return {"algoId": algo["algoId"], "clientAlgoId": algo["clientAlgoId"],
                     "code": "200", "msg": "success"}
 
@@ -217,6 +241,7 @@ class FakeExchangeState:
                 qty = min(qty, abs(self.position(symbol).qty))
             if qty <= 0:
                 algo["algoStatus"] = "EXPIRED"
+                self._algo_event(algo)
                 continue
             child = self._order_record(symbol, algo["side"], "MARKET", qty, Decimal(0),
                                        algo["clientAlgoId"], algo["reduceOnly"])
@@ -224,8 +249,12 @@ class FakeExchangeState:
             child["stopPrice"] = algo["triggerPrice"]
             self.orders[child["orderId"]] = child
             algo["actualOrderId"] = str(child["orderId"])
+            self._algo_event(algo)  # TRIGGERED, with the market order's id in `ai`
+            self._order_event(child, "NEW")
             self._fill(child, last, is_maker=False)  # a gap fills at the first price past it
             algo["algoStatus"] = "FINISHED"
+            self._algo_event(algo, avg_price=Decimal(child["avgPrice"]),
+                             filled_qty=Decimal(child["executedQty"]))
         for order in self.open_orders(symbol):
             if order["type"] != "LIMIT":
                 continue
@@ -241,6 +270,7 @@ class FakeExchangeState:
         if order["reduceOnly"]:
             if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
                 order.update(status="EXPIRED", updateTime=self.now_ms)
+                self._order_event(order, "EXPIRED")
                 return
             signed = max(-abs(pos.qty), min(abs(pos.qty), signed))
             qty = abs(signed)
@@ -261,17 +291,22 @@ class FakeExchangeState:
         executed = Decimal(order["executedQty"]) + qty
         order.update(status="FILLED", executedQty=_s(executed), avgPrice=_s(price),
                      cumQuote=_s(price * executed), updateTime=self.now_ms)
+        trade_id = next(self._ids)
         self.trades.append({
             "buyer": order["side"] == "BUY", "commission": _s(fee), "commissionAsset": "USDT",
-            "id": next(self._ids), "maker": is_maker, "orderId": order["orderId"],
+            "id": trade_id, "maker": is_maker, "orderId": order["orderId"],
             "price": _s(price), "qty": _s(qty), "quoteQty": _s(price * qty),
             "realizedPnl": _s(realized), "side": order["side"], "positionSide": "BOTH",
             "symbol": symbol, "time": self.now_ms,
         })
+        self._order_event(order, "TRADE", trade_id=trade_id, last_qty=_s(qty),
+                          last_price=_s(price), fee=_s(fee), is_maker=is_maker,
+                          realized=_s(realized))
         if pos.qty == 0:  # Binance expires reduce-only limits once the position is gone
             for other in self.open_orders(symbol):
                 if other["reduceOnly"]:
                     other.update(status="EXPIRED", updateTime=self.now_ms)
+                    self._order_event(other, "EXPIRED")
 
     # --- checks -----------------------------------------------------------------------------
 

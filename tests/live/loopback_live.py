@@ -116,6 +116,7 @@ async def run_loopback_session(settings: Settings, keys, window: LoopbackWindow,
         venue = LiveVenue(engine_clock, advance_and_walk, feed_clock=replay.clock,
                           exchange_time=replay.time_driver(), market_rest_url=replay.rest_url,
                           ws_url=replay.ws_url, orders_rest_url=order_server.base_url,
+                          user_stream_url=order_server.user_stream_url,
                           rate_limit=False, sleep=lambda s: None, kill_check_s=0.2,
                           until_ms=window.end_ms)
         outcome = await run_live_session(settings, keys, venue, console,

@@ -55,6 +55,11 @@ def test_live_session_enters_protects_and_exits_with_store_matching_exchange(
     state = server.state
     assert "LIVE TRADING" in printed and "max notional" in printed and "2,000 USDT" in printed
     assert "warm-up:" in printed and " gate " in printed  # heartbeats, as in paper
+    # exits arrived by the user data stream: candles read no fills by REST while it was up
+    assert "user data stream connected" in printed
+    assert outcome.broker.fills_by_source["stream"] >= 1
+    reads = sum(1 for _, path in server.state.requests if path == "/fapi/v1/userTrades")
+    assert reads < len(window.candles_by_close) / 10
     engine = outcome.run.engine
     assert engine.trades, printed[-3000:]
     trade = engine.trades[0]

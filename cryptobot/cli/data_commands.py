@@ -133,7 +133,11 @@ def download_command(
     rest_url: str = typer.Option(None, "--rest-url", help="Other REST host (loopback, replay)."),
 ) -> None:
     """Download candles (paginated) and 5m OI history via ccxt; resumes from what is stored."""
-    from cryptobot.data.download import Downloader, download_interval_ms
+    from cryptobot.data.download import (
+        Downloader,
+        check_exchange_timeframe,
+        download_interval_ms,
+    )
     from cryptobot.data.market_store import MarketStore
     from cryptobot.exchange.ccxt_factory import make_exchange
 
@@ -142,6 +146,7 @@ def download_command(
     clock = LiveClock()
     until_ms = _parse_time("--until", until) if until else clock.now_ms()
     client = make_exchange(exchange, rest_url=rest_url)
+    check_exchange_timeframe(client, timeframe)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[at]}"),
                TimeElapsedColumn())
     with Progress(*columns, console=_console, transient=False) as bar:

@@ -85,11 +85,11 @@ def _render(report: dict[str, Any], is_now: bool) -> None:
             continue
         table.add_row(label, f"{item['value']:,.4g}" if item["value"] < 1000
                       else f"{item['value']:,.0f}", item["observation_date"],
-                      item["published_utc"], str(item[age_key]), detail(item))
+                      item["published_utc"], _age_text(item[age_key], age_key), detail(item))
     console.print(table)
     console.print(f"QT state: [bold]{report['qt_state']}[/] (calendar: {report['qt_calendar']})"
                   f"   HYG trend: [bold]{report['hyg_trend']}[/] (credit from "
-                  f"{report['credit_source']})")
+                  f"{report['credit_source'] or 'no current source'})")
     colour = {"ALLOW": "green", "REDUCE": "yellow", "BLOCK": "red"}[report["decision"]]
     console.print(f"Decision: [bold {colour}]{report['decision']}[/] "
                   f"(size x{report['size_factor']:g})")
@@ -101,6 +101,13 @@ def _render(report: dict[str, Any], is_now: bool) -> None:
                       "data, or set macro.use_fred = true to fetch current data.")
     if not report["gate_enabled"]:
         console.print("[bold]Note:[/] macro.enabled = false: the engine ignores this decision.")
+
+
+def _age_text(age: float, age_key: str) -> str:
+    """WALCL and funding age in calendar days, HYG and the spread in trading days."""
+    if age_key == "age_trading_days":
+        return f"{age:g} trading d"
+    return f"{age:g} d"
 
 
 def _walcl_detail(item: dict[str, Any]) -> str:

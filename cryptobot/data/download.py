@@ -45,6 +45,14 @@ def download_interval_ms(timeframe: str) -> int:
         raise DataError(f"--timeframe: {exc}") from None
 
 
+def check_exchange_timeframe(exchange: Any, timeframe: str) -> None:
+    """Refuse a timeframe the venue does not serve (ccxt's `timeframes`), before any request."""
+    served = list(getattr(exchange, "timeframes", None) or {})
+    if served and timeframe not in served:
+        raise DataError(f"--timeframe: {timeframe!r} is not a {exchange.id} interval "
+                        f"(it serves {', '.join(served)})")
+
+
 @dataclass
 class DownloadResult:
     candles: ImportResult | None = None
@@ -73,6 +81,7 @@ class Downloader:
         if until_ms <= since_ms:
             raise DataError(f"download span is empty: {iso_utc(since_ms)} .. {iso_utc(until_ms)}")
         interval_ms = download_interval_ms(timeframe)
+        check_exchange_timeframe(self.exchange, timeframe)
         until_ms = min(until_ms, self.clock.now_ms())
         pages = page_limits(self.exchange)
         self.page_limit = self.page_limit or pages.klines

@@ -65,6 +65,7 @@ def _numeric(frame: pd.DataFrame, columns: tuple[str, ...], locator: RowLocator,
         if bad.any():
             position = int(np.flatnonzero(bad)[0])
             raw = frame[name].iloc[position]
+            raw = raw.item() if isinstance(raw, np.generic) else raw  # 1.5, not np.float64(1.5)
             where = locator.where(int(frame.index[position]))
             raise DataError(f"{where}: {name} {raw!r} is not a finite number")
         out[name] = values

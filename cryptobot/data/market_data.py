@@ -18,6 +18,7 @@ from cryptobot.data.frames import (
     uncovered_edges,
 )
 from cryptobot.data.market_store import MarketStore
+from cryptobot.data.markets import check_market
 from cryptobot.data.readers import (
     CANDLES,
     DATA_SUFFIXES,
@@ -41,7 +42,7 @@ class MarketData:
     open_interest: pd.DataFrame  # ts_ms, oi_contracts, oi_value_usdt (maybe empty)
     funding: pd.DataFrame  # ts_ms, rate (maybe empty)
     oi_synthetic: bool
-    sources: tuple[str, ...]  # file names; synthetic ones contain SYNTHETIC
+    sources: tuple[str, ...]  # names of the files whose rows were loaded; SYNTHETIC marks some
     gaps: tuple[tuple[int, int], ...]  # (first missing open time, next present open time)
     # Parts of the requested span before the first or after the last candle, (from, to).
     uncovered: tuple[tuple[int, int], ...] = ()
@@ -73,7 +74,8 @@ def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
     """Candles, OI and funding for one market, cut to [start_ms, end_ms) by candle open time.
 
     `path` is a store written by `cryptobot data import/download`, a plain folder of files in any
-    layout the readers know, or one such file. A hole longer than an hour inside the span raises
+    layout the readers know, or one such file; a file that names another market than `symbol`
+    is a DataError. A hole longer than an hour inside the span raises
     GapError unless `allow_gaps`, and so does a span that starts more than an hour before the
     first candle or ends more than an hour after the last one; shorter ones are reported.
 
@@ -85,19 +87,19 @@ def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
     if MarketStore.is_store(path):
         parts = _from_store(MarketStore(path), exchange, symbol)
     elif path.is_dir():
-        parts = _from_files(read_folder(path), path)
+        parts = _from_files(read_folder(path), path, symbol)
     elif path.is_file():
-        parts = _from_files([read_market_file(path)], path)
+        parts = _from_files([read_market_file(path)], path, symbol)
     else:
         raise DataError(f"{path}: no such data folder or file")
-    candles, interval_ms, oi, funding, sources = parts
+    all_candles, interval_ms, oi, funding, sources = parts
+    requested_from_ms = start_ms
     required_from_ms = start_ms if warmup_ms is not None else None
     if start_ms is not None and warmup_ms:
         start_ms -= warmup_ms
-    candles = _cut(candles, "ts_open_ms", start_ms, end_ms, keep_one_before=False)
+    candles = _cut(all_candles, "ts_open_ms", start_ms, end_ms, keep_one_before=False)
     if candles.empty:
-        span = f" between {_when(start_ms)} and {_when(end_ms)}"
-        raise DataError(f"{path}: no {symbol} candles{span if start_ms or end_ms else ''}")
+        raise DataError(_no_candles(path, symbol, all_candles, requested_from_ms, end_ms))
     ts_open_ms = candles["ts_open_ms"].to_numpy()
     gaps = find_gaps(ts_open_ms, interval_ms)
     uncovered = uncovered_edges(ts_open_ms, interval_ms, start_ms, end_ms)
@@ -110,12 +112,31 @@ def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
                        f"{iso_utc(a)} to {iso_utc(b)}{more}; pass --allow-gaps to run anyway")
     oi = _cut(oi, "ts_ms", start_ms, end_ms, keep_one_before=True)
     funding = _cut(funding, "ts_ms", start_ms, end_ms, keep_one_before=True)
-    oi_sources = [s for s, kind in sources if kind == OPEN_INTEREST]
+    loaded = {CANDLES: candles, OPEN_INTEREST: oi, FUNDING: funding}
+    used = [(name, kind) for name, kind, span in sources if _overlaps(span, loaded[kind])]
     return MarketData(
         exchange=exchange, symbol=symbol, candles=candles, base_interval_ms=interval_ms,
         open_interest=oi, funding=funding,
-        oi_synthetic=any(SYNTHETIC_MARK in s for s in oi_sources),
-        sources=tuple(dict.fromkeys(s for s, _ in sources)), gaps=gaps, uncovered=uncovered)
+        oi_synthetic=any(SYNTHETIC_MARK in s for s, kind in used if kind == OPEN_INTEREST),
+        sources=tuple(dict.fromkeys(s for s, _ in used)), gaps=gaps, uncovered=uncovered)
+
+
+def _overlaps(span: tuple[int, int] | None, frame: pd.DataFrame) -> bool:
+    """Whether a source's rows can be among `frame`'s (its span is unknown for old stores)."""
+    if frame.empty:
+        return False
+    if span is None:
+        return True
+    ts = frame.iloc[:, 0]
+    return span[0] <= int(ts.iloc[-1]) and span[1] >= int(ts.iloc[0])
+
+
+def _no_candles(path: Path, symbol: str, all_candles: pd.DataFrame, from_ms: int | None,
+                end_ms: int | None) -> str:
+    ts = all_candles["ts_open_ms"]
+    held = f"{iso_utc(int(ts.iloc[0]))} .. {iso_utc(int(ts.iloc[-1]))}" if len(ts) else "none"
+    return (f"{path}: no {symbol} candles in the requested span {_when(from_ms, 'the start')} .. "
+            f"{_when(end_ms, 'the end')}; the data holds {held}")
 
 
 def _required_edges(ts_open_ms: np.ndarray, interval_ms: int, required_from_ms: int | None,
@@ -127,8 +148,8 @@ def _required_edges(ts_open_ms: np.ndarray, interval_ms: int, required_from_ms: 
     return uncovered_edges(ts_open_ms, interval_ms, start_ms, end_ms)
 
 
-def _when(ts_ms: int | None) -> str:
-    return "the start" if ts_ms is None else iso_utc(ts_ms)
+def _when(ts_ms: int | None, missing: str) -> str:
+    return missing if ts_ms is None else iso_utc(ts_ms)
 
 
 def read_folder(folder: Path) -> list[ParsedFile]:
@@ -139,10 +160,14 @@ def read_folder(folder: Path) -> list[ParsedFile]:
     return [read_market_file(p) for p in files]
 
 
-_Parts = tuple[pd.DataFrame, int, pd.DataFrame, pd.DataFrame, list[tuple[str, str]]]
+# (name, kind, (first, last) time of its rows or None when unknown)
+_Source = tuple[str, str, tuple[int, int] | None]
+_Parts = tuple[pd.DataFrame, int, pd.DataFrame, pd.DataFrame, list[_Source]]
 
 
-def _from_files(parsed: list[ParsedFile], where: Path) -> _Parts:
+def _from_files(parsed: list[ParsedFile], where: Path, symbol: str) -> _Parts:
+    for item in parsed:
+        check_market(item.market, item.where, symbol)
     candle_files = [p for p in parsed if p.kind == CANDLES]
     if not candle_files:
         raise DataError(f"{where}: no candle file found")
@@ -152,7 +177,9 @@ def _from_files(parsed: list[ParsedFile], where: Path) -> _Parts:
     candles = merge_frames([p.frame for p in used if p.kind == CANDLES], "ts_open_ms")
     oi = _merge_kind(used, OPEN_INTEREST, empty_open_interest())
     funding = _merge_kind(used, FUNDING, empty_funding())
-    return candles, interval_ms, oi, funding, [(p.source, p.kind) for p in used]
+    sources = [(p.source, p.kind, (int(p.frame.iloc[0, 0]), int(p.frame.iloc[-1, 0])))
+               for p in used if len(p.frame)]
+    return candles, interval_ms, oi, funding, sources
 
 
 def _merge_kind(parsed: list[ParsedFile], kind: str, empty: pd.DataFrame) -> pd.DataFrame:
@@ -171,7 +198,8 @@ def _from_store(store: MarketStore, exchange: str, symbol: str) -> _Parts:
               store.read(exchange, symbol, FUNDING)]
     candles, oi, funding = series
     assert candles is not None
-    sources = [(s, item.kind) for item in series if item is not None for s in item.sources]
+    sources = [(s, item.kind, item.source_spans.get(s)) for item in series if item is not None
+               for s in item.sources]
     return (candles.frame, intervals[0],
             oi.frame if oi is not None else empty_open_interest(),
             funding.frame if funding is not None else empty_funding(), sources)

@@ -6,7 +6,8 @@ exchange/symbol (open interest, funding).
 
 Appends merge with what is stored and de-duplicate by time (the newer rows win). Every write goes
 to a temporary file that replaces the old one in one rename, so a failed import never leaves a
-half-written file; the names of the source files travel in the Parquet metadata.
+half-written file; the names of the source files, each with the time span of its rows, travel
+in the Parquet metadata (so SYNTHETIC can follow the rows actually loaded).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -52,6 +53,8 @@ class StoredSeries:
     frame: pd.DataFrame
     sources: tuple[str, ...]
     path: Path
+    # source -> (first, last) time of its rows; stores written before spans were kept lack them
+    source_spans: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def symbol_dir_name(symbol: str) -> str:
@@ -87,8 +90,9 @@ class MarketStore:
             raise DataError(f"{path}: unreadable store file ({exc})") from None
         kind = meta["kind"]
         frame = _VALIDATORS[kind](table.to_pandas(), RowLocator(str(path), None))
+        spans = {name: (int(a), int(b)) for name, (a, b) in meta.get("source_spans", {}).items()}
         return StoredSeries(meta["exchange"], meta["symbol"], kind, meta.get("interval_ms"),
-                            frame, tuple(meta["sources"]), path)
+                            frame, tuple(meta["sources"]), path, spans)
 
     def candle_intervals(self, exchange: str, symbol: str) -> list[int]:
         folder = self.root / exchange / symbol_dir_name(symbol)
@@ -99,24 +103,36 @@ class MarketStore:
         return [self._read_path(p) for p in sorted(self.root.glob("*/*/*.parquet"))]
 
     def append(self, exchange: str, symbol: str, kind: str, frame: pd.DataFrame,
-               sources: tuple[str, ...], interval_ms: int | None = None) -> StoredSeries:
-        """Merge `frame` (already validated) into what is stored; atomic replace."""
+               sources: tuple[str, ...], interval_ms: int | None = None,
+               source_spans: dict[str, tuple[int, int]] | None = None) -> StoredSeries:
+        """Merge `frame` (already validated) into what is stored; atomic replace.
+        `source_spans` gives each source's (first, last) row time; default: the frame's span
+        for every source."""
         path = self._file(exchange, symbol, kind, interval_ms)
         old = self.read(exchange, symbol, kind, interval_ms)
         time_column = _COLUMNS[kind][0]
+        if source_spans is None and len(frame):
+            ts = frame[time_column]
+            source_spans = {s: (int(ts.min()), int(ts.max())) for s in sources}
+        spans = dict(old.source_spans) if old is not None else {}
+        for name, (first_ms, last_ms) in (source_spans or {}).items():
+            if name in spans:  # the same file imported again, maybe grown
+                first_ms, last_ms = min(first_ms, spans[name][0]), max(last_ms, spans[name][1])
+            spans[name] = (first_ms, last_ms)
         if old is not None:
             frame = merge_frames([old.frame, frame], time_column)
             sources = tuple(dict.fromkeys((*old.sources, *sources)))
         else:
             frame = merge_frames([frame], time_column)
         meta = {"exchange": exchange, "symbol": symbol, "kind": kind,
-                "interval_ms": interval_ms, "sources": list(sources)}
+                "interval_ms": interval_ms, "sources": list(sources),
+                "source_spans": {name: list(span) for name, span in spans.items()}}
         table = pa.Table.from_pandas(frame[list(_COLUMNS[kind])], preserve_index=False)
         table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
         self._ensure_marker()
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
-        return StoredSeries(exchange, symbol, kind, interval_ms, frame, sources, path)
+        return StoredSeries(exchange, symbol, kind, interval_ms, frame, sources, path, spans)
 
     def _ensure_marker(self) -> None:
         marker = self.root / MARKER

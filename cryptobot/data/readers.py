@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from cryptobot.data.frames import (
     validate_funding,
     validate_open_interest,
 )
+from cryptobot.data.markets import market_from_column, market_from_name
 from cryptobot.errors import DataError
 
 CANDLES, OPEN_INTEREST, FUNDING = "candles", "open_interest", "funding"
@@ -43,24 +44,29 @@ class ParsedFile:
     layout: str  # e.g. "binance-kline", "binance-metrics", "freqtrade-feather"
     frame: pd.DataFrame
     interval_ms: int | None = None  # candles only
+    market: str | None = None  # the market id the file says it holds ('BTCUSDT'), if it does
+    where: str = ""  # the file as the user named it (its path), for messages
 
 
 def read_market_file(path: str | Path) -> ParsedFile:
-    """Read one file in any supported layout; DataError names the file and row if it is bad."""
+    """Read one file in any supported layout; DataError names the file (as given) and its row."""
     path = Path(path)
-    name = path.name
+    name, where = path.name, str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if raw[:2] == b"PK":
-        name, raw = _unzip(path, raw)
+        member, raw = _unzip(path, raw)
+        name, where = f"{name}:{member}", f"{where}:{member}"
     if raw[:6] == b"ARROW1":
-        return _read_feather(name, raw)
-    text = raw.decode("utf-8-sig", errors="replace")
-    if text.lstrip()[:1] in ("[", "{"):
-        return _read_json(name, text)
-    return _read_csv(name, text)
+        parsed = _read_feather(where, raw)
+    else:
+        text = raw.decode("utf-8-sig", errors="replace")
+        parsed = _read_json(where, text) if text.lstrip()[:1] in ("[", "{") \
+            else _read_csv(where, text)
+    market = parsed.market or market_from_name(name)
+    return replace(parsed, source=name, where=where, market=market)
 
 
 def _unzip(path: Path, raw: bytes) -> tuple[str, bytes]:
@@ -70,7 +76,7 @@ def _unzip(path: Path, raw: bytes) -> tuple[str, bytes]:
             if len(members) != 1:
                 raise DataError(f"{path.name}: a zip must hold exactly one data file, "
                                 f"found {len(members)}")
-            return f"{path.name}:{members[0]}", archive.read(members[0])
+            return members[0], archive.read(members[0])
     except zipfile.BadZipFile:
         raise DataError(f"{path.name}: not a readable zip file") from None
 
@@ -93,8 +99,10 @@ def _read_csv(name: str, text: str) -> ParsedFile:
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     columns = set(frame.columns)
     if "sum_open_interest" in columns:
-        return _open_interest(name, "binance-metrics", frame, "create_time",
-                              "sum_open_interest", "sum_open_interest_value")
+        parsed = _open_interest(name, "binance-metrics", frame, "create_time",
+                                "sum_open_interest", "sum_open_interest_value")
+        symbols = frame["symbol"].astype(str).tolist() if "symbol" in columns else []
+        return replace(parsed, market=market_from_column(symbols, name))
     if "sumopeninterest" in columns:
         return _open_interest(name, "binance-openInterestHist", frame, "timestamp",
                               "sumopeninterest", "sumopeninterestvalue")
@@ -112,11 +120,14 @@ def _read_csv(name: str, text: str) -> ParsedFile:
 
 def _csv(name: str, text: str, header: int | None) -> pd.DataFrame:
     try:
-        return pd.read_csv(io.StringIO(text), header=header, dtype=str, skip_blank_lines=True,
-                           keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(text), header=header, dtype=str,
+                            skip_blank_lines=False, keep_default_na=False)
     except (pd.errors.ParserError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[-1]
         raise DataError(f"{name}: not a readable CSV ({reason})") from None
+    # Blank lines stay rows until here so the index still maps to file lines in errors.
+    blank = (frame.isna() | frame.eq("")).all(axis=1)
+    return frame[~blank]
 
 
 def _is_number(text: str) -> bool:
@@ -130,18 +141,27 @@ def _is_number(text: str) -> bool:
 # ---- time columns -------------------------------------------------------------------------
 
 def _epoch_ms(values: pd.Series, locator: RowLocator, column: str) -> pd.Series:
-    """Epoch numbers (s, ms or us, by magnitude) or date-time text -> epoch ms (float, for
-    validation to check); unparseable cells become NaN and are reported by the validator."""
+    """Epoch numbers (s, ms or us, by magnitude) or date-time text -> epoch ms (float); the
+    first cell that is neither is a DataError naming its line and its text."""
     numbers = pd.to_numeric(values, errors="coerce")
-    if len(values) and numbers.notna().all():
-        array = numbers.to_numpy(dtype=np.float64)
-        # Binance switched some dumps to microseconds in 2025; seconds come from ccxt-less tools.
-        array = np.where(array >= 1e14, np.floor(array / 1000), array)
-        array = np.where(array < 1e11, array * 1000, array)
-        return pd.Series(array, index=values.index)
-    moments = pd.to_datetime(values, utc=True, errors="coerce", format="mixed")
-    as_ms = (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    return as_ms.astype("float64")
+    array = numbers.to_numpy(dtype=np.float64)
+    # Binance switched some dumps to microseconds in 2025; seconds come from ccxt-less tools.
+    array = np.where(array >= 1e14, np.floor(array / 1000), array)
+    array = np.where(array < 1e11, array * 1000, array)
+    result = pd.Series(array, index=values.index)
+    texts = numbers.isna()
+    if texts.any():
+        moments = pd.to_datetime(values[texts], utc=True, errors="coerce", format="mixed")
+        as_ms = (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+        result[texts] = as_ms.astype("float64")
+    bad = np.flatnonzero(~np.isfinite(result.to_numpy(dtype=np.float64)))
+    if bad.size:
+        position = int(bad[0])
+        raw = values.iloc[position]
+        raw = raw.item() if isinstance(raw, np.generic) else raw
+        raise DataError(f"{locator.where(int(values.index[position]))}: {column} {raw!r} is not "
+                        "a time (epoch number or date)")
+    return result
 
 
 def _candles(name: str, layout: str, frame: pd.DataFrame, time_column: str,

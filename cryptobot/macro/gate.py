@@ -20,6 +20,8 @@ from cryptobot.macro.snapshot import MacroSnapshot, TrendReading, WalclReading
 from cryptobot.model import GateAction, GateDecision
 
 STALE = "stale macro data"
+UNKNOWN = "unknown"  # a state or trend without the data to tell it
+STALE_STATE = "stale"  # a state or trend from data too old to be current
 
 
 def qt_state(walcl: WalclReading, settings: MacroSettings) -> str | None:
@@ -65,12 +67,16 @@ def evaluate(snapshot: MacroSnapshot, settings: MacroSettings) -> GateDecision:
 
     qt = _judge_walcl(snapshot.walcl, now_ms, settings, reasons, stale, inputs)
     credit_worsening, trend = _judge_credit(snapshot, settings, reasons, stale, inputs)
-    inputs["qt_state"], inputs["hyg_trend"] = qt, trend
+    inputs["qt_state"], inputs["hyg_trend"] = qt or UNKNOWN, trend or UNKNOWN
     inputs["funding"] = {r.series_id: {**r.describe(), "age_days": _age_days(r.observation_date,
                                                                             now_ms)}
                          for r in snapshot.funding}
 
     if stale:
+        if not (snapshot.walcl or snapshot.hyg or snapshot.oas) and snapshot.first_published_ms:
+            first_ms = min(snapshot.first_published_ms.values())
+            stale = [f"no macro data before {iso_utc(first_ms)[:10]} (the first publication "
+                     "of WALCL, HYG or the high-yield spread)"]
         reasons.insert(0, f"{STALE}: " + "; ".join(stale))
         return GateDecision(now_ms, GateAction.BLOCK, 0.0, tuple(reasons), inputs)
     qt_active = qt == "active"
@@ -96,11 +102,13 @@ def _judge_walcl(walcl: WalclReading | None, now_ms: int, settings: MacroSetting
     if walcl is None:
         stale.append(f"no WALCL observation published by {iso_utc(now_ms)}")
         return None
+    is_stale = False
     age = _age_days(walcl.observation_date, now_ms)
     inputs["walcl"] = {**walcl.describe(), "unit": "millions USD",
                        "change_13w_musd": walcl.change_musd,
                        "avg_change_13w_musd": walcl.avg_change_musd, "age_days": age}
     if age > settings.walcl_max_age_days:
+        is_stale = True
         stale.append(f"WALCL last observation {walcl.observation_date} is {age:.1f} days old "
                      f"(max {settings.walcl_max_age_days:g})")
     state = qt_state(walcl, settings)
@@ -110,8 +118,10 @@ def _judge_walcl(walcl: WalclReading | None, now_ms: int, settings: MacroSetting
                      f"{settings.qt_change_weeks}-week change")
         return None
     limit_busd = settings.qt_threshold_musd / 1000
+    # A stale state is the last one known, not the current one: say so, and report "stale".
     reasons.append(
-        f"QT {state}: WALCL {settings.qt_average_weeks}-week average "
+        f"QT {state}{' (stale, last known)' if is_stale else ''}: WALCL "
+        f"{settings.qt_average_weeks}-week average "
         f"{settings.qt_change_weeks}-week change {walcl.avg_change_musd / 1000:+.1f}B USD "
         f"(thresholds -{limit_busd:g}B/+{limit_busd:g}B), last observation "
         f"{walcl.observation_date} published {iso_utc(walcl.published_ms)}"
@@ -121,7 +131,7 @@ def _judge_walcl(walcl: WalclReading | None, now_ms: int, settings: MacroSetting
             f"QT calendar ({settings.qt_calendar_start} to {settings.qt_calendar_end}) says "
             f"QT {calendar} but the WALCL data says {state}: the data's state is used"
         )
-    return state
+    return STALE_STATE if is_stale else state
 
 
 def _judge_credit(snapshot: MacroSnapshot, settings: MacroSettings, reasons: list[str],
@@ -186,8 +196,11 @@ def _describe_trend(reading: TrendReading, trend: str | None, now_ms: int,
                    "sma_slow": reading.sma_slow, "sma_fast_change": reading.sma_fast_change,
                    "value_change": reading.value_change, "age_trading_days": age, "trend": trend}
     if age > settings.credit_max_age_trading_days:
-        return trend, (f"{reading.series_id} last observation {reading.observation_date} is "
-                       f"{age} trading days old (max {settings.credit_max_age_trading_days})")
+        # The trend of old data is not today's trend: report it as stale, keep the last one.
+        inputs[key].update(trend=STALE_STATE, last_trend=trend)
+        return STALE_STATE, (f"{reading.series_id} last observation {reading.observation_date} "
+                             f"is {age} trading days old "
+                             f"(max {settings.credit_max_age_trading_days})")
     if trend is None:
         return None, f"{reading.series_id} history too short for SMA{settings.hyg_sma_slow}"
     return trend, None

@@ -96,6 +96,9 @@ class MacroHistory:
             funding=tuple(r for t in self.funding if (r := _at(t, now_ms, Reading)) is not None),
             notes=self.notes,
             fetch_method=self.fetch_method,
+            first_published_ms={t.obs.series_id: int(t.published_ms[0])
+                                for t in (self.walcl, self.hyg, self.oas)
+                                if t is not None and len(t.published_ms)},
         )
 
 

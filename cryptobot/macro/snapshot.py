@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptobot.clock import iso_utc
 
@@ -43,3 +43,4 @@ class MacroSnapshot:
     funding: tuple[Reading, ...] = ()
     notes: tuple[str, ...] = ()  # facts about the sources worth a reason (e.g. HYG turned off)
     fetch_method: str = ""  # "bundled snapshot", "FRED API (key)", "FRED keyless CSV"
+    first_published_ms: dict[str, int] = field(default_factory=dict)  # series id -> first row

@@ -87,7 +87,7 @@ def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path):
                    "1721606400000,x,1,2,0.5,1.5,-3\n")
     code, out, err = run_cli("data", "import", "--store", str(tmp_path / "s"), str(bad))
     assert code == 2 and err.strip().count("\n") == 0
-    assert err.startswith("error: bad.csv line 2: volume -3.0 is negative")
+    assert err.startswith(f"error: {bad} line 2: volume -3.0 is negative")
     assert not (tmp_path / "s").exists()
     code, _, err = run_cli("data", "info", "--store", str(tmp_path / "nothing"))
     assert code == 2 and err.startswith("error:") and err.strip().count("\n") == 0

@@ -19,12 +19,12 @@ from cryptobot.brokers.paper import PaperBroker
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
 from cryptobot.data.market_data import MarketData
-from cryptobot.data.timeframes import timeframe_to_ms
-from cryptobot.engine import Engine
+from cryptobot.engine import Engine, signal_interval_ms
 from cryptobot.gate import Gate
 from cryptobot.model import Candle, FundingRate, OpenInterest
 from cryptobot.recorder import Recorder
 from cryptobot.report.summary import summarize
+from cryptobot.risk import NeverEngaged
 from cryptobot.strategy import Strategy
 
 Progress = Callable[[int, int], None]  # (base candles done, total)
@@ -49,13 +49,11 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
     `clock` lets the caller share the run's simulated time (its log lines); it is moved to the
     start of the run and must not be ahead of it.
     """
-    signal_ms = timeframe_to_ms(settings.market.signal_timeframe)
+    signal_ms = signal_interval_ms(settings, market.base_interval_ms)  # both paths: one error
     frame = market.candles
     ts = frame["ts_open_ms"].to_numpy(dtype=np.int64)
     first_bucket = -(-int(ts[0]) // signal_ms) * signal_ms  # drop a partial first bucket
-    start = max(first_bucket, start_ms if start_ms is not None else first_bucket)
-    start = -(-start // signal_ms) * signal_ms
-    end = end_ms if end_ms is not None else int(ts[-1]) + market.base_interval_ms
+    start, end = traded_span(settings, market, start_ms, end_ms)
     a, b = np.searchsorted(ts, (first_bucket, end))  # sorted: a slice, no copy
     arrays = {name: frame[name].to_numpy(dtype=np.int64 if name == "ts_open_ms" else
                                          np.float64)[a:b]
@@ -68,7 +66,8 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
     if fast:
         pre = precompute(settings, arrays, signal_ms, market.base_interval_ms, strategy)
         engine = Engine(settings, strategy, broker, gate, recorder, clock, market_rules,
-                        features=pre.features, aggregator=PrecomputedAggregator(pre, signal_ms))
+                        features=pre.features, aggregator=PrecomputedAggregator(pre, signal_ms),
+                        kill_switch=NeverEngaged())
         last_close_ms = int(arrays["ts_open_ms"][-1]) + market.base_interval_ms if total else start
         # Every sample up to the last candle's close goes in up front, as the every-candle path
         # would deliver them: the book never shows one later than the clock.
@@ -79,7 +78,8 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
         run_fast(engine, strategy, pre, first_trade, market.base_interval_ms, clock, recorder,
                  progress)
     else:
-        engine = Engine(settings, strategy, broker, gate, recorder, clock, market_rules)
+        engine = Engine(settings, strategy, broker, gate, recorder, clock, market_rules,
+                        kill_switch=NeverEngaged())
         _run_every_candle(engine, arrays, first_trade, market, clock, progress, total)
     clock.advance_to(max(clock.now_ms(), end))
     engine.on_time()  # the daily gate through the last day, however the candles were fed
@@ -93,9 +93,23 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
         span_ms=end - start, exposure_ms=engine.exposure_ms,
         funding_charged=settings.costs.funding and not market.funding.empty,
         oi_synthetic=market.oi_synthetic, oi_samples=len(market.open_interest),
-        open_position=not engine.is_idle())
+        open_position=engine.open_position(float(closes[-1]) if total else None))
     recorder.finish_run(summary)
     return BacktestResult(engine, summary, total, start, end)
+
+
+def traded_span(settings: Settings, market: MarketData, start_ms: int | None,
+                end_ms: int | None) -> tuple[int, int]:
+    """[start, end) that `run_backtest` trades: from the first whole signal bucket at or after
+    `start_ms` (or the data's start) to `end_ms` (or the last candle's close). The CLI stores
+    this span, so a run without --from/--to still says what it covered."""
+    signal_ms = signal_interval_ms(settings, market.base_interval_ms)
+    ts = market.candles["ts_open_ms"]
+    first_bucket = -(-int(ts.iloc[0]) // signal_ms) * signal_ms
+    start = max(first_bucket, start_ms if start_ms is not None else first_bucket)
+    start = -(-start // signal_ms) * signal_ms
+    end = end_ms if end_ms is not None else int(ts.iloc[-1]) + market.base_interval_ms
+    return start, end
 
 
 def _candle(arrays: dict, i: int, interval_ms: int) -> Candle:

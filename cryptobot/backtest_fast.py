@@ -10,9 +10,9 @@ The engine code is the live engine's. What changes is only which base candles re
   broker's `quiet_band`), no market order works, it closes no signal candle (or one that would
   change nothing: `Engine.holds_quietly`, strategy idle, no candidate), no time stop falls due,
   and it crosses no UTC day and no funding time.
-Signal candles that skip the engine are recorded in bulk. The kill switch file is looked at only
-on the candles fed. tests/engine/test_fast_path.py proves the results identical to the
-every-candle path.
+Signal candles that skip the engine are recorded in bulk. A backtest's kill switch never
+engages (history does not depend on a file on disk), so skipping candles cannot miss it.
+tests/engine/test_fast_path.py proves the results identical to the every-candle path.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ from cryptobot.brokers.market_rules import MarketRules
 from cryptobot.clock import DAY_MS, Clock, utc_day_start_ms
 from cryptobot.config import Settings
 from cryptobot.data.resample import CandleAggregator
-from cryptobot.data.timeframes import timeframe_to_ms
-from cryptobot.errors import ExchangeError, ReconciliationError
+from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
+from cryptobot.errors import ConfigError, ExchangeError, ReconciliationError
 from cryptobot.gate import Gate
 from cryptobot.indicators import IncrementalFeatures, SignalIndicators
 from cryptobot.model import (
@@ -43,9 +43,15 @@ from cryptobot.model import (
     Trade,
     TradeLeg,
 )
-from cryptobot.open_trade import OpenInterestBook, OpenTrade, PendingEntry, restore_trade
+from cryptobot.open_trade import (
+    OpenInterestBook,
+    OpenTrade,
+    PendingEntry,
+    open_position_summary,
+    restore_trade,
+)
 from cryptobot.recorder import OrderEvent, Recorder
-from cryptobot.risk import DailyLossLimit, KillSwitch, size_position
+from cryptobot.risk import DailyLossLimit, KillSwitch, NeverEngaged, size_position
 from cryptobot.strategy import (
     EnterLong,
     OpenTradeView,
@@ -59,11 +65,27 @@ FUNDING_INTERVAL_MS = 8 * 3_600_000
 _QTY_EPS = 1e-12
 
 
+def signal_interval_ms(settings: Settings, base_interval_ms: int | None = None) -> int:
+    """market.signal_timeframe in ms, checked (against the base candles' interval if known):
+    a signal candle must be a whole number of base candles, or buckets would straddle them."""
+    text = settings.market.signal_timeframe
+    try:
+        signal_ms = timeframe_to_ms(text)
+    except ValueError as exc:
+        raise ConfigError(f"market.signal_timeframe: {exc}") from None
+    if base_interval_ms is not None and (base_interval_ms <= 0 or signal_ms % base_interval_ms):
+        raise ConfigError(
+            f"market.signal_timeframe {text!r} is not a whole multiple of the base candles' "
+            f"interval {ms_to_timeframe(base_interval_ms)}")
+    return signal_ms
+
+
 
 class Engine:
     def __init__(self, settings: Settings, strategy: Strategy, broker: Broker, gate: Gate,
                  recorder: Recorder, clock: Clock, market_rules: MarketRules | None = None,
-                 features=None, aggregator=None) -> None:
+                 features=None, aggregator=None,
+                 kill_switch: KillSwitch | NeverEngaged | None = None) -> None:
         self.settings = settings
         self.symbol = settings.market.symbol
         self.strategy = strategy
@@ -72,7 +94,7 @@ class Engine:
         self.recorder = recorder
         self.clock = clock
         self.market_rules = market_rules
-        self.signal_interval_ms = timeframe_to_ms(settings.market.signal_timeframe)
+        self.signal_interval_ms = signal_interval_ms(settings)
         s = settings.strategy
         self.features = features or IncrementalFeatures(SignalIndicators(
             s.atr_period, s.high_lookback_candles, s.volume_median_candles,
@@ -80,7 +102,10 @@ class Engine:
         self.open_interest = OpenInterestBook(clock)
         self.equity_usdt = settings.risk.starting_equity_usdt
         self.daily_loss = DailyLossLimit(settings.risk.max_daily_loss)
-        self.kill_switch = KillSwitch(settings.risk.kill_switch_file)
+        # The kill switch is a part the caller wires: paper and live the file (`KillSwitch`), a
+        # backtest `NeverEngaged`. None keeps the file for callers that predate the parameter.
+        self.kill_switch = (kill_switch if kill_switch is not None
+                            else KillSwitch(settings.risk.kill_switch_file))
         self.killed = False
         self.signals: list[Signal] = []
         self.trades: list[Trade] = []
@@ -210,6 +235,10 @@ class Engine:
         if trade.stop_id is None:  # never leave a position without a stop
             self._place_stop(trade, position.stop_price)
 
+    def open_position(self, last_price: float | None) -> dict | None:
+        """The position still held (see `open_position_summary`), or None when flat."""
+        return None if self._trade is None else open_position_summary(self._trade, last_price)
+
     def finish(self) -> None:
         """End of data: what is still open stays open (reported as open, not as a trade)."""
         self.recorder.equity(self.clock.now_ms(), self.equity_usdt)
@@ -218,6 +247,7 @@ class Engine:
 
     def _aggregate(self, candle: Candle) -> list[Candle]:
         if self._aggregator is None:
+            signal_interval_ms(self.settings, candle.interval_ms)  # a ConfigError, not ValueError
             self._aggregator = CandleAggregator(candle.interval_ms, self.signal_interval_ms)
         return self._aggregator.add(candle)
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from cryptobot.clock import Clock
+from cryptobot.clock import Clock, iso_utc
 from cryptobot.model import (
     GateDecision,
     OpenInterest,
@@ -77,6 +78,33 @@ class OpenTrade:
     legs: list[TradeLeg] = field(default_factory=list)
     funding_usdt: float = 0.0
     closing: bool = False  # a market exit is working
+
+
+def open_position_summary(trade: OpenTrade, last_price: float | None) -> dict[str, Any]:
+    """A position still open when a run ends, as plain data for the summary.
+
+    `realised_usdt` is the cash the position has already moved (entry fee, exits so far and
+    their fees, funding): it is paid, so it counts in the run's fees and equity. The price move
+    of what is still held is `unrealised_pnl_usdt` at the last close, shown apart and not
+    booked, so that a result does not hinge on where the data happens to stop."""
+    gross = sum((leg.price - trade.entry_price) * leg.qty_base for leg in trade.legs)
+    fees = trade.entry_fee_usdt + sum(leg.fee_usdt for leg in trade.legs)
+    unrealised = (None if last_price is None
+                  else (last_price - trade.entry_price) * trade.remaining_qty)
+    return {
+        "signal_id": trade.signal_id,
+        "entry_time": iso_utc(trade.entry_ms),
+        "entry_price": trade.entry_price,
+        "qty": trade.remaining_qty,
+        "qty_at_entry": trade.qty_base,
+        "stop_price": trade.stop_price,
+        "last_price": last_price,
+        "unrealised_pnl_usdt": unrealised,
+        "entry_fee_usdt": trade.entry_fee_usdt,
+        "fees_usdt": fees,
+        "funding_usdt": trade.funding_usdt,
+        "realised_usdt": gross - fees - trade.funding_usdt,
+    }
 
 
 def restore_trade(position: Position, working_orders: Iterable[OrderIntent],

@@ -1,4 +1,4 @@
-"""Position sizing and the pre-trade checks: daily loss limit, kill switch.
+"""Position sizing and the pre-trade checks: daily loss limit, kill switch (a file, or never).
 
 Sizing follows STRATEGY.md: qty = equity x risk / R, scaled down when volatility is high
 (x min(1, median ATR% / ATR%), floored), capped by leverage and max notional, multiplied by the
@@ -82,10 +82,20 @@ class DailyLossLimit:
 
 
 class KillSwitch:
-    """A file whose existence means: flatten, cancel everything, take no new entries."""
+    """A file whose existence means: flatten, cancel everything, take no new entries.
+
+    Paper and live wire this one; a backtest wires `NeverEngaged`, so that historical results
+    never depend on a file on disk (`cryptobot kill` must not change a backtest)."""
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = os.fspath(path) if path else None
 
     def engaged(self) -> bool:
         return self.path is not None and os.path.exists(self.path)
+
+
+class NeverEngaged:
+    """The kill switch of a backtest: history is replayed as it was, whatever is on disk."""
+
+    def engaged(self) -> bool:
+        return False

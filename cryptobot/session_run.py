@@ -37,6 +37,7 @@ class SessionRun:
     oi_synthetic: bool = False
     prices: list[float] = field(default_factory=list)  # first open, last close traded
     start_ms: int | None = None
+    stop_reason: str | None = None  # why it ended before its span did (Ctrl-C), if it did
 
     @property
     def run_id(self) -> str | None:
@@ -73,7 +74,12 @@ def finish_session(run: SessionRun) -> dict[str, Any]:
         span_ms=now_ms - (run.start_ms or now_ms), exposure_ms=engine.exposure_ms,
         funding_charged=run.settings.costs.funding and engine.funding_seen,
         oi_synthetic=run.oi_synthetic, oi_samples=len(engine.open_interest),
-        open_position=not engine.is_idle())
+        open_position=engine.open_position(run.prices[-1] if run.prices else None))
     summary["open_position_detail"] = run.recorder.position_text()
+    # The store's run row keeps the span asked for; when the run really stopped goes here.
+    if run.session is not None and run.session.stopped_early:
+        run.stop_reason = run.stop_reason or "kill switch"
+    summary["stopped_ms"] = now_ms
+    summary["stopped_early"] = run.stop_reason
     run.recorder.finish_run(summary)
     return summary

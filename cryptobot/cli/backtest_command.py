@@ -45,7 +45,7 @@ def backtest(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cryptobot.backtest import run_backtest
+    from cryptobot.backtest import run_backtest, traded_span
     from cryptobot.brokers.market_rules import load_market_rules
     from cryptobot.cli.paper_console import print_where_stored
     from cryptobot.cli.run_setup import (
@@ -82,8 +82,10 @@ def backtest(
     recorder = EventLogRecorder(SqlRecorder(db_url))
     log_path = start_logging(settings, clock, simulated=True)
     source = f"{data} ({', '.join(market.sources)})"
-    run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbol, start_ms,
-                                        end_ms, source, settings.model_dump(mode="json")))
+    # The span actually traded (not the options, which may be absent): `runs` and the report.
+    span = traded_span(settings, market, start_ms, end_ms)
+    run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbol, *span,
+                                        source, settings.model_dump(mode="json")))
     err = Console(stderr=True)
     with Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,}/"
                   "{task.total:,} candles"), TimeRemainingColumn(), console=err,
@@ -123,6 +125,18 @@ def _money(value: float | None) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
+def _open_position_rows(held: dict | None) -> list[tuple[str, str]]:
+    if held is None:
+        return []
+    unrealised = ("-" if held["unrealised_pnl_usdt"] is None
+                  else f"{held['unrealised_pnl_usdt']:+,.2f} USDT at the last close "
+                       f"{held['last_price']:,.1f}")
+    return [("open at end", f"long {held['qty']:.6f} @ {held['entry_price']:,.1f} since "
+                            f"{held['entry_time']}, stop {held['stop_price']:,.1f}"),
+            ("unrealised", f"{unrealised} (not in PnL; entry fee "
+                           f"{held['entry_fee_usdt']:,.2f} USDT paid, in fees and PnL)")]
+
+
 def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
                   elapsed: float) -> None:
     from rich.table import Table
@@ -131,7 +145,9 @@ def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
     pf = "-" if s["profit_factor"] is None else f"{s['profit_factor']:.2f}"
     bh = "-" if s["buy_and_hold_pct"] is None else f"{s['buy_and_hold_pct']:+.2f}%"
     rows = [
-        ("trades", f"{s['trades']} ({s['signals']} signals, {s['signals_entered']} entered)"),
+        ("trades", f"{s['trades']} closed{' + 1 open at the end' if s['open_position'] else ''}"
+                   f" ({s['signals']} signals, {s['signals_entered']} entered)"),
+        *_open_position_rows(s["open_position"]),
         ("win rate", f"{s['win_rate_pct']:.1f}%"),
         ("total PnL", f"{_money(s['total_pnl_usdt'])} USDT ({s['total_pnl_pct']:+.2f}%)"),
         ("max drawdown", f"{_money(s['max_drawdown_usdt'])} USDT ({s['max_drawdown_pct']:.2f}%)"),

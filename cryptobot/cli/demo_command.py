@@ -16,7 +16,7 @@ from cryptobot.cli.paper_command import paper
 from cryptobot.cli.review_commands import report_command
 
 DEMO_DATA = Path("data/btc_2024-08_crash")
-DEMO_CONFIG = Path("config/paper.toml")
+DEMO_CONFIG = Path("config/replay.toml")
 DEMO_DB = "sqlite:///logs/demo.sqlite"
 DEMO_REPORT = Path("logs/demo_report.html")
 

@@ -52,13 +52,15 @@ def _engine(run: SessionRun, clock: Clock) -> Engine:
     from cryptobot.brokers.paper import PaperBroker
     from cryptobot.engine import Engine
     from cryptobot.macro import build_gate
+    from cryptobot.risk import KillSwitch
     from cryptobot.strategy import load_strategy
 
     settings = run.settings
     strategy = load_strategy(settings.strategy.path, settings, run.symbol)
     rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" else None
     return Engine(settings, strategy, PaperBroker(settings.costs, clock), build_gate(settings),
-                  run.recorder, clock, rules)
+                  run.recorder, clock, rules,
+                  kill_switch=KillSwitch(settings.risk.kill_switch_file))
 
 
 def _session(run: SessionRun, feed, advance_clock):
@@ -231,6 +233,7 @@ def paper(
         else:
             asyncio.run(_live(run, clock))
     except KeyboardInterrupt:
+        run.stop_reason = "Ctrl-C"
         console.print("stopping (Ctrl-C)")
     finally:
         # Even after an error (logged by the session), the run so far is summarised and stored.

@@ -180,6 +180,10 @@ def _plain(value: Any, key: str = "") -> str:
     """A summary value as a trader reads it: units from the key's suffix (`_pct`, `_usdt`)."""
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{name}: {_plain(item)}" for name, item in value.items()) or "-"
     if isinstance(value, float):
         if key.endswith("_pct"):
             return f"{value:+,.2f}%" if "pnl" in key or "hold" in key else f"{value:,.2f}%"

@@ -20,8 +20,11 @@ def summarize(
     funding_charged: bool,
     oi_synthetic: bool,
     oi_samples: int,
-    open_position: bool,
+    open_position: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """`open_position`: the position held at the end (`Engine.open_position`), or None. Its
+    cash already moved (entry fee, partial exits, funding) counts in fees, PnL and equity, as
+    the account would show it; its unrealised PnL at the last close is reported, not booked."""
     pnls = [t.pnl_usdt for t in trades]
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p <= 0]
@@ -34,7 +37,8 @@ def summarize(
         if peak - equity > max_dd:
             max_dd = peak - equity
             max_dd_pct = max_dd / peak * 100.0
-    total = sum(pnls)
+    held = open_position or {}
+    total = sum(pnls) + held.get("realised_usdt", 0.0)
     gross_loss = -sum(losses)
     reasons = Counter(s.reason.split(":")[0] for s in signals if s.status is SignalStatus.REJECTED)
     buy_hold = (last_price / first_price - 1.0) * 100.0 if first_price and last_price else None
@@ -49,8 +53,8 @@ def summarize(
         "profit_factor": (sum(wins) / gross_loss) if gross_loss > 0 else None,
         "average_r": sum(t.r_multiple for t in trades) / len(trades) if trades else 0.0,
         "exposure_pct": exposure_ms / span_ms * 100.0 if span_ms > 0 else 0.0,
-        "fees_usdt": sum(t.fees_usdt for t in trades),
-        "funding_usdt": sum(t.funding_usdt for t in trades),
+        "fees_usdt": sum(t.fees_usdt for t in trades) + held.get("fees_usdt", 0.0),
+        "funding_usdt": sum(t.funding_usdt for t in trades) + held.get("funding_usdt", 0.0),
         "funding_charged": funding_charged,
         "buy_and_hold_pct": buy_hold,
         "starting_equity_usdt": starting_equity_usdt,
@@ -61,5 +65,6 @@ def summarize(
         "exit_reasons": dict(sorted(Counter(t.exit_reason for t in trades).items())),
         "oi_samples": oi_samples,
         "oi_synthetic": oi_synthetic,
-        "open_position_at_end": open_position,
+        "open_position_at_end": open_position is not None,
+        "open_position": open_position,
     }

@@ -6,6 +6,7 @@ table and seq. Nothing here creates a database (see `database.open_for_reading`)
 
 from __future__ import annotations
 
+import decimal
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -364,7 +365,8 @@ class StoreReader:
             return make()
         except _CORRUPTION as exc:
             raise StoreError(
-                f"{self.name}: run {run_id}: corrupted row in {table} (seq {seq}): {exc!r}"
+                f"{self.name}: run {run_id}: corrupted row in {table} (seq {seq}): "
+                f"{_describe(exc)}"
             ) from None
 
     def _fetch(self, table: str, run_id: int | None, stmt: Select[Any]) -> list[Any]:
@@ -376,7 +378,9 @@ class StoreReader:
                 session.expunge_all()  # plain loaded objects, usable after the session
                 return rows
         except (*_CORRUPTION, json.JSONDecodeError) as exc:
-            raise StoreError(f"{self.name}: {where}corrupted row in {table}: {exc!r}") from None
+            raise StoreError(
+                f"{self.name}: {where}corrupted row in {table}: {_describe(exc)}"
+            ) from None
         except SQLAlchemyError as exc:
             first = str(exc).strip().splitlines()[0]
             raise StoreError(f"{self.name}: {where}cannot read {table}: {first}") from None
@@ -385,3 +389,11 @@ class StoreReader:
 def open_store(url: str) -> StoreReader:
     """A reader on an existing store; StoreError when it is missing, empty or not ours."""
     return StoreReader(url)
+
+
+def _describe(exc: BaseException) -> str:
+    """What is wrong with a stored value, in words (a decimal error's repr says nothing)."""
+    if isinstance(exc, decimal.InvalidOperation):
+        return "a stored number is not a number"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -13,6 +13,7 @@ from cryptobot.engine import Engine
 from cryptobot.gate import PassThroughGate
 from cryptobot.model import Candle
 from cryptobot.recorder import MemoryRecorder
+from cryptobot.risk import NeverEngaged
 from cryptobot.strategy import EnterLong, StrategyContext
 from strategies.liquidation_rebound import LiquidationRebound
 
@@ -67,13 +68,14 @@ class ScriptedEntries(LiquidationRebound):
 
 
 def make_engine(settings: Settings, strategy=None, gate=None, rules=None, broker=None,
-                clock: SimClock | None = None):
+                clock: SimClock | None = None, kill_switch=None):
+    """An engine on a SimClock; its kill switch never engages unless one is given."""
     clock = clock or SimClock(T0_MS)
     strategy = strategy or ScriptedEntry(settings, settings.market.symbol)
     broker = broker or PaperBroker(settings.costs, clock)
     recorder = MemoryRecorder()
     engine = Engine(settings, strategy, broker, gate or PassThroughGate(), recorder, clock,
-                    rules)
+                    rules, kill_switch=kill_switch or NeverEngaged())
     return engine, recorder, clock
 
 

@@ -176,3 +176,45 @@ def test_the_store_gets_every_signal_candle_and_the_oi_samples(run_cli, tmp_path
     assert starts[0] == 1_722_470_400_000  # 2024-08-01 00:00
     oi = [s.ts_ms for s in run.oi_samples]
     assert len(oi) > 1000 and oi == sorted(set(oi))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("path", [[], ["--every-candle"]])
+def test_signal_timeframe_not_a_multiple_of_the_data_is_one_clear_error(run_cli, tmp_path, path):
+    """7m on 5m data: buckets would straddle base candles. Both paths refuse it the same way."""
+    config = _config(tmp_path, '[market]\nsignal_timeframe = "7m"\n')
+    code, out, err = run_cli("backtest", "--config", config, "--data", CRASH, "--from",
+                             "2024-08-04", "--to", "2024-08-05",
+                             "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", *path)
+    assert code == 2, out
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert "market.signal_timeframe '7m'" in err and "5m" in err
+
+
+def test_the_engine_refuses_base_candles_that_do_not_divide_the_signal_timeframe():
+    """Paper and live feed the engine directly: the same error at the first candle."""
+    from cryptobot.errors import ConfigError
+    from tests.engine.conftest import make_engine, path_candles, settings_with
+
+    engine, _, _ = make_engine(settings_with(market={"signal_timeframe": "7m"}))
+    with pytest.raises(ConfigError, match="not a whole multiple"):
+        engine.warm_up(path_candles([(100, 101, 99, 100)]))
+
+
+def test_a_backtest_without_from_and_to_stores_the_span_it_traded(run_cli, tmp_path):
+    """Not "- .. -": the store gets the same [start, end) as the run's own summary."""
+    from cryptobot.store.reader import StoreReader
+
+    db = f"sqlite:///{tmp_path / 'span.sqlite'}"
+    code, out, err = run_cli("backtest", "--config", _config(tmp_path), "--data", CRASH,
+                             "--db", db, "--json")
+    assert code == 0, err
+    summary = json.loads(out)["summary"]
+    reader = StoreReader(db)
+    info = reader.run_info(reader.resolve_run(None))
+    reader.close()
+    assert (iso(info.start_ms), iso(info.end_ms)) == (summary["from"], summary["to"])
+    # the data: 2024-07-22 00:00 to the close of its last candle, 2024-08-19 23:55
+    assert summary["from"] == "2024-07-22T00:00:00Z" and summary["to"] == "2024-08-20T00:00:00Z"

@@ -11,7 +11,7 @@ import pytest
 
 from cryptobot.brokers.market_rules import MarketRules
 from cryptobot.model import GateAction, GateDecision, OrderPurpose, SignalStatus
-from cryptobot.risk import size_position
+from cryptobot.risk import KillSwitch, size_position
 from tests.engine.conftest import (
     BASE_MS,
     T0_MS,
@@ -63,7 +63,8 @@ def test_kill_switch_file_flattens_cancels_and_stops_scripted(tmp_path):
     kill = tmp_path / "KILL"
     settings = settings_with(risk={**PLAIN, "kill_switch_file": str(kill)}, costs=NO_COSTS,
                              exits={"targets": "fixed_r"})
-    engine, recorder, clock = make_engine(settings, strategy=_entries(settings, 1, 5))
+    engine, recorder, clock = make_engine(settings, strategy=_entries(settings, 1, 5),
+                                          kill_switch=KillSwitch(kill))
     candles = path_candles(flat(100, 20))
     feed(engine, clock, candles[:6])  # in the position from candle 3: stop and two targets
     assert {o.purpose for o in engine.broker.working_orders()} == {
@@ -172,3 +173,29 @@ def test_max_notional_cap_through_the_engine_scripted():
     entry = next(f for f in recorder.fills if f.purpose is OrderPurpose.ENTRY)
     assert entry.qty_base == pytest.approx(200.0)
     assert _signal(recorder, "TEST-1").metrics["capped"] == 1.0
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_backtest_ignores_the_kill_switch_file(tmp_path, fast):
+    """History is replayed as it was: `cryptobot kill` (the file) must not change a backtest."""
+    from cryptobot.backtest import run_backtest
+    from cryptobot.data import load_market_data
+    from cryptobot.gate import PassThroughGate
+    from cryptobot.recorder import MemoryRecorder
+    from cryptobot.strategy import load_strategy
+    from tests.engine.conftest import REPO
+
+    kill = tmp_path / "KILL"
+    kill.write_text("")
+    market = load_market_data(REPO / "data" / "btc_2024-08_crash", "BTC/USDT:USDT")
+    runs = []
+    for path in (kill, tmp_path / "absent"):
+        settings = settings_with(risk={"kill_switch_file": str(path)},
+                                 strategy={"oi_confirmation": False})
+        strategy = load_strategy(settings.strategy.path, settings, "BTC/USDT:USDT")
+        runs.append(run_backtest(settings, market, strategy, PassThroughGate(),
+                                 MemoryRecorder(), fast=fast))
+    with_file, without = runs
+    assert not with_file.engine.killed
+    assert with_file.engine.trades and with_file.engine.trades == without.engine.trades
+    assert not any("kill switch" in s.reason for s in with_file.engine.signals)

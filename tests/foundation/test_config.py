@@ -8,7 +8,7 @@ from cryptobot.errors import ConfigError
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
 
-@pytest.mark.parametrize("name", ["default.toml", "crosscheck.toml", "paper.toml",
+@pytest.mark.parametrize("name", ["default.toml", "crosscheck.toml", "paper.toml", "replay.toml",
                                   "live.example.toml"])
 def test_every_shipped_profile_loads(name):
     path = CONFIG_DIR / name

@@ -40,6 +40,7 @@ def write_live_config(tmp_path: Path, **sections: dict[str, object]) -> Path:
         "risk": {"kill_switch_file": str(tmp_path / "KILL")},
         "store": {"url": f"sqlite:///{tmp_path / 'live.sqlite'}"},
         "feed": {"reconnect_min_backoff_s": 0.001, "reconnect_max_backoff_s": 0.01},
+        "macro": {"use_fred": False},  # a 2024 replay: the bundled snapshot, no network
         "live": {"state_url": f"sqlite:///{tmp_path / 'state.sqlite'}", "demo_trading": False,
                  "request_timeout_ms": 2000, "reconcile_interval_s": 3600.0,
                  "retry_base_delay_s": 0.0},

@@ -18,6 +18,7 @@ def write_config(tmp_path: Path, rest_url: str = "http://127.0.0.1:9") -> Path:
         f'[logging]\ndir = "{tmp_path / "logs"}"\n'
         f'[risk]\nkill_switch_file = "{tmp_path / "KILL"}"\n'
         f'[store]\nurl = "sqlite:///{tmp_path / "live.sqlite"}"\n'
+        '[macro]\nuse_fred = false\n'
         f'[live]\nstate_url = "sqlite:///{tmp_path / "state.sqlite"}"\n'
         'demo_trading = false\nrequest_timeout_ms = 2000\n'
     )

@@ -8,12 +8,12 @@ import logging
 from cryptobot.clock import iso_utc
 from tests.conftest import DATA_DIR, REPO_ROOT
 
-CONFIG = str(REPO_ROOT / "config" / "paper.toml")
+CONFIG = str(REPO_ROOT / "config" / "replay.toml")  # paper.toml + the bundled macro data
 CRASH = str(DATA_DIR / "btc_2024-08_crash")
 
 
 def _config(tmp_path, extra: str = "") -> str:
-    """config/paper.toml with the JSON log and the kill-switch file in tmp_path."""
+    """config/replay.toml with the JSON log and the kill-switch file in tmp_path."""
     path = tmp_path / "paper.toml"
     path.write_text(f'extends = "{CONFIG}"\n[logging]\ndir = "{tmp_path / "logs"}"\n'
                     f'[risk]\nkill_switch_file = "{tmp_path / "KILL"}"\n{extra}')
@@ -66,10 +66,19 @@ def test_a_replay_logs_its_signals_orders_and_fills_at_simulated_time(run_cli, t
 
 def test_the_kill_switch_file_stops_a_paper_session(run_cli, tmp_path):
     (tmp_path / "KILL").write_text("")
+    db = f"sqlite:///{tmp_path / 'k.sqlite'}"
     code, out, err = run_cli("paper", "--config", _config(tmp_path), "--replay", CRASH,
-                             "--from", "2024-08-04", "--to", "2024-08-05",
-                             "--db", f"sqlite:///{tmp_path / 'k.sqlite'}")
+                             "--from", "2024-08-04", "--to", "2024-08-05", "--db", db)
     assert code == 0, err
+    from cryptobot.store.reader import StoreReader
+
+    reader = StoreReader(db)
+    run_id = reader.resolve_run(None)
+    summary, info = reader.summary(run_id), reader.run_info(run_id)
+    reader.close()
+    # the store keeps the span asked for; the summary says when and why it really stopped
+    assert summary["stopped_early"] == "kill switch"
+    assert info.start_ms <= summary["stopped_ms"] < info.end_ms
     assert "kill switch file" in out and "paper session stopped" in out
     heartbeats = [line for line in out.splitlines() if " close " in line and " gate " in line]
     assert len(heartbeats) <= 1  # it stopped at the first event, not after two days

@@ -30,7 +30,7 @@ SYMBOL = "BTC/USDT:USDT"
 @pytest.fixture(scope="module")
 def parity_settings(tmp_path_factory):
     path = tmp_path_factory.mktemp("cfg") / "parity.toml"
-    path.write_text(f'extends = "{REPO_ROOT / "config" / "paper.toml"}"\n'
+    path.write_text(f'extends = "{REPO_ROOT / "config" / "replay.toml"}"\n'
                     "[strategy]\noi_drop_pct = 0.4\n")
     return load_settings(path)
 

@@ -23,7 +23,7 @@ from cryptobot.engine import Engine, signal_interval_ms
 from cryptobot.gate import Gate
 from cryptobot.model import Candle, FundingRate, OpenInterest
 from cryptobot.recorder import Recorder
-from cryptobot.report.summary import summarize
+from cryptobot.report.summary import cost_notes, summarize
 from cryptobot.risk import NeverEngaged
 from cryptobot.strategy import Strategy
 
@@ -94,6 +94,7 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
         funding_charged=settings.costs.funding and not market.funding.empty,
         oi_synthetic=market.oi_synthetic, oi_samples=len(market.open_interest),
         open_position=engine.open_position(float(closes[-1]) if total else None))
+    summary.update(cost_notes(settings.costs, not market.funding.empty))
     recorder.finish_run(summary)
     return BacktestResult(engine, summary, total, start, end)
 

@@ -103,7 +103,7 @@ class Engine:
         self.equity_usdt = settings.risk.starting_equity_usdt
         self.daily_loss = DailyLossLimit(settings.risk.max_daily_loss)
         # The kill switch is a part the caller wires: paper and live the file (`KillSwitch`), a
-        # backtest `NeverEngaged`. None keeps the file for callers that predate the parameter.
+        # backtest `NeverEngaged`. Left out, it is the file: forgetting it must not disarm it.
         self.kill_switch = (kill_switch if kill_switch is not None
                             else KillSwitch(settings.risk.kill_switch_file))
         self.killed = False

@@ -61,7 +61,7 @@ class PriceTracker:
 
 def finish_session(run: SessionRun) -> dict[str, Any]:
     """Summarise, store (open position included) and return the summary."""
-    from cryptobot.report.summary import summarize
+    from cryptobot.report.summary import cost_notes, summarize
 
     engine = run.engine
     assert engine is not None
@@ -75,6 +75,7 @@ def finish_session(run: SessionRun) -> dict[str, Any]:
         funding_charged=run.settings.costs.funding and engine.funding_seen,
         oi_synthetic=run.oi_synthetic, oi_samples=len(engine.open_interest),
         open_position=engine.open_position(run.prices[-1] if run.prices else None))
+    summary.update(cost_notes(run.settings.costs, engine.funding_seen))
     summary["open_position_detail"] = run.recorder.position_text()
     # The store's run row keeps the span asked for; when the run really stopped goes here.
     if run.session is not None and run.session.stopped_early:

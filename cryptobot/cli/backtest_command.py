@@ -155,8 +155,10 @@ def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
         ("average R", f"{s['average_r']:+.2f}"),
         ("exposure", f"{s['exposure_pct']:.1f}% of the time"),
         ("fees", f"{_money(s['fees_usdt'])} USDT"),
-        ("funding", f"{_money(s['funding_usdt'])} USDT" if s["funding_charged"]
-         else "not charged (no funding data, or costs.funding = false)"),
+        ("funding", f"{_money(s['funding_usdt'])} USDT"
+         + (f", {s['funding_note']}" if "funding_note" in s else "")
+         if s["funding_charged"] else s.get("funding_note", "not charged")),
+        *([("stops", s["stop_trigger_note"])] if "stop_trigger_note" in s else []),
         ("buy and hold", bh),
         ("open interest", "SYNTHETIC (labelled synthetic data)" if s["oi_synthetic"]
          else ("real" if s["oi_samples"] else "none")),

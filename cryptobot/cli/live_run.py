@@ -47,6 +47,7 @@ from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
 from cryptobot.exchange.streaming_feed import StreamingFeed
 from cryptobot.model import Candle, OrderPurpose, OrderType, Position
 from cryptobot.recorder import RunInfo
+from cryptobot.risk import KillSwitch
 from cryptobot.secrets import ApiKeys
 from cryptobot.session_run import PriceTracker, SessionRun, finish_session
 from cryptobot.strategy import load_strategy
@@ -224,7 +225,8 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
         rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" \
             else None
         run.engine = Engine(settings, load_strategy(settings.strategy.path, settings, run.symbol),
-                            broker, build_gate(settings), run.recorder, clock, rules)
+                            broker, build_gate(settings), run.recorder, clock, rules,
+                            kill_switch=KillSwitch(settings.risk.kill_switch_file))
         run.start_ms = clock.now_ms()
         warm = await load_warm_up(rest, run.symbol, interval_ms, run.start_ms,
                                   settings.feed.warmup_days,

@@ -5,7 +5,23 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from cryptobot.config import CostSettings
 from cryptobot.model import Signal, SignalStatus, Trade
+
+
+def cost_notes(costs: CostSettings, funding_data: bool) -> dict[str, str]:
+    """What the simulated costs did and did not include, in words, for every summary."""
+    if not costs.funding:
+        funding = "not charged: off in config (costs.funding = false)"
+    elif not funding_data:
+        funding = "not charged: no funding data in the span"
+    else:
+        funding = "charged every 8h on the open notional, from the funding data"
+    notes = {"funding_note": funding}
+    if costs.stop_trigger == "mark":
+        notes["stop_trigger_note"] = ("stop_trigger = mark is honoured live; simulated stops "
+                                      "trigger on the last price (mark price is not simulated)")
+    return notes
 
 
 def summarize(

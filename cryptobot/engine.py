@@ -387,6 +387,8 @@ class Engine:
         tp1_qty = trade.qty_base * self.settings.exits.tp1_fraction
         if self.settings.risk.lot_rounding and self.market_rules is not None:
             tp1_qty = self.market_rules.round_qty_down(tp1_qty)
+        if tp1_qty <= 0:  # too small to split: all of it exits at TP1 (then nothing is left)
+            tp1_qty = trade.qty_base
         legs = [(OrderPurpose.TP1, "tp1", targets[0], tp1_qty)]
         if len(targets) > 1:
             legs.append((OrderPurpose.TP2, "tp2", targets[1], trade.qty_base - tp1_qty))

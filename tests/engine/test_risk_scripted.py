@@ -130,6 +130,19 @@ def test_lot_rounding_rounds_the_size_down_scripted():
     assert targets[OrderPurpose.TP1] == 5.319 and targets[OrderPurpose.TP2] == pytest.approx(5.319)
 
 
+def test_a_position_too_small_to_split_exits_whole_at_tp1_scripted():
+    """Lots of 10: qty 10.638 -> 10 (one lot); half of it rounds to 0 lots, so TP1 takes all 10
+    rather than leaving the trade with no target, no break-even and no trailing stop."""
+    coarse = MarketRules("BTCUSDT", lot_step=10.0, min_qty=10.0, min_notional_usdt=100.0)
+    settings = settings_with(risk={"volatility_scaling": False}, costs=NO_COSTS,
+                             exits={"targets": "fixed_r"})
+    engine, recorder = run_scripted(flat(100, 8), settings, stop_price=95.3, rules=coarse)
+    entry = next(f for f in recorder.fills if f.purpose is OrderPurpose.ENTRY)
+    assert entry.qty_base == 10.0
+    targets = {o.purpose: o.qty_base for o in engine.broker.working_orders()}
+    assert targets[OrderPurpose.TP1] == 10.0 and OrderPurpose.TP2 not in targets
+
+
 def test_below_minimum_notional_is_skipped_with_a_reason_scripted():
     """Equity 100: risk 0.50 USDT, qty 0.1, notional 10 USDT < the 100 USDT minimum."""
     settings = settings_with(risk={"volatility_scaling": False, "starting_equity_usdt": 100.0},

@@ -26,3 +26,12 @@ def run_cli(capsys):
         return code, out, err
 
     return _run
+
+
+@pytest.fixture
+def sample_run():
+    """The hand-made sample run on real candles (tests/store/sample_run.py), shared by the
+    store and review tests."""
+    from tests.store import sample_run as module
+
+    return module

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
-SAMPLE_RUN_FILE = Path(__file__).resolve().parent.parent / "store" / "sample_run.py"
-
-
-def _sample_run_module():
-    """tests/ is not a package (importlib mode): load the shared builder by path."""
-    name = "cryptobot_tests_sample_run"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SAMPLE_RUN_FILE)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-@pytest.fixture
-def sample_run():
-    return _sample_run_module()
 
 
 @pytest.fixture

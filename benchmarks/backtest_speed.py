@@ -21,11 +21,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cryptobot.backtest import run_backtest  # noqa: E402
 from cryptobot.config import load_settings  # noqa: E402
 from cryptobot.data import load_market_data  # noqa: E402
-from cryptobot.gate import PassThroughGate  # noqa: E402
-from cryptobot.recorder import MemoryRecorder  # noqa: E402
+from cryptobot.engine.gate import PassThroughGate  # noqa: E402
+from cryptobot.engine.recorder import MemoryRecorder  # noqa: E402
+from cryptobot.runners.backtest import run_backtest  # noqa: E402
 from cryptobot.strategy import load_strategy  # noqa: E402
 
 TWO_YEARS_OF_1M = 2 * 365 * 1440  # 1,051,200

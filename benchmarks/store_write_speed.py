@@ -17,7 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from cryptobot.recorder import RunInfo  # noqa: E402
+from cryptobot.engine.recorder import RunInfo  # noqa: E402
 from cryptobot.store import SqlRecorder, open_store  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("sample_run", REPO / "tests/store/sample_run.py")

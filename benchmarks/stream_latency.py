@@ -24,14 +24,14 @@ from cryptobot.brokers.paper import PaperBroker
 from cryptobot.clock import SimClock
 from cryptobot.config import load_settings
 from cryptobot.data import CandleAggregator, load_market_data
-from cryptobot.engine import Engine
+from cryptobot.engine.gate import PassThroughGate
+from cryptobot.engine.loop import Engine
+from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.exchange.binance import BinanceUsdmStream
 from cryptobot.exchange.replay import CandleColumns, binance_kline_message
-from cryptobot.gate import PassThroughGate
 from cryptobot.model import Candle
-from cryptobot.recorder import MemoryRecorder
+from cryptobot.runners.stream_session import advance_sim_clock
 from cryptobot.strategy import load_strategy
-from cryptobot.trading_session import advance_sim_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOL = "BTC/USDT:USDT"

@@ -1,5 +1,1 @@
-"""Execution: the Broker protocol and its implementations (paper simulator; live elsewhere)."""
-
-from cryptobot.brokers.base import Broker, client_id
-
-__all__ = ["Broker", "client_id"]
+"""Execution: the paper fill simulator (backtests and paper) and the live broker (live/)."""

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptobot.brokers.base import FillHandler, OrderHandler
 from cryptobot.clock import Clock
 from cryptobot.config import CostSettings
+from cryptobot.engine.broker import FillHandler, OrderHandler
+from cryptobot.engine.recorder import OrderEvent
 from cryptobot.errors import OrderRejectedError
 from cryptobot.model import Candle, Fill, OrderIntent, OrderType, Side
-from cryptobot.recorder import OrderEvent
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from cryptobot.config import Settings
-    from cryptobot.gate import Gate
+    from cryptobot.engine.gate import Gate
 
 DEFAULT_CONFIG = "config/default.toml"
 
@@ -45,8 +45,6 @@ def backtest(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cryptobot.backtest import run_backtest, traded_span
-    from cryptobot.brokers.market_rules import load_market_rules
     from cryptobot.cli.paper_console import print_where_stored
     from cryptobot.cli.run_setup import (
         start_logging,
@@ -58,9 +56,11 @@ def backtest(
     from cryptobot.clock import DAY_MS, SimClock, iso_utc
     from cryptobot.config import load_settings
     from cryptobot.data import load_market_data
-    from cryptobot.event_log import EventLogRecorder
-    from cryptobot.recorder import RunInfo
+    from cryptobot.engine.market_rules import load_market_rules
+    from cryptobot.engine.recorder import RunInfo
     from cryptobot.report.serialize import signal_to_dict, trade_to_dict
+    from cryptobot.runners.backtest import run_backtest, traded_span
+    from cryptobot.runners.event_log import EventLogRecorder
     from cryptobot.store import SqlRecorder
     from cryptobot.strategy import load_strategy
 

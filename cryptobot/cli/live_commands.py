@@ -75,7 +75,7 @@ def kill(
     """Write the kill-switch file, cancel the bot's orders and close its positions at market."""
     import logging
 
-    from cryptobot.brokers.live_setup import build_live_broker
+    from cryptobot.brokers.live.setup import build_live_broker
     from cryptobot.cli.run_setup import start_logging
     from cryptobot.clock import LiveClock
     from cryptobot.config import load_settings

@@ -24,17 +24,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cryptobot.brokers.live import LiveBroker, kill_switch_present
-from cryptobot.brokers.live_setup import build_live_broker
-from cryptobot.brokers.market_rules import load_market_rules
-from cryptobot.brokers.reconcile import ReconcileReport
+from cryptobot.brokers.live.broker import LiveBroker, kill_switch_present
+from cryptobot.brokers.live.reconcile import ReconcileReport
+from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.data.timeframes import timeframe_to_ms
-from cryptobot.engine import Engine
+from cryptobot.engine.loop import Engine
+from cryptobot.engine.market_rules import load_market_rules
+from cryptobot.engine.recorder import RunInfo
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import CryptobotError
-from cryptobot.event_log import EventLogRecorder
 from cryptobot.exchange.backfill import load_warm_up
 from cryptobot.exchange.binance import BINANCE_MARKET_WS, BinanceUsdmStream
 from cryptobot.exchange.binance_user_stream import (
@@ -46,17 +47,16 @@ from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
 from cryptobot.exchange.streaming_feed import StreamingFeed
 from cryptobot.model import Candle, OrderPurpose, OrderType, Position
-from cryptobot.recorder import RunInfo
-from cryptobot.risk import KillSwitch
-from cryptobot.secrets import ApiKeys
-from cryptobot.session_run import PriceTracker, SessionRun, finish_session
-from cryptobot.strategy import load_strategy
-from cryptobot.trading_session import (
+from cryptobot.runners.event_log import EventLogRecorder
+from cryptobot.runners.session_run import PriceTracker, SessionRun, finish_session
+from cryptobot.runners.stream_session import (
     ClockAdvance,
     TradingSession,
     wall_clock_moves_itself,
     warm_up_engine,
 )
+from cryptobot.secrets import ApiKeys
+from cryptobot.strategy import load_strategy
 
 log = logging.getLogger("cryptobot.live.run")
 

@@ -19,7 +19,7 @@ from cryptobot.model import GateDecision
 
 def decision_report(decision: GateDecision, enabled: bool) -> dict[str, Any]:
     """The decision as one JSON-ready object (what `--json` prints)."""
-    from cryptobot.macro.gate import STALE
+    from cryptobot.macro.rules import STALE
 
     inputs = decision.inputs
     return {
@@ -55,8 +55,8 @@ def macro(
             clock = SimClock(parse_utc(asof))
         except ValueError:
             raise ConfigError(f"--asof: {asof!r} is not a date like 2024-08-05") from None
-    from cryptobot.macro.gate import evaluate
     from cryptobot.macro.loader import load_history
+    from cryptobot.macro.rules import evaluate
 
     history = load_history(settings.macro, clock)
     now_ms = clock.now_ms()

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from cryptobot.clock import Clock, SimClock
     from cryptobot.config import Settings
     from cryptobot.data import MarketData
-    from cryptobot.engine import Engine
-    from cryptobot.session_run import SessionRun
+    from cryptobot.engine.loop import Engine
+    from cryptobot.runners.session_run import SessionRun
 
 DEFAULT_CONFIG = "config/paper.toml"
 
@@ -48,11 +48,11 @@ def _venue_rest(settings: Settings) -> Any:
 
 
 def _engine(run: SessionRun, clock: Clock) -> Engine:
-    from cryptobot.brokers.market_rules import load_market_rules
     from cryptobot.brokers.paper import PaperBroker
-    from cryptobot.engine import Engine
+    from cryptobot.engine.loop import Engine
+    from cryptobot.engine.market_rules import load_market_rules
+    from cryptobot.engine.risk import KillSwitch
     from cryptobot.macro import build_gate
-    from cryptobot.risk import KillSwitch
     from cryptobot.strategy import load_strategy
 
     settings = run.settings
@@ -65,9 +65,9 @@ def _engine(run: SessionRun, clock: Clock) -> Engine:
 
 def _session(run: SessionRun, feed, advance_clock):
     """The trading loop; like live, it stops when the kill-switch file appears."""
-    from cryptobot.brokers.live import kill_switch_present
-    from cryptobot.session_run import PriceTracker
-    from cryptobot.trading_session import TradingSession
+    from cryptobot.brokers.live.broker import kill_switch_present
+    from cryptobot.runners.session_run import PriceTracker
+    from cryptobot.runners.stream_session import TradingSession
 
     assert run.engine is not None
     settings = run.settings
@@ -80,7 +80,7 @@ async def _live(run: SessionRun, clock: Clock) -> None:
     from cryptobot.exchange.backfill import load_warm_up
     from cryptobot.exchange.feed import ignore_exchange_time
     from cryptobot.exchange.streaming_feed import StreamingFeed
-    from cryptobot.trading_session import wall_clock_moves_itself, warm_up_engine
+    from cryptobot.runners.stream_session import wall_clock_moves_itself, warm_up_engine
 
     settings = run.settings
     interval_ms = timeframe_to_ms(settings.market.base_timeframe)
@@ -126,7 +126,7 @@ async def _replay(run: SessionRun, market: MarketData, start_ms: int | None,
     from cryptobot.exchange.ccxt_factory import make_exchange
     from cryptobot.exchange.replay import ReplayVenue
     from cryptobot.exchange.streaming_feed import StreamingFeed
-    from cryptobot.trading_session import advance_sim_clock, warm_up_engine
+    from cryptobot.runners.stream_session import advance_sim_clock, warm_up_engine
 
     settings = run.settings
     run.oi_synthetic = market.oi_synthetic
@@ -194,9 +194,9 @@ def paper(
     )
     from cryptobot.clock import DAY_MS, LiveClock, SimClock
     from cryptobot.config import load_settings
-    from cryptobot.event_log import EventLogRecorder
-    from cryptobot.recorder import RunInfo
-    from cryptobot.session_run import SessionRun, finish_session
+    from cryptobot.engine.recorder import RunInfo
+    from cryptobot.runners.event_log import EventLogRecorder
+    from cryptobot.runners.session_run import SessionRun, finish_session
     from cryptobot.store import SqlRecorder
 
     settings = load_settings(config)

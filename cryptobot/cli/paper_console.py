@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cryptobot.clock import iso_utc
+from cryptobot.engine.recorder import OrderEvent, Recorder, RunInfo
 from cryptobot.exchange.feed import FeedEvent
 from cryptobot.model import (
     Candle,
@@ -23,8 +24,7 @@ from cryptobot.model import (
     SignalStatus,
     Trade,
 )
-from cryptobot.recorder import OrderEvent, Recorder, RunInfo
-from cryptobot.session_run import SessionRun
+from cryptobot.runners.session_run import SessionRun
 
 
 def _minute(ts_ms: int) -> str:

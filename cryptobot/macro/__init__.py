@@ -2,7 +2,7 @@
 
 Public surface:
     build_gate(settings, clock=None) -> Gate      what the engine calls once at start-up
-    evaluate(snapshot, macro_settings)           the pure decision (cryptobot.macro.gate)
+    evaluate(snapshot, macro_settings)           the pure decision (cryptobot.macro.rules)
     load_history(macro_settings, clock=None)     the precomputed, point-in-time series
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
-from cryptobot.gate import Gate, PassThroughGate
-from cryptobot.macro.gate import MacroGate, evaluate
+from cryptobot.engine.gate import Gate, PassThroughGate
 from cryptobot.macro.loader import load_history
+from cryptobot.macro.rules import MacroGate, evaluate
 
 __all__ = ["MacroGate", "build_gate", "evaluate", "load_history"]
 

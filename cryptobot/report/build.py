@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptobot.clock import iso_utc
+from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.model import GateAction, GateDecision, Signal, SignalStatus, Trade
-from cryptobot.recorder import MemoryRecorder
 from cryptobot.report.serialize import trade_to_dict as trade_json
 from cryptobot.store import RunListing, StoreReader
 

@@ -11,6 +11,6 @@ head whenever a store is opened. Problems are `cryptobot.errors.StoreError`.
 """
 
 from cryptobot.store.reader import RunListing, StoreReader, open_store
-from cryptobot.store.recorder import SqlRecorder
+from cryptobot.store.sql_recorder import SqlRecorder
 
 __all__ = ["RunListing", "SqlRecorder", "StoreReader", "open_store"]

@@ -17,6 +17,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from cryptobot.engine.recorder import MemoryRecorder, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import (
     Candle,
@@ -34,7 +35,6 @@ from cryptobot.model import (
     Trade,
     TradeLeg,
 )
-from cryptobot.recorder import MemoryRecorder, OrderEvent, RunInfo
 from cryptobot.store.database import describe, open_for_reading
 from cryptobot.store.tables import (
     EquityPointRow,

@@ -9,11 +9,11 @@ import pytest
 from cryptobot.brokers.paper import PaperBroker
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
-from cryptobot.engine import Engine
-from cryptobot.gate import PassThroughGate
+from cryptobot.engine.gate import PassThroughGate
+from cryptobot.engine.loop import Engine
+from cryptobot.engine.recorder import MemoryRecorder
+from cryptobot.engine.risk import NeverEngaged
 from cryptobot.model import Candle
-from cryptobot.recorder import MemoryRecorder
-from cryptobot.risk import NeverEngaged
 from cryptobot.strategy import EnterLong, StrategyContext
 from strategies.liquidation_rebound import LiquidationRebound
 

@@ -152,11 +152,11 @@ def test_one_milestone_puts_tp1_there_and_the_rest_rides_scripted():
                     "candle_index": 1}))
             return []
 
-    import cryptobot.engine as engine_module
+    import cryptobot.engine.loop as engine_module
     from cryptobot.brokers.paper import PaperBroker
     from cryptobot.clock import SimClock
-    from cryptobot.gate import PassThroughGate
-    from cryptobot.recorder import MemoryRecorder
+    from cryptobot.engine.gate import PassThroughGate
+    from cryptobot.engine.recorder import MemoryRecorder
     from tests.engine.conftest import path_candles
 
     clock = SimClock(T0_MS)

@@ -13,13 +13,13 @@ import shutil
 
 import pytest
 
-from cryptobot.backtest import run_backtest
-from cryptobot.brokers.market_rules import load_market_rules
 from cryptobot.clock import parse_utc
 from cryptobot.config import load_settings
 from cryptobot.data import load_market_data
-from cryptobot.gate import PassThroughGate
-from cryptobot.recorder import MemoryRecorder
+from cryptobot.engine.gate import PassThroughGate
+from cryptobot.engine.market_rules import load_market_rules
+from cryptobot.engine.recorder import MemoryRecorder
+from cryptobot.runners.backtest import run_backtest
 from cryptobot.strategy import load_strategy
 from tests.engine.conftest import REPO, settings_with
 
@@ -129,9 +129,9 @@ def test_precomputed_aggregation_and_session_vwap_match_the_incremental_ones(tmp
     VWAP and the previous day's close."""
     import numpy as np
 
-    from cryptobot.backtest_fast import PrecomputedAggregator, precompute
     from cryptobot.data.resample import CandleAggregator, candles_from_frame
     from cryptobot.indicators import day_vwap_and_prev_close
+    from cryptobot.runners.quiet_skip import PrecomputedAggregator, precompute
 
     market = load_market_data(_holed_copy(tmp_path, [(100, 102), (400, 700), (1000, 1001)]),
                               SYMBOL, allow_gaps=True)

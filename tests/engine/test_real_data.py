@@ -9,15 +9,15 @@ import math
 import numpy as np
 import pytest
 
-from cryptobot.backtest import run_backtest
-from cryptobot.backtest_fast import precompute
-from cryptobot.brokers.market_rules import load_market_rules
 from cryptobot.clock import iso_utc, parse_utc
 from cryptobot.config import load_settings
 from cryptobot.data import load_market_data
-from cryptobot.gate import PassThroughGate
+from cryptobot.engine.gate import PassThroughGate
+from cryptobot.engine.market_rules import load_market_rules
+from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.model import SignalStatus
-from cryptobot.recorder import MemoryRecorder
+from cryptobot.runners.backtest import run_backtest
+from cryptobot.runners.quiet_skip import precompute
 from cryptobot.strategy import load_strategy
 from tests.engine.conftest import REPO, settings_with
 

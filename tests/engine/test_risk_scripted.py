@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from cryptobot.brokers.market_rules import MarketRules
+from cryptobot.engine.market_rules import MarketRules
+from cryptobot.engine.risk import KillSwitch, size_position
 from cryptobot.model import GateAction, GateDecision, OrderPurpose, SignalStatus
-from cryptobot.risk import KillSwitch, size_position
 from tests.engine.conftest import (
     BASE_MS,
     T0_MS,
@@ -191,10 +191,10 @@ def test_max_notional_cap_through_the_engine_scripted():
 @pytest.mark.parametrize("fast", [True, False])
 def test_a_backtest_ignores_the_kill_switch_file(tmp_path, fast):
     """History is replayed as it was: `cryptobot kill` (the file) must not change a backtest."""
-    from cryptobot.backtest import run_backtest
     from cryptobot.data import load_market_data
-    from cryptobot.gate import PassThroughGate
-    from cryptobot.recorder import MemoryRecorder
+    from cryptobot.engine.gate import PassThroughGate
+    from cryptobot.engine.recorder import MemoryRecorder
+    from cryptobot.runners.backtest import run_backtest
     from cryptobot.strategy import load_strategy
     from tests.engine.conftest import REPO
 

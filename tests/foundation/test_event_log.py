@@ -1,7 +1,7 @@
 import json
 import logging
 
-from cryptobot.event_log import EventLogRecorder
+from cryptobot.engine.recorder import MemoryRecorder, OrderEvent, RunInfo
 from cryptobot.logs import LOG_FILE_NAME, configure_logging
 from cryptobot.model import (
     Fill,
@@ -14,7 +14,7 @@ from cryptobot.model import (
     Signal,
     SignalStatus,
 )
-from cryptobot.recorder import MemoryRecorder, OrderEvent, RunInfo
+from cryptobot.runners.event_log import EventLogRecorder
 
 SPIKE_MS = 1_722_838_500_000  # 2024-08-05T06:15:00Z
 
@@ -65,7 +65,7 @@ def test_an_error_that_stops_a_session_is_logged_and_tail_shows_it(tmp_path, run
     from cryptobot.clock import SimClock
     from cryptobot.errors import ExchangeError
     from cryptobot.model import Candle
-    from cryptobot.trading_session import TradingSession, advance_sim_clock
+    from cryptobot.runners.stream_session import TradingSession, advance_sim_clock
 
     class FailingFeed:
         async def events(self):

@@ -10,7 +10,7 @@ import signal
 import sys
 import urllib.request
 
-from cryptobot.brokers.live_setup import build_live_broker
+from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.config import Settings
 from cryptobot.secrets import ApiKeys
 from tests.live.trade_driver import TradeDriver

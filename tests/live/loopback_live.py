@@ -21,7 +21,7 @@ from cryptobot.config import Settings, load_settings
 from cryptobot.data import load_market_data
 from cryptobot.exchange.replay import CandleColumns, ReplayVenue
 from cryptobot.model import Candle
-from cryptobot.trading_session import advance_sim_clock
+from cryptobot.runners.stream_session import advance_sim_clock
 from tests.conftest import DATA_DIR, REPO_ROOT
 from tests.live.fake_binance_state import FakeExchangeState
 

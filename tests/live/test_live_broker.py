@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cryptobot.brokers.live_setup import build_live_broker
+from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.errors import OrderRejectedError, ReconciliationError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 from tests.live.conftest import VenueClock, live_settings

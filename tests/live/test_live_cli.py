@@ -77,7 +77,7 @@ def test_live_once_prints_rails_and_leaks_no_secret(run_cli, tmp_path, venue, mo
 
 
 def test_kill_flattens_the_bots_position(run_cli, tmp_path, venue, keys):
-    from cryptobot.brokers.live_setup import build_live_broker
+    from cryptobot.brokers.live.setup import build_live_broker
     from cryptobot.config import load_settings
     from tests.live.conftest import VenueClock
     from tests.live.trade_driver import TradeDriver
@@ -100,7 +100,7 @@ def test_kill_flattens_the_bots_position(run_cli, tmp_path, venue, keys):
 
 def test_live_with_the_kill_switch_present_flattens_and_does_not_trade(run_cli, tmp_path, venue,
                                                                       keys):
-    from cryptobot.brokers.live_setup import build_live_broker
+    from cryptobot.brokers.live.setup import build_live_broker
     from cryptobot.config import load_settings
     from tests.live.conftest import VenueClock
     from tests.live.trade_driver import TradeDriver

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptobot.brokers.live_setup import build_live_broker
+from cryptobot.brokers.live.setup import build_live_broker
 from tests.live.conftest import VenueClock, live_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from cryptobot.brokers.live_setup import build_live_broker
+from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.model import OrderPurpose
 from tests.live.conftest import VenueClock, live_settings
 from tests.live.trade_driver import TradeDriver

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from cryptobot.brokers.live_setup import build_live_broker, make_ccxt_client
+from cryptobot.brokers.live.setup import build_live_broker, make_ccxt_client
 from cryptobot.errors import OrderRejectedError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 from tests.live.conftest import VenueClock, live_settings

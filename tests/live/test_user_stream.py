@@ -9,7 +9,7 @@ import io
 
 from rich.console import Console
 
-from cryptobot.brokers.live_setup import build_live_broker
+from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.cli.live_run import LiveVenue, close_user_stream, open_user_stream
 from cryptobot.clock import SimClock
 from cryptobot.exchange.binance_user_stream import AlgoUpdate, BinanceUserStream

@@ -1,12 +1,12 @@
 """What the engine does with the broker during one trade, scripted for the live tests.
 
 entry fill -> hard stop + TP1/TP2 (reduce-only limits); TP1 fill -> stop to break-even (the new
-stop placed before the old is cancelled). Client ids follow cryptobot.brokers.base.client_id.
+stop placed before the old is cancelled). Client ids follow cryptobot.engine.broker.client_id.
 """
 
 from __future__ import annotations
 
-from cryptobot.brokers.base import client_id
+from cryptobot.engine.broker import client_id
 from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, Side
 
 SYMBOL = "BTC/USDT:USDT"

@@ -6,7 +6,7 @@ import json
 
 from cryptobot.clock import parse_utc
 from cryptobot.config import MacroSettings, Settings
-from cryptobot.gate import PassThroughGate
+from cryptobot.engine.gate import PassThroughGate
 from cryptobot.macro import MacroGate, build_gate
 from cryptobot.model import GateAction
 

@@ -6,7 +6,7 @@ import pytest
 
 from cryptobot.clock import parse_utc
 from cryptobot.config import MacroSettings
-from cryptobot.macro.gate import STALE, evaluate, hyg_trend, oas_trend, qt_state
+from cryptobot.macro.rules import STALE, evaluate, hyg_trend, oas_trend, qt_state
 from cryptobot.macro.snapshot import MacroSnapshot, TrendReading, WalclReading
 from cryptobot.model import GateAction
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from cryptobot.clock import datetime_to_ms
 from cryptobot.config import MacroSettings
-from cryptobot.macro.gate import evaluate, hyg_trend
+from cryptobot.macro.rules import evaluate, hyg_trend
 
 SETTINGS = MacroSettings()
 

@@ -8,10 +8,10 @@ import pytest
 from cryptobot.clock import parse_utc
 from cryptobot.config import MacroSettings
 from cryptobot.macro.calendars import FED, MARKETS, business_days
-from cryptobot.macro.gate import evaluate
 from cryptobot.macro.loader import SnapshotSource, load_history
 from cryptobot.macro.observations import Observations
 from cryptobot.macro.publication import trading_days_between
+from cryptobot.macro.rules import evaluate
 from tests.macro.conftest import MACRO_DIR
 
 

@@ -182,7 +182,7 @@ def test_hyg_csv_missing_file(tmp_path):
 def test_hyg_turned_off_leaves_the_spread_deciding():
     history = load_history(MacroSettings(hyg_source="none"))
     assert history.hyg is None
-    from cryptobot.macro.gate import evaluate
+    from cryptobot.macro.rules import evaluate
 
     decision = evaluate(history.snapshot_at(parse_utc("2024-08-05")), MacroSettings())
     assert decision.inputs["credit_source"] == "BAMLH0A0HYM2"

@@ -14,7 +14,7 @@ from cryptobot.report.logs_view import follow_log
 def _line(n: int, level: int = logging.INFO, **extra) -> str:
     record = logging.makeLogRecord(
         {
-            "name": "cryptobot.engine",
+            "name": "cryptobot.engine.loop",
             "levelno": level,
             "levelname": logging.getLevelName(level),
             "msg": f"event {n}",
@@ -51,7 +51,7 @@ def test_tail_reads_across_rotated_files_in_order(run_cli, tmp_path):
         "8",
     ]
     assert "(not JSON) not json at all" in out
-    assert "2024-08-05T06:22:00Z WARNING cryptobot.engine event 7  signal_id=sig-9" in out
+    assert "2024-08-05T06:22:00Z WARNING cryptobot.engine.loop event 7  signal_id=sig-9" in out
     assert "reason=volume too low" in out and "ERROR" in out
 
 

@@ -36,7 +36,7 @@ def _cli(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def backtested(tmp_path_factory):
-    pytest.importorskip("cryptobot.backtest")
+    pytest.importorskip("cryptobot.runners.backtest")
     folder = tmp_path_factory.mktemp("real_backtest")
     config = folder / "no_oi.toml"
     default = REPO_ROOT / "config" / "default.toml"

@@ -11,6 +11,7 @@ import csv
 from pathlib import Path
 
 from cryptobot.config import Settings
+from cryptobot.engine.recorder import OrderEvent, Recorder, RunInfo
 from cryptobot.model import (
     Candle,
     Fill,
@@ -27,7 +28,6 @@ from cryptobot.model import (
     Trade,
     TradeLeg,
 )
-from cryptobot.recorder import OrderEvent, Recorder, RunInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CRASH_CSV = REPO_ROOT / "data" / "btc_2024-08_crash" / "binance_um_BTCUSDT_5m_2024-08-05_window.csv"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from cryptobot.engine.recorder import RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Fill, OrderPurpose, Side
-from cryptobot.recorder import RunInfo
 from cryptobot.store import SqlRecorder, open_store
 
 

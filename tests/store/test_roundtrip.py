@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptobot.recorder import Recorder
+from cryptobot.engine.recorder import Recorder
 from cryptobot.store import SqlRecorder, open_store
 
 

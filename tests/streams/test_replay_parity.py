@@ -13,14 +13,14 @@ import asyncio
 import pytest
 from rich.console import Console
 
-from cryptobot.backtest import run_backtest
 from cryptobot.cli.paper_command import _replay
 from cryptobot.cli.paper_console import ConsoleRecorder
 from cryptobot.config import load_settings
 from cryptobot.data import load_market_data
+from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.macro import build_gate
-from cryptobot.recorder import MemoryRecorder
-from cryptobot.session_run import SessionRun, finish_session
+from cryptobot.runners.backtest import run_backtest
+from cryptobot.runners.session_run import SessionRun, finish_session
 from cryptobot.strategy import load_strategy
 from tests.conftest import DATA_DIR, REPO_ROOT
 
@@ -37,7 +37,7 @@ def parity_settings(tmp_path_factory):
 
 @pytest.mark.slow
 def test_backtest_and_paper_replay_agree_on_every_signal_and_trade(parity_settings):
-    from cryptobot.brokers.market_rules import load_market_rules
+    from cryptobot.engine.market_rules import load_market_rules
 
     settings = parity_settings
     market = load_market_data(DATA_DIR / "btc_2024-08_crash", SYMBOL)

@@ -1,6 +1,6 @@
 """The gate the engine asks before every entry (and once per UTC day).
 
-The macro gate (`cryptobot.macro.gate`) is the real one; `PassThroughGate` always allows, for
+The macro gate (`cryptobot.macro.rules`) is the real one; `PassThroughGate` always allows, for
 settings with `macro.enabled = false` and for the cross-check profile.
 """
 

@@ -12,8 +12,14 @@ import logging
 from typing import Any
 
 from cryptobot.clock import iso_utc
+from cryptobot.engine.recorder import (
+    CandleBlock,
+    OrderEvent,
+    Recorder,
+    RunInfo,
+    record_signal_candles,
+)
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
-from cryptobot.recorder import CandleBlock, OrderEvent, Recorder, RunInfo, record_signal_candles
 from cryptobot.report.serialize import gate_to_dict, signal_to_dict, trade_to_dict
 
 log = logging.getLogger("cryptobot.events")

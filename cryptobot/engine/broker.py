@@ -34,8 +34,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from cryptobot.engine.recorder import OrderEvent
 from cryptobot.model import Candle, Fill, OrderIntent
-from cryptobot.recorder import OrderEvent
 
 FillHandler = Callable[[Fill], None]
 OrderHandler = Callable[[OrderEvent], None]

@@ -25,10 +25,10 @@ import numpy as np
 
 from cryptobot.clock import DAY_MS, SimClock
 from cryptobot.config import Settings
-from cryptobot.engine import FUNDING_INTERVAL_MS, Engine
+from cryptobot.engine.loop import FUNDING_INTERVAL_MS, Engine
+from cryptobot.engine.recorder import CandleBlock, Recorder, record_signal_candles
 from cryptobot.indicators import PrecomputedFeatures, rolling_max_including
 from cryptobot.model import Candle
-from cryptobot.recorder import CandleBlock, Recorder, record_signal_candles
 from cryptobot.strategy import Strategy
 
 Progress = Callable[[int, int], None]  # (base candles done, total)

@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cryptobot.brokers.market_rules import MarketRules
 from cryptobot.clock import utc_day_start_ms
 from cryptobot.config import RiskSettings
+from cryptobot.engine.market_rules import MarketRules
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cryptobot.config import Settings
-from cryptobot.engine import Engine
+from cryptobot.engine.loop import Engine
+from cryptobot.engine.recorder import Recorder
 from cryptobot.exchange.feed import FeedEvent
 from cryptobot.model import Candle
-from cryptobot.recorder import Recorder
-from cryptobot.trading_session import TradingSession
+from cryptobot.runners.stream_session import TradingSession
 
 
 class SessionRecorder(Recorder, Protocol):

@@ -7,7 +7,7 @@ time passed: daily gate, kill switch) and finally `finish`. The engine aggregate
 asks the strategy, sizes through risk, asks the gate, places orders through the broker and
 reports everything to the recorder. It never asks which mode it is in.
 
-Backtests may skip base candles they prove quiet (see cryptobot/backtest_fast.py): they ask
+Backtests may skip base candles they prove quiet (see cryptobot/runners/quiet_skip.py): they ask
 `next_deadline_ms` and `holds_quietly`, and report what they skipped with `on_quiet_base_candles`
 and `on_quiet_signal_candles`. A runner restarted with a position open calls `restore_position`.
 """
@@ -16,14 +16,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cryptobot.brokers.base import Broker, client_id
-from cryptobot.brokers.market_rules import MarketRules
 from cryptobot.clock import DAY_MS, Clock, utc_day_start_ms
 from cryptobot.config import Settings
 from cryptobot.data.resample import CandleAggregator
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
+from cryptobot.engine.broker import Broker, client_id
+from cryptobot.engine.gate import Gate
+from cryptobot.engine.market_rules import MarketRules
+from cryptobot.engine.open_trade import (
+    OpenInterestBook,
+    OpenTrade,
+    PendingEntry,
+    open_position_summary,
+    restore_trade,
+)
+from cryptobot.engine.recorder import OrderEvent, Recorder
+from cryptobot.engine.risk import DailyLossLimit, KillSwitch, NeverEngaged, size_position
 from cryptobot.errors import ConfigError, ExchangeError, ReconciliationError
-from cryptobot.gate import Gate
 from cryptobot.indicators import IncrementalFeatures, SignalIndicators
 from cryptobot.model import (
     Candle,
@@ -43,15 +52,6 @@ from cryptobot.model import (
     Trade,
     TradeLeg,
 )
-from cryptobot.open_trade import (
-    OpenInterestBook,
-    OpenTrade,
-    PendingEntry,
-    open_position_summary,
-    restore_trade,
-)
-from cryptobot.recorder import OrderEvent, Recorder
-from cryptobot.risk import DailyLossLimit, KillSwitch, NeverEngaged, size_position
 from cryptobot.strategy import (
     EnterLong,
     OpenTradeView,

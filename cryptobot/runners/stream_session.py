@@ -13,7 +13,7 @@ from contextlib import aclosing
 from typing import Protocol
 
 from cryptobot.clock import SimClock
-from cryptobot.engine import Engine
+from cryptobot.engine.loop import Engine
 from cryptobot.exchange.backfill import WarmUp
 from cryptobot.exchange.feed import FeedEvent, MarketFeed, event_time_ms
 from cryptobot.model import Candle, FundingRate, Liquidation, OpenInterest

@@ -1,7 +1,7 @@
 """Run the engine over stored market data: the backtest runner.
 
 Two ways to feed the same engine: `fast=False` hands it every base candle (the path live uses);
-`fast=True` (cryptobot/backtest_fast.py) precomputes the signal candles and indicators with numpy
+`fast=True` (runners/quiet_skip.py) precomputes the signal candles and indicators with numpy
 and skips base candles that provably change nothing. tests/engine/test_fast_path.py proves both
 give identical results.
 """
@@ -13,18 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cryptobot.backtest_fast import PrecomputedAggregator, precompute, run_fast
-from cryptobot.brokers.market_rules import MarketRules
 from cryptobot.brokers.paper import PaperBroker
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
 from cryptobot.data.market_data import MarketData
-from cryptobot.engine import Engine, signal_interval_ms
-from cryptobot.gate import Gate
+from cryptobot.engine.gate import Gate
+from cryptobot.engine.loop import Engine, signal_interval_ms
+from cryptobot.engine.market_rules import MarketRules
+from cryptobot.engine.recorder import Recorder
+from cryptobot.engine.risk import NeverEngaged
 from cryptobot.model import Candle, FundingRate, OpenInterest
-from cryptobot.recorder import Recorder
 from cryptobot.report.summary import cost_notes, summarize
-from cryptobot.risk import NeverEngaged
+from cryptobot.runners.quiet_skip import PrecomputedAggregator, precompute, run_fast
 from cryptobot.strategy import Strategy
 
 Progress = Callable[[int, int], None]  # (base candles done, total)

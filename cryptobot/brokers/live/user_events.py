@@ -14,12 +14,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from cryptobot.brokers.live_state import OPEN_STATUSES
+from cryptobot.brokers.live.state import OPEN_STATUSES
 from cryptobot.exchange.binance_user_stream import AlgoUpdate, OrderUpdate, StreamFill
 from cryptobot.model import OrderType
 
 if TYPE_CHECKING:
-    from cryptobot.brokers.live import LiveBroker
+    from cryptobot.brokers.live.broker import LiveBroker
 
 log = logging.getLogger("cryptobot.live.stream")
 _ENDED = {"CANCELED": "canceled", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired",

@@ -17,9 +17,9 @@ from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from cryptobot.clock import Clock, LiveClock
+from cryptobot.engine.recorder import CandleBlock, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
-from cryptobot.recorder import CandleBlock, OrderEvent, RunInfo
 from cryptobot.store.database import describe, open_for_writing
 from cryptobot.store.tables import (
     Base,
@@ -76,7 +76,7 @@ def _gate_key(decision: GateDecision) -> str:
 
 
 class SqlRecorder:
-    """Implements `cryptobot.recorder.Recorder`; one instance records one run at a time."""
+    """Implements `cryptobot.engine.recorder.Recorder`; one instance records one run at a time."""
 
     def __init__(
         self,

@@ -22,7 +22,7 @@ from cryptobot.errors import CryptobotError, ReconciliationError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 
 if TYPE_CHECKING:
-    from cryptobot.brokers.live import LiveBroker
+    from cryptobot.brokers.live.broker import LiveBroker
 
 log = logging.getLogger("cryptobot.live.reconcile")
 QTY_EPSILON = 1e-9

@@ -14,7 +14,7 @@ from cryptobot.errors import OrderRejectedError
 from cryptobot.model import OrderIntent, OrderPurpose
 
 if TYPE_CHECKING:
-    from cryptobot.brokers.live import LiveBroker
+    from cryptobot.brokers.live.broker import LiveBroker
 
 
 def daily_realised_pnl_usdt(broker: LiveBroker, day_start_ms: int) -> float:
@@ -33,7 +33,7 @@ def daily_realised_pnl_usdt(broker: LiveBroker, day_start_ms: int) -> float:
 
 
 def check_entry_rails(broker: LiveBroker, intent: OrderIntent) -> None:
-    from cryptobot.brokers.live import kill_switch_present
+    from cryptobot.brokers.live.broker import kill_switch_present
 
     settings = broker.settings
     who = intent.client_id

@@ -25,12 +25,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from cryptobot.brokers.base import FillHandler, OrderHandler
-from cryptobot.brokers.live_gateway import OrderGateway, SentOrder
-from cryptobot.brokers.live_rails import check_entry_rails
-from cryptobot.brokers.live_state import OPEN_STATUSES, LiveFillRow, LiveOrderRow, LiveState
+from cryptobot.brokers.live.gateway import OrderGateway, SentOrder
+from cryptobot.brokers.live.rails import check_entry_rails
+from cryptobot.brokers.live.state import OPEN_STATUSES, LiveFillRow, LiveOrderRow, LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
+from cryptobot.engine.broker import FillHandler, OrderHandler
+from cryptobot.engine.recorder import OrderEvent
 from cryptobot.errors import (
     ExchangeError,
     OrderRejectedError,
@@ -38,7 +39,6 @@ from cryptobot.errors import (
     TemporaryExchangeError,
 )
 from cryptobot.model import Candle, Fill, OrderIntent, OrderPurpose, OrderType, Side
-from cryptobot.recorder import OrderEvent
 
 log = logging.getLogger("cryptobot.live")
 StepHook = Callable[[str], None]
@@ -125,7 +125,7 @@ class LiveBroker:
         now_ms = self.clock.now_ms()
         interval_ms = self.settings.live.reconcile_interval_s * 1000
         if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
-            from cryptobot.brokers.reconcile import reconcile
+            from cryptobot.brokers.live.reconcile import reconcile
 
             try:
                 reconcile(self)
@@ -141,7 +141,7 @@ class LiveBroker:
 
     def on_user_event(self, event: object) -> None:
         """An order or fill update from the user data stream (see live_stream.py)."""
-        from cryptobot.brokers.live_stream import apply_user_event
+        from cryptobot.brokers.live.user_events import apply_user_event
 
         apply_user_event(self, event)
 

@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from cryptobot.brokers.live import LiveBroker, StepHook
-from cryptobot.brokers.live_gateway import OrderGateway
-from cryptobot.brokers.live_state import LiveState
-from cryptobot.brokers.reconcile import ReconcileReport, reconcile
+from cryptobot.brokers.live.broker import LiveBroker, StepHook
+from cryptobot.brokers.live.gateway import OrderGateway
+from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile
+from cryptobot.brokers.live.state import LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.exchange.ccxt_factory import make_exchange

@@ -17,6 +17,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cryptobot.clock import LiveClock  # noqa: E402
 from cryptobot.engine.recorder import RunInfo  # noqa: E402
 from cryptobot.store import SqlRecorder, open_store  # noqa: E402
 
@@ -35,7 +36,7 @@ def measure(label: str, rows: int, **options) -> None:
     series = candles(rows)
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.sqlite"
-        recorder = SqlRecorder(url, **options)
+        recorder = SqlRecorder(url, clock=LiveClock(), **options)
         started = time.perf_counter()
         recorder.start_run(RunInfo("backtest", "binanceusdm", "BTC/USDT:USDT", 0, 1, "bench", {}))
         for candle in series:

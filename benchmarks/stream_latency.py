@@ -27,11 +27,12 @@ from cryptobot.data import CandleAggregator, load_market_data
 from cryptobot.engine.gate import PassThroughGate
 from cryptobot.engine.loop import Engine
 from cryptobot.engine.recorder import MemoryRecorder
+from cryptobot.engine.risk import NeverEngaged
 from cryptobot.exchange.binance import BinanceUsdmStream
 from cryptobot.exchange.replay import CandleColumns, binance_kline_message
 from cryptobot.model import Candle
 from cryptobot.runners.stream_session import advance_sim_clock
-from cryptobot.strategy import load_strategy
+from cryptobot.strategy.loading import load_strategy
 
 ROOT = Path(__file__).resolve().parent.parent
 SYMBOL = "BTC/USDT:USDT"
@@ -108,8 +109,8 @@ def main() -> None:
     clock = SimClock(candles[0].ts_open_ms)
     broker = TimedBroker(settings.costs, clock)
     broker.submitted_ns = []
-    engine = Engine(settings, load_strategy(settings.strategy.path, settings, SYMBOL), broker,
-                    PassThroughGate(), NullRecorder(), clock)
+    engine = Engine(settings, load_strategy(settings, SYMBOL), broker,
+                    PassThroughGate(), NullRecorder(), clock, kill_switch=NeverEngaged())
     advance = advance_sim_clock(clock)
     handled_us: list[float] = []
     intent_us: list[float] = []
@@ -129,8 +130,9 @@ def main() -> None:
     rss_before = rss_mb()
     clock = SimClock(0)
     advance = advance_sim_clock(clock)
-    engine = Engine(settings, load_strategy(settings.strategy.path, settings, SYMBOL),
-                    PaperBroker(settings.costs, clock), PassThroughGate(), NullRecorder(), clock)
+    engine = Engine(settings, load_strategy(settings, SYMBOL),
+                    PaperBroker(settings.costs, clock), PassThroughGate(), NullRecorder(), clock,
+                    kill_switch=NeverEngaged())
     started = time.perf_counter()
     for raw in messages(candles, args.messages):
         for event in stream.parse(raw).events:

@@ -11,7 +11,14 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
 from cryptobot.errors import ConfigError
 
@@ -29,16 +36,9 @@ class MarketSettings(_Section):
 
 class StrategySettings(_Section):
     path: str = "strategies.liquidation_rebound:LiquidationRebound"
-    atr_period: int = Field(14, ge=2, le=500)
-    spike_body_atr: float = Field(1.5, gt=0, le=20)
-    spike_volume_mult: float = Field(3.0, gt=0, le=100)
-    volume_median_candles: int = Field(96, ge=2, le=5000)
-    high_lookback_candles: int = Field(96, ge=1, le=5000)
-    max_close_to_high: float = Field(0.96, gt=0, le=1.0)
-    oi_confirmation: bool = True
-    oi_drop_pct: float = Field(1.5, ge=0, le=100)
-    setup_expiry_candles: int = Field(16, ge=1, le=1000)
-    stop_atr_buffer: float = Field(0.1, ge=0, le=10)
+    # Checked against the strategy's own declared parameters when it is loaded
+    # (cryptobot.strategy.loading): the strategy owns them, this file only carries them.
+    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class ExitSettings(_Section):
@@ -58,6 +58,7 @@ class RiskSettings(_Section):
     risk_per_trade: float = Field(0.005, gt=0, le=0.1)
     max_leverage: float = Field(3.0, gt=0, le=125)
     max_notional_usdt: float = Field(1_000_000.0, gt=0)
+    atr_period: int = Field(14, ge=2, le=500)  # the engine's ATR: volatility and trailing
     volatility_scaling: bool = True
     volatility_floor: float = Field(0.25, gt=0, le=1)
     volatility_median_days: int = Field(30, ge=1, le=365)
@@ -163,6 +164,7 @@ class LiveSettings(_Section):
 
 
 class Settings(_Section):
+    _source: str | None = PrivateAttr(None)  # the file these came from, for error messages
     market: MarketSettings = MarketSettings()
     strategy: StrategySettings = StrategySettings()
     exits: ExitSettings = ExitSettings()
@@ -181,6 +183,10 @@ class Settings(_Section):
         if self.macro.hyg_sma_fast >= self.macro.hyg_sma_slow:
             raise ValueError("macro.hyg_sma_fast must be shorter than macro.hyg_sma_slow")
         return self
+
+    @property
+    def source(self) -> str | None:
+        return self._source
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -217,8 +223,11 @@ def load_settings(path: str | Path | None) -> Settings:
     if path is None:
         return Settings()
     raw = _read_toml(Path(path))
+    _refuse_moved_keys(path, raw)
     try:
-        return Settings.model_validate(raw)
+        settings = Settings.model_validate(raw)
+        settings._source = str(path)
+        return settings
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
@@ -226,3 +235,14 @@ def load_settings(path: str | Path | None) -> Settings:
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         raise ConfigError(f"{path}: {key}: {message}") from None
+
+
+def _refuse_moved_keys(path: str | Path, raw: dict[str, Any]) -> None:
+    """A strategy's parameters live under [strategy.params]; an old flat key says where."""
+    strategy = raw.get("strategy")
+    if not isinstance(strategy, dict):
+        return
+    for key in strategy:
+        if key not in StrategySettings.model_fields:
+            raise ConfigError(f"{path}: strategy.{key}: strategy parameters live under "
+                              f"[strategy.params]: strategy.params.{key}")

@@ -71,6 +71,13 @@ class Side(StrEnum):
     SELL = "sell"
 
 
+class PositionSide(StrEnum):
+    """The side of a position (and of the strategy's intent): long buys first, short sells."""
+
+    LONG = "long"
+    SHORT = "short"
+
+
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"

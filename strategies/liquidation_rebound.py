@@ -8,25 +8,44 @@ for a candle closing above the lowest high of the pullbacks that held above the 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from cryptobot.clock import iso_utc
-from cryptobot.indicators import rolling_max_including, volume_median
-from cryptobot.model import Candle, SetupEvent
 from cryptobot.strategy import (
+    ATR,
+    Candle,
+    CandleView,
     Decision,
-    EnterLong,
-    OpenTradeView,
-    Rejected,
+    Enter,
+    Lag,
+    Params,
+    Reject,
+    RollingMax,
+    RollingMedian,
+    SetupEvent,
     Strategy,
     StrategyContext,
+    param,
 )
 
-# Loose factor for the vectorised pre-filter, so it is a strict superset of the exact rule.
-_LOOSE = 1e-9
+
+class RuleParams(Params):
+    atr_period: int = param(14, ge=2, le=500, doc="Wilder's ATR on signal candles")
+    spike_body_atr: float = param(1.5, gt=0, le=20,
+                                  doc="spike: open - close >= this x ATR before the spike")
+    spike_volume_mult: float = param(3.0, gt=0, le=100,
+                                     doc="spike: volume >= this x the median volume before it")
+    volume_median_candles: int = param(96, ge=2, le=5000,
+                                       doc="how many previous candles the median volume uses")
+    high_lookback_candles: int = param(96, ge=1, le=5000,
+                                       doc="the '24h high' spans this many candles, spike included")
+    max_close_to_high: float = param(0.96, gt=0, le=1.0,
+                                     doc="spike: close <= this x the 24h high (a crash)")
+    oi_confirmation: bool = param(True, doc="require open interest to fall through the spike")
+    oi_drop_pct: float = param(1.5, ge=0, le=100, doc="... by at least this many percent")
+    setup_expiry_candles: int = param(16, ge=1, le=1000,
+                                      doc="no confirmed higher low by spike + this many: expired")
+    stop_atr_buffer: float = param(0.1, ge=0, le=10,
+                                   doc="hard stop = L - this x ATR (after the confirming candle)")
 
 
 @dataclass(slots=True)
@@ -43,27 +62,43 @@ class _Setup:
 
 
 class LiquidationRebound(Strategy):
-    def __init__(self, settings, symbol: str) -> None:
-        super().__init__(settings, symbol)
-        self.rules = settings.strategy
-        self.exits = settings.exits
+    Params = RuleParams
+
+    def __init__(self, params: RuleParams, symbol: str) -> None:
+        super().__init__(params, symbol)
         self._setup: _Setup | None = None
-        self._compact_symbol = symbol.split(":")[0].replace("/", "")
 
-    # --- the verbs the engine calls -------------------------------------------------------
+    def indicators(self):
+        p = self.params
+        return {
+            "atr": ATR(p.atr_period),
+            "atr_before": Lag(ATR(p.atr_period)),
+            "high_24h": RollingMax("high", p.high_lookback_candles),
+            "volume_median": Lag(RollingMedian("volume", p.volume_median_candles)),
+        }
 
-    def is_idle(self) -> bool:
-        return self._setup is None
+    def trigger(self, c: CandleView):
+        """A spike: each condition is checked only where the ones before held."""
+        p = self.params
+        yield c.close < c.open
+        yield c.atr_before > 0
+        yield c.open - c.close >= p.spike_body_atr * c.atr_before
+        yield c.close <= p.max_close_to_high * c.high_24h
+        yield c.volume_median > 0
+        yield c.volume >= p.spike_volume_mult * c.volume_median
 
-    def on_candle(self, candle: Candle, ctx: StrategyContext) -> list[Decision]:
+    def waiting(self) -> bool:
+        return self._setup is not None
+
+    def on_candle(self, ctx: StrategyContext) -> list[Decision]:
         decisions: list[Decision] = []
-        spike = self._spike_metrics(candle, ctx)
-        if spike is not None:
+        candle = ctx.candle
+        if ctx.triggered:
             if self._setup is not None:
                 old = self._setup
                 old.events.append(SetupEvent(candle.ts_open_ms, "superseded", candle.low))
-                decisions.append(self._reject(old, "superseded by a new spike", ctx))
-            self._start_setup(candle, ctx, spike, decisions)
+                decisions.append(self._reject(old, "superseded by a new spike"))
+            self._start_setup(candle, ctx, decisions)
             return decisions
         setup = self._setup
         if setup is None:
@@ -74,105 +109,46 @@ class LiquidationRebound(Strategy):
             change = self._oi_change(setup, candle.ts_close_ms, ctx)
             setup.metrics["oi_change_pct"] = change
             if not self._oi_ok(change):
-                decisions.append(self._reject(setup, self._oi_reason(change), ctx))
+                decisions.append(self._reject(setup, self._oi_reason(change)))
                 return decisions
         if confirmed:
             setup.events.append(SetupEvent(candle.ts_open_ms, "confirmed", candle.close))
             self._setup = None
             if ctx.has_position:
-                decisions.append(self._reject(setup, "position open", ctx, keep_setup=True))
+                decisions.append(self._reject(setup, "position open"))
             else:
-                atr = ctx.features.atr_after
-                stop = setup.low - self.rules.stop_atr_buffer * atr
-                decisions.append(EnterLong(setup.signal_id, setup.spike_ms, stop, atr,
-                                           dict(setup.metrics), tuple(setup.events)))
-        elif ctx.candle_index - setup.spike_index >= self.rules.setup_expiry_candles:
+                stop = setup.low - self.params.stop_atr_buffer * ctx.ind.atr
+                decisions.append(Enter(setup.signal_id, setup.spike_ms, stop,
+                                       dict(setup.metrics), tuple(setup.events)))
+        elif ctx.index - setup.spike_index >= self.params.setup_expiry_candles:
             setup.events.append(SetupEvent(candle.ts_open_ms, "expired", candle.close))
             decisions.append(self._reject(
                 setup, f"setup expired: no confirmed higher low within "
-                       f"{self.rules.setup_expiry_candles} candles", ctx))
+                       f"{self.params.setup_expiry_candles} candles"))
         return decisions
-
-    def exit_targets(self, ctx: StrategyContext, entry_price: float,
-                     stop_price: float) -> tuple[float, ...]:
-        risk = entry_price - stop_price
-        fixed = (entry_price + self.exits.fixed_tp1_r * risk,
-                 entry_price + self.exits.fixed_tp2_r * risk)
-        if self.exits.targets == "fixed_r":
-            return fixed
-        floor = entry_price + self.exits.min_target_r * risk
-        milestones = sorted({m for m in (ctx.day_vwap, ctx.prev_day_close)
-                             if math.isfinite(m) and m >= floor})
-        return tuple(milestones) if milestones else fixed
-
-    def trailing_stop(self, ctx: StrategyContext, trade: OpenTradeView) -> float | None:
-        if not (self.exits.trailing and trade.tp1_done) or trade.atr is None:
-            return None
-        level = trade.highest_close - self.exits.trailing_atr_mult * trade.atr
-        return max(level, trade.breakeven_price)
-
-    def trails(self, trade: OpenTradeView) -> bool:
-        return self.exits.trailing and trade.tp1_done
-
-    def candidate_mask(self, open_, high, low, close, volume, atr_after) -> np.ndarray:
-        """Spike candidates by the candle rules (a loose superset; `on_candle` decides exactly)."""
-        n = len(open_)
-        atr_before = np.full(n, np.nan)
-        atr_before[1:] = atr_after[:-1]
-        high_24h = rolling_max_including(high, self.rules.high_lookback_candles)
-        body = open_ - close
-        rough = ((close < open_) & (body >= self.rules.spike_body_atr * atr_before * (1 - _LOOSE))
-                 & (close <= self.rules.max_close_to_high * high_24h * (1 + _LOOSE)))
-        window = self.rules.volume_median_candles
-        mask = np.zeros(n, dtype=bool)
-        for i in np.flatnonzero(rough):
-            if i < self._min_history():
-                continue
-            median = float(np.median(volume[i - window:i]))
-            mask[i] = volume[i] >= self.rules.spike_volume_mult * median * (1 - _LOOSE)
-        return mask
 
     # --- the rule -----------------------------------------------------------------------
 
-    def _min_history(self) -> int:
-        # Full windows only: the median needs 96 earlier candles, the 24h high 96 candles.
-        return max(self.rules.volume_median_candles, self.rules.high_lookback_candles - 1, 1)
-
-    def _spike_metrics(self, candle: Candle, ctx: StrategyContext) -> dict | None:
-        f = ctx.features
-        if candle.close >= candle.open or f.atr_before is None or f.atr_before <= 0:
-            return None
-        if ctx.candle_index - 1 < self._min_history():
-            return None
-        body = candle.open - candle.close
-        if body < self.rules.spike_body_atr * f.atr_before:
-            return None
-        if candle.close > self.rules.max_close_to_high * f.high_24h:
-            return None
-        median = volume_median(f.prior_volumes)
-        if not median or candle.volume < self.rules.spike_volume_mult * median:
-            return None
-        return {
-            "body_atr": body / f.atr_before,
-            "volume_ratio": candle.volume / median,
-            "drop_from_high_pct": (1.0 - candle.close / f.high_24h) * 100.0,
-            "oi_change_pct": None,
-            "atr": f.atr_before,
-        }
-
-    def _start_setup(self, candle: Candle, ctx: StrategyContext, metrics: dict,
+    def _start_setup(self, candle: Candle, ctx: StrategyContext,
                      decisions: list[Decision]) -> None:
-        stamp = iso_utc(candle.ts_open_ms)[:16].replace("-", "").replace(":", "")
-        signal_id = f"{self._compact_symbol}-{stamp}"  # e.g. BTCUSDT-20240805T0600
-        setup = _Setup(signal_id, candle.ts_open_ms, ctx.candle_index, candle.interval_ms,
-                       candle.low, metrics, [SetupEvent(candle.ts_open_ms, "spike", candle.low)])
+        ind = ctx.ind
+        metrics: dict[str, float | None] = {
+            "body_atr": (candle.open - candle.close) / ind.atr_before,
+            "volume_ratio": candle.volume / ind.volume_median,
+            "drop_from_high_pct": (1.0 - candle.close / ind.high_24h) * 100.0,
+            "oi_change_pct": None,
+            "atr": ind.atr_before,
+        }
+        setup = _Setup(self.signal_id(candle.ts_open_ms), candle.ts_open_ms, ctx.index,
+                       candle.interval_ms, candle.low, metrics,
+                       [SetupEvent(candle.ts_open_ms, "spike", candle.low)])
         change = self._oi_change(setup, candle.ts_close_ms, ctx)
         metrics["oi_change_pct"] = change
         self._setup = setup
-        if not self.rules.oi_confirmation:
+        if not self.params.oi_confirmation:
             return
         if change is None:
-            decisions.append(self._reject(setup, "no open-interest data", ctx))
+            decisions.append(self._reject(setup, "no open-interest data"))
         elif not self._oi_ok(change):
             setup.oi_pending = True  # one more candle for the open interest to fall
 
@@ -200,18 +176,17 @@ class LiquidationRebound(Strategy):
         return (end.oi_contracts / start.oi_contracts - 1.0) * 100.0
 
     def _oi_ok(self, change: float | None) -> bool:
-        return change is not None and change <= -self.rules.oi_drop_pct
+        return change is not None and change <= -self.params.oi_drop_pct
 
     def _oi_reason(self, change: float | None) -> str:
         if change is None:
             return "no open-interest data"
         # The text before ':' is the same for every such rejection (summaries group by it).
         return (f"open interest did not fall enough: {change:+.2f}% "
-                f"(needs <= -{self.rules.oi_drop_pct}%)")
+                f"(needs <= -{self.params.oi_drop_pct}%)")
 
-    def _reject(self, setup: _Setup, reason: str, ctx: StrategyContext,
-                keep_setup: bool = False) -> Rejected:
-        if not keep_setup and self._setup is setup:
+    def _reject(self, setup: _Setup, reason: str) -> Reject:
+        if self._setup is setup:
             self._setup = None
-        return Rejected(setup.signal_id, setup.spike_ms, reason, dict(setup.metrics),
-                        tuple(setup.events))
+        return Reject(setup.signal_id, setup.spike_ms, reason, dict(setup.metrics),
+                      tuple(setup.events))

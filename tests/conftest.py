@@ -11,6 +11,15 @@ DATA_DIR = REPO_ROOT / "data"
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
 
 
+def backtest_parts(settings):
+    """What a backtest's composition root chooses: the fill simulator on a simulated clock."""
+    from cryptobot.brokers.paper import PaperBroker
+    from cryptobot.clock import SimClock
+
+    clock = SimClock(0)
+    return PaperBroker(settings.costs, clock), clock
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Run `cryptobot ARGS...` in-process; returns (exit_code, stdout, stderr)."""

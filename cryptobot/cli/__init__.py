@@ -22,6 +22,7 @@ USER_ERROR_EXIT_CODE = 2
 # this against what the modules register.
 COMMAND_MODULES = {
     "backtest": "backtest_command",
+    "lookahead": "lookahead_command",
     "paper": "paper_command",
     "live": "live_commands",
     "kill": "live_commands",

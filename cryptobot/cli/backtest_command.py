@@ -11,6 +11,7 @@ from cryptobot.cli.app import app
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.progress import Progress
 
     from cryptobot.config import Settings
     from cryptobot.engine.gate import Gate
@@ -19,9 +20,10 @@ DEFAULT_CONFIG = "config/default.toml"
 
 
 def _gate(settings: Settings) -> Gate:
+    from cryptobot.clock import LiveClock
     from cryptobot.macro import build_gate
 
-    return build_gate(settings)
+    return build_gate(settings, LiveClock())  # the macro caches age by the wall clock
 
 
 @app.command()
@@ -42,10 +44,7 @@ def backtest(
     import sys
     import time
 
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from cryptobot.cli.paper_console import print_where_stored
+    from cryptobot.brokers.paper import PaperBroker
     from cryptobot.cli.run_setup import (
         start_logging,
         store_url,
@@ -53,7 +52,7 @@ def backtest(
         warmup_shortfall,
         with_symbol,
     )
-    from cryptobot.clock import DAY_MS, SimClock, iso_utc
+    from cryptobot.clock import DAY_MS, LiveClock, SimClock, iso_utc
     from cryptobot.config import load_settings
     from cryptobot.data import load_market_data
     from cryptobot.engine.market_rules import load_market_rules
@@ -62,13 +61,13 @@ def backtest(
     from cryptobot.runners.backtest import run_backtest, traded_span
     from cryptobot.runners.event_log import EventLogRecorder
     from cryptobot.store import SqlRecorder
-    from cryptobot.strategy import load_strategy
+    from cryptobot.strategy.loading import load_strategy
 
     started = time.perf_counter()
     settings = with_symbol(load_settings(config), symbol)
     symbol = settings.market.symbol
     start_ms, end_ms = trading_span(start, end)
-    strategy = load_strategy(settings.strategy.path, settings, symbol)
+    strategy = load_strategy(settings, symbol)
     warmup_days = settings.feed.warmup_days
     market = load_market_data(data, symbol, start_ms, end_ms, allow_gaps=allow_gaps,
                               exchange=settings.market.exchange, warmup_ms=warmup_days * DAY_MS)
@@ -79,40 +78,56 @@ def backtest(
     # The run's simulated time, shared with the log; run_backtest moves it on from here.
     first_open_ms = int(market.candles["ts_open_ms"].iloc[0])
     clock = SimClock(start_ms if start_ms is not None else first_open_ms)
-    recorder = EventLogRecorder(SqlRecorder(db_url))
+    recorder = EventLogRecorder(SqlRecorder(db_url, clock=LiveClock()))
     log_path = start_logging(settings, clock, simulated=True)
     source = f"{data} ({', '.join(market.sources)})"
     # The span actually traded (not the options, which may be absent): `runs` and the report.
     span = traded_span(settings, market, start_ms, end_ms)
     run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbol, *span,
                                         source, settings.model_dump(mode="json")))
-    err = Console(stderr=True)
-    with Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,}/"
-                  "{task.total:,} candles"), TimeRemainingColumn(), console=err,
-                  disable=as_json or not err.is_terminal, transient=True) as bar:
+    with _progress_bar(hidden=as_json) as bar:
         task = bar.add_task("backtest", total=None)
         result = run_backtest(
-            settings, market, strategy, gate, recorder, start_ms, end_ms, rules,
-            fast=not every_candle,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            clock=clock)
+            settings, market, strategy, gate, recorder, PaperBroker(settings.costs, clock),
+            clock, skip_quiet=not every_candle, start_ms=start_ms, end_ms=end_ms,
+            market_rules=rules,
+            progress=lambda done, total: bar.update(task, completed=done, total=total))
     elapsed = time.perf_counter() - started
     trades = [trade_to_dict(t) for t in result.engine.trades]
     signals = [signal_to_dict(s) for s in result.engine.signals]
     summary = {**result.summary, "symbol": symbol, "from": iso_utc(result.start_ms),
                "to": iso_utc(result.end_ms), "data": market.describe(), "run_id": run_id,
                "warmup": _warmup_text(warmup_note, warmup_days, start_ms)}
+    outcome = {"summary": summary, "trades": trades, "signals": signals,
+               "candles_processed": result.candles_processed, "elapsed_s": round(elapsed, 3),
+               "run_id": run_id, "db": db_url, "log": str(log_path)}
     if as_json:
-        sys.stdout.write(json.dumps({"summary": summary, "trades": trades, "signals": signals,
-                                     "candles_processed": result.candles_processed,
-                                     "elapsed_s": round(elapsed, 3), "run_id": run_id,
-                                     "db": db_url, "log": str(log_path)},
-                                    allow_nan=False) + "\n")
+        sys.stdout.write(json.dumps(outcome, allow_nan=False) + "\n")
         return
+    _print_outcome(outcome, elapsed)
+
+
+def _progress_bar(hidden: bool) -> Progress:
+    """Candles done of all, on stderr, only on a terminal (and never beside --json)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    err = Console(stderr=True)
+    return Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,}/"
+                    "{task.total:,} candles"), TimeRemainingColumn(), console=err,
+                    disable=hidden or not err.is_terminal, transient=True)
+
+
+def _print_outcome(outcome: dict, elapsed: float) -> None:
+    from rich.console import Console
+
+    from cryptobot.cli.paper_console import print_where_stored
+
     console = Console()
-    _print_report(console, summary, trades, result.candles_processed, elapsed)
-    print_where_stored(console, db_url, run_id)
-    console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+    _print_report(console, outcome["summary"], outcome["trades"], outcome["candles_processed"],
+                  elapsed)
+    print_where_stored(console, outcome["db"], outcome["run_id"])
+    console.print(f"log: {outcome['log']}", highlight=False, soft_wrap=True)
 
 
 def _warmup_text(shortfall: str | None, warmup_days: int, start_ms: int | None) -> str:

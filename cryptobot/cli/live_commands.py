@@ -48,6 +48,7 @@ def live(
     from cryptobot.cli.run_setup import start_logging, store_url
     from cryptobot.clock import LiveClock
     from cryptobot.config import load_settings
+    from cryptobot.engine.risk import KillSwitch
     from cryptobot.secrets import load_api_keys
 
     settings = load_settings(config)
@@ -58,7 +59,7 @@ def live(
     start_logging(settings, venue.clock, simulated=False)
     console = _console()
     if once:
-        connect(settings, keys, venue, console)
+        connect(settings, keys, venue, console, KillSwitch(settings.risk.kill_switch_file))
         return
     db_url = store_url(settings, db)
     try:
@@ -79,6 +80,7 @@ def kill(
     from cryptobot.cli.run_setup import start_logging
     from cryptobot.clock import LiveClock
     from cryptobot.config import load_settings
+    from cryptobot.engine.risk import KillSwitch
     from cryptobot.secrets import load_api_keys
 
     settings = load_settings(config)
@@ -92,7 +94,7 @@ def kill(
     start_logging(settings, clock, simulated=False)
     logging.getLogger("cryptobot.kill").warning(
         "kill switch written: %s", switch, extra={"event": "kill_switch", "_file_only": True})
-    broker, _ = build_live_broker(settings, keys, clock)
+    broker, _ = build_live_broker(settings, keys, clock, KillSwitch(switch))
     open_positions = broker.state.positions()
     broker.flatten_all("cryptobot kill")
     console.print(f"closed {len(open_positions)} position(s) at market and cancelled the bot's "

@@ -6,7 +6,8 @@ anything else), the equity (the account's, not the configured starting equity) a
 (each event committed at once, so a crash loses nothing). Fills come from Binance's user data
 stream when its listenKey can be had (`open_user_stream`), else by REST once per candle. A
 restart takes the open position over from the broker's reconciled state
-(`Engine.restore_position`). The kill-switch file stops the session.
+(brokers/live/restore.py). One kill switch (the configured file) is built here and handed to
+the broker's rails, the engine and the session: engaged, it stops the session flat.
 
 `LiveVenue` holds what a loopback test swaps: the clock and how it moves, and the URLs.
 """
@@ -24,11 +25,12 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cryptobot.brokers.live.broker import LiveBroker, kill_switch_present
+from cryptobot.brokers.live.broker import LiveBroker
 from cryptobot.brokers.live.reconcile import ReconcileReport
+from cryptobot.brokers.live.restore import restore_open_position
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
-from cryptobot.clock import Clock
+from cryptobot.clock import Clock, LiveClock
 from cryptobot.config import Settings
 from cryptobot.data.timeframes import timeframe_to_ms
 from cryptobot.engine.loop import Engine
@@ -46,17 +48,18 @@ from cryptobot.exchange.binance_user_stream import (
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
 from cryptobot.exchange.streaming_feed import StreamingFeed
-from cryptobot.model import Candle, OrderPurpose, OrderType, Position
 from cryptobot.runners.event_log import EventLogRecorder
-from cryptobot.runners.session_run import PriceTracker, SessionRun, finish_session
 from cryptobot.runners.stream_session import (
     ClockAdvance,
+    PriceTracker,
+    SessionRun,
     TradingSession,
+    finish_session,
     wall_clock_moves_itself,
     warm_up_engine,
 )
 from cryptobot.secrets import ApiKeys
-from cryptobot.strategy import load_strategy
+from cryptobot.strategy.loading import load_strategy
 
 log = logging.getLogger("cryptobot.live.run")
 
@@ -116,10 +119,10 @@ def summary_table(settings: Settings, equity_usdt: float | None,
     return table
 
 
-def connect(settings: Settings, keys: ApiKeys, venue: LiveVenue,
-            console: Console) -> tuple[LiveBroker, ReconcileReport]:
+def connect(settings: Settings, keys: ApiKeys, venue: LiveVenue, console: Console,
+            kill_switch: KillSwitch) -> tuple[LiveBroker, ReconcileReport]:
     """Connect, set margin and leverage, reconcile, and print what is about to be traded."""
-    broker, report = build_live_broker(settings, keys, venue.clock,
+    broker, report = build_live_broker(settings, keys, venue.clock, kill_switch,
                                        rest_url=venue.orders_rest_url, sleep=venue.sleep,
                                        rate_limit=venue.rate_limit)
     console.print(summary_table(settings, broker.equity_usdt, report))
@@ -134,28 +137,28 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
     """Connect and trade until the stream ends, `until_ms`, Ctrl-C or the kill switch."""
     from cryptobot.store import SqlRecorder
 
-    broker, report = connect(settings, keys, venue, console)
+    kill_switch = KillSwitch(settings.risk.kill_switch_file)
+    broker, report = connect(settings, keys, venue, console, kill_switch)
     outcome = LiveOutcome(broker, report)
-    if kill_switch_present(settings):
+    if kill_switch.engaged():
         broker.flatten_all("kill switch file found at start")
         outcome.stopped_by = "kill switch"
         log.warning("kill switch %s present at start: flattened, not trading",
-                    settings.risk.kill_switch_file,
-                    extra={"event": "kill_switch", "_file_only": True})
-        console.print(f"kill switch {settings.risk.kill_switch_file} is present: orders "
+                    kill_switch.path, extra={"event": "kill_switch", "_file_only": True})
+        console.print(f"kill switch {kill_switch.path} is present: orders "
                       "cancelled, positions closed; not trading")
         return outcome
     if broker.equity_usdt:  # size on the account's equity, not the configured starting one
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(
             update={"starting_equity_usdt": broker.equity_usdt})})
-    recorder = ConsoleRecorder(EventLogRecorder(SqlRecorder(db_url, commit_each_event=True)),
-                               console, heartbeat)
+    stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
+    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat)
     symbol = settings.market.symbol
     recorder.start_run(RunInfo("live", settings.market.exchange, symbol, None, None,
                                f"{settings.market.exchange} account"
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
-    run = outcome.run = SessionRun(settings, symbol, recorder, db_url)
+    run = outcome.run = SessionRun(settings, symbol, recorder, db_url, kill_switch)
     stream = await open_user_stream(settings, keys, venue, broker, console)
     try:
         await _trade(run, broker, venue, outcome)
@@ -224,15 +227,17 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
     try:
         rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" \
             else None
-        run.engine = Engine(settings, load_strategy(settings.strategy.path, settings, run.symbol),
-                            broker, build_gate(settings), run.recorder, clock, rules,
-                            kill_switch=KillSwitch(settings.risk.kill_switch_file))
+        # the macro caches age by the wall clock, whatever clock the engine runs on
+        run.engine = Engine(settings, load_strategy(settings, run.symbol),
+                            broker, build_gate(settings, LiveClock()), run.recorder, clock,
+                            rules, kill_switch=run.kill_switch)
         run.start_ms = clock.now_ms()
         warm = await load_warm_up(rest, run.symbol, interval_ms, run.start_ms,
                                   settings.feed.warmup_days,
                                   with_open_interest=settings.market.exchange == "binanceusdm")
         loaded = warm_up_engine(run.engine, warm, signal_ms)
-        outcome.restored = restore_open_position(run.engine, broker, warm.candles, signal_ms)
+        outcome.restored = restore_open_position(run.engine, broker.state, warm.candles,
+                                                 signal_ms)
         if outcome.restored:
             taken = broker.state.position(outcome.restored)
             run.recorder.position_qty, run.recorder.entry_price = taken.qty_base, \
@@ -250,8 +255,8 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
                              last_oi_ms=warm.open_interest[-1].ts_ms if warm.open_interest
                              else None)
         run.session = TradingSession(run.engine, feed, venue.advance_clock, PriceTracker(run),
-                                     stop_when=lambda: kill_switch_present(settings))
-        if await _run_until_killed(run.session, broker, venue):
+                                     stop_when=run.kill_switch.engaged)
+        if await _run_until_killed(run.session, broker, venue, run.kill_switch):
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",
                         extra={"event": "kill_switch", "_file_only": True})
@@ -262,12 +267,12 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
         await rest.close()
 
 
-async def _run_until_killed(session: TradingSession, broker: LiveBroker,
-                            venue: LiveVenue) -> bool:
-    """Run the session; True if the kill-switch file stopped it (after flattening).
+async def _run_until_killed(session: TradingSession, broker: LiveBroker, venue: LiveVenue,
+                            kill_switch: KillSwitch) -> bool:
+    """Run the session; True if the kill switch stopped it (after flattening).
 
-    The session looks for the file after every event; this loop also looks while the stream
-    is quiet."""
+    The session asks the switch after every event; this loop also asks while the stream is
+    quiet."""
     task = asyncio.create_task(session.run(until_ms=venue.until_ms))
     try:
         while True:
@@ -276,7 +281,7 @@ async def _run_until_killed(session: TradingSession, broker: LiveBroker,
                 task.result()
                 if not session.stopped_early:
                     return False
-            elif kill_switch_present(broker.settings):
+            elif kill_switch.engaged():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -289,39 +294,3 @@ async def _run_until_killed(session: TradingSession, broker: LiveBroker,
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-def restore_open_position(engine: Engine, broker: LiveBroker, warm_candles: list[Candle],
-                          signal_ms: int) -> str | None:
-    """Hand the engine the broker's reconciled open position in its symbol, if there is one."""
-    state = broker.state
-    for stored in state.positions():
-        if stored.symbol != engine.symbol:
-            continue
-        orders = state.orders(signal_id=stored.signal_id)
-        stops = [row for row in orders if row.status in ("pending", "open")
-                 and row.order_type == OrderType.STOP_MARKET.value]
-        stop_price = stops[-1].price if stops else stored.stop_price
-        if stop_price is None:
-            log.warning("%s: no stop price known; left to the broker's protection",
-                        stored.signal_id)
-            return None
-        entries = [f for f in state.fills(stored.signal_id)
-                   if f.purpose == OrderPurpose.ENTRY.value]
-        closes = [c.close for c in warm_candles if c.ts_close_ms % signal_ms == 0
-                  and c.ts_close_ms - signal_ms >= stored.opened_ms]
-        engine.restore_position(
-            Position(stored.symbol, stored.qty_base, stored.entry_price, float(stop_price),
-                     stored.opened_ms, stored.signal_id),
-            entry_qty_base=sum(float(f.qty_base) for f in entries) or None,
-            entry_fee_usdt=sum(float(f.fee_usdt) for f in entries),
-            stop_count=max((_stop_number(row.client_id) for row in orders), default=0),
-            highest_close=max(closes, default=float("-inf")))
-        return stored.signal_id
-    return None
-
-
-def _stop_number(client_id: str) -> int:
-    """`<signal>-stop7` -> 7 (other legs: 0), so a restored trade never reuses a stop's id."""
-    leg = client_id.rsplit("-", 1)[-1]
-    return int(leg[4:]) if leg.startswith("stop") and leg[4:].isdigit() else 0

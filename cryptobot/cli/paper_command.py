@@ -2,7 +2,8 @@
 
 The composition root for paper trading: which venue stream, which clock, which broker. Live:
 the venue's websocket and ccxt REST, LiveClock. Replay: the same adapter against a loopback
-websocket and REST on 127.0.0.1 serving stored data, with SimClocks moved by the stream.
+websocket and REST on 127.0.0.1 serving stored data, with SimClocks moved by the stream. One
+kill switch (the configured file) is built here and handed to the engine and the session.
 
 Heavy dependencies (ccxt, pandas, SQLAlchemy) are imported when the command runs, not when the
 CLI starts.
@@ -19,11 +20,13 @@ from cryptobot.cli.app import app
 from cryptobot.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cryptobot.clock import Clock, SimClock
     from cryptobot.config import Settings
     from cryptobot.data import MarketData
     from cryptobot.engine.loop import Engine
-    from cryptobot.runners.session_run import SessionRun
+    from cryptobot.runners.stream_session import SessionRun
 
 DEFAULT_CONFIG = "config/paper.toml"
 
@@ -49,30 +52,28 @@ def _venue_rest(settings: Settings) -> Any:
 
 def _engine(run: SessionRun, clock: Clock) -> Engine:
     from cryptobot.brokers.paper import PaperBroker
+    from cryptobot.clock import LiveClock
     from cryptobot.engine.loop import Engine
     from cryptobot.engine.market_rules import load_market_rules
-    from cryptobot.engine.risk import KillSwitch
     from cryptobot.macro import build_gate
-    from cryptobot.strategy import load_strategy
+    from cryptobot.strategy.loading import load_strategy
 
     settings = run.settings
-    strategy = load_strategy(settings.strategy.path, settings, run.symbol)
+    strategy = load_strategy(settings, run.symbol)
     rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" else None
-    return Engine(settings, strategy, PaperBroker(settings.costs, clock), build_gate(settings),
-                  run.recorder, clock, rules,
-                  kill_switch=KillSwitch(settings.risk.kill_switch_file))
+    # the macro caches age by the wall clock, in a replay too
+    return Engine(settings, strategy, PaperBroker(settings.costs, clock),
+                  build_gate(settings, LiveClock()), run.recorder, clock, rules,
+                  kill_switch=run.kill_switch)
 
 
 def _session(run: SessionRun, feed, advance_clock):
-    """The trading loop; like live, it stops when the kill-switch file appears."""
-    from cryptobot.brokers.live.broker import kill_switch_present
-    from cryptobot.runners.session_run import PriceTracker
-    from cryptobot.runners.stream_session import TradingSession
+    """The trading loop; like live, it stops when the kill switch is engaged."""
+    from cryptobot.runners.stream_session import PriceTracker, TradingSession
 
     assert run.engine is not None
-    settings = run.settings
     return TradingSession(run.engine, feed, advance_clock, PriceTracker(run),
-                          stop_when=lambda: kill_switch_present(settings))
+                          stop_when=run.kill_switch.engaged)
 
 
 async def _live(run: SessionRun, clock: Clock) -> None:
@@ -184,7 +185,7 @@ def paper(
 
     from rich.console import Console
 
-    from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
+    from cryptobot.cli.paper_console import ConsoleRecorder
     from cryptobot.cli.run_setup import (
         start_logging,
         store_url,
@@ -195,8 +196,9 @@ def paper(
     from cryptobot.clock import DAY_MS, LiveClock, SimClock
     from cryptobot.config import load_settings
     from cryptobot.engine.recorder import RunInfo
+    from cryptobot.engine.risk import KillSwitch
     from cryptobot.runners.event_log import EventLogRecorder
-    from cryptobot.runners.session_run import SessionRun, finish_session
+    from cryptobot.runners.stream_session import SessionRun
     from cryptobot.store import SqlRecorder
 
     settings = load_settings(config)
@@ -223,8 +225,9 @@ def paper(
         if note:
             console.print(f"[yellow]{note}[/]", soft_wrap=True)
     log_path = start_logging(settings, clock, simulated=market is not None)
-    recorder = ConsoleRecorder(EventLogRecorder(SqlRecorder(db_url)), console, heartbeat)
-    run = SessionRun(settings, symbol, recorder, db_url)
+    stored = SqlRecorder(db_url, clock=LiveClock())  # stamps runs with the wall time
+    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat)
+    run = SessionRun(settings, symbol, recorder, db_url, KillSwitch(settings.risk.kill_switch_file))
     recorder.start_run(RunInfo("paper", settings.market.exchange, symbol, *run_span,
                                source, settings.model_dump(mode="json")))
     try:
@@ -236,12 +239,19 @@ def paper(
         run.stop_reason = "Ctrl-C"
         console.print("stopping (Ctrl-C)")
     finally:
-        # Even after an error (logged by the session), the run so far is summarised and stored.
         if run.engine is not None:
-            if run.session is not None and run.session.stopped_early:
-                console.print(f"kill switch file {settings.risk.kill_switch_file} found: "
-                              "paper session stopped", markup=False, soft_wrap=True)
-            summary = finish_session(run)
-            print_session_end(console, run, summary, "paper run finished")
-            console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
+            _end_run(console, run, log_path)
+
+
+def _end_run(console: Console, run: SessionRun, log_path: Path) -> None:
+    """Summarise and store the run so far, even after an error (logged by the session)."""
+    from cryptobot.cli.paper_console import print_session_end
+    from cryptobot.runners.stream_session import finish_session
+
+    if run.session is not None and run.session.stopped_early:
+        console.print(f"kill switch file {run.kill_switch.path} found: "
+                      "paper session stopped", markup=False, soft_wrap=True)
+    summary = finish_session(run)
+    print_session_end(console, run, summary, "paper run finished")
+    console.print(f"log: {log_path}", highlight=False, soft_wrap=True)
 

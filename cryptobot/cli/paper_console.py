@@ -24,7 +24,7 @@ from cryptobot.model import (
     SignalStatus,
     Trade,
 )
-from cryptobot.runners.session_run import SessionRun
+from cryptobot.runners.stream_session import SessionRun
 
 
 def _minute(ts_ms: int) -> str:

@@ -25,22 +25,51 @@ def resample_candles(candles_df: pd.DataFrame, interval_ms: int) -> pd.DataFrame
     """Candles (ts_open_ms sorted, unique) -> candles of `interval_ms`, open-time labels."""
     if candles_df.empty:
         return empty_candles()
-    ts = candles_df["ts_open_ms"].to_numpy(dtype=np.int64)
-    buckets = ts - ts % interval_ms
-    starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
-    ends = np.r_[starts[1:], len(ts)] - 1
-    high = candles_df["high"].to_numpy(dtype=np.float64)
-    low = candles_df["low"].to_numpy(dtype=np.float64)
-    volume = candles_df["volume"].to_numpy(dtype=np.float64)
-    out = pd.DataFrame({
-        "ts_open_ms": buckets[starts],
-        "open": candles_df["open"].to_numpy(dtype=np.float64)[starts],
-        "high": np.maximum.reduceat(high, starts),
-        "low": np.minimum.reduceat(low, starts),
-        "close": candles_df["close"].to_numpy(dtype=np.float64)[ends],
-        "volume": np.add.reduceat(volume, starts),
-    })
-    return out[list(CANDLE_COLUMNS)]
+    columns = {name: candles_df[name].to_numpy(
+        dtype=np.int64 if name == "ts_open_ms" else np.float64) for name in CANDLE_COLUMNS}
+    buckets, _ = _buckets(columns, interval_ms)
+    return pd.DataFrame(buckets)[list(CANDLE_COLUMNS)]
+
+
+def bucket_arrays(base: dict[str, np.ndarray], interval_ms: int,
+                  base_interval_ms: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Base candle columns -> the `interval_ms` candles `CandleAggregator` emits, and for
+    each the index of the base candle whose arrival emits it (len(base) if none does: the
+    last bucket, cut short by the end of the data)."""
+    _check_intervals(base_interval_ms, interval_ms)
+    buckets, ends = _buckets(base, interval_ms)
+    # A bucket closes with its last base candle; one a gap cut short closes when the next
+    # bucket's first candle arrives (and never, at the end of the data).
+    ts = base["ts_open_ms"]
+    complete = ts[ends - 1] + base_interval_ms == buckets["ts_open_ms"] + interval_ms
+    return buckets, np.where(complete, ends - 1, ends)
+
+
+def _buckets(base: dict[str, np.ndarray], interval_ms: int):
+    """The buckets' columns, and each bucket's end (one past its last base candle)."""
+    ts = base["ts_open_ms"]
+    bucket = ts - ts % interval_ms
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]]) if len(ts) else ts[:0]
+    ends = np.r_[starts[1:], len(ts)].astype(np.int64)
+    empty = not len(ts)
+    return {
+        "ts_open_ms": bucket[starts],
+        "open": base["open"][starts],
+        "high": base["high"][:0] if empty else np.maximum.reduceat(base["high"], starts),
+        "low": base["low"][:0] if empty else np.minimum.reduceat(base["low"], starts),
+        "close": base["close"][ends - 1],
+        "volume": _sequential_sums(base["volume"], starts, ends),
+    }, ends
+
+
+def _sequential_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Sums added left to right, exactly as the incremental aggregator adds them."""
+    lengths = ends - starts
+    out = np.zeros(len(starts), dtype=np.float64)
+    for offset in range(int(lengths.max()) if len(lengths) else 0):
+        take = lengths > offset
+        out[take] = out[take] + values[starts[take] + offset]
+    return out
 
 
 class CandleAggregator:

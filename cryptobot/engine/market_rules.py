@@ -42,9 +42,6 @@ class MarketRules:
         return None
 
 
-NO_RULES = MarketRules("ANY", lot_step=1e-12, min_qty=0.0, min_notional_usdt=0.0)
-
-
 def load_market_rules(symbol: str, path: str | Path = DEFAULT_EXCHANGE_INFO) -> MarketRules:
     path = Path(path)
     try:

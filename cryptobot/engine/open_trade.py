@@ -1,48 +1,27 @@
-"""The engine's state besides its settings: the OI book, a pending entry, the open trade, and
+"""The engine's trade state: a pending entry, the open trade, and
 how an open trade is rebuilt from a broker's state after a restart."""
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptobot.clock import Clock, iso_utc
+from cryptobot.clock import iso_utc
 from cryptobot.model import (
+    Fill,
     GateDecision,
-    OpenInterest,
     OrderIntent,
     OrderPurpose,
     OrderType,
     Position,
+    Side,
     Signal,
+    Trade,
     TradeLeg,
 )
 
-
-class OpenInterestBook:
-    """OI samples in time order; lookups never see a sample later than the clock."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self._ts: list[int] = []
-        self._samples: list[OpenInterest] = []
-
-    def add(self, sample: OpenInterest) -> bool:
-        """True if the sample was kept."""
-        if self._ts and sample.ts_ms <= self._ts[-1]:
-            return False  # duplicates and stragglers: the book keeps the first it saw
-        self._ts.append(sample.ts_ms)
-        self._samples.append(sample)
-        return True
-
-    def __len__(self) -> int:
-        return len(self._ts)
-
-    def last_at_or_before(self, ts_ms: int) -> OpenInterest | None:
-        i = bisect.bisect_right(self._ts, min(ts_ms, self.clock.now_ms())) - 1
-        return self._samples[i] if i >= 0 else None
+_QTY_EPS = 1e-12
 
 
 @dataclass(slots=True)
@@ -79,6 +58,20 @@ class OpenTrade:
     funding_usdt: float = 0.0
     closing: bool = False  # a market exit is working
 
+    def add_exit(self, fill: Fill) -> bool:
+        """An exit fill becomes a leg; True when nothing is left."""
+        reason = {OrderPurpose.STOP: self.stop_kind, OrderPurpose.TP1: "tp1",
+                  OrderPurpose.TP2: "tp2", OrderPurpose.TIME_EXIT: "time_stop",
+                  OrderPurpose.FLATTEN: "flatten"}[fill.purpose]
+        self.legs.append(TradeLeg(fill.ts_ms, fill.price, fill.qty_base, fill.fee_usdt, reason))
+        self.remaining_qty -= fill.qty_base
+        return self.remaining_qty <= _QTY_EPS * max(1.0, self.qty_base)
+
+    def finished(self, symbol: str) -> Trade:
+        return Trade(self.signal_id, symbol, Side.BUY, self.entry_ms, self.entry_price,
+                     self.qty_base, self.initial_stop, tuple(self.legs), self.entry_fee_usdt,
+                     self.funding_usdt)
+
 
 def open_position_summary(trade: OpenTrade, last_price: float | None) -> dict[str, Any]:
     """A position still open when a run ends, as plain data for the summary.
@@ -110,8 +103,11 @@ def open_position_summary(trade: OpenTrade, last_price: float | None) -> dict[st
 def restore_trade(position: Position, working_orders: Iterable[OrderIntent],
                   entry_qty_base: float | None, entry_fee_usdt: float,
                   legs: tuple[TradeLeg, ...], highest_close: float) -> OpenTrade:
-    """An open trade from a stored position and the broker's working orders of its signal:
-    any stop-market order is its stop, `-tp1`/`-tp2` its targets; `-stopN` numbers go on."""
+    """An open trade after a restart, from `position` (its store's row) and the broker's
+    working orders of its signal: any stop-market order is its stop, `-tp1`/`-tp2` its targets,
+    `-stopN` numbers go on. `entry_qty_base` (the size at entry) tells whether TP1 has filled;
+    `legs` are the exits already filled (from the broker's fills), so the finished trade is
+    whole."""
     qty_at_entry = entry_qty_base if entry_qty_base is not None else position.qty_base
     trade = OpenTrade(position.signal_id, position.opened_ms, position.entry_price,
                       qty_at_entry, position.stop_price, entry_fee_usdt, None,

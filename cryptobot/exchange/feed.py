@@ -8,7 +8,7 @@ same closed candle twice.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Protocol
 
 from cryptobot.errors import ExchangeError
@@ -57,9 +57,6 @@ class FeedStats:
     connects: int = 0
     disconnects: int = 0
     rotations: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class MarketFeed(Protocol):

@@ -7,7 +7,8 @@ Endpoints: /fapi/v1/ping, /time, /exchangeInfo (a recorded answer), /klines, /op
 Run it in a background thread for sync ccxt (`with LoopbackRestServer(...) as base_url:`) or in
 a running loop (`base_url = await server.start()` ... `await server.stop()`). Faults on demand:
 HTTP 429 with Retry-After on every Nth request, or connections closed after K requests.
-`visible_until_ms` makes a replay serve only candles closed, and samples taken, by then.
+`clock` is the server's now: it serves only samples taken by then, and with `closed_only` (a
+replay) only candles closed by then.
 
 Like Binance, /futures/data/openInterestHist refuses a startTime more than `oi_history_days`
 (30) before the server's now, with Binance's code -1130 and a message naming the limit; pass
@@ -29,7 +30,7 @@ import numpy as np
 import pandas as pd
 from aiohttp import web
 
-from cryptobot.clock import DAY_MS, Clock, LiveClock, iso_utc
+from cryptobot.clock import DAY_MS, Clock, iso_utc
 from cryptobot.data.market_data import MarketData
 from cryptobot.data.resample import resample_candles
 from cryptobot.data.timeframes import timeframe_to_ms
@@ -77,16 +78,15 @@ def _window(ts: np.ndarray, start: int | None, end: int | None, limit: int) -> s
 
 
 class LoopbackRestServer:
-    def __init__(self, markets: MarketData | Sequence[MarketData], *,
-                 faults: FaultPlan | None = None,
-                 visible_until_ms: Callable[[], int] | None = None,
-                 clock: Clock | None = None, oi_history_days: int | None = 30,
+    def __init__(self, markets: MarketData | Sequence[MarketData], *, clock: Clock,
+                 closed_only: bool = False, faults: FaultPlan | None = None,
+                 oi_history_days: int | None = 30,
                  exchange_info_file: Path = EXCHANGE_INFO_FILE) -> None:
         markets = [markets] if isinstance(markets, MarketData) else list(markets)
         self.markets = {market_id(m.symbol): m for m in markets}
         self.faults = faults or FaultPlan()
-        self.visible_until_ms = visible_until_ms
-        self.clock = clock or LiveClock()
+        self.closed_only = closed_only
+        self.clock = clock
         self.oi_history_days = oi_history_days
         self.exchange_info = json.loads(exchange_info_file.read_text())
         self.request_count = 0
@@ -145,7 +145,7 @@ class LoopbackRestServer:
 
     # ---- helpers --------------------------------------------------------------------------
     def now_ms(self) -> int:
-        return self.visible_until_ms() if self.visible_until_ms else self.clock.now_ms()
+        return self.clock.now_ms()
 
     @web.middleware
     async def _faults_middleware(self, request: web.Request, handler: _Handler):
@@ -195,8 +195,8 @@ class LoopbackRestServer:
         candles = market.candles
         if interval_ms != market.base_interval_ms:
             candles = resample_candles(candles, interval_ms)
-        if self.visible_until_ms is not None:
-            closed_until = self.visible_until_ms() - interval_ms
+        if self.closed_only:
+            closed_until = self.now_ms() - interval_ms
             candles = candles[candles["ts_open_ms"].to_numpy() <= closed_until]
         ts = candles["ts_open_ms"].to_numpy()
         rows = candles.iloc[_window(ts, _int_param(request, "startTime"),

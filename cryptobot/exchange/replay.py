@@ -135,7 +135,7 @@ class ReplayVenue:
         self.ws = LoopbackStreamServer(kline_messages(market.symbol, streamed), speed=speed,
                                        consumer_clock=self.clock,
                                        max_lead_ms=4 * market.base_interval_ms)
-        self.rest = LoopbackRestServer(market, visible_until_ms=self.clock.now_ms)
+        self.rest = LoopbackRestServer(market, clock=self.clock, closed_only=True)
         self.ws_url = ""
         self.rest_url = ""
 

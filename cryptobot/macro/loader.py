@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import time
 from pathlib import Path
 
-from cryptobot.clock import Clock, LiveClock
+from cryptobot.clock import Clock
 from cryptobot.config import MacroSettings
 from cryptobot.errors import MacroDataError
 from cryptobot.macro.cache import CachedSource, SeriesSource
@@ -72,10 +72,10 @@ def hyg_source(settings: MacroSettings, clock: Clock) -> SeriesSource | None:
     return CsvHygSource(resolve_path(settings.hyg_csv))
 
 
-def load_history(settings: MacroSettings, clock: Clock | None = None,
+def load_history(settings: MacroSettings, clock: Clock,
                  source: SeriesSource | None = None) -> MacroHistory:
-    """Fetch (or read) every series once and precompute what the gate needs."""
-    clock = clock or LiveClock()
+    """Fetch (or read) every series once and precompute what the gate needs. `clock` ages the
+    caches of fetched series (the caller's choice: the wall clock, or `macro --asof`'s)."""
     if source is None:
         source = (fred_source(settings, clock) if settings.use_fred
                   else SnapshotSource(resolve_path(settings.snapshot_dir)))

@@ -18,8 +18,9 @@ from cryptobot.clock import SimClock
 from cryptobot.config import Settings
 from cryptobot.data.market_data import MarketData
 from cryptobot.engine.gate import Gate
-from cryptobot.engine.loop import Engine, signal_interval_ms
+from cryptobot.engine.loop import Engine
 from cryptobot.engine.market_rules import MarketRules
+from cryptobot.engine.market_view import signal_interval_ms
 from cryptobot.engine.recorder import Recorder
 from cryptobot.engine.risk import NeverEngaged
 from cryptobot.model import Candle, FundingRate, OpenInterest
@@ -40,14 +41,16 @@ class BacktestResult:
 
 
 def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gate: Gate,
-                 recorder: Recorder, start_ms: int | None = None, end_ms: int | None = None,
-                 market_rules: MarketRules | None = None, fast: bool = True,
-                 progress: Progress | None = None,
-                 clock: SimClock | None = None) -> BacktestResult:
+                 recorder: Recorder, broker: PaperBroker, clock: SimClock, *, skip_quiet: bool,
+                 start_ms: int | None = None, end_ms: int | None = None,
+                 market_rules: MarketRules | None = None,
+                 progress: Progress | None = None) -> BacktestResult:
     """Candles before `start_ms` only warm the indicators up; trading runs [start_ms, end_ms).
 
-    `clock` lets the caller share the run's simulated time (its log lines); it is moved to the
-    start of the run and must not be ahead of it.
+    The caller chooses the parts: the fill simulator `broker` on `clock` (moved to the start
+    of the run: it must not be ahead of it), and whether quiet candles are skipped
+    (`skip_quiet`, proven identical) or every base candle is fed. The kill switch of a
+    backtest never engages: history does not depend on a file on disk.
     """
     signal_ms = signal_interval_ms(settings, market.base_interval_ms)  # both paths: one error
     frame = market.candles
@@ -58,16 +61,14 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
     arrays = {name: frame[name].to_numpy(dtype=np.int64 if name == "ts_open_ms" else
                                          np.float64)[a:b]
               for name in ("ts_open_ms", "open", "high", "low", "close", "volume")}
-    clock = clock or SimClock(start)
     clock.advance_to(start)
-    broker = PaperBroker(settings.costs, clock)
     first_trade = int(np.searchsorted(arrays["ts_open_ms"], start))
     total = len(arrays["ts_open_ms"]) - first_trade
-    if fast:
-        pre = precompute(settings, arrays, signal_ms, market.base_interval_ms, strategy)
+    if skip_quiet:
+        pre = precompute(arrays, signal_ms, market.base_interval_ms)
         engine = Engine(settings, strategy, broker, gate, recorder, clock, market_rules,
-                        features=pre.features, aggregator=PrecomputedAggregator(pre, signal_ms),
-                        kill_switch=NeverEngaged())
+                        kill_switch=NeverEngaged(), known=pre.known,
+                        aggregator=PrecomputedAggregator(pre, signal_ms))
         last_close_ms = int(arrays["ts_open_ms"][-1]) + market.base_interval_ms if total else start
         # Every sample up to the last candle's close goes in up front, as the every-candle path
         # would deliver them: the book never shows one later than the clock.
@@ -75,8 +76,7 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
         _feed_funding(engine, _funding_rows(market), 0, last_close_ms)
         if total:  # the day the every-candle path starts in: its first candle's close
             engine.on_time(int(arrays["ts_open_ms"][first_trade]) + market.base_interval_ms)
-        run_fast(engine, strategy, pre, first_trade, market.base_interval_ms, clock, recorder,
-                 progress)
+        run_fast(engine, pre, first_trade, market.base_interval_ms, clock, recorder, progress)
     else:
         engine = Engine(settings, strategy, broker, gate, recorder, clock, market_rules,
                         kill_switch=NeverEngaged())

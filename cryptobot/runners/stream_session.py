@@ -1,8 +1,12 @@
-"""The paper/live loop: pull feed events, move the clock, hand each event to the engine.
+"""The stream session paper and live share: the loop that hands feed events to the engine, and
+the run around it (what it built, and how it ends: summarised and stored).
 
 The same loop runs a live stream (LiveClock, nothing to advance) and a replay (a SimClock moved
 to each event's own time, so a candle repaired from REST is processed at its close, not at the
-time the repair ran). Which feed, clock and broker is the CLI's choice, never this module's.
+time the repair ran). Paper and live build the same things (an engine on a TradingSession, a
+recorder that prints and stores) and end the same way; which feed, clock, broker and kill switch
+is the CLI's choice, never this module's. The run is kept outside the event loop so that Ctrl-C,
+the kill switch or an error can still close it properly.
 """
 
 from __future__ import annotations
@@ -10,10 +14,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import aclosing
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from cryptobot.clock import SimClock
+from cryptobot.config import Settings
 from cryptobot.engine.loop import Engine
+from cryptobot.engine.recorder import Recorder
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.backfill import WarmUp
 from cryptobot.exchange.feed import FeedEvent, MarketFeed, event_time_ms
 from cryptobot.model import Candle, FundingRate, Liquidation, OpenInterest
@@ -117,3 +125,72 @@ class TradingSession:
             engine.on_liquidation(event)
         if self.observer is not None:
             self.observer.on_event(event)
+
+
+class SessionRecorder(Recorder, Protocol):
+    """The run's recorder: stores, and knows the position it has seen filled."""
+
+    def on_event(self, event: FeedEvent) -> None: ...
+
+    def position_text(self) -> str: ...
+
+
+@dataclass
+class SessionRun:
+    settings: Settings
+    symbol: str
+    recorder: SessionRecorder
+    db_url: str
+    kill_switch: KillSwitch  # the run's one switch: the engine's, the session's stop, live's rails
+    engine: Engine | None = None
+    session: TradingSession | None = None
+    oi_synthetic: bool = False
+    prices: list[float] = field(default_factory=list)  # first open, last close traded
+    start_ms: int | None = None
+    stop_reason: str | None = None  # why it ended before its span did (Ctrl-C), if it did
+
+    @property
+    def run_id(self) -> str | None:
+        return getattr(self.recorder, "run_id", None)
+
+
+class PriceTracker:
+    """The session's observer: feeds the recorder's heartbeat and remembers the first and last
+    price traded (for buy-and-hold)."""
+
+    def __init__(self, run: SessionRun) -> None:
+        self.run = run
+
+    def on_event(self, event: FeedEvent) -> None:
+        self.run.recorder.on_event(event)
+        if isinstance(event, Candle):
+            if not self.run.prices:
+                self.run.prices.append(event.open)
+            self.run.prices[1:] = [event.close]
+
+
+def finish_session(run: SessionRun) -> dict[str, Any]:
+    """Summarise, store (open position included) and return the summary."""
+    from cryptobot.report.summary import cost_notes, summarize
+
+    engine = run.engine
+    assert engine is not None
+    engine.finish()
+    now_ms = engine.clock.now_ms()
+    summary = summarize(
+        engine.trades, engine.signals, run.settings.risk.starting_equity_usdt,
+        first_price=run.prices[0] if run.prices else None,
+        last_price=run.prices[-1] if run.prices else None,
+        span_ms=now_ms - (run.start_ms or now_ms), exposure_ms=engine.exposure_ms,
+        funding_charged=run.settings.costs.funding and engine.funding_seen,
+        oi_synthetic=run.oi_synthetic, oi_samples=len(engine.market.open_interest),
+        open_position=engine.open_position(run.prices[-1] if run.prices else None))
+    summary.update(cost_notes(run.settings.costs, engine.funding_seen))
+    summary["open_position_detail"] = run.recorder.position_text()
+    # The store's run row keeps the span asked for; when the run really stopped goes here.
+    if run.session is not None and run.session.stopped_early:
+        run.stop_reason = run.stop_reason or "kill switch"
+    summary["stopped_ms"] = now_ms
+    summary["stopped_early"] = run.stop_reason
+    run.recorder.finish_run(summary)
+    return summary

@@ -1,7 +1,8 @@
 """The SQL store: every run the bot makes, kept for review.
 
-    SqlRecorder(url, clock=None, flush_every=5000, commit_each_event=False)
-        the engine's Recorder; `flush()` writes the buffer; `run_id` after start_run
+    SqlRecorder(url, *, clock, flush_every=5000, commit_each_event=False)
+        the engine's Recorder; `clock` stamps when a run was recorded (the wall clock);
+        `flush()` writes the buffer; `run_id` after start_run
     open_store(url) -> StoreReader
         runs(), resolve_run(id | None), run_info(), summary(), signals(), trades(),
         gate_decisions(), orders(), fills(), equity(), candles(), open_interest(), load_run()

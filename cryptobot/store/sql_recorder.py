@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, insert, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from cryptobot.clock import Clock, LiveClock
+from cryptobot.clock import Clock
 from cryptobot.engine.recorder import CandleBlock, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
@@ -82,13 +82,13 @@ class SqlRecorder:
         self,
         url: str,
         *,
-        clock: Clock | None = None,
+        clock: Clock,
         flush_every: int = 5000,
         commit_each_event: bool = False,
     ) -> None:
         self.url = url
         self._engine: Engine = open_for_writing(url)
-        self._clock = clock or LiveClock()  # stamps when the run was recorded, not market time
+        self._clock = clock  # stamps when the run was recorded (the wall clock), not market time
         self._flush_every = flush_every
         self._commit_each_event = commit_each_event
         self._run_id: int | None = None

@@ -48,7 +48,7 @@ def test_load_markets_makes_one_exchange_info_call_and_knows_btc():
 async def test_async_server_serves_only_closed_candles_and_past_oi():
     market = load_market_data(CALM, SYMBOL)
     now_ms = parse_utc("2024-05-10T00:07")
-    server = LoopbackRestServer(market, visible_until_ms=lambda: now_ms)
+    server = LoopbackRestServer(market, clock=SimClock(now_ms), closed_only=True)
     base_url = await server.start()
     try:
         async with aiohttp.ClientSession() as session:
@@ -80,7 +80,7 @@ async def test_oi_history_beyond_30_days_is_refused_clearly_unless_turned_off():
     too_old_ms = now_ms - 30 * DAY_MS - 300_000
     answers = []
     for days in (30, None):
-        server = LoopbackRestServer(market, visible_until_ms=lambda: now_ms,
+        server = LoopbackRestServer(market, clock=SimClock(now_ms), closed_only=True,
                                     oi_history_days=days)
         base_url = await server.start()
         try:
@@ -101,7 +101,7 @@ async def test_a_31_day_warm_up_stays_inside_the_30_day_rule():
 
     market = load_market_data(CRASH, SYMBOL)
     now_ms = parse_utc("2024-08-25T12:00")  # 31 days back is inside the recorded window
-    server = LoopbackRestServer(market, visible_until_ms=lambda: now_ms)
+    server = LoopbackRestServer(market, clock=SimClock(now_ms), closed_only=True)
     rest = make_exchange("binanceusdm", rest_url=await server.start(), async_client=True,
                          rate_limit=False)
     try:

@@ -14,33 +14,44 @@ from cryptobot.engine.loop import Engine
 from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.engine.risk import NeverEngaged
 from cryptobot.model import Candle
-from cryptobot.strategy import EnterLong, StrategyContext
-from strategies.liquidation_rebound import LiquidationRebound
+from cryptobot.strategy import Enter, Params, Strategy, StrategyContext
 
 T0_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 BASE_MS = 300_000  # 5m
 REPO = Path(__file__).resolve().parents[2]
 
 
-def settings_with(**sections) -> Settings:
-    """Default settings with some keys changed, e.g. exits={"trailing": False}."""
+def settings_with(params: dict | None = None, **sections) -> Settings:
+    """Default settings with some keys changed, e.g. exits={"trailing": False}; `params`
+    are the strategy's, e.g. params={"oi_confirmation": False}."""
     base = Settings()
     update = {}
     for name, changes in sections.items():
         update[name] = getattr(base, name).model_copy(update=changes)
+    if params:
+        update["strategy"] = base.strategy.model_copy(update={"params": params})
     return base.model_copy(update=update)
 
 
-class ScriptedEntry(LiquidationRebound):
-    """SYNTHETIC: enters at the close of the first signal candle with a fixed stop; the exits
-    (targets, trailing) are the real strategy's."""
+class ScriptedEntries(Strategy):
+    """SYNTHETIC: enters at the close of each signal candle whose index (1 = first) is in
+    `entry_at` (signal id TEST-<index>), stop `stop_price`; the exits are the engine's."""
 
+    entry_at: tuple[int, ...] = (1,)
     stop_price = 95.0
 
-    def on_candle(self, candle: Candle, ctx: StrategyContext):
-        if ctx.candle_index == 1:
-            return [EnterLong("TEST-1", candle.ts_open_ms, self.stop_price, 2.0, {}, ())]
+    def __init__(self, settings: Settings, symbol: str) -> None:
+        super().__init__(Params(), symbol)
+
+    def on_candle(self, ctx: StrategyContext):
+        index = ctx.index + 1
+        if index in self.entry_at:
+            return [Enter(f"TEST-{index}", ctx.candle.ts_open_ms, self.stop_price, {}, ())]
         return []
+
+
+class ScriptedEntry(ScriptedEntries):
+    """SYNTHETIC: enters at the close of the first signal candle with a fixed stop."""
 
 
 def path_candles(rows: list[tuple[float, float, float, float]], start_ms: int = T0_MS,
@@ -51,20 +62,6 @@ def path_candles(rows: list[tuple[float, float, float, float]], start_ms: int = 
 
 def flat(price: float, n: int) -> list[tuple[float, float, float, float]]:
     return [(price, price + 1, price - 1, price)] * n
-
-
-class ScriptedEntries(LiquidationRebound):
-    """SYNTHETIC: enters at the close of each signal candle whose index is in `entry_at`
-    (signal id TEST-<index>), stop `stop_price`; the exits are the real strategy's."""
-
-    entry_at: tuple[int, ...] = (1,)
-    stop_price = 95.0
-
-    def on_candle(self, candle: Candle, ctx: StrategyContext):
-        if ctx.candle_index in self.entry_at:
-            return [EnterLong(f"TEST-{ctx.candle_index}", candle.ts_open_ms, self.stop_price,
-                              2.0, {}, ())]
-        return []
 
 
 def make_engine(settings: Settings, strategy=None, gate=None, rules=None, broker=None,

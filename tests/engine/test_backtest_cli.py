@@ -55,7 +55,7 @@ def test_json_is_one_object_with_the_issue_fields(run_cli, tmp_path):
 
 def test_two_cli_runs_are_identical_but_for_elapsed_and_run_id(run_cli, tmp_path):
     settings_off = tmp_path / "off.toml"
-    settings_off.write_text(f'extends = "{_config(tmp_path)}"\n[strategy]\n'
+    settings_off.write_text(f'extends = "{_config(tmp_path)}"\n[strategy.params]\n'
                             'oi_confirmation = false\n')
     code, out_a, err = run_cli("backtest", "--config", str(settings_off), "--data", CRASH,
                                "--db", f"sqlite:///{tmp_path / 'a.sqlite'}", "--json")
@@ -91,7 +91,7 @@ def test_table_output_names_synthetic_oi(run_cli, tmp_path):
 
 
 def test_a_backtest_logs_its_signals_orders_and_fills_at_simulated_time(run_cli, tmp_path):
-    config = _config(tmp_path, "[strategy]\noi_confirmation = false\n")
+    config = _config(tmp_path, "[strategy.params]\noi_confirmation = false\n")
     started = iso(LiveClock().now_ms())
     code, out, err = run_cli("backtest", "--config", config, "--data", CRASH, "--from",
                              "2024-08-03", "--to", "2024-08-06", "--db",

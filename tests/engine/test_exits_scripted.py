@@ -11,10 +11,17 @@ import math
 
 import pytest
 
-from cryptobot.indicators import CandleFeatures
-from cryptobot.strategy import StrategyContext
-from strategies.liquidation_rebound import LiquidationRebound
-from tests.engine.conftest import T0_MS, flat, run_scripted, settings_with
+from cryptobot.engine.trade_orders import standard_targets
+from cryptobot.strategy import PositionSide, TargetContext
+from tests.engine.conftest import (
+    T0_MS,
+    ScriptedEntries,
+    flat,
+    make_engine,
+    path_candles,
+    run_scripted,
+    settings_with,
+)
 
 NO_SCALING = {"volatility_scaling": False, "lot_rounding": False}
 
@@ -117,9 +124,6 @@ def test_time_stop_closes_at_market_24h_after_entry_scripted():
     assert trade.pnl_usdt == pytest.approx((99.95 - 100.05) * 10 - 0.50025 - 0.49975)
 
 
-def _ctx(vwap: float, prev_close: float) -> StrategyContext:
-    features = CandleFeatures(None, 2.0, 100.0, None)
-    return StrategyContext("BTC/USDT:USDT", T0_MS, 1, features, None, False, vwap, prev_close)
 
 
 @pytest.mark.parametrize(("vwap", "prev_close", "expected"), [
@@ -130,8 +134,8 @@ def _ctx(vwap: float, prev_close: float) -> StrategyContext:
     (math.nan, 115.0, (115.0,)),  # no VWAP yet
 ])
 def test_milestone_targets_and_the_half_r_rule(vwap, prev_close, expected):
-    strategy = LiquidationRebound(settings_with(), "BTC/USDT:USDT")
-    assert strategy.exit_targets(_ctx(vwap, prev_close), 100.0, 90.0) == expected  # R = 10
+    ctx = TargetContext(PositionSide.LONG, 100.0, 90.0, vwap, prev_close)  # R = 10
+    assert standard_targets(settings_with().exits, ctx) == expected
 
 
 def test_one_milestone_puts_tp1_there_and_the_rest_rides_scripted():
@@ -141,29 +145,10 @@ def test_one_milestone_puts_tp1_there_and_the_rest_rides_scripted():
     day = 288
     rows = flat(100, day - 1) + [(104, 105, 103, 104)]  # previous UTC day closes at 104
     rows += flat(100, 6) + [(100, 104.5, 99.5, 104)] + flat(104, 300)
-    clock_rows = rows
-    from tests.engine.conftest import ScriptedEntry
-
-    class LateEntry(ScriptedEntry):
-        def on_candle(self, candle, ctx):
-            if ctx.candle_index == day // 3 + 2:  # 00:30 on day 2
-                return super().on_candle(candle, ctx.__class__(**{
-                    **{f: getattr(ctx, f) for f in ctx.__dataclass_fields__},
-                    "candle_index": 1}))
-            return []
-
-    import cryptobot.engine.loop as engine_module
-    from cryptobot.brokers.paper import PaperBroker
-    from cryptobot.clock import SimClock
-    from cryptobot.engine.gate import PassThroughGate
-    from cryptobot.engine.recorder import MemoryRecorder
-    from tests.engine.conftest import path_candles
-
-    clock = SimClock(T0_MS)
-    engine = engine_module.Engine(settings, LateEntry(settings, "BTC/USDT:USDT"),
-                                  PaperBroker(settings.costs, clock), PassThroughGate(),
-                                  MemoryRecorder(), clock)
-    for candle in path_candles(clock_rows):
+    strategy = ScriptedEntries(settings, "BTC/USDT:USDT")
+    strategy.entry_at = (day // 3 + 2,)  # 00:30 on day 2
+    engine, _, clock = make_engine(settings, strategy=strategy)
+    for candle in path_candles(rows):
         clock.advance_to(candle.ts_close_ms)
         engine.on_base_candle(candle)
     trade = _one_trade(engine)

@@ -20,7 +20,8 @@ from cryptobot.engine.gate import PassThroughGate
 from cryptobot.engine.market_rules import load_market_rules
 from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.runners.backtest import run_backtest
-from cryptobot.strategy import load_strategy
+from cryptobot.strategy.loading import load_strategy
+from tests.conftest import backtest_parts
 from tests.engine.conftest import REPO, settings_with
 
 SYMBOL = "BTC/USDT:USDT"
@@ -31,10 +32,11 @@ RECORDED = ("signals", "gate_decisions", "orders", "fills", "trades", "equity_po
 
 
 def _run(settings, market, fast, start_ms=None, rules=None):
-    strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
+    strategy = load_strategy(settings, SYMBOL)
     recorder = MemoryRecorder()
     result = run_backtest(settings, market, strategy, PassThroughGate(), recorder,
-                          start_ms=start_ms, market_rules=rules, fast=fast)
+                          *backtest_parts(settings), skip_quiet=fast, start_ms=start_ms,
+                          market_rules=rules)
     return result, recorder
 
 
@@ -64,7 +66,7 @@ def test_crosscheck_profile_on_14_months():
 def test_default_exits_funding_and_scaling_on_14_months():
     """Default profile with OI confirmation off (the 14-month file has no OI): milestone
     targets, the trailing stop after TP1, funding every 8h, volatility scaling, lot rounding."""
-    settings = settings_with(strategy={"oi_confirmation": False})
+    settings = settings_with(params={"oi_confirmation": False})
     result, _ = assert_identical(settings, load_market_data(FOURTEEN_MONTHS, SYMBOL),
                                  rules=load_market_rules(SYMBOL))
     reasons = {leg.reason for t in result.engine.trades for leg in t.legs}
@@ -79,12 +81,12 @@ def test_default_exits_funding_and_scaling_on_14_months():
     (False, 1.5, 12),
 ])
 def test_crash_window_with_oi_on_and_off(oi_confirmation, oi_drop_pct, trades):
-    settings = settings_with(strategy={"oi_confirmation": oi_confirmation,
-                                       "oi_drop_pct": oi_drop_pct})
+    settings = settings_with(params={"oi_confirmation": oi_confirmation,
+                                     "oi_drop_pct": oi_drop_pct})
     result, recorder = assert_identical(settings, load_market_data(CRASH, SYMBOL),
                                         rules=load_market_rules(SYMBOL))
     assert recorder.oi_samples, "the engine records the OI samples it was given"
-    assert len(recorder.oi_samples) == len(result.engine.open_interest)
+    assert len(recorder.oi_samples) == len(result.engine.market.open_interest)
     assert len(result.engine.trades) == trades
 
 
@@ -106,7 +108,7 @@ def _holed_copy(tmp_path, cuts: list[tuple[int, int]]):
 
 @pytest.mark.parametrize("profile", ["default", "crosscheck"])
 def test_data_with_holes(tmp_path, profile):
-    settings = (settings_with(strategy={"oi_confirmation": False}) if profile == "default"
+    settings = (settings_with(params={"oi_confirmation": False}) if profile == "default"
                 else load_settings(REPO / "config" / "crosscheck.toml"))
     # 1 row, 2 rows (a bucket cut short), 20 rows, a whole day, ... at various places
     cuts = [(1500, 1501), (1900, 1902), (2000, 2020), (2310, 2311), (2400, 2688),
@@ -118,7 +120,7 @@ def test_data_with_holes(tmp_path, profile):
 
 
 def test_warm_up_before_the_traded_span():
-    settings = settings_with(strategy={"oi_confirmation": False})
+    settings = settings_with(params={"oi_confirmation": False})
     market = load_market_data(CRASH, SYMBOL)
     result, _ = assert_identical(settings, market, start_ms=parse_utc("2024-08-03T07:40"))
     assert result.engine.trades
@@ -130,19 +132,19 @@ def test_precomputed_aggregation_and_session_vwap_match_the_incremental_ones(tmp
     import numpy as np
 
     from cryptobot.data.resample import CandleAggregator, candles_from_frame
-    from cryptobot.indicators import day_vwap_and_prev_close
+    from cryptobot.engine.market_view import SessionVwap
     from cryptobot.runners.quiet_skip import PrecomputedAggregator, precompute
 
     market = load_market_data(_holed_copy(tmp_path, [(100, 102), (400, 700), (1000, 1001)]),
                               SYMBOL, allow_gaps=True)
-    settings = settings_with()
     arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
-    strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
-    pre = precompute(settings, arrays, 900_000, 300_000, strategy)
+    pre = precompute(arrays, 900_000, 300_000)
     fast, slow = PrecomputedAggregator(pre, 900_000), CandleAggregator(300_000, 900_000)
-    for candle in candles_from_frame(market.candles, 300_000):
+    session = SessionVwap()
+    for i, candle in enumerate(candles_from_frame(market.candles, 300_000)):
         assert fast.add(candle) == slow.add(candle)
-    vwap, prev_close = day_vwap_and_prev_close(*(arrays[k] for k in (
-        "ts_open_ms", "high", "low", "close", "volume")))
-    assert np.array_equal(pre.features.base_vwap, vwap)
-    assert np.array_equal(pre.features.base_prev_close, prev_close, equal_nan=True)
+        session.update(candle)
+        vwap, prev_close = pre.known.session.at(i)
+        assert vwap == session.vwap
+        assert prev_close == session.prev_day_close or (
+            np.isnan(prev_close) and np.isnan(session.prev_day_close))

@@ -9,16 +9,18 @@ import math
 import numpy as np
 import pytest
 
-from cryptobot.clock import iso_utc, parse_utc
+from cryptobot.clock import SimClock, iso_utc, parse_utc
 from cryptobot.config import load_settings
 from cryptobot.data import load_market_data
 from cryptobot.engine.gate import PassThroughGate
 from cryptobot.engine.market_rules import load_market_rules
+from cryptobot.engine.market_view import MarketView
 from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.model import SignalStatus
 from cryptobot.runners.backtest import run_backtest
 from cryptobot.runners.quiet_skip import precompute
-from cryptobot.strategy import load_strategy
+from cryptobot.strategy.loading import load_strategy
+from tests.conftest import backtest_parts
 from tests.engine.conftest import REPO, settings_with
 
 CROSSCHECK = REPO / "config" / "crosscheck.toml"
@@ -30,9 +32,10 @@ SYMBOL = "BTC/USDT:USDT"
 
 def backtest(settings, folder, fast=True, start_ms=None, end_ms=None, rules=None, market=None):
     market = market or load_market_data(folder, SYMBOL)
-    strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
+    strategy = load_strategy(settings, SYMBOL)
     return run_backtest(settings, market, strategy, PassThroughGate(), MemoryRecorder(),
-                        start_ms, end_ms, rules, fast=fast)
+                        *backtest_parts(settings), skip_quiet=fast, start_ms=start_ms,
+                        end_ms=end_ms, market_rules=rules)
 
 
 @pytest.fixture(scope="module")
@@ -93,19 +96,18 @@ def test_crash_window_spikes_and_the_oi_rule():
 
 
 def test_crash_window_without_the_4pct_rule_finds_53():
-    settings = settings_with(strategy={"max_close_to_high": 1.0, "oi_confirmation": False})
+    settings = settings_with(params={"max_close_to_high": 1.0, "oi_confirmation": False})
     result = backtest(settings, CRASH)
     spikes = {s.spike_ms for s in result.engine.signals}
     assert len(spikes) >= 40  # setups absorb some spikes; count the rule on every candle:
     market = load_market_data(CRASH, SYMBOL)
     arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
-    strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
-    pre = precompute(settings, arrays, 900_000, 300_000, strategy)
-    assert int(pre.candidate.sum()) == 53
+    view = _known_view(settings, arrays)
+    assert int(view.trigger_mask().sum()) == 53
 
 
 def test_crash_window_trades_obey_stop_and_size_rules():
-    settings = settings_with(strategy={"oi_confirmation": False})
+    settings = settings_with(params={"oi_confirmation": False})
     rules = load_market_rules(SYMBOL)
     result = backtest(settings, CRASH, rules=rules)
     trades = result.engine.trades
@@ -141,17 +143,25 @@ def test_calm_window_with_real_oi_finds_nothing():
     assert result.engine.signals == [] and result.engine.trades == []
     market = load_market_data(CALM, SYMBOL)
     arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
-    strategy = load_strategy(settings.strategy.path, settings, SYMBOL)
-    computed = precompute(settings, arrays, 900_000, 300_000, strategy)
-    pre, (ts, o, _, _, c, v) = computed.features, computed.signal
-    assert not computed.candidate.any()
+    view = _known_view(settings, arrays)
+    assert not view.trigger_mask().any()
+    ts, o, c, v = (view.candles.column(k) for k in ("ts_open_ms", "open", "close", "volume"))
     i = int((ts == parse_utc("2024-05-10T14:45")).nonzero()[0][0])
-    body_atr = (o[i] - c[i]) / pre.atr_after[i - 1]
-    volume_ratio = v[i] / float(np.median(v[i - 96:i]))
-    drop_pct = (1 - c[i] / pre.high_24h[i]) * 100
+    row = view.row(i)
+    body_atr = (o[i] - c[i]) / row.atr_before
+    volume_ratio = v[i] / row.volume_median
+    assert row.volume_median == float(np.median(v[i - 96:i]))
+    drop_pct = (1 - c[i] / row.high_24h) * 100
     assert body_atr == pytest.approx(2.85, abs=0.01)
     assert volume_ratio == pytest.approx(19.5, abs=0.1)
     assert drop_pct == pytest.approx(3.80, abs=0.01)
+
+
+def _known_view(settings, arrays) -> MarketView:
+    """The fast backtest's market view: the strategy's indicators and trigger on all candles."""
+    pre = precompute(arrays, 900_000, 300_000)
+    return MarketView(load_strategy(settings, SYMBOL), 900_000, 14, 2880, SimClock(0),
+                      pre.known)
 
 
 CUTS = ["2024-07-30T06:00", "2024-08-03T16:45", "2024-08-05T01:15", "2024-08-05T07:00",
@@ -160,7 +170,7 @@ CUTS = ["2024-07-30T06:00", "2024-08-03T16:45", "2024-08-05T01:15", "2024-08-05T
 
 @pytest.mark.parametrize("cut", CUTS)
 def test_no_look_ahead_when_the_data_is_cut(cut):
-    settings = settings_with(strategy={"oi_confirmation": False})
+    settings = settings_with(params={"oi_confirmation": False})
     full = backtest(settings, CRASH)
     cut_ms = parse_utc(cut)
     market = load_market_data(CRASH, SYMBOL, end_ms=cut_ms)
@@ -172,14 +182,14 @@ def test_no_look_ahead_when_the_data_is_cut(cut):
 
 
 def test_two_runs_are_bit_identical():
-    settings = settings_with(strategy={"oi_confirmation": False})
+    settings = settings_with(params={"oi_confirmation": False})
     a, b = backtest(settings, CRASH), backtest(settings, CRASH)
     assert a.engine.trades == b.engine.trades and a.engine.signals == b.engine.signals
     assert repr(a.summary) == repr(b.summary)
 
 
 def test_crash_window_fast_equals_every_candle_with_oi_and_funding():
-    settings = settings_with(strategy={"oi_confirmation": False})
+    settings = settings_with(params={"oi_confirmation": False})
     rules = load_market_rules(SYMBOL)
     a = backtest(settings, CRASH, rules=rules)
     b = backtest(settings, CRASH, fast=False, rules=rules)

@@ -12,6 +12,7 @@ import pytest
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.risk import KillSwitch, size_position
 from cryptobot.model import GateAction, GateDecision, OrderPurpose, SignalStatus
+from tests.conftest import backtest_parts
 from tests.engine.conftest import (
     BASE_MS,
     T0_MS,
@@ -195,7 +196,7 @@ def test_a_backtest_ignores_the_kill_switch_file(tmp_path, fast):
     from cryptobot.engine.gate import PassThroughGate
     from cryptobot.engine.recorder import MemoryRecorder
     from cryptobot.runners.backtest import run_backtest
-    from cryptobot.strategy import load_strategy
+    from cryptobot.strategy.loading import load_strategy
     from tests.engine.conftest import REPO
 
     kill = tmp_path / "KILL"
@@ -204,10 +205,10 @@ def test_a_backtest_ignores_the_kill_switch_file(tmp_path, fast):
     runs = []
     for path in (kill, tmp_path / "absent"):
         settings = settings_with(risk={"kill_switch_file": str(path)},
-                                 strategy={"oi_confirmation": False})
-        strategy = load_strategy(settings.strategy.path, settings, "BTC/USDT:USDT")
+                                 params={"oi_confirmation": False})
+        strategy = load_strategy(settings, "BTC/USDT:USDT")
         runs.append(run_backtest(settings, market, strategy, PassThroughGate(),
-                                 MemoryRecorder(), fast=fast))
+                                 MemoryRecorder(), *backtest_parts(settings), skip_quiet=fast))
     with_file, without = runs
     assert not with_file.engine.killed
     assert with_file.engine.trades and with_file.engine.trades == without.engine.trades

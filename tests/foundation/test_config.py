@@ -1,3 +1,5 @@
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,34 @@ def test_every_shipped_profile_loads(name):
 
 
 def test_default_file_matches_the_built_in_defaults():
-    assert load_settings(CONFIG_DIR / "default.toml") == Settings()
+    assert load_settings(CONFIG_DIR / "default.toml").model_dump() == Settings().model_dump()
+
+
+def test_default_file_documents_the_strategy_parameters_with_their_defaults():
+    """default.toml shows the shipped strategy's parameters commented out (a profile for
+    another strategy must not inherit them): every one, with the strategy's own default."""
+    from strategies.liquidation_rebound import LiquidationRebound
+
+    text = (CONFIG_DIR / "default.toml").read_text()
+    shown = dict(re.findall(r"^# (\w+) = (\S+)", text.split("[strategy.params]")[1]
+                            .split("\n[")[0], flags=re.M))
+    declared = {name: default for name, default, _ in LiquidationRebound.Params.documented()}
+    assert shown.keys() == declared.keys()
+    for name, default in declared.items():
+        assert tomllib.loads(f"v = {shown[name]}")["v"] == default, name
+
+
+def test_an_old_strategy_key_names_its_new_place(tmp_path):
+    config = tmp_path / "old.toml"
+    config.write_text('[strategy]\nspike_body_atr = 2.0\n')
+    with pytest.raises(ConfigError, match=r"strategy.spike_body_atr: .*strategy.params."
+                                          r"spike_body_atr"):
+        load_settings(config)
 
 
 def test_crosscheck_profile_is_the_strategy_md_setting():
     settings = load_settings(CONFIG_DIR / "crosscheck.toml")
-    assert settings.strategy.oi_confirmation is False
+    assert settings.strategy.params == {"oi_confirmation": False}
     assert settings.macro.enabled is False
     assert (settings.exits.targets, settings.exits.trailing) == ("fixed_r", False)
     assert settings.costs.maker_fee == settings.costs.taker_fee == 0.0005

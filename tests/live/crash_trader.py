@@ -12,6 +12,7 @@ import urllib.request
 
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.config import Settings
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.secrets import ApiKeys
 from tests.live.trade_driver import TradeDriver
 
@@ -32,7 +33,8 @@ def main() -> None:
     settings = base.model_copy(update={"live": base.live.model_copy(update={
         "state_url": state_url, "request_timeout_ms": 2000, "retry_base_delay_s": 0.0})})
     keys = ApiKeys(key="CRASHKEY-123456", secret="CRASHSECRET-654321")
-    broker, _ = build_live_broker(settings, keys, HttpVenueClock(), rest_url=base_url,
+    broker, _ = build_live_broker(settings, keys, HttpVenueClock(),
+                                  KillSwitch(settings.risk.kill_switch_file), rest_url=base_url,
                                   on_step=on_step)
     TradeDriver(broker, "sigC", qty=0.02, stop=59000.0, tp1=61000.0, tp2=62500.0).enter()
     urllib.request.urlopen(urllib.request.Request(f"{base_url}/_control/price?price=61500",

@@ -35,7 +35,7 @@ def write_live_config(tmp_path: Path, **sections: dict[str, object]) -> Path:
     OI is synthetic and rejects every spike of the window), reconciling hourly."""
     values: dict[str, dict[str, object]] = {
         "market": {"base_timeframe": "5m"},
-        "strategy": {"oi_confirmation": False},
+        "strategy.params": {"oi_confirmation": False},
         "logging": {"dir": str(tmp_path / "logs")},
         "risk": {"kill_switch_file": str(tmp_path / "KILL")},
         "store": {"url": f"sqlite:///{tmp_path / 'live.sqlite'}"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cryptobot.brokers.live.setup import build_live_broker
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import OrderRejectedError, ReconciliationError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 from tests.live.conftest import VenueClock, live_settings
@@ -17,7 +18,8 @@ def no_sleep(_seconds: float) -> None:
 
 def build(venue, tmp_path, keys, **live):
     settings = live_settings(tmp_path, **live)
-    return build_live_broker(settings, keys, VenueClock(venue.state), rest_url=venue.base_url,
+    return build_live_broker(settings, keys, VenueClock(venue.state),
+                             KillSwitch(settings.risk.kill_switch_file), rest_url=venue.base_url,
                              sleep=no_sleep)
 
 

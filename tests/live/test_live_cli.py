@@ -79,12 +79,14 @@ def test_live_once_prints_rails_and_leaks_no_secret(run_cli, tmp_path, venue, mo
 def test_kill_flattens_the_bots_position(run_cli, tmp_path, venue, keys):
     from cryptobot.brokers.live.setup import build_live_broker
     from cryptobot.config import load_settings
+    from cryptobot.engine.risk import KillSwitch
     from tests.live.conftest import VenueClock
     from tests.live.trade_driver import TradeDriver
 
     config = write_config(tmp_path, venue.base_url)
     settings = load_settings(config)
-    broker, _ = build_live_broker(settings, keys, VenueClock(venue.state), sleep=lambda s: None)
+    broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
+                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None)
     TradeDriver(broker, "sigK", qty=0.01, stop=59000.0, tp1=61000.0, tp2=62500.0).enter()
     assert float(venue.state.position("BTCUSDT").qty) > 0
     broker.state.close()
@@ -102,12 +104,14 @@ def test_live_with_the_kill_switch_present_flattens_and_does_not_trade(run_cli, 
                                                                       keys):
     from cryptobot.brokers.live.setup import build_live_broker
     from cryptobot.config import load_settings
+    from cryptobot.engine.risk import KillSwitch
     from tests.live.conftest import VenueClock
     from tests.live.trade_driver import TradeDriver
 
     config = write_config(tmp_path, venue.base_url)
-    broker, _ = build_live_broker(load_settings(config), keys, VenueClock(venue.state),
-                                  sleep=lambda s: None)
+    settings = load_settings(config)
+    broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
+                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None)
     TradeDriver(broker, "sigP", qty=0.01, stop=59000.0, tp1=61000.0, tp2=62500.0).enter()
     broker.state.close()
     (tmp_path / "KILL").write_text("")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cryptobot.brokers.live.setup import build_live_broker
+from cryptobot.engine.risk import KillSwitch
 from tests.live.conftest import VenueClock, live_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,7 @@ def test_sigkill_at_each_step_then_restart(crash_step, venue, tmp_path, keys):
     assert proc.returncode == expected, proc.stderr[-2000:]
 
     broker, report = build_live_broker(settings, keys, VenueClock(venue.state),
+                                       KillSwitch(settings.risk.kill_switch_file),
                                        rest_url=venue.base_url, sleep=lambda s: None)
     state = venue.state
     venue_qty = float(state.position("BTCUSDT").qty)

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from cryptobot.brokers.live.setup import build_live_broker
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.model import OrderPurpose
 from tests.live.conftest import VenueClock, live_settings
 from tests.live.trade_driver import TradeDriver
@@ -16,6 +17,7 @@ def test_faults_on_20_percent_of_calls_make_no_duplicate_orders(venue, tmp_path,
     settings = live_settings(tmp_path, retry_attempts=8)
     venue.faults.rate = 0.2
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
+                                  KillSwitch(settings.risk.kill_switch_file),
                                   rest_url=venue.base_url, sleep=lambda s: None)
     driver = TradeDriver(broker, "sigF", qty=0.02, stop=59000.0, tp1=61000.0, tp2=62500.0)
     driver.enter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from cryptobot.brokers.live.setup import build_live_broker, make_ccxt_client
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import OrderRejectedError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 from tests.live.conftest import VenueClock, live_settings
@@ -20,6 +21,7 @@ def build(venue, tmp_path, keys, risk=None, **live):
     if risk:
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(update=risk)})
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
+                                  KillSwitch(settings.risk.kill_switch_file),
                                   rest_url=venue.base_url, sleep=lambda s: None)
     return broker
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.cli.live_run import LiveVenue, close_user_stream, open_user_stream
 from cryptobot.clock import SimClock
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.binance_user_stream import AlgoUpdate, BinanceUserStream
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.model import Candle, OrderPurpose
@@ -22,6 +23,7 @@ from tests.live.trade_driver import TradeDriver
 def build(venue, tmp_path, keys):
     settings = live_settings(tmp_path)
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
+                                  KillSwitch(settings.risk.kill_switch_file),
                                   rest_url=venue.base_url, sleep=lambda s: None)
     return settings, broker
 

@@ -18,6 +18,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pytest
 
+from cryptobot.clock import LiveClock
 from cryptobot.config import MacroSettings
 from cryptobot.macro.history import MacroHistory
 from cryptobot.macro.loader import SnapshotSource, load_history
@@ -138,4 +139,4 @@ def fred_settings(fake_fred, tmp_path) -> MacroSettings:
 @pytest.fixture(scope="session")
 def bundled_history() -> MacroHistory:
     """The bundled real snapshot, precomputed once for the whole session."""
-    return load_history(MacroSettings())
+    return load_history(MacroSettings(), LiveClock())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cryptobot.clock import parse_utc
+from cryptobot.clock import LiveClock, parse_utc
 from cryptobot.config import MacroSettings, Settings
 from cryptobot.engine.gate import PassThroughGate
 from cryptobot.macro import MacroGate, build_gate
@@ -81,14 +81,14 @@ def test_unknown_series_through_the_cli(run_cli, tmp_path):
 
 
 def test_build_gate_disabled_is_pass_through():
-    gate = build_gate(Settings(macro=MacroSettings(enabled=False)))
+    gate = build_gate(Settings(macro=MacroSettings(enabled=False)), LiveClock())
     assert isinstance(gate, PassThroughGate)
     assert gate.decide(0).action is GateAction.ALLOW
 
 
 def test_build_gate_from_another_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # relative data paths fall back to the repository's data/
-    gate = build_gate(Settings())
+    gate = build_gate(Settings(), LiveClock())
     assert isinstance(gate, MacroGate)
     now_ms = parse_utc("2024-08-05T06:00:00Z")
     decision = gate.decide(now_ms)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryptobot.clock import parse_utc
+from cryptobot.clock import LiveClock, parse_utc
 from cryptobot.config import MacroSettings
 from cryptobot.macro.calendars import FED, MARKETS, business_days
 from cryptobot.macro.loader import SnapshotSource, load_history
@@ -80,7 +80,7 @@ def test_cutting_the_future_off_changes_no_decision(bundled_history, asof, monke
     cut_day = np.datetime64(asof[:10])
     monkeypatch.setattr("cryptobot.macro.loader.CsvHygSource.fetch",
                         lambda self, sid: _cut_hyg(sid, cut_day))
-    cut_history = load_history(settings, source=_CutSource(asof[:10]))
+    cut_history = load_history(settings, LiveClock(), source=_CutSource(asof[:10]))
     cut = evaluate(cut_history.snapshot_at(now_ms), settings)
     assert cut.action == full.action
     assert cut.reasons == full.reasons

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from cryptobot.clock import HOUR_MS, SimClock, parse_utc
+from cryptobot.clock import HOUR_MS, LiveClock, SimClock, parse_utc
 from cryptobot.config import MacroSettings
 from cryptobot.errors import MacroDataError
 from cryptobot.macro.fred import FredApiSource, FredCsvSource
@@ -151,7 +151,7 @@ def test_cache_keeps_vintage_dates(fred_settings, fake_fred, monkeypatch):
 
 def test_snapshot_unknown_series_is_an_error():
     with pytest.raises(MacroDataError, match="unknown series NOSUCHSERIES"):
-        load_history(MacroSettings(funding_series=("NOSUCHSERIES",)))
+        load_history(MacroSettings(funding_series=("NOSUCHSERIES",)), LiveClock())
 
 
 def test_snapshot_merges_the_two_spread_files():
@@ -171,16 +171,16 @@ def test_hyg_csv_without_a_close_column(tmp_path):
     path = tmp_path / "hyg.csv"
     path.write_text("Date,Open\n2024-08-01,70.0\n")
     with pytest.raises(MacroDataError, match="needs a 'date' and a 'close' column"):
-        load_history(MacroSettings(hyg_csv=str(path)))
+        load_history(MacroSettings(hyg_csv=str(path)), LiveClock())
 
 
 def test_hyg_csv_missing_file(tmp_path):
     with pytest.raises(MacroDataError, match="HYG price file not found"):
-        load_history(MacroSettings(hyg_csv=str(tmp_path / "nope.csv")))
+        load_history(MacroSettings(hyg_csv=str(tmp_path / "nope.csv")), LiveClock())
 
 
 def test_hyg_turned_off_leaves_the_spread_deciding():
-    history = load_history(MacroSettings(hyg_source="none"))
+    history = load_history(MacroSettings(hyg_source="none"), LiveClock())
     assert history.hyg is None
     from cryptobot.macro.rules import evaluate
 
@@ -192,4 +192,4 @@ def test_hyg_turned_off_leaves_the_spread_deciding():
 def test_yfinance_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "yfinance", None)  # as if not installed
     with pytest.raises(MacroDataError, match=r"pip install 'cryptobot\[yfinance\]'"):
-        load_history(MacroSettings(hyg_source="yfinance"))
+        load_history(MacroSettings(hyg_source="yfinance"), LiveClock())

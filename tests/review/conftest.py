@@ -13,10 +13,11 @@ import pytest
 @pytest.fixture
 def stored(tmp_path, sample_run):
     """(url, what was sent) for a fresh SQLite store with the sample run as run 1."""
+    from cryptobot.clock import LiveClock
     from cryptobot.store import SqlRecorder
 
     url = f"sqlite:///{tmp_path / 'review.sqlite'}"
-    with SqlRecorder(url) as recorder:
+    with SqlRecorder(url, clock=LiveClock()) as recorder:
         sent = sample_run.record_sample_run(recorder)
     return url, sent
 

@@ -40,7 +40,7 @@ def backtested(tmp_path_factory):
     folder = tmp_path_factory.mktemp("real_backtest")
     config = folder / "no_oi.toml"
     default = REPO_ROOT / "config" / "default.toml"
-    config.write_text(f'extends = "{default}"\n[strategy]\noi_confirmation = false\n'
+    config.write_text(f'extends = "{default}"\n[strategy.params]\noi_confirmation = false\n'
                       f'[logging]\ndir = "{folder / "logs"}"\n')
     url = f"sqlite:///{folder / 'run.sqlite'}"
     code, out, err = _cli(

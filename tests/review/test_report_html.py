@@ -33,10 +33,11 @@ def test_report_is_self_contained_with_one_chart_per_trade(run_cli, stored, tmp_
 
 
 def test_report_without_synthetic_oi_does_not_say_synthetic(run_cli, tmp_path, sample_run):
+    from cryptobot.clock import LiveClock
     from cryptobot.store import SqlRecorder
 
     url = f"sqlite:///{tmp_path / 'real.sqlite'}"
-    with SqlRecorder(url) as recorder:
+    with SqlRecorder(url, clock=LiveClock()) as recorder:
         sample_run.record_sample_run(recorder, oi_synthetic=False)
     page = _write_report(run_cli, url, tmp_path / "report.html")
     assert "SYNTHETIC" not in page

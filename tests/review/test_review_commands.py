@@ -83,10 +83,11 @@ def test_signals_say_what_happened_and_why(run_cli, stored):
 
 
 def test_second_run_is_the_default_and_first_is_selectable(run_cli, stored, sample_run):
+    from cryptobot.clock import LiveClock
     from cryptobot.store import SqlRecorder
 
     url, _ = stored
-    with SqlRecorder(url) as recorder:
+    with SqlRecorder(url, clock=LiveClock()) as recorder:
         recorder.start_run(
             sample_run.RunInfo("paper", "bybit", "ETH/USDT:USDT", 1, None, "stream", {})
         )

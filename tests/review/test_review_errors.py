@@ -39,10 +39,11 @@ def test_empty_database(run_cli, tmp_path, command):
 
 
 def test_store_without_runs(run_cli, tmp_path):
+    from cryptobot.clock import LiveClock
     from cryptobot.store import SqlRecorder
 
     url = f"sqlite:///{tmp_path / 'schema_only.sqlite'}"
-    SqlRecorder(url).close()
+    SqlRecorder(url, clock=LiveClock()).close()
     code, out, _ = run_cli("runs", "--db", url)
     assert code == 0 and "No runs stored" in out
     _assert_clean_failure(run_cli("trades", "--db", url), "no runs stored yet")

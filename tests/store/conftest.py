@@ -13,8 +13,9 @@ def db_url(tmp_path) -> str:
 @pytest.fixture
 def stored_run(db_url, sample_run):
     """(url, what was sent) after one sample run was recorded into a fresh store."""
+    from cryptobot.clock import LiveClock
     from cryptobot.store import SqlRecorder
 
-    with SqlRecorder(db_url) as recorder:
+    with SqlRecorder(db_url, clock=LiveClock()) as recorder:
         sent = sample_run.record_sample_run(recorder)
     return db_url, sent

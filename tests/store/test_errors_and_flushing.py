@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cryptobot.clock import LiveClock
 from cryptobot.engine.recorder import RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Fill, OrderPurpose, Side
@@ -36,7 +37,7 @@ def test_empty_file_and_empty_schema_say_no_runs(tmp_path, db_url):
     sqlite3.connect(empty).close()
     with pytest.raises(StoreError, match="empty database"):
         open_store(f"sqlite:///{empty}")
-    SqlRecorder(db_url).close()  # schema, no runs
+    SqlRecorder(db_url, clock=LiveClock()).close()  # schema, no runs
     store = open_store(db_url)
     assert store.runs() == []
     with pytest.raises(StoreError, match="no runs stored yet"):
@@ -99,7 +100,7 @@ def _info() -> RunInfo:
 
 
 def test_commit_each_event_survives_a_crash(db_url):
-    recorder = SqlRecorder(db_url, commit_each_event=True)
+    recorder = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
     run = recorder.start_run(_info())
     recorder.fill(_fill(1722816000000))
     # No finish_run, no close: as if the process died right after the fill.
@@ -107,7 +108,7 @@ def test_commit_each_event_survives_a_crash(db_url):
 
 
 def test_buffer_flushes_every_n_rows_and_on_flush(db_url):
-    recorder = SqlRecorder(db_url, flush_every=10)
+    recorder = SqlRecorder(db_url, clock=LiveClock(), flush_every=10)
     run = int(recorder.start_run(_info()))
     for i in range(9):
         recorder.equity(1722816000000 + i, 10_000.0 + i)

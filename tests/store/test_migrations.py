@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, insert
 
+from cryptobot.clock import LiveClock
 from cryptobot.store import SqlRecorder, open_store
 from cryptobot.store.database import head_revision, upgrade
 from cryptobot.store.tables import Base, RunRow, TradeLegRow, TradeRow
@@ -21,7 +22,7 @@ def _revision(path: Path) -> str:
 
 
 def test_migrations_create_exactly_the_models(db_url):
-    SqlRecorder(db_url).close()
+    SqlRecorder(db_url, clock=LiveClock()).close()
     engine = create_engine(db_url)
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
@@ -88,7 +89,8 @@ def test_store_at_first_revision_is_upgraded_and_keeps_its_run(tmp_path, sample_
         )
     engine.dispose()
 
-    with SqlRecorder(url) as recorder:  # opening upgrades to head, then records run 2
+    # opening upgrades to head, then records run 2
+    with SqlRecorder(url, clock=LiveClock()) as recorder:
         sample_run.record_sample_run(recorder)
 
     assert _revision(path) == head_revision() != "0001"

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from cryptobot.clock import LiveClock
 from cryptobot.engine.recorder import Recorder
 from cryptobot.store import SqlRecorder, open_store
 
 
 def test_sql_recorder_satisfies_the_recorder_protocol(db_url):
-    recorder: Recorder = SqlRecorder(db_url)  # type-checks against the protocol
+    recorder: Recorder = SqlRecorder(db_url, clock=LiveClock())  # type-checks against the protocol
     for name in Recorder.__dict__:
         if not name.startswith("_"):
             assert callable(getattr(recorder, name)), name
@@ -73,7 +74,7 @@ def test_gate_decision_at_entry_is_stored_once(stored_run):
 
 def test_second_run_appends(stored_run, sample_run):
     url, _ = stored_run
-    with SqlRecorder(url) as recorder:
+    with SqlRecorder(url, clock=LiveClock()) as recorder:
         second = sample_run.record_sample_run(recorder, oi_synthetic=False)
     store = open_store(url)
     listings = store.runs()

@@ -43,7 +43,7 @@ def test_replay_prints_heartbeats_signals_and_where_the_run_is_stored(run_cli, t
 
 
 def test_a_replay_logs_its_signals_orders_and_fills_at_simulated_time(run_cli, tmp_path):
-    config = _config(tmp_path, "[strategy]\noi_confirmation = false\n")
+    config = _config(tmp_path, "[strategy.params]\noi_confirmation = false\n")
     code, out, err = run_cli("paper", "--config", config, "--replay", CRASH, "--from",
                              "2024-08-04", "--to", "2024-08-04", "--no-heartbeat",
                              "--db", f"sqlite:///{tmp_path / 'p.sqlite'}")

@@ -15,14 +15,16 @@ from rich.console import Console
 
 from cryptobot.cli.paper_command import _replay
 from cryptobot.cli.paper_console import ConsoleRecorder
+from cryptobot.clock import LiveClock
 from cryptobot.config import load_settings
 from cryptobot.data import load_market_data
 from cryptobot.engine.recorder import MemoryRecorder
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.macro import build_gate
 from cryptobot.runners.backtest import run_backtest
-from cryptobot.runners.session_run import SessionRun, finish_session
-from cryptobot.strategy import load_strategy
-from tests.conftest import DATA_DIR, REPO_ROOT
+from cryptobot.runners.stream_session import SessionRun, finish_session
+from cryptobot.strategy.loading import load_strategy
+from tests.conftest import DATA_DIR, REPO_ROOT, backtest_parts
 
 SYMBOL = "BTC/USDT:USDT"
 
@@ -31,7 +33,7 @@ SYMBOL = "BTC/USDT:USDT"
 def parity_settings(tmp_path_factory):
     path = tmp_path_factory.mktemp("cfg") / "parity.toml"
     path.write_text(f'extends = "{REPO_ROOT / "config" / "replay.toml"}"\n'
-                    "[strategy]\noi_drop_pct = 0.4\n")
+                    "[strategy.params]\noi_drop_pct = 0.4\n")
     return load_settings(path)
 
 
@@ -43,13 +45,14 @@ def test_backtest_and_paper_replay_agree_on_every_signal_and_trade(parity_settin
     market = load_market_data(DATA_DIR / "btc_2024-08_crash", SYMBOL)
     assert market.oi_synthetic and not market.funding.empty
 
-    backtest = run_backtest(settings, market, load_strategy(settings.strategy.path, settings,
-                                                            SYMBOL),
-                            build_gate(settings), MemoryRecorder(), market_rules=
-                            load_market_rules(SYMBOL))
+    backtest = run_backtest(settings, market, load_strategy(settings, SYMBOL),
+                            build_gate(settings, LiveClock()), MemoryRecorder(),
+                            *backtest_parts(settings), skip_quiet=True,
+                            market_rules=load_market_rules(SYMBOL))
 
     stored = MemoryRecorder()
-    run = SessionRun(settings, SYMBOL, ConsoleRecorder(stored, Console(quiet=True)), "memory")
+    run = SessionRun(settings, SYMBOL, ConsoleRecorder(stored, Console(quiet=True)), "memory",
+                     KillSwitch(settings.risk.kill_switch_file))
     asyncio.run(_replay(run, market, None, None, speed=0.0))
     summary = finish_session(run)
     paper = run.engine

@@ -6,7 +6,7 @@
   be placed, the position is closed at market with the reason stored, and the submit raises
   OrderRejectedError (the engine then finds its position already flat).
 - Fills come from the venue's user data stream when a `fill_source` is attached and connected
-  (live_stream.py applies its events, as they happen); otherwise by REST polling (`poll`, run
+  (user_events.py applies its events, as they happen); otherwise by REST polling (`poll`, run
   from `on_base_candle`). Both paths are de-duplicated by the exchange's trade id; REST also
   catches up after every stream reconnect and at each reconciliation, and records on restart
   the fills that happened while the bot was down.
@@ -22,16 +22,18 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Protocol
 
 from cryptobot.brokers.live.gateway import OrderGateway, SentOrder
 from cryptobot.brokers.live.rails import check_entry_rails
+from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile_with_exchange
 from cryptobot.brokers.live.state import OPEN_STATUSES, LiveFillRow, LiveOrderRow, LiveState
+from cryptobot.brokers.live.user_events import apply_user_event
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.engine.broker import FillHandler, OrderHandler
 from cryptobot.engine.recorder import OrderEvent
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import (
     ExchangeError,
     OrderRejectedError,
@@ -56,12 +58,15 @@ def signal_of(client_id: str) -> str:
 
 
 class LiveBroker:
+    """`kill_switch` is the run's one switch (the CLI builds it): engaged, no new entries."""
+
     def __init__(self, gateway: OrderGateway, state: LiveState, settings: Settings, clock: Clock,
-                 on_step: StepHook | None = None) -> None:
+                 kill_switch: KillSwitch, on_step: StepHook | None = None) -> None:
         self.gateway = gateway
         self.state = state
         self.settings = settings
         self.clock = clock
+        self.kill_switch = kill_switch
         self.on_step = on_step or (lambda step: None)  # crash tests kill the process here
         self.ready = False
         self.last_price: float | None = None
@@ -91,7 +96,7 @@ class LiveBroker:
             check_entry_rails(self, intent)
             self._remember_planned_stop(intent)
         if intent.order_type is OrderType.STOP_MARKET:
-            self._place_stop(intent, flatten_on_failure=True)
+            self.place_stop(intent, flatten_on_failure=True)
         else:
             self._send(intent)
 
@@ -101,13 +106,13 @@ class LiveBroker:
             return
         self.gateway.cancel(row.intent(), None)
         self.state.update_order(client_id, self.clock.now_ms(), status="canceled")
-        self._event(row.intent(), "canceled")
+        self.report_order(row.intent(), "canceled")
 
     def replace_stop(self, old_client_id: str | None, new_intent: OrderIntent) -> None:
         """New stop first; the old one is cancelled only once the new one is on the venue."""
         if not self.ready:
             raise ReconciliationError(f"{new_intent.client_id}: reconciliation has not succeeded")
-        self._place_stop(self._rounded(new_intent), flatten_on_failure=False)
+        self.place_stop(self._rounded(new_intent), flatten_on_failure=False)
         self.on_step("stop_replaced_before_cancel")
         if old_client_id is not None:
             self.cancel(old_client_id)
@@ -125,12 +130,23 @@ class LiveBroker:
         now_ms = self.clock.now_ms()
         interval_ms = self.settings.live.reconcile_interval_s * 1000
         if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
-            from cryptobot.brokers.live.reconcile import reconcile
-
             try:
-                reconcile(self)
+                self.reconcile()
             except ReconciliationError as exc:
                 log.error("%s; no new orders until it succeeds", exc)
+
+    def reconcile(self) -> ReconcileReport:
+        """Make the state and the exchange agree (reconcile.py). Until that has succeeded the
+        broker refuses every order; a failure raises ReconciliationError."""
+        self.ready = False
+        report = reconcile_with_exchange(self)
+        self.ready = True
+        self._last_reconcile_ms = self.clock.now_ms()
+        return report
+
+    def reconcile_soon(self) -> None:
+        """Reconcile at the next base candle, whenever the last reconciliation was."""
+        self._last_reconcile_ms = None
 
     def catch_up(self) -> None:
         """Read fills by REST; a failure is logged and retried by the next caller."""
@@ -140,9 +156,7 @@ class LiveBroker:
             log.error("reading fills failed (retried next candle): %s", exc)
 
     def on_user_event(self, event: object) -> None:
-        """An order or fill update from the user data stream (see live_stream.py)."""
-        from cryptobot.brokers.live.user_events import apply_user_event
-
+        """An order or fill update from the user data stream (see user_events.py)."""
         apply_user_event(self, event)
 
     # --- placing ---------------------------------------------------------------------------
@@ -183,17 +197,19 @@ class LiveBroker:
             sent = self.gateway.place(intent)
         except OrderRejectedError as exc:
             self.state.update_order(intent.client_id, now_ms, status="rejected", detail=str(exc))
-            self._event(intent, "rejected", str(exc))
+            self.report_order(intent, "rejected", str(exc))
             raise
         self.on_step(f"after_send:{intent.purpose.value}")
         self.state.update_order(intent.client_id, self.clock.now_ms(), status="open",
                                 exchange_order_id=sent.exchange_order_id)
-        self._event(intent, "open")
+        self.report_order(intent, "open")
         if sent.filled_qty > 0 or sent.status == "filled":
             self.poll()
         return sent
 
-    def _place_stop(self, intent: OrderIntent, flatten_on_failure: bool) -> None:
+    def place_stop(self, intent: OrderIntent, flatten_on_failure: bool) -> None:
+        """Send a rounded stop, retried `live.stop_place_retries` times; if it still fails,
+        close the position at market (`flatten_on_failure`) or keep the old stop, and raise."""
         signal_id = signal_of(intent.client_id)
         attempts = self.settings.live.stop_place_retries + 1
         last_error: ExchangeError | None = None
@@ -333,10 +349,7 @@ class LiveBroker:
                 if other.client_id != row.client_id:
                     self.cancel(other.client_id)
 
-    def _event(self, intent: OrderIntent, status: str, detail: str = "") -> None:
+    def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None:
+        """Tell the bound engine an order's new status (submitted/open/canceled/rejected/filled)."""
         if self._on_order is not None:
             self._on_order(OrderEvent(self.clock.now_ms(), intent, status, detail))
-
-
-def kill_switch_present(settings: Settings) -> bool:
-    return Path(settings.risk.kill_switch_file).exists()

@@ -9,20 +9,21 @@
    at market;
 5. a position we did not open is reported and left alone, unless `live.adopt_unknown_positions`.
 
-While it fails the broker refuses to trade (`broker.ready` is False).
+While it fails the broker refuses to trade (`LiveBroker.reconcile` keeps `ready` False).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from cryptobot.brokers.live.gateway import OrderGateway
+from cryptobot.brokers.live.state import LiveState
+from cryptobot.clock import Clock
+from cryptobot.config import Settings
 from cryptobot.errors import CryptobotError, ReconciliationError
-from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
-
-if TYPE_CHECKING:
-    from cryptobot.brokers.live.broker import LiveBroker
+from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, Side
 
 log = logging.getLogger("cryptobot.live.reconcile")
 QTY_EPSILON = 1e-9
@@ -41,21 +42,37 @@ class ReconcileReport:
     adopted: list[str] = field(default_factory=list)
 
 
-def reconcile(broker: LiveBroker) -> ReconcileReport:
-    """Run all steps; raises ReconciliationError (and leaves the broker not ready) on failure."""
-    broker.ready = False
+class ReconciledBroker(Protocol):
+    """What reconciliation reads and does through the broker."""
+
+    settings: Settings
+    clock: Clock
+    state: LiveState
+    gateway: OrderGateway
+
+    def poll(self) -> list[Fill]: ...
+
+    def cancel(self, client_id: str) -> None: ...
+
+    def flatten(self, signal_id: str, reason: str) -> None: ...
+
+    def reference_price(self, symbol: str) -> float: ...
+
+    def place_stop(self, intent: OrderIntent, flatten_on_failure: bool) -> None: ...
+
+
+def reconcile_with_exchange(broker: ReconciledBroker) -> ReconcileReport:
+    """Run all steps; any failure is raised as ReconciliationError."""
     try:
         report = _reconcile(broker)
     except CryptobotError as exc:
         log.error("reconciliation failed: %s", exc)
         raise ReconciliationError(f"reconciliation with the exchange failed: {exc}") from None
-    broker.ready = True
-    broker._last_reconcile_ms = broker.clock.now_ms()
     log.info("reconciled: %s", report)
     return report
 
 
-def _reconcile(broker: LiveBroker) -> ReconcileReport:
+def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
     state, gateway, report = broker.state, broker.gateway, ReconcileReport()
     for row in state.orders(("pending",)):
         found = gateway.lookup(row.intent())
@@ -116,7 +133,7 @@ def _reconcile(broker: LiveBroker) -> ReconcileReport:
     return report
 
 
-def _ensure_stop(broker: LiveBroker, signal_id: str, symbol: str, qty: float,
+def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, qty: float,
                  stop_price: float | None, entry_price: float, report: ReconcileReport) -> None:
     stops = [row for row in broker.state.orders(("open",), signal_id=signal_id)
              if row.order_type == OrderType.STOP_MARKET.value]
@@ -133,7 +150,7 @@ def _ensure_stop(broker: LiveBroker, signal_id: str, symbol: str, qty: float,
                          broker.gateway.round_price(symbol, price), True)
     log.warning("%s: no stop covers %.8g on the exchange; placing %s at %g",
                 signal_id, qty, intent.client_id, intent.price)
-    broker._place_stop(intent, flatten_on_failure=True)
+    broker.place_stop(intent, flatten_on_failure=True)
     report.stops_placed.append(intent.client_id)
     for row in stops:
         broker.cancel(row.client_id)

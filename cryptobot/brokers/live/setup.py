@@ -9,10 +9,11 @@ from typing import Any
 
 from cryptobot.brokers.live.broker import LiveBroker, StepHook
 from cryptobot.brokers.live.gateway import OrderGateway
-from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile
+from cryptobot.brokers.live.reconcile import ReconcileReport
 from cryptobot.brokers.live.state import LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
+from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.secrets import ApiKeys
 
@@ -31,7 +32,7 @@ def make_ccxt_client(settings: Settings, keys: ApiKeys, rest_url: str | None,
                          options={"fetchCurrencies": False})
 
 
-def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock,
+def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_switch: KillSwitch,
                       rest_url: str | None = None, on_step: StepHook | None = None,
                       sleep: Callable[[float], None] = time.sleep, rate_limit: bool = True,
                       ) -> tuple[LiveBroker, ReconcileReport]:
@@ -41,10 +42,9 @@ def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock,
                            settings.live.retry_base_delay_s, sleep=sleep)
     gateway.load_markets()
     state = LiveState(settings.live.state_url)
-    broker = LiveBroker(gateway, state, settings, clock, on_step=on_step)
+    broker = LiveBroker(gateway, state, settings, clock, kill_switch, on_step=on_step)
     symbol = settings.market.symbol
     if not any(p.symbol == symbol for p in state.positions()):
         gateway.setup_symbol(symbol, settings.live.margin_mode, settings.live.leverage)
     broker.equity_usdt = gateway.balance_usdt()
-    report = reconcile(broker)
-    return broker, report
+    return broker, broker.reconcile()

@@ -12,21 +12,36 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from cryptobot.brokers.live.state import OPEN_STATUSES
+from cryptobot.brokers.live.gateway import OrderGateway
+from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState
+from cryptobot.clock import Clock
 from cryptobot.exchange.binance_user_stream import AlgoUpdate, OrderUpdate, StreamFill
-from cryptobot.model import OrderType
-
-if TYPE_CHECKING:
-    from cryptobot.brokers.live.broker import LiveBroker
+from cryptobot.model import Fill, OrderIntent, OrderType
 
 log = logging.getLogger("cryptobot.live.stream")
 _ENDED = {"CANCELED": "canceled", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired",
           "REJECTED": "rejected"}
 
 
-def apply_user_event(broker: LiveBroker, event: object) -> None:
+class StreamFedBroker(Protocol):
+    """What applying a user-stream event needs from the broker."""
+
+    clock: Clock
+    state: LiveState
+    gateway: OrderGateway
+    algo_children: dict[str, str]  # a fired stop's market order id -> our stop's client id
+
+    def ingest_trade(self, symbol: str, trade: dict[str, Any], source: str,
+                     row: LiveOrderRow | None = None) -> Fill | None: ...
+
+    def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None: ...
+
+    def reconcile_soon(self) -> None: ...
+
+
+def apply_user_event(broker: StreamFedBroker, event: object) -> None:
     if isinstance(event, StreamFill):
         _fill(broker, event)
     elif isinstance(event, AlgoUpdate):
@@ -35,7 +50,7 @@ def apply_user_event(broker: LiveBroker, event: object) -> None:
         _order(broker, event)
 
 
-def _fill(broker: LiveBroker, event: StreamFill) -> None:
+def _fill(broker: StreamFedBroker, event: StreamFill) -> None:
     symbol = broker.gateway.symbol_of(event.market_id)
     if symbol is None or broker.state.has_fill(event.trade_id):
         return
@@ -49,7 +64,7 @@ def _fill(broker: LiveBroker, event: StreamFill) -> None:
     broker.ingest_trade(symbol, trade, "stream", row)
 
 
-def _algo(broker: LiveBroker, event: AlgoUpdate) -> None:
+def _algo(broker: StreamFedBroker, event: AlgoUpdate) -> None:
     if event.actual_order_id:
         broker.algo_children[event.actual_order_id] = event.client_algo_id
     row = broker.state.order(event.client_algo_id)
@@ -67,10 +82,10 @@ def _algo(broker: LiveBroker, event: AlgoUpdate) -> None:
     if status != "canceled":
         log.warning("stop %s ended without a fill (%s); reconciling on the next candle",
                     row.client_id, event.status)
-        broker._last_reconcile_ms = None
+        broker.reconcile_soon()
 
 
-def _order(broker: LiveBroker, event: OrderUpdate) -> None:
+def _order(broker: StreamFedBroker, event: OrderUpdate) -> None:
     row = broker.state.order(event.client_id)
     status = _ENDED.get(event.order_status)
     if row is None or status is None or row.status not in OPEN_STATUSES \
@@ -79,8 +94,8 @@ def _order(broker: LiveBroker, event: OrderUpdate) -> None:
     _ended(broker, row, status, event.execution_type)
 
 
-def _ended(broker: LiveBroker, row, status: str, detail: str) -> None:
+def _ended(broker: StreamFedBroker, row: LiveOrderRow, status: str, detail: str) -> None:
     broker.state.update_order(row.client_id, broker.clock.now_ms(), status=status,
                               detail=f"user stream: {detail}")
     # the engine knows submitted/open/canceled/rejected/filled: an expiry is a cancel to it
-    broker._event(row.intent(), "canceled" if status == "expired" else status, detail)
+    broker.report_order(row.intent(), "canceled" if status == "expired" else status, detail)

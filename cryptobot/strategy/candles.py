@@ -1,0 +1,112 @@
+"""The run's closed signal candles as columns, and the views a strategy reads them through.
+
+`SignalCandles` grows as candles close (live, paper, the every-candle backtest) or holds a
+backtest's candles up front (`SignalCandles.known`); either way `close(candle)` returns the row
+of a candle that has just closed. `CandleView` is a set of rows with attribute access to the
+candle columns and the strategy's indicators (`view.close`, `view.atr`): the trigger reads it,
+and a backtest narrows it condition by condition so later conditions are computed only where
+the earlier ones held. `Row` is one row's values for `on_candle` (`ctx.ind.atr`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from cryptobot.model import Candle
+from cryptobot.strategy.indicators import CANDLE_COLUMNS, Indicator, SeriesCache
+
+_COLUMNS = ("ts_open_ms", *CANDLE_COLUMNS)
+
+
+class SignalCandles:
+    def __init__(self, interval_ms: int, capacity: int = 1024) -> None:
+        self.interval_ms = interval_ms
+        self._data = {name: np.empty(capacity, dtype=np.int64 if name == "ts_open_ms"
+                                     else np.float64) for name in _COLUMNS}
+        self._n = 0
+        self._known = False
+
+    @classmethod
+    def known(cls, interval_ms: int, columns: Mapping[str, np.ndarray]) -> SignalCandles:
+        """A backtest's signal candles, all known before the run (rows become current as the
+        engine closes them; indicators may be computed on all of them at once)."""
+        frame = cls(interval_ms, 0)
+        frame._data = {name: np.asarray(columns[name]) for name in _COLUMNS}
+        frame._n = len(frame._data["ts_open_ms"])
+        frame._known = True
+        frame._next = 0
+        return frame
+
+    def __len__(self) -> int:
+        return self._n
+
+    def column(self, name: str) -> np.ndarray:
+        return self._data[name][:self._n]
+
+    def close(self, candle: Candle) -> int:
+        """The row of a signal candle that just closed (appended, unless known up front)."""
+        if self._known:
+            i = self._next
+            ts = self._data["ts_open_ms"]
+            if i >= self._n or ts[i] != candle.ts_open_ms:
+                i = int(np.searchsorted(ts, candle.ts_open_ms))
+                if i >= self._n or ts[i] != candle.ts_open_ms:
+                    raise KeyError(f"signal candle {candle.ts_open_ms} is not in the data")
+            self._next = i + 1
+            return i
+        if self._n == len(self._data["ts_open_ms"]):
+            for name, column in self._data.items():
+                grown = np.empty(max(1024, 2 * len(column)), dtype=column.dtype)
+                grown[:self._n] = column
+                self._data[name] = grown
+        i = self._n
+        for name, value in zip(_COLUMNS, (candle.ts_open_ms, candle.open, candle.high,
+                                          candle.low, candle.close, candle.volume), strict=True):
+            self._data[name][i] = value
+        self._n += 1
+        return i
+
+
+class CandleView:
+    """Rows of the signal candles: `view.close`, `view.atr` are arrays over those rows."""
+
+    def __init__(self, candles: SignalCandles, cache: SeriesCache,
+                 indicators: Mapping[str, Indicator], rows: np.ndarray) -> None:
+        self._candles = candles
+        self._cache = cache
+        self._indicators = indicators
+        self.rows = np.asarray(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in _COLUMNS:
+            return self._candles.column(name)[self.rows]
+        indicator = self._indicators.get(name)
+        if indicator is None:
+            raise AttributeError(f"no candle column or declared indicator named {name!r}")
+        return self._cache.at(indicator, self.rows)
+
+    def narrow(self, keep: np.ndarray) -> None:
+        self.rows = self.rows[keep]
+
+
+class Row:
+    """One signal candle's indicator values: `row.atr` is a float (NaN while undefined)."""
+
+    def __init__(self, view: CandleView) -> None:
+        self._view = view
+        self._values: dict[str, float] = {}
+
+    def __getattr__(self, name: str) -> float:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        values = self._values
+        if name not in values:
+            values[name] = float(getattr(self._view, name)[0])
+        return values[name]

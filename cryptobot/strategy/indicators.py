@@ -1,0 +1,225 @@
+"""Indicators a strategy declares: pure, causal functions of closed signal candles.
+
+Each indicator gives its values for the whole series at once (`values`, numpy: backtests) and for
+a few rows (`at`: the newest row live, the rows a backtest's trigger still considers). Both are
+one definition: `at` defaults to `values(...)[rows]`, and the library's windowed indicators
+compute each row from its own window only. A recursive indicator (`ATR`) keeps its state so that
+a growing series is extended, never recomputed (`SeriesCache`). tests/strategy/ prove `values`,
+`at` and the growing series identical, bit for bit, and causal (values on data cut at a point
+equal the values on the whole data up to that point).
+
+A value that is not defined yet (a window not full) is NaN: every comparison with it is False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+class Columns(Protocol):
+    """Signal-candle columns by name (open, high, low, close, volume), oldest first."""
+
+    def column(self, name: str) -> np.ndarray: ...
+
+
+class Indicator:
+    """Base class. Override `values`; a `row_wise` indicator (each row from its own window)
+    also overrides `at`, and a recursive one `extend` (live: O(1) per new candle)."""
+
+    row_wise = False  # True: `at` computes any rows alone, without the whole series
+
+    def values(self, candles: Columns) -> np.ndarray:
+        raise NotImplementedError
+
+    def at(self, candles: Columns, rows: np.ndarray) -> np.ndarray:
+        return self.values(candles)[rows]
+
+    def extend(self, candles: Columns, done: np.ndarray, state: object) -> tuple[np.ndarray,
+                                                                                  object]:
+        """Values for rows len(done).. given the values so far; (new values, state).
+        The default recomputes the whole series: correct, O(n) per call."""
+        values = self.values(candles)
+        return values[len(done):], state
+
+
+def _lagged(values: np.ndarray, lag: int) -> np.ndarray:
+    out = np.full(len(values), np.nan)
+    if lag < len(values):
+        out[lag:] = values[:len(values) - lag]
+    return out
+
+
+@dataclass(frozen=True)
+class Windowed(Indicator):
+    """A function of the `window` values of `column` up to and including each row."""
+
+    column: str
+    window: int
+    row_wise = True
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"{type(self).__name__}: window must be at least 1")
+
+    def reduce(self, windows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def values(self, candles: Columns) -> np.ndarray:
+        return self.at(candles, np.arange(len(candles.column(self.column))))
+
+    def at(self, candles: Columns, rows: np.ndarray) -> np.ndarray:
+        source = candles.column(self.column)
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.full(len(rows), np.nan)
+        first = rows - self.window + 1  # the window is source[first .. row]
+        ok = first >= 0
+        if ok.any():
+            out[ok] = self.reduce(sliding_window_view(source, self.window)[first[ok]])
+        return out
+
+    def extend(self, candles: Columns, done: np.ndarray, state: object):
+        n = len(candles.column(self.column))
+        return self.at(candles, np.arange(len(done), n)), state
+
+
+class RollingMax(Windowed):
+    def reduce(self, windows: np.ndarray) -> np.ndarray:
+        return windows.max(axis=1)
+
+
+class RollingMin(Windowed):
+    def reduce(self, windows: np.ndarray) -> np.ndarray:
+        return windows.min(axis=1)
+
+
+class RollingMedian(Windowed):
+    def reduce(self, windows: np.ndarray) -> np.ndarray:
+        return np.median(windows, axis=1)
+
+
+class SMA(Windowed):
+    def reduce(self, windows: np.ndarray) -> np.ndarray:
+        return windows.sum(axis=1) / self.window
+
+
+@dataclass(frozen=True)
+class ATR(Indicator):
+    """Wilder's average true range after each candle (alpha 1/period), seeded with the first
+    candle's range. `Lag(ATR(14))` is the ATR known before each candle."""
+
+    period: int = 14
+
+    def values(self, candles: Columns) -> np.ndarray:
+        return self.extend(candles, np.empty(0), None)[0]
+
+    def extend(self, candles: Columns, done: np.ndarray, state: object):
+        """Wilder's recursion from the state after row len(done) - 1, in the same order."""
+        start = len(done)
+        high, low, close = (candles.column(name)[start:] for name in ("high", "low", "close"))
+        atr, prev_close = state if state is not None else (None, None)
+        if len(high) <= 1:  # live: one new candle, plain floats (the same operations)
+            if not len(high):
+                return np.empty(0), state
+            hi, lo = float(high[0]), float(low[0])
+            tr = hi - lo if prev_close is None else max(hi - lo, abs(hi - prev_close),
+                                                        abs(lo - prev_close))
+            atr = tr if atr is None else atr + (tr - atr) / self.period
+            return np.array([atr]), (atr, float(close[0]))
+        # True range: max and abs are exact, so numpy's values equal a scalar loop's.
+        before = np.r_[np.nan if prev_close is None else prev_close, close[:-1]]
+        tr = np.maximum(high - low, np.maximum(np.abs(high - before), np.abs(low - before)))
+        if prev_close is None:
+            tr[0] = high[0] - low[0]
+        out = []
+        append, period = out.append, self.period
+        for value in tr.tolist():
+            atr = value if atr is None else atr + (value - atr) / period
+            append(atr)
+        return np.array(out, dtype=np.float64), (atr, float(close[-1]))
+
+
+@dataclass(frozen=True)
+class Lag(Indicator):
+    """Another indicator's value `rows` candles earlier (NaN before that)."""
+
+    of: Indicator
+    rows: int = 1
+
+    @property
+    def row_wise(self) -> bool:  # type: ignore[override]
+        return self.of.row_wise
+
+    def values(self, candles: Columns) -> np.ndarray:
+        return _lagged(self.of.values(candles), self.rows)
+
+    def at(self, candles: Columns, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, dtype=np.int64) - self.rows
+        out = np.full(len(rows), np.nan)
+        ok = rows >= 0
+        if ok.any():
+            out[ok] = self.of.at(candles, rows[ok])
+        return out
+
+    def extend(self, candles: Columns, done: np.ndarray, state: object):
+        inner, inner_state = state if state is not None else (np.empty(0), None)
+        new, inner_state = self.of.extend(candles, inner, inner_state)
+        inner = np.concatenate([inner, new])
+        return _lagged(inner, self.rows)[len(done):], (inner, inner_state)
+
+
+class SeriesCache:
+    """Indicator values of one run's signal candles, computed once and extended as candles are
+    appended (in a buffer that doubles, so a growing run costs O(1) a candle). Equal
+    indicators (same class and fields) share one series."""
+
+    def __init__(self, candles: Columns) -> None:
+        self.candles = candles
+        self._series: dict[Indicator, tuple[np.ndarray, int, object]] = {}
+
+    def series(self, indicator: Indicator) -> np.ndarray:
+        """The values of every row of the candles so far."""
+        n = len(self.candles.column("close"))
+        buffer, done, state = self._series.get(indicator, (np.empty(0), 0, None))
+        if done < n:
+            new, state = indicator.extend(self.candles, buffer[:done], state)
+            if n > len(buffer):
+                grown = np.empty(max(n, 2 * len(buffer)))
+                grown[:done] = buffer[:done]
+                buffer = grown
+            buffer[done:n] = new
+            done = n
+            self._series[indicator] = (buffer, done, state)
+        return buffer[:done]
+
+    def at(self, indicator: Indicator, rows: np.ndarray) -> np.ndarray:
+        """Values at `rows`: a row-wise indicator computes just those, others their series
+        (a `Lag` reads its indicator's earlier rows, through this cache)."""
+        if isinstance(indicator, Lag):
+            earlier = np.asarray(rows, dtype=np.int64) - indicator.rows
+            out = np.full(len(earlier), np.nan)
+            ok = earlier >= 0
+            if ok.any():
+                out[ok] = self.at(indicator.of, earlier[ok])
+            return out
+        if indicator.row_wise and indicator not in self._series:
+            return np.asarray(indicator.at(self.candles, rows), dtype=np.float64)
+        return self.series(indicator)[rows]
+
+
+def declared(indicators: Mapping[str, Indicator]) -> dict[str, Indicator]:
+    """Check a strategy's `indicators()` answer: names that do not hide candle columns."""
+    out = {}
+    for name, indicator in indicators.items():
+        if name in CANDLE_COLUMNS or name.startswith("_") or not name.isidentifier():
+            raise ValueError(f"indicator name {name!r} is not allowed")
+        if not isinstance(indicator, Indicator):
+            raise TypeError(f"indicator {name!r} is {type(indicator).__name__}, not an Indicator")
+        out[name] = indicator
+    return out

@@ -92,6 +92,41 @@ def trade_figure(chart: TradeChart, oi_synthetic: bool) -> go.Figure:
         row=1,
         col=1,
     )
+    _add_markers_and_levels(figure, chart)
+    figure.add_trace(
+        go.Bar(
+            x=times,
+            y=[c[5] for c in chart.candles],
+            name="volume",
+            marker={"color": "#7f7f7f"},
+            showlegend=False,
+        ),
+        row=2,
+        col=1,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[_t(ts) for ts, _ in chart.oi],
+            y=[v for _, v in chart.oi],
+            name=oi_title,
+            line={"color": "#9467bd"},
+            showlegend=False,
+        ),
+        row=3,
+        col=1,
+    )
+    _add_gate_shading(figure, chart)
+    figure.update_layout(
+        height=720,
+        margin={"t": 60, "b": 30},
+        xaxis_rangeslider_visible=False,
+        legend={"orientation": "h", "y": -0.08},
+    )
+    return figure
+
+
+def _add_markers_and_levels(figure: go.Figure, chart: TradeChart) -> None:
+    """Entry, exit and setup markers, and the stop and target levels, on the price panel."""
     for kind, (symbol, colour, name) in MARKER_STYLES.items():
         markers = [m for m in chart.markers if m.kind == kind]
         if markers:
@@ -125,28 +160,10 @@ def trade_figure(chart: TradeChart, oi_synthetic: bool) -> go.Figure:
             row=1,
             col=1,
         )
-    figure.add_trace(
-        go.Bar(
-            x=times,
-            y=[c[5] for c in chart.candles],
-            name="volume",
-            marker={"color": "#7f7f7f"},
-            showlegend=False,
-        ),
-        row=2,
-        col=1,
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=[_t(ts) for ts, _ in chart.oi],
-            y=[v for _, v in chart.oi],
-            name=oi_title,
-            line={"color": "#9467bd"},
-            showlegend=False,
-        ),
-        row=3,
-        col=1,
-    )
+
+
+def _add_gate_shading(figure: go.Figure, chart: TradeChart) -> None:
+    """The macro gate's state behind the whole chart, with a caption naming the states."""
     for span in chart.gate_spans:
         figure.add_vrect(
             x0=_t(span.start_ms),
@@ -167,13 +184,6 @@ def trade_figure(chart: TradeChart, oi_synthetic: bool) -> go.Figure:
             + ", ".join(sorted({s.action for s in chart.gate_spans}))
             + ")",
         )
-    figure.update_layout(
-        height=720,
-        margin={"t": 60, "b": 30},
-        xaxis_rangeslider_visible=False,
-        legend={"orientation": "h", "y": -0.08},
-    )
-    return figure
 
 
 def _signals_table(signals: list[SignalLine]) -> str:

@@ -1,7 +1,8 @@
-"""How fast SqlRecorder stores a 14-month backtest's worth of rows (SQLite, temp file).
+"""How fast SqlRecorder stores a 14-month backtest's worth of rows (SQLite temp file, and a new
+PostgreSQL database when the PG* environment names a server, e.g. under `pg_virtualenv`).
 
-Prints rows per second for ~40,000 signal candles + 40,000 equity points + 300 signals and
-trades, buffered (the backtest default) and committed event by event (the live setting).
+Prints rows per second for ~40,000 signal candles + 40,000 equity points, buffered (the
+backtest default) and committed event by event (the live setting).
 Candles are REAL: the bundled 5m crash window aggregated to 15m, repeated to 40,000 rows.
 """
 
@@ -11,6 +12,8 @@ import importlib.util
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +23,7 @@ sys.path.insert(0, str(REPO))
 from cryptobot.clock import LiveClock  # noqa: E402
 from cryptobot.engine.recorder import RunInfo  # noqa: E402
 from cryptobot.store import SqlRecorder, open_store  # noqa: E402
+from tests.store.backends import new_postgres_database, postgres_unavailable  # noqa: E402
 
 spec = importlib.util.spec_from_file_location("sample_run", REPO / "tests/store/sample_run.py")
 sample_run = importlib.util.module_from_spec(spec)
@@ -32,10 +36,20 @@ def candles(count: int):
     return [replace(base[i % len(base)], ts_open_ms=1721606400000 + i * step) for i in range(count)]
 
 
-def measure(label: str, rows: int, **options) -> None:
-    series = candles(rows)
+@contextmanager
+def _new_store(backend: str) -> Iterator[tuple[str, Path | None]]:
+    """(URL, SQLite file or None) of a new store on `backend`."""
+    if backend == "postgresql":
+        with new_postgres_database("cryptobot_bench") as url:
+            yield url, None
+        return
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{folder}/bench.sqlite"
+        yield f"sqlite:///{folder}/bench.sqlite", Path(folder) / "bench.sqlite"
+
+
+def measure(label: str, rows: int, backend: str = "sqlite", **options) -> None:
+    series = candles(rows)
+    with _new_store(backend) as (url, path):
         recorder = SqlRecorder(url, clock=LiveClock(), **options)
         started = time.perf_counter()
         recorder.start_run(RunInfo("backtest", "binanceusdm", "BTC/USDT:USDT", 0, 1, "bench", {}))
@@ -43,16 +57,25 @@ def measure(label: str, rows: int, **options) -> None:
             recorder.signal_candle(candle)
             recorder.equity(candle.ts_close_ms, 10_000.0 + candle.close / 1e4)
         recorder.finish_run({})
+        recorder.close()
         write_s = time.perf_counter() - started
         started = time.perf_counter()
         store = open_store(url)
         loaded = len(store.candles(1)) + len(store.equity(1))
         read_s = time.perf_counter() - started
-        size_mb = Path(f"{folder}/bench.sqlite").stat().st_size / 1e6
-    print(f"{label:<34} {2 * rows:>8,} rows  write {write_s:6.2f}s ({2 * rows / write_s:>9,.0f}/s)"
-          f"  read {read_s:5.2f}s ({loaded / read_s:>9,.0f}/s)  {size_mb:5.1f} MB")
+        store.close()
+        size = f"{path.stat().st_size / 1e6:5.1f} MB" if path is not None else ""
+    print(f"{backend:<10} {label:<30} {2 * rows:>8,} rows  write {write_s:6.2f}s "
+          f"({2 * rows / write_s:>9,.0f}/s)  read {read_s:5.2f}s ({loaded / read_s:>9,.0f}/s)"
+          f"  {size}")
 
 
 if __name__ == "__main__":
-    measure("buffered (flush every 5000)", 40_000)
-    measure("commit each event (live)", 2_000, commit_each_event=True)
+    backends = ["sqlite"]
+    if (reason := postgres_unavailable()) is None:
+        backends.append("postgresql")
+    else:
+        print(f"(postgresql skipped: {reason})")
+    for backend in backends:
+        measure("buffered (flush every 5000)", 40_000, backend)
+        measure("commit each event (live)", 2_000, backend, commit_each_event=True)

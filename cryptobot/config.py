@@ -17,14 +17,32 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
+from cryptobot.data.timeframes import timeframe_to_ms
 from cryptobot.errors import ConfigError
+
+# The kline intervals each venue streams, in our names: the base timeframe must be one of them
+# (the signal timeframe is built here from base candles). Binance USD-M: the "Kline/Candlestick
+# chart intervals" enum of its futures API docs (developers.binance.com/docs/derivatives/
+# usds-margined-futures/common-definition); Bybit v5: the `interval` enum (bybit-exchange.github.io
+# /docs/v5/enum#interval: 1 3 5 15 30 60 120 240 360 720 D W M). Both also serve a month, which
+# has no fixed length in milliseconds and so is not offered.
+EXCHANGE_TIMEFRAMES: dict[str, tuple[str, ...]] = {
+    "binanceusdm": ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d",
+                    "3d", "1w"),
+    "bybit": ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d", "1w"),
+}
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a TOML value of the wrong type is refused, never coerced ("yes" is no boolean,
+    # "14" no number); an int is still a float. No float may be inf or nan.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False,
+                              validate_default=True)
 
 
 class MarketSettings(_Section):
@@ -32,6 +50,27 @@ class MarketSettings(_Section):
     symbol: str = "BTC/USDT:USDT"
     base_timeframe: str = "1m"
     signal_timeframe: str = "15m"
+
+    @field_validator("base_timeframe")
+    @classmethod
+    def _streamed_by_the_exchange(cls, timeframe: str, info: ValidationInfo) -> str:
+        exchange = info.data.get("exchange", "binanceusdm")
+        offered = EXCHANGE_TIMEFRAMES[exchange]
+        if timeframe not in offered:
+            raise ValueError(f"{exchange} has no {timeframe!r} candles (it has "
+                             f"{', '.join(offered)})")
+        return timeframe
+
+    @field_validator("signal_timeframe")
+    @classmethod
+    def _built_from_base_candles(cls, timeframe: str, info: ValidationInfo) -> str:
+        # Built here from base candles, so any length that holds whole base candles will do.
+        signal_ms = timeframe_to_ms(timeframe)
+        base = info.data.get("base_timeframe")
+        if base is not None and signal_ms % timeframe_to_ms(base):
+            raise ValueError(f"{timeframe} is not a whole number of base_timeframe {base} "
+                             "candles (signal candles are built from base ones)")
+        return timeframe
 
 
 class StrategySettings(_Section):
@@ -66,7 +105,14 @@ class RiskSettings(_Section):
     max_daily_loss: float = Field(0.02, ge=0, le=1)  # fraction of equity; 0 turns it off
     max_open_positions: int = Field(1, ge=1, le=100)
     lot_rounding: bool = True
-    kill_switch_file: str = "logs/KILL"
+    kill_switch_file: str = "logs/KILL"  # paper and live flatten and stop while it exists
+
+    @field_validator("kill_switch_file")
+    @classmethod
+    def _names_a_file(cls, path: str) -> str:
+        if not path.strip():
+            raise ValueError("must name a file: the kill switch cannot be turned off")
+        return path
 
 
 class CostSettings(_Section):
@@ -95,7 +141,8 @@ class MacroSettings(_Section):
     hyg_close_time_ny: str = "16:15"
     oas_publication_delay_days: int = Field(1, ge=0, le=14)
     oas_publication_time_ny: str = "16:30"
-    funding_series: tuple[str, ...] = ("WTREGEN", "RRPONTSYD", "SOFR", "IORB")  # reported only
+    funding_series: tuple[str, ...] = Field(("WTREGEN", "RRPONTSYD", "SOFR", "IORB"),
+                                            strict=False)  # reported only; a TOML list
     funding_publication_delay_days: int = Field(1, ge=0, le=14)
     funding_publication_time_ny: str = "16:30"
     hyg_source: Literal["csv", "yfinance", "none"] = "csv"
@@ -208,6 +255,12 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
             raw = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (TOML is UTF-8 text)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     parent = raw.pop("extends", None)
@@ -215,7 +268,19 @@ def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: 'extends' must be a file name")
-    return _merge(_read_toml(path.parent / parent, (*seen, path)), raw)
+    base = _read_toml(path.parent / parent, (*seen, path))
+    return _merge(_without_other_strategys_params(base, raw), raw)
+
+
+def _without_other_strategys_params(base: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """Parameters belong to their strategy: a profile naming another strategy than the one it
+    extends does not inherit the parent's `[strategy.params]`."""
+    mine, theirs = raw.get("strategy"), base.get("strategy")
+    if not (isinstance(mine, dict) and isinstance(theirs, dict) and "path" in mine):
+        return base
+    if mine["path"] == theirs.get("path", StrategySettings().path):
+        return base
+    return {**base, "strategy": {k: v for k, v in theirs.items() if k != "params"}}
 
 
 def load_settings(path: str | Path | None) -> Settings:
@@ -231,7 +296,7 @@ def load_settings(path: str | Path | None) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"]
+        message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         raise ConfigError(f"{path}: {key}: {message}") from None

@@ -1,24 +1,47 @@
 """Logging: JSON lines in logs/ (one event a line, rotated) plus readable console output.
 
+The layout of a log folder, which several processes share (backtests, paper and live bots side
+by side): each process writes its own file and no other process ever touches it, so no line is
+lost however many run at once.
+
+    logs/cryptobot-<UTC start>-<pid>.jsonl      e.g. cryptobot-20240805T061500Z-4242.jsonl
+    logs/cryptobot-<UTC start>-<pid>.jsonl.1    its rotated parts, .1 the newest (per file,
+    ...                                         `logging.max_bytes` and `backup_count`)
+
+<UTC start> is when the process first set up logging (wall clock, to the second), so names sort
+by start; one process keeps one name for its whole life, whatever folder it logs to. A
+`cryptobot.jsonl` left by an older version is read like one more process's file. Rotation drops
+only a process's own oldest parts; finished processes' files stay until removed by hand.
+`cryptobot logs tail` (report/logs_view.py) reads every file merged in the
+order lines were written (`wall_ms`). A run is found by its `run_start` line (event, run_id,
+mode), which every line after it in the same file belongs to until the next `run_start`.
+
+Every line is one JSON object: `ts_ms` (the run's clock: simulated in a backtest or replay),
+`wall_ms` (the wall-clock time it was written), `level`, `logger`, `message`, and the record's
+`extra` fields (`event`, `run_id`, ...); a simulated run's lines also get `wall_time` (ISO).
 Every record passes a redaction filter that masks registered secrets, in the message, the
-arguments and any exception text. Lines carry the run's clock (`ts_ms`): the simulated time in a
-backtest or replay, which then also gets the wall-clock time it was written (`wall_time`).
+arguments and any exception text.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import logging.handlers
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cryptobot.clock import Clock, iso_utc
+from cryptobot.clock import Clock, LiveClock, iso_utc, ms_to_datetime
+from cryptobot.errors import ConfigError
 from cryptobot.secrets import redact
 
-LOG_FILE_NAME = "cryptobot.jsonl"
+LOG_PREFIX = "cryptobot"
+LOG_SUFFIX = ".jsonl"
+LEGACY_LOG_FILE_NAME = "cryptobot.jsonl"  # the one shared file of older versions
 # Loggers whose records are for the file only: the command's own console output shows them.
 FILE_ONLY_LOGGERS = ("cryptobot.events",)
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -47,14 +70,17 @@ class JsonLineFormatter(logging.Formatter):
         self._wall_clock = wall_clock
 
     def format(self, record: logging.LogRecord) -> str:
+        written_ms = (self._wall_clock.now_ms() if self._wall_clock is not None
+                      else int(record.created * 1000))
         event: dict[str, Any] = {
-            "ts_ms": self._clock_ms() if self._clock_ms else int(record.created * 1000),
+            "ts_ms": self._clock_ms() if self._clock_ms else written_ms,
+            "wall_ms": written_ms,
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
         }
         if self._wall_clock is not None:
-            event["wall_time"] = iso_utc(self._wall_clock.now_ms())
+            event["wall_time"] = iso_utc(written_ms)
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 event[key] = value
@@ -83,6 +109,17 @@ def _not_file_only(record: logging.LogRecord) -> bool:
                                                                          False)
 
 
+@functools.cache
+def _process_start_stamp() -> str:
+    """When this process first set up logging, UTC to the second: one name for its life."""
+    return ms_to_datetime(LiveClock().now_ms()).strftime("%Y%m%dT%H%M%SZ")
+
+
+def process_log_path(directory: str | Path) -> Path:
+    """The file this process writes in `directory` (see the module's docstring)."""
+    return Path(directory) / f"{LOG_PREFIX}-{_process_start_stamp()}-{os.getpid()}{LOG_SUFFIX}"
+
+
 def configure_logging(
     log_dir: str | Path,
     level: str = "INFO",
@@ -92,7 +129,8 @@ def configure_logging(
     clock_ms: Callable[[], int] | None = None,
     wall_clock: Clock | None = None,
 ) -> Path:
-    """Set up the root 'cryptobot' logger; returns the JSON-lines file path.
+    """Set up the root 'cryptobot' logger; returns the JSON-lines file path (this process's own
+    file in `log_dir`, rotated on its own; see the module's docstring).
 
     `clock_ms` stamps each line (default: the record's own time); `wall_clock`, given for a
     simulated run, adds the real time each line was written. Warnings and errors also go to
@@ -100,8 +138,15 @@ def configure_logging(
     records logged with `extra={"_file_only": True}`.
     """
     directory = Path(log_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / LOG_FILE_NAME
+    path = process_log_path(directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
+        )
+    except OSError as exc:
+        raise ConfigError(f"{directory}: cannot write the log there (logging.dir): "
+                          f"{exc.strerror or exc}") from None
     logger = logging.getLogger("cryptobot")
     logger.setLevel(level)
     logger.propagate = False
@@ -109,9 +154,6 @@ def configure_logging(
         logger.removeHandler(handler)
         handler.close()
     redaction = RedactingFilter()
-    file_handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
-    )
     file_handler.setFormatter(JsonLineFormatter(clock_ms, wall_clock))
     file_handler.addFilter(redaction)
     logger.addHandler(file_handler)

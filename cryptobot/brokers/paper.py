@@ -14,6 +14,7 @@ candles are not simulated.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptobot.clock import Clock
@@ -71,6 +72,16 @@ class PaperBroker:
 
     def working_orders(self) -> tuple[OrderIntent, ...]:
         return tuple(w.intent for w in self._orders.values())
+
+    def restore(self, working: Iterable[OrderIntent], position_qty: float) -> None:
+        """After a restart: the orders still working and the position held, as the run's
+        journal has them (no events: they are stored already). They work from the next
+        candle on, as they did."""
+        if self._orders or self._position_qty:
+            raise OrderRejectedError("the paper broker already holds orders or a position")
+        for intent in working:
+            self._orders[intent.client_id] = _Working(intent, armed=True)
+        self._position_qty = position_qty
 
     def quiet_band(self) -> tuple[float, float] | None:
         """(floor, ceiling): a base candle with low > floor and high < ceiling fills nothing.

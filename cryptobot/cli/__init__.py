@@ -11,6 +11,9 @@ import importlib
 import logging
 import sys
 
+from typer import Abort
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+
 from cryptobot.cli.app import app
 from cryptobot.errors import CryptobotError
 from cryptobot.secrets import redact
@@ -61,13 +64,46 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
         register_commands(args)
-        app(args=args, prog_name="cryptobot")
+        # Not standalone: a wrong option comes back here as a UsageError (one line below),
+        # instead of Typer's five-line box.
+        code = app(args=args, prog_name="cryptobot", standalone_mode=False)
+    except NoArgsIsHelpError:
+        raise SystemExit(USER_ERROR_EXIT_CODE) from None  # the help is already printed
+    except UsageError as exc:
+        _fail(_usage_message(exc), "usage_error")
     except CryptobotError as exc:
-        message = redact(str(exc))
-        _log_to_file(message, "error")
-        sys.stderr.write(f"error: {message}\n")
-        raise SystemExit(USER_ERROR_EXIT_CODE) from None
+        _fail(redact(str(exc)), "error")
+    except OSError as exc:
+        # The last net for a file or folder the bot could not use (commands name their own
+        # paths where they can): its name and the reason, never a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(redact(f"{where}{exc.strerror or exc}"), "error")
+    except Abort:
+        sys.stderr.write("aborted\n")
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
-        _log_to_file("interrupted", "interrupted")
-        sys.stderr.write("interrupted\n")
-        raise SystemExit(130) from None
+        _interrupted()
+    if code == 130:  # Typer turns Ctrl-C inside a command into exit code 130
+        _interrupted()
+    if isinstance(code, int) and code:
+        raise SystemExit(code)
+
+
+def _usage_message(exc: UsageError) -> str:
+    """Typer's option error on one line, with where to look."""
+    message = " ".join(exc.format_message().split())
+    command = exc.ctx.command_path if exc.ctx is not None else "cryptobot"
+    return f"{message} (see `{command} --help`)"
+
+
+def _fail(message: str, event: str) -> None:
+    message = " ".join(message.split())  # one line, whatever the message held
+    _log_to_file(message, event)
+    sys.stderr.write(f"error: {message}\n")
+    raise SystemExit(USER_ERROR_EXIT_CODE) from None
+
+
+def _interrupted() -> None:
+    _log_to_file("interrupted", "interrupted")
+    sys.stderr.write("interrupted\n")
+    raise SystemExit(130) from None

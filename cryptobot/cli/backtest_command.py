@@ -60,7 +60,7 @@ def backtest(
     from cryptobot.report.serialize import signal_to_dict, trade_to_dict
     from cryptobot.runners.backtest import run_backtest, traded_span
     from cryptobot.runners.event_log import EventLogRecorder
-    from cryptobot.store import SqlRecorder
+    from cryptobot.store import SqlRecorder, masked_url
     from cryptobot.strategy.loading import load_strategy
 
     started = time.perf_counter()
@@ -100,7 +100,7 @@ def backtest(
                "warmup": _warmup_text(warmup_note, warmup_days, start_ms)}
     outcome = {"summary": summary, "trades": trades, "signals": signals,
                "candles_processed": result.candles_processed, "elapsed_s": round(elapsed, 3),
-               "run_id": run_id, "db": db_url, "log": str(log_path)}
+               "run_id": run_id, "db": masked_url(db_url), "log": str(log_path)}
     if as_json:
         sys.stdout.write(json.dumps(outcome, allow_nan=False) + "\n")
         return

@@ -26,7 +26,7 @@ data_app = typer.Typer(help="Download, import and inspect stored market data.",
 app.add_typer(data_app, name="data")
 
 _console = Console()
-FilesArg = typer.Argument(..., help="Dump files, any supported layout (by content).")
+FilesArg = typer.Argument(..., help="Dump files or folders, any supported layout (by content).")
 ExchangeOpt = typer.Option("binanceusdm", "--exchange", help="ccxt exchange id.")
 SymbolOpt = typer.Option("BTC/USDT:USDT", "--symbol", help="ccxt unified symbol.")
 StoreOpt = typer.Option(Path(DEFAULT_STORE_DIR), "--store", help="Store folder.")
@@ -79,10 +79,15 @@ def import_command(
     files: list[Path] = FilesArg,
     exchange: str = ExchangeOpt, symbol: str = SymbolOpt, store: Path = StoreOpt,
 ) -> None:
-    """Import kline / metrics / openInterestHist / funding / feather files into the store."""
-    from cryptobot.data.importer import import_files
+    """Import kline / metrics / openInterestHist / funding / feather files (or the files of a
+    folder) into the store; notes such as README.md are skipped."""
+    from cryptobot.data.importer import data_files, import_files
     from cryptobot.data.market_store import MarketStore
 
+    files, skipped = data_files(files)
+    for path, reason in skipped:
+        _console.print(f"[yellow]note:[/yellow] skipped {path}: {reason}", soft_wrap=True,
+                       highlight=False)
     results = import_files(MarketStore(store), exchange, symbol, files)
     _print_results(f"imported into {store} ({exchange} {symbol})", results)
     synthetic = [f.name for f in files if "SYNTHETIC" in f.name]

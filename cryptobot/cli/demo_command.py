@@ -31,6 +31,6 @@ def demo(
     """Paper-trade the bundled 2024-08-05 crash replay, print the trades, write the report."""
     typer.echo(f"cryptobot demo: paper trading {data} replayed as a Binance stream on 127.0.0.1")
     paper(config=config, replay=data, symbol=None, start=None, end=None, speed=0.0, db=db,
-          heartbeat=False)
+          heartbeat=False, resume=False, run_id=None)
     report_command(out=out, run=None, db=db, config=config)
     typer.echo(f"report: {out.resolve()}")

@@ -62,8 +62,11 @@ def live(
         connect(settings, keys, venue, console, KillSwitch(settings.risk.kill_switch_file))
         return
     db_url = store_url(settings, db)
+    from cryptobot.runners.stream_session import stop_signals_interrupt
+
     try:
-        asyncio.run(run_live_session(settings, keys, venue, console, db_url, heartbeat))
+        with stop_signals_interrupt():  # SIGTERM, SIGHUP before trading starts: as Ctrl-C
+            asyncio.run(run_live_session(settings, keys, venue, console, db_url, heartbeat))
     except KeyboardInterrupt:
         console.print("stopped (Ctrl-C); stops and targets stay on the exchange")
 

@@ -6,8 +6,10 @@ anything else), the equity (the account's, not the configured starting equity) a
 (each event committed at once, so a crash loses nothing). Fills come from Binance's user data
 stream when its listenKey can be had (`open_user_stream`), else by REST once per candle. A
 restart takes the open position over from the broker's reconciled state
-(brokers/live/restore.py). One kill switch (the configured file) is built here and handed to
-the broker's rails, the engine and the session: engaged, it stops the session flat.
+(runners/restore.py, the same restore a resumed paper run uses, reading the live state through
+brokers/live/restore.py). SIGTERM and SIGHUP stop it as Ctrl-C does. One kill switch (the
+configured file) is built here and handed to the broker's rails, the engine and the session:
+engaged, it stops the session flat.
 
 `LiveVenue` holds what a loopback test swaps: the clock and how it moves, and the URLs.
 """
@@ -27,7 +29,7 @@ from rich.table import Table
 
 from cryptobot.brokers.live.broker import LiveBroker
 from cryptobot.brokers.live.reconcile import ReconcileReport
-from cryptobot.brokers.live.restore import restore_open_position
+from cryptobot.brokers.live.restore import LiveJournal
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
 from cryptobot.clock import Clock, LiveClock
@@ -49,12 +51,14 @@ from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
 from cryptobot.exchange.streaming_feed import StreamingFeed
 from cryptobot.runners.event_log import EventLogRecorder
+from cryptobot.runners.restore import restore_open_position
 from cryptobot.runners.stream_session import (
     ClockAdvance,
     PriceTracker,
     SessionRun,
     TradingSession,
     finish_session,
+    stop_on_signals,
     wall_clock_moves_itself,
     warm_up_engine,
 )
@@ -94,6 +98,8 @@ class LiveOutcome:
 
 def summary_table(settings: Settings, equity_usdt: float | None,
                   report: ReconcileReport) -> Table:
+    from cryptobot.store import masked_url
+
     table = Table(title="LIVE TRADING" + (" (exchange demo account)"
                                           if settings.live.demo_trading else " (REAL MONEY)"))
     table.add_column("setting")
@@ -109,7 +115,7 @@ def summary_table(settings: Settings, equity_usdt: float | None,
         ("max open positions", str(risk.max_open_positions)),
         ("stop trigger", settings.costs.stop_trigger),
         ("kill switch file", risk.kill_switch_file),
-        ("state", settings.live.state_url),
+        ("state", masked_url(settings.live.state_url)),
         ("reconciliation", f"{len(report.unknown_positions)} unknown position(s), "
                            f"{len(report.stops_placed)} stop(s) re-placed, "
                            f"{report.fills_recorded} fill(s) caught up"),
@@ -134,7 +140,8 @@ def connect(settings: Settings, keys: ApiKeys, venue: LiveVenue, console: Consol
 
 async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
                            console: Console, db_url: str, heartbeat: bool = True) -> LiveOutcome:
-    """Connect and trade until the stream ends, `until_ms`, Ctrl-C or the kill switch."""
+    """Connect and trade until the stream ends, `until_ms`, Ctrl-C, SIGTERM, SIGHUP or the kill
+    switch."""
     from cryptobot.store import SqlRecorder
 
     kill_switch = KillSwitch(settings.risk.kill_switch_file)
@@ -154,14 +161,16 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
     stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
     recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat)
     symbol = settings.market.symbol
+    run = outcome.run = SessionRun(settings, symbol, recorder, db_url, kill_switch)
+    run.engine = _engine(run, broker, venue.clock)  # a bad strategy fails before the run row
     recorder.start_run(RunInfo("live", settings.market.exchange, symbol, None, None,
                                f"{settings.market.exchange} account"
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
-    run = outcome.run = SessionRun(settings, symbol, recorder, db_url, kill_switch)
     stream = await open_user_stream(settings, keys, venue, broker, console)
     try:
-        await _trade(run, broker, venue, outcome)
+        signalled = await stop_on_signals(_trade(run, broker, venue, outcome), run.request_stop)
+        outcome.stopped_by = signalled or outcome.stopped_by
         if stream is not None:  # what the stream had not delivered yet, by REST
             await close_user_stream(stream, broker)
             broker.catch_up()
@@ -214,10 +223,19 @@ async def close_user_stream(stream: BinanceUserStream, broker: LiveBroker) -> No
         await stream.rest.close()
 
 
-async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
-                 outcome: LiveOutcome) -> None:
+def _engine(run: SessionRun, broker: LiveBroker, clock: Clock) -> Engine:
     from cryptobot.macro import build_gate
 
+    settings = run.settings
+    rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" else None
+    # the macro caches age by the wall clock, whatever clock the engine runs on
+    return Engine(settings, load_strategy(settings, run.symbol), broker,
+                  build_gate(settings, LiveClock()), run.recorder, clock, rules,
+                  kill_switch=run.kill_switch)
+
+
+async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
+                 outcome: LiveOutcome) -> None:
     settings, clock = run.settings, venue.clock
     interval_ms = timeframe_to_ms(settings.market.base_timeframe)
     signal_ms = timeframe_to_ms(settings.market.signal_timeframe)
@@ -225,19 +243,13 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
                          rest_url=venue.market_rest_url or settings.feed.rest_url,
                          async_client=True, rate_limit=venue.rate_limit)
     try:
-        rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" \
-            else None
-        # the macro caches age by the wall clock, whatever clock the engine runs on
-        run.engine = Engine(settings, load_strategy(settings, run.symbol),
-                            broker, build_gate(settings, LiveClock()), run.recorder, clock,
-                            rules, kill_switch=run.kill_switch)
+        assert run.engine is not None
         run.start_ms = clock.now_ms()
         warm = await load_warm_up(rest, run.symbol, interval_ms, run.start_ms,
                                   settings.feed.warmup_days,
                                   with_open_interest=settings.market.exchange == "binanceusdm")
         loaded = warm_up_engine(run.engine, warm, signal_ms)
-        outcome.restored = restore_open_position(run.engine, broker.state, warm.candles,
-                                                 signal_ms)
+        outcome.restored = restore_open_position(run.engine, LiveJournal(broker.state))
         if outcome.restored:
             taken = broker.state.position(outcome.restored)
             run.recorder.position_qty, run.recorder.entry_price = taken.qty_base, \
@@ -255,7 +267,8 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
                              last_oi_ms=warm.open_interest[-1].ts_ms if warm.open_interest
                              else None)
         run.session = TradingSession(run.engine, feed, venue.advance_clock, PriceTracker(run),
-                                     stop_when=run.kill_switch.engaged)
+                                     stop_when=run.kill_switch.engaged,
+                                     interrupted=run.stop_requested)
         if await _run_until_killed(run.session, broker, venue, run.kill_switch):
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",

@@ -4,6 +4,9 @@ The composition root for paper trading: which venue stream, which clock, which b
 the venue's websocket and ccxt REST, LiveClock. Replay: the same adapter against a loopback
 websocket and REST on 127.0.0.1 serving stored data, with SimClocks moved by the stream. One
 kill switch (the configured file) is built here and handed to the engine and the session.
+Each base candle's rows are committed together before the next candle (a crash keeps the
+journal whole); Ctrl-C, SIGTERM and SIGHUP stop the session between two events, and the run is
+summarised. `--resume` goes on with an interrupted run (cli/paper_resume.py).
 
 Heavy dependencies (ccxt, pandas, SQLAlchemy) are imported when the command runs, not when the
 CLI starts.
@@ -11,6 +14,7 @@ CLI starts.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +26,7 @@ from cryptobot.errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from cryptobot.cli.paper_resume import StoredRun
     from cryptobot.clock import Clock, SimClock
     from cryptobot.config import Settings
     from cryptobot.data import MarketData
@@ -73,34 +78,33 @@ def _session(run: SessionRun, feed, advance_clock):
 
     assert run.engine is not None
     return TradingSession(run.engine, feed, advance_clock, PriceTracker(run),
-                          stop_when=run.kill_switch.engaged)
+                          stop_when=run.kill_switch.engaged, interrupted=run.stop_requested)
 
 
-async def _live(run: SessionRun, clock: Clock) -> None:
+async def _live(run: SessionRun, clock: Clock, resume: StoredRun | None = None) -> None:
+    from cryptobot.cli.paper_resume import prime_engine
     from cryptobot.data.timeframes import timeframe_to_ms
-    from cryptobot.exchange.backfill import load_warm_up
     from cryptobot.exchange.feed import ignore_exchange_time
     from cryptobot.exchange.streaming_feed import StreamingFeed
-    from cryptobot.runners.stream_session import wall_clock_moves_itself, warm_up_engine
+    from cryptobot.runners.stream_session import wall_clock_moves_itself
 
     settings = run.settings
     interval_ms = timeframe_to_ms(settings.market.base_timeframe)
     rest = _venue_rest(settings)
     try:
-        run.engine = _engine(run, clock)
-        run.start_ms = clock.now_ms()
-        warm = await load_warm_up(rest, run.symbol, interval_ms, run.start_ms,
-                                  settings.feed.warmup_days)
-        loaded = warm_up_engine(run.engine, warm,
-                                timeframe_to_ms(settings.market.signal_timeframe))
-        run.recorder.console.print(f"warm-up: {loaded} base candles, "
-                                   f"{len(warm.open_interest)} OI samples; streaming")
+        run.engine = run.engine or _engine(run, clock)
+        run.start_ms = resume.info.start_ms if resume is not None else clock.now_ms()
+        primed = await prime_engine(run, rest, interval_ms,
+                                    timeframe_to_ms(settings.market.signal_timeframe), resume,
+                                    wall_clock_moves_itself)
+        run.recorder.commit()
+        run.recorder.console.print(f"{primed.note}; streaming")
         feed = StreamingFeed(_venue_stream(settings, run.symbol, interval_ms,
                                            settings.feed.ws_url),
                              rest, clock, settings.feed, ignore_exchange_time,
-                             last_closed_open_ms=warm.last_closed_open_ms,
-                             last_oi_ms=warm.open_interest[-1].ts_ms if warm.open_interest
-                             else None)
+                             last_closed_open_ms=primed.last_closed_open_ms,
+                             last_oi_ms=primed.last_oi_ms,
+                             last_funding_ms=primed.last_funding_ms)
         run.session = _session(run, feed, wall_clock_moves_itself)
         await run.session.run()
     finally:
@@ -119,15 +123,18 @@ def replay_window(settings: Settings, market: MarketData, start_ms: int | None,
 
 
 async def _replay(run: SessionRun, market: MarketData, start_ms: int | None,
-                  end_ms: int | None, speed: float, engine_clock: SimClock | None = None) -> None:
+                  end_ms: int | None, speed: float, engine_clock: SimClock | None = None,
+                  resume: StoredRun | None = None) -> None:
+    """Stream the data from the window's start, or a resumed run's from the candle after the
+    last one it handled (it gets its history and position back first)."""
+    from cryptobot.cli.paper_resume import prime_engine
     from cryptobot.clock import SimClock
     from cryptobot.data.timeframes import timeframe_to_ms
-    from cryptobot.exchange.backfill import load_warm_up
     from cryptobot.exchange.binance import BinanceUsdmStream
     from cryptobot.exchange.ccxt_factory import make_exchange
     from cryptobot.exchange.replay import ReplayVenue
     from cryptobot.exchange.streaming_feed import StreamingFeed
-    from cryptobot.runners.stream_session import advance_sim_clock, warm_up_engine
+    from cryptobot.runners.stream_session import advance_sim_clock
 
     settings = run.settings
     run.oi_synthetic = market.oi_synthetic
@@ -135,33 +142,38 @@ async def _replay(run: SessionRun, market: MarketData, start_ms: int | None,
     start, end = replay_window(settings, market, start_ms, end_ms)
     run.start_ms = start
     engine_clock = engine_clock or SimClock(start)
-    async with ReplayVenue(market, start, end, speed) as venue:
+    stream_from = start if resume is None else min(max(start, resume.handled_ms), end)
+    async with ReplayVenue(market, stream_from, end, speed) as venue:
         # our own loopback server: no venue limits to respect
         rest = make_exchange("binanceusdm", rest_url=venue.rest_url, async_client=True,
                              rate_limit=False)
         try:
-            run.engine = _engine(run, engine_clock)
-            warm = await load_warm_up(rest, run.symbol, market.base_interval_ms, start,
-                                      settings.feed.warmup_days)
-            loaded = warm_up_engine(run.engine, warm, signal_ms)
+            run.engine = run.engine or _engine(run, engine_clock)
+            primed = await prime_engine(run, rest, market.base_interval_ms, signal_ms, resume,
+                                        advance_sim_clock(engine_clock))
+            run.recorder.commit()
             run.recorder.console.print(
                 f"replay {market.describe()}\nstreaming {venue.streamed_candles} candles from "
-                f"{venue.ws_url} (REST {venue.rest_url}); warm-up {loaded} candles")
+                f"{venue.ws_url} (REST {venue.rest_url}); {primed.note}")
+            if stream_from >= end:  # a resumed run that had handled its last candle
+                engine_clock.advance_to(max(engine_clock.now_ms(), end))
+                return
             feed = StreamingFeed(
                 BinanceUsdmStream(run.symbol, market.base_interval_ms, base_url=venue.ws_url),
                 rest, venue.clock, settings.feed, venue.time_driver(),
-                last_closed_open_ms=warm.last_closed_open_ms or start - market.base_interval_ms,
-                last_oi_ms=warm.open_interest[-1].ts_ms if warm.open_interest else None)
+                last_closed_open_ms=primed.last_closed_open_ms
+                or stream_from - market.base_interval_ms,
+                last_oi_ms=primed.last_oi_ms, last_funding_ms=primed.last_funding_ms)
             run.session = _session(run, feed, advance_sim_clock(engine_clock))
             await run.session.run(until_ms=end)
-            if not run.session.stopped_early:
+            if not run.session.stopped_early and run.stop_reason is None:
                 engine_clock.advance_to(max(engine_clock.now_ms(), end))
             stats = feed.stats
             run.recorder.console.print(
                 f"stream: {stats.messages} messages, {stats.candles} candles "
                 f"({stats.repaired_candles} repaired), {stats.oi_samples} OI samples, "
                 f"{stats.connects} connections, {stats.rotations} rotations, "
-                f"{stats.malformed + stats.unexpected} bad messages")
+                f"{stats.bad_messages} bad messages ({stats.rejected} refused by the checks)")
         finally:
             await rest.close()
 
@@ -179,10 +191,17 @@ def paper(
     db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the store."),
     heartbeat: bool = typer.Option(True, "--heartbeat/--no-heartbeat",
                                    help="One line per closed signal candle."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Go on with an interrupted paper run, in the same run: "
+                                     "its position, pending setup, daily loss and (a replay) "
+                                     "its place in the data. Give the same --config (and "
+                                     "--replay) it started with."),
+    run_id: str | None = typer.Argument(None, metavar="RUN_ID",
+                                        help="With --resume: the run to go on with (default: "
+                                             "the last unfinished paper run)."),
 ) -> None:
-    """Paper trading on the live stream, or on stored data replayed as one (--replay)."""
-    import asyncio
-
+    """Paper trading on the live stream, or on stored data replayed as one (--replay).
+    SIGTERM and SIGHUP stop it as Ctrl-C does; --resume goes on with an interrupted run."""
     from rich.console import Console
 
     from cryptobot.cli.paper_console import ConsoleRecorder
@@ -190,10 +209,9 @@ def paper(
         start_logging,
         store_url,
         trading_span,
-        warmup_shortfall,
         with_symbol,
     )
-    from cryptobot.clock import DAY_MS, LiveClock, SimClock
+    from cryptobot.clock import LiveClock, SimClock
     from cryptobot.config import load_settings
     from cryptobot.engine.recorder import RunInfo
     from cryptobot.engine.risk import KillSwitch
@@ -208,39 +226,91 @@ def paper(
         raise ConfigError("--from and --to only apply to --replay")
     start_ms, end_ms = trading_span(start, end)
     db_url = store_url(settings, db)
+    resumed = _stored_run(db_url, resume, run_id, settings, replay)
+    if resumed is not None and not (start or end):  # it keeps its span
+        start_ms, end_ms = resumed.info.start_ms, resumed.info.end_ms
     console = Console()
     market = sim_clock = None
     clock: Clock = LiveClock()
     source = f"{settings.market.exchange} live stream"
     run_span: tuple[int | None, int | None] = (clock.now_ms(), None)  # live: from now, open
     if replay is not None:
-        from cryptobot.data import load_market_data
-
-        market = load_market_data(replay, symbol, start_ms, end_ms, exchange="binanceusdm",
-                                  warmup_ms=settings.feed.warmup_days * DAY_MS)
-        source = f"{replay} ({', '.join(market.sources)}) replayed over 127.0.0.1"
-        run_span = replay_window(settings, market, start_ms, end_ms)
+        market, source, run_span = _replay_market(settings, replay, start_ms, end_ms, resumed,
+                                                  console)
         clock = sim_clock = SimClock(run_span[0])
-        note = warmup_shortfall(market, start_ms, settings.feed.warmup_days)
-        if note:
-            console.print(f"[yellow]{note}[/]", soft_wrap=True)
     log_path = start_logging(settings, clock, simulated=market is not None)
-    stored = SqlRecorder(db_url, clock=LiveClock())  # stamps runs with the wall time
-    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat)
+    # the wall time stamps runs; each candle's rows are committed together
+    stored = (SqlRecorder(db_url, clock=LiveClock()) if resumed is None
+              else _continued(db_url, resumed, LiveClock()))
+    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat,
+                               commit_per_event=True)
     run = SessionRun(settings, symbol, recorder, db_url, KillSwitch(settings.risk.kill_switch_file))
+    run.engine = _engine(run, clock)  # a bad strategy or gate fails here, before the run row
     recorder.start_run(RunInfo("paper", settings.market.exchange, symbol, *run_span,
                                source, settings.model_dump(mode="json")))
-    try:
-        if market is not None:
-            asyncio.run(_replay(run, market, start_ms, end_ms, speed, sim_clock))
-        else:
-            asyncio.run(_live(run, clock))
-    except KeyboardInterrupt:
-        run.stop_reason = "Ctrl-C"
-        console.print("stopping (Ctrl-C)")
-    finally:
-        if run.engine is not None:
-            _end_run(console, run, log_path)
+    _run_until_stopped(run, _replay(run, market, start_ms, end_ms, speed, sim_clock, resumed)
+                       if market is not None else _live(run, clock, resumed), console, log_path)
+
+
+def _replay_market(settings: Settings, replay: Path, start_ms: int | None, end_ms: int | None,
+                   resumed: Any, console: Console) -> tuple[MarketData, str, tuple[int, int]]:
+    """The stored data a replay serves, its description and the span it trades."""
+    from cryptobot.cli.run_setup import warmup_shortfall
+    from cryptobot.clock import DAY_MS
+    from cryptobot.data import load_market_data
+
+    symbol = settings.market.symbol
+    market = load_market_data(replay, symbol, start_ms, end_ms, exchange="binanceusdm",
+                              warmup_ms=settings.feed.warmup_days * DAY_MS)
+    source = f"{replay} ({', '.join(market.sources)}) replayed over 127.0.0.1"
+    run_span = replay_window(settings, market, start_ms, end_ms)
+    if resumed is not None and run_span != (resumed.info.start_ms, resumed.info.end_ms):
+        raise ConfigError(f"--from/--to: run {resumed.run_id} replays another span")
+    note = warmup_shortfall(market, start_ms, settings.feed.warmup_days)
+    if note:
+        console.print(f"[yellow]{note}[/]", soft_wrap=True)
+    return market, source, run_span
+
+
+def _run_until_stopped(run: SessionRun, main: Coroutine[Any, Any, None], console: Console,
+                       log_path: Path) -> None:
+    """Run `main` until it ends, or Ctrl-C, SIGTERM or SIGHUP stop it between two events; then
+    summarise and store the run (not a resumed one stopped before its state was back)."""
+    import asyncio
+
+    from cryptobot.runners.stream_session import stop_on_signals, stop_signals_interrupt
+
+    with stop_signals_interrupt():  # SIGTERM, SIGHUP: as Ctrl-C
+        try:
+            run.stop_reason = asyncio.run(stop_on_signals(main, run.request_stop))
+        except KeyboardInterrupt as interrupt:
+            run.stop_reason = str(interrupt) or "Ctrl-C"
+        finally:
+            if run.stop_reason:
+                console.print(f"stopping ({run.stop_reason})")
+            if run.restoring:
+                console.print(f"stopped before run {run.run_id} was restored: it is left as "
+                              "it was; --resume goes on with it")
+            elif run.engine is not None:
+                _end_run(console, run, log_path)
+
+
+def _stored_run(db_url: str, resume: bool, run_id: str | None, settings: Settings,
+                replay: Path | None) -> StoredRun | None:
+    """The run --resume goes on with (checked), or None."""
+    from cryptobot.cli.paper_resume import read_stored_run
+
+    if not resume:
+        if run_id is not None:
+            raise ConfigError(f"unexpected argument {run_id!r} (a run id goes with --resume)")
+        return None
+    return read_stored_run(db_url, run_id, settings, replay is not None)
+
+
+def _continued(db_url: str, resumed: StoredRun, clock: Clock):
+    from cryptobot.cli.paper_resume import ContinuedRecorder
+
+    return ContinuedRecorder(db_url, resumed, clock=clock)
 
 
 def _end_run(console: Console, run: SessionRun, log_path: Path) -> None:

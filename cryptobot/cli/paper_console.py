@@ -32,12 +32,20 @@ def _minute(ts_ms: int) -> str:
 
 
 class ConsoleRecorder:
-    """A Recorder that stores through `inner` and prints; also the session's observer."""
+    """A Recorder that stores through `inner` and prints; also the session's observer.
 
-    def __init__(self, inner: Recorder, console: Console, heartbeat: bool = True) -> None:
+    With `commit_per_event` (paper), the store is committed once per base candle, in one
+    transaction with everything the candle caused and the samples before it (`commit`, called
+    by `on_event`): a crash never leaves a candle half stored, which a resume relies on. What
+    a candle caused is printed once it is committed, so that whatever the console showed is
+    stored. Without it (live), the store commits each row itself and lines print at once."""
+
+    def __init__(self, inner: Recorder, console: Console, heartbeat: bool = True,
+                 commit_per_event: bool = False) -> None:
         self.inner = inner
         self.console = console
         self.heartbeat = heartbeat
+        self._held: list[tuple[str, dict[str, Any]]] | None = [] if commit_per_event else None
         self.position_qty = 0.0
         self.entry_price = 0.0
         self.gate_action = "-"
@@ -50,7 +58,26 @@ class ConsoleRecorder:
     # --- SessionObserver ---------------------------------------------------------------
     def on_event(self, event: FeedEvent) -> None:
         if isinstance(event, OpenInterest):
-            self._oi.append(event)
+            self._oi.append(event)  # its row goes with the next candle's (the feed repeats it)
+        elif isinstance(event, Candle):
+            self.commit()
+
+    def commit(self) -> None:
+        """Write what the store holds in one transaction, then print what it said."""
+        if self._held is None:
+            return
+        flush = getattr(self.inner, "flush", None)
+        if flush is not None:
+            flush()
+        held, self._held = self._held, []
+        for text, options in held:
+            self.console.print(text, **options)
+
+    def _say(self, text: str, **options: Any) -> None:
+        if self._held is None:
+            self.console.print(text, **options)
+        else:
+            self._held.append((text, options))
 
     # --- Recorder ----------------------------------------------------------------------
     def start_run(self, info: RunInfo) -> str:
@@ -60,9 +87,9 @@ class ConsoleRecorder:
         self.inner.signal(signal, gate)
         style = "green" if signal.status is SignalStatus.ENTERED else "yellow"
         gate_text = f" gate {gate.action}" if gate is not None else ""
-        self.console.print(f"[{style}]SIGNAL[/] {_minute(signal.decided_ms)} spike "
-                           f"{_minute(signal.spike_ms)} {signal.status}: "
-                           f"{escape(signal.reason)}{gate_text}")
+        self._say(f"[{style}]SIGNAL[/] {_minute(signal.decided_ms)} spike "
+                  f"{_minute(signal.spike_ms)} {signal.status}: "
+                  f"{escape(signal.reason)}{gate_text}")
 
     def gate_decision(self, decision: GateDecision, trigger: str) -> None:
         self.inner.gate_decision(decision, trigger)
@@ -73,9 +100,9 @@ class ConsoleRecorder:
         intent = event.intent
         price = "" if intent.price is None else f" @ {intent.price:,.2f}"
         detail = f" {escape(event.detail)}" if event.detail else ""
-        self.console.print(f"ORDER  {_minute(event.ts_ms)} {event.status} {intent.purpose} "
-                           f"{intent.side} {intent.order_type} {intent.qty_base:.6f}{price} "
-                           f"({intent.client_id}){detail}")
+        self._say(f"ORDER  {_minute(event.ts_ms)} {event.status} {intent.purpose} "
+                  f"{intent.side} {intent.order_type} {intent.qty_base:.6f}{price} "
+                  f"({intent.client_id}){detail}")
 
     def fill(self, fill: Fill) -> None:
         self.inner.fill(fill)
@@ -86,14 +113,14 @@ class ConsoleRecorder:
             self.position_qty = total
         else:
             self.position_qty = max(0.0, self.position_qty - fill.qty_base)
-        self.console.print(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {fill.purpose} {fill.side} "
-                           f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f}")
+        self._say(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {fill.purpose} {fill.side} "
+                  f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f}")
 
     def trade(self, trade: Trade, gate: GateDecision | None) -> None:
         self.inner.trade(trade, gate)
-        self.console.print(f"[bold]TRADE[/]  {_minute(trade.entry_ms)} -> "
-                           f"{_minute(trade.exit_ms)} PnL {trade.pnl_usdt:+,.2f} USDT "
-                           f"({trade.r_multiple:+.2f}R, {trade.exit_reason})")
+        self._say(f"[bold]TRADE[/]  {_minute(trade.entry_ms)} -> "
+                  f"{_minute(trade.exit_ms)} PnL {trade.pnl_usdt:+,.2f} USDT "
+                  f"({trade.r_multiple:+.2f}R, {trade.exit_reason})")
 
     def equity(self, ts_ms: int, equity_usdt: float) -> None:
         self.inner.equity(ts_ms, equity_usdt)
@@ -102,13 +129,14 @@ class ConsoleRecorder:
         self.inner.signal_candle(candle)
         self.heartbeats += 1
         if self.heartbeat:
-            self.console.print(self.heartbeat_line(candle), highlight=False)
+            self._say(self.heartbeat_line(candle), highlight=False)
 
     def open_interest(self, sample: OpenInterest) -> None:
         self.inner.open_interest(sample)
 
     def finish_run(self, summary: dict[str, Any]) -> None:
         self.inner.finish_run(summary)
+        self.commit()  # stored by finish_run: print what it held
 
     # --- the heartbeat -----------------------------------------------------------------
     def heartbeat_line(self, candle: Candle) -> str:
@@ -149,6 +177,9 @@ def print_session_end(console: Console, run: SessionRun, summary: dict[str, Any]
 
 
 def print_where_stored(console: Console, db_url: str, run_id: str | None) -> None:
+    from cryptobot.store import masked_url
+
+    db_url = masked_url(db_url)  # never a password on the console
     console.print(f"stored in {db_url} (run {run_id}); review it with "
                   f"`cryptobot trades --db {db_url} --run {run_id}` or "
                   f"`cryptobot report --db {db_url} --run {run_id} --out report.html`",

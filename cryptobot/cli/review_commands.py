@@ -145,7 +145,8 @@ def report_command(
     )
 
 
-logs_app = typer.Typer(help="The bot's JSON-lines log.", no_args_is_help=True)
+logs_app = typer.Typer(help="The bot's JSON-lines logs (one file per process).",
+                       no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
 
 
@@ -160,7 +161,7 @@ def logs_tail_command(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Pretty-print the last events of logs/cryptobot.jsonl (and its rotated files)."""
+    """Pretty-print the last events of every process's log in logs/, merged in time order."""
     from cryptobot.report.logs_view import follow_log, tail_log
 
     directory = log_dir or Path(_settings(config).logging.dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cryptobot.clock import DAY_MS, Clock, iso_utc, parse_utc
-from cryptobot.errors import ConfigError
+from cryptobot.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from cryptobot.config import Settings
@@ -47,7 +47,12 @@ def store_url(settings: Settings, db: str | None) -> str:
     """--db or the config's store; a relative SQLite file gets its folder made."""
     url = db or settings.store.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(url.removeprefix("sqlite:///")).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{folder}: cannot create the database folder: "
+                             f"{exc.strerror or exc}") from None
     return url
 
 

@@ -1,6 +1,7 @@
 """The normalised frames every reader produces, and their validation.
 
-candles: ts_open_ms (int64), open, high, low, close, volume (float64), sorted, unique.
+candles: ts_open_ms (int64), open, high, low, close, volume (float64), sorted, unique, every
+row passing the one candle rule set (cryptobot.data.candle_checks) that streams pass too.
 open interest: ts_ms (int64), oi_contracts, oi_value_usdt (float64, NaN allowed).
 funding: ts_ms (int64), rate (float64).
 """
@@ -11,13 +12,13 @@ import numpy as np
 import pandas as pd
 
 from cryptobot.clock import iso_utc
+from cryptobot.data.candle_checks import CandleRule, describe, problem_codes, time_problem
 from cryptobot.data.defaults import MAX_SILENT_GAP_MS  # noqa: F401  (re-exported)
 from cryptobot.errors import DataError
 
 CANDLE_COLUMNS = ("ts_open_ms", "open", "high", "low", "close", "volume")
 OI_COLUMNS = ("ts_ms", "oi_contracts", "oi_value_usdt")
 FUNDING_COLUMNS = ("ts_ms", "rate")
-FLOAT_SLACK = 1e-9  # relative: how far high/low may miss the candle body by float rounding
 
 
 def empty_candles() -> pd.DataFrame:
@@ -86,28 +87,33 @@ def _check_times(frame: pd.DataFrame, locator: RowLocator, column: str) -> None:
                         f"is {word}; rows must be sorted, unique")
 
 
-def validate_candles(frame: pd.DataFrame, locator: RowLocator) -> pd.DataFrame:
-    """Check a reader's raw candle frame (file order) and return it typed."""
+def validate_candles(frame: pd.DataFrame, locator: RowLocator, interval_ms: int | None = None,
+                     now_ms: int | None = None) -> pd.DataFrame:
+    """Check a reader's raw candle frame (file order) against the one candle rule set
+    (cryptobot.data.candle_checks) and return it typed. `interval_ms` is the candles' timeframe
+    if the caller knows it; else it is inferred (two rows at least) for the grid rule. With
+    `now_ms` (the clock), a candle closing more than one interval after it is from the future."""
     out = _numeric(frame, CANDLE_COLUMNS, locator)
     out["ts_open_ms"] = out["ts_open_ms"].astype(np.int64)
     _check_times(out, locator, "open time")
+    ts = out["ts_open_ms"].to_numpy()
+    if interval_ms is None and len(ts) >= 2:
+        interval_ms = infer_interval_ms(ts, locator.source)
     o, h, lo, c, v = (out[name].to_numpy() for name in CANDLE_COLUMNS[1:])
-    body_top, body_bottom = np.maximum(o, c), np.minimum(o, c)
-    # Adjusted prices (scaled floats, e.g. Yahoo's) can leave high a few ulps under close:
-    # within a relative 1e-9 that is rounding, not a bad row, and it is repaired below.
-    slack = FLOAT_SLACK * np.abs(body_top)
-    checks = (
-        (h < body_top - slack, "high {h} is below max(open {o}, close {c})"),
-        (lo > body_bottom + slack, "low {lo} is above min(open {o}, close {c})"),
-        (v < 0, "volume {v} is negative"),
-    )
-    for bad, message in checks:
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            text = message.format(o=o[i], h=h[i], lo=lo[i], c=c[i], v=v[i])
-            raise DataError(f"{locator.where(int(out.index[i]))}: {text}")
-    out["high"] = np.maximum(h, body_top)
-    out["low"] = np.minimum(lo, body_bottom)
+    codes = problem_codes(ts, interval_ms, o, h, lo, c, v)
+    bad = np.flatnonzero(codes)
+    if bad.size:
+        i = int(bad[0])
+        text = describe(CandleRule(int(codes[i])), int(ts[i]), interval_ms, float(o[i]),
+                        float(h[i]), float(lo[i]), float(c[i]), float(v[i]))
+        raise DataError(f"{locator.where(int(out.index[i]))}: {text}")
+    if now_ms is not None and len(ts) and int(ts[-1]) > now_ms:  # sorted: the last is latest
+        i = int(np.searchsorted(ts, now_ms, side="right"))
+        text = time_problem(int(ts[i]), interval_ms or 0, now_ms)
+        raise DataError(f"{locator.where(int(out.index[i]))}: {text}")
+    # Within the rounding the rules forgive, widen high and low to hold the body.
+    out["high"] = np.maximum(h, np.maximum(o, c))
+    out["low"] = np.minimum(lo, np.minimum(o, c))
     return out.reset_index(drop=True)
 
 

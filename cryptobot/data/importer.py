@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from cryptobot.clock import Clock, LiveClock
 from cryptobot.data.frames import find_gaps, merge_frames
 from cryptobot.data.market_store import MarketStore, StoredSeries
 from cryptobot.data.markets import check_market
-from cryptobot.data.readers import CANDLES, ParsedFile, read_market_file
+from cryptobot.data.readers import CANDLES, DATA_SUFFIXES, ParsedFile, read_market_file
 from cryptobot.errors import DataError
 
 
@@ -26,21 +27,50 @@ class ImportResult:
     gaps: tuple[tuple[int, int], ...]  # candles only: holes in what is now stored
 
 
-def read_files(paths: Iterable[str | Path]) -> list[ParsedFile]:
-    parsed = []
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            raise DataError(f"{path}: is a folder; pass its files (e.g. {path}/*)")
-        parsed.append(read_market_file(path))
-    return parsed
+# Notes that travel with data (a folder's README, a licence) are no data, whatever their suffix.
+_NOTE_NAMES = ("readme", "license", "licence", "copying", "notice", "changelog")
+
+
+def data_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(files to read, [(file, why skipped)]): a folder stands for the files in it (not its
+    subfolders); notes (README.md, *.md, licences, hidden files) are skipped, not errors."""
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    for path in (Path(p) for p in paths):
+        inside = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for item in inside:
+            reason = _not_data(item)
+            if reason is None:
+                files.append(item)
+            else:
+                skipped.append((item, reason))
+    return files, skipped
+
+
+def _not_data(path: Path) -> str | None:
+    """Why `path` is no data file (None if it may be one: its content decides)."""
+    if path.name.startswith("."):
+        return "a hidden file"
+    if path.name.lower().startswith(_NOTE_NAMES):
+        return "a note, not data"
+    if path.suffix.lower() not in DATA_SUFFIXES:
+        return f"not a data file ({', '.join(sorted(DATA_SUFFIXES))})"
+    return None
+
+
+def read_files(paths: Iterable[str | Path], now_ms: int | None = None) -> list[ParsedFile]:
+    """Every data file among `paths`, read and validated (see `data_files`); with `now_ms`, a
+    candle from after it is an error."""
+    return [read_market_file(path, now_ms) for path in data_files(paths)[0]]
 
 
 def import_files(store: MarketStore, exchange: str, symbol: str,
-                 paths: Iterable[str | Path]) -> list[ImportResult]:
-    parsed = read_files(paths)
+                 paths: Iterable[str | Path], clock: Clock | None = None) -> list[ImportResult]:
+    """Read every file (a candle from after `clock`, the wall clock by default, is an error),
+    then merge them into the store."""
+    parsed = read_files(paths, (clock or LiveClock()).now_ms())
     if not parsed:
-        raise DataError("no files to import")
+        raise DataError("no data files to import")
     for item in parsed:
         check_market(item.market, item.where, symbol)
     groups: dict[tuple[str, int | None], list[ParsedFile]] = {}

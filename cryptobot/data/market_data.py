@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryptobot.clock import iso_utc
+from cryptobot.clock import Clock, LiveClock, iso_utc
 from cryptobot.data.frames import (
     MAX_SILENT_GAP_MS,
     empty_funding,
@@ -70,7 +70,8 @@ class MarketData:
 
 def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
                      end_ms: int | None = None, allow_gaps: bool = False,
-                     exchange: str = "binanceusdm", warmup_ms: int | None = None) -> MarketData:
+                     exchange: str = "binanceusdm", warmup_ms: int | None = None,
+                     clock: Clock | None = None) -> MarketData:
     """Candles, OI and funding for one market, cut to [start_ms, end_ms) by candle open time.
 
     `path` is a store written by `cryptobot data import/download`, a plain folder of files in any
@@ -82,14 +83,18 @@ def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
     With `warmup_ms`, `start_ms` is where trading starts: candles load from `start_ms -
     warmup_ms`, and a missing warm-up is reported (`uncovered`), not an error. Without it
     (None), `start_ms` already includes any warm-up, so a missing start is reported only.
+
+    A file holding a candle from the future (after `clock`, the wall clock by default: data can
+    never be newer than now, whatever the run's own clock) is a DataError.
     """
     path = Path(path)
+    now_ms = (clock or LiveClock()).now_ms()
     if MarketStore.is_store(path):
         parts = _from_store(MarketStore(path), exchange, symbol)
     elif path.is_dir():
-        parts = _from_files(read_folder(path), path, symbol)
+        parts = _from_files(read_folder(path, now_ms), path, symbol)
     elif path.is_file():
-        parts = _from_files([read_market_file(path)], path, symbol)
+        parts = _from_files([read_market_file(path, now_ms)], path, symbol)
     else:
         raise DataError(f"{path}: no such data folder or file")
     all_candles, interval_ms, oi, funding, sources = parts
@@ -152,12 +157,12 @@ def _when(ts_ms: int | None, missing: str) -> str:
     return missing if ts_ms is None else iso_utc(ts_ms)
 
 
-def read_folder(folder: Path) -> list[ParsedFile]:
+def read_folder(folder: Path, now_ms: int | None = None) -> list[ParsedFile]:
     """Every data file in a folder (not recursive); notes like README.md are skipped."""
     files = sorted(p for p in folder.iterdir()
                    if p.is_file() and not p.name.startswith(".")
                    and p.suffix.lower() in DATA_SUFFIXES and p.suffix.lower() != ".txt")
-    return [read_market_file(p) for p in files]
+    return [read_market_file(p, now_ms) for p in files]
 
 
 # (name, kind, (first, last) time of its rows or None when unknown)

@@ -48,8 +48,9 @@ class ParsedFile:
     where: str = ""  # the file as the user named it (its path), for messages
 
 
-def read_market_file(path: str | Path) -> ParsedFile:
-    """Read one file in any supported layout; DataError names the file (as given) and its row."""
+def read_market_file(path: str | Path, now_ms: int | None = None) -> ParsedFile:
+    """Read one file in any supported layout; DataError names the file (as given) and its row.
+    With `now_ms` (the clock), a candle that has not closed by then is an error too."""
     path = Path(path)
     name, where = path.name, str(path)
     try:
@@ -60,11 +61,11 @@ def read_market_file(path: str | Path) -> ParsedFile:
         member, raw = _unzip(path, raw)
         name, where = f"{name}:{member}", f"{where}:{member}"
     if raw[:6] == b"ARROW1":
-        parsed = _read_feather(where, raw)
+        parsed = _read_feather(where, raw, now_ms)
     else:
         text = raw.decode("utf-8-sig", errors="replace")
-        parsed = _read_json(where, text) if text.lstrip()[:1] in ("[", "{") \
-            else _read_csv(where, text)
+        parsed = _read_json(where, text, now_ms) if text.lstrip()[:1] in ("[", "{") \
+            else _read_csv(where, text, now_ms)
     market = parsed.market or market_from_name(name)
     return replace(parsed, source=name, where=where, market=market)
 
@@ -83,7 +84,7 @@ def _unzip(path: Path, raw: bytes) -> tuple[str, bytes]:
 
 # ---- CSV ----------------------------------------------------------------------------------
 
-def _read_csv(name: str, text: str) -> ParsedFile:
+def _read_csv(name: str, text: str, now_ms: int | None = None) -> ParsedFile:
     first_line = text.split("\n", 1)[0].strip()
     fields = [f.strip().lower() for f in first_line.split(",")]
     if not first_line:
@@ -92,7 +93,7 @@ def _read_csv(name: str, text: str) -> ParsedFile:
         if len(fields) == 12:
             frame = _csv(name, text, header=None)
             frame.columns = ["open_time", *_OHLCV, "close_time", *[f"x{i}" for i in range(5)]]
-            return _candles(name, "binance-kline", frame, "open_time", first_line=1)
+            return _candles(name, "binance-kline", frame, "open_time", 1, now_ms)
         raise DataError(f"{name}: unrecognised layout: headerless rows with {len(fields)} "
                         "columns (a Binance kline dump has 12)")
     frame = _csv(name, text, header=0)
@@ -114,7 +115,7 @@ def _read_csv(name: str, text: str) -> ParsedFile:
         time_column = next((c for c in _TIME_NAMES if c in columns), None)
         if time_column is not None:
             layout = "binance-kline" if "close_time" in columns else "candles-csv"
-            return _candles(name, layout, frame, time_column, first_line=2)
+            return _candles(name, layout, frame, time_column, 2, now_ms)
     raise DataError(f"{name}: unrecognised layout (header {first_line[:80]!r})")
 
 
@@ -165,23 +166,29 @@ def _epoch_ms(values: pd.Series, locator: RowLocator, column: str) -> pd.Series:
 
 
 def _candles(name: str, layout: str, frame: pd.DataFrame, time_column: str,
-             first_line: int | None) -> ParsedFile:
+             first_line: int | None, now_ms: int | None = None) -> ParsedFile:
     locator = RowLocator(name, first_line)
     data = pd.DataFrame({"ts_open_ms": _epoch_ms(frame[time_column], locator, time_column)})
     for column in _OHLCV:
         data[column] = frame[column]
-    candles = validate_candles(data, locator)
-    interval_ms = _candle_interval(frame, candles, name)
+    interval_ms = _one_candle_interval(frame, data)
+    candles = validate_candles(data, locator, interval_ms, now_ms)
+    if interval_ms is None:
+        interval_ms = infer_interval_ms(candles["ts_open_ms"].to_numpy(), name)
     return ParsedFile(name, CANDLES, layout, candles, interval_ms)
 
 
-def _candle_interval(frame: pd.DataFrame, candles: pd.DataFrame, name: str) -> int:
-    if len(candles) == 1 and "close_time" in frame.columns:
-        close_ms = pd.to_numeric(frame["close_time"], errors="coerce").iloc[0]
-        if close_ms >= 1e14:
-            close_ms = close_ms // 1000
-        return int(close_ms) + 1 - int(candles["ts_open_ms"].iloc[0])
-    return infer_interval_ms(candles["ts_open_ms"].to_numpy(), name)
+def _one_candle_interval(frame: pd.DataFrame, data: pd.DataFrame) -> int | None:
+    """A lone kline row's length from its close time (more rows: the common step tells)."""
+    if len(data) != 1 or "close_time" not in frame.columns:
+        return None
+    close_ms = pd.to_numeric(frame["close_time"], errors="coerce").iloc[0]
+    if not np.isfinite(close_ms):
+        return None
+    if close_ms >= 1e14:
+        close_ms = close_ms // 1000
+    interval_ms = int(close_ms) + 1 - int(data["ts_open_ms"].iloc[0])
+    return interval_ms if interval_ms > 0 else None
 
 
 def _open_interest(name: str, layout: str, frame: pd.DataFrame, time_column: str,
@@ -207,7 +214,7 @@ def _funding(name: str, layout: str, frame: pd.DataFrame, time_column: str,
 
 # ---- feather (freqtrade) ------------------------------------------------------------------
 
-def _read_feather(name: str, raw: bytes) -> ParsedFile:
+def _read_feather(name: str, raw: bytes, now_ms: int | None = None) -> ParsedFile:
     try:
         frame = pd.read_feather(io.BytesIO(raw))
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
@@ -219,24 +226,26 @@ def _read_feather(name: str, raw: bytes) -> ParsedFile:
     ts_ms = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
     data = pd.DataFrame({"ts_open_ms": ts_ms, **{c: frame[c] for c in _OHLCV}})
     locator = RowLocator(name, None)
-    candles = validate_candles(data, locator)
+    candles = validate_candles(data, locator, now_ms=now_ms)
     interval_ms = infer_interval_ms(candles["ts_open_ms"].to_numpy(), name)
     return ParsedFile(name, CANDLES, "freqtrade-feather", candles, interval_ms)
 
 
 # ---- JSON (ccxt-shaped or Binance REST rows) ----------------------------------------------
 
-def _read_json(name: str, text: str) -> ParsedFile:
+def _read_json(name: str, text: str, now_ms: int | None = None) -> ParsedFile:
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{name}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    return parse_rows(rows, name)
+    return parse_rows(rows, name, now_ms=now_ms)
 
 
-def parse_rows(rows: Any, source: str, interval_ms: int | None = None) -> ParsedFile:
+def parse_rows(rows: Any, source: str, interval_ms: int | None = None,
+               now_ms: int | None = None) -> ParsedFile:
     """ccxt OHLCV lists, ccxt open-interest / funding dicts, or Binance REST rows.
-    `interval_ms` names the candles' timeframe when the caller knows it."""
+    `interval_ms` names the candles' timeframe when the caller knows it; with `now_ms`, a candle
+    not closed by then is an error."""
     if not isinstance(rows, list) or not rows:
         raise DataError(f"{source}: expected a non-empty JSON list of rows")
     first = rows[0]
@@ -248,10 +257,11 @@ def parse_rows(rows: Any, source: str, interval_ms: int | None = None) -> Parsed
                             "[time, open, high, low, close, volume]")
         frame = pd.DataFrame([list(r[:6]) for r in rows], columns=["ts_open_ms", *_OHLCV])
         frame["ts_open_ms"] = _epoch_ms(frame["ts_open_ms"], locator, "time")
-        candles = validate_candles(frame, locator)
+        if interval_ms is None and len(rows) == 1 and len(first) >= 7:
+            interval_ms = _row_interval(first, locator)
+        candles = validate_candles(frame, locator, interval_ms, now_ms)
         if interval_ms is None:
-            interval_ms = infer_interval_ms(candles["ts_open_ms"].to_numpy(), source) \
-                if len(rows) > 1 or len(first) < 7 else int(first[6]) + 1 - int(first[0])
+            interval_ms = infer_interval_ms(candles["ts_open_ms"].to_numpy(), source)
         return ParsedFile(source, CANDLES, "ohlcv-list", candles, interval_ms)
     if isinstance(first, dict):
         frame = pd.DataFrame(rows)
@@ -268,6 +278,17 @@ def parse_rows(rows: Any, source: str, interval_ms: int | None = None) -> Parsed
             return ParsedFile(source, FUNDING, "funding-list", validate_funding(data, locator))
     raise DataError(f"{source}: unrecognised JSON rows (expected OHLCV lists or "
                     "open-interest / funding objects)")
+
+
+def _row_interval(row: list | tuple, locator: RowLocator) -> int:
+    """A lone Binance REST kline's length, from its open and close times."""
+    try:
+        interval_ms = int(row[6]) + 1 - int(row[0])
+    except (TypeError, ValueError):
+        raise DataError(f"{locator.where(0)}: close time {row[6]!r} is not a time") from None
+    if interval_ms <= 0:
+        raise DataError(f"{locator.where(0)}: close time {row[6]!r} is not after the open time")
+    return interval_ms
 
 
 def _open_interest_rows(source: str, layout: str, frame: pd.DataFrame, time_column: str,

@@ -6,10 +6,13 @@ The caller advances the injected clock to each event's time and calls the matchi
 switch) and finally `finish`. The engine aggregates signal candles, asks the strategy, sizes
 through risk, asks the gate, places orders through the broker and reports to the recorder.
 Backtests may skip base candles they prove quiet (runners/quiet_skip.py) through
-`next_deadline_ms`, `holds_quietly` and `on_quiet_*`; a restart calls `restore_position`.
+`next_deadline_ms`, `holds_quietly` and `on_quiet_*`. A restart replays the run's history and
+restores its position and account (engine/restart.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from cryptobot.clock import DAY_MS, Clock, utc_day_start_ms
 from cryptobot.config import Settings
@@ -18,13 +21,9 @@ from cryptobot.engine.broker import Broker, client_id
 from cryptobot.engine.gate import Gate
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.market_view import KnownMarket, MarketView, signal_interval_ms
-from cryptobot.engine.open_trade import (
-    OpenTrade,
-    PendingEntry,
-    open_position_summary,
-    restore_trade,
-)
+from cryptobot.engine.open_trade import OpenTrade, PendingEntry, open_position_summary
 from cryptobot.engine.recorder import OrderEvent, Recorder
+from cryptobot.engine.restart import EngineRestart
 from cryptobot.engine.risk import DailyLossLimit, KillSwitch, NeverEngaged, size_position
 from cryptobot.engine.trade_orders import (
     TradeOrders,
@@ -32,7 +31,6 @@ from cryptobot.engine.trade_orders import (
     trailing_active,
     trailing_level,
 )
-from cryptobot.errors import ReconciliationError
 from cryptobot.model import (
     Candle,
     Fill,
@@ -42,18 +40,23 @@ from cryptobot.model import (
     Liquidation,
     OpenInterest,
     OrderPurpose,
-    Position,
     PositionSide,
     Signal,
     SignalStatus,
     Trade,
-    TradeLeg,
 )
-from cryptobot.strategy.api import Enter, Reject, Strategy, StrategyContext, TargetContext
-from cryptobot.strategy.loading import guarded
+from cryptobot.strategy.api import (
+    Decision,
+    Enter,
+    Reject,
+    Strategy,
+    StrategyContext,
+    TargetContext,
+)
+from cryptobot.strategy.loading import decisions_of, guarded, targets_of
 
 
-class Engine:
+class Engine(EngineRestart):
     def __init__(self, settings: Settings, strategy: Strategy, broker: Broker, gate: Gate,
                  recorder: Recorder, clock: Clock, market_rules: MarketRules | None = None, *,
                  kill_switch: KillSwitch | NeverEngaged, known: KnownMarket | None = None,
@@ -179,23 +182,6 @@ class Engine:
             trade.atr = self.market.atr(rows.stop - 1)
         self._signal_row = rows.stop - 1
 
-    def restore_position(self, position: Position, *, entry_qty_base: float | None = None,
-                         entry_fee_usdt: float = 0.0, legs: tuple[TradeLeg, ...] = (),
-                         stop_count: int | None = None,
-                         highest_close: float = float("-inf")) -> None:
-        """Take over a position after a restart (see `restore_trade`); one with no working
-        stop gets one at `position.stop_price` at once."""
-        if not self.is_idle():
-            raise ReconciliationError(f"cannot restore {position.signal_id}: the engine already "
-                                      "holds a position or an entry")
-        trade = restore_trade(position, self.broker.working_orders(), entry_qty_base,
-                              entry_fee_usdt, legs, highest_close)
-        if stop_count is not None:
-            trade.stop_count = max(trade.stop_count, stop_count)
-        self._trade = trade
-        if trade.stop_id is None:  # never leave a position without a stop
-            self._place_stop(trade, position.stop_price)
-
     def open_position(self, last_price: float | None) -> dict | None:
         """The position still held (see `open_position_summary`), or None when flat."""
         return None if self._trade is None else open_position_summary(self._trade, last_price)
@@ -226,12 +212,7 @@ class Engine:
         triggered = self.market.triggered(row)
         if not (triggered or self.strategy_waiting()):
             return
-        ctx = StrategyContext(
-            symbol=self.symbol, now_ms=self.clock.now_ms(), candle=candle, index=row,
-            ind=self.market.row(row), triggered=triggered, has_position=not self.is_idle(),
-            open_interest=self.market.open_interest, funding=self.market.funding,
-            liquidations=self.market.liquidations)
-        for decision in guarded(self._strategy_name, "on_candle", self.strategy.on_candle, ctx):
+        for decision in self._ask_strategy(candle, row, triggered, not self.is_idle()):
             if isinstance(decision, Enter):
                 self._enter(decision, candle)
             elif isinstance(decision, Reject):
@@ -240,6 +221,15 @@ class Engine:
                     decision.signal_id, self.symbol, decision.spike_ms, self.clock.now_ms(),
                     SignalStatus.REJECTED, decision.reason, decision.metrics,
                     decision.setup_events), gate)
+
+    def _ask_strategy(self, candle: Candle, row: int, triggered: bool,
+                      has_position: bool) -> Iterable[Decision]:
+        ctx = StrategyContext(
+            symbol=self.symbol, now_ms=self.clock.now_ms(), candle=candle, index=row,
+            ind=self.market.row(row), triggered=triggered, has_position=has_position,
+            open_interest=self.market.open_interest, funding=self.market.funding,
+            liquidations=self.market.liquidations)
+        return decisions_of(self.strategy, ctx)
 
     def _gate_for_signal(self) -> GateDecision:
         decision = self.gate.decide(self.clock.now_ms())
@@ -329,9 +319,9 @@ class Engine:
             return
         ctx = TargetContext(PositionSide.LONG, fill.price, pending.stop_price,
                             self.market.day_vwap, self.market.prev_day_close)
-        targets = guarded(self._strategy_name, "exit_targets", self.strategy.exit_targets, ctx)
+        targets = targets_of(self.strategy, ctx)
         self.orders.place_targets(trade, standard_targets(self.settings.exits, ctx)
-                                  if targets is None else tuple(targets))
+                                  if targets is None else targets)
 
     def _place_stop(self, trade: OpenTrade, price: float) -> None:
         refused = self.orders.place_stop(trade, price)

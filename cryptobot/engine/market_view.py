@@ -48,7 +48,8 @@ class PointInTimeBook(Generic[T]):
         return True
 
     def __len__(self) -> int:
-        return len(self._ts)
+        """Samples published by now (a backtest may hold later ones already)."""
+        return bisect.bisect_right(self._ts, self.clock.now_ms())
 
     def last_at_or_before(self, ts_ms: int) -> T | None:
         i = bisect.bisect_right(self._ts, min(ts_ms, self.clock.now_ms())) - 1
@@ -186,10 +187,13 @@ def signal_interval_ms(settings: Settings, base_interval_ms: int | None = None) 
 class MarketView:
     def __init__(self, strategy: Strategy, signal_interval_ms: int, atr_period: int,
                  atr_pct_window: int, clock: Clock, known: KnownMarket | None = None) -> None:
-        self.strategy = strategy
         name = type(strategy).__name__
-        self.indicators: dict[str, Indicator] = declared(
-            guarded(name, "indicators", strategy.indicators))
+        # The trigger is asked on a fresh copy: never on the state `on_candle` keeps, so a
+        # backtest asking once for the whole history and live asking once a candle agree.
+        self.trigger_strategy = guarded(name, "__init__", type(strategy), strategy.params,
+                                        strategy.symbol)
+        self.indicators: dict[str, Indicator] = guarded(
+            name, "indicators", lambda: declared(strategy.indicators()))
         self.atr_indicator = ATR(atr_period)
         self.atr_pct_window = atr_pct_window
         self.candles = (SignalCandles(signal_interval_ms) if known is None
@@ -227,8 +231,9 @@ class MarketView:
         return self._trigger_mask
 
     def _triggered(self, rows: np.ndarray) -> np.ndarray:
-        name = type(self.strategy).__name__
-        return guarded(name, "trigger", triggered_rows, self.strategy, self.view(rows))
+        strategy = self.trigger_strategy
+        return guarded(type(strategy).__name__, "trigger", triggered_rows, strategy,
+                       self.view(rows))
 
     def atr(self, i: int) -> float:
         return float(self.cache.series(self.atr_indicator)[i])

@@ -60,10 +60,7 @@ class OpenTrade:
 
     def add_exit(self, fill: Fill) -> bool:
         """An exit fill becomes a leg; True when nothing is left."""
-        reason = {OrderPurpose.STOP: self.stop_kind, OrderPurpose.TP1: "tp1",
-                  OrderPurpose.TP2: "tp2", OrderPurpose.TIME_EXIT: "time_stop",
-                  OrderPurpose.FLATTEN: "flatten"}[fill.purpose]
-        self.legs.append(TradeLeg(fill.ts_ms, fill.price, fill.qty_base, fill.fee_usdt, reason))
+        self.legs.append(exit_leg(fill, self.stop_kind))
         self.remaining_qty -= fill.qty_base
         return self.remaining_qty <= _QTY_EPS * max(1.0, self.qty_base)
 
@@ -71,6 +68,13 @@ class OpenTrade:
         return Trade(self.signal_id, symbol, Side.BUY, self.entry_ms, self.entry_price,
                      self.qty_base, self.initial_stop, tuple(self.legs), self.entry_fee_usdt,
                      self.funding_usdt)
+
+
+def exit_leg(fill: Fill, stop_kind: str = "stop") -> TradeLeg:
+    """An exit fill as a trade's leg; a stop's leg is named by the stop's kind at the time."""
+    reason = {OrderPurpose.STOP: stop_kind, OrderPurpose.TP1: "tp1", OrderPurpose.TP2: "tp2",
+              OrderPurpose.TIME_EXIT: "time_stop", OrderPurpose.FLATTEN: "flatten"}[fill.purpose]
+    return TradeLeg(fill.ts_ms, fill.price, fill.qty_base, fill.fee_usdt, reason)
 
 
 def open_position_summary(trade: OpenTrade, last_price: float | None) -> dict[str, Any]:
@@ -102,16 +106,16 @@ def open_position_summary(trade: OpenTrade, last_price: float | None) -> dict[st
 
 def restore_trade(position: Position, working_orders: Iterable[OrderIntent],
                   entry_qty_base: float | None, entry_fee_usdt: float,
-                  legs: tuple[TradeLeg, ...], highest_close: float) -> OpenTrade:
+                  legs: tuple[TradeLeg, ...]) -> OpenTrade:
     """An open trade after a restart, from `position` (its store's row) and the broker's
     working orders of its signal: any stop-market order is its stop, `-tp1`/`-tp2` its targets,
-    `-stopN` numbers go on. `entry_qty_base` (the size at entry) tells whether TP1 has filled;
-    `legs` are the exits already filled (from the broker's fills), so the finished trade is
-    whole."""
+    a working market exit means it is being closed, `-stopN` numbers go on. `entry_qty_base`
+    (the size at entry) tells whether TP1 has filled; `legs` are the exits already filled
+    (from the broker's fills), so the finished trade is whole."""
     qty_at_entry = entry_qty_base if entry_qty_base is not None else position.qty_base
     trade = OpenTrade(position.signal_id, position.opened_ms, position.entry_price,
                       qty_at_entry, position.stop_price, entry_fee_usdt, None,
-                      position.qty_base, position.stop_price, highest_close=highest_close)
+                      position.qty_base, position.stop_price)
     trade.tp1_done = position.qty_base < qty_at_entry * (1.0 - 1e-9)
     trade.legs = list(legs)
     prefix = position.signal_id + "-"
@@ -123,6 +127,8 @@ def restore_trade(position: Position, working_orders: Iterable[OrderIntent],
             trade.stop_id, trade.stop_price = intent.client_id, intent.price
         elif intent.purpose in (OrderPurpose.TP1, OrderPurpose.TP2):
             trade.tp_ids.append(intent.client_id)
+        elif intent.purpose in (OrderPurpose.TIME_EXIT, OrderPurpose.FLATTEN):
+            trade.closing = True  # its market exit is working: no second one
         if leg.startswith("stop") and leg[4:].isdigit():
             trade.stop_count = max(trade.stop_count, int(leg[4:]))
     if trade.stop_price > trade.entry_price:

@@ -8,6 +8,7 @@ tree (`ccxt_errors`), with one line naming the call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -15,10 +16,13 @@ from typing import Any, TypeVar
 import ccxt
 
 from cryptobot.clock import DAY_MS, HOUR_MS, iso_utc
+from cryptobot.data.candle_checks import CandleRule, candle_problem, describe
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
 from cryptobot.errors import ExchangeError
 from cryptobot.exchange.ccxt_errors import map_ccxt_error
 from cryptobot.model import Candle, FundingRate, OpenInterest
+
+log = logging.getLogger("cryptobot.exchange.backfill")
 
 OI_HISTORY_PERIOD = "5m"  # the finest open-interest period Binance serves (Bybit: "5min")
 OI_HISTORY_MAX_DAYS = 30  # Binance keeps only the last 30 days of openInterestHist
@@ -112,6 +116,26 @@ async def fetch_closed_candles(rest: Any, symbol: str, interval_ms: int, start_m
                              f"fetch_ohlcv {symbol} {timeframe}")
 
 
+def checked_candles(candles: list[Candle], what: str) -> list[Candle]:
+    """The candles that pass the one candle rule set (cryptobot.data.candle_checks); the
+    refused ones are counted in one warning naming the first."""
+    good, first_problem, refused = [], "", 0
+    for candle in candles:
+        rule = candle_problem(candle.ts_open_ms, candle.interval_ms, candle.open, candle.high,
+                              candle.low, candle.close, candle.volume)
+        if rule is CandleRule.OK:
+            good.append(candle)
+            continue
+        refused += 1
+        first_problem = first_problem or describe(
+            rule, candle.ts_open_ms, candle.interval_ms, candle.open, candle.high, candle.low,
+            candle.close, candle.volume)
+    if refused:
+        log.warning("%s: %d candle(s) from REST refused by the market-data checks, first: %s",
+                    what, refused, first_problem)
+    return good
+
+
 def open_interest_from_ccxt(row: dict) -> OpenInterest:
     """A ccxt open-interest structure -> our sample, stamped with the venue's own time."""
     timestamp = row.get("timestamp")
@@ -169,7 +193,8 @@ async def load_warm_up(rest: Any, symbol: str, interval_ms: int, now_ms: int, da
     """`days` of closed base candles up to `now_ms` (and OI history where the venue keeps it)."""
     start_ms = now_ms - days * DAY_MS
     start_ms -= start_ms % interval_ms
-    candles = await fetch_closed_candles(rest, symbol, interval_ms, start_ms, now_ms)
+    candles = checked_candles(await fetch_closed_candles(rest, symbol, interval_ms, start_ms,
+                                                         now_ms), f"warm-up {symbol}")
     samples: list[OpenInterest] = []
     if with_open_interest:
         samples = await fetch_open_interest_history(rest, symbol, start_ms, now_ms)

@@ -90,11 +90,13 @@ class BinanceUsdmStream:
             event_time_ms = int(data["E"])
             if event_type == "kline":
                 candle = parse_kline(data, self.interval_ms)
+                market = data["k"].get("s") or data.get("s")
                 if candle is None:
-                    return ParsedMessage(event_time_ms, (), open_update=True)
-                return ParsedMessage(event_time_ms, (candle,))
+                    return ParsedMessage(event_time_ms, (), open_update=True, market=market)
+                return ParsedMessage(event_time_ms, (candle,), market=market)
             if event_type == "forceOrder":
-                return ParsedMessage(event_time_ms, (parse_force_order(data),))
+                return ParsedMessage(event_time_ms, (parse_force_order(data),),
+                                     market=data["o"].get("s"))
         except MalformedMessageError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -34,6 +34,7 @@ _MINUTE_MS = 60_000
 KLINE_INTERVALS: dict[int, str] = {
     **{n * _MINUTE_MS: str(n) for n in (1, 3, 5, 15, 30, 60, 120, 240, 360, 720)},
     1_440 * _MINUTE_MS: "D",
+    10_080 * _MINUTE_MS: "W",
 }
 
 # A Bybit position side -> the side of the order that liquidated it (our Liquidation.side).
@@ -45,7 +46,7 @@ def kline_interval(interval_ms: int) -> str:
         return KLINE_INTERVALS[interval_ms]
     except KeyError:
         raise ConfigError(f"market.base_timeframe: Bybit has no {interval_ms // _MINUTE_MS}-minute "
-                          "kline stream (1, 3, 5, 15, 30, 60, 120, 240, 360, 720 minutes or D)"
+                          "kline stream (1, 3, 5, 15, 30, 60, 120, 240, 360, 720 minutes, D or W)"
                           ) from None
 
 

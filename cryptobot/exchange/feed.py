@@ -51,12 +51,18 @@ class FeedStats:
     funding_poll_errors: int = 0
     malformed: int = 0
     unexpected: int = 0
+    rejected: int = 0  # well-formed but wrong: refused by the market-data checks, never yielded
     duplicates_dropped: int = 0
     repaired_candles: int = 0
     repair_errors: int = 0
     connects: int = 0
     disconnects: int = 0
     rotations: int = 0
+
+    @property
+    def bad_messages(self) -> int:
+        """Messages dropped as unreadable, unasked for, or wrong (rejected)."""
+        return self.malformed + self.unexpected + self.rejected
 
 
 class MarketFeed(Protocol):
@@ -81,6 +87,7 @@ class ParsedMessage:
     events: tuple[FeedEvent, ...]
     open_update: bool = False  # a still-open candle's update: ignored, only counted
     unexpected: bool = False  # well-formed, but not a stream we asked for
+    market: str | None = None  # the venue market id the message says it is about, if it says
 
 
 class VenueStream(Protocol):

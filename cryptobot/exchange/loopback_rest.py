@@ -39,6 +39,7 @@ from cryptobot.exchange.symbols import market_id
 EXCHANGE_INFO_FILE = (Path(__file__).resolve().parents[2] / "data" / "exchange"
                       / "binance_usdm_exchange_info.json")
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NO_RECORDED_OI_CODE = -1199  # no Binance code: the loopback's own "not in the recorded data"
 
 
 @dataclass
@@ -212,7 +213,9 @@ class LoopbackRestServer:
         market = self._market(request)
         oi = self._visible_oi(market)
         if oi.empty:
-            return _error(400, -1121, "Invalid symbol.")
+            # Binance always knows the open interest; recorded data may not hold it yet (or at
+            # all). Say so once, plainly, not with Binance's "Invalid symbol".
+            return _error(400, NO_RECORDED_OI_CODE, _no_oi_message(market, self.now_ms()))
         last = oi.iloc[-1]
         return web.json_response({"openInterest": _text(last["oi_contracts"]),
                                   "symbol": market_id(market.symbol),
@@ -252,6 +255,14 @@ class LoopbackRestServer:
         return web.json_response([
             {"symbol": symbol, "fundingTime": int(row.ts_ms), "fundingRate": _text(row.rate)}
             for row in rows.itertuples()])
+
+
+def _no_oi_message(market: MarketData, now_ms: int) -> str:
+    oi = market.open_interest
+    held = (f"its open interest starts {iso_utc(int(oi['ts_ms'].iloc[0]))}" if len(oi)
+            else "it holds no open interest")
+    return (f"no open interest recorded for {market_id(market.symbol)} by {iso_utc(now_ms)} "
+            f"in the replayed data ({held})")
 
 
 def _text(value: Any) -> str:

@@ -9,15 +9,18 @@ Faults, for tests: drop the TCP connection every N messages (optionally losing a
 messages "in flight"), and slip garbage between the messages.
 
 A replay passes `consumer_clock` (the simulated time the client's processing has reached) and
-calls `notify_progress()` whenever it moves: the server then never runs more than `max_lead_ms`
-ahead of the client, as a live venue never sends what has not happened yet. Without it, at full
-speed the kernel's socket buffers would let the server run megabytes ahead, and everything in
-flight at a reconnect would come back through REST instead of the stream.
+calls `notify_progress()` whenever it moves: the server then never runs more than
+`max_lead_messages` messages ahead of the last one whose time the client has reached, as a live
+venue never sends what has not happened yet. Without it, at full speed the kernel's socket
+buffers would let the server run megabytes ahead, and everything in flight at a reconnect would
+come back through REST instead of the stream. The lead is counted in messages, not in time, so
+a hole in the data (the next message an hour later) never stalls the two waiting on each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 from collections.abc import Sequence
 
@@ -51,7 +54,7 @@ class LoopbackStreamServer:
     def __init__(self, messages: Sequence[tuple[int, str]], *, speed: float = 0.0,
                  drop_every: int | None = None, lose_on_drop: int = 0,
                  garbage_every: int | None = None, path: str = "/market/stream",
-                 consumer_clock: Clock | None = None, max_lead_ms: int = 0) -> None:
+                 consumer_clock: Clock | None = None, max_lead_messages: int = 1) -> None:
         self._messages = messages
         self._speed = speed
         self._drop_every = drop_every
@@ -63,7 +66,8 @@ class LoopbackStreamServer:
         self._pace_anchor: tuple[int, float] | None = None
         self._server: Server | None = None
         self._consumer_clock = consumer_clock
-        self._max_lead_ms = max_lead_ms
+        self._max_lead_messages = max_lead_messages
+        self._event_times = [event_time_ms for event_time_ms, _ in messages]
         self._progress = asyncio.Event()
         self.connections = 0
         self.sent = 0
@@ -114,7 +118,7 @@ class LoopbackStreamServer:
             while self._cursor < len(self._messages):
                 event_time_ms, text = self._messages[self._cursor]
                 await self._pace(event_time_ms)
-                if not await self._wait_for_consumer(event_time_ms, ws):
+                if not await self._wait_for_consumer(ws):
                     return
                 if self._cursor >= len(self._messages) or \
                         self._messages[self._cursor][0] != event_time_ms:
@@ -143,17 +147,22 @@ class LoopbackStreamServer:
         self.dropped_connections += 1
         ws.transport.abort()
 
-    async def _wait_for_consumer(self, event_time_ms: int, ws: ServerConnection) -> bool:
+    async def _wait_for_consumer(self, ws: ServerConnection) -> bool:
         """False if the connection closed while waiting."""
         if self._consumer_clock is None:
             return True
-        while event_time_ms - self._consumer_clock.now_ms() > self._max_lead_ms:
+        while self._cursor - self._reached() >= self._max_lead_messages:
             if ws.state is not State.OPEN:
                 return False
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), 0.5)
         return ws.state is State.OPEN
+
+    def _reached(self) -> int:
+        """How many messages the consumer's clock has reached (their times are in order)."""
+        assert self._consumer_clock is not None
+        return bisect.bisect_right(self._event_times, self._consumer_clock.now_ms())
 
     async def _pace(self, event_time_ms: int) -> None:
         if self._speed <= 0:

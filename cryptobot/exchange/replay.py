@@ -134,7 +134,7 @@ class ReplayVenue:
         # A few candles of lead: enough to keep the pipe busy, little to lose at a reconnect.
         self.ws = LoopbackStreamServer(kline_messages(market.symbol, streamed), speed=speed,
                                        consumer_clock=self.clock,
-                                       max_lead_ms=4 * market.base_interval_ms)
+                                       max_lead_messages=4)
         self.rest = LoopbackRestServer(market, clock=self.clock, closed_only=True)
         self.ws_url = ""
         self.rest_url = ""

@@ -8,7 +8,11 @@
 - never yields a closed candle twice, nor an open-interest sample older than the last one;
 - polls open interest through ccxt where the venue has no stream for it, stamped with the
   venue's own time, and fetches each settled funding rate once its 8h boundary has passed;
-- counts and logs malformed or unexpected messages and carries on.
+- checks every candle, streamed or fetched, against the one candle rule set
+  (cryptobot.data.candle_checks) and refuses another market's message, or a candle from the
+  future: closing more than one interval after the stream's time (see `stream_checks`);
+- counts and logs malformed, unexpected or refused messages (a few lines, then one in a
+  thousand; a summary line at the end) and carries on: the candles around them are kept.
 
 Ordering rule, the same in the stream and in a repair: everything stamped at or before a candle's
 close (open-interest samples, funding rates) is yielded before that candle.
@@ -44,6 +48,7 @@ from cryptobot.exchange.feed import (
     VenueStream,
     ignore_exchange_time,
 )
+from cryptobot.exchange.stream_checks import StreamChecks, log_bad_message
 from cryptobot.model import Candle, FundingRate, OpenInterest
 
 log = logging.getLogger("cryptobot.exchange.stream")
@@ -54,7 +59,7 @@ CLOCK_SKEW_MARGIN_MS = 2_000
 REPAIR_ATTEMPTS = 3
 FUNDING_INTERVAL_MS = 8 * HOUR_MS  # Binance and Bybit settle at 00:00, 08:00 and 16:00 UTC
 MAX_HELD_EVENTS = 10_000  # a stream without candles must not hold samples back forever
-LOG_FIRST_BAD_MESSAGES = 10  # then one line per 1000, so garbage cannot flood the log
+WAITING_CHECK_S = 0.5  # how soon a candle waiting for the next one is looked at again
 
 
 class StreamingFeed:
@@ -74,6 +79,7 @@ class StreamingFeed:
         self._last_open_ms = last_closed_open_ms
         self._last_oi_ms = last_oi_ms
         self._next_poll_ms: int | None = None
+        self._oi_failures_in_a_row = 0  # one warning per streak of failed polls
         self._last_funding_ms = last_funding_ms
         since_ms = clock.now_ms() if last_funding_ms is None else last_funding_ms
         self._next_funding_ms = since_ms - since_ms % FUNDING_INTERVAL_MS + FUNDING_INTERVAL_MS
@@ -84,6 +90,8 @@ class StreamingFeed:
         self._ws: ClientConnection | None = None
         self._held: list[FeedEvent] | None = None  # events waiting for the first candle
         self._closing = False
+        self._checks = StreamChecks(venue.symbol, venue.interval_ms, clock, on_exchange_time,
+                                    self.stats)
 
     async def close(self) -> None:
         self._closing = True
@@ -91,6 +99,13 @@ class StreamingFeed:
             await self._ws.close()
 
     async def events(self) -> AsyncIterator[FeedEvent]:
+        try:
+            async for event in self._events():
+                yield event
+        finally:
+            self._checks.report()
+
+    async def _events(self) -> AsyncIterator[FeedEvent]:
         failures = 0
         url = self.venue.url()
         loopback = urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
@@ -102,6 +117,7 @@ class StreamingFeed:
                     self._ws = ws
                     self.stats.connects += 1
                     self._held = []
+                    self._checks.connected()
                     failures = 0
                     connected_ms = self._clock.now_ms()
                     log.info("connected to %s", url)
@@ -117,11 +133,11 @@ class StreamingFeed:
                             log.info("rotating the connection before the 24h forced disconnect")
                             break
                         await beat.send_if_due(ws)
+                        idle_s = WAITING_CHECK_S if self._checks.waiting else self._idle_check_s
                         try:
-                            raw = await asyncio.wait_for(ws.recv(),
-                                                         beat.wait_s(self._idle_check_s))
+                            raw = await asyncio.wait_for(ws.recv(), beat.wait_s(idle_s))
                         except TimeoutError:
-                            async for event in self._poll_if_due():
+                            async for event in self._take(self._checks.idle()):
                                 yield event
                             continue
                         async for event in self._on_message(raw):
@@ -150,17 +166,20 @@ class StreamingFeed:
             parsed = self.venue.parse(raw)
         except MalformedMessageError as exc:
             self.stats.malformed += 1
-            self._log_bad("malformed", self.stats.malformed, exc, raw)
+            log_bad_message("malformed", self.stats.malformed, exc, raw)
             return
-        if parsed.event_time_ms is not None:
-            self._on_exchange_time(parsed.event_time_ms)
         if parsed.unexpected:
             self.stats.unexpected += 1
-            self._log_bad("unexpected", self.stats.unexpected, None, raw)
+            log_bad_message("unexpected", self.stats.unexpected, None, raw)
         if parsed.open_update:
             self.stats.open_kline_updates += 1
-        first_candle = next((e for e in parsed.events if isinstance(e, Candle)), None)
-        events = parsed.events
+        async for event in self._take(self._checks.vet(parsed, raw)):
+            yield event
+
+    async def _take(self, events: tuple[FeedEvent, ...]) -> AsyncIterator[FeedEvent]:
+        """Vetted events out: after any repair their first candle shows is due, and after
+        polls that are due; then de-duplicated."""
+        first_candle = next((e for e in events if isinstance(e, Candle)), None)
         oi_until_ms = None
         if self._held is not None and first_candle is not None and \
                 not self.venue.poll_open_interest:
@@ -183,6 +202,8 @@ class StreamingFeed:
         for event in events:
             accepted = self._accept(event)
             if accepted is not None:
+                if isinstance(accepted, Candle):
+                    self._checks.stream_candle_taken()
                 yield accepted
 
     def _accept(self, event: FeedEvent) -> FeedEvent | None:
@@ -224,8 +245,15 @@ class StreamingFeed:
             sample = open_interest_from_ccxt(row)
         except ExchangeError as exc:
             self.stats.oi_poll_errors += 1
-            log.warning("open-interest poll failed: %s", exc)
+            self._oi_failures_in_a_row += 1
+            if self._oi_failures_in_a_row == 1:
+                log.warning("open-interest poll failed: %s (the next failures are counted, not "
+                            "logged, until a poll works again)", exc)
             return
+        if self._oi_failures_in_a_row:
+            log.info("open-interest poll works again after %d failed polls",
+                     self._oi_failures_in_a_row)
+            self._oi_failures_in_a_row = 0
         accepted = self._accept(sample)
         if accepted is not None:
             yield accepted
@@ -271,7 +299,8 @@ class StreamingFeed:
             rates = await self._fetch_funding(self._next_funding_ms - FUNDING_INTERVAL_MS + 1,
                                               closed_by_ms)
             merged += [(rate.ts_ms, 0, rate) for rate in rates]
-        merged += [(c.ts_close_ms, 1, c) for c in candles]
+        merged += [(c.ts_close_ms, 1, c) for c in self._checks.vet_fetched(candles,
+                                                                           "REST candle")]
         merged.sort(key=lambda item: (item[0], item[1]))
         if candles:
             log.info("gap repaired: %d closed candles from REST", len(candles))
@@ -303,12 +332,6 @@ class StreamingFeed:
             self.stats.oi_poll_errors += 1
             log.warning("open-interest history for the gap failed: %s", exc)
             return []
-
-    def _log_bad(self, kind: str, count: int, exc: Exception | None, raw: str | bytes) -> None:
-        if count <= LOG_FIRST_BAD_MESSAGES or count % 1000 == 0:
-            text = raw[:200] if isinstance(raw, str) else repr(raw[:200])
-            log.warning("%s stream message #%d (%s): %s", kind, count, exc or "ignored", text)
-
 
 class _Heartbeat:
     """A venue's application-level ping, on the event loop's time (a network concern, not the

@@ -1,21 +1,26 @@
-"""`cryptobot logs tail`: the JSON-lines log (and its rotated files) pretty-printed."""
+"""`cryptobot logs tail`: every process's JSON-lines log (rotated parts too) merged in the
+order the lines were written, pretty-printed. The layout is described in cryptobot/logs.py.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import json
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
-from cryptobot.clock import iso_utc
+from cryptobot.clock import iso_utc, parse_utc
 from cryptobot.errors import DataError
-from cryptobot.logs import LOG_FILE_NAME
+from cryptobot.logs import LOG_PREFIX, LOG_SUFFIX
 
 LEVEL_STYLES = {
     "DEBUG": "dim",
@@ -24,19 +29,58 @@ LEVEL_STYLES = {
     "ERROR": "bold red",
     "CRITICAL": "bold red",
 }
-_KNOWN = ("ts_ms", "level", "logger", "message", "exception")
+_KNOWN = ("ts_ms", "wall_ms", "level", "logger", "message", "exception")
 
 
-def log_files(directory: Path) -> list[Path]:
-    """Oldest first: cryptobot.jsonl.N .. cryptobot.jsonl.1, then cryptobot.jsonl."""
-    current = directory / LOG_FILE_NAME
-    rotated = []
-    for path in directory.glob(f"{LOG_FILE_NAME}.*"):
-        suffix = path.name.rsplit(".", 1)[-1]
-        if suffix.isdigit():
-            rotated.append((int(suffix), path))
-    files = [path for _, path in sorted(rotated, reverse=True)]
-    return files + [current] if current.is_file() else files
+def process_logs(directory: Path) -> list[list[Path]]:
+    """Each process's log as its parts, oldest first (.N .. .1, then the current file); the
+    processes in the order they started (their names sort so)."""
+    parts: dict[str, list[tuple[int, Path]]] = {}
+    for path in directory.glob(f"{LOG_PREFIX}*{LOG_SUFFIX}*"):
+        base, _, suffix = path.name.rpartition(".")
+        if path.name.endswith(LOG_SUFFIX):
+            parts.setdefault(path.name, []).append((0, path))
+        elif suffix.isdigit() and base.endswith(LOG_SUFFIX):
+            parts.setdefault(base, []).append((int(suffix), path))
+    return [[path for _, path in sorted(files, reverse=True)]
+            for _, files in sorted(parts.items())]
+
+
+def current_files(directory: Path) -> list[Path]:
+    """The file each process is writing now (not its rotated parts)."""
+    return sorted(directory.glob(f"{LOG_PREFIX}*{LOG_SUFFIX}"))
+
+
+def written_ms(line: str) -> int | None:
+    """When a line was written: `wall_ms`, else a simulated run's `wall_time`, else `ts_ms`
+    (the run's clock: the wall clock for anything not simulated); None if it has none."""
+    try:
+        event: Any = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    if isinstance(event.get("wall_ms"), int):
+        return event["wall_ms"]
+    if isinstance(event.get("wall_time"), str):
+        with contextlib.suppress(ValueError):
+            return parse_utc(event["wall_time"])
+    return event["ts_ms"] if isinstance(event.get("ts_ms"), int) else None
+
+
+def merged_lines(directory: Path) -> Iterator[str]:
+    """Every line of every process's log, merged by the time it was written. A line without a
+    time (not JSON) keeps its place after the line before it in its file."""
+
+    def keyed(paths: list[Path]) -> Iterator[tuple[int, str]]:
+        last_ms = 0
+        for line in _lines(paths):
+            last_ms = written_ms(line) or last_ms
+            yield last_ms, line
+
+    for _, line in heapq.merge(*(keyed(paths) for paths in process_logs(directory)),
+                               key=lambda item: item[0]):
+        yield line
 
 
 def format_event(line: str) -> str:
@@ -79,13 +123,17 @@ def _lines(paths: Iterable[Path]) -> Iterable[str]:
 
 
 def tail_log(directory: Path, count: int, console: Console) -> None:
-    files = log_files(directory)
-    if not files:
-        raise DataError(
-            f"{directory / LOG_FILE_NAME}: no log file (the bot writes it when it runs)"
-        )
-    for line in deque(_lines(files), maxlen=count) if count else ():
+    if not process_logs(directory):
+        raise DataError(f"{directory}: no log files ({LOG_PREFIX}-*{LOG_SUFFIX}: each process "
+                        "writes one when it runs)")
+    for line in deque(merged_lines(directory), maxlen=count) if count else ():
         console.print(format_event(line), highlight=False)
+
+
+@dataclass
+class _Position:
+    inode: int
+    offset: int  # bytes already printed, always just after a newline
 
 
 def follow_log(
@@ -96,50 +144,65 @@ def follow_log(
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Print events as they are appended, across rotations, until interrupted (or told to stop)."""
-    path = directory / LOG_FILE_NAME
-    handle: IO[str] | None = _open(path, at_end=True)
-    pending = ""
+    """Print events as any process appends them (a process started later too), across
+    rotations, until interrupted (or told to stop). What one poll finds is printed in the order
+    it was written. No file is held open between polls, however many the folder holds."""
+    positions = {path: position for path in current_files(directory)
+                 if (position := _at_end(path)) is not None}
     while not should_stop():
-        if handle is not None:
-            pending = _drain(handle, pending, console)
-            if _rotated(handle, path):
-                pending = _drain(handle, pending, console)
-                handle.close()
-                handle, pending = _open(path, at_end=False), ""
-        elif path.is_file():
-            handle = _open(path, at_end=False)
-            continue
+        fresh: list[tuple[int, str]] = []
+        for path in current_files(directory):
+            fresh.extend(_new_lines(path, positions))
+        for _, line in sorted(fresh, key=lambda item: item[0]):
+            console.print(format_event(line), highlight=False)
         sleep(poll_s)
-    if handle is not None:
-        handle.close()
 
 
-def _open(path: Path, at_end: bool) -> IO[str] | None:
+def _at_end(path: Path) -> _Position | None:
+    """Just after the last complete line of `path`."""
     try:
-        handle = path.open(encoding="utf-8", errors="replace")
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(max(0, size - 65536))
+            tail = handle.read()
+            return _Position(os.fstat(handle.fileno()).st_ino,
+                             size - len(tail) + tail.rfind(b"\n") + 1)
     except FileNotFoundError:
         return None
-    if at_end:
-        handle.seek(0, os.SEEK_END)
-    return handle
 
 
-def _rotated(handle: IO[str], path: Path) -> bool:
+def _new_lines(path: Path, positions: dict[Path, _Position]) -> list[tuple[int, str]]:
     try:
-        return os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
+        inode = os.stat(path).st_ino
     except FileNotFoundError:
-        return False  # between the rename and the new file: wait
+        return []  # between a rotation's rename and the new file
+    position = positions.get(path)
+    lines: list[str] = []
+    if position is None:  # a file that appeared since: all of it
+        position = positions[path] = _Position(inode, 0)
+    elif position.inode != inode:  # rotated: the rest of the old file (now .1), then the new one
+        lines += _read_complete_lines(path.with_name(path.name + ".1"), position)
+        position = positions[path] = _Position(inode, 0)
+    lines += _read_complete_lines(path, position)
+    keyed, last_ms = [], 0
+    for line in lines:
+        last_ms = written_ms(line) or last_ms
+        keyed.append((last_ms, line))
+    return keyed
 
 
-def _drain(handle: IO[str], pending: str, console: Console) -> str:
-    """Print every complete line; a half-written last line waits for its newline."""
-    while True:
-        chunk = handle.readline()
-        if not chunk:
-            return pending
-        pending += chunk
-        if pending.endswith("\n"):
-            if pending.strip():
-                console.print(format_event(pending), highlight=False)
-            pending = ""
+def _read_complete_lines(path: Path, position: _Position) -> list[str]:
+    """The complete lines after `position` if `path` is still the file it points into; moves
+    the position past them (a half-written last line waits for its newline)."""
+    try:
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_ino != position.inode:
+                return []
+            handle.seek(position.offset)
+            data = handle.read()
+    except FileNotFoundError:
+        return []
+    end = data.rfind(b"\n") + 1
+    position.offset += end
+    text = data[:end].decode("utf-8", errors="replace")
+    return [line for line in text.splitlines() if line.strip()]

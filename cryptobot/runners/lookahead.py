@@ -192,7 +192,8 @@ def find_lookahead(settings: Settings, market: MarketData, cuts: int,
                    market_rules: MarketRules | None = None) -> LookaheadReport:
     """Run the fast backtest on the whole data and on the data cut at `cuts` points spread
     evenly through the traded span (on signal-candle boundaries); list every decision known
-    by a cut that differs, and the indicators' and trigger's `causal_differences`."""
+    by a cut that differs, every decision that differs when the whole data is fed candle by
+    candle (as live), and the indicators' and trigger's `causal_differences`."""
     if cuts < 1:
         raise ConfigError(f"--cuts {cuts}: at least one cut is needed")
     gate = gate or PassThroughGate()
@@ -209,6 +210,11 @@ def find_lookahead(settings: Settings, market: MarketData, cuts: int,
         short = _decisions(_run(settings, _cut_market(market, cut), gate, market_rules,
                                 start_ms, cut), market.base_interval_ms)
         report.differences += _decision_differences(whole, short, cut)
+    # The same data fed candle by candle, as live: a strategy that behaves differently when
+    # a backtest hands it the whole history at once shows here, whatever it does.
+    every = _decisions(_run(settings, market, gate, market_rules, start_ms, end_ms,
+                            skip_quiet=False), market.base_interval_ms)
+    report.differences += _decision_differences(whole, every, None)
     signal = _signal_candles(market, signal_ms, end)
     rows = np.searchsorted(signal["ts_open_ms"], cut_points).tolist()
     report.causal = causal_differences(load_strategy(settings, settings.market.symbol), signal,
@@ -224,12 +230,13 @@ def cut_times(start_ms: int, end_ms: int, signal_ms: int, cuts: int) -> list[int
 
 
 def _run(settings: Settings, market: MarketData, gate: Gate, rules: MarketRules | None,
-         start_ms: int | None, end_ms: int | None) -> MemoryRecorder:
+         start_ms: int | None, end_ms: int | None, skip_quiet: bool = True) -> MemoryRecorder:
     recorder = MemoryRecorder()
     strategy = load_strategy(settings, settings.market.symbol)  # fresh: strategies keep state
     clock = SimClock(0)
     run_backtest(settings, market, strategy, gate, recorder, PaperBroker(settings.costs, clock),
-                 clock, skip_quiet=True, start_ms=start_ms, end_ms=end_ms, market_rules=rules)
+                 clock, skip_quiet=skip_quiet, start_ms=start_ms, end_ms=end_ms,
+                 market_rules=rules)
     return recorder
 
 
@@ -294,12 +301,16 @@ def _text(mapping: Mapping) -> str:
     return repr(sorted(mapping.items()))
 
 
-def _decision_differences(whole: Known, short: Known, cut_ms: int) -> list[Difference]:
+def _decision_differences(whole: Known, short: Known, cut_ms: int | None) -> list[Difference]:
+    """Decisions known by `cut_ms` that differ (None: every decision, and `short` is the run
+    fed candle by candle instead of a cut run)."""
     out = []
-    where = f"on data cut at {iso_utc(cut_ms)}"
+    where = ("when fed candle by candle" if cut_ms is None
+             else f"on data cut at {iso_utc(cut_ms)}")
+    until = (1 << 62) if cut_ms is None else cut_ms
     for kind in KINDS:
-        a = {key: fields for ts, key, fields in whole[kind] if ts <= cut_ms}
-        b = {key: fields for ts, key, fields in short[kind] if ts <= cut_ms}
+        a = {key: fields for ts, key, fields in whole[kind] if ts <= until}
+        b = {key: fields for ts, key, fields in short[kind] if ts <= until}
         for key in dict.fromkeys([*a, *b]):
             if a.get(key) != b.get(key):
                 out.append(Difference(kind, key, where, _shown(a.get(key), b.get(key)),

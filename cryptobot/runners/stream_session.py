@@ -6,14 +6,17 @@ to each event's own time, so a candle repaired from REST is processed at its clo
 time the repair ran). Paper and live build the same things (an engine on a TradingSession, a
 recorder that prints and stores) and end the same way; which feed, clock, broker and kill switch
 is the CLI's choice, never this module's. The run is kept outside the event loop so that Ctrl-C,
-the kill switch or an error can still close it properly.
+SIGTERM, SIGHUP, the kill switch or an error can still close it properly: a signal cancels the
+session between two events (`stop_on_signals`), never inside one, so what it stored is whole.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
-from contextlib import aclosing
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +32,8 @@ from cryptobot.model import Candle, FundingRate, Liquidation, OpenInterest
 log = logging.getLogger("cryptobot.session")
 
 ClockAdvance = Callable[[int], None]
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 def advance_sim_clock(clock: SimClock) -> ClockAdvance:
@@ -43,6 +48,61 @@ def advance_sim_clock(clock: SimClock) -> ClockAdvance:
 
 def wall_clock_moves_itself(ts_ms: int) -> None:
     """Live: the LiveClock needs no help."""
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """While a command runs: SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does
+    (outside the event loop; inside it `stop_on_signals` cancels the session instead)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, interrupt)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+async def stop_on_signals(main: Awaitable[None],
+                          on_signal: Callable[[str], None] | None = None) -> str | None:
+    """Await `main`; SIGTERM or SIGHUP call `on_signal` (the session stops after the event it
+    is handling) and cancel `main` as asyncio's Ctrl-C does, for a session waiting on a quiet
+    stream (Python 3.11's wait_for may drop that cancellation when a message arrives with it:
+    `on_signal` is what stops a busy one). Returns the signal's name if one came, else None."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(main)
+    caught: list[str] = []
+
+    def stop(sig: signal.Signals) -> None:
+        caught.append(sig.name)
+        if on_signal is not None:
+            on_signal(sig.name)
+        task.cancel()
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    try:
+        for sig in STOP_SIGNALS:
+            loop.add_signal_handler(sig, stop, sig)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread: no signals
+        previous = {}
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not caught or not task.cancelled():
+            raise  # Ctrl-C (asyncio cancels the outer task) or a cancellation from elsewhere
+    finally:
+        for sig, handler in previous.items():
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, handler)  # what the command had outside the loop
+    if caught:
+        log.warning("session stopped by %s", caught[0],
+                    extra={"event": "session_stopped", "_file_only": True})
+    return caught[0] if caught else None
 
 
 class SessionObserver(Protocol):
@@ -74,12 +134,14 @@ class TradingSession:
 
     def __init__(self, engine: Engine, feed: MarketFeed, advance_clock: ClockAdvance,
                  observer: SessionObserver | None = None,
-                 stop_when: Callable[[], bool] | None = None) -> None:
+                 stop_when: Callable[[], bool] | None = None,
+                 interrupted: Callable[[], bool] | None = None) -> None:
         self.engine = engine
         self.feed = feed
         self.advance_clock = advance_clock
         self.observer = observer
         self.stop_when = stop_when
+        self.interrupted = interrupted  # a signal came: stop after this event, not early
         self.stopped_early = False
         self.candles = 0
         self.last_event_ms: int | None = None
@@ -95,6 +157,8 @@ class TradingSession:
                         self.stopped_early = True
                         log.warning("session stopped early: its stop condition holds",
                                     extra={"event": "session_stopped", "_file_only": True})
+                        break
+                    if self.interrupted is not None and self.interrupted():
                         break
                     if until_ms is not None and isinstance(event, Candle) \
                             and event.ts_close_ms >= until_ms:
@@ -134,6 +198,10 @@ class SessionRecorder(Recorder, Protocol):
 
     def position_text(self) -> str: ...
 
+    def commit(self) -> None:
+        """Store what the events so far caused (a recorder that commits per event)."""
+        ...
+
 
 @dataclass
 class SessionRun:
@@ -148,10 +216,18 @@ class SessionRun:
     prices: list[float] = field(default_factory=list)  # first open, last close traded
     start_ms: int | None = None
     stop_reason: str | None = None  # why it ended before its span did (Ctrl-C), if it did
+    restoring: bool = False  # a resumed run getting its state back: not a run to summarise yet
 
     @property
     def run_id(self) -> str | None:
         return getattr(self.recorder, "run_id", None)
+
+    def request_stop(self, reason: str) -> None:
+        """A signal (SIGTERM, SIGHUP): the session stops after the event it is handling."""
+        self.stop_reason = self.stop_reason or reason
+
+    def stop_requested(self) -> bool:
+        return self.stop_reason is not None
 
 
 class PriceTracker:

@@ -6,12 +6,17 @@
     open_store(url) -> StoreReader
         runs(), resolve_run(id | None), run_info(), summary(), signals(), trades(),
         gate_decisions(), orders(), fills(), equity(), candles(), open_interest(), load_run()
+    masked_url(url) -> str
+        the URL without its password: the only form in which a store URL is printed or logged
 
-Any SQLAlchemy URL works (SQLite by default). The schema is Alembic-managed and brought to
-head whenever a store is opened. Problems are `cryptobot.errors.StoreError`.
+Any SQLAlchemy URL works (SQLite by default; PostgreSQL is tested too). The schema is
+Alembic-managed and brought to head whenever a store is opened, under a lock, so that many
+processes can open one new database at once (see `database`). Problems are
+`cryptobot.errors.StoreError`.
 """
 
+from cryptobot.store.database import masked_url
 from cryptobot.store.reader import RunListing, StoreReader, open_store
 from cryptobot.store.sql_recorder import SqlRecorder
 
-__all__ = ["RunListing", "SqlRecorder", "StoreReader", "open_store"]
+__all__ = ["RunListing", "SqlRecorder", "StoreReader", "masked_url", "open_store"]

@@ -1,12 +1,26 @@
 """Opening a store: URL checks, engine, and the Alembic upgrade to head (in code, no alembic.ini).
 
 `open_for_writing` creates what is missing (the SQLite file and its folder, the schema);
-`open_for_reading` never creates anything: a missing file or an empty database is a StoreError.
+`open_for_reading` never creates a database: a missing file or an empty database is a StoreError.
 Both bring an older cryptobot schema up to head, so stored runs survive new columns.
+
+Any number of processes may open the same new database at once: checking and migrating happen
+one process at a time, under a lock the database's users share. PostgreSQL: a transaction-level
+advisory lock (`pg_advisory_xact_lock`), taken on the connection that migrates, released with its
+commit (DDL is transactional there: the others see the whole schema or none). SQLite: an
+exclusive `flock` on `<database file>.lock` beside the file (SQLite creates tables outside the
+migration's transaction, so a second process could see half a schema). In-memory SQLite and other
+databases take no lock. A database already at head is opened without waiting for the lock.
+
+`masked_url` is the one way a store URL reaches a message, the console or a log: no password.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -14,7 +28,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -22,14 +36,19 @@ from cryptobot.errors import StoreError
 from cryptobot.secrets import redact
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# One number for "cryptobot is migrating this database" (the bytes of "cryptobt" as an int64).
+MIGRATION_LOCK_KEY = int.from_bytes(b"cryptobt", "big", signed=True)
+# How long a SQLite connection waits for another process's write before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
-def describe(url: str) -> str:
-    """The URL without its password, for messages."""
+def masked_url(url: str) -> str:
+    """The URL without its password (`postgresql+psycopg://bot:***@host/db`), for any output."""
     try:
         return redact(make_url(url).render_as_string(hide_password=True))
     except ArgumentError:
         return redact(url)
+
 
 
 def _sqlite_path(url: str) -> Path | None:
@@ -42,17 +61,28 @@ def _sqlite_path(url: str) -> Path | None:
         ) from None
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
+    if parsed.database.startswith("file:"):  # a URI filename: no folder of ours to lock in
+        return None
     return Path(parsed.database)
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, *, read_only_file: Path | None = None) -> Engine:
     try:
-        return create_engine(url)
+        parsed = make_url(url)
+        if read_only_file is not None:
+            # A folder nobody can write to: nobody can be writing the database either, and
+            # SQLite could not create its WAL index there. Read the file as it is.
+            parsed = parsed.set(database=f"file:{read_only_file}",
+                                query={"mode": "ro", "immutable": "1", "uri": "true"})
+        options = {}
+        if parsed.get_backend_name() == "sqlite":
+            options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        return create_engine(parsed, **options)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
-        raise StoreError(f"{describe(url)}: cannot open database: {exc}") from None
+        raise StoreError(f"{masked_url(url)}: cannot open database: {_first_line(exc)}") from None
 
 
-def _alembic_config(engine_connection) -> Config:
+def _alembic_config(engine_connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = engine_connection
@@ -60,47 +90,107 @@ def _alembic_config(engine_connection) -> Config:
 
 
 def head_revision() -> str:
-    script = ScriptDirectory(str(MIGRATIONS_DIR))
-    head = script.get_current_head()
+    """The one head of the packaged migrations (a test checks there is exactly one)."""
+    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     assert head is not None
     return head
 
 
-def upgrade(engine: Engine, url: str, revision: str = "head") -> None:
-    """Apply the packaged migrations up to `revision` (head by default)."""
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path` (created if missing) for the block; without it if the
+    folder is read-only (then nobody else can migrate the database there either)."""
     try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            yield
+            return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+@contextmanager
+def _migration_lock(engine: Engine, url: str) -> Iterator[Connection]:
+    """A connection in a transaction that only one process at a time holds (see the module)."""
+    if engine.dialect.name == "postgresql":
         with engine.begin() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-            if current == head_revision() and revision == "head":
-                return
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                               {"key": MIGRATION_LOCK_KEY})
+            yield connection
+        return
+    path = _sqlite_path(url) if engine.dialect.name == "sqlite" else None
+    if path is None:
+        with engine.begin() as connection:
+            yield connection
+        return
+    with _file_lock(path.with_name(path.name + ".lock")), engine.begin() as connection:
+        yield connection
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine, url: str, revision: str = "head") -> None:
+    """Apply the packaged migrations up to `revision` (head by default), under the lock."""
+    _prepare(engine, url, revision=revision, allow_empty=True)
+
+
+def _prepare(engine: Engine, url: str, *, revision: str = "head", allow_empty: bool) -> None:
+    """Check the database is cryptobot's (or empty, if allowed) and bring it to `revision`."""
+    if revision == "head" and _revision_now(engine, url) == head_revision():
+        return
+    try:
+        with _migration_lock(engine, url) as connection:
+            _check_is_ours(connection, url, allow_empty=allow_empty)
+            if revision == "head" and _current_revision(connection) == head_revision():
+                return  # another process migrated it while we waited
             command.upgrade(_alembic_config(connection), revision)
     except CommandError as exc:
         raise StoreError(
-            f"{describe(url)}: schema revision not known to this cryptobot ({exc})"
+            f"{masked_url(url)}: schema revision not known to this cryptobot ({exc})"
         ) from None
     except SQLAlchemyError as exc:
         raise StoreError(
-            f"{describe(url)}: cannot migrate the database: {_first_line(exc)}"
+            f"{masked_url(url)}: cannot migrate the database: {_first_line(exc)}"
         ) from None
+
+
+def _revision_now(engine: Engine, url: str) -> str | None:
+    """The stored revision, read without the lock (None: empty, foreign or not at head yet)."""
+    try:
+        with engine.connect() as connection:
+            return _current_revision(connection)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"{masked_url(url)}: not a readable database: {_first_line(exc)}"
+                         ) from None
 
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _check_is_ours(engine: Engine, url: str, *, allow_empty: bool) -> None:
+def _check_is_ours(connection: Connection, url: str, *, allow_empty: bool) -> None:
     try:
-        tables = set(inspect(engine).get_table_names())
+        tables = set(inspect(connection).get_table_names())
     except SQLAlchemyError as exc:
-        raise StoreError(f"{describe(url)}: not a readable database: {_first_line(exc)}") from None
+        raise StoreError(
+            f"{masked_url(url)}: not a readable database: {_first_line(exc)}"
+        ) from None
     if "alembic_version" in tables:
         return
     if not tables and allow_empty:
         return
     if not tables:
-        raise StoreError(f"{describe(url)}: empty database: no runs stored yet")
+        raise StoreError(f"{masked_url(url)}: empty database: no runs stored yet")
     raise StoreError(
-        f"{describe(url)}: not a cryptobot database (tables {', '.join(sorted(tables)[:5])})"
+        f"{masked_url(url)}: not a cryptobot database (tables {', '.join(sorted(tables)[:5])})"
     )
 
 
@@ -116,20 +206,25 @@ def _sqlite_for_live_writes(dbapi_connection, _record) -> None:
 def open_for_writing(url: str) -> Engine:
     path = _sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path.parent}: cannot create the database folder: "
+                             f"{exc.strerror or exc}") from None
     engine = _engine(url)
     if path is not None:
         event.listen(engine, "connect", _sqlite_for_live_writes)
-    _check_is_ours(engine, url, allow_empty=True)
-    upgrade(engine, url)
+    _prepare(engine, url, allow_empty=True)
     return engine
 
 
 def open_for_reading(url: str) -> Engine:
     path = _sqlite_path(url)
     if path is not None and not path.is_file():
-        raise StoreError(f"{path}: no such database (a backtest with --db {url} creates it)")
-    engine = _engine(url)
-    _check_is_ours(engine, url, allow_empty=False)
-    upgrade(engine, url)
+        raise StoreError(
+            f"{path}: no such database (a backtest with --db {masked_url(url)} creates it)"
+        )
+    read_only = path is not None and not os.access(path.parent, os.W_OK)
+    engine = _engine(url, read_only_file=path.resolve() if read_only and path else None)
+    _prepare(engine, url, allow_empty=False)
     return engine

@@ -35,7 +35,7 @@ from cryptobot.model import (
     Trade,
     TradeLeg,
 )
-from cryptobot.store.database import describe, open_for_reading
+from cryptobot.store.database import masked_url, open_for_reading
 from cryptobot.store.tables import (
     EquityPointRow,
     FillRow,
@@ -80,7 +80,7 @@ def _num(value: Decimal | float | None) -> float:
 class StoreReader:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.name = describe(url)
+        self.name = masked_url(url)
         self._engine = open_for_reading(url)
 
     def close(self) -> None:

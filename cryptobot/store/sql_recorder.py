@@ -20,7 +20,7 @@ from cryptobot.clock import Clock
 from cryptobot.engine.recorder import CandleBlock, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
-from cryptobot.store.database import describe, open_for_writing
+from cryptobot.store.database import masked_url, open_for_writing
 from cryptobot.store.tables import (
     Base,
     EquityPointRow,
@@ -60,6 +60,17 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, bool)):
         return value
     return json.loads(json.dumps(value, default=str))
+
+
+def without_passwords(value: Any) -> Any:
+    """JSON with every URL's password masked (the settings name the store and state URLs)."""
+    if isinstance(value, str):
+        return masked_url(value) if "://" in value and "@" in value else value
+    if isinstance(value, dict):
+        return {key: without_passwords(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_passwords(item) for item in value]
+    return value
 
 
 def _gate_key(decision: GateDecision) -> str:
@@ -115,7 +126,7 @@ class SqlRecorder:
             "end_ms": info.end_ms,
             "data_source": info.data_source,
             "oi_synthetic": "SYNTHETIC" in info.data_source.upper(),
-            "settings_json": json_safe(info.settings),
+            "settings_json": without_passwords(json_safe(info.settings)),
             "created_ms": self._clock.now_ms(),
             "finished_ms": None,
             "summary_json": None,
@@ -353,4 +364,4 @@ class SqlRecorder:
                 yield connection
         except SQLAlchemyError as exc:
             first = str(exc).strip().splitlines()[0]
-            raise StoreError(f"{describe(self.url)}: write failed: {first}") from None
+            raise StoreError(f"{masked_url(self.url)}: write failed: {first}") from None

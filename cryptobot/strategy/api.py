@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -39,8 +39,8 @@ class Enter:
     signal_id: str
     spike_ms: int  # when the setup started (the candle that triggered it)
     stop_price: float
-    metrics: dict[str, float | None]
-    setup_events: tuple[SetupEvent, ...]
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    setup_events: tuple[SetupEvent, ...] = ()
     side: PositionSide = PositionSide.LONG
 
 
@@ -51,7 +51,7 @@ class Reject:
     signal_id: str
     spike_ms: int
     reason: str
-    metrics: dict[str, float | None]
+    metrics: dict[str, float | None] = field(default_factory=dict)
     setup_events: tuple[SetupEvent, ...] = ()
 
 
@@ -122,7 +122,10 @@ class Strategy:
         """Where a setup may start: a boolean array over the rows of `c`, or a generator that
         yields conditions in turn (each is evaluated only on the rows the ones before kept,
         so cheap conditions first). Elementwise over rows; anything across candles is an
-        indicator. The default holds everywhere: every candle goes to `on_candle`."""
+        indicator. It is asked on a fresh copy of the strategy (same parameters), never on
+        the one `on_candle` keeps state in: a backtest asks it once for the whole history,
+        live once a candle, and both get the same answers. The default holds everywhere:
+        every candle goes to `on_candle`."""
         return np.ones(len(c), dtype=bool)
 
     def waiting(self) -> bool:
@@ -148,8 +151,14 @@ def triggered_rows(strategy: Strategy, view: CandleView) -> np.ndarray:
     answer = strategy.trigger(view)
     conditions = answer if inspect.isgenerator(answer) else iter((answer,))
     for condition in conditions:
-        keep = np.asarray(condition, dtype=bool)
+        keep = np.asarray(condition)
+        if keep.dtype != np.bool_:
+            raise TypeError(f"trigger conditions must be booleans, got {keep.dtype} "
+                            "(compare, e.g. c.rsi < 30)")
         if keep.shape != (len(view),):
+            if keep.ndim:
+                raise TypeError(f"a trigger condition has {keep.shape[0]} values for "
+                                f"{len(view)} candles")
             keep = np.broadcast_to(keep, (len(view),))
         view.narrow(keep)
         if not len(view):

@@ -213,13 +213,23 @@ class SeriesCache:
         return self.series(indicator)[rows]
 
 
+RESERVED_NAMES = frozenset({"ts_open_ms", *CANDLE_COLUMNS, "rows", "narrow"})
+
+
 def declared(indicators: Mapping[str, Indicator]) -> dict[str, Indicator]:
-    """Check a strategy's `indicators()` answer: names that do not hide candle columns."""
+    """Check a strategy's `indicators()` answer: named so as not to hide a candle column or
+    the view's own attributes, each an `Indicator` that can be shared (hashable)."""
     out = {}
     for name, indicator in indicators.items():
-        if name in CANDLE_COLUMNS or name.startswith("_") or not name.isidentifier():
-            raise ValueError(f"indicator name {name!r} is not allowed")
+        if name in RESERVED_NAMES or name.startswith("_") or not name.isidentifier():
+            raise ValueError(f"indicator name {name!r} is not allowed (reserved: "
+                             f"{', '.join(sorted(RESERVED_NAMES))})")
         if not isinstance(indicator, Indicator):
             raise TypeError(f"indicator {name!r} is {type(indicator).__name__}, not an Indicator")
+        try:
+            hash(indicator)
+        except TypeError:
+            raise TypeError(f"indicator {name!r} ({type(indicator).__name__}) is not hashable: "
+                            "declare it as @dataclass(frozen=True)") from None
         out[name] = indicator
     return out

@@ -6,6 +6,8 @@ Every call into user code goes through `guarded`, so a bug there ends in one cle
 from __future__ import annotations
 
 import importlib
+import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,7 +15,14 @@ from pydantic import ValidationError
 
 from cryptobot.config import Settings
 from cryptobot.errors import ConfigError, CryptobotError, StrategyError, StrategyLoadError
-from cryptobot.strategy.api import Strategy
+from cryptobot.strategy.api import (
+    Decision,
+    Enter,
+    Reject,
+    Strategy,
+    StrategyContext,
+    TargetContext,
+)
 
 
 def strategy_class(path: str) -> type[Strategy]:
@@ -52,6 +61,41 @@ def load_strategy(settings: Settings, symbol: str) -> Strategy:
     cls = strategy_class(settings.strategy.path)
     params = strategy_params(cls, settings.strategy.params, settings.source or "config")
     return guarded(cls.__name__, "__init__", cls, params, symbol)
+
+
+def decisions_of(strategy: Strategy, ctx: StrategyContext) -> list[Decision]:
+    """`on_candle`'s answer, checked: a list (or tuple) of `Enter` and `Reject`."""
+    name = type(strategy).__name__
+    answer = guarded(name, "on_candle", lambda: _listed(strategy.on_candle(ctx)))
+    wrong = [item for item in answer if not isinstance(item, Enter | Reject)]
+    if wrong:
+        raise StrategyError(f"strategy {name}.on_candle returned {type(wrong[0]).__name__}: "
+                            "it must return a list of Enter and Reject")
+    for item in answer:
+        if isinstance(item, Enter) and not math.isfinite(item.stop_price):
+            raise StrategyError(f"strategy {name}.on_candle: Enter {item.signal_id} has the "
+                                f"stop {item.stop_price} (an indicator still undefined?)")
+    return answer
+
+
+def targets_of(strategy: Strategy, ctx: TargetContext) -> tuple[float, ...] | None:
+    """`exit_targets`' answer, checked: None, or one or two prices beyond the entry."""
+    name = type(strategy).__name__
+    answer = guarded(name, "exit_targets", strategy.exit_targets, ctx)
+    if answer is None:
+        return None
+    targets = tuple(float(price) for price in answer)
+    beyond = all(math.isfinite(p) and p > ctx.entry_price for p in targets)
+    if not 1 <= len(targets) <= 2 or not beyond:
+        raise StrategyError(f"strategy {name}.exit_targets returned {answer!r}: it must return "
+                            f"None or one or two prices above the entry {ctx.entry_price}")
+    return targets
+
+
+def _listed(answer: Any) -> list:
+    if isinstance(answer, list | tuple) or inspect.isgenerator(answer):
+        return list(answer)
+    raise TypeError(f"on_candle returned {type(answer).__name__}, not a list of decisions")
 
 
 def guarded(name: str, call: str, func: Callable[..., Any], *args: Any) -> Any:

@@ -4,8 +4,9 @@ the config's `[strategy.params]` table.
     class Params(cryptobot.strategy.Params):
         spike_body_atr: float = param(1.5, gt=0, le=20, doc="spike body >= this x ATR")
 
-Values are strict (a boolean is true or false, not "yes"); an unknown key is an error that
-names the strategy and the key.
+Values are strict (a boolean is true or false, not "yes"), defaults are checked against the
+bounds too, and every parameter needs `param(...)` with its documentation; an unknown key is an
+error that names the strategy and the key.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, validate_default=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name, field in cls.model_fields.items():
+            if not field.description:
+                raise TypeError(f"{cls.__name__}.{name}: declare it with "
+                                f"param(default, doc=...): every parameter says what it does")
 
     @classmethod
     def documented(cls) -> list[tuple[str, Any, str]]:

@@ -56,7 +56,7 @@ def test_bad_file_leaves_the_store_untouched(tmp_path):
     broken = f"{ts_ms},{ts_utc},1,2,3,1.5,10\n"  # low above open and close
     bad.write_text("".join(lines[:3] + [broken] + lines[4:50]))
     good_oi = CALM / "binance_BTCUSDT_5m_oi_2024-05-09_2024-05-11.csv"
-    with pytest.raises(DataError, match=r"bad.csv line 4: low 3.0 is above"):
+    with pytest.raises(DataError, match=r"bad.csv line 4: high 2.0 is below low 3.0"):
         import_files(store, "binanceusdm", SYMBOL, [good_oi, bad])
     assert stored.read_bytes() == before
     assert store.read("binanceusdm", SYMBOL, "open_interest") is None  # nothing half-imported
@@ -79,6 +79,18 @@ def test_cli_import_then_info(run_cli, tmp_path):
     assert "SYNTHETIC" in out and "8352" in out
     code, out, err = run_cli("data", "info", "--store", str(store))
     assert code == 0 and "open_interest" in out and "SYNTHETIC" in out and "8352" in out
+
+
+def test_cli_import_of_a_bundled_folder_skips_its_notes(run_cli, tmp_path):
+    store = tmp_path / "store"
+    code, out, err = run_cli("data", "import", "--store", str(store), str(CRASH),
+                             str(ROOT / "data" / "README.md"))
+    assert (code, err) == (0, ""), err
+    assert "skipped" in out and "SYNTHETIC_OI_METHOD.md: not a data file" in out
+    assert "README.md: a note, not data" in out and "8352" in out
+    code, _, err = run_cli("data", "import", "--store", str(store),
+                           str(CRASH / "SYNTHETIC_OI_METHOD.md"))
+    assert code == 2 and err == "error: no data files to import\n"
 
 
 def test_cli_errors_are_one_line_exit_2(run_cli, tmp_path):

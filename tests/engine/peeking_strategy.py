@@ -44,3 +44,24 @@ class Peeking(LiquidationRebound):
     def trigger(self, c: CandleView):
         yield from super().trigger(c)
         yield c.close_later > c.open
+
+
+class StashPeeking(LiquidationRebound):
+    """SYNTHETIC, PLANTED: keeps the view its trigger is given in a class attribute and reads
+    later closes from it in `on_candle`. A fast backtest hands the trigger every candle at
+    once, so this peeks there and not live: only feeding the same data candle by candle
+    shows it, and `cryptobot lookahead` does that too."""
+
+    seen: CandleView | None = None
+
+    def trigger(self, c: CandleView):
+        type(self).seen = c
+        return super().trigger(c)
+
+    def on_candle(self, ctx):
+        decisions = super().on_candle(ctx)
+        view = type(self).seen
+        later = view.close[view.rows > ctx.index] if view is not None else []
+        if len(later) and later[0] < ctx.candle.close:  # the next trigger's close is lower
+            return [d for d in decisions if not hasattr(d, "stop_price")]
+        return decisions

@@ -7,6 +7,7 @@ import shutil
 
 from cryptobot.clock import LiveClock, parse_utc
 from cryptobot.clock import iso_utc as iso
+from cryptobot.logs import process_log_path
 from tests.engine.conftest import REPO
 
 CRASH = str(REPO / "data" / "btc_2024-08_crash")
@@ -25,7 +26,7 @@ def _log_lines(tmp_path) -> list[dict]:
 
     for handler in logging.getLogger("cryptobot").handlers:
         handler.flush()
-    text = (tmp_path / "logs" / "cryptobot.jsonl").read_text()
+    text = process_log_path(tmp_path / "logs").read_text()
     return [json.loads(line) for line in text.splitlines()]
 
 
@@ -114,7 +115,7 @@ def test_a_backtest_logs_its_signals_orders_and_fills_at_simulated_time(run_cli,
     assert 0 <= entry["ts_ms"] - parse_utc(entry["time"]) <= 15 * 60_000
     assert all("2024-08-03" <= iso(line["ts_ms"]) <= "2024-08-07T00:00:00Z" for line in lines)
     assert all(line["wall_time"] >= started for line in lines)  # and the real time beside it
-    assert result["log"] == str(tmp_path / "logs" / "cryptobot.jsonl")
+    assert result["log"] == str(process_log_path(tmp_path / "logs"))
 
 
 def test_from_before_the_data_is_one_clear_error(run_cli, tmp_path):

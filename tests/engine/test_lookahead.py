@@ -5,6 +5,7 @@ the check holds for a second, differently shaped strategy (a Donchian breakout, 
 from __future__ import annotations
 
 import importlib
+import json
 import re
 
 import numpy as np
@@ -72,11 +73,23 @@ def test_a_planted_peeking_strategy_is_caught(run_cli, tmp_path):
     code, out, err = run_cli("lookahead", "--config", config, "--data", str(CRASH))
     assert code == 1, out + err
     assert out.startswith("look-ahead: ")
-    rows = [line.split("│")[1:-1] for line in out.splitlines() if line.startswith("│")]
-    kinds = {row[0].strip() for row in rows}
+    code, out, err = run_cli("lookahead", "--config", config, "--data", str(CRASH), "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    kinds = {d["kind"] for d in report["differences"] + report["causal"]}
     assert {"indicator close_later", "trigger", "signal", "trade", "fill", "order"} <= kinds
-    entered = [row for row in rows if row[0].strip() == "signal" and "entered" in row[4]]
-    assert entered and all(row[3].strip() == "absent" for row in entered)
+    entered = [d for d in report["differences"] if d["kind"] == "signal"
+               and "entered" in d["short"] and d["where"].startswith("on data cut")]
+    assert entered and all(d["whole"] == "absent" for d in entered)
+
+
+def test_a_strategy_that_keeps_the_whole_history_is_caught_by_the_candle_by_candle_run(
+        run_cli, tmp_path):
+    config = _config(tmp_path, "tests.engine.peeking_strategy:StashPeeking")
+    code, out, err = run_cli("lookahead", "--config", config, "--data", str(CRASH), "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert any(d["where"] == "when fed candle by candle" for d in report["differences"])
 
 
 def test_the_causality_check_sees_a_peek_at_the_next_candle_only():

@@ -53,3 +53,27 @@ def test_a_user_error_is_still_one_line_and_exit_code_2(run_cli, tmp_path):
                              str(tmp_path / "missing.toml"))
     assert code == 2 and out == ""
     assert err.startswith("error: ") and err.count("\n") == 1 and "missing.toml" in err
+
+
+def test_an_option_error_is_one_line_and_exit_code_2(run_cli, tmp_path):
+    for args in (["backtest", "--data", str(tmp_path), "--json", "true"],
+                 ["backtest", "--data", str(tmp_path), "--jsn"],
+                 ["paper", "--speed", "fast"], ["backtest"], ["nosuchcommand"]):
+        code, out, err = run_cli(*args)
+        assert (code, out) == (2, ""), args
+        assert err.startswith("error: ") and err.count("\n") == 1, (args, err)
+        assert "--help" in err
+
+
+def test_help_shows_flags_as_flags():
+    from typer.testing import CliRunner
+
+    from cryptobot.cli import register_commands
+    from cryptobot.cli.app import app
+
+    register_commands(["backtest"])
+    done = CliRunner().invoke(app, ["backtest", "--help"], terminal_width=100)
+    assert done.exit_code == 0
+    json_line = next(line for line in done.output.splitlines() if "--json" in line)
+    assert "<bool>" not in done.output and "<bool>" not in json_line
+    assert "<path>" in done.output  # options that take a value still say which

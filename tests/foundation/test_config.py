@@ -101,3 +101,48 @@ def test_cross_field_rule(tmp_path):
     path.write_text("[exits]\nfixed_tp1_r = 2.0\nfixed_tp2_r = 1.0\n")
     with pytest.raises(ConfigError, match="fixed_tp2_r must be above"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[market]\nbase_timeframe = "banana"', "market.base_timeframe: binanceusdm has no 'banana' "
+                                            "candles (it has 1m, 3m, 5m"),
+    ('[market]\nexchange = "bybit"\nbase_timeframe = "8h"\nsignal_timeframe = "1d"',
+     "market.base_timeframe: bybit has no '8h' candles"),
+    ('[market]\nbase_timeframe = "1h"', "market.signal_timeframe: 15m is not a whole number of "
+                                        "base_timeframe 1h candles"),
+    ('[market]\nbase_timeframe = "5m"\nsignal_timeframe = "8m"', "market.signal_timeframe: 8m "
+                                                                 "is not a whole number"),
+    ('[market]\nsignal_timeframe = "banana"', "market.signal_timeframe: unknown timeframe "
+                                              "'banana'"),
+    ('[macro]\nenabled = "yes"', "macro.enabled: Input should be a valid boolean"),
+    ("[exits]\ntrailing = 1", "exits.trailing: Input should be a valid boolean"),
+    ("[risk]\nstarting_equity_usdt = inf", "risk.starting_equity_usdt: Input should be a finite"),
+    ("[costs]\nslippage_bps = nan", "costs.slippage_bps: Input should be a finite number"),
+    ('[risk]\natr_period = "14"', "risk.atr_period: Input should be a valid integer"),
+    ('[risk]\nkill_switch_file = ""', "risk.kill_switch_file: must name a file: the kill switch "
+                                      "cannot be turned off"),
+])
+def test_wrong_values_are_refused_with_file_and_key(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+
+
+def test_the_venues_timeframes_are_accepted(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text('[market]\nexchange = "bybit"\nbase_timeframe = "5m"\n'
+                    'signal_timeframe = "8h"\n[macro]\nfunding_series = ["SOFR"]\n')
+    settings = load_settings(path)
+    assert settings.market.signal_timeframe == "8h"  # built from 5m candles: Bybit needs no 8h
+    assert settings.macro.funding_series == ("SOFR",)  # a TOML list is fine for a tuple
+
+
+def test_a_binary_file_or_a_folder_is_one_clear_error(tmp_path):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(ConfigError, match="binary.toml: not a text file"):
+        load_settings(binary)
+    with pytest.raises(ConfigError, match=f"{tmp_path}: is a folder, not a config file"):
+        load_settings(tmp_path)

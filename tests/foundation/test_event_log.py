@@ -2,7 +2,7 @@ import json
 import logging
 
 from cryptobot.engine.recorder import MemoryRecorder, OrderEvent, RunInfo
-from cryptobot.logs import LOG_FILE_NAME, configure_logging
+from cryptobot.logs import configure_logging, process_log_path
 from cryptobot.model import (
     Fill,
     GateAction,
@@ -22,7 +22,7 @@ SPIKE_MS = 1_722_838_500_000  # 2024-08-05T06:15:00Z
 def _lines(directory):
     for handler in logging.getLogger("cryptobot").handlers:
         handler.flush()
-    return [json.loads(line) for line in (directory / LOG_FILE_NAME).read_text().splitlines()]
+    return [json.loads(line) for line in process_log_path(directory).read_text().splitlines()]
 
 
 def test_every_decision_is_one_json_line_and_reaches_the_store(tmp_path):

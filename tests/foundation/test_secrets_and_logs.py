@@ -1,12 +1,13 @@
 import json
 import logging
 import os
+import re
 
 import pytest
 
 from cryptobot import secrets
-from cryptobot.errors import SecretError
-from cryptobot.logs import LOG_FILE_NAME, configure_logging
+from cryptobot.errors import ConfigError, SecretError
+from cryptobot.logs import configure_logging, process_log_path
 
 
 @pytest.fixture(autouse=True)
@@ -64,11 +65,35 @@ def test_log_lines_are_json_and_redacted(tmp_path):
         logger.exception("failed")
     for handler in logging.getLogger("cryptobot").handlers:
         handler.flush()
-    text = (tmp_path / LOG_FILE_NAME).read_text()
-    assert path == tmp_path / LOG_FILE_NAME
+    text = path.read_text()
+    assert path == process_log_path(tmp_path)
     assert "s3cr3t-value" not in text
     first, second = (json.loads(line) for line in text.splitlines())
     assert first["message"] == "signing with ***"
     assert first["event"] == "order" and first["detail"] == "k=***"
     assert first["ts_ms"] == 1_722_816_000_000
     assert "RuntimeError: bad key ***" in second["exception"]
+
+
+def test_each_process_writes_its_own_file_named_by_its_start(tmp_path):
+    path = configure_logging(tmp_path / "a", console=False, max_bytes=300, backup_count=3)
+    name = re.fullmatch(r"cryptobot-(\d{8}T\d{6}Z)-(\d+)\.jsonl", path.name)
+    assert name and int(name.group(2)) == os.getpid()
+    logger = logging.getLogger("cryptobot.test")
+    for n in range(6):
+        logger.info("line %d: each line fills its file (over 200 bytes as JSON)", n)
+    # rotated on its own: the current file and backup_count parts
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
+        path.name, *(f"{path.name}.{n}" for n in (1, 2, 3))
+    ]
+    line = json.loads(path.read_text().splitlines()[-1])
+    assert line["message"].startswith("line 5") and line["wall_ms"] == line["ts_ms"]
+    # the same process keeps its name, in any folder
+    assert configure_logging(tmp_path / "b", console=False).name == path.name
+
+
+def test_an_unwritable_log_folder_is_one_clear_error(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(ConfigError, match="cannot write the log there") as caught:
+        configure_logging(tmp_path / "a_file" / "logs", console=False)
+    assert "\n" not in str(caught.value)

@@ -1,4 +1,5 @@
-"""Review fixtures: a store holding the hand-made sample run on real candles."""
+"""Review fixtures: a store holding the hand-made sample run on real candles, on SQLite and on
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,17 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.store.backends import BACKENDS, backend_url, record_sample
 
-@pytest.fixture
-def stored(tmp_path, sample_run):
-    """(url, what was sent) for a fresh SQLite store with the sample run as run 1."""
-    from cryptobot.clock import LiveClock
-    from cryptobot.store import SqlRecorder
 
-    url = f"sqlite:///{tmp_path / 'review.sqlite'}"
-    with SqlRecorder(url, clock=LiveClock()) as recorder:
-        sent = sample_run.record_sample_run(recorder)
-    return url, sent
+@pytest.fixture(params=BACKENDS)
+def stored(request, tmp_path, sample_run):
+    """(url, what was sent) for a fresh store with the sample run as run 1, on SQLite and on
+    PostgreSQL (skipped, saying why, only when no server is reachable)."""
+    for url in backend_url(request, tmp_path):
+        yield url, record_sample(url, sample_run)
 
 
 class _ElementCounter(HTMLParser):

@@ -1,4 +1,5 @@
-"""`cryptobot logs tail`: the JSON-lines log, rotated files included, pretty-printed."""
+"""`cryptobot logs tail`: every process's JSON-lines log, rotated parts included, merged in the
+order the lines were written, pretty-printed."""
 
 from __future__ import annotations
 
@@ -7,82 +8,111 @@ from pathlib import Path
 
 from rich.console import Console
 
-from cryptobot.logs import LOG_FILE_NAME, JsonLineFormatter
+from cryptobot.logs import LEGACY_LOG_FILE_NAME, JsonLineFormatter
 from cryptobot.report.logs_view import follow_log
+
+WALL_MS = 1_722_838_500_000  # 2024-08-05T06:15:00Z
+A = "cryptobot-20240805T061500Z-101.jsonl"  # two processes started the same second
+B = "cryptobot-20240805T061500Z-202.jsonl"
 
 
 def _line(n: int, level: int = logging.INFO, **extra) -> str:
+    """Event n, written at WALL_MS + n minutes."""
     record = logging.makeLogRecord(
         {
             "name": "cryptobot.engine.loop",
             "levelno": level,
             "levelname": logging.getLevelName(level),
             "msg": f"event {n}",
+            "created": (WALL_MS + n * 60_000) / 1000,
             **extra,
         }
     )
-    return JsonLineFormatter(clock_ms=lambda: 1722838500000 + n * 60_000).format(record) + "\n"
+    return JsonLineFormatter().format(record) + "\n"
 
 
-def _write_rotated(directory: Path) -> None:
-    """Events 0-8 over cryptobot.jsonl.2 (oldest), .1 and the current file."""
+def _lines(*numbers: int) -> str:
+    return "".join(_line(n) for n in numbers)
+
+
+def _write_two_processes(directory: Path) -> None:
+    """Events 0-10 over two processes writing at once, each rotated, and an older version's
+    shared file; the not-JSON line follows event 6 in its file."""
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{LOG_FILE_NAME}.2").write_text("".join(_line(n) for n in range(0, 3)))
-    (directory / f"{LOG_FILE_NAME}.1").write_text("".join(_line(n) for n in range(3, 6)))
-    (directory / LOG_FILE_NAME).write_text(
-        _line(6)
-        + "not json at all\n"
-        + _line(7, logging.WARNING, signal_id="sig-9")
+    (directory / f"{A}.2").write_text(_lines(0, 2))
+    (directory / f"{A}.1").write_text(_lines(3))
+    (directory / A).write_text(_line(6) + "not json at all\n" + _line(9))
+    (directory / f"{B}.1").write_text(_lines(1, 4))
+    (directory / B).write_text(
+        _lines(5) + _line(7, logging.WARNING, signal_id="sig-9")
         + _line(8, logging.ERROR, reason="volume too low")
     )
+    (directory / LEGACY_LOG_FILE_NAME).write_text(_lines(10))
+    (directory / "cryptobot.sqlite").write_text("not a log")  # other files are left alone
 
 
-def test_tail_reads_across_rotated_files_in_order(run_cli, tmp_path):
-    _write_rotated(tmp_path / "logs")
-    code, out, err = run_cli("logs", "tail", "--dir", str(tmp_path / "logs"), "-n", "6")
+def _events(out: str) -> list[str]:
+    return [line.split("event ")[1].split()[0] for line in out.splitlines() if "event " in line]
+
+
+def test_tail_merges_every_process_and_its_rotated_files_in_time_order(run_cli, tmp_path):
+    _write_two_processes(tmp_path / "logs")
+    code, out, err = run_cli("logs", "tail", "--dir", str(tmp_path / "logs"), "-n", "100")
     assert code == 0, err
+    assert _events(out) == [str(n) for n in range(11)]
     lines = out.strip().splitlines()
-    assert len(lines) == 6
-    assert [line.split("event ")[1].split()[0] for line in lines if "event" in line] == [
-        "4",
-        "5",
-        "6",
-        "7",
-        "8",
-    ]
-    assert "(not JSON) not json at all" in out
+    assert lines[lines.index(next(x for x in lines if "event 6" in x)) + 1] == (
+        "(not JSON) not json at all"
+    )
     assert "2024-08-05T06:22:00Z WARNING cryptobot.engine.loop event 7  signal_id=sig-9" in out
-    assert "reason=volume too low" in out and "ERROR" in out
+    assert "reason=volume too low" in out and "ERROR" in out and "wall_ms" not in out
+
+
+def test_tail_shows_the_last_n(run_cli, tmp_path):
+    _write_two_processes(tmp_path / "logs")
+    code, out, err = run_cli("logs", "tail", "--dir", str(tmp_path / "logs"), "-n", "5")
+    assert code == 0, err
+    assert len(out.strip().splitlines()) == 5
+    assert _events(out) == ["7", "8", "9", "10"]  # and the not-JSON line after 6
 
 
 def test_tail_uses_the_configs_log_dir(run_cli, tmp_path):
-    _write_rotated(tmp_path / "mylogs")
+    _write_two_processes(tmp_path / "mylogs")
     config = tmp_path / "c.toml"
     config.write_text(f'[logging]\ndir = "{tmp_path / "mylogs"}"\n')
-    code, out, _ = run_cli("logs", "tail", "--config", str(config), "-n", "1")
-    assert code == 0 and "event 8" in out and "event 7" not in out
+    code, out, _ = run_cli("logs", "tail", "--config", str(config), "-n", "2")
+    assert code == 0 and _events(out) == ["9", "10"]
 
 
 def test_missing_log_is_a_clear_error(run_cli, tmp_path):
     code, out, err = run_cli("logs", "tail", "--dir", str(tmp_path / "nothing"))
-    assert code == 2 and "no log file" in err and "Traceback" not in err + out
+    assert code == 2 and "no log files" in err and "Traceback" not in err + out
 
 
-def test_follow_prints_new_events_across_a_rotation(tmp_path):
+def test_follow_prints_new_events_across_rotations_and_new_processes(tmp_path):
     directory = tmp_path / "logs"
     directory.mkdir()
-    current = directory / LOG_FILE_NAME
-    current.write_text(_line(0))  # already there: follow starts after it
+    first = directory / A
+    first.write_text(_line(0))  # already there: follow starts after it
+    second = directory / B
     console = Console(record=True, width=200)
+
+    def append(path: Path, text: str) -> None:
+        with path.open("a") as handle:
+            handle.write(text)
+
     steps = iter(
         [
-            lambda: current.open("a").write(_line(1) + _line(2)[:30]),  # a half-written line
-            lambda: current.open("a").write(_line(2)[30:]),
+            lambda: append(first, _line(1) + _line(2)[:30]),  # a half-written line
+            lambda: append(first, _line(2)[30:]),
+            lambda: second.write_text(_line(3) + _line(4)),  # a process started since
             lambda: (
-                current.rename(directory / f"{LOG_FILE_NAME}.1"),
-                current.write_text(_line(3)),
+                append(first, _line(5)),  # written just before its file rotates
+                first.rename(directory / f"{A}.1"),
+                first.write_text(_line(7)),
+                append(second, _line(6)),
             ),
-            lambda: current.open("a").write(_line(4)),
+            lambda: append(first, _line(8)),
         ]
     )
     done = []
@@ -96,4 +126,7 @@ def test_follow_prints_new_events_across_a_rotation(tmp_path):
 
     follow_log(directory, console, sleep=sleep, should_stop=lambda: bool(done))
     printed = console.export_text()
-    assert [line.split("event ")[1] for line in printed.splitlines()] == ["1", "2", "3", "4"]
+    # within one poll in the order written; across polls in the order found
+    assert [line.split("event ")[1] for line in printed.splitlines()] == [
+        "1", "2", "3", "4", "5", "6", "7", "8"
+    ]

@@ -55,10 +55,18 @@ def test_unknown_run_id(run_cli, stored, command):
     _assert_clean_failure(run_cli(*command, "--db", url, "--run", "42"), "unknown run id 42")
 
 
+def _execute(url: str, sql: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(sql))
+    engine.dispose()
+
+
 @pytest.mark.parametrize(
     ("sql", "command", "table"),
     [
-        ("UPDATE trades SET pnl_usdt = 'lots', entry_price = 'lots'", ("trades",), "trades"),
         ("UPDATE signals SET setup_events_json = '[[1,2]]'", ("signals",), "signals"),
         (
             "UPDATE gate_decisions SET action = 'MAYBE'",
@@ -69,6 +77,15 @@ def test_unknown_run_id(run_cli, stored, command):
 )
 def test_corrupted_row(run_cli, stored, sql, command, table):
     url, _ = stored
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as raw:
-        raw.execute(sql)
+    _execute(url, sql)
     _assert_clean_failure(run_cli(*command, "--db", url), f"corrupted row in {table}")
+
+
+def test_a_number_that_is_not_one(run_cli, tmp_path, sample_run):
+    """Only SQLite can hold it (PostgreSQL's NUMERIC refuses)."""
+    from tests.store.backends import record_sample
+
+    url = f"sqlite:///{tmp_path / 'review.sqlite'}"
+    record_sample(url, sample_run)
+    _execute(url, "UPDATE trades SET pnl_usdt = 'lots', entry_price = 'lots'")
+    _assert_clean_failure(run_cli("trades", "--db", url), "corrupted row in trades")

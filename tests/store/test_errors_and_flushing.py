@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from cryptobot.clock import LiveClock
 from cryptobot.engine.recorder import RunInfo
@@ -32,11 +34,12 @@ def test_missing_file_is_an_error_and_is_not_created(tmp_path):
     assert not path.exists() and not path.parent.exists()
 
 
-def test_empty_file_and_empty_schema_say_no_runs(tmp_path, db_url):
-    empty = tmp_path / "empty.sqlite"
-    sqlite3.connect(empty).close()
+def test_empty_database_and_empty_schema_say_no_runs(db_url):
+    if db_url.startswith("sqlite"):
+        _path(db_url).parent.mkdir(parents=True)
+        sqlite3.connect(_path(db_url)).close()  # an empty file
     with pytest.raises(StoreError, match="empty database"):
-        open_store(f"sqlite:///{empty}")
+        open_store(db_url)
     SqlRecorder(db_url, clock=LiveClock()).close()  # schema, no runs
     store = open_store(db_url)
     assert store.runs() == []
@@ -67,12 +70,24 @@ def test_not_a_database_and_foreign_database(tmp_path):
         open_store("definitely not a url")
 
 
+def _execute(url: str, sql: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text(sql))
+    engine.dispose()
+
+
+def _assert_corrupted(url: str, table: str) -> None:
+    store = open_store(url)
+    with pytest.raises(StoreError, match=f"run 1: corrupted row in {table}") as exc:
+        store.load_run(1)
+    _one_line(exc)
+    store.close()
+
+
 @pytest.mark.parametrize(
     ("sql", "table"),
     [
-        ("UPDATE trades SET entry_price = 'abc' WHERE seq = 2", "trades"),
-        ("UPDATE trade_legs SET price = 'x1' WHERE trade_seq = 1", "trade_legs"),
-        ("UPDATE signals SET metrics_json = '{not json' WHERE seq = 1", "signals"),
         ("UPDATE signals SET status = 'maybe' WHERE seq = 3", "signals"),
         ("UPDATE trades SET side = 'sideways' WHERE seq = 1", "trades"),
         ("DELETE FROM trade_legs WHERE trade_seq = 2", "trades"),
@@ -81,12 +96,23 @@ def test_not_a_database_and_foreign_database(tmp_path):
 )
 def test_corrupted_rows_name_their_table(stored_run, sql, table):
     url, _ = stored_run
-    with sqlite3.connect(_path(url)) as raw:
-        raw.execute(sql)
-    store = open_store(url)
-    with pytest.raises(StoreError, match=f"run 1: corrupted row in {table}") as exc:
-        store.load_run(1)
-    _one_line(exc)
+    _execute(url, sql)
+    _assert_corrupted(url, table)
+
+
+@pytest.mark.parametrize(
+    ("sql", "table"),
+    [
+        ("UPDATE trades SET entry_price = 'abc' WHERE seq = 2", "trades"),
+        ("UPDATE trade_legs SET price = 'x1' WHERE trade_seq = 1", "trade_legs"),
+        ("UPDATE signals SET metrics_json = '{not json' WHERE seq = 1", "signals"),
+    ],
+)
+def test_values_of_the_wrong_type_name_their_table(stored_sqlite_run, sql, table):
+    """Only SQLite can hold these (PostgreSQL's column types refuse them)."""
+    url, _ = stored_sqlite_run
+    _execute(url, sql)
+    _assert_corrupted(url, table)
 
 
 def _fill(ts_ms: int) -> Fill:
@@ -120,3 +146,28 @@ def test_buffer_flushes_every_n_rows_and_on_flush(db_url):
     assert len(open_store(db_url).fills(run)) == 1
     recorder.finish_run({"trades": 0})
     assert open_store(db_url).summary(run) == {"trades": 0}
+
+
+def test_a_store_in_a_folder_nobody_may_write_is_still_read(stored_sqlite_run, monkeypatch):
+    url, sent = stored_sqlite_run
+    folder = _path(url).parent
+    assert not list(folder.glob("*-wal"))  # the writer closed cleanly: all in the file
+    folder.chmod(0o555)
+    try:
+        if os.geteuid() == 0:  # root may write anywhere: make the folder look read-only
+            real_access = os.access
+            monkeypatch.setattr(os, "access", lambda path, mode: mode != os.W_OK
+                                and real_access(path, mode))
+        store = open_store(url)
+        assert store.trades(1) == sent["trades"]
+        store.close()
+    finally:
+        folder.chmod(0o755)
+    assert not list(folder.glob("*-shm"))  # nothing written beside it
+
+
+def test_a_database_folder_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(StoreError, match="cannot create the database folder") as exc:
+        SqlRecorder(f"sqlite:///{tmp_path / 'a_file' / 'db' / 'runs.sqlite'}", clock=LiveClock())
+    _one_line(exc)

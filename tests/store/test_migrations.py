@@ -1,24 +1,35 @@
-"""The schema is Alembic-managed: old stores are upgraded in place and keep their runs."""
+"""The schema is Alembic-managed: one head; old stores are upgraded in place and keep their
+runs, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
-
-import sqlite3
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, insert
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, insert, inspect
 
 from cryptobot.clock import LiveClock
 from cryptobot.store import SqlRecorder, open_store
-from cryptobot.store.database import head_revision, upgrade
+from cryptobot.store.database import MIGRATIONS_DIR, head_revision, upgrade
 from cryptobot.store.tables import Base, RunRow, TradeLegRow, TradeRow
 
 
-def _revision(path: Path) -> str:
-    with sqlite3.connect(path) as raw:
-        return raw.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+def _revision(url: str) -> str | None:
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        revision = MigrationContext.configure(connection).get_current_revision()
+    engine.dispose()
+    return revision
+
+
+def test_the_migrations_have_exactly_one_head():
+    script = ScriptDirectory(str(MIGRATIONS_DIR))
+    assert len(script.get_heads()) == 1, f"several Alembic heads: {script.get_heads()}"
+    assert len(script.get_bases()) == 1
+    revisions = list(script.walk_revisions())  # head to base, one line
+    assert [r.down_revision for r in revisions[:-1]] == [r.revision for r in revisions[1:]]
+    assert revisions[0].revision == head_revision()
 
 
 def test_migrations_create_exactly_the_models(db_url):
@@ -26,22 +37,21 @@ def test_migrations_create_exactly_the_models(db_url):
     engine = create_engine(db_url)
     with engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
     assert diff == []
 
 
-def test_store_at_first_revision_is_upgraded_and_keeps_its_run(tmp_path, sample_run):
-    path = tmp_path / "old.sqlite"
-    url = f"sqlite:///{path}"
+def test_store_at_first_revision_is_upgraded_and_keeps_its_run(db_url, sample_run):
+    url = db_url
+    if url.startswith("sqlite"):
+        _sqlite_folder(url).mkdir(parents=True)
     engine = create_engine(url)
     upgrade(engine, url, "0001")
-    assert _revision(path) == "0001"
-    with sqlite3.connect(path) as raw:
-        tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
-    assert "signal_candles" not in tables  # 0002 adds it
-    with engine.begin() as connection:  # a run as the first version stored it
+    assert _revision(url) == "0001"
+    assert "signal_candles" not in inspect(engine).get_table_names()  # 0002 adds it
+    with engine.begin() as connection:  # a run as the first version stored it (as run 1)
         connection.execute(
             insert(RunRow).values(
-                id=1,
                 mode="paper",
                 exchange="binanceusdm",
                 symbol="BTC/USDT:USDT",
@@ -93,7 +103,7 @@ def test_store_at_first_revision_is_upgraded_and_keeps_its_run(tmp_path, sample_
     with SqlRecorder(url, clock=LiveClock()) as recorder:
         sample_run.record_sample_run(recorder)
 
-    assert _revision(path) == head_revision() != "0001"
+    assert _revision(url) == head_revision() != "0001"
     store = open_store(url)
     assert [run.run_id for run in store.runs()] == ["1", "2"]
     old_trade, gate = store.trades(1)[0]
@@ -102,15 +112,15 @@ def test_store_at_first_revision_is_upgraded_and_keeps_its_run(tmp_path, sample_
     assert store.candles(1) == [] and len(store.candles(2)) > 0
 
 
-def test_reading_an_old_store_upgrades_it_too(tmp_path):
-    path = tmp_path / "old.sqlite"
-    url = f"sqlite:///{path}"
+def test_reading_an_old_store_upgrades_it_too(db_url):
+    url = db_url
+    if url.startswith("sqlite"):
+        _sqlite_folder(url).mkdir(parents=True)
     engine = create_engine(url)
     upgrade(engine, url, "0001")
     with engine.begin() as connection:
         connection.execute(
             insert(RunRow).values(
-                id=1,
                 mode="backtest",
                 exchange="bybit",
                 symbol="ETH/USDT:USDT",
@@ -125,4 +135,11 @@ def test_reading_an_old_store_upgrades_it_too(tmp_path):
     engine.dispose()
     store = open_store(url)
     assert store.open_interest(1) == [] and store.runs()[0].symbol == "ETH/USDT:USDT"
-    assert _revision(path) == head_revision()
+    store.close()
+    assert _revision(url) == head_revision()
+
+
+def _sqlite_folder(url: str):
+    from pathlib import Path
+
+    return Path(url.removeprefix("sqlite:///")).parent

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from decimal import Decimal
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from cryptobot.clock import LiveClock
 from cryptobot.engine.recorder import Recorder
@@ -41,14 +41,17 @@ def test_trade_numbers_are_exact_not_rounded(stored_run):
     original = sent["trades"][0][0]
     assert trade.pnl_usdt == original.pnl_usdt  # bit-identical floats
     assert trade.r_multiple == original.r_multiple
-    path = Path(url.removeprefix("sqlite:///"))
-    with sqlite3.connect(path) as raw:
-        fee_text, pnl_text = raw.execute(
-            "SELECT entry_fee_usdt, pnl_usdt FROM trades WHERE seq = 1"
-        ).fetchone()
-    # SQLite keeps the exact decimal text (its NUMERIC would be a binary float).
-    assert fee_text == repr(original.entry_fee_usdt)
-    assert pnl_text == repr(original.pnl_usdt)
+    engine = create_engine(url)
+    with engine.connect() as connection:
+        fee, pnl = connection.execute(
+            text("SELECT entry_fee_usdt, pnl_usdt FROM trades WHERE seq = 1")
+        ).one()
+    engine.dispose()
+    expected = (repr(original.entry_fee_usdt), repr(original.pnl_usdt))
+    if url.startswith("sqlite"):  # the exact decimal text (its NUMERIC would be a binary float)
+        assert (fee, pnl) == expected
+    else:  # an exact NUMERIC
+        assert (fee, pnl) == tuple(Decimal(number) for number in expected)
 
 
 def test_run_metadata_and_summary(stored_run):

@@ -6,6 +6,7 @@ import json
 import logging
 
 from cryptobot.clock import iso_utc
+from cryptobot.logs import process_log_path
 from tests.conftest import DATA_DIR, REPO_ROOT
 
 CONFIG = str(REPO_ROOT / "config" / "replay.toml")  # paper.toml + the bundled macro data
@@ -23,7 +24,7 @@ def _config(tmp_path, extra: str = "") -> str:
 def _log_lines(tmp_path) -> list[dict]:
     for handler in logging.getLogger("cryptobot").handlers:
         handler.flush()
-    text = (tmp_path / "logs" / "cryptobot.jsonl").read_text()
+    text = process_log_path(tmp_path / "logs").read_text()  # this process's own file
     return [json.loads(line) for line in text.splitlines()]
 
 

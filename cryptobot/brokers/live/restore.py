@@ -1,63 +1,42 @@
-"""After a restart: hand the engine the open position the live broker's reconciled state holds.
+"""The live broker's reconciled state read as a restore's journal (runners/restore.py).
 
-The engine takes it over with its stop (the working stop order, else the stored planned stop),
-its entry size and fees (from the recorded entry fills, so it knows whether TP1 has filled), the
-stop numbering so far (a restored trade never reuses a stop's client id), and the highest signal
-close since it opened (from the warm-up candles, for the trailing stop).
+After a restart the live runner hands `LiveJournal(broker.state)` to the one restore that paper
+runs use too: the open position, its orders with their last status, and its fills. The broker
+has already reconciled its state with the exchange, so its working orders are the exchange's.
 """
 
 from __future__ import annotations
 
-import logging
-from typing import Protocol
-
-from cryptobot.brokers.live.state import OPEN_STATUSES, LiveState
-from cryptobot.model import Candle, OrderPurpose, OrderType, Position
-
-log = logging.getLogger("cryptobot.live.restore")
+from cryptobot.brokers.live.state import LiveFillRow, LiveState, StoredPosition
+from cryptobot.model import Fill, GateDecision, OrderIntent, OrderPurpose, Side, Signal
 
 
-class PositionTaker(Protocol):
-    """The engine, as far as a restore needs it."""
+class LiveJournal:
+    """`runners.restore.Journal` over `LiveState`."""
 
-    symbol: str
+    def __init__(self, state: LiveState) -> None:
+        self.state = state
 
-    def restore_position(self, position: Position, *, entry_qty_base: float | None = None,
-                         entry_fee_usdt: float = 0.0, stop_count: int | None = None,
-                         highest_close: float = float("-inf")) -> None: ...
+    def open_positions(self) -> list[StoredPosition]:
+        return self.state.positions()
 
+    def pending_entries(self) -> list[tuple[Signal, float, GateDecision | None]]:
+        # A live market entry is never left working: the reconciliation at start turns a sent
+        # entry into its fills (and a position) or marks it not sent.
+        return []
 
-def restore_open_position(engine: PositionTaker, state: LiveState, warm_candles: list[Candle],
-                          signal_ms: int) -> str | None:
-    """Hand the engine the stored open position in its symbol, if there is one; returns its
-    signal id (None when there is none, or when no stop price is known)."""
-    for stored in state.positions():
-        if stored.symbol != engine.symbol:
-            continue
-        orders = state.orders(signal_id=stored.signal_id)
-        stops = [row for row in orders if row.status in OPEN_STATUSES
-                 and row.order_type == OrderType.STOP_MARKET.value]
-        stop_price = stops[-1].price if stops else stored.stop_price
-        if stop_price is None:
-            log.warning("%s: no stop price known; left to the broker's protection",
-                        stored.signal_id)
-            return None
-        entries = [f for f in state.fills(stored.signal_id)
-                   if f.purpose == OrderPurpose.ENTRY.value]
-        closes = [c.close for c in warm_candles if c.ts_close_ms % signal_ms == 0
-                  and c.ts_close_ms - signal_ms >= stored.opened_ms]
-        engine.restore_position(
-            Position(stored.symbol, stored.qty_base, stored.entry_price, float(stop_price),
-                     stored.opened_ms, stored.signal_id),
-            entry_qty_base=sum(float(f.qty_base) for f in entries) or None,
-            entry_fee_usdt=sum(float(f.fee_usdt) for f in entries),
-            stop_count=max((stop_number(row.client_id) for row in orders), default=0),
-            highest_close=max(closes, default=float("-inf")))
-        return stored.signal_id
-    return None
+    def orders(self, signal_id: str) -> list[tuple[OrderIntent, str]]:
+        return [(row.intent(), row.status) for row in self.state.orders(signal_id=signal_id)]
+
+    def fills(self, signal_id: str) -> list[Fill]:
+        return [_fill(row) for row in self.state.fills(signal_id)]
+
+    def entry_gate(self, signal_id: str) -> GateDecision | None:
+        return None  # the live state keeps no gate decisions (the run store does)
 
 
-def stop_number(client_id: str) -> int:
-    """`<signal>-stop7` -> 7 (other legs: 0), so a restored trade never reuses a stop's id."""
-    leg = client_id.rsplit("-", 1)[-1]
-    return int(leg[4:]) if leg.startswith("stop") and leg[4:].isdigit() else 0
+def _fill(row: LiveFillRow) -> Fill:
+    return Fill(client_id=row.client_id, symbol=row.symbol, ts_ms=row.ts_ms, side=Side(row.side),
+                price=float(row.price), qty_base=float(row.qty_base),
+                fee_usdt=float(row.fee_usdt), is_maker=row.is_maker,
+                purpose=OrderPurpose(row.purpose))

@@ -1,6 +1,9 @@
 """Alembic environment: run on the connection `cryptobot.store.database` hands over.
 
-No alembic.ini and no logging set-up here: the bot configures its own logging.
+That connection is already in a transaction and holds the migration lock (PostgreSQL's advisory
+lock, or SQLite's lock file), so one process at a time migrates a database; Alembic joins the
+transaction instead of opening its own. No alembic.ini and no logging set-up here: the bot
+configures its own logging.
 """
 
 from __future__ import annotations

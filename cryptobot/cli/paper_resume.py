@@ -18,8 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
-
 from cryptobot.engine.recorder import RunInfo
 from cryptobot.errors import ConfigError, StoreError
 from cryptobot.model import Candle, FundingRate, GateDecision, OpenInterest
@@ -31,14 +29,13 @@ from cryptobot.runners.restore import (
 )
 from cryptobot.runners.stream_session import ClockAdvance, SessionRun, warm_up_engine
 from cryptobot.store import SqlRecorder, open_store
-from cryptobot.store.sql_recorder import _gate_key, json_safe
+from cryptobot.store.sql_recorder import json_safe
 from cryptobot.store.tables import (
     EquityPointRow,
     FillRow,
     GateDecisionRow,
     OpenInterestRow,
     OrderRow,
-    RunRow,
     SignalCandleRow,
     SignalRow,
     TradeRow,
@@ -124,11 +121,7 @@ def _check_rules(run_id: int, info: RunInfo, settings: Settings) -> None:
 
 
 class ContinuedRecorder(SqlRecorder):
-    """A SqlRecorder that goes on writing a stored run: `start_run` opens the run again (not
-    finished any more) and numbers new rows after the stored ones.
-
-    It sets SqlRecorder's own bookkeeping (run id, row numbers, known gate decisions); the
-    store could offer this as `SqlRecorder.resume_run(run_id)`."""
+    """A SqlRecorder whose `start_run` goes on with a stored run (`SqlRecorder.resume_run`)."""
 
     def __init__(self, url: str, stored: StoredRun, **options: Any) -> None:
         super().__init__(url, **options)
@@ -136,15 +129,8 @@ class ContinuedRecorder(SqlRecorder):
 
     def start_run(self, info: RunInfo) -> str:
         stored = self._stored
-        self._reset()
-        self._run_id = stored.run_id
-        self._seq.update(stored.row_counts)
-        for seq, (decision, _) in enumerate(stored.gate_decisions, start=1):
-            self._gate_seq_by_key.setdefault(_gate_key(decision), seq)
-        with self._writing() as connection:
-            connection.execute(update(RunRow).where(RunRow.id == stored.run_id)
-                               .values(finished_ms=None, summary_json=None))
-        return str(stored.run_id)
+        return self.resume_run(stored.run_id, stored.row_counts,
+                               [decision for decision, _ in stored.gate_decisions])
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,21 @@ class SqlRecorder:
             self._run_id = int(result.inserted_primary_key[0])
         return str(self._run_id)
 
+    def resume_run(self, run_id: int, row_counts: dict[type[Base], int],
+                   gate_decisions: list[GateDecision]) -> str:
+        """Go on writing a stored run (a resumed paper run): it is not finished any more, new
+        rows are numbered after the stored ones (`row_counts`, per table), and the gate
+        decisions it stored are known (signals refer to them)."""
+        self._reset()
+        self._run_id = run_id
+        self._seq.update(row_counts)
+        for seq, decision in enumerate(gate_decisions, start=1):
+            self._gate_seq_by_key.setdefault(_gate_key(decision), seq)
+        with self._writing() as connection:
+            connection.execute(update(RunRow).where(RunRow.id == run_id)
+                               .values(finished_ms=None, summary_json=None))
+        return str(run_id)
+
     def gate_decision(self, decision: GateDecision, trigger: str) -> None:
         self._gate_seq(decision, trigger)
         self._after_event()

@@ -55,11 +55,6 @@ class PointInTimeBook(Generic[T]):
         i = bisect.bisect_right(self._ts, min(ts_ms, self.clock.now_ms())) - 1
         return self._items[i] if i >= 0 else None
 
-    def between(self, start_ms: int, end_ms: int) -> list[T]:
-        end_ms = min(end_ms, self.clock.now_ms() + 1)
-        return self._items[bisect.bisect_left(self._ts, start_ms):
-                           bisect.bisect_left(self._ts, end_ms)]
-
 
 class LiquidationBook:
     """Forced orders from the stream; None ("unknown") until the feed has delivered any."""

@@ -16,6 +16,7 @@ import numpy as np
 from cryptobot.brokers.paper import PaperBroker
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
+from cryptobot.data.frames import CANDLE_COLUMNS
 from cryptobot.data.market_data import MarketData
 from cryptobot.engine.gate import Gate
 from cryptobot.engine.loop import Engine
@@ -53,14 +54,8 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
     backtest never engages: history does not depend on a file on disk.
     """
     signal_ms = signal_interval_ms(settings, market.base_interval_ms)  # both paths: one error
-    frame = market.candles
-    ts = frame["ts_open_ms"].to_numpy(dtype=np.int64)
-    first_bucket = -(-int(ts[0]) // signal_ms) * signal_ms  # drop a partial first bucket
     start, end = traded_span(settings, market, start_ms, end_ms)
-    a, b = np.searchsorted(ts, (first_bucket, end))  # sorted: a slice, no copy
-    arrays = {name: frame[name].to_numpy(dtype=np.int64 if name == "ts_open_ms" else
-                                         np.float64)[a:b]
-              for name in ("ts_open_ms", "open", "high", "low", "close", "volume")}
+    arrays = backtest_arrays(market, signal_ms, end)
     clock.advance_to(start)
     first_trade = int(np.searchsorted(arrays["ts_open_ms"], start))
     total = len(arrays["ts_open_ms"]) - first_trade
@@ -97,6 +92,17 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
     summary.update(cost_notes(settings.costs, not market.funding.empty))
     recorder.finish_run(summary)
     return BacktestResult(engine, summary, total, start, end)
+
+
+def backtest_arrays(market: MarketData, signal_ms: int, end_ms: int) -> dict[str, np.ndarray]:
+    """The base candles a backtest feeds, as columns: from the first whole signal bucket (a
+    partial first bucket is dropped) to `end_ms`; sorted, so a slice, not a copy."""
+    frame = market.candles
+    ts = frame["ts_open_ms"].to_numpy(dtype=np.int64)
+    first_bucket = -(-int(ts[0]) // signal_ms) * signal_ms
+    a, b = np.searchsorted(ts, (first_bucket, end_ms))
+    return {name: frame[name].to_numpy(dtype=np.int64 if name == "ts_open_ms"
+                                       else np.float64)[a:b] for name in CANDLE_COLUMNS}
 
 
 def traded_span(settings: Settings, market: MarketData, start_ms: int | None,

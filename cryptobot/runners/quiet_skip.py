@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cryptobot.clock import DAY_MS, SimClock
+from cryptobot.data.frames import CANDLE_COLUMNS
 from cryptobot.data.resample import bucket_arrays
 from cryptobot.engine.loop import Engine
 from cryptobot.engine.market_view import FUNDING_INTERVAL_MS, KnownMarket, KnownSession
@@ -36,7 +37,6 @@ Progress = Callable[[int, int], None]  # (base candles done, total)
 _PROGRESS_EVERY = 50_000
 _WINDOW = 256  # base candles scanned per numpy pass inside a position
 _NEVER = 1 << 62
-_COLUMNS = ("ts_open_ms", "open", "high", "low", "close", "volume")
 
 
 @dataclass
@@ -79,7 +79,8 @@ def precompute(arrays: dict[str, np.ndarray], signal_ms: int, base_ms: int) -> P
     counts = np.bincount(emit_at[emit_at < n], minlength=n)
     emitted_before = np.r_[0, np.cumsum(counts)]
     known = KnownMarket(signal, KnownSession(arrays))
-    return Precomputed(arrays, tuple(signal[name] for name in _COLUMNS), known, emitted_before)
+    columns = tuple(signal[name] for name in CANDLE_COLUMNS)
+    return Precomputed(arrays, columns, known, emitted_before)
 
 
 def run_fast(engine: Engine, pre: Precomputed, first_trade: int, base_ms: int,

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from cryptobot.model import Candle
-from cryptobot.strategy.indicators import CANDLE_COLUMNS, Indicator, SeriesCache
+from cryptobot.strategy.indicators import PRICE_VOLUME_COLUMNS, Indicator, SeriesCache
 
-_COLUMNS = ("ts_open_ms", *CANDLE_COLUMNS)
+_COLUMNS = ("ts_open_ms", *PRICE_VOLUME_COLUMNS)
 
 
 class SignalCandles:

@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-CANDLE_COLUMNS = ("open", "high", "low", "close", "volume")
+PRICE_VOLUME_COLUMNS = ("open", "high", "low", "close", "volume")
 
 
 class Columns(Protocol):
@@ -160,11 +160,15 @@ class Lag(Indicator):
         return _lagged(self.of.values(candles), self.rows)
 
     def at(self, candles: Columns, rows: np.ndarray) -> np.ndarray:
+        return self.earlier(rows, lambda earlier: self.of.at(candles, earlier))
+
+    def earlier(self, rows: np.ndarray, values_at) -> np.ndarray:
+        """The values `values_at` gives `rows` candles earlier (NaN before the first)."""
         rows = np.asarray(rows, dtype=np.int64) - self.rows
         out = np.full(len(rows), np.nan)
         ok = rows >= 0
         if ok.any():
-            out[ok] = self.of.at(candles, rows[ok])
+            out[ok] = values_at(rows[ok])
         return out
 
     def extend(self, candles: Columns, done: np.ndarray, state: object):
@@ -202,18 +206,13 @@ class SeriesCache:
         """Values at `rows`: a row-wise indicator computes just those, others their series
         (a `Lag` reads its indicator's earlier rows, through this cache)."""
         if isinstance(indicator, Lag):
-            earlier = np.asarray(rows, dtype=np.int64) - indicator.rows
-            out = np.full(len(earlier), np.nan)
-            ok = earlier >= 0
-            if ok.any():
-                out[ok] = self.at(indicator.of, earlier[ok])
-            return out
+            return indicator.earlier(rows, lambda earlier: self.at(indicator.of, earlier))
         if indicator.row_wise and indicator not in self._series:
             return np.asarray(indicator.at(self.candles, rows), dtype=np.float64)
         return self.series(indicator)[rows]
 
 
-RESERVED_NAMES = frozenset({"ts_open_ms", *CANDLE_COLUMNS, "rows", "narrow"})
+RESERVED_NAMES = frozenset({"ts_open_ms", *PRICE_VOLUME_COLUMNS, "rows", "narrow"})
 
 
 def declared(indicators: Mapping[str, Indicator]) -> dict[str, Indicator]:

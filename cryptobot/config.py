@@ -204,10 +204,15 @@ class LiveSettings(_Section):
     reconcile_interval_s: float = Field(180.0, ge=5)
     stop_place_retries: int = Field(3, ge=0, le=20)
     recovery_stop_pct: float = Field(0.02, gt=0, le=0.5)  # stop for a position with no known stop
-    state_url: str = "sqlite:///logs/live_state.sqlite"  # the live broker's orders/fills/positions
     request_timeout_ms: int = Field(10_000, ge=100, le=120_000)
     retry_attempts: int = Field(5, ge=1, le=20)
     retry_base_delay_s: float = Field(0.5, ge=0, le=60)
+    # a market entry is sent as a limit IOC at most this far above the signal's price: in a
+    # cascade the book is thin; what does not fill at once is cancelled (0: a plain market order)
+    max_entry_slippage_bps: float = Field(50.0, ge=0, le=1000)
+    # protection retries (a stop, a refused exit) back off from this delay, doubling to the max
+    protect_retry_base_s: float = Field(1.0, gt=0, le=60)
+    protect_retry_max_s: float = Field(30.0, gt=0, le=600)
 
 
 class Settings(_Section):
@@ -303,7 +308,14 @@ def load_settings(path: str | Path | None) -> Settings:
 
 
 def _refuse_moved_keys(path: str | Path, raw: dict[str, Any]) -> None:
-    """A strategy's parameters live under [strategy.params]; an old flat key says where."""
+    """A strategy's parameters live under [strategy.params], and the live broker's state in the
+    store: an old key says where its value went."""
+    live = raw.get("live")
+    if isinstance(live, dict) and "state_url" in live:
+        raise ConfigError(f"{path}: live.state_url: the live broker's state now lives in the "
+                          "store (store.url); remove the key. An old live_state.sqlite in "
+                          "logging.dir is imported at live start, any other with `cryptobot db "
+                          "import-live-state PATH`")
     strategy = raw.get("strategy")
     if not isinstance(strategy, dict):
         return

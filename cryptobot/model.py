@@ -107,6 +107,9 @@ class OrderIntent:
     reduce_only: bool = False
     # An entry's planned protective stop, so a broker restarted mid-entry can still place it.
     stop_price: float | None = None
+    # "GTC" (resting limits), "IOC" (a capped entry: what does not fill at once is cancelled);
+    # None: the order type's default (market orders have none).
+    time_in_force: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

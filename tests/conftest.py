@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,19 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 FIXTURES_DIR = REPO_ROOT / "tests" / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _cryptobot_logging_reset():
+    """A command run in-process (even from a module-scoped fixture) sets up the 'cryptobot'
+    logger: its own handlers, no propagation. Put it back as Python has it after each test,
+    so later tests' caplog still sees records."""
+    yield
+    logger = logging.getLogger("cryptobot")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.propagate, logger.level = True, logging.NOTSET
 
 
 def backtest_parts(settings):

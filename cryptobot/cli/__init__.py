@@ -15,10 +15,13 @@ from typer import Abort
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 
 from cryptobot.cli.app import app
-from cryptobot.errors import CryptobotError
+from cryptobot.errors import CryptobotError, ReconciliationError, TemporaryExchangeError
 from cryptobot.secrets import redact
 
 USER_ERROR_EXIT_CODE = 2
+# The exchange could not be reached or reconciled (after the configured retries): trying again
+# later may succeed, so a supervisor restarts on it (EX_TEMPFAIL), unlike a user error.
+TEMPORARY_FAILURE_EXIT_CODE = 75
 
 # Which module registers each command. A command line naming one of them imports that module
 # only; anything else (no command, --help, a name not listed) imports them all. A test checks
@@ -36,6 +39,7 @@ COMMAND_MODULES = {
     "report": "review_commands",
     "logs": "review_commands",
     "data": "data_commands",
+    "db": "db_commands",
     "macro": "macro_command",
 }
 
@@ -71,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(USER_ERROR_EXIT_CODE) from None  # the help is already printed
     except UsageError as exc:
         _fail(_usage_message(exc), "usage_error")
+    except (TemporaryExchangeError, ReconciliationError) as exc:
+        _fail(redact(str(exc)), "temporary_failure", TEMPORARY_FAILURE_EXIT_CODE)
     except CryptobotError as exc:
         _fail(redact(str(exc)), "error")
     except OSError as exc:
@@ -96,11 +102,11 @@ def _usage_message(exc: UsageError) -> str:
     return f"{message} (see `{command} --help`)"
 
 
-def _fail(message: str, event: str) -> None:
+def _fail(message: str, event: str, code: int = USER_ERROR_EXIT_CODE) -> None:
     message = " ".join(message.split())  # one line, whatever the message held
     _log_to_file(message, event)
     sys.stderr.write(f"error: {message}\n")
-    raise SystemExit(USER_ERROR_EXIT_CODE) from None
+    raise SystemExit(code) from None
 
 
 def _interrupted() -> None:

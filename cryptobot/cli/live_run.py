@@ -27,9 +27,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from cryptobot.brokers.live.broker import LiveBroker
+from cryptobot.brokers.live.broker import LiveBroker, StepHook
 from cryptobot.brokers.live.reconcile import ReconcileReport
-from cryptobot.brokers.live.restore import LiveJournal
+from cryptobot.brokers.live.restore import (
+    LiveJournal,
+    trades_closed_away,
+    unrecorded_fills,
+)
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
 from cryptobot.clock import Clock, LiveClock
@@ -82,8 +86,10 @@ class LiveVenue:
     user_stream_url: str | None = None  # None: Binance's private stream (demo host if demo)
     rate_limit: bool = True
     sleep: Callable[[float], None] = time.sleep
-    kill_check_s: float = 1.0
+    kill_check_s: float = 1.0  # the timer: kill switch, fills, reconciliation, protection
+    on_tick: Callable[[], None] = lambda: None  # before each timer tick (a simulated clock)
     until_ms: int | None = None  # stop once a candle closes here (tests); None: run on
+    on_step: StepHook | None = None  # the broker's named steps (fault runs kill the bot there)
 
 
 @dataclass
@@ -115,7 +121,7 @@ def summary_table(settings: Settings, equity_usdt: float | None,
         ("max open positions", str(risk.max_open_positions)),
         ("stop trigger", settings.costs.stop_trigger),
         ("kill switch file", risk.kill_switch_file),
-        ("state", masked_url(settings.live.state_url)),
+        ("store (runs, live state)", masked_url(settings.store.url)),
         ("reconciliation", f"{len(report.unknown_positions)} unknown position(s), "
                            f"{len(report.stops_placed)} stop(s) re-placed, "
                            f"{report.fills_recorded} fill(s) caught up"),
@@ -130,7 +136,7 @@ def connect(settings: Settings, keys: ApiKeys, venue: LiveVenue, console: Consol
     """Connect, set margin and leverage, reconcile, and print what is about to be traded."""
     broker, report = build_live_broker(settings, keys, venue.clock, kill_switch,
                                        rest_url=venue.orders_rest_url, sleep=venue.sleep,
-                                       rate_limit=venue.rate_limit)
+                                       rate_limit=venue.rate_limit, on_step=venue.on_step)
     console.print(summary_table(settings, broker.equity_usdt, report))
     for symbol, qty in report.unknown_positions:
         console.print(f"[yellow]unknown position on the exchange: {symbol} {qty:g} "
@@ -199,7 +205,8 @@ async def open_user_stream(settings: Settings, keys: ApiKeys, venue: LiveVenue,
                          rate_limit=venue.rate_limit, options={"fetchCurrencies": False})
     url = venue.user_stream_url or (BINANCE_DEMO_PRIVATE_WS if settings.live.demo_trading
                                     else BINANCE_PRIVATE_WS)
-    stream = BinanceUserStream(rest, venue.clock, broker.on_user_event, broker.catch_up, url,
+    stream = BinanceUserStream(rest, venue.clock, broker.on_user_event, broker.after_reconnect,
+                               url,
                                min_backoff_s=settings.feed.reconnect_min_backoff_s,
                                max_backoff_s=settings.feed.reconnect_max_backoff_s)
     try:
@@ -251,6 +258,15 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
         loaded = warm_up_engine(run.engine, warm, signal_ms)
         outcome.restored = restore_open_position(run.engine, LiveJournal(broker.state))
         if outcome.restored:
+            for fill in unrecorded_fills(broker.state, outcome.restored):
+                run.recorder.fill(fill)  # the restored trade's legs hold them already
+        for trade, fills in trades_closed_away(broker.state):
+            for fill in fills:
+                run.recorder.fill(fill)
+            run.engine.book_trade_closed_away(trade)
+            run.recorder.console.print(f"booked {trade.signal_id}: closed while the bot was "
+                                       f"away, PnL {trade.pnl_usdt:+.2f} USDT")
+        if outcome.restored:
             taken = broker.state.position(outcome.restored)
             run.recorder.position_qty, run.recorder.entry_price = taken.qty_base, \
                 taken.entry_price
@@ -269,7 +285,7 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
         run.session = TradingSession(run.engine, feed, venue.advance_clock, PriceTracker(run),
                                      stop_when=run.kill_switch.engaged,
                                      interrupted=run.stop_requested)
-        if await _run_until_killed(run.session, broker, venue, run.kill_switch):
+        if await _run_until_killed(run.session, run.engine, broker, venue, run.kill_switch):
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",
                         extra={"event": "kill_switch", "_file_only": True})
@@ -280,12 +296,13 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
         await rest.close()
 
 
-async def _run_until_killed(session: TradingSession, broker: LiveBroker, venue: LiveVenue,
-                            kill_switch: KillSwitch) -> bool:
+async def _run_until_killed(session: TradingSession, engine: Engine, broker: LiveBroker,
+                            venue: LiveVenue, kill_switch: KillSwitch) -> bool:
     """Run the session; True if the kill switch stopped it (after flattening).
 
     The session asks the switch after every event; this loop also asks while the stream is
-    quiet."""
+    quiet, and is the timer between candles: the broker reads fills and reconciles when due
+    (also after a user-stream reconnect), and the engine retries the protection it owes."""
     task = asyncio.create_task(session.run(until_ms=venue.until_ms))
     try:
         while True:
@@ -299,6 +316,9 @@ async def _run_until_killed(session: TradingSession, broker: LiveBroker, venue: 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             else:
+                venue.on_tick()
+                broker.on_timer()
+                engine.on_time()
                 continue
             broker.flatten_all("kill switch file found")
             return True

@@ -3,11 +3,13 @@
 The caller advances the injected clock to each event's time and calls the matching method:
 `on_base_candle` (closed, usable at its ts_close_ms), `on_open_interest`, `on_funding`,
 `on_liquidation`, `on_fill` (bound to the broker), `on_time` (time passed: daily gate, kill
-switch) and finally `finish`. The engine aggregates signal candles, asks the strategy, sizes
-through risk, asks the gate, places orders through the broker and reports to the recorder.
-Backtests may skip base candles they prove quiet (runners/quiet_skip.py) through
-`next_deadline_ms`, `holds_quietly` and `on_quiet_*`. A restart replays the run's history and
-restores its position and account (engine/restart.py).
+switch, protection retries; live calls it on a timer) and finally `finish`. The engine
+aggregates signal candles, asks the strategy, sizes through risk, asks the gate, places orders
+through the broker and reports to the recorder; the open trade's fills, stop, targets and exits
+are kept in engine/trades.py, its protection in engine/protection.py. Backtests may skip base
+candles they prove quiet (runners/quiet_skip.py) through `next_deadline_ms`, `holds_quietly` and
+`on_quiet_*`. A restart replays the run's history and restores its position and account
+(engine/restart.py).
 """
 
 from __future__ import annotations
@@ -21,19 +23,23 @@ from cryptobot.engine.broker import Broker, client_id
 from cryptobot.engine.gate import Gate
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.market_view import KnownMarket, MarketView, signal_interval_ms
-from cryptobot.engine.open_trade import OpenTrade, PendingEntry, open_position_summary
-from cryptobot.engine.recorder import OrderEvent, Recorder
+from cryptobot.engine.open_trade import (
+    OpenTrade,
+    PendingEntry,
+    open_position_summary,
+)
+from cryptobot.engine.protection import Protection
+from cryptobot.engine.recorder import Recorder
 from cryptobot.engine.restart import EngineRestart
 from cryptobot.engine.risk import DailyLossLimit, KillSwitch, NeverEngaged, size_position
 from cryptobot.engine.trade_orders import (
     TradeOrders,
-    standard_targets,
     trailing_active,
-    trailing_level,
 )
+from cryptobot.engine.trades import EngineTrades
+from cryptobot.errors import TemporaryExchangeError
 from cryptobot.model import (
     Candle,
-    Fill,
     FundingRate,
     GateAction,
     GateDecision,
@@ -51,12 +57,11 @@ from cryptobot.strategy.api import (
     Reject,
     Strategy,
     StrategyContext,
-    TargetContext,
 )
-from cryptobot.strategy.loading import decisions_of, guarded, targets_of
+from cryptobot.strategy.loading import decisions_of, guarded
 
 
-class Engine(EngineRestart):
+class Engine(EngineTrades, EngineRestart):
     def __init__(self, settings: Settings, strategy: Strategy, broker: Broker, gate: Gate,
                  recorder: Recorder, clock: Clock, market_rules: MarketRules | None = None, *,
                  kill_switch: KillSwitch | NeverEngaged, known: KnownMarket | None = None,
@@ -77,6 +82,8 @@ class Engine(EngineRestart):
             settings.risk.volatility_median_days * DAY_MS // self.signal_interval_ms, clock,
             known)
         self.orders = TradeOrders(settings, broker, recorder, clock, market_rules)
+        self.protection = Protection(settings.live, self.orders, clock,
+                                     lambda trade: self._trade is trade)
         self.equity_usdt = settings.risk.starting_equity_usdt
         self.daily_loss = DailyLossLimit(settings.risk.max_daily_loss)
         self.kill_switch = kill_switch
@@ -91,6 +98,7 @@ class Engine(EngineRestart):
         self._signal_row = -1
         self._day_ms: int | None = None
         self._pending: PendingEntry | None = None
+        self._last_entry: PendingEntry | None = None  # late fills of an ended entry still count
         self._trade: OpenTrade | None = None
         self._strategy_name = type(strategy).__name__
         broker.bind(self.on_fill, self._on_order)
@@ -105,9 +113,11 @@ class Engine(EngineRestart):
                 self._signal_row = self.market.close_signal_candle(closed)
 
     def on_time(self, now_ms: int | None = None) -> None:
-        """Time passed (a timer, or a skipped idle span): daily gate, kill switch."""
+        """Time passed (a timer, or a skipped idle span): daily gate, kill switch, and the
+        protection retries that are due."""
         now = self.clock.now_ms() if now_ms is None else now_ms
         self._roll_day(now)
+        self._protect()
 
     def on_base_candle(self, candle: Candle) -> None:
         now = self.clock.now_ms()
@@ -115,6 +125,7 @@ class Engine(EngineRestart):
             self._roll_day(now)
         trade_before = self._trade
         self.broker.on_base_candle(candle)  # fills first: they happened inside this candle
+        self._protect()
         self.market.on_base_candle(candle)
         self.candles_processed += 1
         trade = self._trade
@@ -124,8 +135,9 @@ class Engine(EngineRestart):
             self._charge_funding(candle)
         closed = self._aggregate(candle)
         trade = self._trade
-        if trade is not None and not trade.closing and now >= self.next_deadline_ms():
-            self.orders.market_exit(trade, OrderPurpose.TIME_EXIT, "time")  # the time stop
+        if (trade is not None and not trade.closing and trade.wanted_exit is None
+                and now >= self.next_deadline_ms()):
+            self.protection.exit(trade, OrderPurpose.TIME_EXIT)  # the time stop
         for signal_candle in closed:
             self._on_signal_candle(signal_candle)
 
@@ -163,7 +175,7 @@ class Engine(EngineRestart):
         trade = self._trade
         if trade is None or trade.closing or trade.stop_id is None or self._pending is not None:
             return False
-        return not trailing_active(self.settings.exits, trade)
+        return not (trailing_active(self.settings.exits, trade) or self.protection.owed(trade))
 
     def on_quiet_base_candles(self, count: int, interval_ms: int) -> None:
         """Base candles a backtest proved quiet and did not feed: time in the market."""
@@ -266,9 +278,12 @@ class Engine(EngineRestart):
         self._record_signal(signal, gate)
         if reason:
             return
-        self._pending = PendingEntry(signal, decision.stop_price, metrics["stop_atr"], gate)
-        if not self.orders.submit_entry(signal.signal_id, qty, decision.stop_price):
-            self._pending = None
+        self._pending = self._last_entry = PendingEntry(
+            signal, decision.stop_price, metrics["stop_atr"], gate, qty)
+        refused = self.orders.submit_entry(signal.signal_id, qty, decision.stop_price)
+        if refused is not None and not isinstance(refused, TemporaryExchangeError):
+            self._pending = None  # refused; an unknown outcome stays pending until reconciled
+        self._protect()  # what filled while it was placed is covered now
 
     def _entry_blocker(self, gate: GateDecision, decision: Enter) -> str | None:
         if decision.side is not PositionSide.LONG:
@@ -283,80 +298,6 @@ class Engine(EngineRestart):
         if gate.action is GateAction.BLOCK:
             return "gate BLOCK: " + "; ".join(gate.reasons)
         return None
-
-    # --- fills and exits -----------------------------------------------------------------
-
-    def on_fill(self, fill: Fill) -> None:
-        self.recorder.fill(fill)
-        if fill.purpose is OrderPurpose.ENTRY:
-            self._on_entry_fill(fill)
-            return
-        trade = self._trade
-        if trade is None:
-            return
-        if trade.add_exit(fill):
-            self._close_trade(trade)
-        elif fill.purpose is OrderPurpose.TP1:
-            trade.tp1_done = True
-            new_stop = trade.stop_price
-            if self.settings.exits.breakeven_after_tp1 and trade.entry_price > new_stop:
-                new_stop, trade.stop_kind = trade.entry_price, "breakeven_stop"
-            self._place_stop(trade, new_stop)  # also shrinks the stop to what is left
-
-    def _on_entry_fill(self, fill: Fill) -> None:
-        pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        sid = pending.signal.signal_id
-        trade = OpenTrade(sid, fill.ts_ms, fill.price, fill.qty_base, pending.stop_price,
-                           fill.fee_usdt, pending.gate, fill.qty_base, pending.stop_price)
-        self._trade = trade
-        if fill.price <= pending.stop_price:
-            self.orders.flatten(trade, "entry filled at or below the stop")
-            return
-        self._place_stop(trade, pending.stop_price)
-        if trade.closing or self._trade is not trade:
-            return
-        ctx = TargetContext(PositionSide.LONG, fill.price, pending.stop_price,
-                            self.market.day_vwap, self.market.prev_day_close)
-        targets = targets_of(self.strategy, ctx)
-        self.orders.place_targets(trade, standard_targets(self.settings.exits, ctx)
-                                  if targets is None else targets)
-
-    def _place_stop(self, trade: OpenTrade, price: float) -> None:
-        refused = self.orders.place_stop(trade, price)
-        # Never leave a position without a stop, unless the broker already closed it (its
-        # FLATTEN fill reported) or is closing it (its FLATTEN order open).
-        if (refused is not None and trade.stop_id is None and self._trade is trade
-                and not trade.closing):
-            self.orders.flatten(trade, f"stop could not be placed: {refused}")
-
-    def _trail(self, trade: OpenTrade) -> None:
-        level = trailing_level(self.settings.exits, trade)
-        if level is not None and level > trade.stop_price:
-            trade.stop_kind = "trailing_stop" if level > trade.entry_price else trade.stop_kind
-            self._place_stop(trade, level)
-
-    def _close_trade(self, trade: OpenTrade) -> None:
-        self.orders.cancel_all(trade)
-        self._trade = None
-        done = trade.finished(self.symbol)
-        self.trades.append(done)
-        self.equity_usdt += done.pnl_usdt
-        self.daily_loss.add(done.pnl_usdt)
-        self.recorder.trade(done, trade.gate)
-        self.recorder.equity(self.clock.now_ms(), self.equity_usdt)
-
-    def _on_order(self, event: OrderEvent) -> None:
-        self.recorder.order(event)
-        intent = event.intent
-        if event.status == "rejected" and intent.purpose is OrderPurpose.ENTRY:
-            self._pending = None
-        trade = self._trade
-        if (trade is not None and intent.purpose is OrderPurpose.FLATTEN
-                and event.status in ("open", "filled")
-                and intent.client_id.startswith(trade.signal_id + "-")):
-            trade.closing = True  # the broker is closing it itself: no second market close
 
     def _charge_funding(self, candle: Candle) -> None:
         rate = self.market.funding_settled_in(candle) if self.settings.costs.funding else None
@@ -387,4 +328,4 @@ class Engine(EngineRestart):
             self._pending = None
             self.broker.cancel(client_id(sid, "entry"))
         if self._trade is not None and not self._trade.closing:
-            self.orders.flatten(self._trade, "kill switch engaged")
+            self.protection.exit(self._trade, OrderPurpose.FLATTEN, "kill switch engaged")

@@ -3,6 +3,7 @@ how an open trade is rebuilt from a broker's state after a restart."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,16 +23,27 @@ from cryptobot.model import (
 )
 
 _QTY_EPS = 1e-12
+EXIT_PURPOSES = (OrderPurpose.TIME_EXIT, OrderPurpose.FLATTEN)  # the market exits
 
 
 @dataclass(slots=True)
 class PendingEntry:
-    """An entry order sent, not filled yet."""
+    """An entry order sent and not done yet: `qty` ordered, `filled` so far (a venue may fill
+    it in several trades; an IOC entry may end with less than ordered)."""
 
     signal: Signal
     stop_price: float
     atr: float
-    gate: GateDecision
+    gate: GateDecision | None
+    qty: float = math.inf  # unknown after a restart: the broker's "filled" event ends it
+    filled: float = 0.0
+
+    @property
+    def entry_id(self) -> str:
+        return self.signal.signal_id + "-entry"
+
+    def complete(self) -> bool:
+        return self.filled >= self.qty * (1.0 - 1e-9)
 
 
 @dataclass(slots=True)
@@ -57,6 +69,31 @@ class OpenTrade:
     legs: list[TradeLeg] = field(default_factory=list)
     funding_usdt: float = 0.0
     closing: bool = False  # a market exit is working
+    stop_qty: float = 0.0  # what the working stop covers
+    targets_owed: bool = False  # the entry is done; its take-profits wait for a stop
+    exit_count: int = 0  # market exits accepted so far (each gets its own client id)
+    # (price, qty) of a stop, qty of a market exit, whose answer was lost: its id is reused
+    # only for the same order (the venue may have it)
+    unanswered_stop: tuple[float, float] | None = None
+    unanswered_exit: float | None = None
+    # protection that is owed: a stop price not yet accepted, a market exit not yet accepted
+    wanted_stop: float | None = None
+    wanted_exit: OrderPurpose | None = None
+    protect_failures: int = 0
+    retry_at_ms: int | None = None
+
+    def add_entry(self, fill: Fill) -> None:
+        """Another trade of the entry order: the position is the sum of its fills."""
+        qty = self.qty_base + fill.qty_base
+        self.entry_price = (self.entry_price * self.qty_base + fill.price * fill.qty_base) / qty
+        self.qty_base = qty
+        self.remaining_qty += fill.qty_base
+        self.entry_fee_usdt += fill.fee_usdt
+
+    def stop_covers(self) -> bool:
+        """The working stop covers everything held."""
+        return (self.stop_id is not None
+                and self.stop_qty >= self.remaining_qty * (1.0 - 1e-9) - _QTY_EPS)
 
     def add_exit(self, fill: Fill) -> bool:
         """An exit fill becomes a leg; True when nothing is left."""
@@ -125,9 +162,10 @@ def restore_trade(position: Position, working_orders: Iterable[OrderIntent],
         leg = intent.client_id[len(prefix):]
         if intent.order_type is OrderType.STOP_MARKET:
             trade.stop_id, trade.stop_price = intent.client_id, intent.price
+            trade.stop_qty = intent.qty_base
         elif intent.purpose in (OrderPurpose.TP1, OrderPurpose.TP2):
             trade.tp_ids.append(intent.client_id)
-        elif intent.purpose in (OrderPurpose.TIME_EXIT, OrderPurpose.FLATTEN):
+        elif intent.purpose in EXIT_PURPOSES:
             trade.closing = True  # its market exit is working: no second one
         if leg.startswith("stop") and leg[4:].isdigit():
             trade.stop_count = max(trade.stop_count, int(leg[4:]))

@@ -8,7 +8,8 @@ A restarted run gets back what it had without storing any of the engine's inside
   pending setup included. No order is sent and nothing is recorded.
 - `restore_position` / `restore_entry`: the open trade (or the entry sent and not filled), from
   the journal and the broker's working orders (runners/restore.py reads the journal).
-- `restore_account`: equity, the day's realised loss, and the signals and trades so far.
+- `restore_account`: equity, the day's realised loss, and the signals and trades so far;
+  `book_trade_closed_away`: a trade that closed while no engine held it.
 
 A base class of `Engine` (engine/loop.py), kept apart so the event loop stays small; its
 methods run on the engine's own state (they import nothing from loop.py: no import circle).
@@ -17,10 +18,11 @@ methods run on the engine's own state (they import nothing from loop.py: no impo
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
-from cryptobot.engine.open_trade import PendingEntry, restore_trade
+from cryptobot.clock import utc_day_start_ms
+from cryptobot.engine.open_trade import OpenTrade, PendingEntry, restore_trade
 from cryptobot.errors import ReconciliationError
 from cryptobot.model import (
     Candle,
@@ -28,6 +30,7 @@ from cryptobot.model import (
     GateDecision,
     Liquidation,
     OpenInterest,
+    OrderPurpose,
     Position,
     Signal,
     Trade,
@@ -98,11 +101,16 @@ class EngineRestart:
                          entry_qty_base: float | None = None, entry_fee_usdt: float = 0.0,
                          legs: tuple[TradeLeg, ...] = (), stop_count: int | None = None,
                          highest_close: float | None = None, initial_stop: float | None = None,
-                         gate: GateDecision | None = None, funding_usdt: float = 0.0) -> None:
-        """Take over a position after a restart (see `restore_trade`); one with no working
-        stop gets one at `position.stop_price` at once. The highest signal close since the
-        entry and the ATR (the trailing stop's inputs) come from the candles the engine holds
-        unless `highest_close` is given."""
+                         gate: GateDecision | None = None, funding_usdt: float = 0.0,
+                         target_prices: Mapping[OrderPurpose, float] | None = None,
+                         exit_count: int = 0) -> None:
+        """Take over a position after a restart (see `restore_trade`) and rebuild what it
+        lacks: a stop covering all it holds (at `position.stop_price` if none works), the
+        break-even stop when TP1 has filled, and the take-profits neither working nor filled
+        (at `target_prices`, the ones it was given before, else the strategy's targets now).
+        The highest signal close since the entry and the ATR (the trailing stop's inputs)
+        come from the candles the engine holds unless `highest_close` is given.
+        `exit_count`: market exits the trade has sent (their client ids are not reused)."""
         if not self.is_idle():
             raise ReconciliationError(f"cannot restore {position.signal_id}: the engine already "
                                       "holds a position or an entry")
@@ -119,9 +127,47 @@ class EngineRestart:
         if stop_count is not None:
             trade.stop_count = max(trade.stop_count, stop_count)
         trade.gate, trade.funding_usdt = gate, funding_usdt
+        trade.exit_count = max(trade.exit_count, exit_count)
         self._trade = trade
-        if trade.stop_id is None and not trade.closing:  # never a position without a stop
-            self._place_stop(trade, position.stop_price)
+        if trade.closing:  # its market exit works: nothing to add
+            return
+        exits = self.settings.exits
+        if trade.tp1_done and exits.breakeven_after_tp1 and trade.stop_price < trade.entry_price:
+            trade.stop_kind = "breakeven_stop"  # TP1 filled before the stop was moved
+            self._place_stop(trade, trade.entry_price)
+        elif not trade.stop_covers():  # never a position without a full stop
+            self._place_stop(trade, trade.stop_price)
+        if self._trade is trade and not trade.closing:
+            self._restore_targets(trade, target_prices or {})
+
+    def _restore_targets(self, trade: OpenTrade, known: Mapping[OrderPurpose, float]) -> None:
+        working = {intent.purpose for intent in self.broker.working_orders()
+                   if intent.client_id in trade.tp_ids}
+        filled = {leg.reason for leg in trade.legs}
+        computed = self._targets(trade)
+        prices = (known.get(OrderPurpose.TP1, computed[0] if computed else math.nan),
+                  known.get(OrderPurpose.TP2, computed[1] if len(computed) > 1 else math.nan))
+        prices = tuple(p for p in prices if math.isfinite(p))
+        missing = []
+        if not trade.tp1_done and OrderPurpose.TP1 not in working:
+            missing.append(f"tp1r{trade.stop_count}")
+        if len(prices) > 1 and OrderPurpose.TP2 not in working and "tp2" not in filled:
+            missing.append(f"tp2r{trade.stop_count}")
+        if missing:
+            self.orders.place_targets(trade, prices, tuple(missing))
+
+    def book_trade_closed_away(self, trade: Trade) -> None:
+        """After a restart: a trade that closed while no engine held it (on the exchange while
+        the bot was down, or by the broker's reconciliation at start), booked now as a close
+        would have been: the run's trades, equity, the day's realised loss, the recorder."""
+        now_ms = self.clock.now_ms()
+        self.daily_loss.roll(now_ms, self.equity_usdt)  # the day it is booked in
+        self.trades.append(trade)
+        self.equity_usdt += trade.pnl_usdt
+        if trade.exit_ms >= utc_day_start_ms(now_ms):
+            self.daily_loss.add(trade.pnl_usdt)  # a loss of an earlier day is not today's
+        self.recorder.trade(trade, None)
+        self.recorder.equity(now_ms, self.equity_usdt)
 
     def restore_entry(self, signal: Signal, stop_price: float,
                       gate: GateDecision | None) -> None:
@@ -130,7 +176,10 @@ class EngineRestart:
             raise ReconciliationError(f"cannot restore the entry of {signal.signal_id}: the "
                                       "engine already holds a position or an entry")
         atr = signal.metrics.get("stop_atr")
-        self._pending = PendingEntry(signal, stop_price, math.nan if atr is None else atr, gate)
+        qty = signal.metrics.get("qty_base")
+        self._pending = self._last_entry = PendingEntry(
+            signal, stop_price, math.nan if atr is None else atr, gate,
+            math.inf if qty is None else float(qty))
 
     def restore_account(self, signals: Sequence[Signal],
                         trades: Sequence[tuple[Trade, int]], day_ms: int | None) -> None:

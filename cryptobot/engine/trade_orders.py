@@ -1,8 +1,9 @@
 """The orders of one open trade: its stop, its take-profits and its market exits.
 
-The engine decides when; this places, replaces and cancels through the broker and records what
-the broker refused. Never a position without a stop: when its first stop cannot be placed the
-position is closed at market (unless the broker is already closing it).
+The engine decides when; this places, replaces and cancels through the broker, records what
+the broker refused and returns the refusal: the engine's protection (engine/protection.py)
+decides what to do about it. Nothing here cancels a stop before its replacement, or the market
+exit that makes it unneeded, has been accepted.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from cryptobot.engine.broker import Broker, client_id
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.open_trade import OpenTrade
 from cryptobot.engine.recorder import OrderEvent, Recorder
-from cryptobot.errors import ExchangeError
+from cryptobot.errors import ExchangeError, TemporaryExchangeError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 from cryptobot.strategy.api import TargetContext
 
@@ -56,18 +57,24 @@ class TradeOrders:
         self.clock = clock
         self.market_rules = market_rules
 
-    def submit_entry(self, signal_id: str, qty: float, stop_price: float) -> bool:
-        """The market entry, carrying its planned stop; False if the broker refused it."""
+    def submit_entry(self, signal_id: str, qty: float, stop_price: float) -> ExchangeError | None:
+        """The market entry, carrying its planned stop. The broker's refusal, if it refused;
+        an outcome it could not learn (`TemporaryExchangeError`) is returned too: the broker
+        finds out at its next reconciliation and reports the fills or the refusal then."""
         intent = OrderIntent(client_id(signal_id, "entry"), self.symbol, Side.BUY,
                              OrderType.MARKET, qty, OrderPurpose.ENTRY, stop_price=stop_price)
         try:
             self.broker.submit(intent)
         except ExchangeError as exc:
             self._refused(intent, exc)
-            return False
-        return True
+            return exc
+        return None
 
-    def place_targets(self, trade: OpenTrade, targets: tuple[float, ...]) -> None:
+    def place_targets(self, trade: OpenTrade, targets: tuple[float, ...],
+                      legs: tuple[str, ...] = ("tp1", "tp2")) -> None:
+        """TP1 (`tp1_fraction` of the entry) and TP2 (the rest) as reduce-only limits; `legs`
+        names the ones to place and their client-id legs (a restore re-places what is
+        missing under new ids, e.g. ("tp2r",))."""
         if not targets:
             return
         tp1_qty = trade.qty_base * self.settings.exits.tp1_fraction
@@ -75,12 +82,15 @@ class TradeOrders:
             tp1_qty = self.market_rules.round_qty_down(tp1_qty)
         if tp1_qty <= 0:  # too small to split: all of it exits at TP1 (then nothing is left)
             tp1_qty = trade.qty_base
-        legs = [(OrderPurpose.TP1, "tp1", targets[0], tp1_qty)]
+        plan = {OrderPurpose.TP1: (targets[0], min(tp1_qty, trade.remaining_qty))}
         if len(targets) > 1:
-            legs.append((OrderPurpose.TP2, "tp2", targets[1], trade.qty_base - tp1_qty))
-        for purpose, leg, price, qty in legs:
-            if qty <= 0:
+            tp2_qty = trade.remaining_qty - (0.0 if trade.tp1_done else tp1_qty)
+            plan[OrderPurpose.TP2] = (targets[1], tp2_qty)
+        for leg in legs:
+            purpose = OrderPurpose.TP1 if leg.startswith("tp1") else OrderPurpose.TP2
+            if purpose not in plan or plan[purpose][1] <= 0:
                 continue
+            price, qty = plan[purpose]
             intent = OrderIntent(client_id(trade.signal_id, leg), self.symbol, Side.SELL,
                                  OrderType.LIMIT, qty, purpose, price=price, reduce_only=True)
             try:
@@ -90,40 +100,75 @@ class TradeOrders:
                 self._refused(intent, exc)
 
     def place_stop(self, trade: OpenTrade, price: float) -> ExchangeError | None:
-        """Place (or move) the trade's stop; the broker's refusal, if it refused."""
-        trade.stop_count += 1
-        intent = OrderIntent(client_id(trade.signal_id, f"stop{trade.stop_count}"), self.symbol,
-                             Side.SELL, OrderType.STOP_MARKET, trade.remaining_qty,
+        """Place (or move, or resize to what is held) the trade's stop; the broker's refusal,
+        if it refused. A move places the new stop before the old one is cancelled. A stop
+        whose answer was lost is tried again under the same client id while it asks for the
+        same (if the venue did get it, the broker finds it by that id instead of sending a
+        second one); one that asks for another price or size gets a new id."""
+        if trade.unanswered_stop not in (None, (price, trade.remaining_qty)):
+            trade.stop_count += 1  # that id may be on the venue as it was: not reused
+        intent = OrderIntent(client_id(trade.signal_id, f"stop{trade.stop_count + 1}"),
+                             self.symbol, Side.SELL, OrderType.STOP_MARKET, trade.remaining_qty,
                              OrderPurpose.STOP, price=price, reduce_only=True)
         try:
             if trade.stop_id is None:
-                self.broker.submit(intent)  # a live broker closes at market itself if this fails
+                self.broker.submit(intent)
             else:
                 self.broker.replace_stop(trade.stop_id, intent)
         except ExchangeError as exc:
+            lost = isinstance(exc, TemporaryExchangeError)
+            trade.unanswered_stop = (price, intent.qty_base) if lost else None
             self._refused(intent, exc)
             return exc
-        trade.stop_id, trade.stop_price = intent.client_id, price
+        trade.stop_count += 1
+        trade.unanswered_stop = None
+        trade.stop_id, trade.stop_price, trade.stop_qty = intent.client_id, price, intent.qty_base
         return None
 
-    def flatten(self, trade: OpenTrade, why: str) -> None:
-        self.recorder.order(OrderEvent(self.clock.now_ms(), OrderIntent(
-            client_id(trade.signal_id, "flat"), self.symbol, Side.SELL, OrderType.MARKET,
-            trade.remaining_qty, OrderPurpose.FLATTEN, reduce_only=True), "submitted", why))
-        self.market_exit(trade, OrderPurpose.FLATTEN, "flat")
-
-    def market_exit(self, trade: OpenTrade, purpose: OrderPurpose, leg: str) -> None:
-        self.cancel_all(trade)
-        trade.closing = True
-        self.broker.submit(OrderIntent(client_id(trade.signal_id, leg), self.symbol, Side.SELL,
-                                       OrderType.MARKET, trade.remaining_qty, purpose,
-                                       reduce_only=True))
+    def market_exit(self, trade: OpenTrade, purpose: OrderPurpose, why: str = "",
+                    qty: float | None = None) -> ExchangeError | None:
+        """Close `qty` (default: all that is held) at market; `why` is stored with it. The stop
+        and the targets are cancelled only once the venue has accepted the exit and it still
+        works (an exit the venue ended at once, unfilled, leaves them): a refused exit leaves
+        them working, and the refusal is returned for the engine to retry (under the same
+        client id while it asks for the same, as stops are)."""
+        size = trade.remaining_qty if qty is None else qty
+        if trade.unanswered_exit not in (None, size):
+            trade.exit_count += 1
+        leg = "time" if purpose is OrderPurpose.TIME_EXIT else "flat"
+        if trade.exit_count:
+            leg += str(trade.exit_count + 1)  # each accepted market exit its own client id
+        intent = OrderIntent(client_id(trade.signal_id, leg), self.symbol, Side.SELL,
+                             OrderType.MARKET, size, purpose, reduce_only=True)
+        if why:
+            self.recorder.order(OrderEvent(self.clock.now_ms(), intent, "submitted", why))
+        was_closing = trade.closing
+        trade.closing = True  # in flight: an end the broker reports while placing it is seen
+        try:
+            self.broker.submit(intent)
+        except ExchangeError as exc:
+            trade.closing = was_closing
+            trade.unanswered_exit = size if isinstance(exc, TemporaryExchangeError) else None
+            self._refused(intent, exc)
+            return exc
+        trade.exit_count += 1
+        trade.unanswered_exit = None
+        if qty is not None:
+            trade.closing = was_closing
+        elif trade.closing:  # still working (not filled and closed, not ended unfilled)
+            self.cancel_all(trade)
+        return None
 
     def cancel_all(self, trade: OpenTrade) -> None:
         for order_id in [*trade.tp_ids, trade.stop_id]:
             if order_id is not None:
                 self.broker.cancel(order_id)
-        trade.tp_ids, trade.stop_id = [], None
+        trade.tp_ids, trade.stop_id, trade.stop_qty = [], None, 0.0
 
     def _refused(self, intent: OrderIntent, exc: ExchangeError) -> None:
+        if isinstance(exc, TemporaryExchangeError):  # not a refusal: the answer never came
+            self.recorder.order(OrderEvent(self.clock.now_ms(), intent, "submitted",
+                                           f"answer lost, outcome unknown (the broker looks "
+                                           f"it up): {exc}"))
+            return
         self.recorder.order(OrderEvent(self.clock.now_ms(), intent, "rejected", str(exc)))

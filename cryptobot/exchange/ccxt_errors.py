@@ -1,6 +1,6 @@
 """ccxt exceptions mapped into cryptobot's tree, and a retry helper for temporary errors only.
 
-    ccxt.RateLimitExceeded, DDoSProtection            -> RateLimitError
+    ccxt.RateLimitExceeded, DDoSProtection (429; 418 = IP ban) -> RateLimitError
     ccxt.NetworkError (RequestTimeout, ExchangeNotAvailable, ...) -> TemporaryExchangeError
     ccxt.InsufficientFunds                            -> InsufficientFundsError (orders)
     ccxt.InvalidOrder, OrderNotFound, BadRequest, ... -> OrderRejectedError (orders)
@@ -11,6 +11,11 @@ A refusal is an OrderRejectedError only when the call sent, changed or cancelled
 the account's margin mode or leverage: `order=True`); a refused read (history, balance,
 positions) is a plain ExchangeError. Messages are passed through `redact`, so a registered key
 can never ride along in one.
+
+Of the temporary errors, only some say the request was NOT carried out (`not_executed`: a rate
+limit or ban, -1008 overload): those may be resent as they are. Every other one (a timeout,
+5xx, -1007 "execution status unknown", 503 "Unknown error") leaves an order's fate unknown:
+the caller must look before it resends (brokers/live/gateway.py does).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from cryptobot.errors import (
 from cryptobot.secrets import redact
 
 T = TypeVar("T")
+MAX_DELAY_S = 30.0  # the longest a retry waits, whatever the venue asks
 
 _ORDER_REJECTIONS = (
     ccxt.InvalidOrder,
@@ -52,6 +58,7 @@ _TEMPORARY_CODES = {-1000, -1001, -1006, -1007, -1008}
 _RATE_LIMIT_CODES = {-1003, -1015}
 _AUTH_CODES = {-1002, -1022, -2014, -2015}
 _FUNDS_CODES = {-2018, -2019, -2024}
+_NOT_EXECUTED_CODES = {-1003, -1008, -1015}  # refused before the matching engine saw it
 NOT_FOUND_CODES = {-2011, -2013}
 DUPLICATE_CLIENT_ID_CODE = -4116
 _CODE = re.compile(r'"code"\s*:\s*"?(-\d+)')
@@ -102,6 +109,12 @@ def is_order_not_found(exc: BaseException) -> bool:
     return isinstance(exc, ccxt.OrderNotFound) or binance_code(exc) in NOT_FOUND_CODES
 
 
+def not_executed(exc: BaseException) -> bool:
+    """The venue surely did not carry the request out: a rate limit or IP ban, an overload."""
+    return binance_code(exc) in _NOT_EXECUTED_CODES or isinstance(
+        exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection)
+
+
 def call_ccxt(action: str, fn: Callable[[], T], *, order: bool = False) -> T:
     """Run one ccxt call; any ccxt error comes out as a cryptobot error (see map_ccxt_error)."""
     try:
@@ -124,7 +137,7 @@ def retry_temporary(
     fn: Callable[[], T],
     attempts: int = 5,
     base_delay_s: float = 0.5,
-    max_delay_s: float = 30.0,
+    max_delay_s: float = MAX_DELAY_S,
     sleep: Callable[[float], None] = time.sleep,
     rng: random.Random | None = None,
     on_retry: Callable[[int, TemporaryExchangeError], None] | None = None,
@@ -146,14 +159,15 @@ def retry_temporary(
                 raise type(exc)(f"{exc} (gave up after {attempt} tries)") from None
             if on_retry is not None:
                 on_retry(attempt, exc)
-            sleep(_retry_delay_s(exc, attempt, base_delay_s, max_delay_s, jitter,
-                                 server_delay_s))
+            sleep(retry_delay_s(exc, attempt, base_delay_s, max_delay_s, jitter,
+                                server_delay_s))
     raise AssertionError("unreachable")
 
 
-def _retry_delay_s(exc: TemporaryExchangeError, attempt: int, base_delay_s: float,
-                   max_delay_s: float, jitter: random.Random,
-                   server_delay_s: Callable[[], float | None] | None) -> float:
+def retry_delay_s(exc: ExchangeError, attempt: int, base_delay_s: float,
+                  max_delay_s: float, jitter: random.Random,
+                  server_delay_s: Callable[[], float | None] | None) -> float:
+    """How long to wait before try `attempt + 1` (the schedule `retry_temporary` follows)."""
     if isinstance(exc, RateLimitError) and server_delay_s is not None:
         asked_s = server_delay_s()
         if asked_s is not None:

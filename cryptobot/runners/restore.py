@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from cryptobot.engine.open_trade import exit_leg
+from cryptobot.engine.open_trade import EXIT_PURPOSES, exit_leg
 from cryptobot.engine.recorder import OrderEvent
 from cryptobot.model import (
     Candle,
@@ -80,7 +80,9 @@ class RestoringEngine(Protocol):
                          entry_fee_usdt: float = 0.0, legs: tuple[TradeLeg, ...] = (),
                          stop_count: int | None = None, highest_close: float | None = None,
                          initial_stop: float | None = None, gate: GateDecision | None = None,
-                         funding_usdt: float = 0.0) -> None: ...
+                         funding_usdt: float = 0.0,
+                         target_prices: Mapping[OrderPurpose, float] | None = None,
+                         exit_count: int = 0) -> None: ...
 
     def restore_entry(self, signal: Signal, stop_price: float,
                       gate: GateDecision | None) -> None: ...
@@ -115,7 +117,10 @@ def restore_open_position(engine: RestoringEngine, journal: Journal,
             legs=tuple(exit_leg(f) for f in fills if f.purpose is not OrderPurpose.ENTRY),
             stop_count=max((stop_number(intent.client_id) for intent, _ in orders), default=0),
             initial_stop=first_stop, gate=journal.entry_gate(held.signal_id),
-            funding_usdt=(funding_usdt or {}).get(held.signal_id, 0.0))
+            funding_usdt=(funding_usdt or {}).get(held.signal_id, 0.0),
+            target_prices={intent.purpose: intent.price for intent, _ in orders
+                           if intent.purpose in (OrderPurpose.TP1, OrderPurpose.TP2)},
+            exit_count=sum(1 for intent, _ in orders if intent.purpose in EXIT_PURPOSES))
         return held.signal_id
     for signal, stop_price, gate in journal.pending_entries():
         if signal.symbol == engine.symbol:

@@ -8,6 +8,9 @@
         gate_decisions(), orders(), fills(), equity(), candles(), open_interest(), load_run()
     masked_url(url) -> str
         the URL without its password: the only form in which a store URL is printed or logged
+    live_import.import_live_state(url, path) -> LiveImportCounts
+        an older bot's own live_state.sqlite copied in, once; the live broker's state now lives
+        in the store's `live_*` tables (brokers/live/state.py reads and writes them)
 
 Any SQLAlchemy URL works (SQLite by default; PostgreSQL is tested too). The schema is
 Alembic-managed and brought to head whenever a store is opened, under a lock, so that many

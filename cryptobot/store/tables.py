@@ -5,6 +5,12 @@ recorder that writes the run: rows can be buffered and bulk-inserted without ask
 database for ids, and links inside a run (signal -> gate decision, leg -> trade) are plain
 numbers. Times are epoch ms (BigInteger); the ledger (orders, fills, trades, equity) is exact
 decimal; market data the run saw (candles, OI) is float, as it came from the venue.
+
+The `live_*` tables at the end are not per run: they are the live broker's CURRENT state, kept
+across runs and restarts (what it sent, what filled, what it holds), keyed by client order id,
+the exchange's trade id and signal id. `live_orders` is not the per-run `orders` event table:
+that one is the review's history of one run; this one is what the broker reconciles with the
+exchange when it starts (brokers/live/state.py reads and writes it).
 Alembic migrations in `migrations/versions` create exactly this; a test compares them.
 """
 
@@ -16,6 +22,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 from cryptobot.store.types import ExactDecimal
 
 NAMING_CONVENTION = {
@@ -180,3 +187,63 @@ class OpenInterestRow(Base):
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     oi_contracts: Mapped[float] = mapped_column(Float)
     oi_value_usdt: Mapped[float | None] = mapped_column(Float)
+
+
+class LiveOrderRow(Base):
+    """An order the live broker wrote BEFORE sending it (status "pending"), then its fate."""
+
+    __tablename__ = "live_orders"
+
+    client_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    signal_id: Mapped[str] = mapped_column(String(128), index=True)
+    symbol: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(16))
+    side: Mapped[str] = mapped_column(String(8))
+    order_type: Mapped[str] = mapped_column(String(16))
+    qty_base: Mapped[Decimal] = mapped_column(ExactDecimal())
+    price: Mapped[Decimal | None] = mapped_column(ExactDecimal())
+    reduce_only: Mapped[bool] = mapped_column(Boolean)
+    # pending (written, maybe sent), open, filled, canceled, rejected, expired, not_sent
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    exchange_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+    def intent(self) -> OrderIntent:
+        return OrderIntent(
+            client_id=self.client_id, symbol=self.symbol, side=Side(self.side),
+            order_type=OrderType(self.order_type), qty_base=float(self.qty_base),
+            purpose=OrderPurpose(self.purpose),
+            price=None if self.price is None else float(self.price), reduce_only=self.reduce_only,
+        )
+
+
+class LiveFillRow(Base):
+    __tablename__ = "live_fills"
+
+    trade_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the exchange's
+    client_id: Mapped[str] = mapped_column(String(36), index=True)
+    signal_id: Mapped[str] = mapped_column(String(128))
+    symbol: Mapped[str] = mapped_column(String(64))
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    side: Mapped[str] = mapped_column(String(8))
+    price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    qty_base: Mapped[Decimal] = mapped_column(ExactDecimal())
+    fee_usdt: Mapped[Decimal] = mapped_column(ExactDecimal())
+    is_maker: Mapped[bool] = mapped_column(Boolean)
+    purpose: Mapped[str] = mapped_column(String(16))
+
+
+class LivePositionRow(Base):
+    __tablename__ = "live_positions"
+
+    signal_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), index=True)
+    qty_base: Mapped[Decimal] = mapped_column(ExactDecimal())
+    entry_price: Mapped[Decimal] = mapped_column(ExactDecimal())
+    stop_price: Mapped[Decimal | None] = mapped_column(ExactDecimal())  # the latest planned stop
+    opened_ms: Mapped[int] = mapped_column(BigInteger)
+    is_open: Mapped[bool] = mapped_column(Boolean, index=True)
+    adopted: Mapped[bool] = mapped_column(Boolean, default=False)
+    close_reason: Mapped[str] = mapped_column(String(500), default="")

@@ -127,7 +127,8 @@ def test_restart_takes_the_position_over_from_the_broker_scripted(cut):
 
 def test_restart_with_no_working_stop_places_one_at_once_scripted():
     """The crash came between the entry fill and the stop: the broker holds 10 BTC and no
-    orders. The restored engine places the stop at once, and it protects the position."""
+    orders. The restored engine places the stop at once, and it protects the position; the
+    take-profits it never placed go on too (under new ids)."""
     clock = SimClock(T0_MS)
     broker = PaperBroker(SETTINGS.costs, clock)
     broker.bind(lambda fill: None, lambda event: None)
@@ -139,9 +140,14 @@ def test_restart_with_no_working_stop_places_one_at_once_scripted():
     engine, recorder, _ = make_engine(SETTINGS, broker=broker, clock=clock)
     engine.restore_position(Position("BTC/USDT:USDT", 10.0, 100.0, 95.0,
                                      candles[0].ts_open_ms, "TEST-1"))
-    (stop,) = broker.working_orders()
+    stop, tp1, tp2 = broker.working_orders()
     assert (stop.client_id, stop.order_type, stop.price, stop.qty_base) == (
         "TEST-1-stop1", OrderType.STOP_MARKET, 95.0, 10.0)
+    exits = SETTINGS.exits
+    assert [(o.client_id, o.purpose, o.price, o.qty_base) for o in (tp1, tp2)] == [
+        ("TEST-1-tp1r1", OrderPurpose.TP1, 100 + 5 * exits.fixed_tp1_r, 10 * exits.tp1_fraction),
+        ("TEST-1-tp2r1", OrderPurpose.TP2, 100 + 5 * exits.fixed_tp2_r,
+         10 * (1 - exits.tp1_fraction))]
     feed(engine, clock, candles[1:])
     (trade,) = engine.trades
     assert [(leg.reason, leg.price) for leg in trade.legs] == [("stop", 95.0)]

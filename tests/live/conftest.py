@@ -35,10 +35,13 @@ def venue():
 
 def live_settings(tmp_path, **live) -> Settings:
     base = Settings()
-    values = {"state_url": f"sqlite:///{tmp_path / 'live_state.sqlite'}",
-              "request_timeout_ms": 400, "retry_base_delay_s": 0.0, **live}
+    values = {"request_timeout_ms": 400, "retry_base_delay_s": 0.0, **live}
     return base.model_copy(update={
         "live": base.live.model_copy(update=values),
+        # the live state is in the store; logs/ is the test's own, so that no live_state.sqlite
+        # an older bot left in the checkout's logs/ is imported (and renamed) by a test
+        "store": base.store.model_copy(update={"url": f"sqlite:///{tmp_path / 'live.sqlite'}"}),
+        "logging": base.logging.model_copy(update={"dir": str(tmp_path / "logs")}),
         "risk": base.risk.model_copy(update={"kill_switch_file": str(tmp_path / "KILL")}),
     })
 

@@ -1,49 +1,34 @@
 """A fake Binance USD-M REST server on 127.0.0.1 with real order, algo-order and position state.
 
 ccxt's urls['api'] is pointed at it (see `point_ccxt_at`). Private calls must carry an API key
-header and a signature (any HMAC is accepted). A `FaultPlan` makes a fraction of private calls
-answer 429 or 503 before doing anything, or do the work and then answer 502 or stall past the
-client's timeout: the cases where a client cannot know whether its order went in.
+header and a signature (any HMAC is accepted). A `FaultPlan` (fake_binance_faults.py) makes a
+share of private calls, or an exact script of them, fail the ways Binance fails: rate limits
+and bans, overload, 5xx, timeouts, and answers lost after the work was done or maybe done.
+Unsigned /_control/ routes let a test or a parent process drive the venue
+(fake_binance_control.py).
 
 Routes can be mounted on any aiohttp app (`add_routes`), e.g. the market-data loopback server.
+This module is the fake's public surface (`__all__`); the fake_binance_* modules are its parts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import threading
-from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.live.fake_binance_state import BinanceReject, FakeExchangeState, _s
+from tests.live.fake_binance_control import add_control_routes
+from tests.live.fake_binance_events import decimal_text as _s
+from tests.live.fake_binance_faults import FaultPlan, run_private
+from tests.live.fake_binance_protection import unprotected_spans
+from tests.live.fake_binance_state import BinanceReject, FakeExchangeState
 from tests.live.fake_binance_user_stream import UserStreamHub
 
+__all__ = ["FakeBinanceServer", "FaultPlan", "add_routes", "point_ccxt_at", "unprotected_spans"]
+
 STATE_KEY = web.AppKey("fake_binance_state", FakeExchangeState)
-FAULTS_KEY = web.AppKey("fake_binance_faults", object)
-
-
-@dataclass
-class FaultPlan:
-    """Which share of private calls misbehave, and how. Seeded: the same run fails the same way."""
-
-    rate: float = 0.0
-    kinds: tuple[str, ...] = ("429", "503", "502_after", "timeout_after")
-    stall_s: float = 0.6  # longer than the client's timeout in tests
-    seed: int = 7
-    injected: dict[str, int] = field(default_factory=dict)
-    _rng: random.Random = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._rng = random.Random(self.seed)
-
-    def draw(self) -> str | None:
-        if self.rate <= 0 or self._rng.random() >= self.rate:
-            return None
-        kind = self._rng.choice(self.kinds)
-        self.injected[kind] = self.injected.get(kind, 0) + 1
-        return kind
+FAULTS_KEY = web.AppKey("fake_binance_faults", FaultPlan)
 
 
 def _reject(exc: BinanceReject) -> web.Response:
@@ -58,34 +43,29 @@ async def _params(request: web.Request) -> dict:
 
 
 def _private(handler):
-    """Key header + signature required; faults injected around the real work."""
+    """Key header + signature required; the fault plan decides whether the work is done and
+    what the client is told."""
 
     async def wrapped(request: web.Request) -> web.Response:
         state: FakeExchangeState = request.app[STATE_KEY]
-        faults: FaultPlan = request.app[FAULTS_KEY]
         params = await _params(request)
         if not request.headers.get("X-MBX-APIKEY"):
             return _reject(BinanceReject(-2014, "API-key format invalid.", 401))
         if "signature" not in params or "timestamp" not in params:
             return _reject(BinanceReject(-1022, "Signature for this request is not valid."))
-        kind = faults.draw()
-        if kind == "429":
-            return _reject(BinanceReject(-1003, "Too many requests.", 429))
-        if kind == "503":
-            return web.Response(status=503, text="Service Unavailable")
-        with state.lock:
-            state.requests.append((request.method, request.path))
-            try:
-                response = handler(state, params)
-            except BinanceReject as exc:
-                response = _reject(exc)
-            except KeyError as exc:
-                response = _reject(BinanceReject(-1102, f"Mandatory parameter {exc} was not sent."))
-        if kind == "502_after":
-            return web.Response(status=502, text="Bad Gateway")
-        if kind == "timeout_after":
-            await asyncio.sleep(faults.stall_s)
-        return response
+
+        def work() -> web.Response:
+            with state.lock:
+                state.requests.append((request.method, request.path))
+                try:
+                    return handler(state, params)
+                except BinanceReject as exc:
+                    return _reject(exc)
+                except KeyError as exc:
+                    return _reject(BinanceReject(
+                        -1102, f"Mandatory parameter {exc} was not sent."))
+
+        return await run_private(state, request.app[FAULTS_KEY], request, params, work)
 
     return wrapped
 
@@ -195,6 +175,15 @@ def _set_margin_type(state, p):
     return _json({"code": 200, "msg": "success"})
 
 
+def _get_dual_side(state, p):
+    return _json({"dualSidePosition": state.dual_side})
+
+
+def _set_dual_side(state, p):
+    state.set_dual_side(p["dualSidePosition"] == "true")
+    return _json({"code": 200, "msg": "success"})
+
+
 PRIVATE_ROUTES = [
     ("POST", "/fapi/v1/order", _post_order), ("GET", "/fapi/v1/order", _get_order),
     ("DELETE", "/fapi/v1/order", _delete_order), ("GET", "/fapi/v1/openOrders", _open_orders),
@@ -207,6 +196,8 @@ PRIVATE_ROUTES = [
     ("GET", "/fapi/v2/account", _account), ("GET", "/fapi/v3/account", _account),
     ("GET", "/fapi/v1/leverageBracket", _leverage_bracket),
     ("POST", "/fapi/v1/leverage", _set_leverage), ("POST", "/fapi/v1/marginType", _set_margin_type),
+    ("GET", "/fapi/v1/positionSide/dual", _get_dual_side),
+    ("POST", "/fapi/v1/positionSide/dual", _set_dual_side),
 ]
 
 
@@ -225,11 +216,7 @@ def add_routes(app: web.Application, state: FakeExchangeState, faults: FaultPlan
     async def server_time(request):
         return _json({"serverTime": state.now_ms})
 
-    async def control_price(request):  # test control: move the scripted price from any process
-        state.set_price_scripted(float(request.query["price"]))
-        return _json({"price": _s(state.prices["BTCUSDT"])})
-
-    app.router.add_post("/_control/price", control_price)
+    add_control_routes(app, state, faults)
     app.router.add_get("/fapi/v1/exchangeInfo", exchange_info)
     app.router.add_get("/fapi/v1/ticker/price", ticker_price)
     app.router.add_get("/fapi/v1/time", server_time)
@@ -238,10 +225,17 @@ def add_routes(app: web.Application, state: FakeExchangeState, faults: FaultPlan
 
 
 class FakeBinanceServer:
-    """Runs the app on 127.0.0.1 (ephemeral port) in a background thread."""
+    """Runs the app on 127.0.0.1 (ephemeral port) in a background thread. `fill_parts`,
+    `latency_ms` and `timeout_ms` set the state's (see FakeExchangeState) when given."""
 
-    def __init__(self, state: FakeExchangeState, faults: FaultPlan | None = None) -> None:
+    def __init__(self, state: FakeExchangeState, faults: FaultPlan | None = None, *,
+                 fill_parts: int | None = None, latency_ms: int | None = None,
+                 timeout_ms: int | None = None) -> None:
         self.state, self.faults = state, faults or FaultPlan()
+        for name, value in (("fill_parts", fill_parts), ("latency_ms", latency_ms),
+                            ("timeout_ms", timeout_ms)):
+            if value is not None:
+                setattr(state, name, value)
         self.app = web.Application()
         add_routes(self.app, self.state, self.faults)
         self.user_stream = UserStreamHub(self.state)  # listenKey routes + /private/ws

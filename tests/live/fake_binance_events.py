@@ -7,6 +7,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 
+def decimal_text(value: Decimal) -> str:
+    """A Decimal as Binance writes numbers: plain digits, no exponent, no trailing zeros."""
+    return format(value.normalize(), "f") if value else "0"
+
+
 def order_trade_update(order: dict, execution_type: str, now_ms: int, *, trade_id: int = 0,
                        last_qty: str = "0", last_price: str = "0", fee: str | None = None,
                        is_maker: bool = False, realized: str = "0") -> dict:
@@ -32,8 +37,8 @@ def algo_update(algo: dict, now_ms: int, avg_price: Decimal | None = None,
             "ps": algo["positionSide"], "f": algo["timeInForce"], "q": algo["quantity"],
             "X": algo["algoStatus"], "ai": algo["actualOrderId"]}
     if algo["algoStatus"] != "TRIGGERING":
-        body.update(ap=format(avg_price or Decimal(0), "f"),
-                    aq=format(filled_qty or Decimal(0), "f"),
+        body.update(ap=decimal_text(avg_price or Decimal(0)),
+                    aq=decimal_text(filled_qty or Decimal(0)),
                     act="MARKET" if algo["actualOrderId"] else "0")
     body.update(tp=algo["triggerPrice"], p=algo["price"], V="EXPIRE_MAKER",
                 wt=algo["workingType"], pm=algo["priceMatch"], cp=algo["closePosition"],

@@ -1,9 +1,15 @@
 """Order, algo-order and position state of the fake Binance USD-M account.
 
-Prices move only when a test says so (`set_price_scripted` / `step_scripted`); each move
-triggers stops and fills resting limits the way Binance does in one-way mode. Payloads are
-shaped like the recorded responses in tests/fixtures/binance/http_json/. Every order change is
-also pushed to `listeners` as a user-data-stream event (fake_binance_events.py).
+Prices move only when a test says so (`set_price_scripted`, `step_scripted`, `walk_candle`);
+each move fires stops and fills limits the way Binance does in one-way mode
+(fake_binance_matching.py). Payloads are shaped like the recorded responses in
+tests/fixtures/binance/http_json/; every order change is also pushed to `listeners` as a
+user-data-stream event (fake_binance_events.py).
+
+`now_ms` is the venue's clock and, in a fault run, the run's simulated time: a private request
+costs `latency_ms`, an answer lost to a timeout `timeout_ms` (fake_binance_faults.py).
+`protection_log` records after every change of a position or a stop how much of the position
+the working stops cover (fake_binance_protection.py reads it).
 """
 
 from __future__ import annotations
@@ -16,12 +22,12 @@ from decimal import Decimal
 from pathlib import Path
 
 from tests.live.fake_binance_events import algo_update, order_trade_update
+from tests.live.fake_binance_events import decimal_text as _s
+from tests.live.fake_binance_matching import OPEN_STATUSES, fill_taker, match
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXCHANGE_INFO_PATH = REPO_ROOT / "data" / "exchange" / "binance_usdm_exchange_info.json"
-OPEN_STATUSES = {"NEW", "PARTIALLY_FILLED"}
-TAKER_FEE = Decimal("0.0005")
-MAKER_FEE = Decimal("0.0002")
+TIME_IN_FORCE = ("GTC", "IOC")  # FOK and GTX exist on Binance but are not modelled here
 
 
 class BinanceReject(Exception):
@@ -47,14 +53,11 @@ class FakeAccount:
     positions: dict[str, FakePosition] = field(default_factory=dict)
 
 
-def _s(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
-
-
 class FakeExchangeState:
     """Everything the fake venue remembers. Thread-safe: handlers and tests share it."""
 
-    def __init__(self, price_path_scripted: list[float], now_ms: int = 1_722_816_000_000) -> None:
+    def __init__(self, price_path_scripted: list[float], now_ms: int = 1_722_816_000_000,
+                 fill_parts: int = 1) -> None:
         self.exchange_info = json.loads(EXCHANGE_INFO_PATH.read_text())
         self.filters = {s["symbol"]: {f["filterType"]: f for f in s["filters"]}
                         for s in self.exchange_info["symbols"]}
@@ -62,13 +65,21 @@ class FakeExchangeState:
         self.path_index = 0
         self.prices: dict[str, Decimal] = {"BTCUSDT": self.price_path_scripted[0]}
         self.now_ms = now_ms
+        self.fill_parts = fill_parts  # trades per taker order (fake_binance_matching.py)
+        self.latency_ms = 0  # simulated cost of every private request
+        self.timeout_ms = 400  # the client's request timeout: what a stalled answer costs
+        self.dual_side = False  # hedge mode; the fake trades one-way only
         self.account = FakeAccount()
         self.orders: dict[int, dict] = {}
         self.algo_orders: dict[int, dict] = {}
         self.trades: list[dict] = []
+        self.protection_log: list[tuple[int, float, float]] = []  # (ms, position, covered)
         self.lock = threading.RLock()
         self._ids = itertools.count(8_000_000_001)
         self.reject_next_algo_orders = 0  # tests: how many stop placements to refuse
+        # tests: how many reduce-only market orders (exits) to refuse, as Binance does when the
+        # book is too far from the mark in a cascade (-4131, PERCENT_PRICE)
+        self.reject_next_market_exits = 0
         self.requests: list[tuple[str, str]] = []  # (method, path) of every call, for tests
         self.listeners: list = []  # callables fed each user-stream event (the websocket hub)
         self.user_events: list[dict] = []  # every event pushed, for tests
@@ -76,31 +87,61 @@ class FakeExchangeState:
         self.listen_key_calls: list[tuple[str, int]] = []  # (method, now_ms)
         self.refuse_listen_key = False  # tests: answer POST listenKey with -2015
 
+    def next_id(self) -> int:
+        return next(self._ids)
+
     def emit(self, event: dict) -> None:
         with self.lock:
             self.user_events.append(event)
             for listener in list(self.listeners):
                 listener(event)
 
-    def _order_event(self, order: dict, execution_type: str, **trade) -> None:
+    def order_event(self, order: dict, execution_type: str, **trade) -> None:
         self.emit(order_trade_update(order, execution_type, self.now_ms, **trade))
 
-    def _algo_event(self, algo: dict, **filled) -> None:
+    def algo_event(self, algo: dict, **filled) -> None:
+        """Every change of a stop goes through here, so the protection log sees it."""
         self.emit(algo_update(algo, self.now_ms, **filled))
+        self.record_protection(algo["symbol"])
 
-    # --- the scripted price path ---------------------------------------------------------
+    def record_protection(self, symbol: str) -> None:
+        """(now, signed position, qty of working reduce-only stops on its closing side)."""
+        qty = self.position(symbol).qty
+        closing = "SELL" if qty > 0 else "BUY"
+        covered = sum((Decimal(a["quantity"]) for a in self.open_algo_orders(symbol)
+                       if a["reduceOnly"] and a["side"] == closing), Decimal(0)) if qty else 0
+        self.protection_log.append((self.now_ms, float(qty), float(covered)))
+
+    # --- prices and time ----------------------------------------------------------------
 
     def set_price_scripted(self, price: float, symbol: str = "BTCUSDT") -> None:
         with self.lock:
             self.now_ms += 1000
             self.prices[symbol] = Decimal(str(price))
-            self._match(symbol)
+            match(self, symbol)
 
     def step_scripted(self, symbol: str = "BTCUSDT") -> Decimal:
         with self.lock:
             self.path_index = min(self.path_index + 1, len(self.price_path_scripted) - 1)
             self.set_price_scripted(float(self.price_path_scripted[self.path_index]), symbol)
             return self.prices[symbol]
+
+    def walk_candle(self, ts_open_ms: int, ts_close_ms: int, open_price: float, high: float,
+                    low: float, close: float, steps_per_leg: int = 8,
+                    symbol: str = "BTCUSDT") -> None:
+        """Move the price through one candle: open, the nearer extreme, the other, close, in
+        small steps (to 0.1), so stops and limits fire inside it, as on the exchange. The clock
+        ends at the candle's close."""
+        up = close >= open_price
+        points = [open_price, low if up else high, high if up else low, close]
+        with self.lock:
+            self.now_ms = max(self.now_ms, ts_open_ms)
+            self.set_price_scripted(round(open_price, 1), symbol)
+            for start, end in zip(points, points[1:], strict=False):
+                for step in range(1, steps_per_leg + 1):
+                    self.set_price_scripted(
+                        round(start + (end - start) * step / steps_per_leg, 1), symbol)
+            self.now_ms = max(self.now_ms, ts_close_ms)
 
     def position(self, symbol: str) -> FakePosition:
         return self.account.positions.setdefault(symbol, FakePosition())
@@ -116,35 +157,48 @@ class FakeExchangeState:
     # --- orders ---------------------------------------------------------------------------
 
     def new_order(self, params: dict) -> dict:
+        """Accept, then match. The answer is the order as accepted for newOrderRespType ACK
+        (Binance's default), its state after matching for RESULT (what ccxt asks for)."""
         with self.lock:
             symbol, order_type = params["symbol"], params["type"]
             if order_type not in ("MARKET", "LIMIT"):
                 raise BinanceReject(-4120, "Order type not supported for this endpoint. "
                                            "Please use the Algo Order API endpoints instead.")
-            client_id = params.get("newClientOrderId") or f"fake{next(self._ids)}"
+            time_in_force = self._checked_time_in_force(order_type, params.get("timeInForce"))
+            client_id = params.get("newClientOrderId") or f"fake{self.next_id()}"
             self._check_client_id(client_id, [o["clientOrderId"] for o in self.open_orders()])
             qty = self._checked_qty(symbol, params["quantity"])
             side, reduce_only = params["side"], params.get("reduceOnly") == "true"
             price = Decimal(params["price"]) if order_type == "LIMIT" else Decimal(0)
             if reduce_only:
                 self._check_reduces(symbol, side)
+                if order_type == "MARKET" and self.reject_next_market_exits > 0:
+                    self.reject_next_market_exits -= 1
+                    raise BinanceReject(-4131, "The counterparty's best price does not meet "
+                                               "the PERCENT_PRICE filter limit.")
             elif order_type == "MARKET":
                 self._check_notional(symbol, qty * self.prices[symbol])
-            order = self._order_record(symbol, side, order_type, qty, price, client_id, reduce_only)
+            order = self.order_record(symbol, side, order_type, qty, price, client_id,
+                                      reduce_only, time_in_force)
             self.orders[order["orderId"]] = order
-            self._order_event(order, "NEW")
+            accepted = dict(order)
+            self.order_event(order, "NEW")
             if order_type == "MARKET":
-                self._fill(order, self.prices[symbol], is_maker=False)
+                fill_taker(self, order)
+            elif time_in_force == "IOC":
+                fill_taker(self, order, limit=price)
             else:
-                self._match(symbol)
-            return dict(order)
+                match(self, symbol)
+            return accepted if params.get("newOrderRespType", "ACK") == "ACK" else dict(order)
 
-    def _order_record(self, symbol, side, order_type, qty, price, client_id, reduce_only) -> dict:
+    def order_record(self, symbol: str, side: str, order_type: str, qty: Decimal,
+                     price: Decimal, client_id: str, reduce_only: bool,
+                     time_in_force: str = "GTC") -> dict:
         return {
-            "orderId": next(self._ids), "symbol": symbol, "status": "NEW",
+            "orderId": self.next_id(), "symbol": symbol, "status": "NEW",
             "clientOrderId": client_id, "price": _s(price), "avgPrice": "0", "origQty": _s(qty),
-            "executedQty": "0", "cumQuote": "0", "timeInForce": "GTC", "type": order_type,
-            "reduceOnly": reduce_only, "closePosition": False, "side": side,
+            "executedQty": "0", "cumQuote": "0", "timeInForce": time_in_force,
+            "type": order_type, "reduceOnly": reduce_only, "closePosition": False, "side": side,
             "positionSide": "BOTH", "stopPrice": "0", "workingType": "CONTRACT_PRICE",
             "priceProtect": False, "origType": order_type, "priceMatch": "NONE",
             "selfTradePreventionMode": "NONE", "goodTillDate": 0,
@@ -158,7 +212,7 @@ class FakeExchangeState:
                 or (client_id and o["clientOrderId"] == client_id))]
             if not matches:
                 raise BinanceReject(-2013, "Order does not exist.")
-            return matches[-1]  # Binance answers with the newest order of that client id
+            return dict(matches[-1])  # Binance answers with the newest order of that client id
 
     def cancel_order(self, symbol: str, order_id: str | None, client_id: str | None) -> dict:
         with self.lock:
@@ -166,10 +220,11 @@ class FakeExchangeState:
                 order = self.find_order(symbol, order_id, client_id)
             except BinanceReject:
                 raise BinanceReject(-2011, "Unknown order sent.") from None
+            order = self.orders[order["orderId"]]
             if order["status"] not in OPEN_STATUSES:
                 raise BinanceReject(-2011, "Unknown order sent.")
             order.update(status="CANCELED", updateTime=self.now_ms)
-            self._order_event(order, "CANCELED")
+            self.order_event(order, "CANCELED")
             return dict(order)
 
     # --- algo (conditional) orders ----------------------------------------------------------
@@ -179,7 +234,7 @@ class FakeExchangeState:
             symbol, side = params["symbol"], params["side"]
             if params.get("algoType") != "CONDITIONAL" or params["type"] != "STOP_MARKET":
                 raise BinanceReject(-1116, "Invalid orderType.")
-            client_id = params.get("clientAlgoId") or f"fakealgo{next(self._ids)}"
+            client_id = params.get("clientAlgoId") or f"fakealgo{self.next_id()}"
             self._check_client_id(client_id, [o["clientAlgoId"] for o in self.open_algo_orders()])
             if self.reject_next_algo_orders > 0:
                 self.reject_next_algo_orders -= 1
@@ -190,7 +245,7 @@ class FakeExchangeState:
             if (side == "SELL" and trigger >= last) or (side == "BUY" and trigger <= last):
                 raise BinanceReject(-2021, "Order would immediately trigger.")
             algo = {
-                "algoId": next(self._ids), "clientAlgoId": client_id, "algoType": "CONDITIONAL",
+                "algoId": self.next_id(), "clientAlgoId": client_id, "algoType": "CONDITIONAL",
                 "orderType": "STOP_MARKET", "symbol": symbol, "side": side,
                 "positionSide": "BOTH", "timeInForce": "GTC", "quantity": _s(qty),
                 "algoStatus": "NEW", "triggerPrice": _s(trigger), "price": "0",
@@ -201,7 +256,7 @@ class FakeExchangeState:
                 "actualOrderId": "",
             }
             self.algo_orders[algo["algoId"]] = algo
-            self._algo_event(algo)
+            self.algo_event(algo)
             return dict(algo)
 
     def find_algo_order(self, algo_id: str | None, client_id: str | None) -> dict:
@@ -211,104 +266,63 @@ class FakeExchangeState:
                        or (client_id and o["clientAlgoId"] == client_id)]
             if not matches:
                 raise BinanceReject(-2013, "Order does not exist.")
-            return matches[-1]
+            return dict(matches[-1])
 
     def cancel_algo_order(self, algo_id: str | None, client_id: str | None) -> dict:
         with self.lock:
             try:
-                algo = self.find_algo_order(algo_id, client_id)
+                algo = self.algo_orders[self.find_algo_order(algo_id, client_id)["algoId"]]
             except BinanceReject:
                 raise BinanceReject(-2011, "Unknown order sent.") from None
             if algo["algoStatus"] != "NEW":
                 raise BinanceReject(-2011, "Unknown order sent.")
             algo.update(algoStatus="CANCELED", updateTime=self.now_ms)
-            self._algo_event(algo)
+            self.algo_event(algo)
             return {"algoId": algo["algoId"], "clientAlgoId": algo["clientAlgoId"],
                     "code": "200", "msg": "success"}
 
-    # --- matching ---------------------------------------------------------------------------
+    # --- account settings ---------------------------------------------------------------
 
-    def _match(self, symbol: str) -> None:
-        last = self.prices[symbol]
-        for algo in self.open_algo_orders(symbol):
-            trigger = Decimal(algo["triggerPrice"])
-            hit = last <= trigger if algo["side"] == "SELL" else last >= trigger
-            if not hit:
-                continue
-            algo.update(algoStatus="TRIGGERED", triggerTime=self.now_ms, updateTime=self.now_ms)
-            qty = Decimal(algo["quantity"])
-            if algo["reduceOnly"]:
-                qty = min(qty, abs(self.position(symbol).qty))
-            if qty <= 0:
-                algo["algoStatus"] = "EXPIRED"
-                self._algo_event(algo)
-                continue
-            child = self._order_record(symbol, algo["side"], "MARKET", qty, Decimal(0),
-                                       algo["clientAlgoId"], algo["reduceOnly"])
-            child["origType"] = "STOP_MARKET"
-            child["stopPrice"] = algo["triggerPrice"]
-            self.orders[child["orderId"]] = child
-            algo["actualOrderId"] = str(child["orderId"])
-            self._algo_event(algo)  # TRIGGERED, with the market order's id in `ai`
-            self._order_event(child, "NEW")
-            self._fill(child, last, is_maker=False)  # a gap fills at the first price past it
-            algo["algoStatus"] = "FINISHED"
-            self._algo_event(algo, avg_price=Decimal(child["avgPrice"]),
-                             filled_qty=Decimal(child["executedQty"]))
-        for order in self.open_orders(symbol):
-            if order["type"] != "LIMIT":
-                continue
-            limit = Decimal(order["price"])
-            sell = order["side"] == "SELL"
-            if (sell and last >= limit) or (not sell and last <= limit):
-                self._fill(order, limit, is_maker=True)
+    def set_dual_side(self, dual_side: bool) -> None:
+        """POST /fapi/v1/positionSide/dual, refused as Binance refuses it."""
+        with self.lock:
+            if dual_side == self.dual_side:
+                raise BinanceReject(-4059, "No need to change position side.")
+            if any(p.qty for p in self.account.positions.values()):
+                raise BinanceReject(-4068, "Position side cannot be changed if there exists "
+                                           "position.")
+            if self.open_orders() or self.open_algo_orders():
+                raise BinanceReject(-4067, "Position side cannot be changed if there exists "
+                                           "open orders.")
+            self.dual_side = dual_side
 
-    def _fill(self, order: dict, price: Decimal, is_maker: bool) -> None:
-        symbol, pos = order["symbol"], self.position(order["symbol"])
-        qty = Decimal(order["origQty"]) - Decimal(order["executedQty"])
-        signed = qty if order["side"] == "BUY" else -qty
-        if order["reduceOnly"]:
-            if pos.qty == 0 or (pos.qty > 0) == (signed > 0):
-                order.update(status="EXPIRED", updateTime=self.now_ms)
-                self._order_event(order, "EXPIRED")
-                return
-            signed = max(-abs(pos.qty), min(abs(pos.qty), signed))
-            qty = abs(signed)
-        realized = Decimal(0)
-        if pos.qty and (pos.qty > 0) != (signed > 0):
-            closed = min(abs(pos.qty), abs(signed))
-            direction = 1 if pos.qty > 0 else -1
-            realized = (price - pos.entry_price) * closed * direction
-        else:
-            total = abs(pos.qty) + qty
-            pos.entry_price = (pos.entry_price * abs(pos.qty) + price * qty) / total
-        pos.qty += signed
-        if pos.qty == 0:
-            pos.entry_price = Decimal(0)
-        pos.update_ms = self.now_ms
-        fee = price * qty * (MAKER_FEE if is_maker else TAKER_FEE)
-        self.account.wallet_usdt += realized - fee
-        executed = Decimal(order["executedQty"]) + qty
-        order.update(status="FILLED", executedQty=_s(executed), avgPrice=_s(price),
-                     cumQuote=_s(price * executed), updateTime=self.now_ms)
-        trade_id = next(self._ids)
-        self.trades.append({
-            "buyer": order["side"] == "BUY", "commission": _s(fee), "commissionAsset": "USDT",
-            "id": trade_id, "maker": is_maker, "orderId": order["orderId"],
-            "price": _s(price), "qty": _s(qty), "quoteQty": _s(price * qty),
-            "realizedPnl": _s(realized), "side": order["side"], "positionSide": "BOTH",
-            "symbol": symbol, "time": self.now_ms,
-        })
-        self._order_event(order, "TRADE", trade_id=trade_id, last_qty=_s(qty),
-                          last_price=_s(price), fee=_s(fee), is_maker=is_maker,
-                          realized=_s(realized))
-        if pos.qty == 0:  # Binance expires reduce-only limits once the position is gone
-            for other in self.open_orders(symbol):
-                if other["reduceOnly"]:
-                    other.update(status="EXPIRED", updateTime=self.now_ms)
-                    self._order_event(other, "EXPIRED")
+    def snapshot(self) -> dict:
+        """Everything a parent process may want to check, as JSON-ready copies."""
+        with self.lock:
+            return {
+                "now_ms": self.now_ms, "prices": {s: _s(p) for s, p in self.prices.items()},
+                "orders": [dict(o) for o in self.orders.values()],
+                "algo_orders": [dict(a) for a in self.algo_orders.values()],
+                "trades": [dict(t) for t in self.trades],
+                "positions": {symbol: {"qty": _s(p.qty), "entry_price": _s(p.entry_price),
+                                       "leverage": p.leverage, "margin_type": p.margin_type,
+                                       "update_ms": p.update_ms}
+                              for symbol, p in self.account.positions.items()},
+                "wallet_usdt": _s(self.account.wallet_usdt), "dual_side": self.dual_side,
+                "protection_log": [list(entry) for entry in self.protection_log],
+            }
 
     # --- checks -----------------------------------------------------------------------------
+
+    def _checked_time_in_force(self, order_type: str, time_in_force: str | None) -> str:
+        if order_type == "MARKET":
+            return "GTC"  # what Binance shows on a market order
+        if not time_in_force:
+            raise BinanceReject(-1102, "Mandatory parameter 'timeInForce' was not sent, was "
+                                       "empty/null, or malformed.")
+        if time_in_force not in TIME_IN_FORCE:
+            raise BinanceReject(-1115, "Invalid timeInForce.")
+        return time_in_force
 
     def _check_client_id(self, client_id: str, open_ids: list[str]) -> None:
         if len(client_id) > 36:

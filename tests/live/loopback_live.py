@@ -41,8 +41,7 @@ def write_live_config(tmp_path: Path, **sections: dict[str, object]) -> Path:
         "store": {"url": f"sqlite:///{tmp_path / 'live.sqlite'}"},
         "feed": {"reconnect_min_backoff_s": 0.001, "reconnect_max_backoff_s": 0.01},
         "macro": {"use_fred": False},  # a 2024 replay: the bundled snapshot, no network
-        "live": {"state_url": f"sqlite:///{tmp_path / 'state.sqlite'}", "demo_trading": False,
-                 "request_timeout_ms": 2000, "reconcile_interval_s": 3600.0,
+        "live": {"demo_trading": False, "request_timeout_ms": 2000, "reconcile_interval_s": 3600.0,
                  "retry_base_delay_s": 0.0},
     }
     for name, update in sections.items():
@@ -66,16 +65,8 @@ def _toml(value: object) -> str:
 
 def walk_venue_through(state: FakeExchangeState, candle: Candle) -> None:
     """Move the fake venue's price through one candle; its clock ends at the candle's close."""
-    up = candle.close >= candle.open
-    points = [candle.open, candle.low if up else candle.high, candle.high if up else candle.low,
-              candle.close]
-    with state.lock:
-        state.now_ms = max(state.now_ms, candle.ts_open_ms)
-        state.set_price_scripted(round(candle.open, 1))
-        for start, end in zip(points, points[1:], strict=False):
-            for step in range(1, STEPS_PER_LEG + 1):
-                state.set_price_scripted(round(start + (end - start) * step / STEPS_PER_LEG, 1))
-        state.now_ms = max(state.now_ms, candle.ts_close_ms)
+    state.walk_candle(candle.ts_open_ms, candle.ts_close_ms, candle.open, candle.high,
+                      candle.low, candle.close, steps_per_leg=STEPS_PER_LEG)
 
 
 @dataclass

@@ -19,8 +19,7 @@ def write_config(tmp_path: Path, rest_url: str = "http://127.0.0.1:9") -> Path:
         f'[risk]\nkill_switch_file = "{tmp_path / "KILL"}"\n'
         f'[store]\nurl = "sqlite:///{tmp_path / "live.sqlite"}"\n'
         '[macro]\nuse_fred = false\n'
-        f'[live]\nstate_url = "sqlite:///{tmp_path / "state.sqlite"}"\n'
-        'demo_trading = false\nrequest_timeout_ms = 2000\n'
+        '[live]\ndemo_trading = false\nrequest_timeout_ms = 2000\n'
     )
     return path
 
@@ -124,3 +123,31 @@ def test_live_with_the_kill_switch_present_flattens_and_does_not_trade(run_cli, 
     assert "max notional" in out and "not trading" in out
     assert float(venue.state.position("BTCUSDT").qty) == 0
     assert venue.state.open_orders() == [] and venue.state.open_algo_orders() == []
+
+
+def test_an_exchange_that_cannot_be_reached_exits_75_for_a_supervisor_to_retry(
+        run_cli, tmp_path, monkeypatch):
+    """Nothing listens on port 9: a temporary failure (exit 75, restarted by systemd), not a
+    user error (exit 2, not restarted)."""
+    from cryptobot.cli import TEMPORARY_FAILURE_EXIT_CODE
+
+    monkeypatch.setenv(API_KEY_ENV, TEST_KEY)
+    monkeypatch.setenv(API_SECRET_ENV, TEST_SECRET)
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace(
+        "request_timeout_ms = 2000\n",
+        "request_timeout_ms = 2000\nretry_attempts = 2\nretry_base_delay_s = 0.0\n"))
+    code, _, err = run_cli("live", "--config", str(config), "--confirm-live", "--once")
+    assert code == TEMPORARY_FAILURE_EXIT_CODE == 75, err
+    assert err.splitlines()[-1].startswith("error: load markets") and "Traceback" not in err
+
+
+def test_hedge_mode_is_refused_in_one_line(run_cli, tmp_path, venue, monkeypatch):
+    venue.state.dual_side = True
+    monkeypatch.setenv(API_KEY_ENV, TEST_KEY)
+    monkeypatch.setenv(API_SECRET_ENV, TEST_SECRET)
+    code, _, err = run_cli("live", "--config", str(write_config(tmp_path, venue.base_url)),
+                           "--confirm-live", "--once")
+    assert code == 2
+    assert err.count("\n") == 1 and "hedge mode" in err and "One-way" in err
+    assert venue.state.orders == {} and venue.state.algo_orders == {}

@@ -1,52 +1,87 @@
-"""A real subprocess SIGKILLed at each step of a trade; a restart leaves the position protected
-and the stored state matching the exchange, with no order sent twice."""
+"""The real live stack SIGKILLed inside a trade, then restarted: issue 14's crash cases.
+
+Each bot is a process of tests/live/fault_segment.py (`run_live_session`: Engine, LiveBroker,
+SqlRecorder) trading the bundled crash data's 2024-08-04 trade (spike 17:30, entry 18:15, exit
+by 22:00; OI confirmation off: the window's OI is SYNTHETIC) against the fake Binance server in
+this process. It kills itself at the named step; the venue's price walks on one candle while it
+is down; the next process starts at the candle after and must take the position over: no order
+sent twice, the position under a full-quantity stop once its first candle is handled, the
+take-profits that had not filled working again, and the store's fills equal to the venue's
+trades. The same code as benchmarks/live_faults.py, with one chosen kill each.
+"""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections import Counter
-from pathlib import Path
+import random
 
 import pytest
 
-from cryptobot.brokers.live.setup import build_live_broker
-from cryptobot.engine.risk import KillSwitch
-from tests.live.conftest import VenueClock, live_settings
+from benchmarks.live_fault_episodes import (
+    Chunk,
+    KillPlan,
+    VenueOptions,
+    audit,
+    crash_candles,
+    run_episode,
+)
+from cryptobot.clock import parse_utc
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STEPS = ["before_send:entry", "after_send:entry", "after_fill:entry", "before_send:stop",
-         "after_send:stop", "before_send:tp1", "after_send:tp2", "after_fill:tp1",
-         "stop_replaced_before_cancel", "none"]
+START, END = "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z"
+SIGNAL = "BTCUSDT-20240804T1730"  # entered 18:15 with TP1 and TP2
+STEPS = ["after_fill:entry", "before_send:stop", "after_fill:tp1", "stop_replaced_before_cancel"]
 
 
-@pytest.mark.parametrize("crash_step", STEPS)
-def test_sigkill_at_each_step_then_restart(crash_step, venue, tmp_path, keys):
-    settings = live_settings(tmp_path)
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "tests.live.crash_trader", venue.base_url,
-                           settings.live.state_url, crash_step], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-    expected = 0 if crash_step == "none" else -9
-    assert proc.returncode == expected, proc.stderr[-2000:]
+@pytest.fixture(scope="module")
+def candles():
+    return crash_candles()
 
-    broker, report = build_live_broker(settings, keys, VenueClock(venue.state),
-                                       KillSwitch(settings.risk.kill_switch_file),
-                                       rest_url=venue.base_url, sleep=lambda s: None)
-    state = venue.state
-    venue_qty = float(state.position("BTCUSDT").qty)
-    stored = broker.state.positions()
-    assert Counter(o["clientOrderId"] for o in state.orders.values())["sigC-entry"] <= 1
-    if venue_qty > 0:
-        stops = state.open_algo_orders("BTCUSDT")
-        assert sum(float(s["quantity"]) for s in stops) >= venue_qty - 1e-9, report
-        assert all(float(s["triggerPrice"]) < float(state.prices["BTCUSDT"]) for s in stops)
-        # the planned stop (59000) or break-even (60000), never the 2% fallback (58800)
-        assert {s["triggerPrice"] for s in stops} <= {"59000", "60000"}, stops
-        assert [p.qty_base for p in stored] == [pytest.approx(venue_qty)]
-        working = {i.client_id for i in broker.working_orders()}
-        assert {s["clientAlgoId"] for s in stops} <= working
-    else:
-        assert stored == []
-    assert report.unknown_positions == []
+
+def run_with_kill(step: str, folder, candles, options: VenueOptions | None = None) -> dict:
+    chunk = Chunk(SIGNAL, parse_utc(START), parse_utc(END), 0, 0, ("tp1", "tp2"))
+    options = options or VenueOptions(segment_timeout_s=180)
+    episode = run_episode(chunk, folder, candles, options, 1, KillPlan.at(step),
+                          random.Random(14), downtime_candles=(1, 1))
+    try:
+        return audit(episode)
+    finally:
+        episode.venue.stop()
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_sigkill_in_a_trade_then_restart_protects_and_restores_it(step, tmp_path, candles):
+    result = run_with_kill(step, tmp_path, candles)
+    assert result["errors"] == [], result["errors"]
+    [kill] = result["kills"]
+    assert kill["step"] == step
+    assert kill["position_qty"] > 0  # each of these steps comes with a position open
+    [restart] = result["restarts"]
+    snap = restart["first_candle"]
+    assert restart["finished"], "the restarted bot never handled a candle"
+    # it took the position over and did not enter again
+    assert restart["took_over"] or snap["qty"] == 0, snap
+    assert result["entries_on_venue"] == [f"{SIGNAL}-entry"]
+    assert result["duplicates"] == {}, result["duplicates"]
+    # protected: a stop for all of it, and the take-profits that had not filled are working
+    assert not restart["unprotected_at_first_candle"], snap
+    assert restart["to_stop_ms"] is not None
+    if step == "after_fill:tp1":
+        assert restart["needs_tp"], snap  # TP2 was still to fill
+    if restart["needs_tp"]:
+        assert restart["tp_working"], snap
+    # the store agrees with the venue, order by order and fill by fill
+    assert result["lost"] == {"venue_not_stored": [], "stored_not_on_venue": []}, result["lost"]
+    assert result["journal"] == [], result["journal"]
+
+
+def test_a_position_closed_while_the_bot_was_down_is_booked_by_the_restart(tmp_path, candles):
+    """Killed as its stop's first of three trades came in: the rest of the stop fills while
+    the bot is down (or its start-up reconciliation closes it), so no engine ever holds the
+    close. The restarted run books the trade from the live state's fills; the store's trades
+    and fills match the venue's."""
+    options = VenueOptions(segment_timeout_s=180, partial_fills=True)
+    result = run_with_kill("after_fill:stop", tmp_path, candles, options)
+    assert result["errors"] == [], result["errors"]
+    assert [kill["step"] for kill in result["kills"]] == ["after_fill:stop"]
+    assert result["duplicates"] == {}, result["duplicates"]
+    assert result["lost"] == {"venue_not_stored": [], "stored_not_on_venue": []}, result["lost"]
+    assert result["journal"] == [], result["journal"]

@@ -1,42 +1,47 @@
-"""429s, 5xx and timeouts on 20% of private calls: the trade completes with no duplicate order."""
+"""The real live stack on a hostile venue: 20% of private calls fail (rate limits, bans, 5xx,
+timeouts before and after the work, errors after an accepted order) and every taker fill comes
+in three parts, over the bundled crash data's 2024-08-04 trade (OI confirmation off: the
+window's OI is SYNTHETIC). The same code as benchmarks/live_faults.py, without kills: no order
+reaches the venue twice, none is lost between the venue and the store, and the store's fills and
+trade PnL equal the venue's.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+import random
 
-import pytest
+from benchmarks.live_fault_episodes import (
+    NO_KILLS,
+    Chunk,
+    VenueOptions,
+    audit,
+    crash_candles,
+    run_episode,
+)
+from cryptobot.clock import parse_utc
 
-from cryptobot.brokers.live.setup import build_live_broker
-from cryptobot.engine.risk import KillSwitch
-from cryptobot.model import OrderPurpose
-from tests.live.conftest import VenueClock, live_settings
-from tests.live.trade_driver import TradeDriver
+START, END = "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z"
+SIGNAL = "BTCUSDT-20240804T1730"  # entered 18:15 with TP1 and TP2
 
 
-def test_faults_on_20_percent_of_calls_make_no_duplicate_orders(venue, tmp_path, keys):
-    settings = live_settings(tmp_path, retry_attempts=8)
-    venue.faults.rate = 0.2
-    broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
-                                  KillSwitch(settings.risk.kill_switch_file),
-                                  rest_url=venue.base_url, sleep=lambda s: None)
-    driver = TradeDriver(broker, "sigF", qty=0.02, stop=59000.0, tp1=61000.0, tp2=62500.0)
-    driver.enter()
-    for _ in range(3):
-        venue.state.step_scripted()
-        broker.poll()
-    state = venue.state
-    regular = Counter(o["clientOrderId"] for o in state.orders.values())
-    algos = Counter(a["clientAlgoId"] for a in state.algo_orders.values())
-    injected = venue.faults.injected
-    print("faults injected:", dict(injected), "order sends:", broker.gateway.sends)
-    assert sum(injected.values()) >= 10
-    assert injected.get("timeout_after", 0) + injected.get("502_after", 0) >= 1  # done, answer lost
-    # each client id reached the venue once (the triggered stop's child carries the algo's id)
-    assert max(regular.values()) == 1, regular
-    assert max(algos.values()) == 1, algos
-    assert regular["sigF-entry"] == 1
-    assert [f.purpose for f in driver.fills] == [
-        OrderPurpose.ENTRY, OrderPurpose.TP1, OrderPurpose.TP2]
-    assert float(state.position("BTCUSDT").qty) == 0
-    assert broker.state.position("sigF").qty_base == pytest.approx(0.0)
-    assert state.open_algo_orders() == [] and state.open_orders() == []
+def test_faults_on_20_percent_of_calls_and_split_fills_lose_and_double_nothing(tmp_path):
+    chunk = Chunk(SIGNAL, parse_utc(START), parse_utc(END), 0, 0, ("tp1", "tp2"))
+    options = VenueOptions(error_rate=0.2, partial_fills=True, segment_timeout_s=180)
+    episode = run_episode(chunk, tmp_path, crash_candles(), options, 0, NO_KILLS,
+                          random.Random(20))
+    try:
+        result = audit(episode)
+        fills = len(episode.venue.state.trades)
+    finally:
+        episode.venue.stop()
+    injected = result["faults_injected"]
+    print("faults injected:", injected, "venue trades:", fills)
+    assert result["errors"] == [], result["errors"]
+    assert sum(injected.values()) >= 5
+    assert injected.keys() & {"timeout_after", "502_after", "1007", "503_unknown"}  # done?
+    assert result["entries_on_venue"] == [f"{SIGNAL}-entry"]
+    assert fills >= 4  # the entry alone came in three parts
+    assert result["duplicates"] == {}, result["duplicates"]
+    assert result["lost"] == {"venue_not_stored": [], "stored_not_on_venue": []}, result["lost"]
+    assert result["journal"] == [], result["journal"]
+    assert result["trades_on_venue"] == result["trades_stored"] == 1

@@ -1,4 +1,7 @@
-"""What the engine does with the broker during one trade, scripted for the live tests.
+"""What the engine does with the broker during one trade, scripted for the broker-level tests
+(rails, user stream, kill CLI) that need a trade on the venue. Anything about protection,
+crashes or faults drives the real Engine instead (test_live_protection.py, test_live_crash.py,
+test_live_faults.py): a stand-in engine would hide exactly those bugs.
 
 entry fill -> hard stop + TP1/TP2 (reduce-only limits); TP1 fill -> stop to break-even (the new
 stop placed before the old is cancelled). Client ids follow cryptobot.engine.broker.client_id.

@@ -35,13 +35,13 @@ def test_an_unreachable_database_is_one_line_without_the_password(run_cli, comma
 
 def test_urls_in_the_stored_settings_have_no_password(tmp_path):
     url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
-    settings = {"store": {"url": UNREACHABLE}, "live": {"state_url": UNREACHABLE},
-                "feed": {"ws_url": "wss://fstream.binance.com/ws"}}
+    settings = {"store": {"url": UNREACHABLE},
+                "feed": {"rest_url": UNREACHABLE, "ws_url": "wss://fstream.binance.com/ws"}}
     with SqlRecorder(url, clock=LiveClock()) as recorder:
         recorder.start_run(RunInfo("backtest", "binanceusdm", "BTC/USDT:USDT", 0, 1, "x",
                                    settings))
     stored = open_store(url).run_info(1).settings
-    assert stored["store"]["url"] == stored["live"]["state_url"] == masked_url(UNREACHABLE)
+    assert stored["store"]["url"] == stored["feed"]["rest_url"] == masked_url(UNREACHABLE)
     assert stored["feed"]["ws_url"] == "wss://fstream.binance.com/ws"
 
 

@@ -1,10 +1,17 @@
 """The live broker: the Broker protocol on a real exchange account (ccxt binanceusdm).
 
 - Every order is written to the live state BEFORE it is sent, then placed idempotently by the
-  gateway (a doubtful send is looked up by client id before any resend).
-- A stop that the venue refuses is retried `live.stop_place_retries` times; if it still cannot
-  be placed, the position is closed at market with the reason stored, and the submit raises
-  OrderRejectedError (the engine then finds its position already flat).
+  gateway (a doubtful send is looked up by client id before any resend). An order whose outcome
+  stayed unknown keeps its "pending" row: it is looked up before it is ever sent again, and the
+  next reconciliation (brought forward) reports its fills, or its refusal, to the engine.
+- Once the venue has accepted an order, nothing that fails afterwards (reading its fills,
+  cancelling the stop it replaces) is reported as its refusal: it is logged and left to the
+  next reconciliation.
+- A market entry goes out as a limit IOC at most `live.max_entry_slippage_bps` above the last
+  price: what does not fill at once is cancelled and reported so ("canceled" after its fills).
+- The engine's stops are sent once per `submit` / `replace_stop`; retrying and the fallback are
+  the engine's protection (engine/protection.py). Reconciliation's own stops (a position the
+  engine does not hold yet) are retried here and close the position at market if refused.
 - Fills come from the venue's user data stream when a `fill_source` is attached and connected
   (user_events.py applies its events, as they happen); otherwise by REST polling (`poll`, run
   from `on_base_candle`). Both paths are de-duplicated by the exchange's trade id; REST also
@@ -24,10 +31,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
+from cryptobot.brokers.live.fills import LiveFills
 from cryptobot.brokers.live.gateway import OrderGateway, SentOrder
 from cryptobot.brokers.live.rails import check_entry_rails
 from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile_with_exchange
-from cryptobot.brokers.live.state import OPEN_STATUSES, LiveFillRow, LiveOrderRow, LiveState
+from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState
 from cryptobot.brokers.live.user_events import apply_user_event
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
@@ -40,10 +48,12 @@ from cryptobot.errors import (
     ReconciliationError,
     TemporaryExchangeError,
 )
-from cryptobot.model import Candle, Fill, OrderIntent, OrderPurpose, OrderType, Side
+from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, Side
 
 log = logging.getLogger("cryptobot.live")
 StepHook = Callable[[str], None]
+POLL_INTERVAL_MS = 5_000  # REST fill reads between candles while no stream delivers them
+RECONCILE_RETRY_MS = 5_000  # a failed reconciliation is tried again this soon
 
 
 class FillSource(Protocol):
@@ -57,7 +67,7 @@ def signal_of(client_id: str) -> str:
     return client_id.rsplit("-", 1)[0]
 
 
-class LiveBroker:
+class LiveBroker(LiveFills):
     """`kill_switch` is the run's one switch (the CLI builds it): engaged, no new entries."""
 
     def __init__(self, gateway: OrderGateway, state: LiveState, settings: Settings, clock: Clock,
@@ -74,6 +84,7 @@ class LiveBroker:
         self._on_fill: FillHandler | None = None
         self._on_order: OrderHandler | None = None
         self._last_reconcile_ms: int | None = None
+        self._last_poll_ms: int | None = None
         self.fill_source: FillSource | None = None  # while connected, candles skip REST polls
         self.algo_children: dict[str, str] = {}  # a fired stop's market order id -> our id
         self.fills_by_source: Counter[str] = Counter()  # "stream" / "rest" (tests, heartbeat)
@@ -88,23 +99,30 @@ class LiveBroker:
             raise ReconciliationError(
                 f"{intent.client_id}: not sent: the bot refuses to trade until reconciliation "
                 "with the exchange succeeds")
-        stored = self.state.order(intent.client_id)
-        if stored is not None and stored.status not in ("pending", "rejected", "not_sent"):
-            raise OrderRejectedError(f"duplicate client order id {intent.client_id}")
+        if self._already_placed(intent):
+            return  # an earlier attempt did reach the venue: never send it twice
         intent = self._rounded(intent)
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
             check_entry_rails(self, intent)
             self._remember_planned_stop(intent)
+            intent = self._price_capped(intent)
         if intent.order_type is OrderType.STOP_MARKET:
-            self.place_stop(intent, flatten_on_failure=True)
+            self._send_stop(intent)
         else:
             self._send(intent)
 
     def cancel(self, client_id: str) -> None:
+        """Cancel a working order; a cancel the venue did not answer is logged and left to the
+        next reconciliation (the order is reduce-only: working on, it can only close)."""
         row = self.state.order(client_id)
         if row is None or row.status not in OPEN_STATUSES:
             return
-        self.gateway.cancel(row.intent(), None)
+        try:
+            self.gateway.cancel(row.intent(), None)
+        except ExchangeError as exc:
+            log.warning("cancel %s failed (reconciling soon): %s", client_id, exc)
+            self.reconcile_soon()
+            return
         self.state.update_order(client_id, self.clock.now_ms(), status="canceled")
         self.report_order(row.intent(), "canceled")
 
@@ -112,7 +130,8 @@ class LiveBroker:
         """New stop first; the old one is cancelled only once the new one is on the venue."""
         if not self.ready:
             raise ReconciliationError(f"{new_intent.client_id}: reconciliation has not succeeded")
-        self.place_stop(self._rounded(new_intent), flatten_on_failure=False)
+        if not self._already_placed(new_intent):
+            self._send_stop(self._rounded(new_intent))
         self.on_step("stop_replaced_before_cancel")
         if old_client_id is not None:
             self.cancel(old_client_id)
@@ -121,19 +140,34 @@ class LiveBroker:
         return tuple(row.intent() for row in self.state.orders(OPEN_STATUSES))
 
     def on_base_candle(self, candle: Candle) -> None:
-        """Read fills, and reconcile when due. A failure here must not stop the session: the
-        stops on the exchange protect what is open, and a failed reconciliation leaves the
-        broker refusing new orders until a later candle's attempt succeeds."""
+        """Read fills, and reconcile when due."""
         self.last_price = candle.close
-        if self.fill_source is None or not self.fill_source.connected:
-            self.catch_up()
+        self.on_timer(poll=True)
+
+    def on_timer(self, poll: bool = False) -> None:
+        """The live runner's tick (and every candle): read fills by REST while no stream
+        delivers them (`poll`, else every `POLL_INTERVAL_MS`), and reconcile when due or
+        brought forward (a stream reconnect, an order whose outcome is unknown). A failure here
+        must not stop the session: the stops on the exchange protect what is open, and a failed
+        reconciliation leaves the broker refusing new orders until a later attempt succeeds."""
         now_ms = self.clock.now_ms()
+        streamed = self.fill_source is not None and self.fill_source.connected
+        if not streamed and (poll or self._last_poll_ms is None
+                             or now_ms - self._last_poll_ms >= POLL_INTERVAL_MS):
+            self._last_poll_ms = now_ms
+            self.catch_up()
         interval_ms = self.settings.live.reconcile_interval_s * 1000
         if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
             try:
                 self.reconcile()
             except ReconciliationError as exc:
+                self._last_reconcile_ms = now_ms - interval_ms + RECONCILE_RETRY_MS
                 log.error("%s; no new orders until it succeeds", exc)
+
+    def after_reconnect(self) -> None:
+        """The user stream came back: what it missed is read now, and reconciled soon."""
+        self.reconcile_soon()
+        self.catch_up()
 
     def reconcile(self) -> ReconcileReport:
         """Make the state and the exchange agree (reconcile.py). Until that has succeeded the
@@ -183,11 +217,52 @@ class LiveBroker:
         stop = self.gateway.round_price(intent.symbol, intent.stop_price)
         self.state.open_position(signal_id, intent.symbol, 0.0, 0.0, stop, self.clock.now_ms())
 
+    def _price_capped(self, intent: OrderIntent) -> OrderIntent:
+        """A market entry as a limit IOC at most `max_entry_slippage_bps` above the last price
+        (0: left a market order)."""
+        bps = self.settings.live.max_entry_slippage_bps
+        if intent.order_type is not OrderType.MARKET or bps <= 0:
+            return intent
+        cap = self.reference_price(intent.symbol) * (1.0 + bps / 10_000.0)
+        return replace(intent, order_type=OrderType.LIMIT, time_in_force="IOC",
+                       price=self.gateway.round_price(intent.symbol, cap))
+
     def reference_price(self, symbol: str) -> float:
         """The last base candle's close, or the venue's last price before the first candle."""
         if self.last_price is None:
             return self.gateway.last_price(symbol)
         return self.last_price
+
+    def _already_placed(self, intent: OrderIntent) -> bool:
+        """An earlier attempt under this client id reached the venue: found "open" by a
+        reconciliation, or "pending" (its answer lost) and found now. The caller reuses an id
+        only for the same order (engine/trade_orders.py). An id already used for an order
+        that is done, or for another order, is refused."""
+        stored = self.state.order(intent.client_id)
+        if stored is None or stored.status in ("rejected", "not_sent"):
+            return False
+        if stored.status == "pending":
+            return self._found_sent(stored)
+        if stored.status == "open" and stored.purpose == intent.purpose.value \
+                and abs(float(stored.qty_base) - self.gateway.round_qty(
+                    intent.symbol, intent.qty_base)) <= 1e-12:
+            return True
+        raise OrderRejectedError(f"duplicate client order id {intent.client_id}")
+
+    def _found_sent(self, row: LiveOrderRow) -> bool:
+        """Whether a "pending" order (an earlier send whose outcome was unknown) is on the
+        venue; found, it is recorded as sent and its fills are read. An answer that does not
+        come raises TemporaryExchangeError: still unknown, nothing is sent."""
+        found = self.gateway.lookup(row.intent())
+        if found is None:
+            return False
+        self.state.update_order(row.client_id, self.clock.now_ms(), status="open",
+                                exchange_order_id=found.exchange_order_id)
+        if row.order_type == OrderType.STOP_MARKET.value:
+            self.state.update_position(row.signal_id, stop_price=float(row.price))
+        self.report_order(row.intent(), "open")
+        self._read_fills_of(row.intent(), found)
+        return True
 
     def _send(self, intent: OrderIntent) -> SentOrder:
         now_ms = self.clock.now_ms()
@@ -195,28 +270,60 @@ class LiveBroker:
         self.on_step(f"before_send:{intent.purpose.value}")
         try:
             sent = self.gateway.place(intent)
-        except OrderRejectedError as exc:
+        except OrderRejectedError as exc:  # raised to the caller, who records it
             self.state.update_order(intent.client_id, now_ms, status="rejected", detail=str(exc))
-            self.report_order(intent, "rejected", str(exc))
+            raise
+        except TemporaryExchangeError:
+            self.reconcile_soon()  # outcome unknown: the pending row is looked up there
             raise
         self.on_step(f"after_send:{intent.purpose.value}")
         self.state.update_order(intent.client_id, self.clock.now_ms(), status="open",
                                 exchange_order_id=sent.exchange_order_id)
         self.report_order(intent, "open")
-        if sent.filled_qty > 0 or sent.status == "filled":
-            self.poll()
+        if intent.order_type is OrderType.MARKET or intent.time_in_force == "IOC" \
+                or sent.filled_qty > 0:
+            self._read_fills_of(intent, sent)
         return sent
 
+    def _read_fills_of(self, intent: OrderIntent, sent: SentOrder) -> None:
+        """Read an accepted order's fills now; an IOC's unfilled rest is reported cancelled
+        once all its fills are in (else the next reconciliation does it)."""
+        try:
+            self.poll()
+        except ExchangeError as exc:
+            log.warning("%s was accepted; reading its fills failed (reconciling soon): %s",
+                        intent.client_id, exc)
+            self.reconcile_soon()
+            return
+        if sent.status not in ("expired", "canceled"):
+            return
+        row = self.state.order(intent.client_id)
+        filled = sum(f.qty_base for f in self.state.fills(signal_of(intent.client_id))
+                     if f.client_id == intent.client_id)
+        if row is None or row.status not in OPEN_STATUSES:
+            return
+        if filled < sent.filled_qty - 1e-12:
+            self.reconcile_soon()
+            return
+        detail = f"{filled:g} of {intent.qty_base:g} filled; the rest expired"
+        self.state.update_order(intent.client_id, self.clock.now_ms(), status="expired",
+                                detail=detail)
+        self.report_order(intent, "canceled", detail)
+
+    def _send_stop(self, intent: OrderIntent) -> None:
+        self._send(intent)
+        self.state.update_position(signal_of(intent.client_id), stop_price=intent.price)
+
     def place_stop(self, intent: OrderIntent, flatten_on_failure: bool) -> None:
-        """Send a rounded stop, retried `live.stop_place_retries` times; if it still fails,
-        close the position at market (`flatten_on_failure`) or keep the old stop, and raise."""
+        """Reconciliation's stop for a position the engine does not hold yet: retried
+        `live.stop_place_retries` times; if it still fails, the position is closed at market
+        (`flatten_on_failure`) or the old stop kept, and the error raised."""
         signal_id = signal_of(intent.client_id)
         attempts = self.settings.live.stop_place_retries + 1
         last_error: ExchangeError | None = None
         for attempt in range(1, attempts + 1):
             try:
-                self._send(intent)
-                self.state.update_position(signal_id, stop_price=intent.price)
+                self._send_stop(intent)
                 return
             except (OrderRejectedError, TemporaryExchangeError) as exc:
                 last_error = exc
@@ -238,7 +345,7 @@ class LiveBroker:
             qty = min(position.qty_base, max(exchange_qty, 0.0))
             if qty > 0:
                 used = len(self.state.orders(signal_id=signal_id))
-                intent = OrderIntent(f"{signal_id}-flat{used}", position.symbol, Side.SELL,
+                intent = OrderIntent(f"{signal_id}-close{used}", position.symbol, Side.SELL,
                                      OrderType.MARKET, self.gateway.round_qty(position.symbol, qty),
                                      OrderPurpose.FLATTEN, None, True)
                 self._send(intent)
@@ -255,99 +362,6 @@ class LiveBroker:
             self.flatten(position.signal_id, reason)
         for row in self.state.orders(OPEN_STATUSES):
             self.cancel(row.client_id)
-
-    # --- fills -----------------------------------------------------------------------------
-
-    def poll(self) -> list[Fill]:
-        """Read new fills from the exchange, record them, report them. Returns the new ones."""
-        new_fills: list[Fill] = []
-        for symbol, since_ms in self._watch_list().items():
-            trades = self.gateway.trades_since(symbol, since_ms)
-            for trade in sorted(trades, key=lambda t: (t["timestamp"], str(t["id"]))):
-                fill = self.ingest_trade(symbol, trade, "rest")
-                if fill is not None:
-                    new_fills.append(fill)
-        return new_fills
-
-    def ingest_trade(self, symbol: str, trade: dict, source: str,
-                     row: LiveOrderRow | None = None) -> Fill | None:
-        """Record and report one venue trade (ccxt's shape) unless it is known or not ours."""
-        if self.state.has_fill(str(trade["id"])):
-            return None
-        row = row or self._order_for_trade(symbol, trade)
-        if row is None:
-            return None  # not one of ours (a manual trade): reconciliation reports it
-        self.fills_by_source[source] += 1
-        return self._record_fill(row, trade)
-
-    def _watch_list(self) -> dict[str, int]:
-        """Symbols with our open positions or working orders, and since when to read trades."""
-        since: dict[str, int] = {}
-        for position in self.state.positions():
-            since[position.symbol] = min(since.get(position.symbol, position.opened_ms),
-                                         position.opened_ms)
-        for row in self.state.orders(OPEN_STATUSES):
-            since[row.symbol] = min(since.get(row.symbol, row.created_ms), row.created_ms)
-        return {symbol: ms - 600_000 for symbol, ms in since.items()}  # 10 min for clock skew
-
-    def _order_for_trade(self, symbol: str, trade: dict) -> LiveOrderRow | None:
-        order_id = str(trade["order"])
-        row = self.state.order_by_exchange_id(order_id)
-        if row is not None:
-            return row
-        stop_id = self.algo_children.get(order_id)  # told by the stream's ALGO_UPDATE
-        if stop_id is not None and self.state.order(stop_id) is not None:
-            return self.state.order(stop_id)
-        # A stop's fill belongs to the market order the algo order spawned when it fired.
-        for stop in self.state.orders(("open",), symbol=symbol):
-            if stop.order_type == OrderType.STOP_MARKET.value:
-                found = self.gateway.lookup(stop.intent())
-                if found is not None and str(found.info.get("actualOrderId")) == order_id:
-                    return stop
-        client_id = self.gateway.fetch_order_client_id(symbol, order_id)
-        return self.state.order(client_id) if client_id else None
-
-    def _record_fill(self, row: LiveOrderRow, trade: dict) -> Fill:
-        fee = float((trade.get("fee") or {}).get("cost") or 0.0)
-        fill = Fill(row.client_id, row.symbol, int(trade["timestamp"]), Side(trade["side"]),
-                    float(trade["price"]), float(trade["amount"]), fee,
-                    trade.get("takerOrMaker") == "maker", OrderPurpose(row.purpose))
-        self.state.record_fill(LiveFillRow(
-            trade_id=str(trade["id"]), client_id=row.client_id, signal_id=row.signal_id,
-            symbol=row.symbol, ts_ms=fill.ts_ms, side=fill.side.value, price=fill.price,
-            qty_base=fill.qty_base, fee_usdt=fee, is_maker=fill.is_maker, purpose=row.purpose))
-        filled = sum(f.qty_base for f in self.state.fills(row.signal_id)
-                     if f.client_id == row.client_id)
-        if filled >= float(row.qty_base) - 1e-12 or row.order_type != OrderType.LIMIT.value:
-            self.state.update_order(row.client_id, self.clock.now_ms(), status="filled")
-        self._apply_to_position(row, fill)
-        self.on_step(f"after_fill:{row.purpose}")
-        if self._on_fill is not None:
-            self._on_fill(fill)
-        return fill
-
-    def _apply_to_position(self, row: LiveOrderRow, fill: Fill) -> None:
-        position = self.state.position(row.signal_id)
-        if fill.side is Side.BUY and not row.reduce_only:
-            if position is None or position.qty_base <= 0:
-                self.state.open_position(row.signal_id, row.symbol, fill.qty_base, fill.price,
-                                         None if position is None else position.stop_price,
-                                         fill.ts_ms)
-            else:
-                qty = position.qty_base + fill.qty_base
-                entry = (position.entry_price * position.qty_base
-                         + fill.price * fill.qty_base) / qty
-                self.state.update_position(row.signal_id, qty_base=qty, entry_price=entry)
-            return
-        if position is None:
-            return
-        left = max(0.0, position.qty_base - fill.qty_base)
-        self.state.update_position(row.signal_id, qty_base=left)
-        if left <= 1e-12:
-            self.state.update_position(row.signal_id, close_reason=row.purpose)
-            for other in self.state.orders(OPEN_STATUSES, signal_id=row.signal_id):
-                if other.client_id != row.client_id:
-                    self.cancel(other.client_id)
 
     def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None:
         """Tell the bound engine an order's new status (submitted/open/canceled/rejected/filled)."""

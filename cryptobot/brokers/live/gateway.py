@@ -3,7 +3,11 @@
 A send that times out may still have reached the venue. Binance keeps client ids unique only
 among OPEN orders, so blindly resending a market order whose first copy already filled would
 open a second position. `place` therefore looks the client id up on the exchange after every
-doubtful failure, and only resends when the venue has never seen it.
+doubtful failure (a timeout, 5xx, -1007, 503 "Unknown error"), and only resends when the venue
+has never seen it; a refusal the venue made before executing anything (429, a 418 ban, -1008
+overload) is resent after the wait the venue asks for. When the look-up fails too, the outcome
+is unknown, and `place` says so (TemporaryExchangeError), never that the order was refused.
+Every wait goes through the injected `sleep`, so a simulated run never waits on the wall clock.
 
 Stops go through Binance's algo-order endpoint (ccxt: `stopLossPrice` on a market order), with
 our client id as `clientAlgoId`.
@@ -20,14 +24,17 @@ from typing import Any
 
 import ccxt
 
-from cryptobot.errors import OrderRejectedError, TemporaryExchangeError
+from cryptobot.errors import ExchangeError, OrderRejectedError, TemporaryExchangeError
 from cryptobot.exchange.ccxt_errors import (
     DUPLICATE_CLIENT_ID_CODE,
+    MAX_DELAY_S,
     binance_code,
     call_ccxt,
     is_order_not_found,
     map_ccxt_error,
+    not_executed,
     retry_after_s,
+    retry_delay_s,
     retry_temporary,
 )
 from cryptobot.model import OrderIntent, OrderType
@@ -37,11 +44,13 @@ log = logging.getLogger("cryptobot.live.gateway")
 
 @dataclass(frozen=True)
 class SentOrder:
-    """What the venue says about one of our orders, in our terms."""
+    """What the venue says about one of our orders, in our terms. `status` is the order's, as
+    the venue reports it; `filled_qty` what of it filled: an IOC limit that met too little
+    before its limit is "expired" with 0 < filled_qty < its quantity."""
 
     client_id: str
     exchange_order_id: str
-    status: str  # open, filled, canceled, rejected, expired
+    status: str  # open (incl. partly filled and working), filled, canceled, rejected, expired
     filled_qty: float
     avg_price: float | None
     info: dict[str, Any]
@@ -94,6 +103,13 @@ class OrderGateway:
             log.warning("margin mode unchanged: %s", exc)
         self._retry(f"set leverage {leverage}x on {symbol}",
                     lambda: self.exchange.set_leverage(leverage, symbol), order=True)
+
+    def position_mode_is_hedge(self) -> bool:
+        """Whether the account is in hedge mode (dualSidePosition); the bot trades one-way."""
+        mode = self._retry("fetch position mode", self.exchange.fetch_position_mode)
+        if mode.get("hedged") is None:
+            raise ExchangeError(f"fetch position mode: no dualSidePosition in {mode.get('info')}")
+        return bool(mode["hedged"])
 
     def position_qty(self, symbol: str) -> tuple[float, float]:
         """(signed quantity, entry price) of the one-way position in `symbol`."""
@@ -164,10 +180,8 @@ class OrderGateway:
 
     # --- orders -------------------------------------------------------------------------
 
-    def lookup(self, intent: OrderIntent, order: bool = False) -> SentOrder | None:
-        """The venue's copy of our order with this client id, or None if it never arrived.
-
-        `order`: the look-up is part of placing it, so a refusal counts as the order's."""
+    def lookup(self, intent: OrderIntent) -> SentOrder | None:
+        """The venue's copy of our order with this client id, or None if it never arrived."""
         params: dict[str, Any] = {"clientOrderId": intent.client_id}
         if intent.order_type is OrderType.STOP_MARKET:
             params["trigger"] = True
@@ -180,11 +194,11 @@ class OrderGateway:
                     return None
                 raise
 
-        found = self._retry(f"look up {intent.client_id}", fetch, order=order)
+        found = self._retry(f"look up {intent.client_id}", fetch)
         return None if found is None else _sent(found, intent.client_id)
 
     def place(self, intent: OrderIntent) -> SentOrder:
-        """Send once; after a doubtful failure look the client id up before any resend."""
+        """Send; resend only what the venue surely has not got (see the module's docstring)."""
         symbol = intent.symbol
         amount = self.exchange.amount_to_precision(symbol, intent.qty_base)
         params: dict[str, Any] = {"clientOrderId": intent.client_id}
@@ -194,7 +208,7 @@ class OrderGateway:
         order_type = "market"
         if intent.order_type is OrderType.LIMIT:
             order_type, price = "limit", self.exchange.price_to_precision(symbol, intent.price)
-            params["timeInForce"] = "GTC"
+            params["timeInForce"] = intent.time_in_force or "GTC"
         elif intent.order_type is OrderType.STOP_MARKET:
             params["stopLossPrice"] = self.exchange.price_to_precision(symbol, intent.price)
             params["workingType"] = self.working_type
@@ -206,35 +220,60 @@ class OrderGateway:
                 return _sent(order, intent.client_id)
             except ccxt.BaseError as exc:
                 mapped = map_ccxt_error(exc, f"place {intent.client_id}", order=True)
-                doubtful = isinstance(mapped, TemporaryExchangeError) or (
-                    binance_code(exc) == DUPLICATE_CLIENT_ID_CODE)
-                if not doubtful:
+                duplicate = binance_code(exc) == DUPLICATE_CLIENT_ID_CODE
+                if not (duplicate or isinstance(mapped, TemporaryExchangeError)):
                     raise mapped from None
-                found = self.lookup(intent, order=True)
-                if found is not None and found.status != "rejected":
-                    log.info("%s was accepted despite %s", intent.client_id, type(exc).__name__)
-                    return found
+                if duplicate or not not_executed(exc):
+                    found = self._look_up_after_doubt(intent, mapped)
+                    if found is not None:
+                        return found
                 if attempt == self.attempts:
                     raise TemporaryExchangeError(
-                        f"place {intent.client_id}: gave up after {attempt} attempts: "
-                        f"{type(exc).__name__}") from None
-                self.sleep(self.base_delay_s * 2 ** (attempt - 1) * (0.5 + self._rng.random()))
+                        f"place {intent.client_id}: not placed: gave up after {attempt} "
+                        f"attempts: {mapped}") from None
+                delay_s = retry_delay_s(mapped, attempt, self.base_delay_s, MAX_DELAY_S,
+                                        self._rng, lambda: retry_after_s(self.exchange))
+                log.warning("place %s: retry %d in %.1f s: %s", intent.client_id, attempt,
+                            delay_s, mapped)
+                self.sleep(delay_s)
         raise AssertionError("unreachable")
 
+    def _look_up_after_doubt(self, intent: OrderIntent, doubt: ExchangeError
+                             ) -> SentOrder | None:
+        """Our order as the venue has it after a doubtful answer; None: it never arrived."""
+        try:
+            found = self.lookup(intent)
+        except ExchangeError as exc:
+            raise TemporaryExchangeError(
+                f"place {intent.client_id}: outcome unknown: the answer was lost ({doubt}) "
+                f"and the look-up failed too ({exc})") from None
+        if found is None or found.status == "rejected":
+            return None
+        log.info("%s was accepted despite %s", intent.client_id, doubt)
+        return found
+
     def cancel(self, intent: OrderIntent, exchange_order_id: str | None = None) -> bool:
-        """Cancel by client id; False when the venue no longer has it open (already done)."""
+        """Cancel by client id: True when our cancel took effect, False when the venue no longer
+        had it open. A retry after a doubtful answer may meet "unknown order" because the first
+        try went through: the order's final status then tells which it was."""
         params: dict[str, Any] = {"clientOrderId": intent.client_id}
         if intent.order_type is OrderType.STOP_MARKET:
             params["trigger"] = True
+        doubted = False
 
         def send():
+            nonlocal doubted
             try:
                 self.exchange.cancel_order(exchange_order_id, intent.symbol, dict(params))
                 return True
             except ccxt.BaseError as exc:
                 if is_order_not_found(exc):
-                    return False
+                    return doubted and self._was_canceled(intent)
+                doubted = doubted or not not_executed(exc)
                 raise
 
         return self._retry(f"cancel {intent.client_id}", send, order=True)
 
+    def _was_canceled(self, intent: OrderIntent) -> bool:
+        found = self.lookup(intent)
+        return found is not None and found.status == "canceled"

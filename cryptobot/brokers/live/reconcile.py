@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptobot.brokers.live.gateway import OrderGateway
-from cryptobot.brokers.live.state import LiveState
+from cryptobot.brokers.live.state import OPEN_STATUSES, LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.errors import CryptobotError, ReconciliationError
@@ -38,6 +38,7 @@ class ReconcileReport:
     closed_while_down: list[str] = field(default_factory=list)
     qty_corrected: list[str] = field(default_factory=list)
     stops_placed: list[str] = field(default_factory=list)
+    flattened: list[str] = field(default_factory=list)
     unknown_positions: list[tuple[str, float]] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
 
@@ -60,6 +61,8 @@ class ReconciledBroker(Protocol):
 
     def place_stop(self, intent: OrderIntent, flatten_on_failure: bool) -> None: ...
 
+    def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None: ...
+
 
 def reconcile_with_exchange(broker: ReconciledBroker) -> ReconcileReport:
     """Run all steps; any failure is raised as ReconciliationError."""
@@ -77,16 +80,20 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
     for row in state.orders(("pending",)):
         found = gateway.lookup(row.intent())
         if found is None:
+            detail = "never reached the exchange (found at reconciliation)"
             state.update_order(row.client_id, broker.clock.now_ms(), status="not_sent",
-                               detail="never reached the exchange (found at reconciliation)")
+                               detail=detail)
+            broker.report_order(row.intent(), "rejected", detail)  # the engine stops waiting
             report.pending_not_sent.append(row.client_id)
         else:
             state.update_order(row.client_id, broker.clock.now_ms(), status="open",
                                exchange_order_id=found.exchange_order_id)
+            broker.report_order(row.intent(), "open")
             report.pending_found.append(row.client_id)
     report.fills_recorded = len(broker.poll())
     symbols = {broker.settings.market.symbol} | {p.symbol for p in state.positions()} | {
         row.symbol for row in state.orders(("open",))}
+    gone: dict[str, tuple[OrderIntent, str]] = {}
     for symbol in sorted(symbols):
         on_venue = {o.get("clientOrderId") for o in gateway.open_orders(symbol)}
         for row in state.orders(("open",), symbol=symbol):
@@ -95,10 +102,17 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
             found = gateway.lookup(row.intent())
             status = "canceled" if found is None else found.status
             if status != "open":
-                state.update_order(row.client_id, broker.clock.now_ms(), status=status)
-                report.orders_gone.append(row.client_id)
-    if report.orders_gone:
+                gone[row.client_id] = (row.intent(), status)
+    if gone:  # their last fills first, then their end, so the engine sees them in that order
         report.fills_recorded += len(broker.poll())
+    for client_id, (intent, status) in gone.items():
+        row = state.order(client_id)
+        if row is None or row.status not in OPEN_STATUSES:
+            continue  # its fills ended it already
+        state.update_order(client_id, broker.clock.now_ms(), status=status,
+                           detail="ended on the exchange (found at reconciliation)")
+        broker.report_order(intent, "canceled" if status == "expired" else status)
+        report.orders_gone.append(client_id)
     venue = {symbol: (qty, entry) for symbol, qty, entry in gateway.all_positions()}
     for position in state.positions():
         qty = venue.get(position.symbol, (0.0, 0.0))[0]
@@ -116,6 +130,8 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
             report.qty_corrected.append(position.signal_id)
         _ensure_stop(broker, position.signal_id, position.symbol, qty,
                      position.stop_price, position.entry_price, report)
+    if report.flattened or report.stops_placed:  # a flatten may have closed one
+        venue = {symbol: (qty, entry) for symbol, qty, entry in gateway.all_positions()}
     known = {p.symbol for p in state.positions()}
     for symbol, (qty, entry) in venue.items():
         if symbol in known or abs(qty) <= QTY_EPSILON:
@@ -143,6 +159,7 @@ def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, qty: flo
     last = broker.reference_price(symbol)
     if price >= last:
         broker.flatten(signal_id, f"stop {price:g} is already above the price {last:g}")
+        report.flattened.append(signal_id)
         return
     revision = len(broker.state.orders(signal_id=signal_id))
     intent = OrderIntent(f"{signal_id}-rstop{revision}", symbol, Side.SELL, OrderType.STOP_MARKET,

@@ -1,5 +1,6 @@
-"""Assemble a ready LiveBroker: ccxt client, gateway, state, margin mode and leverage, first
-reconciliation. The CLI and the tests build it the same way (tests pass a loopback rest_url)."""
+"""Assemble a ready LiveBroker: ccxt client, gateway, the one-way position mode checked, state,
+margin mode and leverage, first reconciliation. The CLI and the tests build it the same way
+(tests pass a loopback rest_url)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from cryptobot.brokers.live.state import LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.engine.risk import KillSwitch
+from cryptobot.errors import ConfigError
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.secrets import ApiKeys
+from cryptobot.store.live_import import import_legacy_live_state
 
 
 def make_ccxt_client(settings: Settings, keys: ApiKeys, rest_url: str | None,
@@ -41,10 +44,17 @@ def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_swit
     gateway = OrderGateway(exchange, working_type, settings.live.retry_attempts,
                            settings.live.retry_base_delay_s, sleep=sleep)
     gateway.load_markets()
-    state = LiveState(settings.live.state_url)
+    if gateway.position_mode_is_hedge():
+        raise ConfigError(
+            "the account is in hedge mode (dualSidePosition); the bot trades one-way mode only: "
+            "switch it in Binance Futures > Preferences > Position Mode > One-way Mode "
+            "(with no open positions or orders), then start again")
+    import_legacy_live_state(settings.store.url, settings.logging.dir)  # an older bot's file
+    state = LiveState(settings.store.url)
     broker = LiveBroker(gateway, state, settings, clock, kill_switch, on_step=on_step)
+    report = broker.reconcile()  # first: what is open gets its stop before anything else
     symbol = settings.market.symbol
     if not any(p.symbol == symbol for p in state.positions()):
         gateway.setup_symbol(symbol, settings.live.margin_mode, settings.live.leverage)
     broker.equity_usdt = gateway.balance_usdt()
-    return broker, broker.reconcile()
+    return broker, report

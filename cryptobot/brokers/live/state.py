@@ -1,87 +1,45 @@
 """What the live broker must remember across restarts: its orders, fills and positions.
 
-Its own small SQLite (or any SQLAlchemy) database, `live.state_url`, separate from the run store
-(the run store is per run; this state outlives runs). Every order is written BEFORE it is sent
-(status "pending"), so a restarted process knows which client ids it may have sent and looks
-them up on the exchange instead of sending them again. Each write is its own transaction: a
-SIGKILL at any point leaves a consistent file.
+They live in the run store (`store.url`), in its `live_orders`, `live_fills` and
+`live_positions` tables (cryptobot/store/tables.py): the broker's current state, kept across
+runs, next to the runs it traded. The store is opened the way every store is (created if
+missing, brought to the Alembic head under the migration lock), so a live bot, a paper bot and
+`cryptobot trades` can share one database. An older bot's own `live_state.sqlite` is copied in
+by `cryptobot.store.live_import`.
+
+Every order is written BEFORE it is sent (status "pending"), so a restarted process knows which
+client ids it may have sent and looks them up on the exchange instead of sending them again.
+Each write is its own transaction: a SIGKILL at any point leaves a consistent state.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from sqlalchemy import BigInteger, Boolean, String, create_engine, select
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
-from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
-from cryptobot.store.types import ExactDecimal
+from cryptobot.model import OrderIntent
+from cryptobot.store.database import open_for_writing
+from cryptobot.store.tables import (
+    FillRow,
+    LiveFillRow,
+    LiveOrderRow,
+    LivePositionRow,
+    RunRow,
+    TradeRow,
+)
+
+__all__ = ["OPEN_STATUSES", "LiveFillRow", "LiveOrderRow", "LivePositionRow", "LiveState",
+           "StoredPosition"]
 
 OPEN_STATUSES = ("pending", "open")
 
 
-class _Base(DeclarativeBase):
-    pass
-
-
-class LiveOrderRow(_Base):
-    __tablename__ = "live_orders"
-
-    client_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    signal_id: Mapped[str] = mapped_column(String(128), index=True)
-    symbol: Mapped[str] = mapped_column(String(64))
-    purpose: Mapped[str] = mapped_column(String(16))
-    side: Mapped[str] = mapped_column(String(8))
-    order_type: Mapped[str] = mapped_column(String(16))
-    qty_base: Mapped[float] = mapped_column(ExactDecimal())
-    price: Mapped[float | None] = mapped_column(ExactDecimal())
-    reduce_only: Mapped[bool] = mapped_column(Boolean)
-    # pending (written, maybe sent), open, filled, canceled, rejected, expired, not_sent
-    status: Mapped[str] = mapped_column(String(16), index=True)
-    exchange_order_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    created_ms: Mapped[int] = mapped_column(BigInteger)
-    updated_ms: Mapped[int] = mapped_column(BigInteger)
-    detail: Mapped[str] = mapped_column(String(500), default="")
-
-    def intent(self) -> OrderIntent:
-        return OrderIntent(
-            client_id=self.client_id, symbol=self.symbol, side=Side(self.side),
-            order_type=OrderType(self.order_type), qty_base=float(self.qty_base),
-            purpose=OrderPurpose(self.purpose),
-            price=None if self.price is None else float(self.price), reduce_only=self.reduce_only,
-        )
-
-
-class LiveFillRow(_Base):
-    __tablename__ = "live_fills"
-
-    trade_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the exchange's
-    client_id: Mapped[str] = mapped_column(String(36), index=True)
-    signal_id: Mapped[str] = mapped_column(String(128))
-    symbol: Mapped[str] = mapped_column(String(64))
-    ts_ms: Mapped[int] = mapped_column(BigInteger)
-    side: Mapped[str] = mapped_column(String(8))
-    price: Mapped[float] = mapped_column(ExactDecimal())
-    qty_base: Mapped[float] = mapped_column(ExactDecimal())
-    fee_usdt: Mapped[float] = mapped_column(ExactDecimal())
-    is_maker: Mapped[bool] = mapped_column(Boolean)
-    purpose: Mapped[str] = mapped_column(String(16))
-
-
-class LivePositionRow(_Base):
-    __tablename__ = "live_positions"
-
-    signal_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    symbol: Mapped[str] = mapped_column(String(64), index=True)
-    qty_base: Mapped[float] = mapped_column(ExactDecimal())
-    entry_price: Mapped[float] = mapped_column(ExactDecimal())
-    stop_price: Mapped[float | None] = mapped_column(ExactDecimal())  # the latest planned stop
-    opened_ms: Mapped[int] = mapped_column(BigInteger)
-    is_open: Mapped[bool] = mapped_column(Boolean, index=True)
-    adopted: Mapped[bool] = mapped_column(Boolean, default=False)
-    close_reason: Mapped[str] = mapped_column(String(500), default="")
+def _synchronous_full(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
 
 
 @dataclass(frozen=True)
@@ -96,15 +54,17 @@ class StoredPosition:
 
 
 class LiveState:
-    """Read and write the live broker's tables (created if missing)."""
+    """Read and write the live broker's tables in the store at `url` (a StoreError if it
+    cannot be opened or is not cryptobot's)."""
 
     def __init__(self, url: str) -> None:
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         self.url = url
-        self._engine = create_engine(url)
-        _Base.metadata.create_all(self._engine)
+        self._engine = open_for_writing(url)
+        if self._engine.dialect.name == "sqlite":
+            # an order is written before it is sent: that write must survive a power cut too
+            # (the run store's synchronous=NORMAL survives a crash of the process only)
+            event.listen(self._engine, "connect", _synchronous_full)
+            self._engine.dispose()  # connections made before the listener are not reused
 
     def close(self) -> None:
         self._engine.dispose()
@@ -216,3 +176,22 @@ class LiveState:
             if stored.signal_id == signal_id:
                 return stored
         return None
+
+    # --- what the runs booked (the run store's tables, in the same database) -----------------
+
+    def booked_signal_ids(self) -> set[str]:
+        """Signals whose trade a live run has booked (a paper run or a backtest of the same
+        candles makes the same signal ids)."""
+        query = select(TradeRow.signal_id).join(RunRow, RunRow.id == TradeRow.run_id).where(
+            RunRow.mode == "live").distinct()
+        with Session(self._engine) as session:
+            return set(session.scalars(query))
+
+    def recorded_fills(self, signal_id: str) -> set[tuple[str, int, float]]:
+        """(client id, time, quantity) of the signal's fills that a live run has recorded."""
+        query = select(FillRow.client_id, FillRow.ts_ms, FillRow.qty_base).join(
+            RunRow, RunRow.id == FillRow.run_id).where(
+            RunRow.mode == "live", FillRow.client_id.startswith(signal_id + "-", autoescape=True))
+        with Session(self._engine) as session:
+            rows = session.execute(query)
+            return {(cid, int(ts), round(float(qty), 12)) for cid, ts, qty in rows}

@@ -1,0 +1,187 @@
+"""Faults of the fake Binance venue on private (signed) calls, each answered the way Binance
+answers it (status, JSON code/msg, headers), so a client meets what it meets in production.
+
+    kind           answer                                                 the request was
+    429            429, -1003 "Too many requests; ...", Retry-After       not carried out
+    418            418, -1003 "Way too many requests; IP banned until",  not carried out
+                   Retry-After (the ban)
+    1008           503, -1008 "Server is currently overloaded ..."        not carried out
+                   (new orders only: reduce-only orders and cancels are exempt, as documented)
+    5xx            500/502/503/504, plain text                            not carried out
+    503            503 "Service Unavailable", plain text                  not carried out
+    timeout        stalls past the client's timeout                       not carried out
+    timeout_after  carries it out, then stalls past the client's timeout  carried out
+    502_after      carries it out, then 502 "Bad Gateway"                 carried out
+    1007           408, -1007 "Timeout waiting for response from backend  either (seeded coin)
+                   server. Send status unknown; execution status unknown."
+    503_unknown    503, "Unknown error, please check your request or try  either (seeded coin)
+                   again later." (no code: the shape seen from fapi)
+
+Simulated time: every private call moves the venue clock by `state.latency_ms`, a stall by
+`state.timeout_ms`; Retry-After is in the venue's (simulated) seconds, and with
+`enforce_retry_after` a call made before it ran out is refused again (counted in
+`early_requests`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from tests.live.fake_binance_state import FakeExchangeState
+
+KINDS = ("429", "418", "1008", "5xx", "503", "timeout", "timeout_after", "502_after", "1007",
+         "503_unknown")
+_COIN_FLIP = ("1007", "503_unknown")
+_OUTCOMES = {"done": True, "not_done": False}  # scripted "1007:done" decides the coin
+_PLAIN = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+          504: "Gateway Timeout"}
+MSG_429 = ("Too many requests; current limit of IP(127.0.0.1) is 2400 requests per minute. "
+           "Please use the websocket for live updates to avoid polling the API.")
+MSG_418 = ("Way too many requests; IP(127.0.0.1) banned until {until_ms}. "
+           "Please use the websocket for live updates to avoid bans.")
+MSG_1008 = "Server is currently overloaded with other requests. Please try again in a few minutes."
+MSG_1007 = ("Timeout waiting for response from backend server. Send status unknown; "
+            "execution status unknown.")
+MSG_503_UNKNOWN = "Unknown error, please check your request or try again later."
+
+
+@dataclass
+class FaultPlan:
+    """Which share of private calls misbehave, and how. Seeded: the same run fails the same way.
+
+    `script([...])` queues exact faults (a kind, None for a clean call; "1007:done" or
+    "503_unknown:not_done" fix the coin) for the next private calls, before any random draw.
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = ("429", "503", "502_after", "timeout_after")
+    seed: int = 7
+    stall_s: float | None = None  # real seconds a stall lasts; None: state.timeout_ms + 0.1 s
+    retry_after_s: int = 1  # a 429's Retry-After
+    ban_s: int = 120  # a 418's Retry-After (Binance bans for 2 minutes to 3 days)
+    enforce_retry_after: bool = False
+    injected: dict[str, int] = field(default_factory=dict)  # faults answered, by kind
+    executed: dict[str, int] = field(default_factory=dict)  # ... whose call was carried out
+    early_requests: int = 0  # calls refused again because their Retry-After had not run out
+    _rng: random.Random = field(init=False, repr=False)
+    _script: deque = field(init=False, repr=False)
+    _blocked: tuple[int, str] | None = field(init=False, repr=False, default=None)
+    # (from_ms, until_ms, kind) of every wait the venue asked for (429, 418 Retry-After): a
+    # client that obeys cannot send anything then, a stop included
+    waits: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+        self._script = deque()
+        for kind in self.kinds:
+            _check_kind(kind)
+
+    def script(self, kinds: Iterable[str | None]) -> None:
+        kinds = list(kinds)
+        for kind in kinds:
+            if kind is not None:
+                _check_kind(kind)
+        self._script.extend(kinds)
+
+    def draw(self) -> str | None:
+        if self._script:
+            return self._script.popleft()
+        if self.rate <= 0 or self._rng.random() >= self.rate:
+            return None
+        return self._rng.choice(self.kinds)
+
+
+def _check_kind(kind: str) -> None:
+    base, _, outcome = kind.partition(":")
+    if base not in KINDS or (outcome and (base not in _COIN_FLIP or outcome not in _OUTCOMES)):
+        raise ValueError(f"unknown fault {kind!r}: expected one of {', '.join(KINDS)} "
+                         "(1007 and 503_unknown may end in :done or :not_done)")
+
+
+async def run_private(state: FakeExchangeState, faults: FaultPlan, request: web.Request,
+                      params: dict, work: Callable[[], web.Response]) -> web.Response:
+    """Answer one private call: `work` carries it out (under the state's lock); the plan
+    decides whether it runs and what the client is told."""
+    with state.lock:
+        state.now_ms += state.latency_ms
+        refused = _refused_early(state, faults)
+    if refused is not None:
+        return refused
+    drawn = faults.draw()
+    if drawn is None:
+        return work()
+    kind, _, outcome = drawn.partition(":")
+    if kind == "1008" and _exempt_from_1008(request, params):
+        return work()
+    _bump(faults.injected, kind)
+    if kind in ("429", "418"):
+        wait_s = faults.retry_after_s if kind == "429" else faults.ban_s
+        with state.lock:
+            faults._blocked = (state.now_ms + wait_s * 1000, kind)
+            faults.waits.append((state.now_ms, state.now_ms + wait_s * 1000, kind))
+        return _rate_limited(kind, wait_s, faults._blocked[0])
+    if kind == "1008":
+        return _error(503, -1008, MSG_1008)
+    if kind in ("5xx", "503"):
+        status = faults._rng.choice(sorted(_PLAIN)) if kind == "5xx" else 503
+        return web.Response(status=status, text=_PLAIN[status])
+    if kind == "timeout":
+        await _stall(state, faults)
+        return web.Response(status=504, text=_PLAIN[504])  # nobody is listening any more
+    done = _OUTCOMES[outcome] if outcome else (kind not in _COIN_FLIP or faults._rng.random() < 0.5)
+    response = work() if done else None
+    if done:
+        _bump(faults.executed, kind)
+    if kind == "timeout_after":
+        await _stall(state, faults)
+        return response
+    if kind == "502_after":
+        return web.Response(status=502, text=_PLAIN[502])
+    if kind == "1007":
+        return _error(408, -1007, MSG_1007)
+    return web.json_response({"timestamp": state.now_ms, "path": request.path,
+                              "msg": MSG_503_UNKNOWN}, status=503)
+
+
+def _exempt_from_1008(request: web.Request, params: dict) -> bool:
+    """Binance throttles only new orders that add exposure; the rest pass."""
+    new_order = request.method == "POST" and request.path == "/fapi/v1/order"
+    return not new_order or "true" in (params.get("reduceOnly"), params.get("closePosition"))
+
+
+def _bump(table: dict[str, int], kind: str) -> None:
+    table[kind] = table.get(kind, 0) + 1
+
+
+def _rate_limited(kind: str, wait_s: int, until_ms: int) -> web.Response:
+    msg = MSG_429 if kind == "429" else MSG_418.format(until_ms=until_ms)
+    return _error(int(kind), -1003, msg, {"Retry-After": str(wait_s)})
+
+
+def _refused_early(state: FakeExchangeState, faults: FaultPlan) -> web.Response | None:
+    if not faults.enforce_retry_after or faults._blocked is None:
+        return None
+    until_ms, kind = faults._blocked
+    if state.now_ms >= until_ms:
+        return None
+    faults.early_requests += 1
+    return _rate_limited(kind, math.ceil((until_ms - state.now_ms) / 1000), until_ms)
+
+
+async def _stall(state: FakeExchangeState, faults: FaultPlan) -> None:
+    with state.lock:
+        state.now_ms += state.timeout_ms
+        stall_s = faults.stall_s if faults.stall_s is not None else state.timeout_ms / 1000 + 0.1
+    await asyncio.sleep(stall_s)
+
+
+def _error(status: int, code: int, msg: str, headers: dict[str, str] | None = None
+           ) -> web.Response:
+    return web.json_response({"code": code, "msg": msg}, status=status, headers=headers)

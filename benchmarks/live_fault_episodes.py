@@ -90,7 +90,7 @@ class Chunk:
 
 @dataclass
 class VenueOptions:
-    """How hostile the venue is, and the bot's matching settings."""
+    """How hostile the venue is, the bot's matching settings, and what it trades."""
 
     error_rate: float = 0.0  # share of private calls that fail, over every kind the fake has
     partial_fills: bool = False  # taker fills in 3 parts
@@ -98,6 +98,7 @@ class VenueOptions:
     timeout_ms: int = 1000  # the bot's request timeout = what a stalled answer costs
     retry_base_delay_s: float = 0.5  # the bot's back-off (on the venue's clock)
     segment_timeout_s: float = SEGMENT_TIMEOUT_S  # wall clock, per bot process
+    strategy_path: str | None = None  # [strategy] path; None: the config's (the long rule)
 
 
 @dataclass
@@ -143,7 +144,7 @@ class Kill:
     segment: int
     step: str
     venue_ms: int
-    position_qty: float
+    position_qty: float  # its size on the venue, long or short
     stop_qty: float
     downtime_candles: int = 0
     restart_ms: int = 0
@@ -154,7 +155,7 @@ class Restart:
     segment: int
     after: str  # the kill step (or "error")
     start_ms: int  # the venue's clock when the process started
-    position_qty: float  # on the venue at that moment
+    position_qty: float  # its size on the venue at that moment, long or short
     took_over: bool
     first_candle: dict[str, Any] | None  # the venue once its first candle had been handled
 
@@ -203,8 +204,12 @@ def write_config(folder: Path, options: VenueOptions) -> tuple[Path, Any]:
     from tests.live.loopback_live import settings_from, write_live_config
 
     folder.mkdir(parents=True, exist_ok=True)
-    path = write_live_config(folder, live={"request_timeout_ms": options.timeout_ms,
-                                           "retry_base_delay_s": options.retry_base_delay_s})
+    sections: dict[str, dict[str, object]] = {
+        "live": {"request_timeout_ms": options.timeout_ms,
+                 "retry_base_delay_s": options.retry_base_delay_s}}
+    if options.strategy_path:
+        sections["strategy"] = {"path": options.strategy_path}
+    path = write_live_config(folder, **sections)
     return path, settings_from(path)
 
 
@@ -232,13 +237,13 @@ def run_episode(chunk: Chunk, folder: Path, candles: dict[int, Any], options: Ve
                               folder, index, options.segment_timeout_s)
         episode.segments.append(segment)
         if after is not None:
-            episode.restarts.append(Restart(index, after, before["now_ms"], before["qty"],
+            episode.restarts.append(Restart(index, after, before["now_ms"], abs(before["qty"]),
                                             segment.took_over,
                                             venue.marks.get((index, "first_candle"))))
         walked = max(walked, segment.walked_until_ms or walked)
         if segment.killed:
             down = venue.snapshot()
-            kill = Kill(index, segment.kill_step or "?", down["now_ms"], down["qty"],
+            kill = Kill(index, segment.kill_step or "?", down["now_ms"], abs(down["qty"]),
                         down["stop_qty"], rng.randint(*downtime_candles))
             for _ in range(kill.downtime_candles):
                 walked += CANDLE_MS

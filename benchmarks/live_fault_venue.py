@@ -65,13 +65,15 @@ class FaultVenue:
         walk_venue(self.url, candle)
 
     def snapshot(self) -> dict[str, Any]:
-        """The position, the stops covering it and the take-profits working, right now."""
+        """The position (`qty` signed: negative for a short), the stops covering it (reduce-only,
+        on its closing side: SELLs for a long, BUYs for a short; either while flat) and the
+        take-profits working, right now."""
         state = self.state
         with state.lock:
             pos = state.account.positions.get(VENUE_SYMBOL)
             qty = float(pos.qty) if pos is not None else 0.0
             stops = [a for a in state.open_algo_orders(VENUE_SYMBOL)
-                     if a["side"] == "SELL" and a["reduceOnly"]]
+                     if a["side"] in closing_sides(qty) and a["reduceOnly"]]
             limits = [o for o in state.open_orders(VENUE_SYMBOL)
                       if o["type"] == "LIMIT" and o["reduceOnly"]]
             return {
@@ -84,6 +86,13 @@ class FaultVenue:
 
     def fault_counts(self) -> dict[str, int]:
         return dict(self.faults.injected)
+
+
+def closing_sides(qty: float) -> tuple[str, ...]:
+    """The order sides that close a one-way position of signed `qty`."""
+    if qty > QTY_EPS:
+        return ("SELL",)
+    return ("BUY",) if qty < -QTY_EPS else ("SELL", "BUY")
 
 
 def own_orders(state: FakeExchangeState) -> list[dict]:
@@ -108,7 +117,7 @@ def take_profit_state(snapshot: dict[str, Any],
     """(take-profits still needed, all those needed working) for the position in a snapshot:
     its signal's TP legs (`expected`: from a reference run; plus any leg it ever sent) that
     no order of that leg has FILLED; working: an open order of the leg."""
-    if snapshot["qty"] <= QTY_EPS:
+    if abs(snapshot["qty"]) <= QTY_EPS:  # flat (a short's qty is negative)
         return False, True
     entries = [cid for cid in snapshot["order_status"] if leg_of(cid) == "entry"]
     if not entries:
@@ -221,8 +230,7 @@ def journal_mismatches(state: FakeExchangeState, store_fills: list,
     for trade in store_trades:  # funding is the venue's income history, not its trades'
         booked[trade.signal_id].append(float(trade.pnl_usdt) + float(trade.funding_usdt))
     for signal_id, trades in venue_trades_by_signal(state).items():
-        net = sum(float(t["qty"]) * (1 if t["side"] == "BUY" else -1) for t in trades)
-        closed = abs(net) <= QTY_EPS and any(t["side"] == "SELL" for t in trades)
+        closed = _closed(trades)
         pnl = sum(float(t["realizedPnl"]) - float(t["commission"]) for t in trades)
         mine = booked.pop(signal_id, [])
         if closed and not mine:
@@ -238,12 +246,14 @@ def journal_mismatches(state: FakeExchangeState, store_fills: list,
     return problems
 
 
+def _closed(trades: list[dict]) -> bool:
+    """A signal's venue trades opened a position (long or short) and closed it all."""
+    net = sum(float(t["qty"]) * (1 if t["side"] == "BUY" else -1) for t in trades)
+    return abs(net) <= QTY_EPS and {t["side"] for t in trades} == {"BUY", "SELL"}
+
+
 def closed_on_venue(state: FakeExchangeState) -> int:
-    count = 0
-    for trades in venue_trades_by_signal(state).values():
-        net = sum(float(t["qty"]) * (1 if t["side"] == "BUY" else -1) for t in trades)
-        count += abs(net) <= QTY_EPS and any(t["side"] == "SELL" for t in trades)
-    return count
+    return sum(1 for trades in venue_trades_by_signal(state).values() if _closed(trades))
 
 
 def dump_venue(state: FakeExchangeState) -> str:

@@ -15,10 +15,15 @@ history from its replay, and must take its position over, not enter again.
 Each process draws its plan: 70% at one of those steps (drawn), 3% at any other, each step
 name drawn the first time it is reached (a fill in three parts is one chance).
 
-Where: the backtest's trades on the crash data (run once at start with the same config), each
-as a chunk from 2h before its spike to 30 min after its exit (capped at 30h). An episode is one
-chunk on a fresh venue account and a fresh store, killed up to 3 times; episodes go round the
-chunks until `--kills` kills happened.
+What: `--strategy long` (default) trades the long rule (strategies/liquidation_rebound.py);
+`--strategy short` the short squeeze (strategies/short_squeeze.py), the same episodes with
+shorts: the venue's position is negative, its stops and exits are BUYs, and every count below
+reads the position's size and the stops on its closing side.
+
+Where: the backtest's trades on the crash data (run once at start with the same config and
+strategy), each as a chunk from 2h before its spike to 30 min after its exit (capped at 30h).
+An episode is one chunk on a fresh venue account and a fresh store, killed up to 3 times;
+episodes go round the chunks until `--kills` kills happened.
 
 Counts (totals over the run), and the goal for each:
   kills                       = --kills
@@ -54,7 +59,8 @@ Counts (totals over the run), and the goal for each:
   trades_stored, kills_by_step, wall_s; `failures` says what each broken goal saw.
 
     python benchmarks/live_faults.py [--kills 20] [--error-rate 0.2] [--partial-fills]
-                                     [--seed 1] [--jobs 2] [--json] [--keep DIR]
+                                     [--seed 1] [--strategy long|short] [--jobs 2] [--json]
+                                     [--keep DIR]
 """
 
 from __future__ import annotations
@@ -85,12 +91,15 @@ from benchmarks.live_fault_episodes import (  # noqa: E402
 )
 
 KILLS_PER_EPISODE = 3
+STRATEGIES = {"long": None,  # the config's own: strategies.liquidation_rebound
+              "short": "strategies.short_squeeze:ShortSqueeze"}
 
 
 def run_suite(kills: int, error_rate: float, partial_fills: bool, seed: int, jobs: int,
-              folder: Path, keep: bool) -> dict[str, Any]:
+              folder: Path, keep: bool, strategy: str = "long") -> dict[str, Any]:
     started = time.perf_counter()
-    options = VenueOptions(error_rate=error_rate, partial_fills=partial_fills)
+    options = VenueOptions(error_rate=error_rate, partial_fills=partial_fills,
+                           strategy_path=STRATEGIES[strategy])
     _, settings = write_config(folder / "backtest", options)
     chunks = backtest_chunks(settings)
     candles = crash_candles()
@@ -118,8 +127,10 @@ def run_suite(kills: int, error_rate: float, partial_fills: bool, seed: int, job
                 result = future.result()
                 audits.append(result)
                 done_kills += len(result["kills"])
-    return summarise(audits, seed, error_rate, partial_fills, time.perf_counter() - started,
-                     chunks)
+    result = summarise(audits, seed, error_rate, partial_fills, time.perf_counter() - started,
+                       chunks)
+    result["strategy"] = strategy
+    return result
 
 
 def _episode(chunk, folder, candles, options, budget, rng, keep) -> dict[str, Any]:
@@ -144,7 +155,8 @@ def summarise(audits: list[dict[str, Any]], seed: int, error_rate: float, partia
     for a, r in restarts:
         where = f"{a['chunk']} ({a['folder']}) segment {r['segment']} after a kill at {r['after']}"
         snap = r["first_candle"]
-        if r["position_at_start"] > 0 and not r["took_over"] and snap and snap["qty"] > 0:  # missed
+        if r["position_at_start"] > 0 and not r["took_over"] and snap \
+                and abs(snap["qty"]) > 0:  # missed
             failures.append(f"{where}: venue held {r['position_at_start']:g} at restart, the "
                             "bot did not take it over")
         if r["unprotected_at_first_candle"]:
@@ -172,7 +184,7 @@ def summarise(audits: list[dict[str, Any]], seed: int, error_rate: float, partia
         "restarts": len(restarts),
         "restarts_with_position": len(with_position),
         "restore_missed": sum(1 for _, r in with_position if not r["took_over"]
-                              and r["finished"] and r["first_candle"]["qty"] > 0),
+                              and r["finished"] and abs(r["first_candle"]["qty"]) > 0),
         "tp_restored": sum(1 for _, r in finished if r["needs_tp"] and r["tp_working"]),
         "restores_needing_tp": sum(1 for _, r in finished if r["needs_tp"]),
         "unprotected_after_restart": sum(1 for _, r in finished
@@ -212,6 +224,8 @@ def main() -> None:
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--partial-fills", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--strategy", choices=sorted(STRATEGIES), default="long",
+                        help="long: the liquidation rebound; short: the short squeeze")
     parser.add_argument("--jobs", type=int, default=2, help="episodes run side by side")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
     parser.add_argument("--keep", type=Path, help="keep the venues, stores and logs here")
@@ -219,11 +233,11 @@ def main() -> None:
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         result = run_suite(args.kills, args.error_rate, args.partial_fills, args.seed,
-                           args.jobs, args.keep, keep=True)
+                           args.jobs, args.keep, keep=True, strategy=args.strategy)
     else:
         with tempfile.TemporaryDirectory(prefix="cryptobot-live-faults-") as tmp:
             result = run_suite(args.kills, args.error_rate, args.partial_fills, args.seed,
-                               args.jobs, Path(tmp), keep=False)
+                               args.jobs, Path(tmp), keep=False, strategy=args.strategy)
     if args.json:
         print(json.dumps(result))
         return

@@ -207,8 +207,9 @@ class LiveSettings(_Section):
     request_timeout_ms: int = Field(10_000, ge=100, le=120_000)
     retry_attempts: int = Field(5, ge=1, le=20)
     retry_base_delay_s: float = Field(0.5, ge=0, le=60)
-    # a market entry is sent as a limit IOC at most this far above the signal's price: in a
-    # cascade the book is thin; what does not fill at once is cancelled (0: a plain market order)
+    # a market entry is sent as a limit IOC at most this far beyond the signal's price (above
+    # for a long, below for a short): in a cascade the book is thin; what does not fill at
+    # once is cancelled (0: a plain market order)
     max_entry_slippage_bps: float = Field(50.0, ge=0, le=1000)
     # protection retries (a stop, a refused exit) back off from this delay, doubling to the max
     protect_retry_base_s: float = Field(1.0, gt=0, le=60)

@@ -77,6 +77,24 @@ class PositionSide(StrEnum):
     LONG = "long"
     SHORT = "short"
 
+    @property
+    def sign(self) -> float:
+        """+1 for a long, -1 for a short: a price move times this is the position's gain."""
+        return 1.0 if self is PositionSide.LONG else -1.0
+
+    @property
+    def entry_side(self) -> Side:
+        return Side.BUY if self is PositionSide.LONG else Side.SELL
+
+    @property
+    def exit_side(self) -> Side:
+        """The side of its stop, take-profits and market exits."""
+        return Side.SELL if self is PositionSide.LONG else Side.BUY
+
+    @staticmethod
+    def of(entry_side: Side) -> PositionSide:
+        return PositionSide.LONG if entry_side is Side.BUY else PositionSide.SHORT
+
 
 class OrderType(StrEnum):
     MARKET = "market"
@@ -133,6 +151,7 @@ class Position:
     stop_price: float
     opened_ms: int
     signal_id: str
+    side: PositionSide = PositionSide.LONG
 
 
 @dataclass(frozen=True, slots=True)

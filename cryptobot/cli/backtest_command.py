@@ -146,7 +146,7 @@ def _open_position_rows(held: dict | None) -> list[tuple[str, str]]:
     unrealised = ("-" if held["unrealised_pnl_usdt"] is None
                   else f"{held['unrealised_pnl_usdt']:+,.2f} USDT at the last close "
                        f"{held['last_price']:,.1f}")
-    return [("open at end", f"long {held['qty']:.6f} @ {held['entry_price']:,.1f} since "
+    return [("open at end", f"{held['side']} {held['qty']:.6f} @ {held['entry_price']:,.1f} since "
                             f"{held['entry_time']}, stop {held['stop_price']:,.1f}"),
             ("unrealised", f"{unrealised} (not in PnL; entry fee "
                            f"{held['entry_fee_usdt']:,.2f} USDT paid, in fees and PnL)")]
@@ -189,11 +189,11 @@ def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
             f"{reason} x{count}" for reason, count in s["rejections"].items()))
     if trades:
         listing = Table(title="trades")
-        for column in ("entry", "exit", "qty", "entry price", "exit price", "PnL USDT", "R",
-                       "exit reason"):
+        for column in ("side", "entry", "exit", "qty", "entry price", "exit price", "PnL USDT",
+                       "R", "exit reason"):
             listing.add_column(column)
         for t in trades:
-            listing.add_row(t["entry_time"], t["exit_time"], f"{t['qty']:.4f}",
+            listing.add_row(t["side"], t["entry_time"], t["exit_time"], f"{t['qty']:.4f}",
                             f"{t['entry_price']:.1f}", f"{t['exit_price']:.1f}",
                             f"{t['pnl_usdt']:+.2f}", f"{t['r_multiple']:+.2f}", t["exit_reason"])
         console.print(listing)

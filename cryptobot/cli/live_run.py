@@ -268,8 +268,8 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
                                        f"away, PnL {trade.pnl_usdt:+.2f} USDT")
         if outcome.restored:
             taken = broker.state.position(outcome.restored)
-            run.recorder.position_qty, run.recorder.entry_price = taken.qty_base, \
-                taken.entry_price
+            run.recorder.position_qty = taken.side.sign * taken.qty_base  # a short: negative
+            run.recorder.entry_price = taken.entry_price
             run.recorder.console.print(f"took over the open position {outcome.restored}: "
                                        f"{run.recorder.position_text()}")
         run.recorder.console.print(f"warm-up: {loaded} base candles, "

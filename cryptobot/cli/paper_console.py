@@ -5,6 +5,7 @@ and storing see the same events.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -19,6 +20,7 @@ from cryptobot.model import (
     Fill,
     GateDecision,
     OpenInterest,
+    OrderPurpose,
     Side,
     Signal,
     SignalStatus,
@@ -46,7 +48,7 @@ class ConsoleRecorder:
         self.console = console
         self.heartbeat = heartbeat
         self._held: list[tuple[str, dict[str, Any]]] | None = [] if commit_per_event else None
-        self.position_qty = 0.0
+        self.position_qty = 0.0  # signed: negative for a short
         self.entry_price = 0.0
         self.gate_action = "-"
         self.heartbeats = 0
@@ -106,13 +108,13 @@ class ConsoleRecorder:
 
     def fill(self, fill: Fill) -> None:
         self.inner.fill(fill)
-        if fill.side is Side.BUY:
-            total = self.position_qty + fill.qty_base
-            self.entry_price = (self.entry_price * self.position_qty
-                                + fill.price * fill.qty_base) / total
-            self.position_qty = total
+        held = abs(self.position_qty)
+        if fill.purpose is OrderPurpose.ENTRY:  # signed: a short's entry sells
+            self.entry_price = (self.entry_price * held + fill.price * fill.qty_base) / (
+                held + fill.qty_base)
+            self.position_qty += fill.qty_base if fill.side is Side.BUY else -fill.qty_base
         else:
-            self.position_qty = max(0.0, self.position_qty - fill.qty_base)
+            self.position_qty = math.copysign(max(0.0, held - fill.qty_base), self.position_qty)
         self._say(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {fill.purpose} {fill.side} "
                   f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f}")
 
@@ -144,9 +146,10 @@ class ConsoleRecorder:
                 f"OI {self._oi_change(candle)}  gate {self.gate_action}  {self.position_text()}")
 
     def position_text(self) -> str:
-        if self.position_qty <= 1e-12:
+        if abs(self.position_qty) <= 1e-12:
             return "flat"
-        return f"long {self.position_qty:.6f} @ {self.entry_price:,.2f}"
+        side = "long" if self.position_qty > 0 else "short"
+        return f"{side} {abs(self.position_qty):.6f} @ {self.entry_price:,.2f}"
 
     def _oi_change(self, candle: Candle) -> str:
         before = after = None
@@ -169,7 +172,8 @@ def print_session_end(console: Console, run: SessionRun, summary: dict[str, Any]
                   f"{summary['trades']} trades, PnL {summary['total_pnl_usdt']:+,.2f} USDT, "
                   f"position {summary['open_position_detail']}")
     for trade in engine.trades:
-        console.print(f"  {iso_utc(trade.entry_ms)} -> {iso_utc(trade.exit_ms)}  qty "
+        side = "long" if trade.side is Side.BUY else "short"
+        console.print(f"  {side} {iso_utc(trade.entry_ms)} -> {iso_utc(trade.exit_ms)}  qty "
                       f"{trade.qty_base:.6f}  entry {trade.entry_price:,.2f}  exit "
                       f"{trade.exit_price:,.2f}  PnL {trade.pnl_usdt:+,.2f}  "
                       f"{trade.r_multiple:+.2f}R  {trade.exit_reason}")

@@ -203,6 +203,6 @@ def _show_position(run: SessionRun) -> bool:
     assert run.engine is not None
     held = run.engine.open_position(None)
     if held is not None:
-        run.recorder.position_qty = held["qty"]
+        run.recorder.position_qty = held["qty"] * (-1 if held["side"] == "short" else 1)
         run.recorder.entry_price = held["entry_price"]
     return held is not None

@@ -46,7 +46,6 @@ from cryptobot.model import (
     Liquidation,
     OpenInterest,
     OrderPurpose,
-    PositionSide,
     Signal,
     SignalStatus,
     Trade,
@@ -188,9 +187,9 @@ class Engine(EngineTrades, EngineRestart):
         trade = self._trade
         if trade is None or not len(rows):
             return
-        highest = self.market.highest_close(rows, since_ms=trade.entry_ms)
-        if highest is not None:
-            trade.highest_close = max(trade.highest_close, highest)
+        best = self.market.best_close(rows, trade.entry_ms, trade.side)
+        if best is not None:
+            trade.note_close(best)
             trade.atr = self.market.atr(rows.stop - 1)
         self._signal_row = rows.stop - 1
 
@@ -217,7 +216,7 @@ class Engine(EngineTrades, EngineRestart):
             self._engage_kill_switch()
         trade = self._trade
         if trade is not None and candle.ts_open_ms >= trade.entry_ms:
-            trade.highest_close = max(trade.highest_close, candle.close)
+            trade.note_close(candle.close)
             trade.atr = self.market.atr(row)
         if trade is not None and not trade.closing:
             self._trail(trade)
@@ -267,7 +266,7 @@ class Engine(EngineTrades, EngineRestart):
             sized = size_position(
                 self.settings.risk, self.equity_usdt, candle.close, decision.stop_price,
                 atr / candle.close, median, history * self.signal_interval_ms / DAY_MS,
-                gate.size_factor, self.market_rules)
+                gate.size_factor, self.market_rules, decision.side)
             metrics.update({"stop_price": decision.stop_price, "stop_atr": atr,
                             "reference_price": candle.close,
                             "qty_base": sized.qty_base, **sized.details})
@@ -279,15 +278,14 @@ class Engine(EngineTrades, EngineRestart):
         if reason:
             return
         self._pending = self._last_entry = PendingEntry(
-            signal, decision.stop_price, metrics["stop_atr"], gate, qty)
-        refused = self.orders.submit_entry(signal.signal_id, qty, decision.stop_price)
+            signal, decision.stop_price, metrics["stop_atr"], gate, qty, side=decision.side)
+        refused = self.orders.submit_entry(signal.signal_id, qty, decision.stop_price,
+                                           decision.side)
         if refused is not None and not isinstance(refused, TemporaryExchangeError):
             self._pending = None  # refused; an unknown outcome stays pending until reconciled
         self._protect()  # what filled while it was placed is covered now
 
     def _entry_blocker(self, gate: GateDecision, decision: Enter) -> str | None:
-        if decision.side is not PositionSide.LONG:
-            return f"{decision.side} entries are not supported yet"
         if self.killed:
             return "kill switch engaged"
         if not self.is_idle():
@@ -301,8 +299,9 @@ class Engine(EngineTrades, EngineRestart):
 
     def _charge_funding(self, candle: Candle) -> None:
         rate = self.market.funding_settled_in(candle) if self.settings.costs.funding else None
-        if rate is not None:  # a long pays a positive rate (the close stands in for mark)
-            self._trade.funding_usdt += self._trade.remaining_qty * candle.close * rate
+        if rate is not None:  # a long pays a positive rate, a short receives it (the close
+            trade = self._trade  # stands in for the mark price)
+            trade.funding_usdt += trade.side.sign * trade.remaining_qty * candle.close * rate
 
     # --- days and the kill switch --------------------------------------------------------
 

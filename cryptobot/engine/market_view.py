@@ -21,7 +21,7 @@ from cryptobot.clock import DAY_MS, Clock
 from cryptobot.config import Settings
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
 from cryptobot.errors import ConfigError
-from cryptobot.model import Candle, Liquidation
+from cryptobot.model import Candle, Liquidation, PositionSide
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
 from cryptobot.strategy.indicators import ATR, Indicator, SeriesCache, declared
@@ -236,14 +236,15 @@ class MarketView:
     def atr_series(self) -> np.ndarray:
         return self.cache.series(self.atr_indicator)
 
-    def highest_close(self, rows: range, since_ms: int) -> float | None:
-        """The highest close of the signal candles in `rows` that opened at or after
-        `since_ms` (None if none did)."""
+    def best_close(self, rows: range, since_ms: int, side: PositionSide) -> float | None:
+        """The most favourable close for `side` (a long's highest, a short's lowest) of the
+        signal candles in `rows` that opened at or after `since_ms` (None if none did)."""
         ts = self.candles.column("ts_open_ms")[rows.start:rows.stop]
         after = rows.start + int((ts < since_ms).sum())  # sorted: since_ms onwards
         if after >= rows.stop:
             return None
-        return float(self.candles.column("close")[after:rows.stop].max())
+        closes = self.candles.column("close")[after:rows.stop]
+        return float(closes.max() if side is PositionSide.LONG else closes.min())
 
     def atr_pct_median(self, i: int) -> tuple[float, int]:
         """The median ATR% over the volatility window ending at candle i, and its length."""

@@ -16,7 +16,7 @@ from cryptobot.model import (
     OrderPurpose,
     OrderType,
     Position,
-    Side,
+    PositionSide,
     Signal,
     Trade,
     TradeLeg,
@@ -37,6 +37,7 @@ class PendingEntry:
     gate: GateDecision | None
     qty: float = math.inf  # unknown after a restart: the broker's "filled" event ends it
     filled: float = 0.0
+    side: PositionSide = PositionSide.LONG
 
     @property
     def entry_id(self) -> str:
@@ -64,7 +65,7 @@ class OpenTrade:
     stop_count: int = 0
     tp_ids: list[str] = field(default_factory=list)
     tp1_done: bool = False
-    highest_close: float = float("-inf")
+    best_close: float | None = None  # the most favourable signal close since the entry
     atr: float | None = None
     legs: list[TradeLeg] = field(default_factory=list)
     funding_usdt: float = 0.0
@@ -76,6 +77,16 @@ class OpenTrade:
     # only for the same order (the venue may have it)
     unanswered_stop: tuple[float, float] | None = None
     unanswered_exit: float | None = None
+    side: PositionSide = PositionSide.LONG
+
+    def note_close(self, close: float) -> None:
+        """A signal close since the entry: the highest (a long) or lowest (a short) is kept."""
+        if self.best_close is None or self.side.sign * (close - self.best_close) > 0:
+            self.best_close = close
+
+    def beyond_stop(self, price: float) -> bool:
+        """`price` is at or past the stop (below a long's, above a short's)."""
+        return self.side.sign * (price - self.stop_price) <= 0
     # protection that is owed: a stop price not yet accepted, a market exit not yet accepted
     wanted_stop: float | None = None
     wanted_exit: OrderPurpose | None = None
@@ -102,7 +113,7 @@ class OpenTrade:
         return self.remaining_qty <= _QTY_EPS * max(1.0, self.qty_base)
 
     def finished(self, symbol: str) -> Trade:
-        return Trade(self.signal_id, symbol, Side.BUY, self.entry_ms, self.entry_price,
+        return Trade(self.signal_id, symbol, self.side.entry_side, self.entry_ms, self.entry_price,
                      self.qty_base, self.initial_stop, tuple(self.legs), self.entry_fee_usdt,
                      self.funding_usdt)
 
@@ -121,12 +132,14 @@ def open_position_summary(trade: OpenTrade, last_price: float | None) -> dict[st
     their fees, funding): it is paid, so it counts in the run's fees and equity. The price move
     of what is still held is `unrealised_pnl_usdt` at the last close, shown apart and not
     booked, so that a result does not hinge on where the data happens to stop."""
-    gross = sum((leg.price - trade.entry_price) * leg.qty_base for leg in trade.legs)
+    sign = trade.side.sign
+    gross = sum(sign * (leg.price - trade.entry_price) * leg.qty_base for leg in trade.legs)
     fees = trade.entry_fee_usdt + sum(leg.fee_usdt for leg in trade.legs)
     unrealised = (None if last_price is None
-                  else (last_price - trade.entry_price) * trade.remaining_qty)
+                  else sign * (last_price - trade.entry_price) * trade.remaining_qty)
     return {
         "signal_id": trade.signal_id,
+        "side": trade.side.value,
         "entry_time": iso_utc(trade.entry_ms),
         "entry_price": trade.entry_price,
         "qty": trade.remaining_qty,
@@ -152,7 +165,7 @@ def restore_trade(position: Position, working_orders: Iterable[OrderIntent],
     qty_at_entry = entry_qty_base if entry_qty_base is not None else position.qty_base
     trade = OpenTrade(position.signal_id, position.opened_ms, position.entry_price,
                       qty_at_entry, position.stop_price, entry_fee_usdt, None,
-                      position.qty_base, position.stop_price)
+                      position.qty_base, position.stop_price, side=position.side)
     trade.tp1_done = position.qty_base < qty_at_entry * (1.0 - 1e-9)
     trade.legs = list(legs)
     prefix = position.signal_id + "-"
@@ -169,8 +182,9 @@ def restore_trade(position: Position, working_orders: Iterable[OrderIntent],
             trade.closing = True  # its market exit is working: no second one
         if leg.startswith("stop") and leg[4:].isdigit():
             trade.stop_count = max(trade.stop_count, int(leg[4:]))
-    if trade.stop_price > trade.entry_price:
+    locked_in = trade.side.sign * (trade.stop_price - trade.entry_price)
+    if locked_in > 0:
         trade.stop_kind = "trailing_stop"
-    elif trade.stop_price == trade.entry_price:
+    elif locked_in == 0:
         trade.stop_kind = "breakeven_stop"
     return trade

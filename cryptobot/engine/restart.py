@@ -32,6 +32,7 @@ from cryptobot.model import (
     OpenInterest,
     OrderPurpose,
     Position,
+    PositionSide,
     Signal,
     Trade,
     TradeLeg,
@@ -48,7 +49,8 @@ class PositionHistory(Protocol):
         ...
 
     def held(self, before_ms: int) -> tuple[str, float] | None:
-        """(signal id, quantity) held once the fills stamped before `before_ms` count."""
+        """(signal id, quantity) held once the fills stamped before `before_ms` count; the
+        quantity is negative for a short (its funding has the other sign)."""
         ...
 
 
@@ -100,7 +102,7 @@ class EngineRestart:
     def restore_position(self, position: Position, *,
                          entry_qty_base: float | None = None, entry_fee_usdt: float = 0.0,
                          legs: tuple[TradeLeg, ...] = (), stop_count: int | None = None,
-                         highest_close: float | None = None, initial_stop: float | None = None,
+                         best_close: float | None = None, initial_stop: float | None = None,
                          gate: GateDecision | None = None, funding_usdt: float = 0.0,
                          target_prices: Mapping[OrderPurpose, float] | None = None,
                          exit_count: int = 0) -> None:
@@ -108,8 +110,9 @@ class EngineRestart:
         lacks: a stop covering all it holds (at `position.stop_price` if none works), the
         break-even stop when TP1 has filled, and the take-profits neither working nor filled
         (at `target_prices`, the ones it was given before, else the strategy's targets now).
-        The highest signal close since the entry and the ATR (the trailing stop's inputs)
-        come from the candles the engine holds unless `highest_close` is given.
+        The best signal close since the entry (a long's highest, a short's lowest) and the ATR
+        (the trailing stop's inputs) come from the candles the engine holds unless
+        `best_close` is given.
         `exit_count`: market exits the trade has sent (their client ids are not reused)."""
         if not self.is_idle():
             raise ReconciliationError(f"cannot restore {position.signal_id}: the engine already "
@@ -117,11 +120,12 @@ class EngineRestart:
         trade = restore_trade(position, self.broker.working_orders(), entry_qty_base,
                               entry_fee_usdt, legs)
         rows = range(len(self.market.candles))
-        seen = self.market.highest_close(rows, since_ms=position.opened_ms) if rows else None
+        seen = (self.market.best_close(rows, position.opened_ms, position.side)
+                if rows else None)
         if seen is not None:
-            trade.highest_close, trade.atr = seen, self.market.atr(rows.stop - 1)
-        if highest_close is not None:
-            trade.highest_close = highest_close
+            trade.best_close, trade.atr = seen, self.market.atr(rows.stop - 1)
+        if best_close is not None:
+            trade.best_close = best_close
         if initial_stop is not None:
             trade.initial_stop = initial_stop
         if stop_count is not None:
@@ -132,7 +136,8 @@ class EngineRestart:
         if trade.closing:  # its market exit works: nothing to add
             return
         exits = self.settings.exits
-        if trade.tp1_done and exits.breakeven_after_tp1 and trade.stop_price < trade.entry_price:
+        if trade.tp1_done and exits.breakeven_after_tp1 and not trade.beyond_stop(
+                trade.entry_price):
             trade.stop_kind = "breakeven_stop"  # TP1 filled before the stop was moved
             self._place_stop(trade, trade.entry_price)
         elif not trade.stop_covers():  # never a position without a full stop
@@ -169,8 +174,8 @@ class EngineRestart:
         self.recorder.trade(trade, None)
         self.recorder.equity(now_ms, self.equity_usdt)
 
-    def restore_entry(self, signal: Signal, stop_price: float,
-                      gate: GateDecision | None) -> None:
+    def restore_entry(self, signal: Signal, stop_price: float, gate: GateDecision | None,
+                      side: PositionSide = PositionSide.LONG) -> None:
         """After a restart: an entry sent and not filled yet (its order works at the broker)."""
         if not self.is_idle():
             raise ReconciliationError(f"cannot restore the entry of {signal.signal_id}: the "
@@ -179,7 +184,7 @@ class EngineRestart:
         qty = signal.metrics.get("qty_base")
         self._pending = self._last_entry = PendingEntry(
             signal, stop_price, math.nan if atr is None else atr, gate,
-            math.inf if qty is None else float(qty))
+            math.inf if qty is None else float(qty), side=side)
 
     def restore_account(self, signals: Sequence[Signal],
                         trades: Sequence[tuple[Trade, int]], day_ms: int | None) -> None:

@@ -1,6 +1,7 @@
 """Position sizing and the pre-trade checks: daily loss limit, kill switch (a file, or never).
 
-Sizing follows STRATEGY.md: qty = equity x risk / R, scaled down when volatility is high
+Sizing follows STRATEGY.md: qty = equity x risk / R (R: the entry's distance to the stop, below
+a long's entry, above a short's), scaled down when volatility is high
 (x min(1, median ATR% / ATR%), floored), capped by leverage and max notional, multiplied by the
 gate's size factor, then rounded down to the lot size and checked against the minimum notional.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from cryptobot.clock import utc_day_start_ms
 from cryptobot.config import RiskSettings
 from cryptobot.engine.market_rules import MarketRules
+from cryptobot.model import PositionSide
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +27,13 @@ class SizeDecision:
 
 def size_position(risk: RiskSettings, equity_usdt: float, entry_price: float, stop_price: float,
                   atr_pct_now: float | None, atr_pct_median: float | None, history_days: float,
-                  gate_size_factor: float, rules: MarketRules | None) -> SizeDecision:
-    r_per_unit = entry_price - stop_price
+                  gate_size_factor: float, rules: MarketRules | None,
+                  side: PositionSide = PositionSide.LONG) -> SizeDecision:
+    r_per_unit = side.sign * (entry_price - stop_price)
     if r_per_unit <= 0:
-        return SizeDecision(0.0, f"stop {stop_price:.2f} is not below the entry {entry_price:.2f}")
+        where = "below" if side is PositionSide.LONG else "above"
+        return SizeDecision(0.0, f"stop {stop_price:.2f} is not {where} the entry "
+                                 f"{entry_price:.2f}")
     risk_usdt = equity_usdt * risk.risk_per_trade
     qty = risk_usdt / r_per_unit
     vol_factor = 1.0

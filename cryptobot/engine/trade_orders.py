@@ -17,20 +17,24 @@ from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.open_trade import OpenTrade
 from cryptobot.engine.recorder import OrderEvent, Recorder
 from cryptobot.errors import ExchangeError, TemporaryExchangeError
-from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
+from cryptobot.model import OrderIntent, OrderPurpose, OrderType, PositionSide
 from cryptobot.strategy.api import TargetContext
 
 
 def standard_targets(exits: ExitSettings, ctx: TargetContext) -> tuple[float, ...]:
     """The `[exits]` rule: the day's VWAP and the previous day's close where at least
-    `min_target_r` above the entry (`fixed_r`: always), else fixed multiples of R."""
-    risk = ctx.entry_price - ctx.stop_price
-    fixed = (ctx.entry_price + exits.fixed_tp1_r * risk, ctx.entry_price + exits.fixed_tp2_r * risk)
+    `min_target_r` beyond the entry (above a long's, below a short's; `fixed_r`: always), else
+    fixed multiples of R, nearest first."""
+    sign = ctx.side.sign
+    risk = sign * (ctx.entry_price - ctx.stop_price)  # R, positive
+    fixed = (ctx.entry_price + sign * exits.fixed_tp1_r * risk,
+             ctx.entry_price + sign * exits.fixed_tp2_r * risk)
     if exits.targets == "fixed_r":
         return fixed
-    floor = ctx.entry_price + exits.min_target_r * risk
+    floor = ctx.entry_price + sign * exits.min_target_r * risk
     milestones = sorted({m for m in (ctx.day_vwap, ctx.prev_day_close)
-                         if math.isfinite(m) and m >= floor})
+                         if math.isfinite(m) and sign * (m - floor) >= 0},
+                        key=lambda m: sign * m)
     return tuple(milestones) if milestones else fixed
 
 
@@ -40,11 +44,14 @@ def trailing_active(exits: ExitSettings, trade: OpenTrade) -> bool:
 
 
 def trailing_level(exits: ExitSettings, trade: OpenTrade) -> float | None:
-    """`trailing_atr_mult` ATR under the highest close since entry, never under break-even
-    (None while not trailing, or until a signal candle has closed since the entry)."""
-    if not trailing_active(exits, trade) or trade.atr is None:
+    """`trailing_atr_mult` ATR behind the best close since entry (under a long's highest, above
+    a short's lowest), never behind break-even (None while not trailing, or until a signal
+    candle has closed since the entry)."""
+    if not trailing_active(exits, trade) or trade.atr is None or trade.best_close is None:
         return None
-    return max(trade.highest_close - exits.trailing_atr_mult * trade.atr, trade.entry_price)
+    sign = trade.side.sign
+    level = trade.best_close - sign * exits.trailing_atr_mult * trade.atr
+    return max(level, trade.entry_price) if sign > 0 else min(level, trade.entry_price)
 
 
 class TradeOrders:
@@ -57,11 +64,12 @@ class TradeOrders:
         self.clock = clock
         self.market_rules = market_rules
 
-    def submit_entry(self, signal_id: str, qty: float, stop_price: float) -> ExchangeError | None:
+    def submit_entry(self, signal_id: str, qty: float, stop_price: float,
+                     side: PositionSide = PositionSide.LONG) -> ExchangeError | None:
         """The market entry, carrying its planned stop. The broker's refusal, if it refused;
         an outcome it could not learn (`TemporaryExchangeError`) is returned too: the broker
         finds out at its next reconciliation and reports the fills or the refusal then."""
-        intent = OrderIntent(client_id(signal_id, "entry"), self.symbol, Side.BUY,
+        intent = OrderIntent(client_id(signal_id, "entry"), self.symbol, side.entry_side,
                              OrderType.MARKET, qty, OrderPurpose.ENTRY, stop_price=stop_price)
         try:
             self.broker.submit(intent)
@@ -91,8 +99,9 @@ class TradeOrders:
             if purpose not in plan or plan[purpose][1] <= 0:
                 continue
             price, qty = plan[purpose]
-            intent = OrderIntent(client_id(trade.signal_id, leg), self.symbol, Side.SELL,
-                                 OrderType.LIMIT, qty, purpose, price=price, reduce_only=True)
+            intent = OrderIntent(client_id(trade.signal_id, leg), self.symbol,
+                                 trade.side.exit_side, OrderType.LIMIT, qty, purpose,
+                                 price=price, reduce_only=True)
             try:
                 self.broker.submit(intent)
                 trade.tp_ids.append(intent.client_id)
@@ -108,7 +117,8 @@ class TradeOrders:
         if trade.unanswered_stop not in (None, (price, trade.remaining_qty)):
             trade.stop_count += 1  # that id may be on the venue as it was: not reused
         intent = OrderIntent(client_id(trade.signal_id, f"stop{trade.stop_count + 1}"),
-                             self.symbol, Side.SELL, OrderType.STOP_MARKET, trade.remaining_qty,
+                             self.symbol, trade.side.exit_side, OrderType.STOP_MARKET,
+                             trade.remaining_qty,
                              OrderPurpose.STOP, price=price, reduce_only=True)
         try:
             if trade.stop_id is None:
@@ -138,7 +148,7 @@ class TradeOrders:
         leg = "time" if purpose is OrderPurpose.TIME_EXIT else "flat"
         if trade.exit_count:
             leg += str(trade.exit_count + 1)  # each accepted market exit its own client id
-        intent = OrderIntent(client_id(trade.signal_id, leg), self.symbol, Side.SELL,
+        intent = OrderIntent(client_id(trade.signal_id, leg), self.symbol, trade.side.exit_side,
                              OrderType.MARKET, size, purpose, reduce_only=True)
         if why:
             self.recorder.order(OrderEvent(self.clock.now_ms(), intent, "submitted", why))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from cryptobot.engine.open_trade import EXIT_PURPOSES, OpenTrade
 from cryptobot.engine.recorder import OrderEvent
 from cryptobot.engine.trade_orders import standard_targets, trailing_level
-from cryptobot.model import Fill, OrderPurpose, PositionSide
+from cryptobot.model import Fill, OrderPurpose
 from cryptobot.strategy.api import TargetContext
 from cryptobot.strategy.loading import targets_of
 
@@ -32,7 +32,8 @@ class EngineTrades:
         elif fill.purpose is OrderPurpose.TP1:
             trade.tp1_done = True
             new_stop = trade.stop_price
-            if self.settings.exits.breakeven_after_tp1 and trade.entry_price > new_stop:
+            if self.settings.exits.breakeven_after_tp1 and not trade.beyond_stop(
+                    trade.entry_price):  # the stop is still on the losing side of the entry
                 new_stop, trade.stop_kind = trade.entry_price, "breakeven_stop"
             self._place_stop(trade, new_stop)  # also shrinks the stop to what is left
 
@@ -49,7 +50,7 @@ class EngineTrades:
         if trade is None:
             trade = self._trade = OpenTrade(
                 entry.signal.signal_id, fill.ts_ms, fill.price, fill.qty_base, entry.stop_price,
-                fill.fee_usdt, entry.gate, fill.qty_base, entry.stop_price)
+                fill.fee_usdt, entry.gate, fill.qty_base, entry.stop_price, side=entry.side)
         else:
             trade.add_entry(fill)
         if trade.closing:  # being closed already: close this part too
@@ -57,8 +58,8 @@ class EngineTrades:
                 self.protection.exit_ended(trade, OrderPurpose.FLATTEN, "more entry filled")
         elif self.killed:  # a fill of an entry the kill switch cancelled too late
             self.protection.exit(trade, OrderPurpose.FLATTEN, "kill switch engaged")
-        elif fill.price <= entry.stop_price:
-            self.protection.exit(trade, OrderPurpose.FLATTEN, "entry filled at or below the stop")
+        elif trade.beyond_stop(fill.price):
+            self.protection.exit(trade, OrderPurpose.FLATTEN, "entry filled at or past the stop")
         elif entry is not self._pending or entry.complete():
             self._place_stop(trade, trade.stop_price)  # the first stop, or grown to the fills
         # else: more of this entry is coming in this same answer: one stop for all of it when
@@ -85,7 +86,7 @@ class EngineTrades:
             self.orders.place_targets(trade, self._targets(trade))
 
     def _targets(self, trade: OpenTrade) -> tuple[float, ...]:
-        ctx = TargetContext(PositionSide.LONG, trade.entry_price, trade.initial_stop,
+        ctx = TargetContext(trade.side, trade.entry_price, trade.initial_stop,
                             self.market.day_vwap, self.market.prev_day_close)
         targets = targets_of(self.strategy, ctx)
         return standard_targets(self.settings.exits, ctx) if targets is None else targets
@@ -101,8 +102,10 @@ class EngineTrades:
 
     def _trail(self, trade: OpenTrade) -> None:
         level = trailing_level(self.settings.exits, trade)
-        if level is not None and level > trade.stop_price:
-            trade.stop_kind = "trailing_stop" if level > trade.entry_price else trade.stop_kind
+        sign = trade.side.sign
+        if level is not None and sign * (level - trade.stop_price) > 0:  # tighter only
+            if sign * (level - trade.entry_price) > 0:
+                trade.stop_kind = "trailing_stop"
             self._place_stop(trade, level)
 
     def _close_trade(self, trade: OpenTrade) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from cryptobot.clock import iso_utc
 from cryptobot.engine.recorder import MemoryRecorder
-from cryptobot.model import GateAction, GateDecision, Signal, SignalStatus, Trade
+from cryptobot.model import GateAction, GateDecision, PositionSide, Signal, SignalStatus, Trade
 from cryptobot.report.serialize import trade_to_dict as trade_json
 from cryptobot.store import RunListing, StoreReader
 
@@ -34,6 +34,10 @@ class TradeLine:
     trade: Trade
     gate: GateDecision | None
     as_json: dict[str, Any]  # the `backtest --json` trade
+
+    @property
+    def side(self) -> PositionSide:
+        return PositionSide.of(self.trade.side)
 
     def csv_row(self) -> dict[str, Any]:
         row = {key: value for key, value in self.as_json.items() if key != "legs"}
@@ -98,7 +102,7 @@ class GateSpan:
 class Marker:
     ts_ms: int
     price: float
-    kind: str  # spike, new_low, candidate, confirmed, expired, entry, tp1, stop, rejected ...
+    kind: str  # spike, new_low/new_high, candidate, confirmed, expired, entry, exit, rejected ...
     label: str
 
 
@@ -111,6 +115,10 @@ class TradeChart:
     markers: list[Marker]
     levels: list[tuple[str, float, int, int]]  # label, price, from ms, to ms
     gate_spans: list[GateSpan]
+
+    @property
+    def side(self) -> PositionSide:
+        return self.line.side
 
 
 @dataclass(frozen=True)
@@ -237,7 +245,12 @@ def _trade_chart(
         for leg in trade.legs
     ]
     markers += [
-        Marker(s.signal.spike_ms, _low_at(run, s.signal.spike_ms), "rejected", s.outcome)
+        Marker(
+            s.signal.spike_ms,
+            _spike_price(run, s.signal.spike_ms, line.side),
+            "rejected",
+            s.outcome,
+        )
         for s in signals
         if s.signal.status is SignalStatus.REJECTED and start_ms <= s.signal.spike_ms <= end_ms
     ]
@@ -254,10 +267,11 @@ def _trade_chart(
     return TradeChart(number, line, window, oi, markers, levels, _gate_spans(run, start_ms, end_ms))
 
 
-def _low_at(run: MemoryRecorder, ts_ms: int) -> float:
+def _spike_price(run: MemoryRecorder, ts_ms: int, side: PositionSide) -> float:
+    """Where a spike candle is marked: its low for a long's setup, its high for a short's."""
     for candle in run.candles:
         if candle.ts_open_ms == ts_ms:
-            return candle.low
+            return candle.low if side is PositionSide.LONG else candle.high
     return float("nan")
 
 

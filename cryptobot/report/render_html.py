@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from cryptobot.model import PositionSide
 from cryptobot.report.build import ReportData, SignalLine, TradeChart, gate_text
 
 GATE_COLOURS = {
@@ -15,15 +16,21 @@ GATE_COLOURS = {
     "REDUCE": "rgba(230,160,0,0.14)",
     "BLOCK": "rgba(220,40,40,0.14)",
 }
-MARKER_STYLES = {  # kind: (symbol, colour, name in the legend)
+MARKER_STYLES = {  # kind: (symbol, colour, name in the legend), as for a long
     "spike": ("triangle-down", "#d62728", "spike candle"),
     "new_low": ("x", "#9467bd", "L moved (new low)"),
+    "new_high": ("x", "#9467bd", "H moved (new high)"),
     "candidate": ("circle-open", "#8c564b", "pullback candidate"),
     "confirmed": ("star", "#17becf", "confirming candle"),
     "expired": ("x-thin", "#7f7f7f", "setup expired"),
     "entry": ("triangle-up", "#1f77b4", "entry"),
     "exit": ("diamond", "#ff7f0e", "exit"),
     "rejected": ("circle-x", "#bcbd22", "rejected signal"),
+}
+# A short's spike points up (a squeeze) and its entry sells: the markers point the other way.
+SHORT_MARKERS = {  # kind: (symbol, name in the legend)
+    "spike": ("triangle-up", "spike candle"),
+    "entry": ("triangle-down", "short entry"),
 }
 LEVEL_COLOURS = {"stop": "#d62728", "tp1": "#2ca02c", "tp2": "#2ca02c"}
 
@@ -126,8 +133,11 @@ def trade_figure(chart: TradeChart, oi_synthetic: bool) -> go.Figure:
 
 
 def _add_markers_and_levels(figure: go.Figure, chart: TradeChart) -> None:
-    """Entry, exit and setup markers, and the stop and target levels, on the price panel."""
+    """Entry, exit and setup markers, and the stop and target levels, on the price panel (a
+    short's stop above the entry and its targets below, as its orders placed them)."""
     for kind, (symbol, colour, name) in MARKER_STYLES.items():
+        if chart.side is PositionSide.SHORT:
+            symbol, name = SHORT_MARKERS.get(kind, (symbol, name))
         markers = [m for m in chart.markers if m.kind == kind]
         if markers:
             figure.add_trace(
@@ -208,6 +218,7 @@ def _signals_table(signals: list[SignalLine]) -> str:
 def _trade_section(chart: TradeChart, oi_synthetic: bool) -> str:
     trade = chart.line.trade
     rows = [
+        ("side", str(chart.side)),
         ("entry", f"{_t(trade.entry_ms)} at {trade.entry_price:,.2f}"),
         ("exit", f"{_t(trade.exit_ms)} at {trade.exit_price:,.2f} ({trade.exit_reason})"),
         ("size", f"{trade.qty_base:g}"),

@@ -9,8 +9,9 @@ from cryptobot.model import SignalStatus
 from cryptobot.report.build import SignalLine, TradeLine, gate_text
 from cryptobot.store import RunListing
 
-# The spike and OI numbers the rules measure; sizing numbers stay in the JSON and the report.
-MEASURED = ("body_atr", "volume_ratio", "drop_from_high_pct", "oi_change_pct")
+# The spike and OI numbers the rules measure (a short's rise from the low where a long's rule
+# has the drop from the high); sizing numbers stay in the JSON and the report.
+MEASURED = ("body_atr", "volume_ratio", "drop_from_high_pct", "rise_from_low_pct", "oi_change_pct")
 
 
 def _time(ts_ms: int | None) -> str:
@@ -60,6 +61,7 @@ def trades_table(lines: list[TradeLine], run_id: int) -> Table:
     table = Table(title=f"Trades of run {run_id}")
     for name in (
         "#",
+        "side",
         "entry",
         "entry price",
         "exit",
@@ -74,13 +76,14 @@ def trades_table(lines: list[TradeLine], run_id: int) -> Table:
         table.add_column(
             name,
             justify="left"
-            if name in ("entry", "exit", "exit reason", "gate at entry")
+            if name in ("side", "entry", "exit", "exit reason", "gate at entry")
             else "right",
         )
     for number, line in enumerate(lines, start=1):
         trade = line.trade
         table.add_row(
             str(number),
+            str(line.side),
             _time(trade.entry_ms),
             f"{trade.entry_price:,.2f}",
             _time(trade.exit_ms),
@@ -94,7 +97,7 @@ def trades_table(lines: list[TradeLine], run_id: int) -> Table:
         )
     if lines:
         total = sum(line.trade.pnl_usdt for line in lines)
-        table.add_row("", "", "", "", "", "total", _money(total), "", "", "", "")
+        table.add_row("", "", "", "", "", "", "total", _money(total), "", "", "", "")
     return table
 
 

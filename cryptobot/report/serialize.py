@@ -9,7 +9,18 @@ import math
 from typing import Any
 
 from cryptobot.clock import iso_utc
-from cryptobot.model import GateDecision, Signal, Trade
+from cryptobot.model import GateDecision, PositionSide, Signal, Trade
+
+# The spike and OI numbers the rules measure, in this order and null when not measured. A
+# short's rule measures the rise from the low where a long's measures the drop from the high.
+MEASURED = ("body_atr", "volume_ratio", "drop_from_high_pct", "oi_change_pct")
+SHORT_MEASURES = {"drop_from_high_pct": "rise_from_low_pct"}
+
+
+def measured_names(metrics: dict[str, float | None]) -> tuple[str, ...]:
+    """`MEASURED` as this signal's rule measured them (a short's names where it has them)."""
+    return tuple(SHORT_MEASURES[name] if SHORT_MEASURES.get(name) in metrics else name
+                 for name in MEASURED)
 
 
 def _num(value: Any) -> Any:
@@ -22,7 +33,7 @@ def trade_to_dict(trade: Trade) -> dict[str, Any]:
     return {
         "signal_id": trade.signal_id,
         "symbol": trade.symbol,
-        "side": str(trade.side),
+        "side": str(PositionSide.of(trade.side)),  # long or short
         "entry_time": iso_utc(trade.entry_ms),
         "exit_time": iso_utc(trade.exit_ms),
         "qty": trade.qty_base,
@@ -56,10 +67,7 @@ def signal_to_dict(signal: Signal) -> dict[str, Any]:
         "decided_time": iso_utc(signal.decided_ms),
         "status": str(signal.status),
         "reason": signal.reason,
-        "body_atr": metrics.pop("body_atr", None),
-        "volume_ratio": metrics.pop("volume_ratio", None),
-        "drop_from_high_pct": metrics.pop("drop_from_high_pct", None),
-        "oi_change_pct": metrics.pop("oi_change_pct", None),
+        **{name: metrics.pop(name, None) for name in measured_names(metrics)},
         **metrics,
         "setup_events": [
             {"time": iso_utc(event.ts_ms), "kind": event.kind, "price": event.price}

@@ -32,6 +32,7 @@ from cryptobot.model import (
     OrderPurpose,
     OrderType,
     Position,
+    PositionSide,
     Signal,
     SignalStatus,
     Trade,
@@ -53,6 +54,7 @@ class HeldPosition(Protocol):
     entry_price: float
     stop_price: float | None  # the planned stop
     opened_ms: int
+    side: PositionSide
 
 
 class Journal(Protocol):
@@ -78,14 +80,14 @@ class RestoringEngine(Protocol):
 
     def restore_position(self, position: Position, *, entry_qty_base: float | None = None,
                          entry_fee_usdt: float = 0.0, legs: tuple[TradeLeg, ...] = (),
-                         stop_count: int | None = None, highest_close: float | None = None,
+                         stop_count: int | None = None, best_close: float | None = None,
                          initial_stop: float | None = None, gate: GateDecision | None = None,
                          funding_usdt: float = 0.0,
                          target_prices: Mapping[OrderPurpose, float] | None = None,
                          exit_count: int = 0) -> None: ...
 
-    def restore_entry(self, signal: Signal, stop_price: float,
-                      gate: GateDecision | None) -> None: ...
+    def restore_entry(self, signal: Signal, stop_price: float, gate: GateDecision | None,
+                      side: PositionSide = PositionSide.LONG) -> None: ...
 
 
 def restore_open_position(engine: RestoringEngine, journal: Journal,
@@ -111,7 +113,7 @@ def restore_open_position(engine: RestoringEngine, journal: Journal,
         entries = [f for f in fills if f.purpose is OrderPurpose.ENTRY]
         engine.restore_position(
             Position(held.symbol, held.qty_base, held.entry_price, float(stop_price),
-                     held.opened_ms, held.signal_id),
+                     held.opened_ms, held.signal_id, held.side),
             entry_qty_base=sum(f.qty_base for f in entries) or None,
             entry_fee_usdt=sum(f.fee_usdt for f in entries),
             legs=tuple(exit_leg(f) for f in fills if f.purpose is not OrderPurpose.ENTRY),
@@ -124,7 +126,10 @@ def restore_open_position(engine: RestoringEngine, journal: Journal,
         return held.signal_id
     for signal, stop_price, gate in journal.pending_entries():
         if signal.symbol == engine.symbol:
-            engine.restore_entry(signal, stop_price, gate)
+            entry = next((intent for intent, _ in journal.orders(signal.signal_id)
+                          if intent.purpose is OrderPurpose.ENTRY), None)
+            side = PositionSide.LONG if entry is None else PositionSide.of(entry.side)
+            engine.restore_entry(signal, stop_price, gate, side)
             return signal.signal_id
     return None
 
@@ -148,6 +153,7 @@ class JournalPosition:
     entry_price: float
     stop_price: float | None
     opened_ms: int
+    side: PositionSide = PositionSide.LONG
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +204,8 @@ class RunJournal:
                     qty -= fill.qty_base  # as the engine counts what is left
             if qty > _QTY_EPS * max(1.0, qty):
                 held.append(JournalPosition(signal.signal_id, signal.symbol, qty, price,
-                                            _planned_stop(signal), entries[0].ts_ms))
+                                            _planned_stop(signal), entries[0].ts_ms,
+                                            PositionSide.of(entries[0].side)))
         return held
 
     def pending_entries(self) -> list[tuple[Signal, float, GateDecision | None]]:
@@ -229,7 +236,8 @@ class RunJournal:
                 for intent, status in by_id.values() if status in WORKING_STATUSES]
 
     def position_qty(self) -> float:
-        return sum(held.qty_base for held in self.open_positions())
+        """Signed, as a broker holds it: negative for a short."""
+        return sum(held.side.sign * held.qty_base for held in self.open_positions())
 
     def booked_trades(self) -> list[tuple[Trade, int]]:
         """Each closed trade with the engine time it was booked at: the event of its last
@@ -248,7 +256,8 @@ class RunJournal:
                     break
                 qty += fill.qty_base if fill.purpose is OrderPurpose.ENTRY else -fill.qty_base
             if qty > _QTY_EPS * max(1.0, qty):
-                return span.signal_id, qty
+                sign = PositionSide.of(span.fills[0].side).sign  # the entry's side
+                return span.signal_id, sign * qty
         return None
 
     # --- plumbing ---------------------------------------------------------------------------

@@ -104,13 +104,20 @@ def _read_live_state_file(path: Path) -> dict[type[Base], list[dict[str, Any]]]:
             missing = [table.__tablename__ for table in _ROWS if table.__tablename__ not in tables]
             if missing:
                 raise StoreError(f"{path}: not a live state file (no {', '.join(missing)} table)")
-            return {table: [dict(row) for row in connection.execute(
-                select(table.__table__)).mappings()] for table in _ROWS}
+            return {table: _rows_of(connection, table) for table in _ROWS}
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StoreError(f"{path}: not a live state file ({reason})") from None
     finally:
         engine.dispose()
+
+
+def _rows_of(connection: Connection, table: type[Base]) -> list[dict[str, Any]]:
+    """The table's rows in the old file; a column added since (live_positions.side) is left
+    out, for the store's default to fill in."""
+    present = {column["name"] for column in inspect(connection).get_columns(table.__tablename__)}
+    columns = [column for column in table.__table__.columns if column.name in present]
+    return [dict(row) for row in connection.execute(select(*columns)).mappings()]
 
 
 def _insert_new(connection: Connection, table: type[Base], rows: list[dict[str, Any]]) -> int:

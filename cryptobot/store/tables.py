@@ -247,3 +247,5 @@ class LivePositionRow(Base):
     is_open: Mapped[bool] = mapped_column(Boolean, index=True)
     adopted: Mapped[bool] = mapped_column(Boolean, default=False)
     close_reason: Mapped[str] = mapped_column(String(500), default="")
+    side: Mapped[str] = mapped_column(String(8), default="long",
+                                      server_default="long")  # PositionSide: long/short

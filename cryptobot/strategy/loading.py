@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from cryptobot.config import Settings
 from cryptobot.errors import ConfigError, CryptobotError, StrategyError, StrategyLoadError
+from cryptobot.model import PositionSide
 from cryptobot.strategy.api import (
     Decision,
     Enter,
@@ -85,10 +86,12 @@ def targets_of(strategy: Strategy, ctx: TargetContext) -> tuple[float, ...] | No
     if answer is None:
         return None
     targets = tuple(float(price) for price in answer)
-    beyond = all(math.isfinite(p) and p > ctx.entry_price for p in targets)
+    beyond = all(math.isfinite(p) and (p - ctx.entry_price) * ctx.side.sign > 0 for p in targets)
     if not 1 <= len(targets) <= 2 or not beyond:
+        where = "above" if ctx.side is PositionSide.LONG else "below"
         raise StrategyError(f"strategy {name}.exit_targets returned {answer!r}: it must return "
-                            f"None or one or two prices above the entry {ctx.entry_price}")
+                            f"None or one or two prices {where} the entry {ctx.entry_price} "
+                            f"of a {ctx.side}")
     return targets
 
 

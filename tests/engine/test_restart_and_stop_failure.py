@@ -113,7 +113,7 @@ def test_restart_takes_the_position_over_from_the_broker_scripted(cut):
     second, recorder, _ = make_engine(SETTINGS, broker=first.broker, clock=clock)
     second.restore_position(position, entry_qty_base=held.qty_base,
                             entry_fee_usdt=held.entry_fee_usdt, legs=tuple(held.legs),
-                            highest_close=held.highest_close)
+                            best_close=held.best_close)
     with pytest.raises(ReconciliationError):
         second.restore_position(position)
     feed(second, clock, candles[cut:])

@@ -56,6 +56,7 @@ def backtested(tmp_path_factory):
     assert code == 0, err
     result = json.loads(out)
     assert result["trades"], "the window should trade with OI confirmation off"
+    assert {trade["side"] for trade in result["trades"]} == {"long"}
     return url, result, folder
 
 

@@ -30,6 +30,8 @@ def test_report_is_self_contained_with_one_chart_per_trade(run_cli, stored, tmp_
     assert "Open interest (SYNTHETIC)" in page
     assert "rejected: gate BLOCK: QT active; HYG down" in page
     assert "spike candle" in page and "confirming candle" in page and "L moved" in page
+    assert page.count("<tr><th>side</th><td>long</td></tr>") == len(sent["trades"])
+    assert "short entry" not in page and "H moved" not in page
 
 
 def test_report_without_synthetic_oi_does_not_say_synthetic(run_cli, tmp_path, sample_run):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 
@@ -34,6 +35,7 @@ def test_trades_json_matches_the_stored_trades(run_cli, stored):
         assert shown["pnl_usdt"] == trade.pnl_usdt and shown["r_multiple"] == trade.r_multiple
         assert shown["fees_usdt"] == trade.fees_usdt
         assert shown["exit_reason"] == trade.legs[-1].reason
+        assert shown["side"] == "long"  # Side.BUY: the sample run's trades are longs
         assert [leg["reason"] for leg in shown["legs"]] == [leg.reason for leg in trade.legs]
         weighted = sum(leg.price * leg.qty_base for leg in trade.legs) / sum(
             leg.qty_base for leg in trade.legs
@@ -52,6 +54,7 @@ def test_trades_csv_has_the_same_rows_plus_the_gate(run_cli, stored):
         assert float(row["pnl_usdt"]) == trade.pnl_usdt
         assert float(row["entry_price"]) == trade.entry_price
         assert row["gate_action"] == (str(gate.action) if gate else "")
+        assert row["side"] == "long"
     assert rows[0]["gate_reasons"] == "QT active"
 
 
@@ -62,6 +65,7 @@ def test_trades_table_and_since_filter(run_cli, stored):
     assert code == 0
     assert "trailing_stop" in out and "stop" in out and "REDUCE x0.5: QT active" in out
     assert f"{first.entry_price:,.2f}" in out and f"{first.r_multiple:+.2f}" in out
+    assert re.findall(r"^│ +(\d+) │ (\w+) +│", out, re.MULTILINE) == [("1", "long"), ("2", "long")]
     since = iso_utc(first.entry_ms + 60_000)
     code, out, _ = run_cli("trades", "--db", url, "--since", since, "--json")
     assert [t["entry_time"] for t in json.loads(out)["trades"]] == [iso_utc(second.entry_ms)]

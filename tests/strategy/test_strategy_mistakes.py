@@ -7,7 +7,10 @@ import textwrap
 
 import pytest
 
-from cryptobot.strategy import Params, param
+from cryptobot.errors import StrategyError
+from cryptobot.model import PositionSide
+from cryptobot.strategy import Params, Strategy, TargetContext, param
+from cryptobot.strategy.loading import targets_of
 from tests.conftest import DATA_DIR, REPO_ROOT
 
 CRASH = str(DATA_DIR / "btc_2024-08_crash")
@@ -15,8 +18,8 @@ CRASH = str(DATA_DIR / "btc_2024-08_crash")
 HEADER = '''
 import numpy as np
 from dataclasses import dataclass
-from cryptobot.strategy import (ATR, SMA, Enter, Indicator, Params, Reject, Strategy,
-                                TargetContext, param)
+from cryptobot.strategy import (ATR, SMA, Enter, Indicator, Params, PositionSide, Reject,
+                                Strategy, TargetContext, param)
 
 class P(Params):
     n: int = param(5, ge=2, le=50, doc="window")
@@ -89,6 +92,21 @@ class Mine(Strategy):
     def exit_targets(self, ctx):
         return (ctx.entry_price * 0.99,)
 ''', "must return None or one or two prices above the entry"),
+    "a target over a short's entry": ('''
+class Mine(Strategy):
+    Params = P
+    def waiting(self):
+        return False
+    def trigger(self, c):
+        return c.close > c.open
+    def on_candle(self, ctx):
+        if ctx.has_position:
+            return []
+        return [Enter(self.signal_id(ctx.candle.ts_open_ms), ctx.candle.ts_open_ms,
+                      ctx.candle.high * 1.03, side=PositionSide.SHORT)]
+    def exit_targets(self, ctx):
+        return (ctx.entry_price * 0.98, ctx.entry_price * 1.01)
+''', "must return None or one or two prices below the entry"),
     "a parameter without documentation": ('''
 class Q(Params):
     n: int = 5
@@ -136,3 +154,42 @@ def test_params_are_strict_and_documented():
         Window.model_validate({"on": "yes"})
     with pytest.raises(ValueError, match="less than or equal to 50"):
         Window.model_validate({"n": 51})
+
+
+class _Targets(Strategy):
+    """Answers `exit_targets` with whatever the test sets."""
+
+    answer: object = None
+
+    def exit_targets(self, ctx):
+        return self.answer
+
+
+def _targets(answer, side: PositionSide):
+    strategy = _Targets(Params(), "BTC/USDT:USDT")
+    strategy.answer = answer
+    return targets_of(strategy, TargetContext(side, 100.0, 95.0 if side is PositionSide.LONG
+                                              else 105.0, float("nan"), float("nan")))
+
+
+@pytest.mark.parametrize(("side", "answer"), [
+    (PositionSide.LONG, (101.0,)), (PositionSide.LONG, [102.5, 110]),
+    (PositionSide.SHORT, (99.0,)), (PositionSide.SHORT, [97.5, 90]),
+])
+def test_targets_beyond_the_entry_in_the_trades_direction(side, answer):
+    assert _targets(answer, side) == tuple(float(price) for price in answer)
+    assert _targets(None, side) is None
+
+
+@pytest.mark.parametrize(("side", "answer", "where"), [
+    (PositionSide.LONG, (99.0,), "above"), (PositionSide.LONG, (100.0,), "above"),
+    (PositionSide.LONG, (101.0, 102.0, 103.0), "above"),
+    (PositionSide.SHORT, (101.0,), "below"), (PositionSide.SHORT, (100.0,), "below"),
+    (PositionSide.SHORT, (99.0, float("nan")), "below"), (PositionSide.SHORT, (), "below"),
+])
+def test_targets_on_the_wrong_side_are_one_clear_error(side, answer, where):
+    with pytest.raises(StrategyError) as caught:
+        _targets(answer, side)
+    assert str(caught.value) == (
+        f"strategy _Targets.exit_targets returned {answer!r}: it must return None or one or "
+        f"two prices {where} the entry 100.0 of a {side}")

@@ -7,8 +7,9 @@
 - Once the venue has accepted an order, nothing that fails afterwards (reading its fills,
   cancelling the stop it replaces) is reported as its refusal: it is logged and left to the
   next reconciliation.
-- A market entry goes out as a limit IOC at most `live.max_entry_slippage_bps` above the last
-  price: what does not fill at once is cancelled and reported so ("canceled" after its fills).
+- A market entry goes out as a limit IOC at most `live.max_entry_slippage_bps` past the last
+  price (above it for a buy, below it for a short's sell): what does not fill at once is
+  cancelled and reported so ("canceled" after its fills).
 - The engine's stops are sent once per `submit` / `replace_stop`; retrying and the fallback are
   the engine's protection (engine/protection.py). Reconciliation's own stops (a position the
   engine does not hold yet) are retried here and close the position at market if refused.
@@ -19,8 +20,8 @@
   the fills that happened while the bot was down.
 - Nothing is sent until reconciliation has succeeded (`ready`); see reconcile.py.
 - An entry's planned stop (`OrderIntent.stop_price`) is stored with its (not yet open) position
-  before the entry is sent, so a restart after the fill but before the stop places that stop,
-  not the `live.recovery_stop_pct` fallback.
+  and its side before the entry is sent, so a restart after the fill but before the stop places
+  that stop, not the `live.recovery_stop_pct` fallback.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from cryptobot.errors import (
     ReconciliationError,
     TemporaryExchangeError,
 )
-from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, Side
+from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, PositionSide
 
 log = logging.getLogger("cryptobot.live")
 StepHook = Callable[[str], None]
@@ -215,15 +216,17 @@ class LiveBroker(LiveFills):
         if intent.stop_price is None or self.state.position(signal_id) is not None:
             return
         stop = self.gateway.round_price(intent.symbol, intent.stop_price)
-        self.state.open_position(signal_id, intent.symbol, 0.0, 0.0, stop, self.clock.now_ms())
+        self.state.open_position(signal_id, intent.symbol, 0.0, 0.0, stop, self.clock.now_ms(),
+                                 side=PositionSide.of(intent.side))
 
     def _price_capped(self, intent: OrderIntent) -> OrderIntent:
-        """A market entry as a limit IOC at most `max_entry_slippage_bps` above the last price
-        (0: left a market order)."""
+        """A market entry as a limit IOC at most `max_entry_slippage_bps` worse than the last
+        price: above it for a buy, below it for a sell (0: left a market order)."""
         bps = self.settings.live.max_entry_slippage_bps
         if intent.order_type is not OrderType.MARKET or bps <= 0:
             return intent
-        cap = self.reference_price(intent.symbol) * (1.0 + bps / 10_000.0)
+        sign = PositionSide.of(intent.side).sign
+        cap = self.reference_price(intent.symbol) * (1.0 + sign * bps / 10_000.0)
         return replace(intent, order_type=OrderType.LIMIT, time_in_force="IOC",
                        price=self.gateway.round_price(intent.symbol, cap))
 
@@ -338,15 +341,17 @@ class LiveBroker(LiveFills):
     # --- closing ---------------------------------------------------------------------------
 
     def flatten(self, signal_id: str, reason: str) -> None:
-        """Close the signal's position at market, then cancel its other orders."""
+        """Close the signal's position at market (a sell for a long, a buy for a short), then
+        cancel its other orders."""
         position = self.state.position(signal_id)
         if position is not None and position.qty_base > 0:
-            exchange_qty, _ = self.gateway.position_qty(position.symbol)
-            qty = min(position.qty_base, max(exchange_qty, 0.0))
+            exchange_qty, _ = self.gateway.position_qty(position.symbol)  # signed
+            qty = min(position.qty_base, max(position.side.sign * exchange_qty, 0.0))
             if qty > 0:
                 used = len(self.state.orders(signal_id=signal_id))
-                intent = OrderIntent(f"{signal_id}-close{used}", position.symbol, Side.SELL,
-                                     OrderType.MARKET, self.gateway.round_qty(position.symbol, qty),
+                intent = OrderIntent(f"{signal_id}-close{used}", position.symbol,
+                                     position.side.exit_side, OrderType.MARKET,
+                                     self.gateway.round_qty(position.symbol, qty),
                                      OrderPurpose.FLATTEN, None, True)
                 self._send(intent)
             self.state.update_position(signal_id, close_reason=reason)

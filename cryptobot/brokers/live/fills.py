@@ -18,7 +18,7 @@ from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.state import OPEN_STATUSES, LiveFillRow, LiveOrderRow, LiveState
 from cryptobot.clock import Clock
 from cryptobot.engine.broker import FillHandler
-from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, Side
+from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, PositionSide, Side
 
 
 class LiveFills:
@@ -112,21 +112,25 @@ class LiveFills:
         return fill
 
     def _apply_to_position(self, row: LiveOrderRow, fill: Fill) -> bool:
-        """The stored position after this fill; True when it closed it."""
+        """The stored position after this fill; True when it closed it. An entry's fill (not
+        reduce-only) opens or grows the position on its side (a buy: long, a sell: short);
+        a fill on the other side shrinks it."""
         position = self.state.position(row.signal_id)
-        if fill.side is Side.BUY and not row.reduce_only:
+        held = position is not None and position.qty_base > 1e-12
+        side = PositionSide.of(fill.side)
+        if not row.reduce_only and (not held or position.side is side):
             if position is None or position.qty_base <= 0:
                 self.state.open_position(row.signal_id, row.symbol, fill.qty_base, fill.price,
                                          None if position is None else position.stop_price,
-                                         fill.ts_ms)
+                                         fill.ts_ms, side=side)
             else:
                 qty = position.qty_base + fill.qty_base
                 entry = (position.entry_price * position.qty_base
                          + fill.price * fill.qty_base) / qty
                 self.state.update_position(row.signal_id, qty_base=qty, entry_price=entry)
             return False
-        if position is None or not position.qty_base > 1e-12:
-            return False
+        if not held or position.side is side:
+            return False  # a reduce-only fill on the position's own side cannot be ours
         left = max(0.0, position.qty_base - fill.qty_base)
         self.state.update_position(row.signal_id, qty_base=left)
         if left > 1e-12:

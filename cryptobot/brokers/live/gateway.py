@@ -165,9 +165,11 @@ class OrderGateway:
     # --- rounding -----------------------------------------------------------------------
 
     def round_qty(self, symbol: str, qty_base: float) -> float:
-        """Rounded down to the lot size; 0.0 when less than one lot."""
+        """Rounded down to the lot size; 0.0 when less than one lot. A float's error short of a
+        lot is that lot (0.011 - 0.005 is 0.005999999999999999: a stop for 0.006, not 0.005),
+        as the engine's `MarketRules.round_qty_down` counts it."""
         try:
-            return float(self.exchange.amount_to_precision(symbol, qty_base))
+            return float(self.exchange.amount_to_precision(symbol, qty_base * (1 + 1e-9)))
         except ccxt.InvalidOrder:
             return 0.0
 

@@ -31,7 +31,8 @@ class RailedBroker(Protocol):
 
 
 def daily_realised_pnl_usdt(state: LiveState, day_start_ms: int) -> float:
-    """Realised PnL of today's fills (exits against their position's entry), fees included."""
+    """Realised PnL of today's fills (exits against their position's entry: (exit - entry) x
+    qty for a long, (entry - exit) x qty for a short), fees included."""
     total = 0.0
     for fill in state.fills():
         if fill.ts_ms < day_start_ms:
@@ -41,7 +42,8 @@ def daily_realised_pnl_usdt(state: LiveState, day_start_ms: int) -> float:
             continue
         position = state.position(fill.signal_id)
         if position is not None:
-            total += (float(fill.price) - position.entry_price) * float(fill.qty_base)
+            total += (position.side.sign * (float(fill.price) - position.entry_price)
+                      * float(fill.qty_base))
     return total
 
 

@@ -3,11 +3,13 @@
 1. orders written but maybe never sent ("pending") are looked up by client id;
 2. fills that happened while the bot was down are read and recorded;
 3. orders we think are working but the venue no longer lists get their real status;
-4. every stored open position is compared with the venue's: closed there -> closed here;
-   another size -> the venue's size; no stop covering it -> a stop is placed (the stored stop
-   price, else `live.recovery_stop_pct` below the entry); a stop that cannot be placed -> closed
-   at market;
-5. a position we did not open is reported and left alone, unless `live.adopt_unknown_positions`.
+4. every stored open position is compared with the venue's on its side (the venue's quantity
+   is signed, negative for a short): closed there (flat, or on the other side) -> closed here;
+   another size -> the venue's size; no stop covering it -> a stop is placed on its closing
+   side (the stored stop price, else `live.recovery_stop_pct` below a long's entry, above a
+   short's); a stop already past the price, or one that cannot be placed -> closed at market;
+5. a position we did not open (long or short) is reported and left alone, unless
+   `live.adopt_unknown_positions`.
 
 While it fails the broker refuses to trade (`LiveBroker.reconcile` keeps `ready` False).
 """
@@ -23,7 +25,7 @@ from cryptobot.brokers.live.state import OPEN_STATUSES, LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.errors import CryptobotError, ReconciliationError
-from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, Side
+from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, PositionSide
 
 log = logging.getLogger("cryptobot.live.reconcile")
 QTY_EPSILON = 1e-9
@@ -115,7 +117,7 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
         report.orders_gone.append(client_id)
     venue = {symbol: (qty, entry) for symbol, qty, entry in gateway.all_positions()}
     for position in state.positions():
-        qty = venue.get(position.symbol, (0.0, 0.0))[0]
+        qty = position.side.sign * venue.get(position.symbol, (0.0, 0.0))[0]  # on its side
         if qty <= QTY_EPSILON:
             state.update_position(position.signal_id, qty_base=0.0,
                                   close_reason="closed on the exchange while the bot was away")
@@ -128,7 +130,7 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
                         position.signal_id, position.qty_base, qty)
             state.update_position(position.signal_id, qty_base=qty)
             report.qty_corrected.append(position.signal_id)
-        _ensure_stop(broker, position.signal_id, position.symbol, qty,
+        _ensure_stop(broker, position.signal_id, position.symbol, position.side, qty,
                      position.stop_price, position.entry_price, report)
     if report.flattened or report.stops_placed:  # a flatten may have closed one
         venue = {symbol: (qty, entry) for symbol, qty, entry in gateway.all_positions()}
@@ -137,34 +139,39 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
         if symbol in known or abs(qty) <= QTY_EPSILON:
             continue
         report.unknown_positions.append((symbol, qty))
-        if not broker.settings.live.adopt_unknown_positions or qty < 0:
+        if not broker.settings.live.adopt_unknown_positions:
             log.warning("unknown position %s %.8g on the exchange: reported and left alone "
                         "(live.adopt_unknown_positions is off)", symbol, qty)
             continue
+        side = PositionSide.LONG if qty > 0 else PositionSide.SHORT
         signal_id = f"adopt{broker.clock.now_ms()}"
-        state.open_position(signal_id, symbol, qty, entry, None, broker.clock.now_ms(),
-                            adopted=True)
+        state.open_position(signal_id, symbol, abs(qty), entry, None, broker.clock.now_ms(),
+                            adopted=True, side=side)
         report.adopted.append(signal_id)
-        _ensure_stop(broker, signal_id, symbol, qty, None, entry, report)
+        _ensure_stop(broker, signal_id, symbol, side, abs(qty), None, entry, report)
     return report
 
 
-def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, qty: float,
-                 stop_price: float | None, entry_price: float, report: ReconcileReport) -> None:
+def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: PositionSide,
+                 qty: float, stop_price: float | None, entry_price: float,
+                 report: ReconcileReport) -> None:
+    """`qty`: the position's size on `side`. Its stops are on the closing side: a sell below
+    the price for a long, a buy above it for a short."""
     stops = [row for row in broker.state.orders(("open",), signal_id=signal_id)
-             if row.order_type == OrderType.STOP_MARKET.value]
+             if row.order_type == OrderType.STOP_MARKET.value and row.side == side.exit_side.value]
     if sum(float(row.qty_base) for row in stops) >= qty - QTY_EPSILON:
         return
-    price = stop_price or entry_price * (1 - broker.settings.live.recovery_stop_pct)
+    price = stop_price or entry_price * (1 - side.sign * broker.settings.live.recovery_stop_pct)
     last = broker.reference_price(symbol)
-    if price >= last:
-        broker.flatten(signal_id, f"stop {price:g} is already above the price {last:g}")
+    if side.sign * (price - last) >= 0:  # it would trigger at once
+        where = "above" if side is PositionSide.LONG else "below"
+        broker.flatten(signal_id, f"stop {price:g} is already {where} the price {last:g}")
         report.flattened.append(signal_id)
         return
     revision = len(broker.state.orders(signal_id=signal_id))
-    intent = OrderIntent(f"{signal_id}-rstop{revision}", symbol, Side.SELL, OrderType.STOP_MARKET,
-                         broker.gateway.round_qty(symbol, qty), OrderPurpose.STOP,
-                         broker.gateway.round_price(symbol, price), True)
+    intent = OrderIntent(f"{signal_id}-rstop{revision}", symbol, side.exit_side,
+                         OrderType.STOP_MARKET, broker.gateway.round_qty(symbol, qty),
+                         OrderPurpose.STOP, broker.gateway.round_price(symbol, price), True)
     log.warning("%s: no stop covers %.8g on the exchange; placing %s at %g",
                 signal_id, qty, intent.client_id, intent.price)
     broker.place_stop(intent, flatten_on_failure=True)

@@ -1,11 +1,12 @@
 """The live broker's reconciled state read as a restore's journal (runners/restore.py).
 
 After a restart the live runner hands `LiveJournal(broker.state)` to the one restore that paper
-runs use too: the open position, its orders with their last status, and its fills. The broker
-has already reconciled its state with the exchange, so its working orders are the exchange's.
+runs use too: the open position (with its side, long or short), its orders with their last
+status, and its fills. The broker has already reconciled its state with the exchange, so its
+working orders are the exchange's.
 
 A position can also close without the engine: on the exchange while the bot was down, or by the
-reconciliation at start (its stop already above the price). `trades_closed_away` rebuilds those
+reconciliation at start (its stop already past the price). `trades_closed_away` rebuilds those
 trades from their fills, for the runner to book in the run that finds them.
 """
 
@@ -63,7 +64,8 @@ def _fill(row: LiveFillRow) -> Fill:
 
 def trades_closed_away(state: LiveState) -> list[tuple[Trade, list[Fill]]]:
     """Positions closed without the engine whose trade no run has booked: each trade rebuilt
-    from its fills (funding unknown: 0), with the fills no run has recorded."""
+    from its fills (funding unknown: 0), with the fills no run has recorded; its side is its
+    entry fills' (a buy: long, a sell: short)."""
     booked = state.booked_signal_ids()
     still_open = {p.signal_id for p in state.positions()}
     found = []
@@ -83,7 +85,7 @@ def trades_closed_away(state: LiveState) -> list[tuple[Trade, list[Fill]]]:
         stops = [row.price for row in state.orders(signal_id=sid)
                  if row.order_type == OrderType.STOP_MARKET.value and row.price is not None]
         initial_stop = float(stops[0]) if stops else position.stop_price or math.nan
-        trade = Trade(sid, position.symbol, Side.BUY, entries[0].ts_ms,
+        trade = Trade(sid, position.symbol, entries[0].side, entries[0].ts_ms,
                       sum(f.price * f.qty_base for f in entries) / qty, qty, initial_stop,
                       tuple(exit_leg(f) for f in exits), sum(f.fee_usdt for f in entries), 0.0)
         found.append((trade, unrecorded_fills(state, sid)))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from cryptobot.model import OrderIntent
+from cryptobot.model import OrderIntent, PositionSide
 from cryptobot.store.database import open_for_writing
 from cryptobot.store.tables import (
     FillRow,
@@ -51,6 +51,7 @@ class StoredPosition:
     stop_price: float | None
     opened_ms: int
     adopted: bool
+    side: PositionSide = PositionSide.LONG
 
 
 class LiveState:
@@ -136,12 +137,14 @@ class LiveState:
     # --- positions --------------------------------------------------------------------
 
     def open_position(self, signal_id: str, symbol: str, qty_base: float, entry_price: float,
-                      stop_price: float | None, opened_ms: int, adopted: bool = False) -> None:
+                      stop_price: float | None, opened_ms: int, adopted: bool = False,
+                      side: PositionSide = PositionSide.LONG) -> None:
+        """`qty_base` is the size, never signed: `side` says long or short."""
         with Session(self._engine) as session, session.begin():
             session.merge(LivePositionRow(
                 signal_id=signal_id, symbol=symbol, qty_base=qty_base, entry_price=entry_price,
                 stop_price=stop_price, opened_ms=opened_ms, is_open=qty_base > 0,
-                adopted=adopted, close_reason="",
+                adopted=adopted, close_reason="", side=side.value,
             ))
 
     def update_position(self, signal_id: str, qty_base: float | None = None,
@@ -169,7 +172,8 @@ class LiveState:
         with Session(self._engine) as session:
             return [StoredPosition(r.signal_id, r.symbol, float(r.qty_base), float(r.entry_price),
                                    None if r.stop_price is None else float(r.stop_price),
-                                   r.opened_ms, r.adopted) for r in session.scalars(query)]
+                                   r.opened_ms, r.adopted, PositionSide(r.side))
+                    for r in session.scalars(query)]
 
     def position(self, signal_id: str) -> StoredPosition | None:
         for stored in self.positions(open_only=False):

@@ -93,7 +93,7 @@ class PositionSide(StrEnum):
 
     @staticmethod
     def of(entry_side: Side) -> PositionSide:
-        return PositionSide.LONG if entry_side is Side.BUY else PositionSide.SHORT
+        return PositionSide.LONG if Side(entry_side) is Side.BUY else PositionSide.SHORT
 
 
 class OrderType(StrEnum):

@@ -94,12 +94,11 @@ class Protection:
         return (trade.wanted_stop is not None or trade.wanted_exit is not None
                 or (not trade.closing and not trade.stop_covers()))
 
-    def due(self, trade: OpenTrade, force: bool = False) -> None:
-        """Try what is owed, if its retry time has come (`force`: now)."""
+    def due(self, trade: OpenTrade) -> None:
+        """Try what is owed, if its retry time has come."""
         if not self.owed(trade) or trade.closing:
             return
-        if not force and trade.retry_at_ms is not None and \
-                self.clock.now_ms() < trade.retry_at_ms:
+        if trade.retry_at_ms is not None and self.clock.now_ms() < trade.retry_at_ms:
             return
         trade.retry_at_ms = None
         if trade.wanted_stop is not None or not trade.stop_covers():

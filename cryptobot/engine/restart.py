@@ -152,11 +152,10 @@ class EngineRestart:
         computed = self._targets(trade)
         prices = (known.get(OrderPurpose.TP1, computed[0] if computed else math.nan),
                   known.get(OrderPurpose.TP2, computed[1] if len(computed) > 1 else math.nan))
-        prices = tuple(p for p in prices if math.isfinite(p))
-        missing = []
+        missing = []  # (a target with no price, NaN, is skipped by place_targets)
         if not trade.tp1_done and OrderPurpose.TP1 not in working:
             missing.append(f"tp1r{trade.stop_count}")
-        if len(prices) > 1 and OrderPurpose.TP2 not in working and "tp2" not in filled:
+        if math.isfinite(prices[1]) and OrderPurpose.TP2 not in working and "tp2" not in filled:
             missing.append(f"tp2r{trade.stop_count}")
         if missing:
             self.orders.place_targets(trade, prices, tuple(missing))

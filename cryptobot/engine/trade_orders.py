@@ -99,6 +99,8 @@ class TradeOrders:
             if purpose not in plan or plan[purpose][1] <= 0:
                 continue
             price, qty = plan[purpose]
+            if not math.isfinite(price):
+                continue
             intent = OrderIntent(client_id(trade.signal_id, leg), self.symbol,
                                  trade.side.exit_side, OrderType.LIMIT, qty, purpose,
                                  price=price, reduce_only=True)

@@ -73,9 +73,14 @@ def decisions_of(strategy: Strategy, ctx: StrategyContext) -> list[Decision]:
         raise StrategyError(f"strategy {name}.on_candle returned {type(wrong[0]).__name__}: "
                             "it must return a list of Enter and Reject")
     for item in answer:
-        if isinstance(item, Enter) and not math.isfinite(item.stop_price):
+        if not isinstance(item, Enter):
+            continue
+        if not math.isfinite(item.stop_price):
             raise StrategyError(f"strategy {name}.on_candle: Enter {item.signal_id} has the "
                                 f"stop {item.stop_price} (an indicator still undefined?)")
+        if not isinstance(item.side, PositionSide):
+            raise StrategyError(f"strategy {name}.on_candle: Enter {item.signal_id} has the "
+                                f"side {item.side!r}: use PositionSide.LONG or .SHORT")
     return answer
 
 

@@ -77,3 +77,12 @@ def test_unknown_position_adopted_gets_a_stop(venue, tmp_path, keys):
     assert len(report.adopted) == 1
     [stop] = open_algos(venue)
     assert stop["quantity"] == "0.005" and float(stop["triggerPrice"]) == pytest.approx(58800.0)
+
+
+def test_a_start_step_that_fails_for_a_while_is_tried_again(venue, tmp_path, keys):
+    """The first private calls answer 5xx past the gateway's own retries: the start step is
+    tried again (a restart protects sooner this way than by exiting for a supervisor)."""
+    venue.faults.script(["5xx", "5xx", "5xx"])
+    broker, report = build(venue, tmp_path, keys, retry_attempts=2)
+    assert broker.ready and report.unknown_positions == []
+    assert venue.faults.injected == {"5xx": 3}

@@ -1,12 +1,14 @@
 """Assemble a ready LiveBroker: ccxt client, gateway, the one-way position mode checked, state,
-margin mode and leverage, first reconciliation. The CLI and the tests build it the same way
-(tests pass a loopback rest_url)."""
+first reconciliation (what is open is protected first), margin mode and leverage. Each start step
+that fails for a temporary reason is tried again before the start gives up. The CLI and the
+tests build it the same way (tests pass a loopback rest_url)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptobot.brokers.live.broker import LiveBroker, StepHook
 from cryptobot.brokers.live.gateway import OrderGateway
@@ -15,10 +17,13 @@ from cryptobot.brokers.live.state import LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.engine.risk import KillSwitch
-from cryptobot.errors import ConfigError
+from cryptobot.errors import ConfigError, ReconciliationError, TemporaryExchangeError
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.secrets import ApiKeys
 from cryptobot.store.live_import import import_legacy_live_state
+
+log = logging.getLogger("cryptobot.live.setup")
+T = TypeVar("T")
 
 
 def make_ccxt_client(settings: Settings, keys: ApiKeys, rest_url: str | None,
@@ -43,8 +48,9 @@ def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_swit
     working_type = "MARK_PRICE" if settings.costs.stop_trigger == "mark" else "CONTRACT_PRICE"
     gateway = OrderGateway(exchange, working_type, settings.live.retry_attempts,
                            settings.live.retry_base_delay_s, sleep=sleep)
-    gateway.load_markets()
-    if gateway.position_mode_is_hedge():
+    persist = _StartRetries(settings, sleep)
+    persist("load markets", gateway.load_markets)
+    if persist("read the position mode", gateway.position_mode_is_hedge):
         raise ConfigError(
             "the account is in hedge mode (dualSidePosition); the bot trades one-way mode only: "
             "switch it in Binance Futures > Preferences > Position Mode > One-way Mode "
@@ -52,9 +58,35 @@ def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_swit
     import_legacy_live_state(settings.store.url, settings.logging.dir)  # an older bot's file
     state = LiveState(settings.store.url)
     broker = LiveBroker(gateway, state, settings, clock, kill_switch, on_step=on_step)
-    report = broker.reconcile()  # first: what is open gets its stop before anything else
+    # first: what is open gets its stop before anything else
+    report = persist("reconcile", broker.reconcile)
     symbol = settings.market.symbol
     if not any(p.symbol == symbol for p in state.positions()):
-        gateway.setup_symbol(symbol, settings.live.margin_mode, settings.live.leverage)
-    broker.equity_usdt = gateway.balance_usdt()
+        persist("set margin mode and leverage", lambda: gateway.setup_symbol(
+            symbol, settings.live.margin_mode, settings.live.leverage))
+    broker.equity_usdt = persist("read the balance", gateway.balance_usdt)
     return broker, report
+
+
+class _StartRetries:
+    """A start step that failed for a temporary reason (each call already retried its own
+    requests) is tried again, `live.retry_attempts` times with a doubling wait, before the start
+    gives up (exit code 75): a restart after a crash protects an open position sooner this way
+    than through a supervisor's restart delay."""
+
+    def __init__(self, settings: Settings, sleep: Callable[[float], None]) -> None:
+        self.attempts = settings.live.retry_attempts
+        self.base_delay_s = max(settings.live.retry_base_delay_s, 0.1)
+        self.sleep = sleep
+
+    def __call__(self, what: str, step: Callable[[], T]) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return step()
+            except (TemporaryExchangeError, ReconciliationError) as exc:
+                if attempt == self.attempts:
+                    raise
+                delay_s = min(30.0, self.base_delay_s * 2 ** attempt)
+                log.warning("start: %s failed (%s); again in %.1f s", what, exc, delay_s)
+                self.sleep(delay_s)
+        raise AssertionError("unreachable")

@@ -6,8 +6,10 @@ replays the history and takes the position over; fed the rest, it records exactl
 uninterrupted engine recorded.
 
 Real data: the bundled crash window (real Binance 5m candles and funding; SYNTHETIC open
-interest, so `oi_confirmation = false`), the liquidation-rebound strategy, the paper broker, the
-macro gate of config/replay.toml, events in the order a feed delivers them.
+interest, so `oi_confirmation = false`), the paper broker, events in the order a feed delivers
+them; once with the liquidation-rebound strategy (longs, 2024-08-03..06, the macro gate of
+config/replay.toml) and once with the short-squeeze strategy (shorts, 2024-08-05..09, its
+profile: no macro gate).
 """
 
 from __future__ import annotations
@@ -38,9 +40,13 @@ from tests.conftest import DATA_DIR, REPO_ROOT
 from tests.engine.conftest import feed, flat, make_engine, path_candles, settings_with
 
 SYMBOL = "BTC/USDT:USDT"
-START_MS = 1_722_643_200_000  # 2024-08-03T00:00Z
-END_MS = START_MS + 3 * DAY_MS
 WARMUP_MS = 4 * DAY_MS
+# strategy: (its settings over config/replay.toml, first day, days)
+RUNS = {
+    "long": ("", 1_722_643_200_000, 3),  # 2024-08-03T00:00Z
+    "short": ('[strategy]\npath = "strategies.short_squeeze:ShortSqueeze"\n'
+              "[macro]\nenabled = false\n", 1_722_816_000_000, 4),  # 2024-08-05T00:00Z
+}
 TABLES = ("signals", "gate_decisions", "orders", "fills", "trades", "equity_points", "candles",
           "oi_samples")
 
@@ -48,36 +54,38 @@ TABLES = ("signals", "gate_decisions", "orders", "fills", "trades", "equity_poin
 @dataclass
 class Window:
     settings: object
+    start_ms: int
     warm: list[Candle]
     warm_oi: list[OpenInterest]
     events: list  # what the feed delivers from START_MS on, in its order
 
 
-@pytest.fixture(scope="module")
-def window(tmp_path_factory) -> Window:
+@pytest.fixture(scope="module", params=sorted(RUNS))
+def window(request, tmp_path_factory) -> Window:
+    extra, start_ms, days = RUNS[request.param]
     path = tmp_path_factory.mktemp("cfg") / "replay.toml"
-    path.write_text(f'extends = "{REPO_ROOT / "config" / "replay.toml"}"\n'
+    path.write_text(f'extends = "{REPO_ROOT / "config" / "replay.toml"}"\n{extra}'
                     "[strategy.params]\noi_confirmation = false\n")
     settings = load_settings(path)
-    market = load_market_data(DATA_DIR / "btc_2024-08_crash", SYMBOL, START_MS - WARMUP_MS,
-                              END_MS)
+    market = load_market_data(DATA_DIR / "btc_2024-08_crash", SYMBOL, start_ms - WARMUP_MS,
+                              start_ms + days * DAY_MS)
     candles = list(CandleColumns.from_frame(market.candles, market.base_interval_ms))
     oi = [OpenInterest(int(t), float(c), float(v)) for t, c, v in zip(
         market.open_interest["ts_ms"], market.open_interest["oi_contracts"],
         market.open_interest["oi_value_usdt"], strict=True)]
     rates = [FundingRate(int(t), float(r)) for t, r in zip(
         market.funding["ts_ms"], market.funding["rate"], strict=True)]
-    events = [(s.ts_ms, 0, s) for s in oi if s.ts_ms > START_MS]
-    events += [(r.ts_ms, 0, r) for r in rates if r.ts_ms > START_MS]
-    events += [(c.ts_close_ms, 1, c) for c in candles if c.ts_open_ms >= START_MS]
+    events = [(s.ts_ms, 0, s) for s in oi if s.ts_ms > start_ms]
+    events += [(r.ts_ms, 0, r) for r in rates if r.ts_ms > start_ms]
+    events += [(c.ts_close_ms, 1, c) for c in candles if c.ts_open_ms >= start_ms]
     events.sort(key=lambda item: (item[0], item[1]))
-    return Window(settings, [c for c in candles if c.ts_open_ms < START_MS],
-                  [s for s in oi if s.ts_ms <= START_MS], [e for _, _, e in events])
+    return Window(settings, start_ms, [c for c in candles if c.ts_open_ms < start_ms],
+                  [s for s in oi if s.ts_ms <= start_ms], [e for _, _, e in events])
 
 
 def _engine(window: Window, recorder: MemoryRecorder) -> tuple[Engine, SimClock]:
     settings = window.settings
-    clock = SimClock(START_MS)
+    clock = SimClock(window.start_ms)
     engine = Engine(settings, load_strategy(settings, SYMBOL),
                     PaperBroker(settings.costs, clock), build_gate(settings, LiveClock()),
                     recorder, clock, kill_switch=NeverEngaged())
@@ -160,7 +168,8 @@ def test_a_restarted_engine_goes_on_exactly_as_the_uninterrupted_one(window, uni
     for name in TABLES:
         setattr(stored, name, list(reference[name][:counts[name]]))
     journal = RunJournal(stored.signals, stored.orders, stored.fills, stored.trades)
-    until = handled_until_ms(START_MS, stored.candles, stored.orders, stored.gate_decisions)
+    until = handled_until_ms(window.start_ms, stored.candles, stored.orders,
+                             stored.gate_decisions)
     last_oi = stored.oi_samples[-1].ts_ms
 
     engine, clock = _engine(window, stored)

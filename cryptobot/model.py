@@ -155,6 +155,20 @@ class Position:
 
 
 @dataclass(frozen=True, slots=True)
+class HeldPosition:
+    """A position a journal holds open, as a restart reads it: a paper run's store
+    (runners/restore.py) or the live broker's state (which adds whether it was adopted)."""
+
+    signal_id: str
+    symbol: str
+    qty_base: float
+    entry_price: float
+    stop_price: float | None  # the planned stop (None: unknown)
+    opened_ms: int
+    side: PositionSide = PositionSide.LONG
+
+
+@dataclass(frozen=True, slots=True)
 class TradeLeg:
     ts_ms: int
     price: float

@@ -11,10 +11,11 @@ The engine is the broker's only client. It works like this:
   reduce-only STOP_MARKET triggers on the last (or mark) price; reduce-only LIMIT orders are the
   take-profits. An entry carries its planned stop in `intent.stop_price` (a broker restarted
   mid-entry can still protect the fill). Raises `cryptobot.errors.OrderRejectedError` (or
-  another `ExchangeError`) when the venue refuses; the engine then protects the position.
-  A position's first stop goes through `submit`: if it fails, the engine closes at market,
-  unless the broker already closed the position itself and reported that FLATTEN fill through
-  `on_fill` before raising (then the engine sends nothing more).
+  another `ExchangeError`) when the venue refuses, `TemporaryExchangeError` when its answer
+  never came (the order may be there: the broker looks it up before sending that client id
+  again, and reports what it finds). The engine's protection (engine/protection.py) retries a
+  refused stop or exit and falls back to a flatten; a position's first stop goes through
+  `submit`, a move or a resize through `replace_stop`.
 - `cancel(client_id)`: cancel a working order; unknown or already-done ids are ignored.
 - `replace_stop(old_client_id, new_intent)`: move a stop safely: the new stop is placed
   FIRST and the old one is cancelled only once the new one is accepted, so a position is never

@@ -28,6 +28,7 @@ from cryptobot.model import (
     Candle,
     Fill,
     GateDecision,
+    HeldPosition,
     OrderIntent,
     OrderPurpose,
     OrderType,
@@ -43,18 +44,6 @@ log = logging.getLogger("cryptobot.restore")
 
 WORKING_STATUSES = ("pending", "submitted", "open")  # what the order's last event said
 _QTY_EPS = 1e-12
-
-
-class HeldPosition(Protocol):
-    """A position a journal holds open (the live state's `StoredPosition` is one)."""
-
-    signal_id: str
-    symbol: str
-    qty_base: float
-    entry_price: float
-    stop_price: float | None  # the planned stop
-    opened_ms: int
-    side: PositionSide
 
 
 class Journal(Protocol):
@@ -146,17 +135,6 @@ def signal_of(client_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class JournalPosition:
-    signal_id: str
-    symbol: str
-    qty_base: float
-    entry_price: float
-    stop_price: float | None
-    opened_ms: int
-    side: PositionSide = PositionSide.LONG
-
-
-@dataclass(frozen=True, slots=True)
 class _Span:
     """One entered signal's life: from its entry order to flat (engine clock)."""
 
@@ -190,7 +168,7 @@ class RunJournal:
 
     # --- Journal ---------------------------------------------------------------------------
 
-    def open_positions(self) -> list[JournalPosition]:
+    def open_positions(self) -> list[HeldPosition]:
         held = []
         for signal in self._entered:
             entries = self._entry_fills(signal.signal_id)
@@ -203,7 +181,7 @@ class RunJournal:
                 if fill.purpose is not OrderPurpose.ENTRY:
                     qty -= fill.qty_base  # as the engine counts what is left
             if qty > _QTY_EPS * max(1.0, qty):
-                held.append(JournalPosition(signal.signal_id, signal.symbol, qty, price,
+                held.append(HeldPosition(signal.signal_id, signal.symbol, qty, price,
                                             _planned_stop(signal), entries[0].ts_ms,
                                             PositionSide.of(entries[0].side)))
         return held

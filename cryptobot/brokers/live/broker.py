@@ -317,10 +317,10 @@ class LiveBroker(LiveFills):
         self._send(intent)
         self.state.update_position(signal_of(intent.client_id), stop_price=intent.price)
 
-    def place_stop(self, intent: OrderIntent, flatten_on_failure: bool) -> None:
+    def place_recovery_stop(self, intent: OrderIntent) -> None:
         """Reconciliation's stop for a position the engine does not hold yet: retried
         `live.stop_place_retries` times; if it still fails, the position is closed at market
-        (`flatten_on_failure`) or the old stop kept, and the error raised."""
+        and the error raised."""
         signal_id = signal_of(intent.client_id)
         attempts = self.settings.live.stop_place_retries + 1
         last_error: ExchangeError | None = None
@@ -333,10 +333,8 @@ class LiveBroker(LiveFills):
                 log.warning("stop %s attempt %d/%d failed: %s", intent.client_id, attempt,
                             attempts, exc)
         reason = f"stop could not be placed after {attempts} attempts: {last_error}"
-        if flatten_on_failure:
-            self.flatten(signal_id, reason)
-            raise OrderRejectedError(f"{intent.client_id}: {reason}; position closed at market")
-        raise OrderRejectedError(f"{intent.client_id}: {reason}; the old stop stays")
+        self.flatten(signal_id, reason)
+        raise OrderRejectedError(f"{intent.client_id}: {reason}; position closed at market")
 
     # --- closing ---------------------------------------------------------------------------
 

@@ -61,7 +61,7 @@ class ReconciledBroker(Protocol):
 
     def reference_price(self, symbol: str) -> float: ...
 
-    def place_stop(self, intent: OrderIntent, flatten_on_failure: bool) -> None: ...
+    def place_recovery_stop(self, intent: OrderIntent) -> None: ...
 
     def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None: ...
 
@@ -174,7 +174,7 @@ def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: Po
                          OrderPurpose.STOP, broker.gateway.round_price(symbol, price), True)
     log.warning("%s: no stop covers %.8g on the exchange; placing %s at %g",
                 signal_id, qty, intent.client_id, intent.price)
-    broker.place_stop(intent, flatten_on_failure=True)
+    broker.place_recovery_stop(intent)
     report.stops_placed.append(intent.client_id)
     for row in stops:
         broker.cancel(row.client_id)

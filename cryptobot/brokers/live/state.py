@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from cryptobot.model import OrderIntent, PositionSide
+from cryptobot.model import HeldPosition, OrderIntent, PositionSide
 from cryptobot.store.database import open_for_writing
 from cryptobot.store.tables import (
     FillRow,
@@ -42,16 +42,9 @@ def _synchronous_full(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-@dataclass(frozen=True)
-class StoredPosition:
-    signal_id: str
-    symbol: str
-    qty_base: float
-    entry_price: float
-    stop_price: float | None
-    opened_ms: int
-    adopted: bool
-    side: PositionSide = PositionSide.LONG
+@dataclass(frozen=True, slots=True)
+class StoredPosition(HeldPosition):
+    adopted: bool = False  # found on the exchange, not opened by the bot
 
 
 class LiveState:
@@ -172,7 +165,7 @@ class LiveState:
         with Session(self._engine) as session:
             return [StoredPosition(r.signal_id, r.symbol, float(r.qty_base), float(r.entry_price),
                                    None if r.stop_price is None else float(r.stop_price),
-                                   r.opened_ms, r.adopted, PositionSide(r.side))
+                                   r.opened_ms, PositionSide(r.side), adopted=r.adopted)
                     for r in session.scalars(query)]
 
     def position(self, signal_id: str) -> StoredPosition | None:

@@ -52,9 +52,10 @@ def measure(label: str, rows: int, backend: str = "sqlite", **options) -> None:
     with _new_store(backend) as (url, path):
         recorder = SqlRecorder(url, clock=LiveClock(), **options)
         started = time.perf_counter()
-        recorder.start_run(RunInfo("backtest", "binanceusdm", "BTC/USDT:USDT", 0, 1, "bench", {}))
+        recorder.start_run(RunInfo("backtest", "binanceusdm", ("BTC/USDT:USDT",), 0, 1, "bench",
+                                   {}))
         for candle in series:
-            recorder.signal_candle(candle)
+            recorder.signal_candle("BTC/USDT:USDT", candle)
             recorder.equity(candle.ts_close_ms, 10_000.0 + candle.close / 1e4)
         recorder.finish_run({})
         recorder.close()

@@ -48,7 +48,7 @@ def rss_mb() -> float:
 class NullRecorder(MemoryRecorder):
     """Keeps nothing, so memory growth is the adapter's and the engine's own."""
 
-    def signal_candle(self, candle):
+    def signal_candle(self, symbol, candle):
         pass
 
     def equity(self, ts_ms, equity_usdt):

@@ -6,7 +6,6 @@ it changes. Secrets never live here: see `cryptobot.secrets`.
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from cryptobot.config_files import read_profile
 from cryptobot.data.timeframes import timeframe_to_ms
 from cryptobot.errors import ConfigError
 
@@ -46,10 +46,47 @@ class _Section(BaseModel):
 
 
 class MarketSettings(_Section):
+    """`symbols`: the perpetuals one run watches and trades, in the order it breaks ties (two
+    candles closing at the same time go in this order). A file may say `symbol = "..."` for
+    one; both at once are refused."""
+
     exchange: Literal["binanceusdm", "bybit"] = "binanceusdm"
-    symbol: str = "BTC/USDT:USDT"
+    symbols: tuple[str, ...] = Field(("BTC/USDT:USDT",), strict=False, min_length=1)
     base_timeframe: str = "1m"
     signal_timeframe: str = "15m"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_symbol_key(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or "symbol" not in raw:
+            return raw
+        if "symbols" in raw:
+            raise ValueError("give market.symbols (a list) or market.symbol (one), not both")
+        raw = dict(raw)
+        symbol = raw.pop("symbol")
+        if not isinstance(symbol, str):
+            raise ValueError("market.symbol is one symbol; list several under market.symbols")
+        raw["symbols"] = [symbol]
+        return raw
+
+    @field_validator("symbols")
+    @classmethod
+    def _distinct_symbols(cls, symbols: tuple[str, ...]) -> tuple[str, ...]:
+        for symbol in symbols:
+            if not isinstance(symbol, str) or not symbol.strip():
+                raise ValueError("each symbol must be a ccxt symbol like \"BTC/USDT:USDT\"")
+        if len(set(symbols)) != len(symbols):
+            raise ValueError("a symbol is listed twice")
+        return symbols
+
+    @property
+    def symbol(self) -> str:
+        """The run's one symbol: for the parts that serve one market (a broker, a strategy);
+        asking a several-symbol run is a programming error, never a silent first pick."""
+        if len(self.symbols) != 1:
+            raise ValueError(f"market.symbol asked of a run with {len(self.symbols)} symbols "
+                             "(use Settings.for_symbol)")
+        return self.symbols[0]
 
     @field_validator("base_timeframe")
     @classmethod
@@ -102,8 +139,7 @@ class RiskSettings(_Section):
     volatility_floor: float = Field(0.25, gt=0, le=1)
     volatility_median_days: int = Field(30, ge=1, le=365)
     volatility_min_history_days: int = Field(1, ge=0, le=365)
-    max_daily_loss: float = Field(0.02, ge=0, le=1)  # fraction of equity; 0 turns it off
-    max_open_positions: int = Field(1, ge=1, le=100)
+    max_daily_loss: float = Field(0.02, ge=0, le=1)  # of equity, portfolio-wide; 0: off
     lot_rounding: bool = True
     kill_switch_file: str = "logs/KILL"  # paper and live flatten and stop while it exists
 
@@ -113,6 +149,14 @@ class RiskSettings(_Section):
         if not path.strip():
             raise ValueError("must name a file: the kill switch cannot be turned off")
         return path
+
+
+class PortfolioSettings(_Section):
+    """Caps across all symbols of a run (each symbol holds at most one position anyway)."""
+
+    max_open_positions: int = Field(3, ge=1, le=100)
+    max_open_risk: float = Field(0.015, gt=0, le=1)  # open stop losses as a fraction of equity
+    max_entries_per_hour: int = Field(3, ge=1, le=1000)
 
 
 class CostSettings(_Section):
@@ -222,6 +266,7 @@ class Settings(_Section):
     strategy: StrategySettings = StrategySettings()
     exits: ExitSettings = ExitSettings()
     risk: RiskSettings = RiskSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
     costs: CostSettings = CostSettings()
     macro: MacroSettings = MacroSettings()
     store: StoreSettings = StoreSettings()
@@ -233,6 +278,10 @@ class Settings(_Section):
     def _check_cross_fields(self) -> Settings:
         if self.exits.fixed_tp2_r <= self.exits.fixed_tp1_r:
             raise ValueError("exits.fixed_tp2_r must be above exits.fixed_tp1_r")
+        if self.risk.risk_per_trade > self.portfolio.max_open_risk:
+            raise ValueError(f"portfolio.max_open_risk {self.portfolio.max_open_risk} is below "
+                             f"risk.risk_per_trade {self.risk.risk_per_trade}: a full-size "
+                             "entry could never be taken")
         if self.macro.hyg_sma_fast >= self.macro.hyg_sma_slow:
             raise ValueError("macro.hyg_sma_fast must be shorter than macro.hyg_sma_slow")
         return self
@@ -241,59 +290,33 @@ class Settings(_Section):
     def source(self) -> str | None:
         return self._source
 
+    def for_symbol(self, symbol: str) -> Settings:
+        """These settings for one of the run's symbols (what a broker or strategy sees)."""
+        if symbol not in self.market.symbols:
+            raise ValueError(f"{symbol} is not one of the run's symbols")
+        one = self.model_copy(update={"market": self.market.model_copy(
+            update={"symbols": (symbol,)})})
+        one._source = self._source
+        return one
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
-    if path in seen:
-        raise ConfigError(f"{path}: 'extends' loops back to itself")
-    try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a config file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file (TOML is UTF-8 text)") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    parent = raw.pop("extends", None)
-    if parent is None:
-        return raw
-    if not isinstance(parent, str):
-        raise ConfigError(f"{path}: 'extends' must be a file name")
-    base = _read_toml(path.parent / parent, (*seen, path))
-    return _merge(_without_other_strategys_params(base, raw), raw)
-
-
-def _without_other_strategys_params(base: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
-    """Parameters belong to their strategy: a profile naming another strategy than the one it
-    extends does not inherit the parent's `[strategy.params]`."""
-    mine, theirs = raw.get("strategy"), base.get("strategy")
-    if not (isinstance(mine, dict) and isinstance(theirs, dict) and "path" in mine):
-        return base
-    if mine["path"] == theirs.get("path", StrategySettings().path):
-        return base
-    return {**base, "strategy": {k: v for k, v in theirs.items() if k != "params"}}
+    def with_symbols(self, symbols: tuple[str, ...]) -> Settings:
+        """These settings watching `symbols` instead (a command's --symbol), validated."""
+        raw = self.model_dump()
+        raw["market"]["symbols"] = list(symbols)
+        try:
+            changed = Settings.model_validate(raw)
+        except ValidationError as exc:
+            raise ConfigError(f"--symbol: {exc.errors()[0]['msg'].removeprefix('Value error, ')}")\
+                from None
+        changed._source = self._source
+        return changed
 
 
 def load_settings(path: str | Path | None) -> Settings:
     """Settings from a TOML file (or the built-in defaults when `path` is None)."""
     if path is None:
         return Settings()
-    raw = _read_toml(Path(path))
+    raw = read_profile(Path(path), StrategySettings().path)
     _refuse_moved_keys(path, raw)
     try:
         settings = Settings.model_validate(raw)
@@ -311,6 +334,10 @@ def load_settings(path: str | Path | None) -> Settings:
 def _refuse_moved_keys(path: str | Path, raw: dict[str, Any]) -> None:
     """A strategy's parameters live under [strategy.params], and the live broker's state in the
     store: an old key says where its value went."""
+    risk = raw.get("risk")
+    if isinstance(risk, dict) and "max_open_positions" in risk:
+        raise ConfigError(f"{path}: risk.max_open_positions: the cap across symbols moved to "
+                          "[portfolio] max_open_positions (one position per symbol always holds)")
     live = raw.get("live")
     if isinstance(live, dict) and "state_url" in live:
         raise ConfigError(f"{path}: live.state_url: the live broker's state now lives in the "

@@ -21,6 +21,7 @@ class Candle:
     low: float
     close: float
     volume: float
+    symbol: str = ""  # the market it is of, as feeds tag it ("": untagged, a one-symbol run)
 
     @property
     def ts_close_ms(self) -> int:
@@ -35,6 +36,7 @@ class OpenInterest:
     ts_ms: int
     oi_contracts: float
     oi_value_usdt: float | None = None
+    symbol: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +45,14 @@ class Liquidation:
     side: str  # the liquidated order's side: "sell" liquidates a long
     price: float
     qty_base: float
+    symbol: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class FundingRate:
     ts_ms: int
     rate: float
+    symbol: str = ""
 
 
 class GateAction(StrEnum):

@@ -30,7 +30,8 @@ def _gate(settings: Settings) -> Gate:
 def backtest(
     data: Path = typer.Option(..., "--data", help="Folder (or file) of candles, OI and funding."),
     config: Path = typer.Option(Path(DEFAULT_CONFIG), "--config", help="Settings TOML."),
-    symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol, e.g. BTC/USDT:USDT."),
+    symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol, e.g. BTC/USDT:USDT, "
+                                      "or several, comma-separated (default: the config's)."),
     start: str | None = typer.Option(None, "--from", help="First UTC day traded (inclusive)."),
     end: str | None = typer.Option(None, "--to", help="Last UTC day traded (inclusive)."),
     db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the store."),
@@ -50,7 +51,7 @@ def backtest(
         store_url,
         trading_span,
         warmup_shortfall,
-        with_symbol,
+        with_symbols,
     )
     from cryptobot.clock import DAY_MS, LiveClock, SimClock, iso_utc
     from cryptobot.config import load_settings
@@ -58,46 +59,51 @@ def backtest(
     from cryptobot.engine.market_rules import load_market_rules
     from cryptobot.engine.recorder import RunInfo
     from cryptobot.report.serialize import signal_to_dict, trade_to_dict
-    from cryptobot.runners.backtest import run_backtest, traded_span
+    from cryptobot.runners.backtest import SymbolInputs, run_portfolio_backtest, traded_span
     from cryptobot.runners.event_log import EventLogRecorder
     from cryptobot.store import SqlRecorder, masked_url
     from cryptobot.strategy.loading import load_strategy
 
     started = time.perf_counter()
-    settings = with_symbol(load_settings(config), symbol)
-    symbol = settings.market.symbol
+    settings = with_symbols(load_settings(config), symbol)
+    symbols = settings.market.symbols
     start_ms, end_ms = trading_span(start, end)
-    strategy = load_strategy(settings, symbol)
+    strategies = {s: load_strategy(settings.for_symbol(s), s) for s in symbols}
     warmup_days = settings.feed.warmup_days
-    market = load_market_data(data, symbol, start_ms, end_ms, allow_gaps=allow_gaps,
-                              exchange=settings.market.exchange, warmup_ms=warmup_days * DAY_MS)
-    warmup_note = warmup_shortfall(market, start_ms, warmup_days)
-    rules = load_market_rules(symbol) if settings.market.exchange == "binanceusdm" else None
+    markets = {s: load_market_data(data, s, start_ms, end_ms, allow_gaps=allow_gaps,
+                                   exchange=settings.market.exchange,
+                                   warmup_ms=warmup_days * DAY_MS) for s in symbols}
+    warmup_notes = [note for m in markets.values()
+                    if (note := warmup_shortfall(m, start_ms, warmup_days))]
     gate = _gate(settings)
     db_url = store_url(settings, db)
-    # The run's simulated time, shared with the log; run_backtest moves it on from here.
-    first_open_ms = int(market.candles["ts_open_ms"].iloc[0])
+    # The run's simulated time, shared with the log; the runner moves it on from here.
+    first_open_ms = min(int(m.candles["ts_open_ms"].iloc[0]) for m in markets.values())
     clock = SimClock(start_ms if start_ms is not None else first_open_ms)
+    inputs = {s: SymbolInputs(markets[s], strategies[s], PaperBroker(settings.costs, clock),
+                              load_market_rules(s) if settings.market.exchange == "binanceusdm"
+                              else None) for s in symbols}
     recorder = EventLogRecorder(SqlRecorder(db_url, clock=LiveClock()))
     log_path = start_logging(settings, clock, simulated=True)
-    source = f"{data} ({', '.join(market.sources)})"
+    source = "; ".join(f"{data} ({', '.join(m.sources)})" for m in markets.values())
     # The span actually traded (not the options, which may be absent): `runs` and the report.
-    span = traded_span(settings, market, start_ms, end_ms)
-    run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbol, *span,
+    spans = [traded_span(settings, m, start_ms, end_ms) for m in markets.values()]
+    span = (min(a for a, _ in spans), max(b for _, b in spans))
+    run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbols, *span,
                                         source, settings.model_dump(mode="json")))
     with _progress_bar(hidden=as_json) as bar:
         task = bar.add_task("backtest", total=None)
-        result = run_backtest(
-            settings, market, strategy, gate, recorder, PaperBroker(settings.costs, clock),
-            clock, skip_quiet=not every_candle, start_ms=start_ms, end_ms=end_ms,
-            market_rules=rules,
+        result = run_portfolio_backtest(
+            settings, inputs, gate, recorder, clock, skip_quiet=not every_candle,
+            start_ms=start_ms, end_ms=end_ms,
             progress=lambda done, total: bar.update(task, completed=done, total=total))
     elapsed = time.perf_counter() - started
-    trades = [trade_to_dict(t) for t in result.engine.trades]
-    signals = [signal_to_dict(s) for s in result.engine.signals]
-    summary = {**result.summary, "symbol": symbol, "from": iso_utc(result.start_ms),
-               "to": iso_utc(result.end_ms), "data": market.describe(), "run_id": run_id,
-               "warmup": _warmup_text(warmup_note, warmup_days, start_ms)}
+    trades = [trade_to_dict(t) for t in result.portfolio.trades]
+    signals = [signal_to_dict(s) for s in result.portfolio.signals]
+    summary = {**result.summary, "symbol": ", ".join(symbols),
+               "from": iso_utc(result.start_ms), "to": iso_utc(result.end_ms),
+               "data": "; ".join(m.describe() for m in markets.values()), "run_id": run_id,
+               "warmup": _warmup_text("; ".join(warmup_notes) or None, warmup_days, start_ms)}
     outcome = {"summary": summary, "trades": trades, "signals": signals,
                "candles_processed": result.candles_processed, "elapsed_s": round(elapsed, 3),
                "run_id": run_id, "db": masked_url(db_url), "log": str(log_path)}
@@ -143,6 +149,9 @@ def _money(value: float | None) -> str:
 def _open_position_rows(held: dict | None) -> list[tuple[str, str]]:
     if held is None:
         return []
+    if "positions" in held:  # a several-symbol run
+        return [row for symbol, one in held["positions"].items()
+                for row in _open_position_rows({**one, "side": f"{symbol} {one['side']}"})]
     unrealised = ("-" if held["unrealised_pnl_usdt"] is None
                   else f"{held['unrealised_pnl_usdt']:+,.2f} USDT at the last close "
                        f"{held['last_price']:,.1f}")
@@ -150,6 +159,11 @@ def _open_position_rows(held: dict | None) -> list[tuple[str, str]]:
                             f"{held['entry_time']}, stop {held['stop_price']:,.1f}"),
             ("unrealised", f"{unrealised} (not in PnL; entry fee "
                            f"{held['entry_fee_usdt']:,.2f} USDT paid, in fees and PnL)")]
+
+
+def _open_at_end(held: dict | None) -> str:
+    count = 0 if held is None else len(held.get("positions", (held,)))
+    return f" + {count} open at the end" if count else ""
 
 
 def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
@@ -160,7 +174,7 @@ def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
     pf = "-" if s["profit_factor"] is None else f"{s['profit_factor']:.2f}"
     bh = "-" if s["buy_and_hold_pct"] is None else f"{s['buy_and_hold_pct']:+.2f}%"
     rows = [
-        ("trades", f"{s['trades']} closed{' + 1 open at the end' if s['open_position'] else ''}"
+        ("trades", f"{s['trades']} closed{_open_at_end(s['open_position'])}"
                    f" ({s['signals']} signals, {s['signals_entered']} entered)"),
         *_open_position_rows(s["open_position"]),
         ("win rate", f"{s['win_rate_pct']:.1f}%"),
@@ -187,13 +201,26 @@ def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
     if s["rejections"]:
         console.print("rejected signals: " + ", ".join(
             f"{reason} x{count}" for reason, count in s["rejections"].items()))
+    several = "symbols" in s  # each symbol's own summary, in a several-symbol run
+    if several:
+        by_symbol = Table(title="by symbol")
+        for column in ("symbol", "trades", "win rate", "PnL USDT", "signals", "entered"):
+            by_symbol.add_column(column)
+        for symbol, one in s["symbols"].items():
+            by_symbol.add_row(symbol, str(one["trades"]), f"{one['win_rate_pct']:.1f}%",
+                              f"{one['total_pnl_usdt']:+,.2f}", str(one["signals"]),
+                              str(one["signals_entered"]))
+        console.print(by_symbol)
     if trades:
         listing = Table(title="trades")
+        if several:
+            listing.add_column("symbol")
         for column in ("side", "entry", "exit", "qty", "entry price", "exit price", "PnL USDT",
                        "R", "exit reason"):
             listing.add_column(column)
         for t in trades:
-            listing.add_row(t["side"], t["entry_time"], t["exit_time"], f"{t['qty']:.4f}",
-                            f"{t['entry_price']:.1f}", f"{t['exit_price']:.1f}",
+            listing.add_row(*([t["symbol"]] if several else []), t["side"], t["entry_time"],
+                            t["exit_time"], f"{t['qty']:.4f}", f"{t['entry_price']:.1f}",
+                            f"{t['exit_price']:.1f}",
                             f"{t['pnl_usdt']:+.2f}", f"{t['r_multiple']:+.2f}", t["exit_reason"])
         console.print(listing)

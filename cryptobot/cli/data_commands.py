@@ -130,14 +130,18 @@ def info_command(store: Path = StoreOpt) -> None:
 
 @data_app.command("download")
 def download_command(
-    exchange: str = ExchangeOpt, symbol: str = SymbolOpt,
+    exchange: str = ExchangeOpt,
+    symbol: str = typer.Option("BTC/USDT:USDT", "--symbol",
+                               help="ccxt unified symbol, or several comma-separated."),
     timeframe: str = typer.Option("1m", "--timeframe", help="Candle size, e.g. 1m, 5m, 15m."),
     since: str = typer.Option(..., "--since", help="UTC start, e.g. 2024-08-01."),
     until: str = typer.Option(None, "--until", help="UTC end (exclusive); default now."),
     store: Path = StoreOpt,
     rest_url: str = typer.Option(None, "--rest-url", help="Other REST host (loopback, replay)."),
 ) -> None:
-    """Download candles (paginated) and 5m OI history via ccxt; resumes from what is stored."""
+    """Download candles (paginated) and 5m OI history via ccxt, one symbol after the other
+    under one progress bar; resumes from what is stored."""
+    from cryptobot.cli.run_setup import symbol_list
     from cryptobot.data.download import (
         Downloader,
         check_exchange_timeframe,
@@ -146,6 +150,7 @@ def download_command(
     from cryptobot.data.market_store import MarketStore
     from cryptobot.exchange.ccxt_factory import make_exchange
 
+    symbols = symbol_list(symbol)
     since_ms, until_ms = _parse_time("--since", since), None
     download_interval_ms(timeframe)  # a bad --timeframe fails before the progress bar shows
     clock = LiveClock()
@@ -155,24 +160,27 @@ def download_command(
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[at]}"),
                TimeElapsedColumn())
     with Progress(*columns, console=_console, transient=False) as bar:
-        tasks: dict[str, int] = {}
+        what = symbols[0] if len(symbols) == 1 else f"{len(symbols)} symbols"
+        task = bar.add_task(f"download {what}", total=1.0, at="")
 
-        def progress(kind: str, done_ms: int, end_ms: int) -> None:
-            if kind not in tasks:
-                tasks[kind] = bar.add_task(kind, total=end_ms - since_ms, at="")
-            bar.update(tasks[kind], completed=done_ms - since_ms, at=iso_utc(done_ms))
+        def progress(share_done: float, doing: str) -> None:
+            bar.update(task, completed=share_done, at=doing)
 
         downloader = Downloader(client, MarketStore(store), clock, exchange_id=exchange,
                                 progress=progress)
-        result = downloader.run(symbol, timeframe, since_ms, until_ms)
-    done = [r for r in (result.candles, result.open_interest) if r is not None]
-    if done:
-        _print_results(f"downloaded into {store} ({exchange} {symbol})", done)
-    else:
-        _console.print("nothing new to download")
-    for note in result.notes:
+        results = downloader.run_all(symbols, timeframe, since_ms, until_ms)
+    for name, result in results.items():
+        done = [r for r in (result.candles, result.open_interest) if r is not None]
+        if done:
+            _print_results(f"downloaded into {store} ({exchange} {name})", done)
+        else:
+            _console.print(f"{name}: nothing new to download")
+    # A note that holds for every symbol (Binance's 30 days of OI) is said once.
+    for note in dict.fromkeys(n for result in results.values() for n in result.notes):
         _console.print(f"[yellow]note:[/yellow] {note}")
-    _console.print(f"{result.requests} requests, {result.retries} retried")
+    requests = sum(r.requests for r in results.values())
+    retries = sum(r.retries for r in results.values())
+    _console.print(f"{requests} requests, {retries} retried")
 
 
 def _parse_time(option: str, text: str) -> int:

@@ -1,10 +1,11 @@
 """`cryptobot live` and `cryptobot kill`: trading with exchange keys, behind safety rails.
 
 `live` refuses to start without --confirm-live and without keys (environment or an owner-only
-key file), connects, sets margin mode and leverage, reconciles stored state with the exchange,
-prints what it is about to trade with, then runs the paper runner with the live broker (see
-cryptobot/cli/live_run.py) until Ctrl-C or the kill switch. `kill` writes the kill-switch file
-(a running `live` flattens and stops), cancels the bot's orders and closes its positions.
+key file), connects, sets margin mode and leverage on every symbol it trades (`market.symbols`,
+or `--symbol A,B`), reconciles stored state with the exchange, prints what it is about to trade
+with, then runs the paper runner with the live broker (see cryptobot/cli/live_run.py) until
+Ctrl-C or the kill switch. `kill` writes the kill-switch file (a running `live` flattens and
+stops), cancels the bot's orders and closes its positions, in every symbol.
 
 The exchange and store libraries are imported when a command runs, not when the CLI starts.
 """
@@ -21,6 +22,9 @@ from cryptobot.errors import ConfigError
 CONFIG_OPTION = typer.Option(Path("config/live.example.toml"), "--config", help="TOML settings")
 KEY_FILE_OPTION = typer.Option(None, "--key-file",
                                help="TOML with 'key' and 'secret', readable by its owner only")
+SYMBOL_OPTION = typer.Option(None, "--symbol",
+                             help="ccxt symbol(s) instead of market.symbols, comma-separated "
+                                  "(BTC/USDT:USDT,ETH/USDT:USDT): all traded in this process")
 
 
 def _console():
@@ -33,6 +37,7 @@ def _console():
 def live(
     config: Path = CONFIG_OPTION,
     key_file: Path | None = KEY_FILE_OPTION,
+    symbol: str | None = SYMBOL_OPTION,
     confirm_live: bool = typer.Option(False, "--confirm-live",
                                       help="required: you accept that real orders are sent"),
     once: bool = typer.Option(False, "--once",
@@ -45,13 +50,13 @@ def live(
     import asyncio
 
     from cryptobot.cli.live_run import LiveVenue, connect, run_live_session
-    from cryptobot.cli.run_setup import start_logging, store_url
+    from cryptobot.cli.run_setup import start_logging, store_url, with_symbols
     from cryptobot.clock import LiveClock
     from cryptobot.config import load_settings
     from cryptobot.engine.risk import KillSwitch
     from cryptobot.secrets import load_api_keys
 
-    settings = load_settings(config)
+    settings = with_symbols(load_settings(config), symbol)
     if not confirm_live:
         raise ConfigError("live trading sends real orders: add --confirm-live to confirm")
     keys = load_api_keys(key_file)
@@ -75,18 +80,19 @@ def live(
 def kill(
     config: Path = CONFIG_OPTION,
     key_file: Path | None = KEY_FILE_OPTION,
+    symbol: str | None = SYMBOL_OPTION,
 ) -> None:
     """Write the kill-switch file, cancel the bot's orders and close its positions at market."""
     import logging
 
     from cryptobot.brokers.live.setup import build_live_broker
-    from cryptobot.cli.run_setup import start_logging
+    from cryptobot.cli.run_setup import start_logging, with_symbols
     from cryptobot.clock import LiveClock
     from cryptobot.config import load_settings
     from cryptobot.engine.risk import KillSwitch
     from cryptobot.secrets import load_api_keys
 
-    settings = load_settings(config)
+    settings = with_symbols(load_settings(config), symbol)
     console = _console()
     switch = Path(settings.risk.kill_switch_file)
     switch.parent.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,16 @@
 The same SessionRun, TradingSession, StreamingFeed (Binance adapter), warm-up, console and event
 log as `cryptobot paper`; what changes is the broker (LiveBroker on the account, reconciled before
 anything else), the equity (the account's, not the configured starting equity) and the recorder
-(each event committed at once, so a crash loses nothing). Fills come from Binance's user data
-stream when its listenKey can be had (`open_user_stream`), else by REST once per candle. A
-restart takes the open position over from the broker's reconciled state
-(runners/restore.py, the same restore a resumed paper run uses, reading the live state through
-brokers/live/restore.py). SIGTERM and SIGHUP stop it as Ctrl-C does. One kill switch (the
-configured file) is built here and handed to the broker's rails, the engine and the session:
-engaged, it stops the session flat.
+(each event committed at once, so a crash loses nothing). Every symbol of `market.symbols` is
+traded in this one process: an engine per symbol over one account (cli/live_portfolio.py), each
+on its own view of the one LiveBroker (one REST client, one live state, one user stream, one
+reconciliation for the account), all symbols' candles on one combined market stream. Fills come
+from Binance's user data stream when its listenKey can be had (`open_user_stream`), else by
+REST once per candle. A restart takes every symbol's open position over from the broker's
+reconciled state (runners/restore.py, the same restore a resumed paper run uses, reading the
+live state through brokers/live/restore.py). SIGTERM and SIGHUP stop it as Ctrl-C does. One
+kill switch (the configured file) is built here and handed to the broker's rails, the engines
+and the session: engaged, it stops the session flat, every symbol.
 
 `LiveVenue` holds what a loopback test swaps: the clock and how it moves, and the URLs.
 """
@@ -29,23 +32,17 @@ from rich.table import Table
 
 from cryptobot.brokers.live.broker import LiveBroker, StepHook
 from cryptobot.brokers.live.reconcile import ReconcileReport
-from cryptobot.brokers.live.restore import (
-    LiveJournal,
-    trades_closed_away,
-    unrecorded_fills,
-)
 from cryptobot.brokers.live.setup import build_live_broker
+from cryptobot.cli.live_portfolio import build_portfolio, restore_portfolio, warm_up_portfolio
 from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.config import Settings
 from cryptobot.data.timeframes import timeframe_to_ms
-from cryptobot.engine.loop import Engine
-from cryptobot.engine.market_rules import load_market_rules
+from cryptobot.engine.portfolio import Portfolio
 from cryptobot.engine.recorder import RunInfo
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import CryptobotError
-from cryptobot.exchange.backfill import load_warm_up
-from cryptobot.exchange.binance import BINANCE_MARKET_WS, BinanceUsdmStream
+from cryptobot.exchange.binance import BINANCE_MARKET_WS, BinanceUsdmStream, stream_groups
 from cryptobot.exchange.binance_user_stream import (
     BINANCE_DEMO_PRIVATE_WS,
     BINANCE_PRIVATE_WS,
@@ -53,9 +50,8 @@ from cryptobot.exchange.binance_user_stream import (
 )
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
-from cryptobot.exchange.streaming_feed import StreamingFeed
+from cryptobot.exchange.merged_feed import build_feed
 from cryptobot.runners.event_log import EventLogRecorder
-from cryptobot.runners.restore import restore_open_position
 from cryptobot.runners.stream_session import (
     ClockAdvance,
     PriceTracker,
@@ -64,10 +60,8 @@ from cryptobot.runners.stream_session import (
     finish_session,
     stop_on_signals,
     wall_clock_moves_itself,
-    warm_up_engine,
 )
 from cryptobot.secrets import ApiKeys
-from cryptobot.strategy.loading import load_strategy
 
 log = logging.getLogger("cryptobot.live.run")
 
@@ -88,18 +82,25 @@ class LiveVenue:
     sleep: Callable[[float], None] = time.sleep
     kill_check_s: float = 1.0  # the timer: kill switch, fills, reconciliation, protection
     on_tick: Callable[[], None] = lambda: None  # before each timer tick (a simulated clock)
-    until_ms: int | None = None  # stop once a candle closes here (tests); None: run on
+    until_ms: int | None = None  # stop once every symbol's candle closed here (tests); None: run on
     on_step: StepHook | None = None  # the broker's named steps (fault runs kill the bot there)
 
 
 @dataclass
 class LiveOutcome:
+    """`run.engine` is the run's Portfolio (an engine per symbol, the same event API)."""
+
     broker: LiveBroker
     report: ReconcileReport
     run: SessionRun | None = None
     summary: dict[str, Any] = field(default_factory=dict)
-    restored: str | None = None  # the signal id of a position taken over at start
+    restored: str | None = None  # the signal id of the (first) position taken over at start
+    restored_all: list[str] = field(default_factory=list)  # every symbol's, in symbol order
     stopped_by: str = "end of stream"
+
+    @property
+    def portfolio(self) -> Portfolio | None:
+        return None if self.run is None else self.run.engine
 
 
 def summary_table(settings: Settings, equity_usdt: float | None,
@@ -113,12 +114,14 @@ def summary_table(settings: Settings, equity_usdt: float | None,
     risk = settings.risk
     rows = [
         ("account", f"{settings.market.exchange}, equity {equity_usdt or 0:,.2f} USDT"),
-        ("symbol", settings.market.symbol),
-        ("margin / leverage", f"{settings.live.margin_mode}, {settings.live.leverage}x"),
+        ("symbols" if len(settings.market.symbols) > 1 else "symbol",
+         ", ".join(settings.market.symbols)),
+        ("margin / leverage", f"{settings.live.margin_mode}, {settings.live.leverage}x"
+                              + (" on each symbol" if len(settings.market.symbols) > 1 else "")),
         ("max notional", f"{risk.max_notional_usdt:,.0f} USDT"),
         ("risk per trade", f"{risk.risk_per_trade:.2%} of equity"),
         ("max daily loss", f"{risk.max_daily_loss:.2%} of equity"),
-        ("max open positions", str(risk.max_open_positions)),
+        ("max open positions", str(settings.portfolio.max_open_positions)),
         ("stop trigger", settings.costs.stop_trigger),
         ("kill switch file", risk.kill_switch_file),
         ("store (runs, live state)", masked_url(settings.store.url)),
@@ -166,16 +169,20 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
             update={"starting_equity_usdt": broker.equity_usdt})})
     stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
     recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat)
-    symbol = settings.market.symbol
-    run = outcome.run = SessionRun(settings, symbol, recorder, db_url, kill_switch)
-    run.engine = _engine(run, broker, venue.clock)  # a bad strategy fails before the run row
-    recorder.start_run(RunInfo("live", settings.market.exchange, symbol, None, None,
+    symbols = settings.market.symbols
+    run = outcome.run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder,
+                                   db_url, kill_switch)
+    # a bad strategy fails here, before the run row
+    portfolio = run.engine = build_portfolio(settings, broker, recorder, venue.clock,
+                                             kill_switch)
+    recorder.start_run(RunInfo("live", settings.market.exchange, symbols, None, None,
                                f"{settings.market.exchange} account"
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
     stream = await open_user_stream(settings, keys, venue, broker, console)
     try:
-        signalled = await stop_on_signals(_trade(run, broker, venue, outcome), run.request_stop)
+        signalled = await stop_on_signals(_trade(run, portfolio, broker, venue, outcome),
+                                          run.request_stop)
         outcome.stopped_by = signalled or outcome.stopped_by
         if stream is not None:  # what the stream had not delivered yet, by REST
             await close_user_stream(stream, broker)
@@ -183,10 +190,9 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
     finally:
         if stream is not None:
             await close_user_stream(stream, broker)
-        if run.engine is not None:
-            outcome.summary = finish_session(run)
-            print_session_end(console, run, outcome.summary,
-                              f"live run stopped ({outcome.stopped_by})")
+        outcome.summary = finish_session(run)
+        print_session_end(console, run, outcome.summary,
+                          f"live run stopped ({outcome.stopped_by})")
     return outcome
 
 
@@ -230,62 +236,40 @@ async def close_user_stream(stream: BinanceUserStream, broker: LiveBroker) -> No
         await stream.rest.close()
 
 
-def _engine(run: SessionRun, broker: LiveBroker, clock: Clock) -> Engine:
-    from cryptobot.macro import build_gate
-
-    settings = run.settings
-    rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" else None
-    # the macro caches age by the wall clock, whatever clock the engine runs on
-    return Engine(settings, load_strategy(settings, run.symbol), broker,
-                  build_gate(settings, LiveClock()), run.recorder, clock, rules,
-                  kill_switch=run.kill_switch)
-
-
-async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
+async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venue: LiveVenue,
                  outcome: LiveOutcome) -> None:
     settings, clock = run.settings, venue.clock
+    symbols = settings.market.symbols
     interval_ms = timeframe_to_ms(settings.market.base_timeframe)
     signal_ms = timeframe_to_ms(settings.market.signal_timeframe)
     rest = make_exchange(settings.market.exchange,
                          rest_url=venue.market_rest_url or settings.feed.rest_url,
                          async_client=True, rate_limit=venue.rate_limit)
     try:
-        assert run.engine is not None
         run.start_ms = clock.now_ms()
-        warm = await load_warm_up(rest, run.symbol, interval_ms, run.start_ms,
-                                  settings.feed.warmup_days,
-                                  with_open_interest=settings.market.exchange == "binanceusdm")
-        loaded = warm_up_engine(run.engine, warm, signal_ms)
-        outcome.restored = restore_open_position(run.engine, LiveJournal(broker.state))
-        if outcome.restored:
-            for fill in unrecorded_fills(broker.state, outcome.restored):
-                run.recorder.fill(fill)  # the restored trade's legs hold them already
-        for trade, fills in trades_closed_away(broker.state):
-            for fill in fills:
-                run.recorder.fill(fill)
-            run.engine.book_trade_closed_away(trade)
-            run.recorder.console.print(f"booked {trade.signal_id}: closed while the bot was "
-                                       f"away, PnL {trade.pnl_usdt:+.2f} USDT")
-        if outcome.restored:
-            taken = broker.state.position(outcome.restored)
-            run.recorder.position_qty = taken.side.sign * taken.qty_base  # a short: negative
-            run.recorder.entry_price = taken.entry_price
-            run.recorder.console.print(f"took over the open position {outcome.restored}: "
-                                       f"{run.recorder.position_text()}")
-        run.recorder.console.print(f"warm-up: {loaded} base candles, "
-                                   f"{len(warm.open_interest)} OI samples; streaming")
-        stream = BinanceUsdmStream(run.symbol, interval_ms, base_url=venue.ws_url
-                                   or settings.feed.ws_url or BINANCE_MARKET_WS)
-        feed = StreamingFeed(stream, rest, venue.feed_clock or clock, settings.feed,
-                             venue.exchange_time,
-                             last_closed_open_ms=warm.last_closed_open_ms
-                             or run.start_ms - interval_ms,
-                             last_oi_ms=warm.open_interest[-1].ts_ms if warm.open_interest
-                             else None)
-        run.session = TradingSession(run.engine, feed, venue.advance_clock, PriceTracker(run),
+        warm = await warm_up_portfolio(portfolio, rest, settings, interval_ms, signal_ms,
+                                       run.start_ms)
+        outcome.restored_all = restore_portfolio(portfolio, broker, run)
+        outcome.restored = outcome.restored_all[0] if outcome.restored_all else None
+        loaded = sum(len(w.candles) for w in warm.values())
+        samples = sum(len(w.open_interest) for w in warm.values())
+        run.recorder.console.print(f"warm-up: {loaded} base candles, {samples} OI samples"
+                                   + (f" ({len(symbols)} symbols)" if len(symbols) > 1 else "")
+                                   + "; streaming")
+        # every symbol on one combined stream connection (more only past Binance's limit)
+        ws_url = venue.ws_url or settings.feed.ws_url or BINANCE_MARKET_WS
+        feed = build_feed([BinanceUsdmStream(group, interval_ms, base_url=ws_url)
+                           for group in stream_groups(symbols)],
+                          rest, venue.feed_clock or clock, settings.feed, venue.exchange_time,
+                          last_closed_open_ms={
+                              s: w.last_closed_open_ms or run.start_ms - interval_ms
+                              for s, w in warm.items()},
+                          last_oi_ms={s: w.open_interest[-1].ts_ms if w.open_interest
+                                      else None for s, w in warm.items()})
+        run.session = TradingSession(portfolio, feed, venue.advance_clock, PriceTracker(run),
                                      stop_when=run.kill_switch.engaged,
                                      interrupted=run.stop_requested)
-        if await _run_until_killed(run.session, run.engine, broker, venue, run.kill_switch):
+        if await _run_until_killed(run.session, portfolio, broker, venue, run.kill_switch):
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",
                         extra={"event": "kill_switch", "_file_only": True})
@@ -296,14 +280,18 @@ async def _trade(run: SessionRun, broker: LiveBroker, venue: LiveVenue,
         await rest.close()
 
 
-async def _run_until_killed(session: TradingSession, engine: Engine, broker: LiveBroker,
+async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broker: LiveBroker,
                             venue: LiveVenue, kill_switch: KillSwitch) -> bool:
     """Run the session; True if the kill switch stopped it (after flattening).
 
     The session asks the switch after every event; this loop also asks while the stream is
     quiet, and is the timer between candles: the broker reads fills and reconciles when due
-    (also after a user-stream reconnect), and the engine retries the protection it owes."""
-    task = asyncio.create_task(session.run(until_ms=venue.until_ms))
+    (also after a user-stream reconnect), over every symbol, and each symbol's engine retries
+    the protection it owes. The kill switch flattens every symbol."""
+    symbols = portfolio.symbols  # `until_ms`: once every symbol's candle closing then came
+    until = venue.until_ms if venue.until_ms is None or len(symbols) == 1 else {
+        symbol: venue.until_ms for symbol in symbols}
+    task = asyncio.create_task(session.run(until_ms=until))
     try:
         while True:
             done, _ = await asyncio.wait({task}, timeout=venue.kill_check_s)
@@ -318,7 +306,7 @@ async def _run_until_killed(session: TradingSession, engine: Engine, broker: Liv
             else:
                 venue.on_tick()
                 broker.on_timer()
-                engine.on_time()
+                portfolio.on_time()
                 continue
             broker.flatten_all("kill switch file found")
             return True

@@ -38,17 +38,21 @@ def lookahead(
 
     from rich.console import Console
 
-    from cryptobot.cli.run_setup import trading_span, with_symbol
+    from cryptobot.cli.run_setup import trading_span, with_symbols
     from cryptobot.clock import DAY_MS, LiveClock
     from cryptobot.config import load_settings
     from cryptobot.data import load_market_data
     from cryptobot.engine.market_rules import load_market_rules
+    from cryptobot.errors import ConfigError
     from cryptobot.macro import build_gate
     from cryptobot.runners.lookahead import find_lookahead
     from cryptobot.strategy.loading import load_strategy
 
     started = time.perf_counter()
-    settings = with_symbol(load_settings(config), symbol)
+    settings = with_symbols(load_settings(config), symbol)
+    if len(settings.market.symbols) != 1:
+        raise ConfigError("lookahead checks one symbol at a time: give --symbol SYMBOL (the "
+                          f"config watches {', '.join(settings.market.symbols)})")
     symbol = settings.market.symbol
     start_ms, end_ms = trading_span(start, end)
     load_strategy(settings, symbol)  # a config or strategy error before any data is read

@@ -3,7 +3,11 @@
 The composition root for paper trading: which venue stream, which clock, which broker. Live:
 the venue's websocket and ccxt REST, LiveClock. Replay: the same adapter against a loopback
 websocket and REST on 127.0.0.1 serving stored data, with SimClocks moved by the stream. One
-kill switch (the configured file) is built here and handed to the engine and the session.
+kill switch (the configured file) is built here and handed to the engines and the session.
+Every symbol of the run (`market.symbols`, or `--symbol A,B`) gets its own engine, strategy
+state and paper broker, over one account (equity, day, kill switch, portfolio caps) and one
+macro gate: a Portfolio (engine/portfolio.py), which the session drives. All symbols stream on
+one connection (more only past the venue's limit) and are summarised one by one and together.
 Each base candle's rows are committed together before the next candle (a crash keeps the
 journal whole); Ctrl-C, SIGTERM and SIGHUP stop the session between two events, and the run is
 summarised. `--resume` goes on with an interrupted run (cli/paper_resume.py).
@@ -14,7 +18,7 @@ CLI starts.
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,21 +34,35 @@ if TYPE_CHECKING:
     from cryptobot.clock import Clock, SimClock
     from cryptobot.config import Settings
     from cryptobot.data import MarketData
-    from cryptobot.engine.loop import Engine
+    from cryptobot.engine.portfolio import Portfolio
     from cryptobot.runners.stream_session import SessionRun
 
 DEFAULT_CONFIG = "config/paper.toml"
 
 
-def _venue_stream(settings: Settings, symbol: str, interval_ms: int, ws_url: str | None):
+def _venue_stream(settings: Settings, symbols: str | Sequence[str], interval_ms: int,
+                  ws_url: str | None):
+    """The venue stream of one connection carrying `symbols` (one symbol, or several)."""
     from cryptobot.exchange.binance import BINANCE_MARKET_WS, BinanceUsdmStream
     from cryptobot.exchange.bybit import BYBIT_LINEAR_WS, BybitLinearStream
 
+    symbols = (symbols,) if isinstance(symbols, str) else tuple(symbols)
     if settings.market.exchange == "bybit":
         # Bybit streams open interest in its ticker: sample it at the Binance polling cadence.
-        return BybitLinearStream(symbol, interval_ms, base_url=ws_url or BYBIT_LINEAR_WS,
+        return BybitLinearStream(symbols, interval_ms, base_url=ws_url or BYBIT_LINEAR_WS,
                                  oi_min_interval_ms=int(settings.feed.oi_poll_seconds * 1000))
-    return BinanceUsdmStream(symbol, interval_ms, base_url=ws_url or BINANCE_MARKET_WS)
+    return BinanceUsdmStream(symbols, interval_ms, base_url=ws_url or BINANCE_MARKET_WS)
+
+
+def _venue_streams(settings: Settings, interval_ms: int, ws_url: str | None) -> list:
+    """One venue stream per connection: all the run's symbols on one while the venue's limit
+    allows (Binance: 1024 streams, Bybit: 21,000 characters of args), more beyond."""
+    from cryptobot.exchange import binance, bybit
+
+    symbols = settings.market.symbols
+    groups = (bybit.stream_groups(symbols, interval_ms) if settings.market.exchange == "bybit"
+              else binance.stream_groups(symbols))
+    return [_venue_stream(settings, group, interval_ms, ws_url) for group in groups]
 
 
 def _venue_rest(settings: Settings) -> Any:
@@ -55,21 +73,29 @@ def _venue_rest(settings: Settings) -> Any:
                          async_client=True)
 
 
-def _engine(run: SessionRun, clock: Clock) -> Engine:
+def _portfolio(run: SessionRun, clock: Clock) -> Portfolio:
+    """An engine per symbol (its own strategy, paper broker and market rules) over one
+    account and one macro gate."""
     from cryptobot.brokers.paper import PaperBroker
     from cryptobot.clock import LiveClock
+    from cryptobot.engine.account import Account
     from cryptobot.engine.loop import Engine
     from cryptobot.engine.market_rules import load_market_rules
+    from cryptobot.engine.portfolio import Portfolio
     from cryptobot.macro import build_gate
     from cryptobot.strategy.loading import load_strategy
 
     settings = run.settings
-    strategy = load_strategy(settings, run.symbol)
-    rules = load_market_rules(run.symbol) if settings.market.exchange == "binanceusdm" else None
-    # the macro caches age by the wall clock, in a replay too
-    return Engine(settings, strategy, PaperBroker(settings.costs, clock),
-                  build_gate(settings, LiveClock()), run.recorder, clock, rules,
-                  kill_switch=run.kill_switch)
+    gate = build_gate(settings, LiveClock())  # the macro caches age by the wall clock, in a
+    account = Account(settings, gate, run.recorder, run.kill_switch)  # replay too
+    engines = []
+    for symbol in settings.market.symbols:
+        one = settings.for_symbol(symbol)
+        rules = load_market_rules(symbol) if settings.market.exchange == "binanceusdm" else None
+        engines.append(Engine(one, load_strategy(one, symbol), PaperBroker(settings.costs, clock),
+                              gate, run.recorder, clock, rules, kill_switch=run.kill_switch,
+                              account=account))
+    return Portfolio(engines)
 
 
 def _session(run: SessionRun, feed, advance_clock):
@@ -85,48 +111,43 @@ async def _live(run: SessionRun, clock: Clock, resume: StoredRun | None = None) 
     from cryptobot.cli.paper_resume import prime_engine
     from cryptobot.data.timeframes import timeframe_to_ms
     from cryptobot.exchange.feed import ignore_exchange_time
-    from cryptobot.exchange.streaming_feed import StreamingFeed
+    from cryptobot.exchange.merged_feed import build_feed
     from cryptobot.runners.stream_session import wall_clock_moves_itself
 
     settings = run.settings
     interval_ms = timeframe_to_ms(settings.market.base_timeframe)
     rest = _venue_rest(settings)
     try:
-        run.engine = run.engine or _engine(run, clock)
+        run.engine = run.engine or _portfolio(run, clock)
         run.start_ms = resume.info.start_ms if resume is not None else clock.now_ms()
         primed = await prime_engine(run, rest, interval_ms,
                                     timeframe_to_ms(settings.market.signal_timeframe), resume,
                                     wall_clock_moves_itself)
         run.recorder.commit()
         run.recorder.console.print(f"{primed.note}; streaming")
-        feed = StreamingFeed(_venue_stream(settings, run.symbol, interval_ms,
-                                           settings.feed.ws_url),
-                             rest, clock, settings.feed, ignore_exchange_time,
-                             last_closed_open_ms=primed.last_closed_open_ms,
-                             last_oi_ms=primed.last_oi_ms,
-                             last_funding_ms=primed.last_funding_ms)
+        feed = build_feed(_venue_streams(settings, interval_ms, settings.feed.ws_url), rest,
+                          clock, settings.feed, ignore_exchange_time,
+                          last_closed_open_ms=primed.last_closed_open_ms,
+                          last_oi_ms=primed.last_oi_ms, last_funding_ms=primed.last_funding_ms)
         run.session = _session(run, feed, wall_clock_moves_itself)
         await run.session.run()
     finally:
         await rest.close()
 
 
-def replay_window(settings: Settings, market: MarketData, start_ms: int | None,
-                  end_ms: int | None) -> tuple[int, int]:
-    """[start, end) a replay trades: whole signal buckets, as the backtest cuts them."""
-    from cryptobot.data.timeframes import timeframe_to_ms
-    from cryptobot.exchange.replay import replay_span
-
-    ts = market.candles["ts_open_ms"]
-    return replay_span(int(ts.iloc[0]), int(ts.iloc[-1]), market.base_interval_ms,
-                       timeframe_to_ms(settings.market.signal_timeframe), start_ms, end_ms)
-
-
-async def _replay(run: SessionRun, market: MarketData, start_ms: int | None,
-                  end_ms: int | None, speed: float, engine_clock: SimClock | None = None,
-                  resume: StoredRun | None = None) -> None:
-    """Stream the data from the window's start, or a resumed run's from the candle after the
-    last one it handled (it gets its history and position back first)."""
+async def _replay(run: SessionRun,
+                  markets: MarketData | Sequence[MarketData] | Mapping[str, MarketData],
+                  start_ms: int | None, end_ms: int | None, speed: float,
+                  engine_clock: SimClock | None = None, resume: StoredRun | None = None) -> None:
+    """Stream the data (every symbol's, on one connection) from the window's start, or a
+    resumed run's from the candle after the last one it handled (it gets its history and
+    positions back first)."""
+    from cryptobot.cli.paper_replay import (
+        in_run_order,
+        last_closes,
+        one_base_interval,
+        replay_window,
+    )
     from cryptobot.cli.paper_resume import prime_engine
     from cryptobot.clock import SimClock
     from cryptobot.data.timeframes import timeframe_to_ms
@@ -137,35 +158,43 @@ async def _replay(run: SessionRun, market: MarketData, start_ms: int | None,
     from cryptobot.runners.stream_session import advance_sim_clock
 
     settings = run.settings
-    run.oi_synthetic = market.oi_synthetic
+    ordered = in_run_order(settings, markets)
+    interval_ms = one_base_interval(ordered)
+    run.oi_synthetic_by_symbol = {market.symbol: market.oi_synthetic for market in ordered}
+    run.oi_synthetic = any(run.oi_synthetic_by_symbol.values())
     signal_ms = timeframe_to_ms(settings.market.signal_timeframe)
-    start, end = replay_window(settings, market, start_ms, end_ms)
+    start, end = replay_window(settings, ordered, start_ms, end_ms)
     run.start_ms = start
     engine_clock = engine_clock or SimClock(start)
-    stream_from = start if resume is None else min(max(start, resume.handled_ms), end)
-    async with ReplayVenue(market, stream_from, end, speed) as venue:
+    handled = ({} if resume is None
+               else resume.handled(settings.market.symbols, interval_ms))
+    stream_from = min(max(start, min(handled.values(), default=start)), end)
+    async with ReplayVenue(ordered, stream_from, end, speed,
+                           clock_ms=max(handled.values(), default=None)) as venue:
         # our own loopback server: no venue limits to respect
         rest = make_exchange("binanceusdm", rest_url=venue.rest_url, async_client=True,
                              rate_limit=False)
         try:
-            run.engine = run.engine or _engine(run, engine_clock)
-            primed = await prime_engine(run, rest, market.base_interval_ms, signal_ms, resume,
+            run.engine = run.engine or _portfolio(run, engine_clock)
+            primed = await prime_engine(run, rest, interval_ms, signal_ms, resume,
                                         advance_sim_clock(engine_clock))
             run.recorder.commit()
+            described = "\n".join(f"replay {market.describe()}" for market in ordered)
             run.recorder.console.print(
-                f"replay {market.describe()}\nstreaming {venue.streamed_candles} candles from "
+                f"{described}\nstreaming {venue.streamed_candles} candles from "
                 f"{venue.ws_url} (REST {venue.rest_url}); {primed.note}")
             if stream_from >= end:  # a resumed run that had handled its last candle
                 engine_clock.advance_to(max(engine_clock.now_ms(), end))
                 return
             feed = StreamingFeed(
-                BinanceUsdmStream(run.symbol, market.base_interval_ms, base_url=venue.ws_url),
+                BinanceUsdmStream(settings.market.symbols, interval_ms, base_url=venue.ws_url),
                 rest, venue.clock, settings.feed, venue.time_driver(),
-                last_closed_open_ms=primed.last_closed_open_ms
-                or stream_from - market.base_interval_ms,
+                last_closed_open_ms={s: last or stream_from - interval_ms
+                                     for s, last in primed.last_closed_open_ms.items()},
                 last_oi_ms=primed.last_oi_ms, last_funding_ms=primed.last_funding_ms)
             run.session = _session(run, feed, advance_sim_clock(engine_clock))
-            await run.session.run(until_ms=end)
+            await run.session.run(until_ms=last_closes(ordered, stream_from, end,
+                                                        primed.last_closed_open_ms))
             if not run.session.stopped_early and run.stop_reason is None:
                 engine_clock.advance_to(max(engine_clock.now_ms(), end))
             stats = feed.stats
@@ -183,7 +212,9 @@ def paper(
     config: Path = typer.Option(Path(DEFAULT_CONFIG), "--config", help="Settings TOML."),
     replay: Path | None = typer.Option(None, "--replay",
                                        help="Serve this stored data as a Binance stream."),
-    symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol, e.g. BTC/USDT:USDT."),
+    symbol: str | None = typer.Option(None, "--symbol",
+                                      help="ccxt symbol, e.g. BTC/USDT:USDT, or several, "
+                                           "comma-separated (one engine each, one account)."),
     start: str | None = typer.Option(None, "--from", help="Replay: first UTC day traded."),
     end: str | None = typer.Option(None, "--to", help="Replay: last UTC day traded (inclusive)."),
     speed: float = typer.Option(0.0, "--speed", min=0,
@@ -205,11 +236,12 @@ def paper(
     from rich.console import Console
 
     from cryptobot.cli.paper_console import ConsoleRecorder
+    from cryptobot.cli.paper_replay import replay_markets
     from cryptobot.cli.run_setup import (
         start_logging,
         store_url,
         trading_span,
-        with_symbol,
+        with_symbols,
     )
     from cryptobot.clock import LiveClock, SimClock
     from cryptobot.config import load_settings
@@ -220,8 +252,8 @@ def paper(
     from cryptobot.store import SqlRecorder
 
     settings = load_settings(config)
-    settings = with_symbol(settings, symbol)
-    symbol = settings.market.symbol
+    settings = with_symbols(settings, symbol)
+    symbols = settings.market.symbols
     if replay is None and (start or end):
         raise ConfigError("--from and --to only apply to --replay")
     start_ms, end_ms = trading_span(start, end)
@@ -230,46 +262,27 @@ def paper(
     if resumed is not None and not (start or end):  # it keeps its span
         start_ms, end_ms = resumed.info.start_ms, resumed.info.end_ms
     console = Console()
-    market = sim_clock = None
+    markets = sim_clock = None
     clock: Clock = LiveClock()
     source = f"{settings.market.exchange} live stream"
     run_span: tuple[int | None, int | None] = (clock.now_ms(), None)  # live: from now, open
     if replay is not None:
-        market, source, run_span = _replay_market(settings, replay, start_ms, end_ms, resumed,
-                                                  console)
+        markets, source, run_span = replay_markets(settings, replay, start_ms, end_ms, resumed,
+                                                   console)
         clock = sim_clock = SimClock(run_span[0])
-    log_path = start_logging(settings, clock, simulated=market is not None)
+    log_path = start_logging(settings, clock, simulated=markets is not None)
     # the wall time stamps runs; each candle's rows are committed together
     stored = (SqlRecorder(db_url, clock=LiveClock()) if resumed is None
               else _continued(db_url, resumed, LiveClock()))
     recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat,
                                commit_per_event=True)
-    run = SessionRun(settings, symbol, recorder, db_url, KillSwitch(settings.risk.kill_switch_file))
-    run.engine = _engine(run, clock)  # a bad strategy or gate fails here, before the run row
-    recorder.start_run(RunInfo("paper", settings.market.exchange, symbol, *run_span,
+    run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder, db_url,
+                     KillSwitch(settings.risk.kill_switch_file))
+    run.engine = _portfolio(run, clock)  # a bad strategy or gate fails here, before the run row
+    recorder.start_run(RunInfo("paper", settings.market.exchange, symbols, *run_span,
                                source, settings.model_dump(mode="json")))
-    _run_until_stopped(run, _replay(run, market, start_ms, end_ms, speed, sim_clock, resumed)
-                       if market is not None else _live(run, clock, resumed), console, log_path)
-
-
-def _replay_market(settings: Settings, replay: Path, start_ms: int | None, end_ms: int | None,
-                   resumed: Any, console: Console) -> tuple[MarketData, str, tuple[int, int]]:
-    """The stored data a replay serves, its description and the span it trades."""
-    from cryptobot.cli.run_setup import warmup_shortfall
-    from cryptobot.clock import DAY_MS
-    from cryptobot.data import load_market_data
-
-    symbol = settings.market.symbol
-    market = load_market_data(replay, symbol, start_ms, end_ms, exchange="binanceusdm",
-                              warmup_ms=settings.feed.warmup_days * DAY_MS)
-    source = f"{replay} ({', '.join(market.sources)}) replayed over 127.0.0.1"
-    run_span = replay_window(settings, market, start_ms, end_ms)
-    if resumed is not None and run_span != (resumed.info.start_ms, resumed.info.end_ms):
-        raise ConfigError(f"--from/--to: run {resumed.run_id} replays another span")
-    note = warmup_shortfall(market, start_ms, settings.feed.warmup_days)
-    if note:
-        console.print(f"[yellow]{note}[/]", soft_wrap=True)
-    return market, source, run_span
+    _run_until_stopped(run, _replay(run, markets, start_ms, end_ms, speed, sim_clock, resumed)
+                       if markets is not None else _live(run, clock, resumed), console, log_path)
 
 
 def _run_until_stopped(run: SessionRun, main: Coroutine[Any, Any, None], console: Console,

@@ -53,6 +53,8 @@ class ConsoleRecorder:
         self.gate_action = "-"
         self.heartbeats = 0
         self._oi: deque[OpenInterest] = deque(maxlen=256)
+        self._several_symbols = False  # then each heartbeat names its symbol
+        self.positions: dict[str, tuple[float, float]] = {}  # symbol: signed qty, entry price
 
     def __getattr__(self, name: str) -> Any:  # run_id, flush, close ... of the store
         return getattr(self.inner, name)
@@ -83,13 +85,16 @@ class ConsoleRecorder:
 
     # --- Recorder ----------------------------------------------------------------------
     def start_run(self, info: RunInfo) -> str:
+        self._several_symbols = len(info.symbols) > 1
+        self._oi = deque(maxlen=256 * len(info.symbols))
         return self.inner.start_run(info)
 
     def signal(self, signal: Signal, gate: GateDecision | None) -> None:
         self.inner.signal(signal, gate)
         style = "green" if signal.status is SignalStatus.ENTERED else "yellow"
         gate_text = f" gate {gate.action}" if gate is not None else ""
-        self._say(f"[{style}]SIGNAL[/] {_minute(signal.decided_ms)} spike "
+        named = f"{signal.symbol} " if self._several_symbols else ""
+        self._say(f"[{style}]SIGNAL[/] {_minute(signal.decided_ms)} {named}spike "
                   f"{_minute(signal.spike_ms)} {signal.status}: "
                   f"{escape(signal.reason)}{gate_text}")
 
@@ -108,13 +113,10 @@ class ConsoleRecorder:
 
     def fill(self, fill: Fill) -> None:
         self.inner.fill(fill)
-        held = abs(self.position_qty)
-        if fill.purpose is OrderPurpose.ENTRY:  # signed: a short's entry sells
-            self.entry_price = (self.entry_price * held + fill.price * fill.qty_base) / (
-                held + fill.qty_base)
-            self.position_qty += fill.qty_base if fill.side is Side.BUY else -fill.qty_base
-        else:
-            self.position_qty = math.copysign(max(0.0, held - fill.qty_base), self.position_qty)
+        self.position_qty, self.entry_price = _after_fill(self.position_qty, self.entry_price,
+                                                          fill)
+        self.positions[fill.symbol] = _after_fill(*self.positions.get(fill.symbol, (0.0, 0.0)),
+                                                  fill)
         self._say(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {fill.purpose} {fill.side} "
                   f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f}")
 
@@ -127,33 +129,40 @@ class ConsoleRecorder:
     def equity(self, ts_ms: int, equity_usdt: float) -> None:
         self.inner.equity(ts_ms, equity_usdt)
 
-    def signal_candle(self, candle: Candle) -> None:
-        self.inner.signal_candle(candle)
+    def signal_candle(self, symbol: str, candle: Candle) -> None:
+        self.inner.signal_candle(symbol, candle)
         self.heartbeats += 1
         if self.heartbeat:
-            self._say(self.heartbeat_line(candle), highlight=False)
+            self._say(self.heartbeat_line(candle, symbol), highlight=False)
 
-    def open_interest(self, sample: OpenInterest) -> None:
-        self.inner.open_interest(sample)
+    def open_interest(self, symbol: str, sample: OpenInterest) -> None:
+        self.inner.open_interest(symbol, sample)
 
     def finish_run(self, summary: dict[str, Any]) -> None:
         self.inner.finish_run(summary)
         self.commit()  # stored by finish_run: print what it held
 
     # --- the heartbeat -----------------------------------------------------------------
-    def heartbeat_line(self, candle: Candle) -> str:
-        return (f"{_minute(candle.ts_close_ms)} close {candle.close:,.1f}  "
-                f"OI {self._oi_change(candle)}  gate {self.gate_action}  {self.position_text()}")
+    def heartbeat_line(self, candle: Candle, symbol: str = "") -> str:
+        named = f"{symbol} " if self._several_symbols and symbol else ""
+        return (f"{_minute(candle.ts_close_ms)} {named}close {candle.close:,.1f}  "
+                f"OI {self._oi_change(candle, symbol)}  gate {self.gate_action}  "
+                f"{self.position_text(symbol if self._several_symbols else '')}")
 
-    def position_text(self) -> str:
-        if abs(self.position_qty) <= 1e-12:
+    def position_text(self, symbol: str = "") -> str:
+        """The position held (of `symbol`, in a run of several symbols)."""
+        qty, entry = self.positions.get(symbol, (0.0, 0.0)) if symbol else (
+            self.position_qty, self.entry_price)
+        if abs(qty) <= 1e-12:
             return "flat"
-        side = "long" if self.position_qty > 0 else "short"
-        return f"{side} {abs(self.position_qty):.6f} @ {self.entry_price:,.2f}"
+        side = "long" if qty > 0 else "short"
+        return f"{side} {abs(qty):.6f} @ {entry:,.2f}"
 
-    def _oi_change(self, candle: Candle) -> str:
+    def _oi_change(self, candle: Candle, symbol: str = "") -> str:
         before = after = None
         for sample in self._oi:
+            if sample.symbol and symbol and sample.symbol != symbol:
+                continue  # another symbol's (an untagged sample is the one symbol's)
             if sample.ts_ms <= candle.ts_open_ms:
                 before = sample
             if sample.ts_ms <= candle.ts_close_ms:
@@ -161,6 +170,15 @@ class ConsoleRecorder:
         if before is None or after is None or not before.oi_contracts:
             return "n/a"
         return f"{(after.oi_contracts / before.oi_contracts - 1) * 100:+.2f}%"
+
+
+def _after_fill(qty: float, entry_price: float, fill: Fill) -> tuple[float, float]:
+    """A position (signed quantity, entry price) after `fill`."""
+    held = abs(qty)
+    if fill.purpose is OrderPurpose.ENTRY:  # signed: a short's entry sells
+        entry_price = (entry_price * held + fill.price * fill.qty_base) / (held + fill.qty_base)
+        return qty + (fill.qty_base if fill.side is Side.BUY else -fill.qty_base), entry_price
+    return math.copysign(max(0.0, held - fill.qty_base), qty), entry_price
 
 
 def print_session_end(console: Console, run: SessionRun, summary: dict[str, Any],
@@ -171,8 +189,10 @@ def print_session_end(console: Console, run: SessionRun, summary: dict[str, Any]
     console.print(f"\n[bold]{headline}[/]: {len(engine.signals)} signals, "
                   f"{summary['trades']} trades, PnL {summary['total_pnl_usdt']:+,.2f} USDT, "
                   f"position {summary['open_position_detail']}")
+    several = len(run.settings.market.symbols) > 1  # then each trade names its symbol
     for trade in engine.trades:
         side = "long" if trade.side is Side.BUY else "short"
+        side = f"{trade.symbol} {side}" if several else side
         console.print(f"  {side} {iso_utc(trade.entry_ms)} -> {iso_utc(trade.exit_ms)}  qty "
                       f"{trade.qty_base:.6f}  entry {trade.entry_price:,.2f}  exit "
                       f"{trade.exit_price:,.2f}  PnL {trade.pnl_usdt:+,.2f}  "

@@ -30,6 +30,11 @@ ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="Config file (default: config/default.toml).")
 ]
 RunOption = Annotated[str | None, typer.Option("--run", help="Run id (default: the latest run).")]
+SymbolOption = Annotated[
+    str | None,
+    typer.Option("--symbol", help="Only these of the run's symbols (comma-separated, e.g. "
+                 "BTC/USDT:USDT,ETH/USDT:USDT; default: all)."),
+]
 
 
 def _settings(config: Path | None) -> Settings:
@@ -54,7 +59,7 @@ def _console() -> Console:
 
 @app.command("runs")
 def runs_command(db: DbOption = None, config: ConfigOption = None) -> None:
-    """List stored runs: mode, symbol, span, trades and PnL."""
+    """List stored runs: mode, symbols, span, trades and PnL."""
     from cryptobot.report import build, render_terminal
 
     store = _store(db, config)
@@ -84,6 +89,7 @@ def trades_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help='Print {"trades": [...]}.')] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the trades as CSV.")] = False,
+    symbol: SymbolOption = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -94,19 +100,27 @@ def trades_command(
         raise ConfigError("--json and --csv: choose one")
     store = _store(db, config)
     run_id = store.resolve_run(run)
-    lines = build.trade_lines(store, run_id, _since_ms(since))
+    symbols = build.chosen_symbols(store, run_id, symbol)
+    lines = build.trade_lines(store, run_id, _since_ms(since), symbols)
     if as_json:
         typer.echo(render_files.trades_json(lines))
     elif as_csv:
         typer.echo(render_files.trades_csv(lines), nl=False)
     else:
-        _console().print(render_terminal.trades_table(lines, run_id))
+        _console().print(render_terminal.trades_table(
+            lines, run_id, show_symbol=_several(store, run_id), symbols=symbols))
+
+
+def _several(store: StoreReader, run_id: int) -> bool:
+    """Does the run hold several symbols (then each row names its own)?"""
+    return len(store.run_symbols(run_id)) > 1
 
 
 @app.command("signals")
 def signals_command(
     run: RunOption = None,
     rejected: Annotated[bool, typer.Option("--rejected", help="Only the rejected ones.")] = False,
+    symbol: SymbolOption = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -115,26 +129,31 @@ def signals_command(
 
     store = _store(db, config)
     run_id = store.resolve_run(run)
-    lines = build.signal_lines(store, run_id, rejected_only=rejected)
+    symbols = build.chosen_symbols(store, run_id, symbol)
+    lines = build.signal_lines(store, run_id, rejected_only=rejected, symbols=symbols)
     if not lines:
-        _console().print(f"Run {run_id} has no {'rejected ' if rejected else ''}signals.")
+        of = f" of {', '.join(symbols)}" if symbols else ""
+        _console().print(f"Run {run_id} has no {'rejected ' if rejected else ''}signals{of}.")
         return
-    _console().print(render_terminal.signals_table(lines, run_id))
+    _console().print(render_terminal.signals_table(
+        lines, run_id, show_symbol=_several(store, run_id), symbols=symbols))
 
 
 @app.command("report")
 def report_command(
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")],
     run: RunOption = None,
+    symbol: SymbolOption = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """One self-contained HTML report: summary, equity, drawdown, a chart per trade."""
+    """One self-contained HTML report: summary, equity, drawdown, a chart per trade; for a run
+    of several symbols the portfolio's equity, then a section per symbol (--symbol: those)."""
     from cryptobot.report import build, render_html
 
     store = _store(db, config)
     run_id = store.resolve_run(run)
-    data = build.report_data(store, run_id)
+    data = build.report_data(store, run_id, build.chosen_symbols(store, run_id, symbol))
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(render_html.report_html(data), encoding="utf-8")

@@ -35,12 +35,28 @@ def trading_span(start: str | None, end: str | None) -> tuple[int | None, int | 
     return start_ms, end_ms
 
 
-def with_symbol(settings: Settings, symbol: str | None) -> Settings:
-    """The settings with --symbol (if given) as the market's symbol."""
-    if symbol is None:
+def symbol_list(text: str, option: str = "--symbol") -> tuple[str, ...]:
+    """'BTC/USDT:USDT,ETH/USDT:USDT' -> both, in order; an empty item or a market named twice
+    (also as 'BTCUSDT' beside 'BTC/USDT:USDT') is a ConfigError naming the option."""
+    from cryptobot.exchange.symbols import market_id
+
+    symbols = tuple(item.strip() for item in text.split(","))
+    if any(not item for item in symbols):
+        raise ConfigError(f"{option} {text!r}: an empty item; give symbols separated by single "
+                          "commas, e.g. BTC/USDT:USDT,ETH/USDT:USDT")
+    ids = [market_id(item) for item in symbols]
+    twice = next((s for s, i in zip(symbols, ids, strict=True) if ids.count(i) > 1), None)
+    if twice is not None:
+        raise ConfigError(f"{option} {text!r}: {market_id(twice)} is listed twice")
+    return symbols
+
+
+def with_symbols(settings: Settings, symbols: str | None) -> Settings:
+    """The settings with --symbol (if given: one ccxt symbol, or several, comma-separated) as
+    the symbols the run watches."""
+    if symbols is None:
         return settings
-    return settings.model_copy(update={"market": settings.market.model_copy(
-        update={"symbol": symbol})})
+    return settings.with_symbols(symbol_list(symbols))
 
 
 def store_url(settings: Settings, db: str | None) -> str:

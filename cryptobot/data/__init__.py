@@ -1,7 +1,7 @@
 """Market data: readers for public dumps, normalised frames, the store, resampling, OI lookup.
 
-The engine calls `load_market_data`, `resample_candles`, `CandleAggregator` and
-`OpenInterestSeries`; the CLI calls `import_files` and `download_market_data`.
+The engine calls `load_market_data` (`load_markets` for several symbols), `resample_candles`,
+`CandleAggregator` and `OpenInterestSeries`; the CLI calls `import_files` and `Downloader`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ _EXPORTS = {
     "OpenInterestSeries": "cryptobot.data.open_interest",
     "candles_from_frame": "cryptobot.data.resample",
     "load_market_data": "cryptobot.data.market_data",
+    "load_markets": "cryptobot.data.market_data",
     "resample_candles": "cryptobot.data.resample",
 }
 

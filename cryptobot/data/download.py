@@ -3,16 +3,18 @@
 Paginated, resumable (restarts after what is stored), and polite: ccxt's own rate limiter is on,
 an HTTP 429 waits for the server's Retry-After and retries, network errors back off (both
 through `ccxt_errors.retry_temporary`, bounded). Whatever was fetched before an interruption is
-stored, so a rerun carries on.
+stored, so a rerun carries on. Several symbols go one after the other, reporting one progress
+for the whole download.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ccxt
 import numpy as np
 
 from cryptobot.clock import Clock, iso_utc
@@ -30,11 +32,15 @@ from cryptobot.exchange.backfill import (
     page_limits,
 )
 from cryptobot.exchange.ccxt_errors import call_ccxt, retry_after_s, retry_temporary
+from cryptobot.exchange.symbols import market_id
 
 METRICS_DUMPS_HINT = ("for older OI use Binance's daily metrics dumps "
                       "(https://data.binance.vision/?prefix=data/futures/um/daily/metrics/) "
                       "with `cryptobot data import`")
-Progress = Callable[[str, int, int], None]  # (kind, fetched up to ms, until ms)
+# (share of the whole download done, 0..1; what is being fetched, e.g. "ETH/USDT:USDT candles
+# to 2024-08-03T12:00:00Z"). Each symbol is an equal share, candles and OI half of it each.
+Progress = Callable[[float, str], None]
+_PHASES = (CANDLES, OPEN_INTEREST)
 
 
 def download_interval_ms(timeframe: str) -> int:
@@ -75,9 +81,21 @@ class Downloader:
     flush_every_pages: int = 20
     sleep: Callable[[float], None] = time.sleep
     progress: Progress | None = None
-    result: DownloadResult = field(default_factory=DownloadResult)
+    result: DownloadResult = field(default_factory=DownloadResult)  # the symbol at work
+    # (the symbol's place, how many symbols): its share of the progress
+    _share: tuple[int, int] = field(default=(0, 1), init=False)
 
     def run(self, symbol: str, timeframe: str, since_ms: int, until_ms: int) -> DownloadResult:
+        return self.run_all([symbol], timeframe, since_ms, until_ms)[symbol]
+
+    def run_all(self, symbols: Sequence[str], timeframe: str, since_ms: int,
+                until_ms: int) -> dict[str, DownloadResult]:
+        """Each symbol in turn (one result each, in their order), one progress for them all.
+        Everything is checked before the first row is fetched: the span, the timeframe, and
+        that the exchange lists every symbol."""
+        ids = [market_id(s) for s in symbols]
+        if not symbols or len(set(ids)) != len(ids):
+            raise DataError(f"--symbol: expected distinct symbols, got {', '.join(symbols)}")
         if until_ms <= since_ms:
             raise DataError(f"download span is empty: {iso_utc(since_ms)} .. {iso_utc(until_ms)}")
         interval_ms = download_interval_ms(timeframe)
@@ -86,13 +104,30 @@ class Downloader:
         pages = page_limits(self.exchange)
         self.page_limit = self.page_limit or pages.klines
         self.oi_page_limit = self.oi_page_limit or pages.open_interest
+        results = {symbol: DownloadResult() for symbol in symbols}
+        self.result = results[symbols[0]]  # what loading the markets costs counts for the first
         self._call("load markets", self.exchange.load_markets)
+        self._check_listed(symbols)
+        for index, symbol in enumerate(symbols):
+            self.result, self._share = results[symbol], (index, len(symbols))
+            self._download(symbol, timeframe, interval_ms, since_ms, until_ms)
+        return results
+
+    def _check_listed(self, symbols: Sequence[str]) -> None:
+        for symbol in symbols:
+            try:
+                self.exchange.market(symbol)
+            except ccxt.BadSymbol:
+                raise DataError(f"--symbol: {symbol} is not a {self.exchange.id} market") from None
+
+    def _download(self, symbol: str, timeframe: str, interval_ms: int, since_ms: int,
+                  until_ms: int) -> None:
         self.result.candles = self._candles(symbol, timeframe, interval_ms, since_ms, until_ms)
         self._note_uncovered(symbol, interval_ms, since_ms, until_ms)
         oi_since = self._oi_start(since_ms, until_ms)
         if oi_since is not None:
             self.result.open_interest = self._open_interest(symbol, oi_since, until_ms)
-        return self.result
+        self._report(symbol, OPEN_INTEREST, since_ms, until_ms, until_ms)  # this symbol's done
 
     # ---- candles ------------------------------------------------------------------------
     def _candles(self, symbol: str, timeframe: str, interval_ms: int, since_ms: int,
@@ -113,7 +148,7 @@ class Downloader:
                     break
                 pages.append(rows)
                 start_ms = int(rows[-1][0]) + interval_ms
-                self._report(CANDLES, start_ms, until_ms)
+                self._report(symbol, CANDLES, since_ms, start_ms, until_ms)
                 if len(pages) >= self.flush_every_pages:
                     written = self._flush(symbol, CANDLES, pages, interval_ms) or written
                     pages = []
@@ -169,7 +204,7 @@ class Downloader:
                     start_ms = int(rows[-1]["timestamp"]) + period_ms
                 else:
                     start_ms = end_ms + 1  # a hole in Binance's history: step over it
-                self._report(OPEN_INTEREST, start_ms, until_ms)
+                self._report(symbol, OPEN_INTEREST, since_ms, start_ms, until_ms)
         finally:
             written = self._flush(symbol, OPEN_INTEREST, pages, None) or written
         return written
@@ -196,9 +231,15 @@ class Downloader:
         return write_series(self.store, self.exchange_id, symbol, kind, frame, (source,),
                             interval_ms)
 
-    def _report(self, kind: str, done_ms: int, until_ms: int) -> None:
-        if self.progress is not None:
-            self.progress(kind, min(done_ms, until_ms), until_ms)
+    def _report(self, symbol: str, kind: str, since_ms: int, done_ms: int,
+                 until_ms: int) -> None:
+        if self.progress is None:
+            return
+        done_ms = min(done_ms, until_ms)
+        of_kind = (done_ms - since_ms) / (until_ms - since_ms) if until_ms > since_ms else 1.0
+        index, count = self._share
+        share = (index + (_PHASES.index(kind) + max(0.0, of_kind)) / len(_PHASES)) / count
+        self.progress(min(share, 1.0), f"{symbol} {kind} to {iso_utc(done_ms)}")
 
     def _call(self, action: str, fn: Callable[[], Any]) -> Any:
         """One request through the shared retry: a 429 waits the server's Retry-After."""

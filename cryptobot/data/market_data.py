@@ -1,7 +1,9 @@
-"""`load_market_data`: what a backtest or replay reads, from a store or a plain folder."""
+"""`load_market_data` / `load_markets`: what a backtest or replay reads, from a store or a
+plain folder (of one market or several)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from cryptobot.data.frames import (
     uncovered_edges,
 )
 from cryptobot.data.market_store import MarketStore
-from cryptobot.data.markets import check_market
+from cryptobot.data.markets import check_market, files_by_market, files_of_market
 from cryptobot.data.readers import (
     CANDLES,
     DATA_SUFFIXES,
@@ -29,6 +31,7 @@ from cryptobot.data.readers import (
 )
 from cryptobot.data.timeframes import format_duration, ms_to_timeframe
 from cryptobot.errors import DataError, GapError
+from cryptobot.exchange.symbols import market_id
 
 SYNTHETIC_MARK = "SYNTHETIC"
 
@@ -75,10 +78,13 @@ def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
     """Candles, OI and funding for one market, cut to [start_ms, end_ms) by candle open time.
 
     `path` is a store written by `cryptobot data import/download`, a plain folder of files in any
-    layout the readers know, or one such file; a file that names another market than `symbol`
-    is a DataError. A hole longer than an hour inside the span raises
-    GapError unless `allow_gaps`, and so does a span that starts more than an hour before the
-    first candle or ends more than an hour after the last one; shorter ones are reported.
+    layout the readers know, or one such file. A folder or store may hold several markets: the
+    files of `symbol` are used, the others ignored (`markets.files_by_market` says which file
+    holds which market); a lone file that names another market than `symbol` is a DataError.
+
+    A hole longer than an hour inside the span raises GapError unless `allow_gaps`, and so does
+    a span that starts more than an hour before the first candle or ends more than an hour
+    after the last one; shorter ones are reported.
 
     With `warmup_ms`, `start_ms` is where trading starts: candles load from `start_ms -
     warmup_ms`, and a missing warm-up is reported (`uncovered`), not an error. Without it
@@ -87,16 +93,50 @@ def load_market_data(path: str | Path, symbol: str, start_ms: int | None = None,
     A file holding a candle from the future (after `clock`, the wall clock by default: data can
     never be newer than now, whatever the run's own clock) is a DataError.
     """
+    return load_markets(path, (symbol,), start_ms, end_ms, allow_gaps, exchange, warmup_ms,
+                        clock)[symbol]
+
+
+def load_markets(path: str | Path, symbols: Sequence[str], start_ms: int | None = None,
+                 end_ms: int | None = None, allow_gaps: bool = False,
+                 exchange: str = "binanceusdm", warmup_ms: int | None = None,
+                 clock: Clock | None = None) -> dict[str, MarketData]:
+    """`load_market_data` for each of `symbols` (keyed as given, in their order), reading a
+    folder's files once; one symbol's missing data or long gap fails the whole call."""
     path = Path(path)
-    now_ms = (clock or LiveClock()).now_ms()
+    ids = [market_id(s) for s in symbols]
+    twice = [s for s, i in zip(symbols, ids, strict=True) if ids.count(i) > 1]
+    if twice:
+        raise DataError(f"{market_id(twice[0])} asked for twice ({', '.join(twice)}): "
+                        "one symbol per market")
+    parts_of = _parts_reader(path, exchange, (clock or LiveClock()).now_ms())
+    return {symbol: _cut_market(path, symbol, parts_of(symbol), start_ms, end_ms, allow_gaps,
+                                exchange, warmup_ms)
+            for symbol in symbols}
+
+
+def _parts_reader(path: Path, exchange: str, now_ms: int) -> Callable[[str], _Parts]:
+    """symbol -> its whole stored data, from a store, a folder (read here, once) or a file."""
     if MarketStore.is_store(path):
-        parts = _from_store(MarketStore(path), exchange, symbol)
-    elif path.is_dir():
-        parts = _from_files(read_folder(path, now_ms), path, symbol)
-    elif path.is_file():
-        parts = _from_files([read_market_file(path, now_ms)], path, symbol)
-    else:
-        raise DataError(f"{path}: no such data folder or file")
+        store = MarketStore(path)
+        return lambda symbol: _from_store(store, exchange, symbol)
+    if path.is_dir():
+        grouped = files_by_market(read_folder(path, now_ms), str(path))
+        return lambda symbol: _from_files(files_of_market(grouped, symbol, str(path)), path,
+                                          symbol)
+    if path.is_file():
+        parsed = read_market_file(path, now_ms)
+
+        def from_the_file(symbol: str) -> _Parts:
+            check_market(parsed.market, parsed.where, symbol)
+            return _from_files([parsed], path, symbol)
+        return from_the_file
+    raise DataError(f"{path}: no such data folder or file")
+
+
+def _cut_market(path: Path, symbol: str, parts: _Parts, start_ms: int | None,
+                end_ms: int | None, allow_gaps: bool, exchange: str,
+                warmup_ms: int | None) -> MarketData:
     all_candles, interval_ms, oi, funding, sources = parts
     requested_from_ms = start_ms
     required_from_ms = start_ms if warmup_ms is not None else None
@@ -171,11 +211,10 @@ _Parts = tuple[pd.DataFrame, int, pd.DataFrame, pd.DataFrame, list[_Source]]
 
 
 def _from_files(parsed: list[ParsedFile], where: Path, symbol: str) -> _Parts:
-    for item in parsed:
-        check_market(item.market, item.where, symbol)
+    """One market's files (already picked) merged; the finest candles are the base."""
     candle_files = [p for p in parsed if p.kind == CANDLES]
     if not candle_files:
-        raise DataError(f"{where}: no candle file found")
+        raise DataError(f"{where}: no candle file found for {symbol}")
     # A folder may hold several timeframes of one market: the finest is the base.
     interval_ms = min(p.interval_ms or 0 for p in candle_files)
     used = [p for p in parsed if p.kind != CANDLES or p.interval_ms == interval_ms]

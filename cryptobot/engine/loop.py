@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cryptobot.clock import DAY_MS, Clock, utc_day_start_ms
+from cryptobot.clock import DAY_MS, Clock
 from cryptobot.config import Settings
 from cryptobot.data.resample import CandleAggregator
+from cryptobot.engine.account import Account
 from cryptobot.engine.broker import Broker, client_id
 from cryptobot.engine.gate import Gate
 from cryptobot.engine.market_rules import MarketRules
@@ -31,7 +32,7 @@ from cryptobot.engine.open_trade import (
 from cryptobot.engine.protection import Protection
 from cryptobot.engine.recorder import Recorder
 from cryptobot.engine.restart import EngineRestart
-from cryptobot.engine.risk import DailyLossLimit, KillSwitch, NeverEngaged, size_position
+from cryptobot.engine.risk import KillSwitch, NeverEngaged, size_position
 from cryptobot.engine.trade_orders import (
     TradeOrders,
     trailing_active,
@@ -64,9 +65,11 @@ class Engine(EngineTrades, EngineRestart):
     def __init__(self, settings: Settings, strategy: Strategy, broker: Broker, gate: Gate,
                  recorder: Recorder, clock: Clock, market_rules: MarketRules | None = None, *,
                  kill_switch: KillSwitch | NeverEngaged, known: KnownMarket | None = None,
-                 aggregator=None) -> None:
-        """`kill_switch`: the file (paper, live) or `NeverEngaged` (backtests), always chosen
-        by the caller. `known` and `aggregator`: a fast backtest's precomputed market."""
+                 aggregator=None, account: Account | None = None) -> None:
+        """One symbol's engine (`settings` of that one symbol). `kill_switch`: the file
+        (paper, live) or `NeverEngaged` (backtests), always chosen by the caller. `account`:
+        what the symbols of a run share (engine/portfolio.py); a one-symbol run's own when
+        None. `known` and `aggregator`: a fast backtest's precomputed market."""
         self.settings = settings
         self.symbol = settings.market.symbol
         self.strategy = strategy
@@ -83,24 +86,31 @@ class Engine(EngineTrades, EngineRestart):
         self.orders = TradeOrders(settings, broker, recorder, clock, market_rules)
         self.protection = Protection(settings.live, self.orders, clock,
                                      lambda trade: self._trade is trade)
-        self.equity_usdt = settings.risk.starting_equity_usdt
-        self.daily_loss = DailyLossLimit(settings.risk.max_daily_loss)
-        self.kill_switch = kill_switch
-        self.killed = False
+        if account is not None and account.kill_switch is not kill_switch:
+            raise ValueError("an engine's kill switch must be its account's")
+        self.account = account or Account(settings, gate, recorder, kill_switch)
+        self.account.join(self)
         self.signals: list[Signal] = []
         self.trades: list[Trade] = []
-        self.gate_decisions: list[tuple[GateDecision, str]] = []
         self.candles_processed = 0
         self.exposure_ms = 0
         self.funding_seen = False
         self._aggregator: CandleAggregator | None = aggregator
         self._signal_row = -1
-        self._day_ms: int | None = None
         self._pending: PendingEntry | None = None
         self._last_entry: PendingEntry | None = None  # late fills of an ended entry still count
         self._trade: OpenTrade | None = None
         self._strategy_name = type(strategy).__name__
         broker.bind(self.on_fill, self._on_order)
+
+    @property
+    def equity_usdt(self) -> float:
+        """The run's equity (shared by all its symbols)."""
+        return self.account.equity_usdt
+
+    @property
+    def killed(self) -> bool:
+        return self.account.killed
 
     # --- the public event API ------------------------------------------------------------
 
@@ -115,13 +125,13 @@ class Engine(EngineTrades, EngineRestart):
         """Time passed (a timer, or a skipped idle span): daily gate, kill switch, and the
         protection retries that are due."""
         now = self.clock.now_ms() if now_ms is None else now_ms
-        self._roll_day(now)
+        self.account.roll_day(now)
         self._protect()
 
     def on_base_candle(self, candle: Candle) -> None:
         now = self.clock.now_ms()
-        if self._day_ms is None or now - now % DAY_MS > self._day_ms:
-            self._roll_day(now)
+        if not self.account.day_begun(now):
+            self.account.roll_day(now)
         trade_before = self._trade
         self.broker.on_base_candle(candle)  # fills first: they happened inside this candle
         self._protect()
@@ -141,8 +151,8 @@ class Engine(EngineTrades, EngineRestart):
             self._on_signal_candle(signal_candle)
 
     def on_open_interest(self, sample: OpenInterest) -> None:
-        if self.market.open_interest.add(sample.ts_ms, sample):
-            self.recorder.open_interest(sample)  # the report draws the samples the rule used
+        if self.market.open_interest.add(sample.ts_ms, sample):  # the report draws the
+            self.recorder.open_interest(self.symbol, sample)  # samples the rule used
 
     def on_funding(self, rate: FundingRate) -> None:
         self.funding_seen = True
@@ -199,7 +209,7 @@ class Engine(EngineTrades, EngineRestart):
 
     def finish(self) -> None:
         """End of data: what is still open stays open (reported as open, not as a trade)."""
-        self.recorder.equity(self.clock.now_ms(), self.equity_usdt)
+        self.account.finish(self.clock.now_ms())
 
     # --- signal candles and the strategy -------------------------------------------------
 
@@ -211,9 +221,8 @@ class Engine(EngineTrades, EngineRestart):
 
     def _on_signal_candle(self, candle: Candle) -> None:
         row = self._signal_row = self.market.close_signal_candle(candle)
-        self.recorder.signal_candle(candle)
-        if self.kill_switch.engaged() and not self.killed:
-            self._engage_kill_switch()
+        self.recorder.signal_candle(self.symbol, candle)
+        self.account.check_kill_switch()
         trade = self._trade
         if trade is not None and candle.ts_open_ms >= trade.entry_ms:
             trade.note_close(candle.close)
@@ -244,7 +253,6 @@ class Engine(EngineTrades, EngineRestart):
 
     def _gate_for_signal(self) -> GateDecision:
         decision = self.gate.decide(self.clock.now_ms())
-        self.gate_decisions.append((decision, "signal"))
         self.recorder.gate_decision(decision, "signal")
         return decision
 
@@ -271,12 +279,16 @@ class Engine(EngineTrades, EngineRestart):
                             "reference_price": candle.close,
                             "qty_base": sized.qty_base, **sized.details})
             reason, qty = sized.reason, sized.qty_base
+            if reason is None:
+                reason = self.account.entry_refusal(
+                    qty * abs(candle.close - decision.stop_price), now)
         status = SignalStatus.REJECTED if reason else SignalStatus.ENTERED
         signal = Signal(decision.signal_id, self.symbol, decision.spike_ms, now, status,
                         reason or "entered", metrics, decision.setup_events)
         self._record_signal(signal, gate)
         if reason:
             return
+        self.account.entered(now)
         self._pending = self._last_entry = PendingEntry(
             signal, decision.stop_price, metrics["stop_atr"], gate, qty, side=decision.side)
         refused = self.orders.submit_entry(signal.signal_id, qty, decision.stop_price,
@@ -290,7 +302,7 @@ class Engine(EngineTrades, EngineRestart):
             return "kill switch engaged"
         if not self.is_idle():
             return "position open"
-        blocked = self.daily_loss.blocked_reason()
+        blocked = self.account.daily_loss_refusal()
         if blocked:
             return blocked
         if gate.action is GateAction.BLOCK:
@@ -303,28 +315,33 @@ class Engine(EngineTrades, EngineRestart):
             trade = self._trade  # stands in for the mark price)
             trade.funding_usdt += trade.side.sign * trade.remaining_qty * candle.close * rate
 
-    # --- days and the kill switch --------------------------------------------------------
+    # --- the kill switch ------------------------------------------------------------------
 
-    def _roll_day(self, now_ms: int) -> None:
-        today = utc_day_start_ms(now_ms)
-        if self._day_ms is not None and today <= self._day_ms:
-            return
-        first = today if self._day_ms is None else self._day_ms + 86_400_000
-        for day in range(first, today + 1, 86_400_000):  # every UTC day, even a skipped one
-            decision = self.gate.decide(day)
-            self.gate_decisions.append((decision, "daily"))
-            self.recorder.gate_decision(decision, "daily")
-            self.recorder.equity(day, self.equity_usdt)
-        self._day_ms = today
-        self.daily_loss.roll(today, self.equity_usdt)
-        if self.kill_switch.engaged() and not self.killed:
-            self._engage_kill_switch()
-
-    def _engage_kill_switch(self) -> None:
-        self.killed = True
-        if self._pending is not None:  # an entry not filled yet: cancel it
+    def engage_kill_switch(self) -> None:
+        """The account's kill switch engaged: cancel an entry not filled yet, flatten."""
+        if self._pending is not None:
             sid = self._pending.signal.signal_id
             self._pending = None
             self.broker.cancel(client_id(sid, "entry"))
         if self._trade is not None and not self._trade.closing:
             self.protection.exit(self._trade, OrderPurpose.FLATTEN, "kill switch engaged")
+
+    def open_risk_usdt(self) -> float:
+        """What this symbol loses if its stop is hit now (0 once the stop locks a profit): an
+        open trade's remaining size to its stop, and what a working entry may still fill."""
+        trade, entry = self._trade, self._pending
+        risk = 0.0
+        if trade is not None:
+            risk = max(0.0, trade.side.sign * (trade.entry_price - trade.stop_price)
+                       * trade.remaining_qty)
+        if entry is None:
+            return risk
+        reference = entry.signal.metrics.get("reference_price")
+        qty = entry.qty if entry.qty != float("inf") else entry.signal.metrics.get("qty_base")
+        if reference is None or qty is None:
+            return risk
+        return risk + abs(float(reference) - entry.stop_price) * max(0.0, qty - entry.filled)
+
+    def open_since_ms(self) -> int | None:
+        """When the position held now was entered, None when flat."""
+        return None if self._trade is None else self._trade.entry_ms

@@ -165,13 +165,10 @@ class EngineRestart:
         the bot was down, or by the broker's reconciliation at start), booked now as a close
         would have been: the run's trades, equity, the day's realised loss, the recorder."""
         now_ms = self.clock.now_ms()
-        self.daily_loss.roll(now_ms, self.equity_usdt)  # the day it is booked in
+        self.account.daily_loss.roll(now_ms, self.account.equity_usdt)  # the day it is booked in
         self.trades.append(trade)
-        self.equity_usdt += trade.pnl_usdt
-        if trade.exit_ms >= utc_day_start_ms(now_ms):
-            self.daily_loss.add(trade.pnl_usdt)  # a loss of an earlier day is not today's
-        self.recorder.trade(trade, None)
-        self.recorder.equity(now_ms, self.equity_usdt)
+        self.recorder.trade(trade, None)  # a loss of an earlier day is not today's:
+        self.account.book(trade.pnl_usdt, now_ms, today=trade.exit_ms >= utc_day_start_ms(now_ms))
 
     def restore_entry(self, signal: Signal, stop_price: float, gate: GateDecision | None,
                       side: PositionSide = PositionSide.LONG) -> None:
@@ -186,21 +183,13 @@ class EngineRestart:
             math.inf if qty is None else float(qty), side=side)
 
     def restore_account(self, signals: Sequence[Signal],
-                        trades: Sequence[tuple[Trade, int]], day_ms: int | None) -> None:
+                        trades: Sequence[tuple[Trade, int]], day_ms: int | None,
+                        run_trades: Sequence[tuple[Trade, int]] | None = None) -> None:
         """After a restart: the run's signals and closed trades so far, each trade with the
         engine time it was booked at, and the last UTC day the run had begun (None: none), so
-        that equity, the day's realised loss and the summary go on where they were."""
+        that equity, the day's realised loss and the summary go on where they were. In a run
+        of several symbols, `signals` and `trades` are this symbol's and `run_trades` every
+        symbol's (the account's equity and daily loss are the run's)."""
         self.signals = list(signals)
         self.trades = [trade for trade, _ in trades]
-        equity = day_start_equity = self.settings.risk.starting_equity_usdt
-        for trade, booked_ms in trades:  # the same additions, in the same order, as before
-            equity += trade.pnl_usdt
-            if day_ms is not None and booked_ms < day_ms:
-                day_start_equity = equity
-        self.equity_usdt = equity
-        self._day_ms = day_ms
-        if day_ms is not None:
-            self.daily_loss.roll(day_ms, day_start_equity)
-            for trade, booked_ms in trades:
-                if booked_ms >= day_ms:
-                    self.daily_loss.add(trade.pnl_usdt)
+        self.account.restore(trades if run_trades is None else run_trades, day_ms)

@@ -76,6 +76,12 @@ class DailyLossLimit:
     def add(self, pnl_usdt: float) -> None:
         self.realised_usdt += pnl_usdt
 
+    def restore(self, day_ms: int, day_start_equity: float, realised_usdt: float) -> None:
+        """After a restart: the day as it stood."""
+        self.day_start_ms = utc_day_start_ms(day_ms)
+        self.day_start_equity = day_start_equity
+        self.realised_usdt = realised_usdt
+
     def blocked_reason(self) -> str | None:
         if self.max_daily_loss <= 0:
             return None

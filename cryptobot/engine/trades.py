@@ -115,10 +115,8 @@ class EngineTrades:
             self._last_entry = None  # a fill of it now is a new position: reconciliation's
         done = trade.finished(self.symbol)
         self.trades.append(done)
-        self.equity_usdt += done.pnl_usdt
-        self.daily_loss.add(done.pnl_usdt)
         self.recorder.trade(done, trade.gate)
-        self.recorder.equity(self.clock.now_ms(), self.equity_usdt)
+        self.account.book(done.pnl_usdt, self.clock.now_ms())
 
     def _on_order(self, event: OrderEvent) -> None:
         self.recorder.order(event)

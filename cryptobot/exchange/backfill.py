@@ -102,14 +102,15 @@ def _stamp(row: Candle | OpenInterest | FundingRate) -> int:
 
 async def fetch_closed_candles(rest: Any, symbol: str, interval_ms: int, start_ms: int,
                                closed_by_ms: int) -> list[Candle]:
-    """Candles opening at or after `start_ms` and closed by `closed_by_ms`, in order."""
+    """Candles opening at or after `start_ms` and closed by `closed_by_ms`, in order, tagged
+    with `symbol` (as every row fetched here is)."""
     timeframe = ms_to_timeframe(interval_ms)
 
     async def fetch(since_ms: int, limit: int, until_ms: int) -> list[Candle]:
         rows = await rest.fetch_ohlcv(symbol, timeframe, since=since_ms, limit=limit,
                                       params={"until": until_ms})
         return [Candle(int(row[0]), interval_ms, float(row[1]), float(row[2]), float(row[3]),
-                       float(row[4]), float(row[5])) for row in rows]
+                       float(row[4]), float(row[5]), symbol) for row in rows]
 
     return await fetch_pages(fetch, start_ms, closed_by_ms - interval_ms,
                              page_limits(rest).klines, interval_ms,
@@ -136,14 +137,15 @@ def checked_candles(candles: list[Candle], what: str) -> list[Candle]:
     return good
 
 
-def open_interest_from_ccxt(row: dict) -> OpenInterest:
+def open_interest_from_ccxt(row: dict, symbol: str = "") -> OpenInterest:
     """A ccxt open-interest structure -> our sample, stamped with the venue's own time."""
     timestamp = row.get("timestamp")
     amount = row.get("openInterestAmount")
     if timestamp is None or amount is None:
         raise ExchangeError(f"open interest without time or amount: {row.get('info')!r}")
     value = row.get("openInterestValue")
-    return OpenInterest(int(timestamp), float(amount), None if value is None else float(value))
+    return OpenInterest(int(timestamp), float(amount), None if value is None else float(value),
+                        symbol)
 
 
 async def fetch_open_interest_history(rest: Any, symbol: str, start_ms: int,
@@ -155,7 +157,7 @@ async def fetch_open_interest_history(rest: Any, symbol: str, start_ms: int,
         rows = await rest.fetch_open_interest_history(symbol, OI_HISTORY_PERIOD, since=since_ms,
                                                       limit=limit,
                                                       params={"until": page_until_ms})
-        return [open_interest_from_ccxt(row) for row in rows]
+        return [open_interest_from_ccxt(row, symbol) for row in rows]
 
     return await fetch_pages(fetch, start_ms, until_ms, page_limits(rest).open_interest,
                              timeframe_to_ms(OI_HISTORY_PERIOD),
@@ -169,7 +171,8 @@ async def fetch_funding_history(rest: Any, symbol: str, start_ms: int,
     async def fetch(since_ms: int, limit: int, page_until_ms: int) -> list[FundingRate]:
         rows = await rest.fetch_funding_rate_history(symbol, since=since_ms, limit=limit,
                                                      params={"until": page_until_ms})
-        return [FundingRate(int(row["timestamp"]), float(row["fundingRate"])) for row in rows
+        return [FundingRate(int(row["timestamp"]), float(row["fundingRate"]), symbol)
+                for row in rows
                 if row.get("timestamp") is not None and row.get("fundingRate") is not None]
 
     return await fetch_pages(fetch, start_ms, until_ms, page_limits(rest).funding,

@@ -1,8 +1,9 @@
 """The market feed: what every venue adapter (live or replayed) hands the trading session.
 
 A feed yields closed base candles, open-interest samples, settled funding rates and
-liquidations, in the order they became known. It repairs its own gaps and never yields the
-same closed candle twice.
+liquidations of one or several symbols, in the order they became known, each tagged with its
+ccxt symbol (`Candle.symbol`, ...). It repairs its own gaps and never yields the same closed
+candle twice.
 """
 
 from __future__ import annotations
@@ -88,13 +89,15 @@ class ParsedMessage:
     open_update: bool = False  # a still-open candle's update: ignored, only counted
     unexpected: bool = False  # well-formed, but not a stream we asked for
     market: str | None = None  # the venue market id the message says it is about, if it says
+    symbol: str | None = None  # which of the feed's symbols it came for (by its stream name)
 
 
 class VenueStream(Protocol):
-    """The venue-specific half of a streaming feed (URL, subscription, message format)."""
+    """The venue-specific half of a streaming feed (URL, subscription, message format) for
+    the symbols of one connection. Its `parse` tags each event with its ccxt symbol."""
 
     name: str
-    symbol: str
+    symbols: tuple[str, ...]  # ccxt symbols, in the run's order (ties in time go in it)
     interval_ms: int
     poll_open_interest: bool  # True where the venue has no open-interest stream
 

@@ -1,20 +1,25 @@
-"""Stored market data served as a Binance venue on 127.0.0.1, for `paper --replay`.
+"""Stored market data of one or several symbols served as a Binance venue on 127.0.0.1, for
+`paper --replay`.
 
 The candles become Binance combined-stream kline messages at the data's own base interval
-(5m data as `kline_5m`), one closed kline per candle, stamped `E` = the candle's close. The
-loopback REST server (cryptobot.exchange.loopback_rest) serves klines and open interest, but only
-what is closed by the simulated time, which the stream's event times drive.
+(5m data as `kline_5m`), one closed kline per candle, stamped `E` = the candle's close; several
+symbols' messages go on the one stream in time order, those closing at the same time in the
+run's symbol order (the order the backtest merges them in). The loopback REST server
+(cryptobot.exchange.loopback_rest) serves each symbol's klines, funding and open interest, but
+only what is closed by the simulated time, which the stream's event times drive.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from cryptobot.clock import SimClock
+from cryptobot.data.market_data import MarketData
 from cryptobot.data.timeframes import ms_to_timeframe
 from cryptobot.exchange.binance import stream_symbol
 from cryptobot.exchange.feed import ExchangeTimeHook
@@ -101,6 +106,14 @@ def kline_messages(symbol: str, candles: CandleColumns) -> list[tuple[int, str]]
     return [(candle.ts_close_ms, binance_kline_message(symbol, candle)) for candle in candles]
 
 
+def merged_messages(streams: Sequence[list[tuple[int, str]]]) -> list[tuple[int, str]]:
+    """Several symbols' (event time, message) lists as one stream: in time order, ties in the
+    order the lists are given."""
+    keyed = ([(ts, order, text) for ts, text in messages]
+             for order, messages in enumerate(streams))
+    return [(ts, text) for ts, _, text in heapq.merge(*keyed)]
+
+
 def replay_span(first_open_ms: int, last_open_ms: int, base_interval_ms: int,
                 signal_interval_ms: int, start_ms: int | None,
                 end_ms: int | None) -> tuple[int, int]:
@@ -113,31 +126,42 @@ def replay_span(first_open_ms: int, last_open_ms: int, base_interval_ms: int,
 
 
 class ReplayVenue:
-    """A websocket stream and a REST API on 127.0.0.1, both serving one MarketData.
+    """A websocket stream and a REST API on 127.0.0.1, both serving the same MarketData (one,
+    or several symbols' in the run's order).
 
     `clock` is the venue's time: the stream's event times move it (through the feed's hook),
     and REST serves only what is closed by it. Start with `async with`.
     """
 
-    def __init__(self, market, start_ms: int, end_ms: int, speed: float = 0.0) -> None:
+    def __init__(self, markets: MarketData | Sequence[MarketData], start_ms: int, end_ms: int,
+                 speed: float = 0.0, clock_ms: int | None = None) -> None:
+        """Streams the candles opening in [start_ms, end_ms). `clock_ms`: the venue's time at
+        start (default `start_ms`); later for a resumed run whose symbols got unequally far,
+        so that REST serves each one's history up to where it got."""
         from cryptobot.exchange.loopback_rest import LoopbackRestServer
         from cryptobot.exchange.loopback_ws import LoopbackStreamServer
 
-        self.market = market
-        self.clock = SimClock(start_ms)
-        columns = CandleColumns.from_frame(market.candles, market.base_interval_ms)
-        keep = (columns.ts_open_ms >= start_ms) & (columns.ts_open_ms < end_ms)
-        streamed = CandleColumns(*(array[keep] for array in (
-            columns.ts_open_ms, columns.open, columns.high, columns.low, columns.close,
-            columns.volume)), market.base_interval_ms)
-        self.streamed_candles = len(streamed)
-        # A few candles of lead: enough to keep the pipe busy, little to lose at a reconnect.
-        self.ws = LoopbackStreamServer(kline_messages(market.symbol, streamed), speed=speed,
+        self.markets = [markets] if isinstance(markets, MarketData) else list(markets)
+        self.clock = SimClock(start_ms if clock_ms is None else max(start_ms, clock_ms))
+        streams, self.streamed_candles = [], 0
+        for market in self.markets:
+            streamed = _streamed(market, start_ms, end_ms)
+            self.streamed_candles += len(streamed)
+            streams.append(kline_messages(market.symbol, streamed))
+        # A few candles of lead per symbol: enough to keep the pipe busy, little to lose at a
+        # reconnect.
+        self.ws = LoopbackStreamServer(merged_messages(streams), speed=speed,
                                        consumer_clock=self.clock,
-                                       max_lead_messages=4)
-        self.rest = LoopbackRestServer(market, clock=self.clock, closed_only=True)
+                                       max_lead_messages=4 * len(self.markets))
+        self.rest = LoopbackRestServer(self.markets, clock=self.clock, closed_only=True)
         self.ws_url = ""
         self.rest_url = ""
+
+    @property
+    def market(self) -> MarketData:
+        """The market of a one-symbol replay."""
+        (market,) = self.markets
+        return market
 
     def time_driver(self) -> ExchangeTimeHook:
         """The feed's hook: moves the venue clock and lets the stream go on."""
@@ -151,3 +175,12 @@ class ReplayVenue:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.ws.stop()
         await self.rest.stop()
+
+
+def _streamed(market: MarketData, start_ms: int, end_ms: int) -> CandleColumns:
+    """The market's candles opening in [start_ms, end_ms)."""
+    columns = CandleColumns.from_frame(market.candles, market.base_interval_ms)
+    keep = (columns.ts_open_ms >= start_ms) & (columns.ts_open_ms < end_ms)
+    return CandleColumns(*(array[keep] for array in (
+        columns.ts_open_ms, columns.open, columns.high, columns.low, columns.close,
+        columns.volume)), market.base_interval_ms)

@@ -65,11 +65,12 @@ class _Waiting:
 
 
 class StreamChecks:
-    """Vets one feed's messages; `on_exchange_time` is the feed's clock hook (see the feed)."""
+    """Vets one symbol's messages; `on_exchange_time` is the feed's clock hook (see the feed).
+    A feed of several symbols on one connection keeps one per symbol on the shared clock."""
 
     def __init__(self, symbol: str, interval_ms: int, clock: Clock,
                  on_exchange_time: ExchangeTimeHook, stats: FeedStats) -> None:
-        self._market_id = market_id(symbol)
+        self.market_id = market_id(symbol)
         self._interval_ms = interval_ms
         self._clock = clock
         self._on_exchange_time = on_exchange_time
@@ -99,7 +100,7 @@ class StreamChecks:
         """The events the feed may take now, in order: a waiting candle this message confirms,
         then the message's own events that pass. Moves the clock by what is trusted."""
         fresh, event_time_ms = self._fresh_connection, parsed.event_time_ms
-        problem = symbol_problem(parsed.market, self._market_id)
+        problem = symbol_problem(parsed.market, self.market_id)
         if problem is not None:
             self._refuse("wrong symbol", problem, raw)
             if not fresh and event_time_ms is not None and \
@@ -162,9 +163,14 @@ class StreamChecks:
 
     def idle(self) -> tuple[Candle, ...]:
         """No message came for a while: a waiting candle is confirmed if the clock stalled on
-        it (a replay's stream waits for the clock, which waits for the candle)."""
+        it (a replay's stream waits for the clock, which waits for the candle), or if the
+        stream's time has reached it meanwhile (other symbols' messages on the connection)."""
         waiting = self._waiting
-        if waiting is None or self._clock.now_ms() != waiting.clock_ms:
+        if waiting is None:
+            return ()
+        now_ms = self._clock.now_ms()
+        if now_ms != waiting.clock_ms and time_problem(
+                waiting.candle.ts_open_ms, self._interval_ms, now_ms) is not None:
             return ()
         self._waiting = None
         return (self._confirm(waiting),)
@@ -182,13 +188,12 @@ class StreamChecks:
 
     def report(self) -> None:
         """One line at the end of the stream for what was refused, if anything."""
-        if self._refused:
-            kinds = ", ".join(f"{reason} x{count}" for reason, count in
-                              self._refused.most_common())
-            log.warning("stream: %d message(s) refused by the market-data checks (%s); the "
-                        "candles around them were kept", sum(self._refused.values()), kinds,
-                        extra={"event": "stream_refused", "refused": dict(self._refused)})
-            self._refused.clear()
+        report_refused(self.take_refused())
+
+    def take_refused(self) -> Counter[str]:
+        """What was refused since the last call, by reason (then forgotten)."""
+        refused, self._refused = self._refused, Counter()
+        return refused
 
     def _confirm(self, waiting: _Waiting) -> Candle:
         if waiting.event_time_ms is not None:
@@ -208,6 +213,19 @@ class StreamChecks:
         self._stats.rejected += 1
         self._refused[reason] += 1
         log_bad_message("refused", self._stats.rejected, problem, raw)
+
+
+def report_refused(refused: Counter[str], by_market: dict[str, int] | None = None) -> None:
+    """The end-of-stream line for what the checks refused (`by_market`: of several symbols)."""
+    if not refused:
+        return
+    kinds = ", ".join(f"{reason} x{count}" for reason, count in refused.most_common())
+    where = "" if not by_market else " (" + ", ".join(
+        f"{market} {count}" for market, count in by_market.items() if count) + ")"
+    log.warning("stream: %d message(s) refused by the market-data checks (%s)%s; the candles "
+                "around them were kept", sum(refused.values()), kinds, where,
+                extra={"event": "stream_refused", "refused": dict(refused),
+                       **({"by_market": by_market} if by_market else {})})
 
 
 def _widened(candle: Candle) -> Candle:

@@ -1,21 +1,32 @@
-"""A venue's websocket stream turned into a MarketFeed that survives the real world.
+"""A venue's websocket stream, for one or several symbols, turned into a MarketFeed that
+survives the real world.
 
+- one connection carries every symbol given (the venue adapter knows how many fit: Binance's
+  stream limit, Bybit's args limit; the CLI opens more connections only beyond it, see
+  `merged_feed`); every event is tagged with its ccxt symbol;
 - reconnects with jittered exponential backoff; websockets' keepalive pings catch dead sockets;
 - rotates the connection before the venue's 24h forced disconnect (measured on the injected
   clock, so a replay rotates in simulated time);
-- after every (re)connect, and whenever a closed candle arrives past a hole, fetches the missing
-  closed candles (and open-interest history) through ccxt and yields them in time order first;
-- never yields a closed candle twice, nor an open-interest sample older than the last one;
-- polls open interest through ccxt where the venue has no stream for it, stamped with the
-  venue's own time, and fetches each settled funding rate once its 8h boundary has passed;
+- after every (re)connect, and whenever a closed candle of a symbol arrives past a hole, fetches
+  the missing closed candles (and open-interest history) of each symbol through ccxt and yields
+  them in time order first;
+- never yields a closed candle of a symbol twice, nor an open-interest sample older than its last;
+- polls open interest through ccxt where the venue has no stream for it, each symbol in turn
+  (staggered over the interval), stamped with the venue's own time, inside the venue's request
+  budget (`oi_budget`, said in the log at start), and fetches each symbol's settled funding rate
+  once its 8h boundary has passed;
 - checks every candle, streamed or fetched, against the one candle rule set
-  (cryptobot.data.candle_checks) and refuses another market's message, or a candle from the
-  future: closing more than one interval after the stream's time (see `stream_checks`);
+  (cryptobot.data.candle_checks) and refuses another market's message on a symbol's stream, or
+  a candle from the future: closing more than one interval after the stream's time (see
+  `stream_checks`; one checker per symbol, on the connection's one clock);
 - counts and logs malformed, unexpected or refused messages (a few lines, then one in a
   thousand; a summary line at the end) and carries on: the candles around them are kept.
 
 Ordering rule, the same in the stream and in a repair: everything stamped at or before a candle's
-close (open-interest samples, funding rates) is yielded before that candle.
+close (open-interest samples, funding rates) is yielded before that candle; events of several
+symbols stamped alike go in the symbols' order (the order the backtest merges them in). After a
+(re)connect, the first candle streamed shows where the hole ends for every symbol: every
+symbol's candles before it (in that order) come from REST first, merged in time order.
 """
 
 from __future__ import annotations
@@ -23,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -32,14 +44,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from cryptobot.clock import HOUR_MS, Clock
 from cryptobot.config import FeedSettings
-from cryptobot.errors import ConfigError, ExchangeError
-from cryptobot.exchange.backfill import (
-    call_venue,
-    fetch_closed_candles,
-    fetch_funding_history,
-    fetch_open_interest_history,
-    open_interest_from_ccxt,
-)
+from cryptobot.errors import ConfigError
 from cryptobot.exchange.feed import (
     ExchangeTimeHook,
     FeedEvent,
@@ -48,18 +53,28 @@ from cryptobot.exchange.feed import (
     VenueStream,
     ignore_exchange_time,
 )
-from cryptobot.exchange.stream_checks import StreamChecks, log_bad_message
-from cryptobot.model import Candle, FundingRate, OpenInterest
+from cryptobot.exchange.feed_rest import FeedRest
+from cryptobot.exchange.oi_budget import PollBudget, plan_open_interest_polls
+from cryptobot.exchange.stream_checks import StreamChecks, log_bad_message, report_refused
+from cryptobot.exchange.symbol_track import FUNDING_INTERVAL_MS, SymbolTrack, next_funding_after
+from cryptobot.model import Candle
 
 log = logging.getLogger("cryptobot.exchange.stream")
 
 # A live clock may run a little ahead of the venue's: a candle "closed" by our clock only this
 # recently may still be forming on the venue, so the after-connect repair leaves it to the stream.
 CLOCK_SKEW_MARGIN_MS = 2_000
-REPAIR_ATTEMPTS = 3
-FUNDING_INTERVAL_MS = 8 * HOUR_MS  # Binance and Bybit settle at 00:00, 08:00 and 16:00 UTC
 MAX_HELD_EVENTS = 10_000  # a stream without candles must not hold samples back forever
 WAITING_CHECK_S = 0.5  # how soon a candle waiting for the next one is looked at again
+
+# Where the feed takes over, per symbol: one value for every symbol, or one per symbol.
+Resume = int | Mapping[str, int | None] | None
+# symbol -> (candles closed by then, open-interest history until then or None)
+Bounds = dict[str, tuple[int, int | None]]
+
+
+def _of(value: Resume, symbol: str) -> int | None:
+    return value.get(symbol) if isinstance(value, Mapping) else value
 
 
 class StreamingFeed:
@@ -67,31 +82,45 @@ class StreamingFeed:
 
     def __init__(self, venue: VenueStream, rest: Any, clock: Clock, settings: FeedSettings,
                  on_exchange_time: ExchangeTimeHook = ignore_exchange_time,
-                 last_closed_open_ms: int | None = None, last_oi_ms: int | None = None,
-                 last_funding_ms: int | None = None, rng: random.Random | None = None) -> None:
+                 last_closed_open_ms: Resume = None, last_oi_ms: Resume = None,
+                 last_funding_ms: Resume = None, rng: random.Random | None = None,
+                 poll_budget: PollBudget | None = None) -> None:
+        """`poll_budget`: how open interest is polled (a venue without an OI stream); None:
+        planned here for this feed's symbols and logged. Give it when several feeds share
+        one budget (`merged_feed`)."""
         self.venue = venue
         self.stats = FeedStats()
-        self._rest = rest
         self._clock = clock
         self._settings = settings
         self._on_exchange_time = on_exchange_time
         self._interval_ms = venue.interval_ms
-        self._last_open_ms = last_closed_open_ms
-        self._last_oi_ms = last_oi_ms
-        self._next_poll_ms: int | None = None
-        self._oi_failures_in_a_row = 0  # one warning per streak of failed polls
-        self._last_funding_ms = last_funding_ms
-        since_ms = clock.now_ms() if last_funding_ms is None else last_funding_ms
-        self._next_funding_ms = since_ms - since_ms % FUNDING_INTERVAL_MS + FUNDING_INTERVAL_MS
+        now_ms = clock.now_ms()
+        self._tracks: dict[str, SymbolTrack] = {}
+        for index, symbol in enumerate(venue.symbols):
+            funding_ms = _of(last_funding_ms, symbol)
+            checks = StreamChecks(symbol, venue.interval_ms, clock, on_exchange_time, self.stats)
+            self._tracks[symbol] = SymbolTrack(
+                symbol, index, checks, _of(last_closed_open_ms, symbol), _of(last_oi_ms, symbol),
+                funding_ms, next_funding_after(now_ms if funding_ms is None else funding_ms))
+        self.poll_budget = None
+        poll_s = settings.oi_poll_seconds
+        if venue.poll_open_interest:
+            self.poll_budget = poll_budget or plan_open_interest_polls(len(self._tracks), poll_s)
+            if poll_budget is None:
+                log.info(self.poll_budget.describe(), extra={"event": "oi_poll_budget"})
+            poll_s = self.poll_budget.interval_s
+        self._poll_ms = int(poll_s * 1000)
         self._rotate_after_ms = int(settings.rotate_after_hours * HOUR_MS)
-        self._poll_ms = int(settings.oi_poll_seconds * 1000)
         self._idle_check_s = min(settings.oi_poll_seconds, 5.0)
         self._rng = rng or random.Random()
+        self._fetch = FeedRest(rest, venue.interval_ms, self.stats, self._backoff_s)
         self._ws: ClientConnection | None = None
         self._held: list[FeedEvent] | None = None  # events waiting for the first candle
         self._closing = False
-        self._checks = StreamChecks(venue.symbol, venue.interval_ms, clock, on_exchange_time,
-                                    self.stats)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self._tracks)
 
     async def close(self) -> None:
         self._closing = True
@@ -103,12 +132,22 @@ class StreamingFeed:
             async for event in self._events():
                 yield event
         finally:
-            self._checks.report()
+            self._report_refused()
+
+    def _report_refused(self) -> None:
+        refused: Counter[str] = Counter()
+        by_market = {}
+        for track in self._tracks.values():
+            taken = track.checks.take_refused()
+            refused.update(taken)
+            by_market[track.checks.market_id] = sum(taken.values())
+        report_refused(refused, by_market if len(by_market) > 1 else None)
 
     async def _events(self) -> AsyncIterator[FeedEvent]:
         failures = 0
         url = self.venue.url()
         loopback = urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")
+        shown = url if len(url) <= 160 else f"{url[:160]}... ({len(self._tracks)} symbols)"
         while not self._closing:
             rotated = False
             try:
@@ -117,13 +156,16 @@ class StreamingFeed:
                     self._ws = ws
                     self.stats.connects += 1
                     self._held = []
-                    self._checks.connected()
+                    for track in self._tracks.values():
+                        track.checks.connected()
                     failures = 0
                     connected_ms = self._clock.now_ms()
-                    log.info("connected to %s", url)
+                    log.info("connected to %s", shown)
                     for message in self.venue.subscribe_messages():
                         await ws.send(message)
-                    async for event in self._repair(self._clock.now_ms() - CLOCK_SKEW_MARGIN_MS):
+                    closed_by_ms = self._clock.now_ms() - CLOCK_SKEW_MARGIN_MS
+                    async for event in self._repair({s: (closed_by_ms, None)
+                                                     for s in self._tracks}):
                         yield event
                     beat = _Heartbeat(self.venue)
                     while not self._closing:
@@ -133,11 +175,12 @@ class StreamingFeed:
                             log.info("rotating the connection before the 24h forced disconnect")
                             break
                         await beat.send_if_due(ws)
-                        idle_s = WAITING_CHECK_S if self._checks.waiting else self._idle_check_s
+                        waiting = any(t.checks.waiting for t in self._tracks.values())
+                        idle_s = WAITING_CHECK_S if waiting else self._idle_check_s
                         try:
                             raw = await asyncio.wait_for(ws.recv(), beat.wait_s(idle_s))
                         except TimeoutError:
-                            async for event in self._take(self._checks.idle()):
+                            async for event in self._take(self._idle()):
                                 yield event
                             continue
                         async for event in self._on_message(raw):
@@ -160,6 +203,10 @@ class StreamingFeed:
                       self._settings.reconnect_min_backoff_s * 2**failures)
         return ceiling * self._rng.uniform(0.5, 1.0)
 
+    def _idle(self) -> tuple[FeedEvent, ...]:
+        """Waiting candles the quiet confirms, in the symbols' order (see StreamChecks.idle)."""
+        return tuple(c for track in self._tracks.values() for c in track.checks.idle())
+
     async def _on_message(self, raw: str | bytes) -> AsyncIterator[FeedEvent]:
         self.stats.messages += 1
         try:
@@ -173,18 +220,16 @@ class StreamingFeed:
             log_bad_message("unexpected", self.stats.unexpected, None, raw)
         if parsed.open_update:
             self.stats.open_kline_updates += 1
-        async for event in self._take(self._checks.vet(parsed, raw)):
+        track = self._tracks.get(parsed.symbol) if parsed.symbol is not None else None
+        # a reply, or a stream not asked for: no events, and its time moves nothing
+        events = track.checks.vet(parsed, raw) if track is not None else ()
+        async for event in self._take(events):
             yield event
 
     async def _take(self, events: tuple[FeedEvent, ...]) -> AsyncIterator[FeedEvent]:
         """Vetted events out: after any repair their first candle shows is due, and after
         polls that are due; then de-duplicated."""
         first_candle = next((e for e in events if isinstance(e, Candle)), None)
-        oi_until_ms = None
-        if self._held is not None and first_candle is not None and \
-                not self.venue.poll_open_interest:
-            # OI samples lost with the connection are not a candle hole: fetch them regardless.
-            oi_until_ms = first_candle.ts_close_ms
         if self._held is not None:
             # Just (re)connected: a hole may lie before these events, and only the next closed
             # candle shows where it ends. Stream-carried samples (Bybit's open interest in the
@@ -194,40 +239,35 @@ class StreamingFeed:
                 events = ()
             else:
                 events, self._held = (*self._held, *events), None
-        if first_candle is not None:
-            async for event in self._repair(first_candle.ts_open_ms, oi_until_ms):
+                if first_candle is not None:
+                    async for event in self._repair(self._bounds_before(first_candle)):
+                        yield event
+        if first_candle is not None:  # on an unbroken stream, a symbol's hole shows here
+            bounds: Bounds = {}
+            for event in events:
+                if isinstance(event, Candle) and event.symbol not in bounds:
+                    bounds[event.symbol] = (event.ts_open_ms, None)
+            async for event in self._repair(bounds):
                 yield event
         async for event in self._poll_if_due():
             yield event
         for event in events:
-            accepted = self._accept(event)
+            track = self._tracks[event.symbol]
+            accepted = track.accept(event, self.stats)
             if accepted is not None:
                 if isinstance(accepted, Candle):
-                    self._checks.stream_candle_taken()
+                    track.checks.stream_candle_taken()
                 yield accepted
 
-    def _accept(self, event: FeedEvent) -> FeedEvent | None:
-        """The de-duplicating gate every event passes on its way out."""
-        if isinstance(event, Candle):
-            if self._last_open_ms is not None and event.ts_open_ms <= self._last_open_ms:
-                self.stats.duplicates_dropped += 1
-                return None
-            self._last_open_ms = event.ts_open_ms
-            self.stats.candles += 1
-        elif isinstance(event, OpenInterest):
-            if self._last_oi_ms is not None and event.ts_ms <= self._last_oi_ms:
-                return None
-            self._last_oi_ms = event.ts_ms
-            self.stats.oi_samples += 1
-        elif isinstance(event, FundingRate):
-            if self._last_funding_ms is not None and event.ts_ms <= self._last_funding_ms:
-                return None
-            self._last_funding_ms = event.ts_ms
-            self._next_funding_ms = max(self._next_funding_ms, event.ts_ms + FUNDING_INTERVAL_MS)
-            self.stats.funding_rates += 1
-        else:
-            self.stats.liquidations += 1
-        return event
+    def _bounds_before(self, candle: Candle) -> Bounds:
+        """What must come before the first candle streamed after a (re)connect: each symbol's
+        candles ahead of it in the stream's order (closed by its close for the symbols before
+        it, by its open for itself and the ones after), and, where open interest streams, the
+        samples lost with the connection (a symbol's OI is not a candle hole)."""
+        first = self._tracks[candle.symbol].index
+        oi_until_ms = None if self.venue.poll_open_interest else candle.ts_close_ms
+        return {track.symbol: (candle.ts_close_ms if track.index < first else candle.ts_open_ms,
+                               oi_until_ms) for track in self._tracks.values()}
 
     async def _poll_if_due(self) -> AsyncIterator[FeedEvent]:
         async for event in self._poll_funding_if_due():
@@ -235,103 +275,75 @@ class StreamingFeed:
         if not self.venue.poll_open_interest:
             return
         now_ms = self._clock.now_ms()
-        if self._next_poll_ms is not None and now_ms < self._next_poll_ms:
-            return
-        self._next_poll_ms = now_ms + self._poll_ms
-        self.stats.oi_polls += 1
-        try:
-            row = await call_venue(self._rest.fetch_open_interest(self.venue.symbol),
-                                   f"fetch_open_interest {self.venue.symbol}")
-            sample = open_interest_from_ccxt(row)
-        except ExchangeError as exc:
-            self.stats.oi_poll_errors += 1
-            self._oi_failures_in_a_row += 1
-            if self._oi_failures_in_a_row == 1:
-                log.warning("open-interest poll failed: %s (the next failures are counted, not "
-                            "logged, until a poll works again)", exc)
-            return
-        if self._oi_failures_in_a_row:
-            log.info("open-interest poll works again after %d failed polls",
-                     self._oi_failures_in_a_row)
-            self._oi_failures_in_a_row = 0
-        accepted = self._accept(sample)
-        if accepted is not None:
-            yield accepted
-
-    async def _poll_funding_if_due(self) -> AsyncIterator[FeedEvent]:
-        now_ms = self._clock.now_ms()
-        if now_ms < self._next_funding_ms:
-            return
-        due_ms = self._next_funding_ms
-        # Until the venue publishes the settled rate, ask again at the open-interest cadence.
-        self._next_funding_ms = now_ms + min(self._poll_ms, FUNDING_INTERVAL_MS)
-        for rate in await self._fetch_funding(due_ms - FUNDING_INTERVAL_MS + 1, now_ms):
-            accepted = self._accept(rate)
+        for track in self._tracks.values():
+            if track.next_poll_ms is None:  # the symbols' polls spread over the interval
+                track.next_poll_ms = now_ms + track.index * self._poll_ms // len(self._tracks)
+            if now_ms < track.next_poll_ms:
+                continue
+            track.next_poll_ms = now_ms + self._poll_ms
+            sample = await self._fetch.poll_open_interest(track)
+            accepted = None if sample is None else track.accept(sample, self.stats)
             if accepted is not None:
                 yield accepted
-        if self._last_funding_ms is not None and self._last_funding_ms >= due_ms:
-            self._next_funding_ms = due_ms + FUNDING_INTERVAL_MS
 
-    async def _fetch_funding(self, start_ms: int, until_ms: int) -> list[FundingRate]:
-        if self._last_funding_ms is not None:
-            start_ms = self._last_funding_ms + 1
-        try:
-            return await fetch_funding_history(self._rest, self.venue.symbol, start_ms, until_ms)
-        except ExchangeError as exc:
-            self.stats.funding_poll_errors += 1
-            log.warning("funding-rate poll failed: %s", exc)
-            return []
-
-    async def _repair(self, closed_by_ms: int,
-                      oi_until_ms: int | None = None) -> AsyncIterator[FeedEvent]:
-        """Closed candles missing between the last one yielded and `closed_by_ms`, in order,
-        with open-interest history up to `oi_until_ms` (default `closed_by_ms`)."""
-        if self._last_open_ms is None:
-            return  # nothing to anchor on: warm-up is the caller's job
-        start_ms = self._last_open_ms + self._interval_ms
-        candle_gap = start_ms + self._interval_ms <= closed_by_ms
-        if not candle_gap and oi_until_ms is None:
+    async def _poll_funding_if_due(self) -> AsyncIterator[FeedEvent]:
+        """Each symbol's settled rate once its 8h boundary has passed. Every symbol settles at
+        once: their requests go together (ccxt's rate limiter spaces them), not one after the
+        other while the stream waits; the rates come out in the symbols' order."""
+        now_ms = self._clock.now_ms()
+        due = {track: track.next_funding_ms for track in self._tracks.values()
+               if now_ms >= track.next_funding_ms}
+        if not due:
             return
-        candles = await self._fetch_with_retries(start_ms, closed_by_ms) if candle_gap else []
-        samples = await self._fetch_oi_history(start_ms, oi_until_ms or closed_by_ms)
-        merged: list[tuple[int, int, FeedEvent]] = [(s.ts_ms, 0, s) for s in samples]
-        if self._next_funding_ms <= closed_by_ms:
-            rates = await self._fetch_funding(self._next_funding_ms - FUNDING_INTERVAL_MS + 1,
-                                              closed_by_ms)
-            merged += [(rate.ts_ms, 0, rate) for rate in rates]
-        merged += [(c.ts_close_ms, 1, c) for c in self._checks.vet_fetched(candles,
-                                                                           "REST candle")]
-        merged.sort(key=lambda item: (item[0], item[1]))
-        if candles:
-            log.info("gap repaired: %d closed candles from REST", len(candles))
-        for _, _, event in merged:
-            accepted = self._accept(event)
+        for track in due:
+            # Until the venue publishes the settled rate, ask again at the open-interest cadence.
+            track.next_funding_ms = now_ms + min(self._poll_ms, FUNDING_INTERVAL_MS)
+        fetched = await asyncio.gather(*(
+            self._fetch.funding(track, due_ms - FUNDING_INTERVAL_MS + 1, now_ms)
+            for track, due_ms in due.items()))
+        for (track, due_ms), rates in zip(due.items(), fetched, strict=True):
+            for rate in rates:
+                accepted = track.accept(rate, self.stats)
+                if accepted is not None:
+                    yield accepted
+            if track.last_funding_ms is not None and track.last_funding_ms >= due_ms:
+                track.next_funding_ms = due_ms + FUNDING_INTERVAL_MS
+
+    async def _repair(self, bounds: Bounds) -> AsyncIterator[FeedEvent]:
+        """For each symbol of `bounds`: the closed candles missing between the last one yielded
+        and its bound, with open-interest history (up to its own bound where given, else the
+        candles' one) and funding; all symbols' merged in time order (ties: symbol order)."""
+        merged: list[tuple[int, int, int, FeedEvent]] = []
+        for symbol, (closed_by_ms, oi_until_ms) in bounds.items():
+            track = self._tracks[symbol]
+            if track.last_open_ms is None:
+                continue  # nothing to anchor on: warm-up is the caller's job
+            start_ms = track.last_open_ms + self._interval_ms
+            candle_gap = start_ms + self._interval_ms <= closed_by_ms
+            if not candle_gap and oi_until_ms is None:
+                continue
+            candles = await self._fetch.candles(track, start_ms, closed_by_ms) \
+                if candle_gap else []
+            samples = await self._fetch.open_interest_history(track, start_ms,
+                                                              oi_until_ms or closed_by_ms)
+            index = track.index
+            merged += [(s.ts_ms, index, 0, s) for s in samples]
+            if track.next_funding_ms <= closed_by_ms:
+                rates = await self._fetch.funding(
+                    track, track.next_funding_ms - FUNDING_INTERVAL_MS + 1, closed_by_ms)
+                merged += [(rate.ts_ms, index, 0, rate) for rate in rates]
+            merged += [(c.ts_close_ms, index, 1, c)
+                       for c in track.checks.vet_fetched(candles, "REST candle")]
+            if candles:
+                log.info("gap repaired: %d closed candles from REST (%s)", len(candles), symbol)
+        merged.sort(key=lambda item: item[:3])
+        for _, index, _, event in merged:
+            track = self._tracks[self.symbols[index]]
+            accepted = track.accept(event, self.stats)
             if accepted is not None:
                 if isinstance(accepted, Candle):
                     self.stats.repaired_candles += 1
                 yield accepted
-
-    async def _fetch_with_retries(self, start_ms: int, closed_by_ms: int) -> list[Candle]:
-        for attempt in range(REPAIR_ATTEMPTS):
-            try:
-                return await fetch_closed_candles(self._rest, self.venue.symbol,
-                                                  self._interval_ms, start_ms, closed_by_ms)
-            except ExchangeError as exc:
-                self.stats.repair_errors += 1
-                log.warning("gap repair attempt %d failed: %s", attempt + 1, exc)
-                await asyncio.sleep(self._backoff_s(attempt))
-        log.error("gap repair gave up: candles from %d stay missing", start_ms)
-        return []
-
-    async def _fetch_oi_history(self, start_ms: int, until_ms: int) -> list[OpenInterest]:
-        since_ms = start_ms if self._last_oi_ms is None else self._last_oi_ms + 1
-        try:
-            return await fetch_open_interest_history(self._rest, self.venue.symbol, since_ms,
-                                                     until_ms)
-        except ExchangeError as exc:
-            self.stats.oi_poll_errors += 1
-            log.warning("open-interest history for the gap failed: %s", exc)
-            return []
 
 class _Heartbeat:
     """A venue's application-level ping, on the event loop's time (a network concern, not the

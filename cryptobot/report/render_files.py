@@ -1,4 +1,4 @@
-"""Machine-readable trades: `{"trades": [...]}` JSON and CSV."""
+"""Machine-readable trades: `{"trades": [...]}` JSON and CSV, each row naming its symbol."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from cryptobot.report.build import TradeLine
+from cryptobot.report.lines import TradeLine
 
 
 def trades_json(lines: list[TradeLine]) -> str:

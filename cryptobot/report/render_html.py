@@ -9,7 +9,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from cryptobot.model import PositionSide
-from cryptobot.report.build import ReportData, SignalLine, TradeChart, gate_text
+from cryptobot.report.build import ReportData
+from cryptobot.report.charts import TradeChart
+from cryptobot.report.lines import SignalLine, gate_text
+from cryptobot.report.symbol_sections import PriceChart, SymbolSection
 
 GATE_COLOURS = {
     "ALLOW": "rgba(46,160,67,0.10)",
@@ -33,6 +36,11 @@ SHORT_MARKERS = {  # kind: (symbol, name in the legend)
     "entry": ("triangle-down", "short entry"),
 }
 LEVEL_COLOURS = {"stop": "#d62728", "tp1": "#2ca02c", "tp2": "#2ca02c"}
+OVERVIEW_MARKERS = {  # kind: (symbol, colour, name in the legend), on a symbol's whole-run chart
+    "entry": ("triangle-up", "#1f77b4", "long entry"),
+    "short_entry": ("triangle-down", "#1f77b4", "short entry"),
+    "exit": ("diamond", "#ff7f0e", "exit"),
+}
 
 
 def _t(ts_ms: int) -> str:
@@ -45,13 +53,14 @@ def _table(rows: list[tuple[str, str]]) -> str:
 
 
 def summary_figure(data: ReportData) -> go.Figure:
+    equity_title = "Portfolio equity (USDT, all symbols)" if data.sections else "Equity (USDT)"
     figure = make_subplots(
         rows=2,
         cols=1,
         shared_xaxes=True,
         row_heights=[0.7, 0.3],
         vertical_spacing=0.05,
-        subplot_titles=("Equity (USDT)", "Drawdown (%)"),
+        subplot_titles=(equity_title, "Drawdown (%)"),
     )
     times = [_t(ts) for ts, _ in data.equity]
     figure.add_trace(
@@ -78,6 +87,8 @@ def summary_figure(data: ReportData) -> go.Figure:
 
 def trade_figure(chart: TradeChart, oi_synthetic: bool) -> go.Figure:
     oi_title = "Open interest (SYNTHETIC)" if oi_synthetic else "Open interest"
+    if not chart.oi:  # e.g. a symbol of a several-symbol run whose OI was not recorded
+        oi_title = "Open interest (none recorded)"
     figure = make_subplots(
         rows=3,
         cols=1,
@@ -243,8 +254,57 @@ th,td{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}
 """
 
 
+def price_figure(symbol: str, chart: PriceChart, oi_synthetic: bool) -> go.Figure:
+    """A symbol's price over the whole run, its trades' entries and exits, and its OI if any."""
+    rows = 2 if chart.oi else 1
+    titles = [f"{symbol}: {chart.title}"]
+    if chart.oi:
+        titles.append("Open interest (SYNTHETIC)" if oi_synthetic else "Open interest")
+    figure = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=0.05,
+                           row_heights=[0.75, 0.25] if chart.oi else [1.0],
+                           subplot_titles=titles)
+    figure.add_trace(go.Candlestick(
+        x=[_t(c[0]) for c in chart.candles], open=[c[1] for c in chart.candles],
+        high=[c[2] for c in chart.candles], low=[c[3] for c in chart.candles],
+        close=[c[4] for c in chart.candles], name=symbol), row=1, col=1)
+    for kind, (marker, colour, name) in OVERVIEW_MARKERS.items():
+        markers = [m for m in chart.markers if m.kind == kind]
+        if markers:
+            figure.add_trace(go.Scatter(
+                x=[_t(m.ts_ms) for m in markers], y=[m.price for m in markers], mode="markers",
+                name=name, text=[m.label for m in markers], hovertemplate="%{text}<extra></extra>",
+                marker={"symbol": marker, "size": 11, "color": colour,
+                        "line": {"width": 1, "color": "#333"}}), row=1, col=1)
+    if chart.oi:
+        figure.add_trace(go.Scatter(
+            x=[_t(ts) for ts, _ in chart.oi], y=[v for _, v in chart.oi], name=titles[1],
+            line={"color": "#9467bd"}, showlegend=False), row=2, col=1)
+    figure.update_layout(height=560 if chart.oi else 440, margin={"t": 50, "b": 30},
+                         xaxis_rangeslider_visible=False, legend={"orientation": "h", "y": -0.1})
+    return figure
+
+
+def _trades_html(charts: list[TradeChart], oi_synthetic: bool, empty: str) -> str:
+    return "".join(_trade_section(chart, oi_synthetic) for chart in charts) or f"<p>{empty}</p>"
+
+
+def _symbol_section(section: SymbolSection, oi_synthetic: bool) -> str:
+    price = price_figure(section.symbol, section.price, oi_synthetic).to_html(
+        full_html=False, include_plotlyjs=False, div_id=f"price-{section.anchor}")
+    name = html.escape(section.symbol)
+    return (
+        f"<section class='symbol' id='symbol-{section.anchor}'><h2>{name}</h2>"
+        f"{_table(section.figure_rows)}{price}"
+        f"<h3>Signals of {name} ({len(section.signals)})</h3>{_signals_table(section.signals)}"
+        f"<h3>Trades of {name} ({len(section.trades)})</h3>"
+        f"{_trades_html(section.trades, oi_synthetic, f'No trades of {name} in this run.')}"
+        "</section>"
+    )
+
+
 def report_html(data: ReportData) -> str:
-    """The whole report page (plotly.js inlined in the first figure)."""
+    """The whole report page (plotly.js inlined in the first figure). A run of several symbols:
+    the portfolio (summary, equity and drawdown), then a section per symbol."""
     summary = summary_figure(data).to_html(
         full_html=False, include_plotlyjs=True, div_id="summary-equity"
     )
@@ -254,13 +314,21 @@ def report_html(data: ReportData) -> str:
         if data.oi_synthetic
         else ""
     )
-    trades = "".join(_trade_section(chart, data.oi_synthetic) for chart in data.trades)
-    return (
+    head = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(data.title)}</title><style>{STYLE}</style></head><body>"
         f"<h1>{html.escape(data.title)}</h1>{notice}<h2>Run</h2>{_table(data.run_rows)}"
-        f"<h2>Summary</h2>{_table(data.summary_rows)}<h2>Equity and drawdown</h2>{summary}"
+    )
+    if data.sections:
+        sections = "".join(_symbol_section(s, data.oi_synthetic) for s in data.sections)
+        return (
+            f"{head}<h2>Portfolio</h2>{_table(data.summary_rows)}"
+            f"<h2>Portfolio equity and drawdown</h2>{summary}{sections}</body></html>"
+        )
+    return (
+        f"{head}<h2>Summary</h2>{_table(data.summary_rows)}<h2>Equity and drawdown</h2>{summary}"
         f"<h2>Signals ({len(data.signals)})</h2>{_signals_table(data.signals)}"
-        f"<h2>Trades ({len(data.trades)})</h2>{trades or '<p>No trades in this run.</p>'}"
+        f"<h2>Trades ({len(data.trades)})</h2>"
+        f"{_trades_html(data.trades, data.oi_synthetic, 'No trades in this run.')}"
         "</body></html>"
     )

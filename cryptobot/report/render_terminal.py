@@ -1,4 +1,5 @@
-"""Rich tables for `cryptobot runs`, `trades` and `signals`."""
+"""Rich tables for `cryptobot runs`, `trades` and `signals` (with a symbol column when the run
+holds several symbols)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from rich.table import Table
 
 from cryptobot.clock import iso_utc
 from cryptobot.model import SignalStatus
-from cryptobot.report.build import SignalLine, TradeLine, gate_text
+from cryptobot.report.lines import SignalLine, TradeLine, gate_text
 from cryptobot.store import RunListing
 
 # The spike and OI numbers the rules measure (a short's rise from the low where a long's rule
@@ -29,7 +30,7 @@ def runs_table(runs: list[RunListing], db_name: str) -> Table:
         "id",
         "mode",
         "exchange",
-        "symbol",
+        "symbols",
         "span",
         "data",
         "trades",
@@ -47,7 +48,7 @@ def runs_table(runs: list[RunListing], db_name: str) -> Table:
             run.run_id,
             run.mode,
             run.exchange,
-            run.symbol,
+            ", ".join(run.symbols),
             f"{_time(run.start_ms)} .. {_time(run.end_ms)}",
             data,
             str(run.trade_count),
@@ -57,10 +58,18 @@ def runs_table(runs: list[RunListing], db_name: str) -> Table:
     return table
 
 
-def trades_table(lines: list[TradeLine], run_id: int) -> Table:
-    table = Table(title=f"Trades of run {run_id}")
+def _title(what: str, run_id: int, symbols: tuple[str, ...] | None) -> str:
+    return f"{what} of run {run_id}" + (f" ({', '.join(symbols)})" if symbols else "")
+
+
+def trades_table(lines: list[TradeLine], run_id: int, *, show_symbol: bool = False,
+                 symbols: tuple[str, ...] | None = None) -> Table:
+    """`show_symbol`: a column naming each trade's symbol; `symbols`: the ones shown, if not
+    all the run's (for the title)."""
+    table = Table(title=_title("Trades", run_id, symbols))
     for name in (
         "#",
+        *(("symbol",) if show_symbol else ()),
         "side",
         "entry",
         "entry price",
@@ -76,13 +85,14 @@ def trades_table(lines: list[TradeLine], run_id: int) -> Table:
         table.add_column(
             name,
             justify="left"
-            if name in ("side", "entry", "exit", "exit reason", "gate at entry")
+            if name in ("symbol", "side", "entry", "exit", "exit reason", "gate at entry")
             else "right",
         )
     for number, line in enumerate(lines, start=1):
         trade = line.trade
         table.add_row(
             str(number),
+            *((trade.symbol,) if show_symbol else ()),
             str(line.side),
             _time(trade.entry_ms),
             f"{trade.entry_price:,.2f}",
@@ -97,7 +107,8 @@ def trades_table(lines: list[TradeLine], run_id: int) -> Table:
         )
     if lines:
         total = sum(line.trade.pnl_usdt for line in lines)
-        table.add_row("", "", "", "", "", "", "total", _money(total), "", "", "", "")
+        blanks = ("",) * (7 if show_symbol else 6)
+        table.add_row(*blanks, "total", _money(total), "", "", "", "")
     return table
 
 
@@ -109,15 +120,18 @@ def _metric(value: object) -> str:
     return str(value)
 
 
-def signals_table(lines: list[SignalLine], run_id: int) -> Table:
-    table = Table(title=f"Signals of run {run_id}")
+def signals_table(lines: list[SignalLine], run_id: int, *, show_symbol: bool = False,
+                  symbols: tuple[str, ...] | None = None) -> Table:
+    table = Table(title=_title("Signals", run_id, symbols))
     present = {name for line in lines for name in line.signal.metrics}
     metric_names = [name for name in MEASURED if name in present]
-    for name in ("spike", "decided", "what happened", *metric_names, "gate"):
+    symbol_column = ("symbol",) if show_symbol else ()
+    for name in (*symbol_column, "spike", "decided", "what happened", *metric_names, "gate"):
         table.add_column(name, justify="right" if name in metric_names else "left")
     for line in lines:
         colour = "green" if line.signal.status is SignalStatus.ENTERED else "yellow"
         table.add_row(
+            *((line.signal.symbol,) if show_symbol else ()),
             _time(line.signal.spike_ms),
             _time(line.signal.decided_ms),
             f"[{colour}]{line.outcome}[/]",

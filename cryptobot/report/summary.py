@@ -24,6 +24,15 @@ def cost_notes(costs: CostSettings, funding_data: bool) -> dict[str, str]:
     return notes
 
 
+def rejection_kind(reason: str) -> str:
+    """What a rejection is counted under: the reason up to its first colon; a portfolio
+    refusal under the cap it names ("portfolio: max_open_positions")."""
+    if reason.startswith("portfolio: "):
+        cap = reason.removeprefix("portfolio: ").split(":")[0]
+        return "portfolio: " + (cap.split()[0] if cap.startswith("max_") else cap)
+    return reason.split(":")[0]
+
+
 def summarize(
     trades: list[Trade],
     signals: list[Signal],
@@ -56,7 +65,8 @@ def summarize(
     held = open_position or {}
     total = sum(pnls) + held.get("realised_usdt", 0.0)
     gross_loss = -sum(losses)
-    reasons = Counter(s.reason.split(":")[0] for s in signals if s.status is SignalStatus.REJECTED)
+    reasons = Counter(rejection_kind(s.reason) for s in signals
+                      if s.status is SignalStatus.REJECTED)
     buy_hold = (last_price / first_price - 1.0) * 100.0 if first_price and last_price else None
     return {
         "trades": len(trades),
@@ -83,4 +93,26 @@ def summarize(
         "oi_synthetic": oi_synthetic,
         "open_position_at_end": open_position is not None,
         "open_position": open_position,
+    }
+
+
+def symbol_figures(trades: list[Trade], signals: list[Signal]) -> dict[str, Any]:
+    """One symbol's own figures in a several-symbol run, from its stored trades and signals
+    (the equity is the portfolio's: no drawdown or return of its own)."""
+    pnls = [t.pnl_usdt for t in trades]
+    wins = sum(1 for p in pnls if p > 0)
+    gross_loss = -sum(p for p in pnls if p <= 0)
+    refused = [s for s in signals if s.status is SignalStatus.REJECTED]
+    return {
+        "trades": len(trades),
+        "wins": wins,
+        "win_rate_pct": wins / len(trades) * 100.0 if trades else 0.0,
+        "total_pnl_usdt": sum(pnls),
+        "profit_factor": sum(p for p in pnls if p > 0) / gross_loss if gross_loss > 0 else None,
+        "average_r": sum(t.r_multiple for t in trades) / len(trades) if trades else 0.0,
+        "fees_usdt": sum(t.fees_usdt for t in trades),
+        "funding_usdt": sum(t.funding_usdt for t in trades),
+        "signals": len(signals),
+        "signals_entered": sum(1 for s in signals if s.status is SignalStatus.ENTERED),
+        "refused_by_portfolio_caps": sum(1 for s in refused if s.reason.startswith("portfolio:")),
     }

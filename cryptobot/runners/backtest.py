@@ -8,7 +8,8 @@ give identical results.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import heapq
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,27 +19,46 @@ from cryptobot.clock import SimClock
 from cryptobot.config import Settings
 from cryptobot.data.frames import CANDLE_COLUMNS
 from cryptobot.data.market_data import MarketData
+from cryptobot.engine.account import Account
 from cryptobot.engine.gate import Gate
 from cryptobot.engine.loop import Engine
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.market_view import signal_interval_ms
+from cryptobot.engine.portfolio import Portfolio
 from cryptobot.engine.recorder import Recorder
 from cryptobot.engine.risk import NeverEngaged
 from cryptobot.model import Candle, FundingRate, OpenInterest
-from cryptobot.report.summary import cost_notes, summarize
-from cryptobot.runners.quiet_skip import PrecomputedAggregator, precompute, run_fast
+from cryptobot.runners.portfolio_summary import SymbolFacts, summarize_portfolio
+from cryptobot.runners.quiet_skip import FastRunner, PrecomputedAggregator, precompute, run_fast
 from cryptobot.strategy import Strategy
 
 Progress = Callable[[int, int], None]  # (base candles done, total)
 
 
+@dataclass(frozen=True)
+class SymbolInputs:
+    """What one symbol of a backtest brings: its data, its strategy (state is per symbol), its
+    fill simulator and its market rules (lot size, minimum notional; None: not checked)."""
+
+    market: MarketData
+    strategy: Strategy
+    broker: PaperBroker
+    market_rules: MarketRules | None = None
+
+
 @dataclass
 class BacktestResult:
-    engine: Engine
+    portfolio: Portfolio
     summary: dict
-    candles_processed: int  # base candles in the traded span (skipped ones included)
+    candles_processed: int  # base candles in the traded span, all symbols (skipped included)
     start_ms: int
     end_ms: int
+
+    @property
+    def engine(self) -> Engine:
+        """The engine of a one-symbol run."""
+        (engine,) = self.portfolio.engines.values()
+        return engine
 
 
 def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gate: Gate,
@@ -46,52 +66,101 @@ def run_backtest(settings: Settings, market: MarketData, strategy: Strategy, gat
                  start_ms: int | None = None, end_ms: int | None = None,
                  market_rules: MarketRules | None = None,
                  progress: Progress | None = None) -> BacktestResult:
+    """A one-symbol backtest (`run_portfolio_backtest` of one symbol)."""
+    return run_portfolio_backtest(
+        settings.with_symbols((market.symbol,)) if settings.market.symbols != (market.symbol,)
+        else settings, {market.symbol: SymbolInputs(market, strategy, broker, market_rules)},
+        gate, recorder, clock, skip_quiet=skip_quiet, start_ms=start_ms, end_ms=end_ms,
+        progress=progress)
+
+
+def run_portfolio_backtest(settings: Settings, inputs: Mapping[str, SymbolInputs], gate: Gate,
+                           recorder: Recorder, clock: SimClock, *, skip_quiet: bool,
+                           start_ms: int | None = None, end_ms: int | None = None,
+                           progress: Progress | None = None) -> BacktestResult:
     """Candles before `start_ms` only warm the indicators up; trading runs [start_ms, end_ms).
 
-    The caller chooses the parts: the fill simulator `broker` on `clock` (moved to the start
-    of the run: it must not be ahead of it), and whether quiet candles are skipped
-    (`skip_quiet`, proven identical) or every base candle is fed. The kill switch of a
-    backtest never engages: history does not depend on a file on disk.
+    All symbols' base candles go in time order through one clock and one account (ties in the
+    order of `inputs`, the config's). The caller chooses the parts: each symbol's fill
+    simulator on `clock` (moved to the start of the run: it must not be ahead of it), and
+    whether quiet candles are skipped (`skip_quiet`, proven identical) or every base candle is
+    fed. The kill switch of a backtest never engages: history does not depend on a file on
+    disk.
     """
-    signal_ms = signal_interval_ms(settings, market.base_interval_ms)  # both paths: one error
-    start, end = traded_span(settings, market, start_ms, end_ms)
-    arrays = backtest_arrays(market, signal_ms, end)
+    if tuple(inputs) != settings.market.symbols:
+        raise ValueError(f"inputs for {', '.join(inputs)}, settings for "
+                         f"{', '.join(settings.market.symbols)}")
+    signal_ms = {s: signal_interval_ms(settings, i.market.base_interval_ms)  # one error, both
+                 for s, i in inputs.items()}                                 # paths
+    spans = [traded_span(settings, i.market, start_ms, end_ms) for i in inputs.values()]
+    start, end = min(a for a, _ in spans), max(b for _, b in spans)
+    arrays = {s: backtest_arrays(i.market, signal_ms[s], end) for s, i in inputs.items()}
     clock.advance_to(start)
-    first_trade = int(np.searchsorted(arrays["ts_open_ms"], start))
-    total = len(arrays["ts_open_ms"]) - first_trade
+    first_trade = {s: int(np.searchsorted(a["ts_open_ms"], start)) for s, a in arrays.items()}
+    total = sum(len(a["ts_open_ms"]) - first_trade[s] for s, a in arrays.items())
+    account = Account(settings, gate, recorder, NeverEngaged())
     if skip_quiet:
-        pre = precompute(arrays, signal_ms, market.base_interval_ms)
-        engine = Engine(settings, strategy, broker, gate, recorder, clock, market_rules,
-                        kill_switch=NeverEngaged(), known=pre.known,
-                        aggregator=PrecomputedAggregator(pre, signal_ms))
-        last_close_ms = int(arrays["ts_open_ms"][-1]) + market.base_interval_ms if total else start
-        # Every sample up to the last candle's close goes in up front, as the every-candle path
-        # would deliver them: the book never shows one later than the clock.
-        _feed_oi(engine, _oi_rows(market), 0, last_close_ms)
-        _feed_funding(engine, _funding_rows(market), 0, last_close_ms)
-        if total:  # the day the every-candle path starts in: its first candle's close
-            engine.on_time(int(arrays["ts_open_ms"][first_trade]) + market.base_interval_ms)
-        run_fast(engine, pre, first_trade, market.base_interval_ms, clock, recorder, progress)
+        runners, engines = [], []
+        for symbol, parts in inputs.items():
+            if not len(arrays[symbol]["ts_open_ms"]):  # no candles before the end: nothing to
+                engines.append(_engine(settings, symbol, parts, gate, recorder, clock,  # feed
+                                       account))
+                continue
+            pre = precompute(arrays[symbol], signal_ms[symbol], parts.market.base_interval_ms)
+            engine = _engine(settings, symbol, parts, gate, recorder, clock, account,
+                             known=pre.known,
+                             aggregator=PrecomputedAggregator(pre, signal_ms[symbol]))
+            _feed_samples_up_front(engine, parts.market, arrays[symbol], first_trade[symbol],
+                                   start)
+            runners.append(FastRunner(engine, pre, first_trade[symbol],
+                                      parts.market.base_interval_ms, clock, recorder))
+            engines.append(engine)
+        portfolio = Portfolio(engines)
+        first_closes = [r.first_close_ms() for r in runners if r.first_close_ms() is not None]
+        if first_closes:  # the day the every-candle path starts in: its first candle's close
+            portfolio.on_time(min(first_closes))
+        run_fast(runners, clock, progress)
     else:
-        engine = Engine(settings, strategy, broker, gate, recorder, clock, market_rules,
-                        kill_switch=NeverEngaged())
-        _run_every_candle(engine, arrays, first_trade, market, clock, progress, total)
+        portfolio = Portfolio([_engine(settings, symbol, parts, gate, recorder, clock, account)
+                               for symbol, parts in inputs.items()])
+        _run_every_candle(portfolio, inputs, arrays, first_trade, clock, progress, total)
     clock.advance_to(max(clock.now_ms(), end))
-    engine.on_time()  # the daily gate through the last day, however the candles were fed
-    engine.finish()
-    closes = arrays["close"][first_trade:]
-    opens = arrays["open"][first_trade:]
-    summary = summarize(
-        engine.trades, engine.signals, settings.risk.starting_equity_usdt,
-        first_price=float(opens[0]) if total else None,
-        last_price=float(closes[-1]) if total else None,
-        span_ms=end - start, exposure_ms=engine.exposure_ms,
-        funding_charged=settings.costs.funding and not market.funding.empty,
-        oi_synthetic=market.oi_synthetic, oi_samples=len(market.open_interest),
-        open_position=engine.open_position(float(closes[-1]) if total else None))
-    summary.update(cost_notes(settings.costs, not market.funding.empty))
+    portfolio.on_time()  # the daily gate through the last day, however the candles were fed
+    portfolio.finish()
+    summary = summarize_portfolio(settings, portfolio, _facts(inputs, arrays, first_trade),
+                                  end - start)
     recorder.finish_run(summary)
-    return BacktestResult(engine, summary, total, start, end)
+    return BacktestResult(portfolio, summary, total, start, end)
+
+
+def _engine(settings: Settings, symbol: str, parts: SymbolInputs, gate: Gate,
+            recorder: Recorder, clock: SimClock, account: Account, **fast) -> Engine:
+    return Engine(settings.for_symbol(symbol), parts.strategy, parts.broker, gate, recorder,
+                  clock, parts.market_rules, kill_switch=account.kill_switch, account=account,
+                  **fast)
+
+
+def _feed_samples_up_front(engine: Engine, market: MarketData, arrays: dict, first_trade: int,
+                           start_ms: int) -> None:
+    """The fast path: every sample up to the last candle's close goes in up front, as the
+    every-candle path would deliver them: the book never shows one later than the clock."""
+    ts = arrays["ts_open_ms"]
+    last_close_ms = (int(ts[-1]) + market.base_interval_ms if len(ts) > first_trade
+                     else start_ms)
+    _feed_oi(engine, _oi_rows(market), 0, last_close_ms)
+    _feed_funding(engine, _funding_rows(market), 0, last_close_ms)
+
+
+def _facts(inputs: Mapping[str, SymbolInputs], arrays: Mapping[str, dict],
+           first_trade: Mapping[str, int]) -> dict[str, SymbolFacts]:
+    facts = {}
+    for symbol, parts in inputs.items():
+        a, i, market = arrays[symbol], first_trade[symbol], parts.market
+        traded = len(a["close"]) > i
+        facts[symbol] = SymbolFacts(
+            float(a["open"][i]) if traded else None, float(a["close"][-1]) if traded else None,
+            not market.funding.empty, market.oi_synthetic, len(market.open_interest))
+    return facts
 
 
 def backtest_arrays(market: MarketData, signal_ms: int, end_ms: int) -> dict[str, np.ndarray]:
@@ -125,28 +194,64 @@ def _candle(arrays: dict, i: int, interval_ms: int) -> Candle:
                   float(arrays["volume"][i]))
 
 
-def _run_every_candle(engine: Engine, arrays: dict, first_trade: int, market: MarketData,
+def _run_every_candle(portfolio: Portfolio, inputs: Mapping[str, SymbolInputs],
+                      arrays: Mapping[str, dict], first_trade: Mapping[str, int],
                       clock: SimClock, progress: Progress | None, total: int) -> None:
-    interval = market.base_interval_ms
-    engine.warm_up([_candle(arrays, i, interval) for i in range(first_trade)])
-    oi_rows = _oi_rows(market)
-    funding = _funding_rows(market)
-    now = clock.now_ms()
-    # Samples published before the traded span are history the engine may look up.
-    oi_i = _feed_oi(engine, oi_rows, 0, now)
-    fund_i = _feed_funding(engine, funding, 0, now)
-    ts = arrays["ts_open_ms"]
-    for i in range(first_trade, len(ts)):
-        close_ms = int(ts[i]) + interval
+    """Every base candle of every symbol, merged by close time (ties in symbol order)."""
+    feeds = []
+    for order, (symbol, parts) in enumerate(inputs.items()):
+        engine, interval = portfolio.engines[symbol], parts.market.base_interval_ms
+        a, first = arrays[symbol], first_trade[symbol]
+        engine.warm_up([_candle(a, i, interval) for i in range(first)])
+        feed = _SymbolFeed(engine, a, interval, _oi_rows(parts.market),
+                           _funding_rows(parts.market), first, order)
+        now = clock.now_ms()
+        # Samples published before the traded span are history the engine may look up.
+        feed.oi_i = _feed_oi(engine, feed.oi_rows, 0, now)
+        feed.fund_i = _feed_funding(engine, feed.funding, 0, now)
+        feeds.append(feed)
+    queue = [(feed.next_close_ms(), feed.order) for feed in feeds if not feed.done()]
+    heapq.heapify(queue)
+    done = 0
+    while queue:
+        close_ms, order = heapq.heappop(queue)
+        feed = feeds[order]
+        feed.feed_next(clock, close_ms)
+        if not feed.done():
+            heapq.heappush(queue, (feed.next_close_ms(), order))
+        if progress is not None and done % 20_000 == 0:
+            progress(done, total)
+        done += 1
+
+
+@dataclass
+class _SymbolFeed:
+    engine: Engine
+    arrays: dict
+    interval_ms: int
+    oi_rows: list
+    funding: list
+    i: int
+    order: int
+    oi_i: int = 0
+    fund_i: int = 0
+
+    def done(self) -> bool:
+        return self.i >= len(self.arrays["ts_open_ms"])
+
+    def next_close_ms(self) -> int:
+        return int(self.arrays["ts_open_ms"][self.i]) + self.interval_ms
+
+    def feed_next(self, clock: SimClock, close_ms: int) -> None:
+        engine, oi_rows = self.engine, self.oi_rows
         # Samples are delivered at their own time, before the candle that closes after them.
-        while oi_i < len(oi_rows) and oi_rows[oi_i][0] <= close_ms:
-            clock.advance_to(max(clock.now_ms(), oi_rows[oi_i][0]))
-            oi_i = _feed_oi(engine, oi_rows, oi_i, oi_rows[oi_i][0])
-        fund_i = _feed_funding(engine, funding, fund_i, close_ms)
+        while self.oi_i < len(oi_rows) and oi_rows[self.oi_i][0] <= close_ms:
+            clock.advance_to(max(clock.now_ms(), oi_rows[self.oi_i][0]))
+            self.oi_i = _feed_oi(engine, oi_rows, self.oi_i, oi_rows[self.oi_i][0])
+        self.fund_i = _feed_funding(engine, self.funding, self.fund_i, close_ms)
         clock.advance_to(close_ms)
-        engine.on_base_candle(_candle(arrays, i, interval))
-        if progress is not None and (i - first_trade) % 20_000 == 0:
-            progress(i - first_trade, total)
+        engine.on_base_candle(_candle(self.arrays, self.i, self.interval_ms))
+        self.i += 1
 
 
 def _oi_rows(market: MarketData) -> list[tuple]:

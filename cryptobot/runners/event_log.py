@@ -41,8 +41,9 @@ class EventLogRecorder:
     def start_run(self, info: RunInfo) -> str:
         run_id = self.inner.start_run(info)
         self._run_id = str(run_id)
-        self._event("run_start", f"{info.mode} run {run_id} on {info.exchange} {info.symbol}",
-                    mode=info.mode, symbol=info.symbol, data_source=info.data_source)
+        self._event("run_start", f"{info.mode} run {run_id} on {info.exchange} "
+                    f"{', '.join(info.symbols)}", mode=info.mode, symbols=list(info.symbols),
+                    data_source=info.data_source)
         return run_id
 
     def signal(self, signal: Signal, gate: GateDecision | None) -> None:
@@ -63,15 +64,15 @@ class EventLogRecorder:
         self._event("order", f"order {intent.client_id} {intent.purpose} {intent.side} "
                     f"{intent.order_type} {intent.qty_base:g} @ {intent.price} {event.status}"
                     + (f": {event.detail}" if event.detail else ""), level,
-                    time=iso_utc(event.ts_ms), client_id=intent.client_id,
+                    time=iso_utc(event.ts_ms), symbol=intent.symbol, client_id=intent.client_id,
                     purpose=str(intent.purpose), status=event.status, detail=event.detail)
 
     def fill(self, fill: Fill) -> None:
         self.inner.fill(fill)
         self._event("fill", f"fill {fill.client_id} {fill.side} {fill.qty_base:g} @ "
                     f"{fill.price:.2f} fee {fill.fee_usdt:.4f}", time=iso_utc(fill.ts_ms),
-                    client_id=fill.client_id, price=fill.price, qty=fill.qty_base,
-                    fee_usdt=fill.fee_usdt, purpose=str(fill.purpose))
+                    symbol=fill.symbol, client_id=fill.client_id, price=fill.price,
+                    qty=fill.qty_base, fee_usdt=fill.fee_usdt, purpose=str(fill.purpose))
 
     def trade(self, trade: Trade, gate: GateDecision | None) -> None:
         self.inner.trade(trade, gate)
@@ -86,11 +87,11 @@ class EventLogRecorder:
     def equity(self, ts_ms: int, equity_usdt: float) -> None:
         self.inner.equity(ts_ms, equity_usdt)
 
-    def signal_candle(self, candle: Candle) -> None:
-        self.inner.signal_candle(candle)
+    def signal_candle(self, symbol: str, candle: Candle) -> None:
+        self.inner.signal_candle(symbol, candle)
 
-    def signal_candles(self, block: CandleBlock) -> None:
-        record_signal_candles(self.inner, block)
+    def signal_candles(self, symbol: str, block: CandleBlock) -> None:
+        record_signal_candles(self.inner, symbol, block)
 
-    def open_interest(self, sample: OpenInterest) -> None:
-        self.inner.open_interest(sample)
+    def open_interest(self, symbol: str, sample: OpenInterest) -> None:
+        self.inner.open_interest(symbol, sample)

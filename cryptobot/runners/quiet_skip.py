@@ -20,6 +20,7 @@ tests/engine/test_fast_path.py proves the results identical to the every-candle 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -83,14 +84,46 @@ def precompute(arrays: dict[str, np.ndarray], signal_ms: int, base_ms: int) -> P
     return Precomputed(arrays, columns, known, emitted_before)
 
 
-def run_fast(engine: Engine, pre: Precomputed, first_trade: int, base_ms: int,
-             clock: SimClock, recorder: Recorder, progress: Progress | None) -> None:
-    _FastRunner(engine, pre, base_ms, clock, recorder).run(first_trade, progress)
+def run_fast(runners: list[FastRunner], clock: SimClock, progress: Progress | None) -> None:
+    """Every symbol's fast runner, merged: the runner whose next base candle closes first is
+    fed first (ties in list order), so one clock and one account see the events in time order.
+    A runner computes its next candle right after its last one: what it skips depends only on
+    its own engine (its trade, its orders, its strategy), which no other symbol changes."""
+    queue = []
+    for order, runner in enumerate(runners):
+        runner.find_next()
+        if runner.next_i is not None:
+            queue.append((runner.next_close_ms(), order))
+    heapq.heapify(queue)
+    total = sum(runner.total for runner in runners)
+    if progress is not None:
+        progress(0, total)
+    next_report, feeds = _PROGRESS_EVERY, 0
+    while queue:
+        _, order = heapq.heappop(queue)
+        runner = runners[order]
+        runner.feed_next()
+        runner.find_next()
+        if runner.next_i is not None:
+            heapq.heappush(queue, (runner.next_close_ms(), order))
+        feeds += 1
+        if progress is not None and feeds % 1024 == 0:
+            done = sum(r.done for r in runners)
+            if done >= next_report:
+                progress(done, total)
+                next_report = done + _PROGRESS_EVERY
+    for runner in runners:
+        runner.finish()
+    if progress is not None:
+        progress(total, total)
 
 
-class _FastRunner:
-    def __init__(self, engine: Engine, pre: Precomputed, base_ms: int, clock: SimClock,
-                 recorder: Recorder) -> None:
+class FastRunner:
+    """One symbol's engine fed the fast way: `find_next` skips what is quiet and says which
+    base candle must go in next (`next_i`, None when done), `feed_next` feeds it."""
+
+    def __init__(self, engine: Engine, pre: Precomputed, first_trade: int, base_ms: int,
+                 clock: SimClock, recorder: Recorder) -> None:
         self.engine, self.pre = engine, pre
         self.base_ms, self.clock, self.recorder = base_ms, clock, recorder
         self.broker = engine.broker
@@ -109,32 +142,43 @@ class _FastRunner:
         triggered = engine.market.trigger_mask()
         self.candidate_emits_mask = emits & _any_triggered_emitted(pre, triggered, len(self.ts))
         self.candidate_emits = np.flatnonzero(self.candidate_emits_mask)
-        self.next_signal = 0  # first signal candle not recorded yet
+        self.n = len(self.ts)
+        self.start = self.i = first_trade
+        self.total = self.n - first_trade
+        self.next_i: int | None = None
+        self.next_signal = int(pre.emitted_before[first_trade]) if self.n else 0
         self.quiet_count = 0  # base candles skipped inside a position, not yet reported
 
-    def run(self, i: int, progress: Progress | None) -> None:
-        n = len(self.ts)
-        self.next_signal = int(self.pre.emitted_before[i]) if n else 0
-        start, next_report = i, i
-        engine = self.engine
-        while i < n:
-            if progress is not None and i >= next_report:
-                progress(i - start, n - start)
-                next_report = i + _PROGRESS_EVERY
-            if engine.is_idle() and not engine.strategy_waiting():
-                j = int(np.searchsorted(self.candidate_emits, i))
-                if j == len(self.candidate_emits):
-                    break
-                i = int(self.candidate_emits[j])
-            else:
-                i = self._skip_quiet(i, n)
-                if i >= n:
-                    break
-            self._feed(i)
-            i += 1
-        self._flush(n)
-        if progress is not None:
-            progress(n - start, n - start)
+    @property
+    def done(self) -> int:
+        return self.i - self.start
+
+    def first_close_ms(self) -> int | None:
+        return int(self.close_ms[self.start]) if self.start < self.n else None
+
+    def next_close_ms(self) -> int:
+        return int(self.close_ms[self.next_i])
+
+    def find_next(self) -> None:
+        i, n, engine = self.i, self.n, self.engine
+        if i >= n:
+            self.next_i = None
+        elif engine.is_idle() and not engine.strategy_waiting():
+            j = int(np.searchsorted(self.candidate_emits, i))
+            self.next_i = int(self.candidate_emits[j]) if j < len(self.candidate_emits) else None
+        else:
+            i = self._skip_quiet(i, n)
+            self.next_i = i if i < n else None
+        if self.next_i is None:
+            self.i = n
+
+    def feed_next(self) -> None:
+        i = self.next_i
+        self._feed(i)
+        self.i = i + 1
+
+    def finish(self) -> None:
+        self._flush(self.n)
 
     def _skip_quiet(self, i: int, n: int) -> int:
         """The first base candle from i on that must be fed (n if none)."""
@@ -197,7 +241,7 @@ class _FastRunner:
         a, b = self.next_signal, int(self.pre.emitted_before[i])
         if b > a:
             ts, o, h, lo, c, v = self.pre.signal
-            record_signal_candles(self.recorder, CandleBlock(
+            record_signal_candles(self.recorder, self.engine.symbol, CandleBlock(
                 self.engine.signal_interval_ms, ts[a:b], o[a:b], h[a:b], lo[a:b], c[a:b],
                 v[a:b]))
             self.next_signal = b

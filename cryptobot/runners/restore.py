@@ -12,7 +12,9 @@ comes back as a pending entry.
 
 `RunJournal` also tells a history replay where the run's positions were over time
 (`engine/restart.py`'s `PositionHistory`), when each closed trade was booked, and how far the
-run got (`handled_until_ms`).
+run got (`handled_until_ms`). A run of several symbols restores each symbol's engine from its
+own journal (`RunJournal.of_symbol`) and knows how far each symbol got (`handled_by_symbol`);
+its equity is the run's, from every symbol's trades.
 """
 
 from __future__ import annotations
@@ -150,6 +152,7 @@ class RunJournal:
     def __init__(self, signals: Sequence[tuple[Signal, GateDecision | None]],
                  orders: Sequence[OrderEvent], fills: Sequence[Fill],
                  trades: Sequence[tuple[Trade, GateDecision | None]]) -> None:
+        self._rows = (signals, orders, fills, trades)
         self.signals = [signal for signal, _ in signals]
         self._gates = {signal.signal_id: gate for signal, gate in signals}
         self._events = list(orders)
@@ -165,6 +168,14 @@ class RunJournal:
         self._closed = {trade.signal_id for trade in self.trades}
         self._entered = [s for s in self.signals if s.status is SignalStatus.ENTERED]
         self._spans = [span for span in map(self._span, self._entered) if span is not None]
+
+    def of_symbol(self, symbol: str) -> RunJournal:
+        """The journal of one of the run's symbols (its positions, orders, fills, trades)."""
+        signals, orders, fills, trades = self._rows
+        return RunJournal([row for row in signals if row[0].symbol == symbol],
+                          [event for event in orders if event.intent.symbol == symbol],
+                          [fill for fill in fills if fill.symbol == symbol],
+                          [row for row in trades if row[0].symbol == symbol])
 
     # --- Journal ---------------------------------------------------------------------------
 
@@ -281,6 +292,37 @@ def handled_until_ms(start_ms: int, signal_candles: Iterable[Candle],
     stamps += [event.ts_ms for event in orders]
     stamps += [decision.ts_ms for decision, _ in gate_decisions]
     return max(stamps)
+
+
+def handled_by_symbol(start_ms: int, symbols: Sequence[str], signal_candles: Sequence[Candle],
+                      orders: Sequence[OrderEvent], signals: Sequence[Signal],
+                      gate_decisions: Sequence[tuple[GateDecision, str]],
+                      stream_interval_ms: int | None = None) -> dict[str, int]:
+    """How far a stored run got, symbol by symbol (see `handled_until_ms`): every base candle of
+    the symbol closing by then was handled. One symbol: `handled_until_ms`. Several: each
+    symbol's own rows (signal candles, order events, signals) say how far it got. A replay's
+    stream is ordered (by close time, ties in the symbols' order) and the session handles it in
+    that order, so there (`stream_interval_ms`, its base interval) the last candle that left a
+    row also says the candles of the other symbols before it in the stream were handled."""
+    if len(symbols) == 1:
+        return {symbols[0]: handled_until_ms(start_ms, signal_candles, orders, gate_decisions)}
+    own = {symbol: start_ms for symbol in symbols}
+    stamps = [(c.symbol, c.ts_close_ms) for c in signal_candles]
+    stamps += [(e.intent.symbol, e.ts_ms) for e in orders]
+    stamps += [(s.symbol, s.decided_ms) for s in signals]
+    for symbol, ts_ms in stamps:
+        if symbol in own:
+            own[symbol] = max(own[symbol], ts_ms)
+    if stream_interval_ms is None:
+        return own
+    order = {symbol: index for index, symbol in enumerate(symbols)}
+    rows = [(ts_ms, order[symbol]) for symbol, ts_ms in own.items() if ts_ms > start_ms]
+    if not rows:
+        return own
+    last_ms, last_index = max(rows)  # the last candle stored, in the stream's order
+    return {symbol: max(ts_ms, last_ms if order[symbol] <= last_index
+                        else last_ms - stream_interval_ms)
+            for symbol, ts_ms in own.items()}
 
 
 def last_day_started_ms(gate_decisions: Iterable[tuple[GateDecision, str]]) -> int | None:

@@ -1,6 +1,11 @@
 """The stream session paper and live share: the loop that hands feed events to the engine, and
 the run around it (what it built, and how it ends: summarised and stored).
 
+The session drives one engine or a Portfolio of them (engine/portfolio.py: one engine per
+symbol over one account, the same event API): every feed event carries its symbol and goes to
+that symbol's engine. A run's summary is made per symbol and for the run alike
+(runners/portfolio_summary.py), as a backtest's is.
+
 The same loop runs a live stream (LiveClock, nothing to advance) and a replay (a SimClock moved
 to each event's own time, so a candle repaired from REST is processed at its close, not at the
 time the repair ran). Paper and live build the same things (an engine on a TradingSession, a
@@ -15,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,6 +28,7 @@ from typing import Any, Protocol
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
 from cryptobot.engine.loop import Engine
+from cryptobot.engine.portfolio import Portfolio
 from cryptobot.engine.recorder import Recorder
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.backfill import WarmUp
@@ -32,6 +38,7 @@ from cryptobot.model import Candle, FundingRate, Liquidation, OpenInterest
 log = logging.getLogger("cryptobot.session")
 
 ClockAdvance = Callable[[int], None]
+Trader = Engine | Portfolio  # what a session drives: one engine, or one per symbol
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP")
                      if hasattr(signal, name))
 
@@ -129,10 +136,11 @@ def warm_up_engine(engine: Engine, warm_up: WarmUp, signal_interval_ms: int) -> 
 
 
 class TradingSession:
-    """`stop_when` (e.g. "the kill-switch file exists") is asked after every event; when it
+    """`engine`: an Engine or a Portfolio (events go to their symbol's engine).
+    `stop_when` (e.g. "the kill-switch file exists") is asked after every event; when it
     says yes the session stops at once, with `stopped_early` set."""
 
-    def __init__(self, engine: Engine, feed: MarketFeed, advance_clock: ClockAdvance,
+    def __init__(self, engine: Trader, feed: MarketFeed, advance_clock: ClockAdvance,
                  observer: SessionObserver | None = None,
                  stop_when: Callable[[], bool] | None = None,
                  interrupted: Callable[[], bool] | None = None) -> None:
@@ -146,9 +154,16 @@ class TradingSession:
         self.candles = 0
         self.last_event_ms: int | None = None
 
-    async def run(self, until_ms: int | None = None) -> None:
+    async def run(self, until_ms: int | Mapping[str, int] | None = None) -> None:
         """Until the feed ends, the task is cancelled (Ctrl-C), a candle closes at `until_ms`, or
-        `stop_when` says so."""
+        `stop_when` says so. `until_ms` by symbol: once each of them has had its candle
+        closing then (a replay of several symbols: every one's last candle, however their
+        candles closing at the same time are ordered)."""
+        due = dict(until_ms) if isinstance(until_ms, Mapping) else None
+        end_ms = None if isinstance(until_ms, Mapping) else until_ms
+        if due is not None and not due:  # nothing left to stream
+            await self.feed.close()
+            return
         try:
             async with aclosing(self.feed.events()) as events:
                 async for event in events:
@@ -160,8 +175,7 @@ class TradingSession:
                         break
                     if self.interrupted is not None and self.interrupted():
                         break
-                    if until_ms is not None and isinstance(event, Candle) \
-                            and event.ts_close_ms >= until_ms:
+                    if isinstance(event, Candle) and _done(event, end_ms, due):
                         break
         except Exception as exc:
             # Into the JSON log with its traceback; the command shows it (one line if it is a
@@ -191,6 +205,16 @@ class TradingSession:
             self.observer.on_event(event)
 
 
+def _done(candle: Candle, end_ms: int | None, due: dict[str, int] | None) -> bool:
+    """Whether the session has reached its end with this candle (`due`: by symbol, the ones
+    still to reach theirs, shrunk here)."""
+    if due is None:
+        return end_ms is not None and candle.ts_close_ms >= end_ms
+    if candle.ts_close_ms >= due.get(candle.symbol, candle.ts_close_ms + 1):
+        del due[candle.symbol]
+    return not due
+
+
 class SessionRecorder(Recorder, Protocol):
     """The run's recorder: stores, and knows the position it has seen filled."""
 
@@ -205,15 +229,20 @@ class SessionRecorder(Recorder, Protocol):
 
 @dataclass
 class SessionRun:
+    """`symbol`: the run's symbol when it trades one (its symbols: `symbols`). `engine`: its
+    Engine, or its Portfolio (one engine per symbol)."""
+
     settings: Settings
     symbol: str
     recorder: SessionRecorder
     db_url: str
     kill_switch: KillSwitch  # the run's one switch: the engine's, the session's stop, live's rails
-    engine: Engine | None = None
+    engine: Trader | None = None
     session: TradingSession | None = None
-    oi_synthetic: bool = False
-    prices: list[float] = field(default_factory=list)  # first open, last close traded
+    oi_synthetic: bool = False  # its open interest (any symbol's; by symbol below, if known)
+    oi_synthetic_by_symbol: dict[str, bool] = field(default_factory=dict)
+    # by symbol: first open, last close traded (an untagged candle is `symbol`'s)
+    prices: dict[str, list[float]] = field(default_factory=dict)
     start_ms: int | None = None
     stop_reason: str | None = None  # why it ended before its span did (Ctrl-C), if it did
     restoring: bool = False  # a resumed run getting its state back: not a run to summarise yet
@@ -221,6 +250,15 @@ class SessionRun:
     @property
     def run_id(self) -> str | None:
         return getattr(self.recorder, "run_id", None)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.settings.market.symbols
+
+    def portfolio(self) -> Portfolio:
+        """The run's engines as a Portfolio (one engine: a portfolio of one)."""
+        assert self.engine is not None
+        return self.engine if isinstance(self.engine, Portfolio) else Portfolio([self.engine])
 
     def request_stop(self, reason: str) -> None:
         """A signal (SIGTERM, SIGHUP): the session stops after the event it is handling."""
@@ -240,29 +278,31 @@ class PriceTracker:
     def on_event(self, event: FeedEvent) -> None:
         self.run.recorder.on_event(event)
         if isinstance(event, Candle):
-            if not self.run.prices:
-                self.run.prices.append(event.open)
-            self.run.prices[1:] = [event.close]
+            prices = self.run.prices.setdefault(event.symbol or self.run.symbol, [event.open])
+            prices[1:] = [event.close]
 
 
 def finish_session(run: SessionRun) -> dict[str, Any]:
-    """Summarise, store (open position included) and return the summary."""
-    from cryptobot.report.summary import cost_notes, summarize
+    """Summarise (each symbol, and the run when it watched several), store (open positions
+    included) and return the summary."""
+    from cryptobot.runners.portfolio_summary import SymbolFacts, summarize_portfolio
 
-    engine = run.engine
-    assert engine is not None
-    engine.finish()
-    now_ms = engine.clock.now_ms()
-    summary = summarize(
-        engine.trades, engine.signals, run.settings.risk.starting_equity_usdt,
-        first_price=run.prices[0] if run.prices else None,
-        last_price=run.prices[-1] if run.prices else None,
-        span_ms=now_ms - (run.start_ms or now_ms), exposure_ms=engine.exposure_ms,
-        funding_charged=run.settings.costs.funding and engine.funding_seen,
-        oi_synthetic=run.oi_synthetic, oi_samples=len(engine.market.open_interest),
-        open_position=engine.open_position(run.prices[-1] if run.prices else None))
-    summary.update(cost_notes(run.settings.costs, engine.funding_seen))
-    summary["open_position_detail"] = run.recorder.position_text()
+    portfolio = run.portfolio()
+    portfolio.finish()
+    now_ms = portfolio.clock.now_ms()
+    facts, last_prices = {}, {}
+    for symbol, engine in portfolio.engines.items():
+        prices = run.prices.get(symbol) or []
+        facts[symbol] = SymbolFacts(prices[0] if prices else None,
+                                    prices[-1] if prices else None, engine.funding_seen,
+                                    run.oi_synthetic_by_symbol.get(symbol, run.oi_synthetic),
+                                    len(engine.market.open_interest))
+        if prices:
+            last_prices[symbol] = prices[-1]
+    summary = summarize_portfolio(run.settings, portfolio, facts,
+                                  now_ms - (run.start_ms or now_ms))
+    summary["open_position_detail"] = (run.recorder.position_text() if len(facts) == 1
+                                       else held_text(portfolio, last_prices))
     # The store's run row keeps the span asked for; when the run really stopped goes here.
     if run.session is not None and run.session.stopped_early:
         run.stop_reason = run.stop_reason or "kill switch"
@@ -270,3 +310,12 @@ def finish_session(run: SessionRun) -> dict[str, Any]:
     summary["stopped_early"] = run.stop_reason
     run.recorder.finish_run(summary)
     return summary
+
+
+def held_text(portfolio: Portfolio, last_prices: dict[str, float]) -> str:
+    """The positions a run of several symbols still holds, in words ("flat" when none)."""
+    held = portfolio.open_positions(last_prices)
+    if not held:
+        return "flat"
+    return ", ".join(f"{symbol} {p['side']} {p['qty']:.6f} @ {p['entry_price']:,.2f}"
+                     for symbol, p in held.items())

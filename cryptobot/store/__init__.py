@@ -4,8 +4,9 @@
         the engine's Recorder; `clock` stamps when a run was recorded (the wall clock);
         `flush()` writes the buffer; `run_id` after start_run
     open_store(url) -> StoreReader
-        runs(), resolve_run(id | None), run_info(), summary(), signals(), trades(),
-        gate_decisions(), orders(), fills(), equity(), candles(), open_interest(), load_run()
+        runs(), resolve_run(id | None), run_info(), run_symbols(), summary(), signals(),
+        trades(), gate_decisions(), orders(), fills(), equity(), candles(), open_interest(),
+        load_run(); the per-symbol ones take `symbols=[...]` (default: all the run's)
     masked_url(url) -> str
         the URL without its password: the only form in which a store URL is printed or logged
     live_import.import_live_state(url, path) -> LiveImportCounts

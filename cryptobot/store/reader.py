@@ -2,13 +2,14 @@
 
 Every failure is a StoreError naming the database, the run and, for a corrupted row, its
 table and seq. Nothing here creates a database (see `database.open_for_reading`).
+A run's per-symbol rows (signals, orders, fills, trades, candles, OI) can be read for some of
+its symbols only (`symbols=`); gate decisions and equity are the whole run's.
 """
 
 from __future__ import annotations
 
-import decimal
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -19,23 +20,10 @@ from sqlalchemy.orm import Session
 
 from cryptobot.engine.recorder import MemoryRecorder, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
-from cryptobot.model import (
-    Candle,
-    Fill,
-    GateAction,
-    GateDecision,
-    OpenInterest,
-    OrderIntent,
-    OrderPurpose,
-    OrderType,
-    SetupEvent,
-    Side,
-    Signal,
-    SignalStatus,
-    Trade,
-    TradeLeg,
-)
+from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade, TradeLeg
+from cryptobot.store import decode
 from cryptobot.store.database import masked_url, open_for_reading
+from cryptobot.store.decode import CORRUPTION, describe
 from cryptobot.store.tables import (
     EquityPointRow,
     FillRow,
@@ -50,7 +38,7 @@ from cryptobot.store.tables import (
 )
 
 T = TypeVar("T")
-_CORRUPTION = (ValueError, TypeError, KeyError, IndexError, ArithmeticError, AttributeError)
+Symbols = Iterable[str] | None  # None: all of the run's symbols
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +48,7 @@ class RunListing:
     run_id: str
     mode: str
     exchange: str
-    symbol: str
+    symbols: tuple[str, ...]
     start_ms: int | None
     end_ms: int | None
     data_source: str
@@ -69,12 +57,6 @@ class RunListing:
     finished_ms: int | None
     trade_count: int
     pnl_usdt: float
-
-
-def _num(value: Decimal | float | None) -> float:
-    if value is None:
-        raise ValueError("missing number")
-    return float(value)
 
 
 class StoreReader:
@@ -98,12 +80,13 @@ class StoreReader:
         for row in self._fetch("runs", None, select(RunRow).order_by(RunRow.id)):
             run = row[0]
             count, total = pnl_by_run.get(run.id, (0, Decimal(0)))
+            symbols = self._convert("runs", run.id, run.id, lambda run=run: decode.run_symbols(run))
             listings.append(
                 RunListing(
                     str(run.id),
                     run.mode,
                     run.exchange,
-                    run.symbol,
+                    symbols,
                     run.start_ms,
                     run.end_ms,
                     run.data_source,
@@ -135,20 +118,12 @@ class StoreReader:
 
     def run_info(self, run_id: int) -> RunInfo:
         run = self._run_row(run_id)
-        return self._convert(
-            "runs",
-            run_id,
-            run.id,
-            lambda: RunInfo(
-                mode=run.mode,
-                exchange=run.exchange,
-                symbol=run.symbol,
-                start_ms=run.start_ms,
-                end_ms=run.end_ms,
-                data_source=run.data_source,
-                settings=dict(run.settings_json),
-            ),
-        )
+        return self._convert("runs", run_id, run.id, lambda: decode.run_info(run))
+
+    def run_symbols(self, run_id: int) -> tuple[str, ...]:
+        """The symbols the run watched, in its config's order."""
+        run = self._run_row(run_id)
+        return self._convert("runs", run_id, run.id, lambda: decode.run_symbols(run))
 
     def summary(self, run_id: int) -> dict[str, Any] | None:
         summary = self._run_row(run_id).summary_json
@@ -161,157 +136,69 @@ class StoreReader:
     def oi_synthetic(self, run_id: int) -> bool:
         return bool(self._run_row(run_id).oi_synthetic)
 
-    # -- a run's events -----------------------------------------------------------------------
+    # -- a run's events (`symbols`: only those symbols' rows) --------------------------------
 
     def gate_decisions(self, run_id: int) -> list[tuple[GateDecision, str]]:
-        return [(decision, trigger) for _, (decision, trigger) in self._gates(run_id).items()]
+        return list(self._gates(run_id).values())
 
-    def signals(self, run_id: int) -> list[tuple[Signal, GateDecision | None]]:
+    def signals(self, run_id: int, *, symbols: Symbols = None
+                ) -> list[tuple[Signal, GateDecision | None]]:
         gates = self._gates(run_id)
+        return self._rows("signals", run_id, SignalRow, lambda row: (
+            decode.signal(row), self._gate_of(gates, row.gate_seq)), symbols)
 
-        def convert(row: SignalRow) -> tuple[Signal, GateDecision | None]:
-            signal = Signal(
-                signal_id=row.signal_id,
-                symbol=row.symbol,
-                spike_ms=int(row.spike_ms),
-                decided_ms=int(row.decided_ms),
-                status=SignalStatus(row.status),
-                reason=row.reason,
-                metrics=dict(row.metrics_json),
-                setup_events=tuple(
-                    SetupEvent(int(ts), str(kind), float(price))
-                    for ts, kind, price in row.setup_events_json
-                ),
-            )
-            return signal, self._gate_of(gates, row.gate_seq)
-
-        return self._rows("signals", run_id, SignalRow, convert)
-
-    def trades(self, run_id: int) -> list[tuple[Trade, GateDecision | None]]:
+    def trades(self, run_id: int, *, symbols: Symbols = None
+               ) -> list[tuple[Trade, GateDecision | None]]:
         gates = self._gates(run_id)
         legs: dict[int, list[TradeLeg]] = {}
-
-        def convert_leg(row: TradeLegRow) -> None:
-            legs.setdefault(row.trade_seq, []).append(
-                TradeLeg(
-                    ts_ms=int(row.ts_ms),
-                    price=_num(row.price),
-                    qty_base=_num(row.qty_base),
-                    fee_usdt=_num(row.fee_usdt),
-                    reason=row.reason,
-                )
-            )
-
         stmt = (
             select(TradeLegRow.__table__)
             .where(TradeLegRow.run_id == run_id)
             .order_by(TradeLegRow.trade_seq, TradeLegRow.leg_index)
         )
+        if symbols is not None:
+            stmt = stmt.where(TradeLegRow.trade_seq.in_(select(TradeRow.seq).where(
+                TradeRow.run_id == run_id, TradeRow.symbol.in_(tuple(symbols)))))
         for row in self._fetch("trade_legs", run_id, stmt):
-            self._convert("trade_legs", run_id, row.trade_seq, lambda row=row: convert_leg(row))
+            leg = self._convert("trade_legs", run_id, row.trade_seq,
+                                lambda row=row: decode.trade_leg(row))
+            legs.setdefault(row.trade_seq, []).append(leg)
+        return self._rows("trades", run_id, TradeRow, lambda row: (
+            decode.trade(row, legs), self._gate_of(gates, row.gate_seq)), symbols)
 
-        def convert(row: TradeRow) -> tuple[Trade, GateDecision | None]:
-            if row.seq not in legs:
-                raise ValueError("trade has no exit legs")
-            trade = Trade(
-                signal_id=row.signal_id,
-                symbol=row.symbol,
-                side=Side(row.side),
-                entry_ms=int(row.entry_ms),
-                entry_price=_num(row.entry_price),
-                qty_base=_num(row.qty_base),
-                initial_stop=_num(row.initial_stop),
-                legs=tuple(legs[row.seq]),
-                entry_fee_usdt=_num(row.entry_fee_usdt),
-                funding_usdt=_num(row.funding_usdt),
-            )
-            return trade, self._gate_of(gates, row.gate_seq)
+    def orders(self, run_id: int, *, symbols: Symbols = None) -> list[OrderEvent]:
+        return self._rows("orders", run_id, OrderRow, decode.order_event, symbols)
 
-        return self._rows("trades", run_id, TradeRow, convert)
-
-    def orders(self, run_id: int) -> list[OrderEvent]:
-        def convert(row: OrderRow) -> OrderEvent:
-            intent = OrderIntent(
-                client_id=row.client_id,
-                symbol=row.symbol,
-                side=Side(row.side),
-                order_type=OrderType(row.order_type),
-                qty_base=_num(row.qty_base),
-                purpose=OrderPurpose(row.purpose),
-                price=None if row.price is None else float(row.price),
-                reduce_only=bool(row.reduce_only),
-            )
-            return OrderEvent(int(row.ts_ms), intent, row.status, row.detail)
-
-        return self._rows("orders", run_id, OrderRow, convert)
-
-    def fills(self, run_id: int) -> list[Fill]:
-        return self._rows(
-            "fills",
-            run_id,
-            FillRow,
-            lambda row: Fill(
-                client_id=row.client_id,
-                symbol=row.symbol,
-                ts_ms=int(row.ts_ms),
-                side=Side(row.side),
-                price=_num(row.price),
-                qty_base=_num(row.qty_base),
-                fee_usdt=_num(row.fee_usdt),
-                is_maker=bool(row.is_maker),
-                purpose=OrderPurpose(row.purpose),
-            ),
-        )
+    def fills(self, run_id: int, *, symbols: Symbols = None) -> list[Fill]:
+        return self._rows("fills", run_id, FillRow, decode.fill, symbols)
 
     def equity(self, run_id: int) -> list[tuple[int, float]]:
-        return self._rows(
-            "equity_points",
-            run_id,
-            EquityPointRow,
-            lambda row: (int(row.ts_ms), _num(row.equity_usdt)),
-        )
+        """The whole run's equity (all symbols share one)."""
+        return self._rows("equity_points", run_id, EquityPointRow, decode.equity_point)
 
-    def candles(self, run_id: int) -> list[Candle]:
-        return self._rows(
-            "signal_candles",
-            run_id,
-            SignalCandleRow,
-            lambda row: Candle(
-                int(row.ts_open_ms),
-                int(row.interval_ms),
-                float(row.open),
-                float(row.high),
-                float(row.low),
-                float(row.close),
-                float(row.volume),
-            ),
-        )
+    def candles(self, run_id: int, *, symbols: Symbols = None) -> list[Candle]:
+        """Signal candles, each tagged with its symbol, in the order they were recorded."""
+        return self._rows("signal_candles", run_id, SignalCandleRow, decode.signal_candle,
+                          symbols)
 
-    def open_interest(self, run_id: int) -> list[OpenInterest]:
-        return self._rows(
-            "oi_samples",
-            run_id,
-            OpenInterestRow,
-            lambda row: OpenInterest(
-                int(row.ts_ms),
-                float(row.oi_contracts),
-                None if row.oi_value_usdt is None else float(row.oi_value_usdt),
-            ),
-        )
+    def open_interest(self, run_id: int, *, symbols: Symbols = None) -> list[OpenInterest]:
+        return self._rows("oi_samples", run_id, OpenInterestRow, decode.oi_sample, symbols)
 
-    def load_run(self, run_id: int) -> MemoryRecorder:
-        """The whole run in the same shape a backtest's MemoryRecorder has in process."""
+    def load_run(self, run_id: int, *, symbols: Symbols = None) -> MemoryRecorder:
+        """The whole run in the same shape a backtest's MemoryRecorder has in process; with
+        `symbols`, those symbols' rows only (the gate decisions and equity stay whole)."""
+        symbols = None if symbols is None else tuple(symbols)
         return MemoryRecorder(
             run_id=str(run_id),
             info=self.run_info(run_id),
-            signals=self.signals(run_id),
+            signals=self.signals(run_id, symbols=symbols),
             gate_decisions=self.gate_decisions(run_id),
-            orders=self.orders(run_id),
-            fills=self.fills(run_id),
-            trades=self.trades(run_id),
+            orders=self.orders(run_id, symbols=symbols),
+            fills=self.fills(run_id, symbols=symbols),
+            trades=self.trades(run_id, symbols=symbols),
             equity_points=self.equity(run_id),
-            candles=self.candles(run_id),
-            oi_samples=self.open_interest(run_id),
+            candles=self.candles(run_id, symbols=symbols),
+            oi_samples=self.open_interest(run_id, symbols=symbols),
             summary=self.summary(run_id),
         )
 
@@ -324,24 +211,8 @@ class StoreReader:
         return rows[0][0]
 
     def _gates(self, run_id: int) -> dict[int, tuple[GateDecision, str]]:
-        rows = self._rows(
-            "gate_decisions",
-            run_id,
-            GateDecisionRow,
-            lambda row: (
-                row.seq,
-                (
-                    GateDecision(
-                        ts_ms=int(row.ts_ms),
-                        action=GateAction(row.action),
-                        size_factor=float(row.size_factor),
-                        reasons=tuple(str(reason) for reason in row.reasons_json),
-                        inputs=dict(row.inputs_json),
-                    ),
-                    row.trigger,
-                ),
-            ),
-        )
+        rows = self._rows("gate_decisions", run_id, GateDecisionRow,
+                          lambda row: (row.seq, decode.gate_decision(row)))
         return dict(rows)
 
     @staticmethod
@@ -352,21 +223,24 @@ class StoreReader:
             return None
         return gates[seq][0]  # KeyError: a link to a missing decision is a corrupted row
 
-    def _rows(self, table: str, run_id: int, model: Any, convert: Callable[[Any], T]) -> list[T]:
+    def _rows(self, table: str, run_id: int, model: Any, convert: Callable[[Any], T],
+              symbols: Symbols = None) -> list[T]:
         # Plain column rows (attribute access like the models): far cheaper than ORM objects.
-        stmt = select(model.__table__).where(model.run_id == run_id).order_by(model.seq)
+        stmt = select(model.__table__).where(model.run_id == run_id)
+        if symbols is not None:
+            stmt = stmt.where(model.symbol.in_(tuple(symbols)))
         return [
             self._convert(table, run_id, row.seq, lambda row=row: convert(row))
-            for row in self._fetch(table, run_id, stmt)
+            for row in self._fetch(table, run_id, stmt.order_by(model.seq))
         ]
 
     def _convert(self, table: str, run_id: int, seq: int, make: Callable[[], T]) -> T:
         try:
             return make()
-        except _CORRUPTION as exc:
+        except CORRUPTION as exc:
             raise StoreError(
                 f"{self.name}: run {run_id}: corrupted row in {table} (seq {seq}): "
-                f"{_describe(exc)}"
+                f"{describe(exc)}"
             ) from None
 
     def _fetch(self, table: str, run_id: int | None, stmt: Select[Any]) -> list[Any]:
@@ -377,9 +251,9 @@ class StoreReader:
                 rows = list(session.execute(stmt))
                 session.expunge_all()  # plain loaded objects, usable after the session
                 return rows
-        except (*_CORRUPTION, json.JSONDecodeError) as exc:
+        except (*CORRUPTION, json.JSONDecodeError) as exc:
             raise StoreError(
-                f"{self.name}: {where}corrupted row in {table}: {_describe(exc)}"
+                f"{self.name}: {where}corrupted row in {table}: {describe(exc)}"
             ) from None
         except SQLAlchemyError as exc:
             first = str(exc).strip().splitlines()[0]
@@ -389,11 +263,3 @@ class StoreReader:
 def open_store(url: str) -> StoreReader:
     """A reader on an existing store; StoreError when it is missing, empty or not ours."""
     return StoreReader(url)
-
-
-def _describe(exc: BaseException) -> str:
-    """What is wrong with a stored value, in words (a decimal error's repr says nothing)."""
-    if isinstance(exc, decimal.InvalidOperation):
-        return "a stored number is not a number"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

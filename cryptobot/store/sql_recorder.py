@@ -121,7 +121,7 @@ class SqlRecorder:
         row = {
             "mode": info.mode,
             "exchange": info.exchange,
-            "symbol": info.symbol,
+            "symbols_json": list(info.symbols),
             "start_ms": info.start_ms,
             "end_ms": info.end_ms,
             "data_source": info.data_source,
@@ -253,10 +253,11 @@ class SqlRecorder:
         self._add(EquityPointRow, {"ts_ms": ts_ms, "equity_usdt": equity_usdt})
         self._after_event()
 
-    def signal_candle(self, candle: Candle) -> None:
+    def signal_candle(self, symbol: str, candle: Candle) -> None:
         self._add(
             SignalCandleRow,
             {
+                "symbol": symbol,
                 "ts_open_ms": candle.ts_open_ms,
                 "interval_ms": candle.interval_ms,
                 "open": candle.open,
@@ -268,13 +269,14 @@ class SqlRecorder:
         )
         self._after_event()
 
-    def signal_candles(self, block: CandleBlock) -> None:
+    def signal_candles(self, symbol: str, block: CandleBlock) -> None:
         """The same rows as `signal_candle` one by one, without building Candle objects."""
         interval_ms = block.interval_ms
         for ts_open_ms, open_, high, low, close, volume in block.rows():
             self._add(
                 SignalCandleRow,
                 {
+                    "symbol": symbol,
                     "ts_open_ms": ts_open_ms,
                     "interval_ms": interval_ms,
                     "open": open_,
@@ -286,10 +288,11 @@ class SqlRecorder:
             )
             self._after_event()
 
-    def open_interest(self, sample: OpenInterest) -> None:
+    def open_interest(self, symbol: str, sample: OpenInterest) -> None:
         self._add(
             OpenInterestRow,
             {
+                "symbol": symbol,
                 "ts_ms": sample.ts_ms,
                 "oi_contracts": sample.oi_contracts,
                 "oi_value_usdt": sample.oi_value_usdt,

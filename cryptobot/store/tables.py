@@ -5,6 +5,9 @@ recorder that writes the run: rows can be buffered and bulk-inserted without ask
 database for ids, and links inside a run (signal -> gate decision, leg -> trade) are plain
 numbers. Times are epoch ms (BigInteger); the ledger (orders, fills, trades, equity) is exact
 decimal; market data the run saw (candles, OI) is float, as it came from the venue.
+A run watches one or more symbols (`runs.symbols_json`, a JSON list in the config's order);
+every per-symbol row (signals, orders, fills, trades, signal candles, OI samples) names its
+symbol, and the bulky market-data tables are indexed for one run's one symbol.
 
 The `live_*` tables at the end are not per run: they are the live broker's CURRENT state, kept
 across runs and restarts (what it sent, what filled, what it holds), keyed by client order id,
@@ -19,7 +22,17 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Integer, MetaData, String
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
@@ -47,7 +60,7 @@ class RunRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     mode: Mapped[str] = mapped_column(String(16))
     exchange: Mapped[str] = mapped_column(String(32))
-    symbol: Mapped[str] = mapped_column(String(64))
+    symbols_json: Mapped[list[str]] = mapped_column(JSON)  # ["BTC/USDT:USDT", ...]
     start_ms: Mapped[int | None] = mapped_column(BigInteger)
     end_ms: Mapped[int | None] = mapped_column(BigInteger)
     data_source: Mapped[str] = mapped_column(String(1000))
@@ -167,9 +180,11 @@ class EquityPointRow(Base):
 
 class SignalCandleRow(Base):
     __tablename__ = "signal_candles"
+    __table_args__ = (Index("ix_signal_candles_run_symbol", "run_id", "symbol", "seq"),)
 
     run_id: Mapped[int] = _run_fk()
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64))
     ts_open_ms: Mapped[int] = mapped_column(BigInteger)
     interval_ms: Mapped[int] = mapped_column(BigInteger)
     open: Mapped[float] = mapped_column(Float)
@@ -181,9 +196,11 @@ class SignalCandleRow(Base):
 
 class OpenInterestRow(Base):
     __tablename__ = "oi_samples"
+    __table_args__ = (Index("ix_oi_samples_run_symbol", "run_id", "symbol", "seq"),)
 
     run_id: Mapped[int] = _run_fk()
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64))
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     oi_contracts: Mapped[float] = mapped_column(Float)
     oi_value_usdt: Mapped[float | None] = mapped_column(Float)

@@ -1,4 +1,5 @@
-"""`data download` against a loopback server that answers like Binance: pages, 429, resume."""
+"""`data download` against a loopback server that answers like Binance: pages, 429, resume,
+several symbols under one progress."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 from cryptobot.clock import DAY_MS, SimClock, parse_utc
-from cryptobot.data import load_market_data
+from cryptobot.data import load_market_data, load_markets
 from cryptobot.data.download import Downloader
 from cryptobot.data.market_store import MarketStore
 from cryptobot.errors import DataError, TemporaryExchangeError
@@ -139,3 +140,74 @@ def test_unknown_timeframe_is_a_data_error(tmp_path):
     downloader = Downloader(None, MarketStore(tmp_path), SimClock(NOW))
     with pytest.raises(DataError, match=r"--timeframe: unknown timeframe '7x'"):
         downloader.run(SYMBOL, "7x", SINCE, UNTIL)
+
+
+BTC_ETH = Path(__file__).resolve().parents[2] / "data" / "btc_eth_2024-08_15m"
+ETH = "ETH/USDT:USDT"
+TWO_FROM, TWO_UNTIL = parse_utc("2024-08-04"), parse_utc("2024-08-06")
+
+
+@pytest.fixture(scope="module")
+def btc_and_eth():
+    return load_markets(BTC_ETH, [SYMBOL, ETH])
+
+
+def test_two_symbols_are_stored_under_one_progress(tmp_path, btc_and_eth):
+    clock = SimClock(parse_utc("2024-08-25"))  # OI inside Binance's 30 days: asked, none held
+    store = MarketStore(tmp_path / "store")
+    reports: list[tuple[float, str]] = []
+    server = LoopbackRestServer(list(btc_and_eth.values()), clock=clock)
+    with server as base_url:
+        results = _downloader(base_url, store, clock, [],
+                              progress=lambda share, doing: reports.append((share, doing))
+                              ).run_all([SYMBOL, ETH], "15m", TWO_FROM, TWO_UNTIL)
+    assert list(results) == [SYMBOL, ETH]
+    for symbol, market in btc_and_eth.items():
+        stored = store.read("binanceusdm", symbol, "candles", 900_000).frame
+        expected = _expected(market, "ts_open_ms", market.candles, TWO_FROM, TWO_UNTIL)
+        pd.testing.assert_frame_equal(stored, expected)
+        assert results[symbol].candles.rows_added == 2 * 96
+    shares = [share for share, _ in reports]
+    assert shares == sorted(shares) and shares[-1] == 1.0  # one share for the whole download
+    half = next(i for i, (_, doing) in enumerate(reports) if doing.startswith(ETH))
+    assert all(doing.startswith(SYMBOL) for _, doing in reports[:half])
+    assert shares[half - 1] == 0.5 and all(doing.startswith(ETH) for _, doing in reports[half:])
+    assert sum("exchangeInfo" in r for r in server.request_log) == 1  # markets loaded once
+
+
+def test_cli_downloads_two_symbols_with_one_progress_bar(run_cli, tmp_path, btc_and_eth):
+    server = LoopbackRestServer(list(btc_and_eth.values()), clock=SimClock(NOW))
+    store = tmp_path / "store"
+    with server as base_url:
+        code, out, err = run_cli("data", "download", "--symbol", f"{SYMBOL},{ETH}",
+                                 "--timeframe", "15m", "--since", "2024-08-04", "--until",
+                                 "2024-08-06", "--store", str(store), "--rest-url", base_url)
+    assert (code, err) == (0, ""), err
+    bars = [line for line in out.splitlines() if line.startswith("download")]
+    assert len(bars) == 1 and bars[0].startswith("download 2 symbols")
+    assert out.count("downloaded into") == 2
+    assert out.count("last 30 days only") == 1  # a note for every symbol is said once
+    for symbol in (SYMBOL, ETH):
+        stored = MarketStore(store).read("binanceusdm", symbol, "candles", 900_000).frame
+        assert len(stored) == 2 * 96
+    both = load_markets(store, [SYMBOL, ETH])
+    assert both[ETH].candles["close"].max() < 10_000 < both[SYMBOL].candles["close"].min()
+
+
+@pytest.mark.parametrize(("symbols", "message"), [
+    (f"{SYMBOL},,{ETH}", f"error: --symbol '{SYMBOL},,{ETH}': an empty item; "),
+    (f"{SYMBOL},", f"error: --symbol '{SYMBOL},': an empty item; "),
+    (f"{SYMBOL}, BTCUSDT", f"error: --symbol '{SYMBOL}, BTCUSDT': BTCUSDT is listed twice"),
+    (f"{SYMBOL},SOL/USDT:USDT", "error: --symbol: SOL/USDT:USDT is not a binanceusdm market"),
+])
+def test_cli_bad_symbol_list_is_one_error_line_before_any_download(run_cli, tmp_path,
+                                                                    btc_and_eth, symbols,
+                                                                    message):
+    server = LoopbackRestServer(list(btc_and_eth.values()), clock=SimClock(NOW))
+    with server as base_url:
+        code, _, err = run_cli("data", "download", "--symbol", symbols, "--timeframe", "15m",
+                               "--since", "2024-08-04", "--until", "2024-08-06",
+                               "--store", str(tmp_path / "s"), "--rest-url", base_url)
+    assert code == 2 and err.strip().count("\n") == 0 and err.startswith(message), err
+    assert not any("klines" in r for r in server.request_log)
+    assert not (tmp_path / "s").exists()

@@ -26,8 +26,9 @@ SYMBOL = "BTC/USDT:USDT"
 
 
 def test_folder_of_btc_files_refuses_another_symbol():
-    with pytest.raises(DataError, match=r"btc_2024-08_crash/binance_um_BTCUSDT_\S+: holds "
-                                        r"BTCUSDT data, not ETH/USDT:USDT \(ETHUSDT\)") as caught:
+    with pytest.raises(DataError, match=r"btc_2024-08_crash: holds BTCUSDT "
+                                        r"\(binance_um_BTCUSDT_\S+ and 2 more\) data, not "
+                                        r"ETH/USDT:USDT \(ETHUSDT\)") as caught:
         load_market_data(CRASH, "ETH/USDT:USDT")
     assert "\n" not in str(caught.value)
     with pytest.raises(DataError, match=r"holds BTCUSDT data, not ETH/USDT:USDT"):
@@ -42,8 +43,8 @@ def test_freqtrade_file_name_says_its_market(tmp_path):
     folder.mkdir()
     frame[["date", "open", "high", "low", "close", "volume"]].to_feather(
         folder / "BTC_USDT_USDT-5m-futures.feather")
-    with pytest.raises(DataError, match=r"BTC_USDT_USDT-5m-futures.feather: holds BTCUSDT data, "
-                                        r"not ETH/USDT:USDT"):
+    with pytest.raises(DataError, match=r"ft: holds BTCUSDT \(BTC_USDT_USDT-5m-futures.feather\) "
+                                        r"data, not ETH/USDT:USDT"):
         load_market_data(folder, "ETH/USDT:USDT")
     assert len(load_market_data(folder, SYMBOL).candles) == 50
 

@@ -219,3 +219,43 @@ def test_a_backtest_without_from_and_to_stores_the_span_it_traded(run_cli, tmp_p
     assert (iso(info.start_ms), iso(info.end_ms)) == (summary["from"], summary["to"])
     # the data: 2024-07-22 00:00 to the close of its last candle, 2024-08-19 23:55
     assert summary["from"] == "2024-07-22T00:00:00Z" and summary["to"] == "2024-08-20T00:00:00Z"
+
+
+TWO_SYMBOLS = str(REPO / "data" / "btc_eth_2024-08_15m")
+
+
+def _two_symbol_config(tmp_path, extra: str = "") -> str:
+    """Real 15m BTC and ETH candles with no open interest: OI confirmation off."""
+    return _config(tmp_path, '[market]\nbase_timeframe = "15m"\n[strategy.params]\n'
+                             f'oi_confirmation = false\n{extra}')
+
+
+def test_two_symbols_in_one_backtest_with_a_portfolio_cap(run_cli, tmp_path):
+    config = _two_symbol_config(tmp_path, "[portfolio]\nmax_open_positions = 1\n")
+    code, out, err = run_cli("backtest", "--config", config, "--data", TWO_SYMBOLS,
+                             "--symbol", "BTC/USDT:USDT, ETH/USDT:USDT", "--json",
+                             "--db", f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    assert code == 0, err
+    result = json.loads(out)
+    summary = result["summary"]
+    assert list(summary["symbols"]) == ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+    assert {t["symbol"] for t in result["trades"]} == {"BTC/USDT:USDT", "ETH/USDT:USDT"}
+    assert summary["trades"] == len(result["trades"]) == sum(
+        one["trades"] for one in summary["symbols"].values())
+    refused = [s for s in result["signals"] if s["reason"].startswith("portfolio:")]
+    assert refused and all("max_open_positions 1" in s["reason"] for s in refused)
+    assert result["candles_processed"] == 2 * 2784  # 2024-07-22 .. 08-19 of 15m, each symbol
+    code, out, err = run_cli("backtest", "--config", config, "--data", TWO_SYMBOLS,
+                             "--symbol", "BTC/USDT:USDT,ETH/USDT:USDT",
+                             "--db", f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    assert code == 0, err
+    assert "by symbol" in out and "ETH/USDT:USDT" in out
+
+
+def test_bad_symbol_lists_are_one_clear_error(run_cli, tmp_path):
+    config = _two_symbol_config(tmp_path)
+    for symbols, message in (("BTC/USDT:USDT,,ETH/USDT:USDT", "an empty item"),
+                             ("BTC/USDT:USDT,BTCUSDT", "BTCUSDT is listed twice")):
+        code, out, err = run_cli("backtest", "--config", config, "--data", TWO_SYMBOLS,
+                                 "--symbol", symbols, "--json")
+        assert code == 2 and out == "" and message in err and err.count("\n") == 1, err

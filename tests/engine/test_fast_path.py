@@ -47,7 +47,6 @@ def assert_identical(settings, market, start_ms=None, rules=None):
         assert getattr(fast_rec, name) == getattr(slow_rec, name), name
     assert fast.engine.trades == slow.engine.trades
     assert fast.engine.signals == slow.engine.signals
-    assert fast.engine.gate_decisions == slow.engine.gate_decisions
     assert fast.engine.exposure_ms == slow.engine.exposure_ms
     assert fast.summary == slow.summary
     assert fast.engine.candles_processed < slow.engine.candles_processed  # it did skip

@@ -44,6 +44,7 @@ def test_daily_loss_limit_stops_entries_for_the_rest_of_the_utc_day_scripted():
     -403.80 USDT, beyond 2% of the day's starting equity (200). The entry at 00:45 the same day
     is rejected; the one at 00:15 the next day goes through."""
     settings = settings_with(risk={**PLAIN, "risk_per_trade": 0.02}, costs=NO_COSTS,
+                             portfolio={"max_open_risk": 0.02},
                              exits={"targets": "fixed_r"})
     rows = flat(100, 4) + [(90, 91, 89, 90)] + flat(100, 300)
     engine, recorder = run_scripted(rows, settings, strategy=_entries(settings, 1, 3, 97))
@@ -52,7 +53,7 @@ def test_daily_loss_limit_stops_entries_for_the_rest_of_the_utc_day_scripted():
     assert first.pnl_usdt == pytest.approx(-403.8)
     blocked = _signal(recorder, "TEST-3")
     assert blocked.status is SignalStatus.REJECTED
-    assert blocked.reason == "daily loss limit: lost 403.80 USDT today (limit 200.00)"
+    assert blocked.reason == "portfolio: daily loss limit: lost 403.80 USDT today (limit 200.00)"
     assert not [e for e in recorder.orders if e.intent.client_id.startswith("TEST-3")]
     assert _signal(recorder, "TEST-97").status is SignalStatus.ENTERED
     second = next(f for f in recorder.fills if f.client_id == "TEST-97-entry")

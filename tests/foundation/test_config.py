@@ -146,3 +146,37 @@ def test_a_binary_file_or_a_folder_is_one_clear_error(tmp_path):
         load_settings(binary)
     with pytest.raises(ConfigError, match=f"{tmp_path}: is a folder, not a config file"):
         load_settings(tmp_path)
+
+
+def test_symbols_a_list_or_one_symbol_and_a_profile_replaces_its_parents(tmp_path):
+    (tmp_path / "base.toml").write_text(
+        '[market]\nsymbols = ["BTC/USDT:USDT", "ETH/USDT:USDT"]\n')
+    (tmp_path / "one.toml").write_text(
+        'extends = "base.toml"\n[market]\nsymbol = "SOL/USDT:USDT"\n')
+    assert load_settings(tmp_path / "base.toml").market.symbols == ("BTC/USDT:USDT",
+                                                                    "ETH/USDT:USDT")
+    one = load_settings(tmp_path / "one.toml")
+    assert one.market.symbols == ("SOL/USDT:USDT",) and one.market.symbol == "SOL/USDT:USDT"
+    with pytest.raises(ValueError, match="use Settings.for_symbol"):
+        _ = load_settings(tmp_path / "base.toml").market.symbol
+    assert load_settings(tmp_path / "base.toml").for_symbol("ETH/USDT:USDT").market.symbol == \
+        "ETH/USDT:USDT"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[market]\nsymbol = "BTC/USDT:USDT"\nsymbols = ["ETH/USDT:USDT"]\n',
+     "market: give market.symbols (a list) or market.symbol (one), not both"),
+    ('[market]\nsymbols = ["BTC/USDT:USDT", "BTC/USDT:USDT"]\n',
+     "market.symbols: a symbol is listed twice"),
+    ('[market]\nsymbols = []\n', "market.symbols: "),
+    ("[risk]\nmax_open_positions = 2\n",
+     "risk.max_open_positions: the cap across symbols moved to [portfolio] max_open_positions"),
+    ("[risk]\nrisk_per_trade = 0.02\n",
+     "portfolio.max_open_risk 0.015 is below risk.risk_per_trade 0.02"),
+])
+def test_bad_symbol_lists_and_moved_portfolio_keys_are_one_clear_error(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value).startswith(f"{path}: ") and message in str(caught.value)

@@ -29,7 +29,7 @@ def test_every_decision_is_one_json_line_and_reaches_the_store(tmp_path):
     configure_logging(tmp_path, console=False)
     memory = MemoryRecorder()
     recorder = EventLogRecorder(memory)
-    recorder.start_run(RunInfo("backtest", "binanceusdm", "BTC/USDT:USDT", None, None, "x", {}))
+    recorder.start_run(RunInfo("backtest", "binanceusdm", ("BTC/USDT:USDT",), None, None, "x", {}))
     gate = GateDecision(SPIKE_MS, GateAction.REDUCE, 0.5, ("QT active",))
     signal = Signal("BTCUSDT-20240805T0615", "BTC/USDT:USDT", SPIKE_MS, SPIKE_MS + 900_000,
                     SignalStatus.REJECTED, "open interest did not fall enough",

@@ -33,6 +33,15 @@ def venue():
     server.stop()
 
 
+@pytest.fixture
+def two_markets():
+    """The fake venue serving BTCUSDT (60,000) and ETHUSDT (2,500)."""
+    state = FakeExchangeState(PRICE_PATH_SCRIPTED, other_prices={"ETHUSDT": 2500.0})
+    server = FakeBinanceServer(state, FaultPlan()).start()
+    yield server
+    server.stop()
+
+
 def live_settings(tmp_path, **live) -> Settings:
     base = Settings()
     values = {"request_timeout_ms": 400, "retry_base_delay_s": 0.0, **live}

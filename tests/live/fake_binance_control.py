@@ -1,10 +1,11 @@
 """Test-control routes of the fake venue: unsigned, under /_control/, never faulted, so a
 parent process (a benchmark running the bot in a child) can drive the venue and read it.
 
-    POST /_control/price?price=P   last price := P, one second later (stops and limits fire)
+    POST /_control/price?price=P[&symbol=ETHUSDT]   last price := P (BTCUSDT unless given), one
+                                   second later (stops and limits fire)
     POST /_control/sleep?ms=N      the venue clock moves N ms: the bot's sleeps in a fault run
-    POST /_control/walk            JSON {ts_open_ms, ts_close_ms, open, high, low, close}:
-                                   the price walks through that candle (walk_candle)
+    POST /_control/walk            JSON {ts_open_ms, ts_close_ms, open, high, low, close[,
+                                   symbol]}: the price walks through that candle (walk_candle)
     GET  /_control/state           orders, algo orders, trades, positions, now_ms, protection
                                    log (FakeExchangeState.snapshot) and the faults answered
 """
@@ -21,8 +22,9 @@ from tests.live.fake_binance_state import FakeExchangeState
 def add_control_routes(app: web.Application, state: FakeExchangeState,
                        faults: FaultPlan) -> None:
     async def price(request: web.Request) -> web.Response:
-        state.set_price_scripted(float(request.query["price"]))
-        return web.json_response({"price": decimal_text(state.prices["BTCUSDT"]),
+        market = request.query.get("symbol", "BTCUSDT")
+        state.set_price_scripted(float(request.query["price"]), market)
+        return web.json_response({"price": decimal_text(state.prices[market]),
                                   "now_ms": state.now_ms})
 
     async def sleep(request: web.Request) -> web.Response:
@@ -32,10 +34,11 @@ def add_control_routes(app: web.Application, state: FakeExchangeState,
 
     async def walk(request: web.Request) -> web.Response:
         candle = await request.json()
+        market = candle.get("symbol", "BTCUSDT")
         state.walk_candle(int(candle["ts_open_ms"]), int(candle["ts_close_ms"]),
                           float(candle["open"]), float(candle["high"]), float(candle["low"]),
-                          float(candle["close"]))
-        return web.json_response({"price": decimal_text(state.prices["BTCUSDT"]),
+                          float(candle["close"]), symbol=market)
+        return web.json_response({"price": decimal_text(state.prices[market]),
                                   "now_ms": state.now_ms})
 
     async def snapshot(request: web.Request) -> web.Response:

@@ -9,7 +9,8 @@ user-data-stream event (fake_binance_events.py).
 `now_ms` is the venue's clock and, in a fault run, the run's simulated time: a private request
 costs `latency_ms`, an answer lost to a timeout `timeout_ms` (fake_binance_faults.py).
 `protection_log` records after every change of a position or a stop how much of the position
-the working stops cover (fake_binance_protection.py reads it).
+the working stops cover (fake_binance_protection.py reads it); `protection_logs` the same for
+each market apart (a venue of several symbols).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -57,13 +59,17 @@ class FakeExchangeState:
     """Everything the fake venue remembers. Thread-safe: handlers and tests share it."""
 
     def __init__(self, price_path_scripted: list[float], now_ms: int = 1_722_816_000_000,
-                 fill_parts: int = 1) -> None:
+                 fill_parts: int = 1, other_prices: Mapping[str, float] | None = None) -> None:
+        """`price_path_scripted` starts BTCUSDT; `other_prices`: other markets' first prices
+        (ETHUSDT ...: a venue of several symbols)."""
         self.exchange_info = json.loads(EXCHANGE_INFO_PATH.read_text())
         self.filters = {s["symbol"]: {f["filterType"]: f for f in s["filters"]}
                         for s in self.exchange_info["symbols"]}
         self.price_path_scripted = [Decimal(str(p)) for p in price_path_scripted]
         self.path_index = 0
         self.prices: dict[str, Decimal] = {"BTCUSDT": self.price_path_scripted[0]}
+        self.prices.update({market: Decimal(str(price))
+                            for market, price in (other_prices or {}).items()})
         self.now_ms = now_ms
         self.fill_parts = fill_parts  # trades per taker order (fake_binance_matching.py)
         self.latency_ms = 0  # simulated cost of every private request
@@ -74,6 +80,7 @@ class FakeExchangeState:
         self.algo_orders: dict[int, dict] = {}
         self.trades: list[dict] = []
         self.protection_log: list[tuple[int, float, float]] = []  # (ms, position, covered)
+        self.protection_logs: dict[str, list[tuple[int, float, float]]] = {}  # by market
         self.lock = threading.RLock()
         self._ids = itertools.count(8_000_000_001)
         self.reject_next_algo_orders = 0  # tests: how many stop placements to refuse
@@ -110,7 +117,9 @@ class FakeExchangeState:
         closing = "SELL" if qty > 0 else "BUY"
         covered = sum((Decimal(a["quantity"]) for a in self.open_algo_orders(symbol)
                        if a["reduceOnly"] and a["side"] == closing), Decimal(0)) if qty else 0
-        self.protection_log.append((self.now_ms, float(qty), float(covered)))
+        entry = (self.now_ms, float(qty), float(covered))
+        self.protection_log.append(entry)  # every market's, in one line: one market's runs
+        self.protection_logs.setdefault(symbol, []).append(entry)
 
     # --- prices and time ----------------------------------------------------------------
 
@@ -141,6 +150,27 @@ class FakeExchangeState:
                 for step in range(1, steps_per_leg + 1):
                     self.set_price_scripted(
                         round(start + (end - start) * step / steps_per_leg, 1), symbol)
+            self.now_ms = max(self.now_ms, ts_close_ms)
+
+    def walk_candles(self, ts_open_ms: int, ts_close_ms: int,
+                     candles: Mapping[str, tuple[float, float, float, float]],
+                     steps_per_leg: int = 8) -> None:
+        """Several markets' candles of one interval at once, step by step in turn (each its
+        open, nearer extreme, other extreme, close), so that they move together, as a
+        cascade moves the whole market. `candles`: market -> (open, high, low, close)."""
+        paths = {}
+        for market, (open_price, high, low, close) in candles.items():
+            up = close >= open_price
+            points = [open_price, low if up else high, high if up else low, close]
+            paths[market] = [round(open_price, 1)] + [
+                round(start + (end - start) * step / steps_per_leg, 1)
+                for start, end in zip(points, points[1:], strict=False)
+                for step in range(1, steps_per_leg + 1)]
+        with self.lock:
+            self.now_ms = max(self.now_ms, ts_open_ms)
+            for index in range(max((len(path) for path in paths.values()), default=0)):
+                for market, path in paths.items():
+                    self.set_price_scripted(path[min(index, len(path) - 1)], market)
             self.now_ms = max(self.now_ms, ts_close_ms)
 
     def position(self, symbol: str) -> FakePosition:
@@ -310,6 +340,8 @@ class FakeExchangeState:
                               for symbol, p in self.account.positions.items()},
                 "wallet_usdt": _s(self.account.wallet_usdt), "dual_side": self.dual_side,
                 "protection_log": [list(entry) for entry in self.protection_log],
+                "protection_logs": {market: [list(entry) for entry in log]
+                                    for market, log in self.protection_logs.items()},
             }
 
     # --- checks -----------------------------------------------------------------------------

@@ -35,7 +35,7 @@ def test_the_example_strategy_trades_live_with_its_stops_on_the_exchange(tmp_pat
         outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
     finally:
         server.stop()
-    engine = outcome.run.engine
+    engine = outcome.portfolio.engine("BTC/USDT:USDT")  # the one symbol's engine
     assert type(engine.strategy).__name__ == "CapitulationWick"
     assert engine.trades, printed[-3000:]
     state = server.state

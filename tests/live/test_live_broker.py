@@ -35,11 +35,11 @@ def test_min_notional_and_rails_checked_before_sending(venue, tmp_path, keys):
     with pytest.raises(OrderRejectedError, match="rounds to 0"):
         broker.submit(OrderIntent("sig4-entry", SYMBOL, Side.BUY, OrderType.MARKET, 0.0009,
                                   OrderPurpose.ENTRY))
-    broker.last_price = 5000.0  # as if the last base candle closed there: 0.001 x 5000 < 10
+    broker.last_prices[SYMBOL] = 5000.0  # the last candle closed there: 0.001 x 5000 < 10
     with pytest.raises(OrderRejectedError, match="below the market minimum 10 USDT"):
         broker.submit(OrderIntent("sig4-entry", SYMBOL, Side.BUY, OrderType.MARKET, 0.001,
                                   OrderPurpose.ENTRY))
-    broker.last_price = None
+    broker.last_prices.clear()
     broker.settings = broker.settings.model_copy(update={"risk": broker.settings.risk.model_copy(
         update={"max_notional_usdt": 1000.0})})
     with pytest.raises(OrderRejectedError, match="max_notional_usdt"):

@@ -151,3 +151,45 @@ def test_hedge_mode_is_refused_in_one_line(run_cli, tmp_path, venue, monkeypatch
     assert code == 2
     assert err.count("\n") == 1 and "hedge mode" in err and "One-way" in err
     assert venue.state.orders == {} and venue.state.algo_orders == {}
+
+
+def test_live_and_kill_take_several_symbols(run_cli, tmp_path, two_markets, keys):
+    """`--symbol A,B`: both set up at start and named in the summary; `kill` closes the bot's
+    positions in both."""
+    from cryptobot.brokers.live.setup import build_live_broker
+    from cryptobot.brokers.live.symbol_broker import symbol_brokers
+    from cryptobot.cli.run_setup import with_symbols
+    from cryptobot.config import load_settings
+    from cryptobot.engine.risk import KillSwitch
+    from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
+    from tests.live.conftest import VenueClock
+
+    both = "BTC/USDT:USDT,ETH/USDT:USDT"
+    config = write_config(tmp_path, two_markets.base_url)
+    config.write_text(config.read_text() + "[portfolio]\nmax_open_positions = 2\n")
+    key_file = tmp_path / "keys.toml"
+    key_file.write_text(f'key = "{TEST_KEY}"\nsecret = "{TEST_SECRET}"\n')
+    key_file.chmod(0o600)
+    code, out, err = run_cli("live", "--config", str(config), "--confirm-live", "--key-file",
+                             str(key_file), "--symbol", both, "--once")
+    assert code == 0, err
+    assert "symbols" in out and "BTC/USDT:USDT, ETH/USDT:USDT" in out and "3x on each" in out
+    state = two_markets.state
+    assert state.position("BTCUSDT").leverage == state.position("ETHUSDT").leverage == 3
+
+    settings = with_symbols(load_settings(config), both)
+    broker, _ = build_live_broker(settings, keys, VenueClock(state),
+                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None)
+    for symbol, view in symbol_brokers(broker, settings.market.symbols).items():
+        view.bind(lambda fill: None, lambda event: None)
+        qty, stop = (0.01, 59000.0) if symbol.startswith("BTC") else (0.2, 2450.0)
+        view.submit(OrderIntent(f"{symbol[:3]}-K-entry", symbol, Side.BUY, OrderType.MARKET,
+                                qty, OrderPurpose.ENTRY, stop_price=stop))
+    assert float(state.position("ETHUSDT").qty) == 0.2
+    broker.state.close()
+    code, out, err = run_cli("kill", "--config", str(config), "--key-file", str(key_file),
+                             "--symbol", both)
+    assert code == 0, err
+    assert "closed 2 position(s)" in out
+    assert float(state.position("BTCUSDT").qty) == float(state.position("ETHUSDT").qty) == 0
+    assert state.open_orders() == [] and state.open_algo_orders() == []

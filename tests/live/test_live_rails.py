@@ -16,10 +16,13 @@ from tests.live.trade_driver import SYMBOL, TradeDriver
 DAY_MS = 86_400_000
 
 
-def build(venue, tmp_path, keys, risk=None, **live):
+def build(venue, tmp_path, keys, risk=None, portfolio=None, **live):
     settings = live_settings(tmp_path, **live)
     if risk:
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(update=risk)})
+    if portfolio:
+        settings = settings.model_copy(
+            update={"portfolio": settings.portfolio.model_copy(update=portfolio)})
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
                                   KillSwitch(settings.risk.kill_switch_file),
                                   rest_url=venue.base_url, sleep=lambda s: None)
@@ -57,12 +60,12 @@ def test_a_loss_below_the_limit_does_not_stop_entries(venue, tmp_path, keys):
 
 
 def test_max_open_positions_stops_a_second_entry(venue, tmp_path, keys):
-    broker = build(venue, tmp_path, keys)
+    broker = build(venue, tmp_path, keys, portfolio={"max_open_positions": 1})
     TradeDriver(broker, "sigA", qty=0.01, stop=59000.0, tp1=61000.0, tp2=62500.0).enter()
     sends = broker.gateway.sends
-    with pytest.raises(OrderRejectedError, match="risk.max_open_positions is 1"):
+    with pytest.raises(OrderRejectedError, match="portfolio.max_open_positions is 1"):
         broker.submit(entry("sigB", 0.01))
-    wider = build(venue, tmp_path, keys, risk={"max_open_positions": 2})
+    wider = build(venue, tmp_path, keys, portfolio={"max_open_positions": 2})
     with pytest.raises(OrderRejectedError, match="already open"):  # one per symbol, always
         wider.submit(entry("sigB", 0.01))
     assert broker.gateway.sends == sends and wider.gateway.sends == 0

@@ -16,6 +16,7 @@ from tests.live.conftest import TEST_KEY, TEST_SECRET
 from tests.live.fake_binance import FakeBinanceServer
 from tests.live.fake_binance_state import FakeExchangeState
 from tests.live.loopback_live import (
+    kill_switch_at,
     load_window,
     run_loopback_session,
     settings_from,
@@ -146,15 +147,7 @@ def test_kill_switch_file_stops_the_running_session_flat(tmp_path, keys, order_s
     window = load_window(settings, START, END)
     server = order_server(window.price_before, window.start_ms)
     kill_at_ms = window.start_ms + 19 * 3_600_000  # 19:00, with the 18:15 entry open
-    walk = window.candles_by_close
-
-    class KillAt(dict):  # writes the kill-switch file when the stream reaches kill_at_ms
-        def get(self, ts_ms, default=None):
-            if ts_ms >= kill_at_ms:
-                (tmp_path / "KILL").write_text("")
-            return walk.get(ts_ms, default)
-
-    window.candles_by_close = KillAt()
+    kill_switch_at(window, kill_at_ms, tmp_path / "KILL")
     outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
     assert outcome.stopped_by == "kill switch"
     assert "kill switch" in printed

@@ -69,7 +69,9 @@ def test_sigterm_stops_a_live_session_which_is_summarised_with_its_stop_in_place
 
     def handle_then_signal(session: TradingSession, event) -> None:
         handle(session, event)
-        if session.engine.open_position(None) is not None:
+        engines = getattr(session.engine, "engines", None)  # an Engine, or a Portfolio
+        if any(engine.open_position(None) is not None
+               for engine in (engines.values() if engines else [session.engine])):
             os.kill(os.getpid(), signal.SIGTERM)  # the first event with the position open
 
     monkeypatch.setattr(TradingSession, "handle", handle_then_signal)

@@ -93,7 +93,7 @@ def test_second_run_is_the_default_and_first_is_selectable(run_cli, stored, samp
     url, _ = stored
     with SqlRecorder(url, clock=LiveClock()) as recorder:
         recorder.start_run(
-            sample_run.RunInfo("paper", "bybit", "ETH/USDT:USDT", 1, None, "stream", {})
+            sample_run.RunInfo("paper", "bybit", ("ETH/USDT:USDT",), 1, None, "stream", {})
         )
         recorder.finish_run({})
     code, out, _ = run_cli("trades", "--db", url, "--json")

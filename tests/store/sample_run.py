@@ -36,7 +36,8 @@ SYMBOL = "BTC/USDT:USDT"
 
 
 def real_15m_candles(first_ms: int, last_ms: int) -> list[Candle]:
-    """Real 5m candles of the crash window aggregated to 15m, open times in [first, last]."""
+    """Real 5m candles of the crash window aggregated to 15m, open times in [first, last],
+    tagged with their symbol (as the recorder stores them)."""
     groups: dict[int, list[list[float]]] = {}
     with CRASH_CSV.open() as handle:
         for row in csv.DictReader(handle):
@@ -53,6 +54,7 @@ def real_15m_candles(first_ms: int, last_ms: int) -> list[Candle]:
             min(r[2] for r in rows),
             rows[-1][3],
             sum(r[4] for r in rows),
+            SYMBOL,
         )
         for ts, rows in sorted(groups.items())
         if len(rows) == 3
@@ -107,7 +109,8 @@ def record_sample_run(recorder: Recorder, *, oi_synthetic: bool = True) -> dict:
     source = "data/btc_2024-08_crash" + (" + hand-made OI (SYNTHETIC)" if oi_synthetic else "")
     run_id = recorder.start_run(
         RunInfo(
-            "backtest", "binanceusdm", SYMBOL, start_ms, end_ms, source, Settings().model_dump()
+            "backtest", "binanceusdm", (SYMBOL,), start_ms, end_ms, source,
+            Settings().model_dump(),
         )
     )
     gates = [
@@ -209,13 +212,13 @@ def record_sample_run(recorder: Recorder, *, oi_synthetic: bool = True) -> dict:
         ),
     ]
     for candle in candles:
-        recorder.signal_candle(candle)
+        recorder.signal_candle(SYMBOL, candle)
     oi = [
-        OpenInterest(c.ts_open_ms, 80_000.0 - 40 * i, (80_000.0 - 40 * i) * c.close)
+        OpenInterest(c.ts_open_ms, 80_000.0 - 40 * i, (80_000.0 - 40 * i) * c.close, SYMBOL)
         for i, c in enumerate(candles)
     ]
     for sample in oi:
-        recorder.open_interest(sample)
+        recorder.open_interest(SYMBOL, sample)
     for signal, gate in signals:
         recorder.signal(signal, gate)
     orders, fills = [], []

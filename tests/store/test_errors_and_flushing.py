@@ -122,7 +122,7 @@ def _fill(ts_ms: int) -> Fill:
 
 
 def _info() -> RunInfo:
-    return RunInfo("live", "binanceusdm", "BTC/USDT:USDT", None, None, "stream", {})
+    return RunInfo("live", "binanceusdm", ("BTC/USDT:USDT",), None, None, "stream", {})
 
 
 def test_commit_each_event_survives_a_crash(db_url):

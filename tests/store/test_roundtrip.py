@@ -58,7 +58,8 @@ def test_run_metadata_and_summary(stored_run):
     url, sent = stored_run
     store = open_store(url)
     info = store.run_info(1)
-    assert (info.mode, info.symbol, info.exchange) == ("backtest", "BTC/USDT:USDT", "binanceusdm")
+    assert (info.mode, info.exchange) == ("backtest", "binanceusdm")
+    assert info.symbols == ("BTC/USDT:USDT",)
     assert "SYNTHETIC" in info.data_source and store.oi_synthetic(1)
     assert info.settings["risk"]["risk_per_trade"] == 0.005
     summary = store.summary(1)
@@ -94,4 +95,4 @@ def test_load_run_has_the_memory_recorder_shape(stored_run):
     url, sent = stored_run
     loaded = open_store(url).load_run(1)
     assert loaded.trades == sent["trades"] and loaded.candles == sent["candles"]
-    assert loaded.info.symbol == "BTC/USDT:USDT" and loaded.summary["trades"] == 2
+    assert loaded.info.symbols == ("BTC/USDT:USDT",) and loaded.summary["trades"] == 2

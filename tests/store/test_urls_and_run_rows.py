@@ -38,7 +38,7 @@ def test_urls_in_the_stored_settings_have_no_password(tmp_path):
     settings = {"store": {"url": UNREACHABLE},
                 "feed": {"rest_url": UNREACHABLE, "ws_url": "wss://fstream.binance.com/ws"}}
     with SqlRecorder(url, clock=LiveClock()) as recorder:
-        recorder.start_run(RunInfo("backtest", "binanceusdm", "BTC/USDT:USDT", 0, 1, "x",
+        recorder.start_run(RunInfo("backtest", "binanceusdm", ("BTC/USDT:USDT",), 0, 1, "x",
                                    settings))
     stored = open_store(url).run_info(1).settings
     assert stored["store"]["url"] == stored["feed"]["rest_url"] == masked_url(UNREACHABLE)

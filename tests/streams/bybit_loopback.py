@@ -24,11 +24,12 @@ BYBIT_FIXTURES = FIXTURES_DIR / "bybit"
 BYBIT_15M_CSV = FIXTURES_DIR / "dumps" / "bybit_linear_BTCUSDT_15m_2024-08-05_window.csv"
 
 
-def load_bybit_15m(path: Path = BYBIT_15M_CSV) -> list[Candle]:
-    """Real Bybit linear BTCUSDT 15m candles (tests/fixtures/dumps)."""
+def load_bybit_15m(path: Path = BYBIT_15M_CSV, symbol: str = "BTC/USDT:USDT") -> list[Candle]:
+    """Real Bybit linear BTCUSDT 15m candles (tests/fixtures/dumps), tagged with `symbol` as a
+    feed yields them."""
     with path.open() as handle:
         return [Candle(int(row["open_time_ms"]), 900_000, float(row["open"]), float(row["high"]),
-                       float(row["low"]), float(row["close"]), float(row["volume"]))
+                       float(row["low"]), float(row["close"]), float(row["volume"]), symbol)
                 for row in csv.DictReader(handle)]
 
 

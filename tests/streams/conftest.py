@@ -6,6 +6,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from contextlib import aclosing
+from dataclasses import replace
 
 import pytest
 
@@ -31,13 +32,15 @@ def calm_market():
 
 @pytest.fixture(scope="session")
 def calm_candles(calm_market) -> list[Candle]:
-    return list(CandleColumns.from_frame(calm_market.candles, calm_market.base_interval_ms))
+    """Tagged with their symbol, as a feed yields them."""
+    return [replace(candle, symbol=SYMBOL) for candle in
+            CandleColumns.from_frame(calm_market.candles, calm_market.base_interval_ms)]
 
 
 @pytest.fixture(scope="session")
 def calm_oi(calm_market) -> list[OpenInterest]:
     frame = calm_market.open_interest
-    return [OpenInterest(int(t), float(c), float(v)) for t, c, v in
+    return [OpenInterest(int(t), float(c), float(v), SYMBOL) for t, c, v in
             zip(frame["ts_ms"], frame["oi_contracts"], frame["oi_value_usdt"], strict=True)]
 
 

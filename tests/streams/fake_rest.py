@@ -24,6 +24,7 @@ class FakeRest:
     calls: list[str] = field(default_factory=list)
     funding: list[FundingRate] = field(default_factory=list)
     id: str = "binanceusdm"  # the ccxt id: backfill picks its page sizes by it
+    by_symbol: dict[str, list[Candle]] = field(default_factory=dict)  # else `candles` for all
 
     def _maybe_fail(self, name: str) -> None:
         self.calls.append(name)
@@ -35,7 +36,8 @@ class FakeRest:
         self._maybe_fail("fetch_ohlcv")
         now_ms = self.clock.now_ms()
         # Like Binance, the candle still forming is the last row.
-        rows = [[c.ts_open_ms, c.open, c.high, c.low, c.close, c.volume] for c in self.candles
+        rows = [[c.ts_open_ms, c.open, c.high, c.low, c.close, c.volume]
+                for c in self.by_symbol.get(symbol, self.candles)
                 if c.ts_open_ms >= (since or 0) and c.ts_open_ms <= now_ms]
         return rows[:limit]
 

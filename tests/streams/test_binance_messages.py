@@ -84,6 +84,6 @@ def test_replay_messages_round_trip_through_the_parser(calm_candles):
         parsed = stream.parse(binance_kline_message("BTC/USDT:USDT", candle))
         assert parsed.events == (candle,)
         assert parsed.event_time_ms == candle.ts_close_ms
-    liquidation = Liquidation(1722838800123, "sell", 49012.5, 1.25)
+    liquidation = Liquidation(1722838800123, "sell", 49012.5, 1.25, "BTC/USDT:USDT")
     assert stream.parse(binance_force_order_message("BTC/USDT:USDT", liquidation)).events == (
         liquidation,)

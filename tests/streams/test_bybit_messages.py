@@ -42,7 +42,8 @@ def test_documented_open_kline_is_only_an_update():
 def test_confirmed_kline_becomes_a_candle_at_its_start():
     parsed = stream().parse(text("kline_5_BTCUSDT_confirmed_SYNTHETIC_from_bybit_docs.json"))
     assert parsed.events == (Candle(ts_open_ms=1672324800000, interval_ms=300_000, open=16649.5,
-                                    high=16677.0, low=16608.0, close=16677.0, volume=2.081),)
+                                    high=16677.0, low=16608.0, close=16677.0, volume=2.081,
+                                    symbol="BTC/USDT:USDT"),)
     assert not parsed.open_update and parsed.event_time_ms == 1672325100000
 
 
@@ -61,7 +62,7 @@ def test_documented_liquidation_of_a_short_is_a_buy():
     # "S": "Sell" is the liquidated position's side: a short, closed by a buy order.
     parsed = stream("ROSE/USDT:USDT").parse(text("all_liquidation_ROSEUSDT_from_bybit_docs.json"))
     assert parsed.events == (Liquidation(ts_ms=1739502302929, side="buy", price=0.04499,
-                                         qty_base=20000.0),)
+                                         qty_base=20000.0, symbol="ROSE/USDT:USDT"),)
     assert parsed.event_time_ms == 1739502303204
 
 
@@ -75,7 +76,8 @@ def test_a_liquidated_long_is_a_sell_like_binance_force_order():
 def test_documented_ticker_snapshot_gives_open_interest_at_the_message_time():
     parsed = stream().parse(text("tickers_linear_BTCUSDT_snapshot_from_bybit_docs.json"))
     assert parsed.events == (OpenInterest(ts_ms=1760325052630, oi_contracts=492373.72,
-                                          oi_value_usdt=32824881841.75),)
+                                          oi_value_usdt=32824881841.75,
+                                          symbol="BTC/USDT:USDT"),)
 
 
 def test_delta_keeps_the_last_full_state():
@@ -83,7 +85,8 @@ def test_delta_keeps_the_last_full_state():
     venue.parse(text("tickers_linear_BTCUSDT_snapshot_from_bybit_docs.json"))
     parsed = venue.parse(text("tickers_linear_BTCUSDT_delta_openInterest_SYNTHETIC.json"))
     # openInterestValue is absent from the delta: unchanged, so the snapshot's value stays.
-    assert parsed.events == (OpenInterest(1760325082630, 492401.15, 32824881841.75),)
+    assert parsed.events == (OpenInterest(1760325082630, 492401.15, 32824881841.75,
+                                          "BTC/USDT:USDT"),)
 
 
 def test_delta_without_open_interest_emits_nothing():
@@ -99,7 +102,8 @@ def test_delta_without_open_interest_emits_nothing():
 def test_open_interest_leaves_at_most_once_per_interval():
     venue = stream(oi_min_interval_ms=30_000)
     t0 = 1_722_830_400_000
-    samples = [OpenInterest(t0 + i * 5_000, 50_000.0 + i, None) for i in range(13)]  # every 5 s
+    samples = [OpenInterest(t0 + i * 5_000, 50_000.0 + i, None, "BTC/USDT:USDT")
+               for i in range(13)]  # every 5 s
     out = [e for s in samples for e in venue.parse(ticker_message("BTC/USDT:USDT", s)).events]
     assert [s.ts_ms - t0 for s in out] == [0, 30_000, 60_000]
     assert out[1] == samples[6]  # the value current when the interval passed
@@ -159,8 +163,8 @@ def test_written_messages_round_trip_through_the_parser(calm_candles):
     for candle in calm_candles[:200]:
         parsed = venue.parse(kline_message("BTC/USDT:USDT", candle))
         assert parsed.events == (candle,) and parsed.event_time_ms == candle.ts_close_ms
-    for liquidation in (Liquidation(1722838800123, "sell", 49012.5, 1.25),
-                        Liquidation(1722838800456, "buy", 49100.0, 0.5)):
+    for liquidation in (Liquidation(1722838800123, "sell", 49012.5, 1.25, "BTC/USDT:USDT"),
+                        Liquidation(1722838800456, "buy", 49100.0, 0.5, "BTC/USDT:USDT")):
         message = liquidation_message("BTC/USDT:USDT", liquidation)
         assert venue.parse(message).events == (liquidation,)
 
@@ -172,4 +176,5 @@ def test_an_unreadable_delta_leaves_the_ticker_state_intact():
         venue.parse('{"topic": "tickers.BTCUSDT", "ts": 1760325060000, "type": "delta", '
                     '"data": {"openInterest": "n/a"}}')
     parsed = venue.parse(text("tickers_linear_BTCUSDT_delta_openInterest_SYNTHETIC.json"))
-    assert parsed.events == (OpenInterest(1760325082630, 492401.15, 32824881841.75),)
+    assert parsed.events == (OpenInterest(1760325082630, 492401.15, 32824881841.75,
+                                          "BTC/USDT:USDT"),)

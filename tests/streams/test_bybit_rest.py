@@ -30,7 +30,7 @@ def bybit_candles() -> list[Candle]:
 
 
 def synthetic_oi(candles) -> list[OpenInterest]:
-    return [OpenInterest(c.ts_open_ms, 50_000.0 + i, None) for i, c in enumerate(candles)]
+    return [OpenInterest(c.ts_open_ms, 50_000.0 + i, None, SYMBOL) for i, c in enumerate(candles)]
 
 
 async def bybit_rest(fake: BybitFakeRest):
@@ -90,7 +90,7 @@ def test_paper_picks_the_bybit_venue(tmp_path):
     venue = _venue_stream(settings, SYMBOL, 60_000, None)
     assert isinstance(venue, BybitLinearStream) and not venue.poll_open_interest
     assert venue.url() == "wss://stream.bybit.com/v5/public/linear"
-    assert venue.kline_topic == "kline.1.BTCUSDT" and venue.oi_min_interval_ms == 45_000
+    assert venue.topics()[0] == "kline.1.BTCUSDT" and venue.oi_min_interval_ms == 45_000
 
 
 async def test_paper_history_is_paged_the_way_its_venue_documents():

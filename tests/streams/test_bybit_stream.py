@@ -149,7 +149,7 @@ async def test_open_interest_and_candles_survive_drops_in_time_order(calm_candle
 
 async def test_liquidations_stream_with_the_side_of_the_liquidating_order(bybit_candles):
     candles = bybit_candles[:12]
-    liquidations = [Liquidation(c.ts_open_ms + 61_000, side, c.low, 0.5)
+    liquidations = [Liquidation(c.ts_open_ms + 61_000, side, c.low, 0.5, SYMBOL)
                     for c, side in zip(candles, ["sell", "buy"] * 6, strict=True)]
     messages = sorted(kline_stream(candles) +
                       [(q.ts_ms, liquidation_message(SYMBOL, q)) for q in liquidations])

@@ -95,3 +95,28 @@ def test_missing_replay_folder_is_one_line_and_exit_code_2(run_cli, tmp_path):
 def test_from_without_replay_is_refused(run_cli):
     code, _, err = run_cli("paper", "--config", CONFIG, "--from", "2024-08-01")
     assert code == 2 and "--replay" in err
+
+
+def test_a_two_symbol_replay_names_each_symbol_and_stores_both(run_cli, tmp_path):
+    """Real BTC and ETH 15m candles; both enter on 2024-08-09 14:15 (and are stopped out)."""
+    from cryptobot.store.reader import StoreReader
+
+    config = _config(tmp_path, '[market]\nbase_timeframe = "15m"\n'
+                               "[strategy.params]\noi_confirmation = false\n")
+    db = f"sqlite:///{tmp_path / 'two.sqlite'}"
+    code, out, err = run_cli("paper", "--config", config, "--replay",
+                             str(DATA_DIR / "btc_eth_2024-08_15m"), "--symbol",
+                             "BTC/USDT:USDT,ETH/USDT:USDT", "--from", "2024-08-09", "--to",
+                             "2024-08-09", "--db", db)
+    assert code == 0, err
+    said = " ".join(out.split())
+    for symbol in ("BTC/USDT:USDT", "ETH/USDT:USDT"):
+        assert said.count(f"Z {symbol} close ") == 96  # its own heartbeat per 15m candle
+        assert f"SIGNAL 2024-08-09T14:15Z {symbol} spike" in said
+        assert f"{symbol} long 2024-08-09T14:15:00Z" in said  # its trade at the end
+    assert "streaming 192 candles from ws://127.0.0.1:" in said  # both, on one stream
+    reader = StoreReader(db)
+    info, trades = reader.run_info(1), reader.trades(1)
+    reader.close()
+    assert info.symbols == ("BTC/USDT:USDT", "ETH/USDT:USDT")
+    assert sorted(trade.symbol for trade, _ in trades) == ["BTC/USDT:USDT", "ETH/USDT:USDT"]

@@ -19,6 +19,10 @@
   catches up after every stream reconnect and at each reconciliation, and records on restart
   the fills that happened while the bot was down.
 - Nothing is sent until reconciliation has succeeded (`ready`); see reconcile.py.
+- One LiveBroker serves every symbol of a run: one gateway (one REST client, its rate-limit
+  and ban handling), one live state, one user stream, one reconciliation over all symbols.
+  Each symbol's engine talks to its own view (symbol_broker.py), which binds that symbol's
+  handlers here: fills and order updates reach the engine of their order's symbol.
 - An entry's planned stop (`OrderIntent.stop_price`) is stored with its (not yet open) position
   and its side before the entry is sent, so a restart after the fill but before the stop places
   that stop, not the `live.recovery_stop_pct` fallback.
@@ -29,11 +33,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
 
 from cryptobot.brokers.live.fills import LiveFills
 from cryptobot.brokers.live.gateway import OrderGateway, SentOrder
+from cryptobot.brokers.live.order_shape import price_capped, rounded
 from cryptobot.brokers.live.rails import check_entry_rails
 from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile_with_exchange
 from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState
@@ -49,7 +53,7 @@ from cryptobot.errors import (
     ReconciliationError,
     TemporaryExchangeError,
 )
-from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, PositionSide
+from cryptobot.model import Candle, Fill, OrderIntent, OrderPurpose, OrderType, PositionSide
 
 log = logging.getLogger("cryptobot.live")
 StepHook = Callable[[str], None]
@@ -80,10 +84,10 @@ class LiveBroker(LiveFills):
         self.kill_switch = kill_switch
         self.on_step = on_step or (lambda step: None)  # crash tests kill the process here
         self.ready = False
-        self.last_price: float | None = None
+        self.last_prices: dict[str, float] = {}  # each symbol's last base candle close
         self.equity_usdt: float | None = None
-        self._on_fill: FillHandler | None = None
-        self._on_order: OrderHandler | None = None
+        self._fill_handlers: dict[str, FillHandler] = {}  # by symbol; "": any symbol
+        self._order_handlers: dict[str, OrderHandler] = {}
         self._last_reconcile_ms: int | None = None
         self._last_poll_ms: int | None = None
         self.fill_source: FillSource | None = None  # while connected, candles skip REST polls
@@ -93,7 +97,12 @@ class LiveBroker(LiveFills):
     # --- Broker protocol -------------------------------------------------------------------
 
     def bind(self, on_fill: FillHandler, on_order: OrderHandler) -> None:
-        self._on_fill, self._on_order = on_fill, on_order
+        """One handler pair for the orders of every symbol (a one-symbol client)."""
+        self.bind_symbol("", on_fill, on_order)
+
+    def bind_symbol(self, symbol: str, on_fill: FillHandler, on_order: OrderHandler) -> None:
+        """The handlers of one symbol's orders and fills (its engine, through its view)."""
+        self._fill_handlers[symbol], self._order_handlers[symbol] = on_fill, on_order
 
     def submit(self, intent: OrderIntent) -> None:
         if not self.ready:
@@ -102,11 +111,12 @@ class LiveBroker(LiveFills):
                 "with the exchange succeeds")
         if self._already_placed(intent):
             return  # an earlier attempt did reach the venue: never send it twice
-        intent = self._rounded(intent)
+        intent = rounded(self.gateway, intent, self.reference_price)
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
             check_entry_rails(self, intent)
             self._remember_planned_stop(intent)
-            intent = self._price_capped(intent)
+            intent = price_capped(self.gateway, intent, self.settings.live.max_entry_slippage_bps,
+                                  self.reference_price)
         if intent.order_type is OrderType.STOP_MARKET:
             self._send_stop(intent)
         else:
@@ -132,7 +142,7 @@ class LiveBroker(LiveFills):
         if not self.ready:
             raise ReconciliationError(f"{new_intent.client_id}: reconciliation has not succeeded")
         if not self._already_placed(new_intent):
-            self._send_stop(self._rounded(new_intent))
+            self._send_stop(rounded(self.gateway, new_intent, self.reference_price))
         self.on_step("stop_replaced_before_cancel")
         if old_client_id is not None:
             self.cancel(old_client_id)
@@ -142,8 +152,13 @@ class LiveBroker(LiveFills):
 
     def on_base_candle(self, candle: Candle) -> None:
         """Read fills, and reconcile when due."""
-        self.last_price = candle.close
+        self.last_prices[candle.symbol or self.settings.market.symbol] = candle.close
         self.on_timer(poll=True)
+
+    def on_symbol_candle(self, symbol: str, candle: Candle) -> None:
+        """A view's candle: the symbols' candles of one close read fills once between them."""
+        self.last_prices[symbol] = candle.close
+        self.on_timer(poll=self._last_poll_ms != self.clock.now_ms())
 
     def on_timer(self, poll: bool = False) -> None:
         """The live runner's tick (and every candle): read fills by REST while no stream
@@ -196,21 +211,6 @@ class LiveBroker(LiveFills):
 
     # --- placing ---------------------------------------------------------------------------
 
-    def _rounded(self, intent: OrderIntent) -> OrderIntent:
-        qty = self.gateway.round_qty(intent.symbol, intent.qty_base)
-        if qty <= 0:
-            raise OrderRejectedError(f"{intent.client_id}: quantity {intent.qty_base} rounds to 0")
-        price = None if intent.price is None else self.gateway.round_price(intent.symbol,
-                                                                           intent.price)
-        if not intent.reduce_only:
-            reference = price or self.reference_price(intent.symbol)
-            minimum = self.gateway.min_notional_usdt(intent.symbol)
-            if qty * reference < minimum:
-                raise OrderRejectedError(
-                    f"{intent.client_id}: notional {qty * reference:.2f} USDT is below the "
-                    f"market minimum {minimum:g} USDT")
-        return replace(intent, qty_base=qty, price=price)
-
     def _remember_planned_stop(self, intent: OrderIntent) -> None:
         signal_id = signal_of(intent.client_id)
         if intent.stop_price is None or self.state.position(signal_id) is not None:
@@ -219,22 +219,10 @@ class LiveBroker(LiveFills):
         self.state.open_position(signal_id, intent.symbol, 0.0, 0.0, stop, self.clock.now_ms(),
                                  side=PositionSide.of(intent.side))
 
-    def _price_capped(self, intent: OrderIntent) -> OrderIntent:
-        """A market entry as a limit IOC at most `max_entry_slippage_bps` worse than the last
-        price: above it for a buy, below it for a sell (0: left a market order)."""
-        bps = self.settings.live.max_entry_slippage_bps
-        if intent.order_type is not OrderType.MARKET or bps <= 0:
-            return intent
-        sign = PositionSide.of(intent.side).sign
-        cap = self.reference_price(intent.symbol) * (1.0 + sign * bps / 10_000.0)
-        return replace(intent, order_type=OrderType.LIMIT, time_in_force="IOC",
-                       price=self.gateway.round_price(intent.symbol, cap))
-
     def reference_price(self, symbol: str) -> float:
-        """The last base candle's close, or the venue's last price before the first candle."""
-        if self.last_price is None:
-            return self.gateway.last_price(symbol)
-        return self.last_price
+        """The symbol's last base candle close, or the venue's last price before its first."""
+        last = self.last_prices.get(symbol)
+        return self.gateway.last_price(symbol) if last is None else last
 
     def _already_placed(self, intent: OrderIntent) -> bool:
         """An earlier attempt under this client id reached the venue: found "open" by a
@@ -367,6 +355,14 @@ class LiveBroker(LiveFills):
             self.cancel(row.client_id)
 
     def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None:
-        """Tell the bound engine an order's new status (submitted/open/canceled/rejected/filled)."""
-        if self._on_order is not None:
-            self._on_order(OrderEvent(self.clock.now_ms(), intent, status, detail))
+        """Tell the engine of the order's symbol its new status (submitted/open/canceled/
+        rejected/filled)."""
+        handler = self._order_handlers.get(intent.symbol) or self._order_handlers.get("")
+        if handler is not None:
+            handler(OrderEvent(self.clock.now_ms(), intent, status, detail))
+
+    def deliver_fill(self, fill: Fill) -> None:
+        """Hand a recorded fill to the engine of its symbol (none bound: only stored)."""
+        handler = self._fill_handlers.get(fill.symbol) or self._fill_handlers.get("")
+        if handler is not None:
+            handler(fill)

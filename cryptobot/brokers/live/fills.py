@@ -17,7 +17,6 @@ from collections.abc import Callable
 from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.state import OPEN_STATUSES, LiveFillRow, LiveOrderRow, LiveState
 from cryptobot.clock import Clock
-from cryptobot.engine.broker import FillHandler
 from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, PositionSide, Side
 
 
@@ -30,7 +29,8 @@ class LiveFills:
     on_step: Callable[[str], None]
     algo_children: dict[str, str]
     fills_by_source: Counter[str]
-    _on_fill: FillHandler | None
+
+    def deliver_fill(self, fill: Fill) -> None: ...
 
     def cancel(self, client_id: str) -> None: ...
 
@@ -102,8 +102,7 @@ class LiveFills:
         if done:  # (a reduce-only stop or exit that closed less than its size is done too)
             self.state.update_order(row.client_id, self.clock.now_ms(), status="filled")
         self.on_step(f"after_fill:{row.purpose}")
-        if self._on_fill is not None:
-            self._on_fill(fill)
+        self.deliver_fill(fill)
         if done:
             self.report_order(row.intent(), "filled")
         if flat:  # the engine has booked the close: what else works for it goes

@@ -63,9 +63,10 @@ def check_entry_rails(broker: RailedBroker, intent: OrderIntent) -> None:
             raise OrderRejectedError(f"{who}: notional {notional:.2f} USDT is above "
                                      f"{cap:.2f} USDT (leverage cap on equity {equity:.2f})")
     open_positions = broker.state.positions()
-    if len(open_positions) >= settings.risk.max_open_positions:
+    cap = settings.portfolio.max_open_positions
+    if len(open_positions) >= cap:
         raise OrderRejectedError(f"{who}: {len(open_positions)} open position(s), "
-                                 f"risk.max_open_positions is {settings.risk.max_open_positions}")
+                                 f"portfolio.max_open_positions is {cap}")
     if any(p.symbol == intent.symbol for p in open_positions):
         raise OrderRejectedError(f"{who}: a position in {intent.symbol} is already open")
     if settings.risk.max_daily_loss > 0 and equity:

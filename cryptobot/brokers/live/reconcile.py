@@ -1,4 +1,5 @@
-"""Reconciliation: make the live state and the exchange agree, at start and every few minutes.
+"""Reconciliation: make the live state and the exchange agree, at start and every few minutes,
+over every symbol of the run and every symbol the state holds orders or positions in.
 
 1. orders written but maybe never sent ("pending") are looked up by client id;
 2. fills that happened while the bot was down are read and recorded;
@@ -93,7 +94,7 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
             broker.report_order(row.intent(), "open")
             report.pending_found.append(row.client_id)
     report.fills_recorded = len(broker.poll())
-    symbols = {broker.settings.market.symbol} | {p.symbol for p in state.positions()} | {
+    symbols = set(broker.settings.market.symbols) | {p.symbol for p in state.positions()} | {
         row.symbol for row in state.orders(("open",))}
     gone: dict[str, tuple[OrderIntent, str]] = {}
     for symbol in sorted(symbols):

@@ -1,9 +1,9 @@
 """The live broker's reconciled state read as a restore's journal (runners/restore.py).
 
-After a restart the live runner hands `LiveJournal(broker.state)` to the one restore that paper
-runs use too: the open position (with its side, long or short), its orders with their last
-status, and its fills. The broker has already reconciled its state with the exchange, so its
-working orders are the exchange's.
+After a restart the live runner hands each symbol's engine `LiveJournal(broker.state, symbol)`
+for the one restore that paper runs use too: the open position (with its side, long or short),
+its orders with their last status, and its fills. The broker has already reconciled its state
+with the exchange, so its working orders are the exchange's.
 
 A position can also close without the engine: on the exchange while the bot was down, or by the
 reconciliation at start (its stop already past the price). `trades_closed_away` rebuilds those
@@ -32,13 +32,15 @@ log = logging.getLogger("cryptobot.live.restore")
 
 
 class LiveJournal:
-    """`runners.restore.Journal` over `LiveState`."""
+    """`runners.restore.Journal` over `LiveState`; `symbol`: that symbol's positions only (the
+    journal of one engine of a run of several symbols)."""
 
-    def __init__(self, state: LiveState) -> None:
+    def __init__(self, state: LiveState, symbol: str | None = None) -> None:
         self.state = state
+        self.symbol = symbol
 
     def open_positions(self) -> list[StoredPosition]:
-        return self.state.positions()
+        return [p for p in self.state.positions() if self.symbol in (None, p.symbol)]
 
     def pending_entries(self) -> list[tuple[Signal, float, GateDecision | None]]:
         # A live market entry is never left working: the reconciliation at start turns a sent

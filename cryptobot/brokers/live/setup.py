@@ -1,5 +1,6 @@
-"""Assemble a ready LiveBroker: ccxt client, gateway, the one-way position mode checked, state,
-first reconciliation (what is open is protected first), margin mode and leverage. Each start step
+"""Assemble a ready LiveBroker: ccxt client, gateway, the one-way position mode checked (once for
+the account), state, first reconciliation over every symbol (what is open is protected first),
+margin mode and leverage on each of the run's symbols, the equity. Each start step
 that fails for a temporary reason is tried again before the start gives up. The CLI and the
 tests build it the same way (tests pass a loopback rest_url)."""
 
@@ -60,10 +61,12 @@ def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_swit
     broker = LiveBroker(gateway, state, settings, clock, kill_switch, on_step=on_step)
     # first: what is open gets its stop before anything else
     report = persist("reconcile", broker.reconcile)
-    symbol = settings.market.symbol
-    if not any(p.symbol == symbol for p in state.positions()):
-        persist("set margin mode and leverage", lambda: gateway.setup_symbol(
-            symbol, settings.live.margin_mode, settings.live.leverage))
+    held = {p.symbol for p in state.positions()}
+    for symbol in settings.market.symbols:  # each symbol's own; one with a position keeps its
+        if symbol not in held:
+            persist(f"set margin mode and leverage on {symbol}",
+                    lambda symbol=symbol: gateway.setup_symbol(
+                        symbol, settings.live.margin_mode, settings.live.leverage))
     broker.equity_usdt = persist("read the balance", gateway.balance_usdt)
     return broker, report
 

@@ -1,0 +1,87 @@
+"""One trade or one signal as the reviews show it: the model object, its gate and its words."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptobot.model import GateAction, GateDecision, PositionSide, Signal, SignalStatus, Trade
+from cryptobot.report.serialize import trade_to_dict as trade_json
+
+
+def gate_text(gate: GateDecision | None, short: bool = False) -> str:
+    """ "REDUCE x0.5: QT active; ..." (`short`: the first reason only, the gate's headline)."""
+    if gate is None:
+        return "-"
+    reasons = gate.reasons[0] if short and gate.reasons else "; ".join(gate.reasons)
+    if reasons.startswith(str(gate.action)):
+        return reasons  # the gate already headlines its action
+    factor = f" x{gate.size_factor:g}" if gate.action is GateAction.REDUCE else ""
+    return f"{gate.action}{factor}: {reasons}" if reasons else f"{gate.action}{factor}"
+
+
+@dataclass(frozen=True)
+class TradeLine:
+    trade: Trade
+    gate: GateDecision | None
+    as_json: dict[str, Any]  # the `backtest --json` trade (it names the symbol)
+
+    @classmethod
+    def of(cls, trade: Trade, gate: GateDecision | None) -> TradeLine:
+        return cls(trade, gate, trade_json(trade))
+
+    @property
+    def side(self) -> PositionSide:
+        return PositionSide.of(self.trade.side)
+
+    def csv_row(self) -> dict[str, Any]:
+        row = {key: value for key, value in self.as_json.items() if key != "legs"}
+        row["legs"] = len(self.trade.legs)
+        row["gate_action"] = str(self.gate.action) if self.gate else ""
+        row["gate_size_factor"] = self.gate.size_factor if self.gate else ""
+        row["gate_reasons"] = "; ".join(self.gate.reasons) if self.gate else ""
+        return row
+
+
+@dataclass(frozen=True)
+class SignalLine:
+    signal: Signal
+    gate: GateDecision | None
+    outcome: str  # "entered" or "rejected: <reason>", with the gate's reasons on a BLOCK
+
+    @classmethod
+    def of(cls, signal: Signal, gate: GateDecision | None) -> SignalLine:
+        return cls(signal, gate, _outcome(signal, gate))
+
+
+def _outcome(signal: Signal, gate: GateDecision | None) -> str:
+    if signal.status is SignalStatus.ENTERED:
+        return "entered"
+    outcome = f"rejected: {signal.reason}"
+    if gate is not None and gate.action is GateAction.BLOCK:
+        missing = [reason for reason in gate.reasons if reason not in signal.reason]
+        if missing:
+            outcome += f" (gate BLOCK: {'; '.join(missing)})"
+    return outcome
+
+
+def figure_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
+    """Summary figures as (name, value) rows a trader reads: "win rate pct", "+1.20%"."""
+    return [(str(key).replace("_", " "), plain(value, str(key))) for key, value in figures.items()]
+
+
+def plain(value: Any, key: str = "") -> str:
+    """A summary value as a trader reads it: units from the key's suffix (`_pct`, `_usdt`)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{name}: {plain(item)}" for name, item in value.items()) or "-"
+    if isinstance(value, float):
+        if key.endswith("_pct"):
+            return f"{value:+,.2f}%" if "pnl" in key or "hold" in key else f"{value:,.2f}%"
+        if key.endswith("_usdt"):
+            return f"{value:,.2f} USDT"
+        return f"{value:,.4f}".rstrip("0").rstrip(".")
+    return str(value)

@@ -80,19 +80,19 @@ def live(
 def kill(
     config: Path = CONFIG_OPTION,
     key_file: Path | None = KEY_FILE_OPTION,
-    symbol: str | None = SYMBOL_OPTION,
 ) -> None:
-    """Write the kill-switch file, cancel the bot's orders and close its positions at market."""
+    """Write the kill-switch file, cancel the bot's orders and close its positions at market:
+    every symbol's (the file stops a running bot whatever it watches)."""
     import logging
 
     from cryptobot.brokers.live.setup import build_live_broker
-    from cryptobot.cli.run_setup import start_logging, with_symbols
+    from cryptobot.cli.run_setup import start_logging
     from cryptobot.clock import LiveClock
     from cryptobot.config import load_settings
     from cryptobot.engine.risk import KillSwitch
     from cryptobot.secrets import load_api_keys
 
-    settings = with_symbols(load_settings(config), symbol)
+    settings = load_settings(config)
     console = _console()
     switch = Path(settings.risk.kill_switch_file)
     switch.parent.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,8 @@ def kill(
     start_logging(settings, clock, simulated=False)
     logging.getLogger("cryptobot.kill").warning(
         "kill switch written: %s", switch, extra={"event": "kill_switch", "_file_only": True})
-    broker, _ = build_live_broker(settings, keys, clock, KillSwitch(switch))
+    broker, _ = build_live_broker(settings, keys, clock, KillSwitch(switch),
+                                  set_up_symbols=False)
     open_positions = broker.state.positions()
     broker.flatten_all("cryptobot kill")
     console.print(f"closed {len(open_positions)} position(s) at market and cancelled the bot's "

@@ -12,10 +12,12 @@ symbol: the equity is the run's either way).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from cryptobot.brokers.live.broker import LiveBroker
 from cryptobot.brokers.live.restore import LiveJournal, trades_closed_away, unrecorded_fills
+from cryptobot.brokers.live.state import OPEN_STATUSES
 from cryptobot.brokers.live.symbol_broker import symbol_brokers
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.config import Settings
@@ -24,6 +26,7 @@ from cryptobot.engine.loop import Engine
 from cryptobot.engine.market_rules import load_market_rules
 from cryptobot.engine.portfolio import Portfolio
 from cryptobot.engine.risk import KillSwitch
+from cryptobot.errors import ConfigError
 from cryptobot.exchange.backfill import WarmUp, load_warm_up
 from cryptobot.model import OrderPurpose
 from cryptobot.runners.restore import restore_open_position
@@ -50,15 +53,32 @@ def build_portfolio(settings: Settings, broker: LiveBroker, recorder: SessionRec
 
 
 async def warm_up_portfolio(portfolio: Portfolio, rest: Any, settings: Settings,
-                            interval_ms: int, signal_ms: int, now_ms: int) -> dict[str, WarmUp]:
-    """Each symbol's REST history into its engine; returns what each got."""
+                            interval_ms: int, signal_ms: int, now_ms: int,
+                            between_symbols: Callable[[], bool]) -> dict[str, WarmUp]:
+    """Each symbol's REST history into its engine; returns what each got. Before each symbol
+    `between_symbols()` runs (the broker's timer: a long warm-up of many symbols still
+    reconciles); when it says stop (the kill switch), the rest is not warmed up."""
     loaded = {}
     for symbol, engine in portfolio.engines.items():
+        if between_symbols():
+            break
         warm = await load_warm_up(rest, symbol, interval_ms, now_ms, settings.feed.warmup_days,
                                   with_open_interest=settings.market.exchange == "binanceusdm")
         warm_up_engine(engine, warm, signal_ms)
         loaded[symbol] = warm
     return loaded
+
+
+def refuse_unwatched_symbols(broker: LiveBroker, symbols: tuple[str, ...]) -> None:
+    """One clear error when the bot holds a position or an order in a symbol this run does
+    not watch: no engine would manage it (no break-even, trailing or time stop)."""
+    held = {p.symbol for p in broker.state.positions()}
+    held |= {row.symbol for row in broker.state.orders(OPEN_STATUSES)}
+    unwatched = sorted(held - set(symbols))
+    if unwatched:
+        raise ConfigError(f"the bot holds positions or orders in {', '.join(unwatched)}, which "
+                          "this run does not watch: add them to market.symbols (or --symbol), "
+                          "or close them first (`cryptobot kill`)")
 
 
 def restore_portfolio(portfolio: Portfolio, broker: LiveBroker, run: SessionRun) -> list[str]:

@@ -32,8 +32,14 @@ from rich.table import Table
 
 from cryptobot.brokers.live.broker import LiveBroker, StepHook
 from cryptobot.brokers.live.reconcile import ReconcileReport
+from cryptobot.brokers.live.restore import trades_closed_away
 from cryptobot.brokers.live.setup import build_live_broker
-from cryptobot.cli.live_portfolio import build_portfolio, restore_portfolio, warm_up_portfolio
+from cryptobot.cli.live_portfolio import (
+    build_portfolio,
+    refuse_unwatched_symbols,
+    restore_portfolio,
+    warm_up_portfolio,
+)
 from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.config import Settings
@@ -164,9 +170,13 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
         console.print(f"kill switch {kill_switch.path} is present: orders "
                       "cancelled, positions closed; not trading")
         return outcome
-    if broker.equity_usdt:  # size on the account's equity, not the configured starting one
+    refuse_unwatched_symbols(broker, settings.market.symbols)
+    if broker.equity_usdt:  # size on the account's equity, not the configured starting one;
+        # trades that closed while the bot was away are in the balance already: the run starts
+        # from the equity before them, so that booking them (at restore) ends at the balance
+        away_usdt = sum(trade.pnl_usdt for trade, _ in trades_closed_away(broker.state))
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(
-            update={"starting_equity_usdt": broker.equity_usdt})})
+            update={"starting_equity_usdt": broker.equity_usdt - away_usdt})})
     stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
     recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat)
     symbols = settings.market.symbols
@@ -247,8 +257,18 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
                          async_client=True, rate_limit=venue.rate_limit)
     try:
         run.start_ms = clock.now_ms()
+        def between_symbols() -> bool:  # a long warm-up still reconciles and heeds the switch
+            broker.on_timer()
+            return run.kill_switch.engaged()
+
         warm = await warm_up_portfolio(portfolio, rest, settings, interval_ms, signal_ms,
-                                       run.start_ms)
+                                       run.start_ms, between_symbols)
+        if run.kill_switch.engaged():
+            broker.flatten_all("kill switch file found during the warm-up")
+            outcome.stopped_by = "kill switch"
+            run.recorder.console.print("kill switch: orders cancelled, positions closed; "
+                                       "stopped")
+            return
         outcome.restored_all = restore_portfolio(portfolio, broker, run)
         outcome.restored = outcome.restored_all[0] if outcome.restored_all else None
         loaded = sum(len(w.candles) for w in warm.values())

@@ -117,12 +117,15 @@ class ConsoleRecorder:
                                                           fill)
         self.positions[fill.symbol] = _after_fill(*self.positions.get(fill.symbol, (0.0, 0.0)),
                                                   fill)
-        self._say(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {fill.purpose} {fill.side} "
+        named = f"{fill.symbol} " if self._several_symbols else ""
+        self._say(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {named}{fill.purpose} {fill.side} "
                   f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f}")
 
     def trade(self, trade: Trade, gate: GateDecision | None) -> None:
         self.inner.trade(trade, gate)
-        self._say(f"[bold]TRADE[/]  {_minute(trade.entry_ms)} -> "
+        side = "long" if trade.side is Side.BUY else "short"  # the entry's side
+        named = f"{trade.symbol} {side}" if self._several_symbols else side
+        self._say(f"[bold]TRADE[/]  {named} {_minute(trade.entry_ms)} -> "
                   f"{_minute(trade.exit_ms)} PnL {trade.pnl_usdt:+,.2f} USDT "
                   f"({trade.r_multiple:+.2f}R, {trade.exit_reason})")
 

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from cryptobot.config import Settings
 
 # What a resumed run must share with the run it goes on with: the rules it trades by.
-TRADING_SECTIONS = ("market", "strategy", "exits", "risk", "costs")
+TRADING_SECTIONS = ("market", "strategy", "exits", "risk", "portfolio", "costs")
 
 
 @dataclass
@@ -128,10 +128,26 @@ def _pick(reader: Any, wanted: str | None) -> int:
 
 def _check_rules(run_id: int, info: RunInfo, settings: Settings) -> None:
     given = json_safe(settings.model_dump(mode="json"))
+    stored = _in_todays_layout(info.settings)
     for section in TRADING_SECTIONS:
-        if info.settings.get(section) != given.get(section):
+        if section not in stored and section == "portfolio":
+            continue  # a run stored before the caps existed: one symbol, nothing to compare
+        if stored.get(section) != given.get(section):
             raise ConfigError(f"run {run_id} was started with other [{section}] settings: "
                               "resume it with the config it started with")
+
+
+def _in_todays_layout(stored: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored settings with the keys that moved since it was stored where they are
+    now: `market.symbol` is a one-symbol `market.symbols`; `risk.max_open_positions` (one
+    symbol: it never bound) went to `[portfolio]`."""
+    stored = dict(stored)
+    market, risk = dict(stored.get("market") or {}), dict(stored.get("risk") or {})
+    if "symbol" in market:
+        market["symbols"] = [market.pop("symbol")]
+    risk.pop("max_open_positions", None)
+    stored.update(market=market, risk=risk)
+    return stored
 
 
 class ContinuedRecorder(SqlRecorder):

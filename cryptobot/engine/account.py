@@ -7,7 +7,8 @@ and the daily loss limit, counted over all symbols), engages the kill switch on 
 once, and answers the portfolio caps of `[portfolio]` before an entry is sent: open positions,
 open risk (the open positions' stop losses as a fraction of equity) and entries per hour. A
 refusal's reason starts with `portfolio:` and names the cap. A one-symbol run is a portfolio of
-one: the same code, the caps can only bind through the daily loss limit.
+one: the same code (its one position at a time aside, open risk and entries per hour still
+apply).
 """
 
 from __future__ import annotations

@@ -312,30 +312,21 @@ class StreamingFeed:
     async def _repair(self, bounds: Bounds) -> AsyncIterator[FeedEvent]:
         """For each symbol of `bounds`: the closed candles missing between the last one yielded
         and its bound, with open-interest history (up to its own bound where given, else the
-        candles' one) and funding; all symbols' merged in time order (ties: symbol order)."""
+        candles' one) and funding; all symbols' merged in time order (ties: symbol order). The
+        symbols' requests go together (ccxt's rate limiter spaces them), not one symbol after
+        the other while nobody reads the socket."""
+        wanted = [(self._tracks[symbol], closed_by_ms, oi_until_ms)
+                  for symbol, (closed_by_ms, oi_until_ms) in bounds.items()]
+        fetched = await asyncio.gather(*(self._fetch_gap(*item) for item in wanted))
         merged: list[tuple[int, int, int, FeedEvent]] = []
-        for symbol, (closed_by_ms, oi_until_ms) in bounds.items():
-            track = self._tracks[symbol]
-            if track.last_open_ms is None:
-                continue  # nothing to anchor on: warm-up is the caller's job
-            start_ms = track.last_open_ms + self._interval_ms
-            candle_gap = start_ms + self._interval_ms <= closed_by_ms
-            if not candle_gap and oi_until_ms is None:
-                continue
-            candles = await self._fetch.candles(track, start_ms, closed_by_ms) \
-                if candle_gap else []
-            samples = await self._fetch.open_interest_history(track, start_ms,
-                                                              oi_until_ms or closed_by_ms)
+        for (track, _, _), (candles, others) in zip(wanted, fetched, strict=True):
             index = track.index
-            merged += [(s.ts_ms, index, 0, s) for s in samples]
-            if track.next_funding_ms <= closed_by_ms:
-                rates = await self._fetch.funding(
-                    track, track.next_funding_ms - FUNDING_INTERVAL_MS + 1, closed_by_ms)
-                merged += [(rate.ts_ms, index, 0, rate) for rate in rates]
+            merged += [(event.ts_ms, index, 0, event) for event in others]
             merged += [(c.ts_close_ms, index, 1, c)
                        for c in track.checks.vet_fetched(candles, "REST candle")]
             if candles:
-                log.info("gap repaired: %d closed candles from REST (%s)", len(candles), symbol)
+                log.info("gap repaired: %d closed candles from REST (%s)", len(candles),
+                         track.symbol)
         merged.sort(key=lambda item: item[:3])
         for _, index, _, event in merged:
             track = self._tracks[self.symbols[index]]
@@ -344,6 +335,24 @@ class StreamingFeed:
                 if isinstance(accepted, Candle):
                     self.stats.repaired_candles += 1
                 yield accepted
+
+    async def _fetch_gap(self, track: SymbolTrack, closed_by_ms: int, oi_until_ms: int | None,
+                         ) -> tuple[list[Candle], list[FeedEvent]]:
+        """One symbol's missing candles, and its open interest and funding over the gap."""
+        if track.last_open_ms is None:
+            return [], []  # nothing to anchor on: warm-up is the caller's job
+        start_ms = track.last_open_ms + self._interval_ms
+        candle_gap = start_ms + self._interval_ms <= closed_by_ms
+        if not candle_gap and oi_until_ms is None:
+            return [], []
+        candles = await self._fetch.candles(track, start_ms, closed_by_ms) if candle_gap else []
+        others: list[FeedEvent] = list(await self._fetch.open_interest_history(
+            track, start_ms, oi_until_ms or closed_by_ms))
+        if track.next_funding_ms <= closed_by_ms:
+            others += await self._fetch.funding(
+                track, track.next_funding_ms - FUNDING_INTERVAL_MS + 1, closed_by_ms)
+        return candles, others
+
 
 class _Heartbeat:
     """A venue's application-level ping, on the event loop's time (a network concern, not the

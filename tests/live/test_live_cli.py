@@ -154,8 +154,8 @@ def test_hedge_mode_is_refused_in_one_line(run_cli, tmp_path, venue, monkeypatch
 
 
 def test_live_and_kill_take_several_symbols(run_cli, tmp_path, two_markets, keys):
-    """`--symbol A,B`: both set up at start and named in the summary; `kill` closes the bot's
-    positions in both."""
+    """`--symbol A,B`: both set up at start and named in the summary; `kill` (no symbol list:
+    it closes everything the bot holds) closes the positions in both and sets nothing up."""
     from cryptobot.brokers.live.setup import build_live_broker
     from cryptobot.brokers.live.symbol_broker import symbol_brokers
     from cryptobot.cli.run_setup import with_symbols
@@ -187,8 +187,7 @@ def test_live_and_kill_take_several_symbols(run_cli, tmp_path, two_markets, keys
                                 qty, OrderPurpose.ENTRY, stop_price=stop))
     assert float(state.position("ETHUSDT").qty) == 0.2
     broker.state.close()
-    code, out, err = run_cli("kill", "--config", str(config), "--key-file", str(key_file),
-                             "--symbol", both)
+    code, out, err = run_cli("kill", "--config", str(config), "--key-file", str(key_file))
     assert code == 0, err
     assert "closed 2 position(s)" in out
     assert float(state.position("BTCUSDT").qty) == float(state.position("ETHUSDT").qty) == 0

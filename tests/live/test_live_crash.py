@@ -25,6 +25,7 @@ from benchmarks.live_fault_episodes import (
     run_episode,
 )
 from cryptobot.clock import parse_utc
+from cryptobot.store import open_store
 
 START, END = "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z"
 SIGNAL = "BTCUSDT-20240804T1730"  # entered 18:15 with TP1 and TP2
@@ -79,7 +80,22 @@ def test_a_position_closed_while_the_bot_was_down_is_booked_by_the_restart(tmp_p
     close. The restarted run books the trade from the live state's fills; the store's trades
     and fills match the venue's."""
     options = VenueOptions(segment_timeout_s=180, partial_fills=True)
-    result = run_with_kill("after_fill:stop", tmp_path, candles, options)
+    chunk = Chunk(SIGNAL, parse_utc(START), parse_utc(END), 0, 0, ("tp1", "tp2"))
+    episode = run_episode(chunk, tmp_path, candles, options, 1, KillPlan.at("after_fill:stop"),
+                          random.Random(14), downtime_candles=(1, 1))
+    try:
+        result = audit(episode)
+        wallet = float(episode.venue.state.account.wallet_usdt)
+        flat = all(float(p.qty) == 0 for p in episode.venue.state.account.positions.values())
+    finally:
+        episode.venue.stop()
+    store = open_store(episode.store_url)
+    try:
+        restarted = store.summary(max(int(run.run_id) for run in store.runs()))
+    finally:
+        store.close()
+    # the balance the restart read holds the trade already: booking it does not count it twice
+    assert flat and restarted["final_equity_usdt"] == pytest.approx(wallet, abs=1e-6)
     assert result["errors"] == [], result["errors"]
     assert [kill["step"] for kill in result["kills"]] == ["after_fill:stop"]
     assert result["duplicates"] == {}, result["duplicates"]

@@ -114,6 +114,8 @@ def test_a_two_symbol_replay_names_each_symbol_and_stores_both(run_cli, tmp_path
         assert said.count(f"Z {symbol} close ") == 96  # its own heartbeat per 15m candle
         assert f"SIGNAL 2024-08-09T14:15Z {symbol} spike" in said
         assert f"{symbol} long 2024-08-09T14:15:00Z" in said  # its trade at the end
+        assert f"FILL 2024-08-09T14:15Z {symbol} entry buy" in said  # as it happened
+        assert f"TRADE {symbol} long 2024-08-09T14:15Z -> " in said
     assert "streaming 192 candles from ws://127.0.0.1:" in said  # both, on one stream
     reader = StoreReader(db)
     info, trades = reader.run_info(1), reader.trades(1)

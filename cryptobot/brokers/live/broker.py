@@ -349,10 +349,29 @@ class LiveBroker(LiveFills):
                 log.warning("cancel %s failed: %s", row.client_id, exc)
 
     def flatten_all(self, reason: str) -> None:
+        """Close every position and cancel every other order, each on its own: a close the
+        exchange refuses does not stop the others, and that position keeps its stop. If any
+        failed, a TemporaryExchangeError says which (exit 75: a supervisor starts again, and the
+        kill switch, still there, closes the rest)."""
+        failed, still_held = [], set()
         for position in self.state.positions():
-            self.flatten(position.signal_id, reason)
+            try:
+                self.flatten(position.signal_id, reason)
+            except ExchangeError as exc:
+                log.error("closing %s failed: %s", position.signal_id, exc)
+                failed.append(f"{position.symbol} {position.signal_id}: {exc}")
+                still_held.add(position.signal_id)
         for row in self.state.orders(OPEN_STATUSES):
-            self.cancel(row.client_id)
+            if row.signal_id in still_held:
+                continue  # a position whose close failed keeps its stop
+            try:
+                self.cancel(row.client_id)
+            except ExchangeError as exc:
+                log.error("cancel %s failed: %s", row.client_id, exc)
+                failed.append(f"cancel {row.client_id}: {exc}")
+        if failed:
+            raise TemporaryExchangeError(f"{reason}: not everything could be closed: "
+                                         + "; ".join(failed))
 
     def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None:
         """Tell the engine of the order's symbol its new status (submitted/open/canceled/

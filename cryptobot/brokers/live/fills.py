@@ -70,7 +70,7 @@ class LiveFills:
 
     def _order_for_trade(self, symbol: str, trade: dict) -> LiveOrderRow | None:
         order_id = str(trade["order"])
-        row = self.state.order_by_exchange_id(order_id)
+        row = self.state.order_by_exchange_id(symbol, order_id)
         if row is not None:
             return row
         stop_id = self.algo_children.get(order_id)  # told by the stream's ALGO_UPDATE

@@ -145,7 +145,8 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
                         "(live.adopt_unknown_positions is off)", symbol, qty)
             continue
         side = PositionSide.LONG if qty > 0 else PositionSide.SHORT
-        signal_id = f"adopt{broker.clock.now_ms()}"
+        # one id per adopted position, even two found in one reconciliation
+        signal_id = f"adopt{broker.clock.now_ms()}-{len(report.adopted) + 1}"
         state.open_position(signal_id, symbol, abs(qty), entry, None, broker.clock.now_ms(),
                             adopted=True, side=side)
         report.adopted.append(signal_id)
@@ -158,7 +159,7 @@ def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: Po
                  report: ReconcileReport) -> None:
     """`qty`: the position's size on `side`. Its stops are on the closing side: a sell below
     the price for a long, a buy above it for a short."""
-    stops = [row for row in broker.state.orders(("open",), signal_id=signal_id)
+    stops = [row for row in broker.state.orders(("open",), signal_id=signal_id, symbol=symbol)
              if row.order_type == OrderType.STOP_MARKET.value and row.side == side.exit_side.value]
     if sum(float(row.qty_base) for row in stops) >= qty - QTY_EPSILON:
         return

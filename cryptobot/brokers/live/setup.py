@@ -44,7 +44,9 @@ def make_ccxt_client(settings: Settings, keys: ApiKeys, rest_url: str | None,
 def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_switch: KillSwitch,
                       rest_url: str | None = None, on_step: StepHook | None = None,
                       sleep: Callable[[float], None] = time.sleep, rate_limit: bool = True,
-                      ) -> tuple[LiveBroker, ReconcileReport]:
+                      set_up_symbols: bool = True) -> tuple[LiveBroker, ReconcileReport]:
+    """`set_up_symbols`: set margin mode and leverage on the run's symbols (not for
+    `cryptobot kill`, which only closes)."""
     exchange = make_ccxt_client(settings, keys, rest_url or settings.feed.rest_url, rate_limit)
     working_type = "MARK_PRICE" if settings.costs.stop_trigger == "mark" else "CONTRACT_PRICE"
     gateway = OrderGateway(exchange, working_type, settings.live.retry_attempts,
@@ -62,8 +64,8 @@ def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_swit
     # first: what is open gets its stop before anything else
     report = persist("reconcile", broker.reconcile)
     held = {p.symbol for p in state.positions()}
-    for symbol in settings.market.symbols:  # each symbol's own; one with a position keeps its
-        if symbol not in held:
+    for symbol in settings.market.symbols if set_up_symbols else ():  # one with a position
+        if symbol not in held:  # keeps its own
             persist(f"set margin mode and leverage on {symbol}",
                     lambda symbol=symbol: gateway.setup_symbol(
                         symbol, settings.live.margin_mode, settings.live.leverage))

@@ -105,8 +105,10 @@ class LiveState:
         with Session(self._engine, expire_on_commit=False) as session:
             return list(session.scalars(query))
 
-    def order_by_exchange_id(self, exchange_order_id: str) -> LiveOrderRow | None:
-        query = select(LiveOrderRow).where(LiveOrderRow.exchange_order_id == exchange_order_id)
+    def order_by_exchange_id(self, symbol: str, exchange_order_id: str) -> LiveOrderRow | None:
+        """Binance numbers orders per symbol: an id alone may be another symbol's."""
+        query = select(LiveOrderRow).where(LiveOrderRow.exchange_order_id == exchange_order_id,
+                                           LiveOrderRow.symbol == symbol)
         with Session(self._engine, expire_on_commit=False) as session:
             return session.scalars(query).first()
 

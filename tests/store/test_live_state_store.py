@@ -104,7 +104,8 @@ def test_live_state_writes_and_reads_back_across_a_restart(db_url):
     again = LiveState(db_url)  # a restarted bot
     assert again.order("S1-stop1").intent() == stop
     assert [r.client_id for r in again.orders(("open",), signal_id="S1")] == ["S1-stop1"]
-    assert again.order_by_exchange_id("77").status == "open"
+    assert again.order_by_exchange_id("BTC/USDT:USDT", "77").status == "open"
+    assert again.order_by_exchange_id("ETH/USDT:USDT", "77") is None  # ids are per symbol
     assert again.has_fill("t1") and not again.has_fill("t2")
     (fill,) = again.fills("S1")
     assert (fill.price, fill.qty_base, fill.fee_usdt) == (

@@ -22,7 +22,7 @@ def build(venue, tmp_path, keys, **live):
     settings = live_settings(tmp_path, **live)
     return build_live_broker(settings, keys, VenueClock(venue.state),
                              KillSwitch(settings.risk.kill_switch_file), rest_url=venue.base_url,
-                             sleep=no_sleep)
+                             sleep=no_sleep, rate_limit=False)
 
 
 def open_algos(venue):

@@ -85,7 +85,8 @@ def test_kill_flattens_the_bots_position(run_cli, tmp_path, venue, keys):
     config = write_config(tmp_path, venue.base_url)
     settings = load_settings(config)
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
-                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None)
+                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None,
+                                  rate_limit=False)
     TradeDriver(broker, "sigK", qty=0.01, stop=59000.0, tp1=61000.0, tp2=62500.0).enter()
     assert float(venue.state.position("BTCUSDT").qty) > 0
     broker.state.close()
@@ -110,7 +111,8 @@ def test_live_with_the_kill_switch_present_flattens_and_does_not_trade(run_cli, 
     config = write_config(tmp_path, venue.base_url)
     settings = load_settings(config)
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
-                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None)
+                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None,
+                                  rate_limit=False)
     TradeDriver(broker, "sigP", qty=0.01, stop=59000.0, tp1=61000.0, tp2=62500.0).enter()
     broker.state.close()
     (tmp_path / "KILL").write_text("")
@@ -179,7 +181,8 @@ def test_live_and_kill_take_several_symbols(run_cli, tmp_path, two_markets, keys
 
     settings = with_symbols(load_settings(config), both)
     broker, _ = build_live_broker(settings, keys, VenueClock(state),
-                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None)
+                                  KillSwitch(settings.risk.kill_switch_file), sleep=lambda s: None,
+                                  rate_limit=False)
     for symbol, view in symbol_brokers(broker, settings.market.symbols).items():
         view.bind(lambda fill: None, lambda event: None)
         qty, stop = (0.01, 59000.0) if symbol.startswith("BTC") else (0.2, 2450.0)

@@ -25,7 +25,7 @@ def build(venue, tmp_path, keys, risk=None, portfolio=None, **live):
             update={"portfolio": settings.portfolio.model_copy(update=portfolio)})
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
                                   KillSwitch(settings.risk.kill_switch_file),
-                                  rest_url=venue.base_url, sleep=lambda s: None)
+                                  rest_url=venue.base_url, sleep=lambda s: None, rate_limit=False)
     return broker
 
 

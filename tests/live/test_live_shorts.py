@@ -190,7 +190,7 @@ def build(venue, tmp_path, keys, **live):
     settings = live_settings(tmp_path, **live)
     return build_live_broker(settings, keys, VenueClock(venue.state),
                              KillSwitch(settings.risk.kill_switch_file), rest_url=venue.base_url,
-                             sleep=lambda s: None)
+                             sleep=lambda s: None, rate_limit=False)
 
 
 def short_entry(signal_id: str, qty: float, stop: float | None) -> OrderIntent:

@@ -23,7 +23,7 @@ def two_symbol_settings(tmp_path, **live):
 def build(venue, settings, keys):
     return build_live_broker(settings, keys, VenueClock(venue.state),
                              KillSwitch(settings.risk.kill_switch_file), rest_url=venue.base_url,
-                             sleep=lambda s: None)
+                             sleep=lambda s: None, rate_limit=False)
 
 
 class Seen:

@@ -24,7 +24,7 @@ def build(venue, tmp_path, keys):
     settings = live_settings(tmp_path)
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
                                   KillSwitch(settings.risk.kill_switch_file),
-                                  rest_url=venue.base_url, sleep=lambda s: None)
+                                  rest_url=venue.base_url, sleep=lambda s: None, rate_limit=False)
     return settings, broker
 
 

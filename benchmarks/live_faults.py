@@ -177,6 +177,9 @@ def summarise(audits: list[dict[str, Any]], seed: int, error_rate: float, partia
         failures += [f"{a['chunk']} ({a['folder']}): journal: {p}" for p in a["journal"]]
         failures += [f"{a['chunk']} ({a['folder']}): {p}" for p in a["slow_protection"]]
         failures += [f"{a['chunk']} ({a['folder']}): {e}" for e in a["errors"]]
+        if a["early_requests"] or a["bans"]:
+            failures.append(f"{a['chunk']} ({a['folder']}): {a['early_requests']} request(s) "
+                            f"inside a Retry-After, {a['bans']} ban(s)")
     return {
         "kills": len(kills),
         "open_at_kill": sum(1 for k in kills if k["position_qty"] > 0),
@@ -204,6 +207,8 @@ def summarise(audits: list[dict[str, Any]], seed: int, error_rate: float, partia
         "duplicate_orders": sum(sum(a["duplicates"].values()) for a in audits),
         "lost_orders": sum(len(ids) for a in audits for ids in a["lost"].values()),
         "journal_mismatches": sum(len(a["journal"]) for a in audits),
+        "early_requests": sum(a["early_requests"] for a in audits),
+        "bans": sum(a["bans"] for a in audits),
         "faults_injected": dict(sorted(faults.items())),
         "segments": sum(a["segments"] for a in audits),
         "segment_errors": sum(len(a["errors"]) for a in audits),

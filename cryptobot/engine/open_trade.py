@@ -72,6 +72,8 @@ class OpenTrade:
     closing: bool = False  # a market exit is working
     stop_qty: float = 0.0  # what the working stop covers
     targets_owed: bool = False  # the entry is done; its take-profits wait for a stop
+    target_legs: tuple[str, ...] = ("tp1", "tp2")  # ... those, not before `targets_at_ms`
+    targets_at_ms: int | None = None
     exit_count: int = 0  # market exits accepted so far (each gets its own client id)
     # (price, qty) of a stop, qty of a market exit, whose answer was lost: its id is reused
     # only for the same order (the venue may have it)

@@ -16,7 +16,7 @@ from cryptobot.engine.broker import Broker, client_id
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.open_trade import OpenTrade
 from cryptobot.engine.recorder import OrderEvent, Recorder
-from cryptobot.errors import ExchangeError, TemporaryExchangeError
+from cryptobot.errors import ExchangeError, TemporaryExchangeError, VenueWaitError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, PositionSide
 from cryptobot.strategy.api import TargetContext
 
@@ -82,7 +82,8 @@ class TradeOrders:
                       legs: tuple[str, ...] = ("tp1", "tp2")) -> None:
         """TP1 (`tp1_fraction` of the entry) and TP2 (the rest) as reduce-only limits; `legs`
         names the ones to place and their client-id legs (a restore re-places what is
-        missing under new ids, e.g. ("tp2r",))."""
+        missing under new ids, e.g. ("tp2r",)). One the broker could not send because the
+        venue asked it to wait stays owed until the wait is over."""
         if not targets:
             return
         tp1_qty = trade.qty_base * self.settings.exits.tp1_fraction
@@ -94,6 +95,7 @@ class TradeOrders:
         if len(targets) > 1:
             tp2_qty = trade.remaining_qty - (0.0 if trade.tp1_done else tp1_qty)
             plan[OrderPurpose.TP2] = (targets[1], tp2_qty)
+        waiting: list[str] = []
         for leg in legs:
             purpose = OrderPurpose.TP1 if leg.startswith("tp1") else OrderPurpose.TP2
             if purpose not in plan or plan[purpose][1] <= 0:
@@ -107,8 +109,13 @@ class TradeOrders:
             try:
                 self.broker.submit(intent)
                 trade.tp_ids.append(intent.client_id)
+            except VenueWaitError as exc:  # not sent: placed once the venue's wait is over
+                waiting.append(leg)
+                trade.targets_at_ms = self.clock.now_ms() + math.ceil(exc.wait_s * 1000)
             except ExchangeError as exc:  # the stop still protects; the trade rides it
                 self._refused(intent, exc)
+        if waiting:
+            trade.targets_owed, trade.target_legs = True, tuple(waiting)
 
     def place_stop(self, trade: OpenTrade, price: float) -> ExchangeError | None:
         """Place (or move, or resize to what is held) the trade's stop; the broker's refusal,

@@ -81,9 +81,11 @@ class EngineTrades:
     def _place_owed_targets(self, trade: OpenTrade) -> None:
         """The take-profits go on once the entry is done and a stop works (never before it)."""
         if trade.targets_owed and trade.stop_id is not None and not trade.closing \
-                and self._trade is trade:
-            trade.targets_owed = False
-            self.orders.place_targets(trade, self._targets(trade))
+                and self._trade is trade and (trade.targets_at_ms is None
+                                              or self.clock.now_ms() >= trade.targets_at_ms):
+            legs = trade.target_legs
+            trade.targets_owed, trade.target_legs, trade.targets_at_ms = False, ("tp1", "tp2"), None
+            self.orders.place_targets(trade, self._targets(trade), legs)
 
     def _targets(self, trade: OpenTrade) -> tuple[float, ...]:
         ctx = TargetContext(trade.side, trade.entry_price, trade.initial_stop,

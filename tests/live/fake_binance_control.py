@@ -44,7 +44,7 @@ def add_control_routes(app: web.Application, state: FakeExchangeState,
     async def snapshot(request: web.Request) -> web.Response:
         body = state.snapshot()
         body["faults"] = {"injected": dict(faults.injected), "executed": dict(faults.executed),
-                          "early_requests": faults.early_requests}
+                          "early_requests": faults.early_requests, "bans": faults.bans}
         return web.json_response(body)
 
     app.router.add_post("/_control/price", price)

@@ -52,6 +52,7 @@ from cryptobot.errors import (
     OrderRejectedError,
     ReconciliationError,
     TemporaryExchangeError,
+    VenueWaitError,
 )
 from cryptobot.model import Candle, Fill, OrderIntent, OrderPurpose, OrderType, PositionSide
 
@@ -167,6 +168,8 @@ class LiveBroker(LiveFills):
         must not stop the session: the stops on the exchange protect what is open, and a failed
         reconciliation leaves the broker refusing new orders until a later attempt succeeds."""
         now_ms = self.clock.now_ms()
+        if self.gateway.venue_wait_s() > 0:
+            return  # the venue asked us to wait (a ban): the first tick after it reads all
         streamed = self.fill_source is not None and self.fill_source.connected
         if not streamed and (poll or self._last_poll_ms is None
                              or now_ms - self._last_poll_ms >= POLL_INTERVAL_MS):
@@ -176,6 +179,9 @@ class LiveBroker(LiveFills):
         if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
             try:
                 self.reconcile()
+            except VenueWaitError as exc:
+                self.reconcile_soon()  # at the first tick after the wait
+                log.error("%s; no new orders until it succeeds", exc)
             except ReconciliationError as exc:
                 self._last_reconcile_ms = now_ms - interval_ms + RECONCILE_RETRY_MS
                 log.error("%s; no new orders until it succeeds", exc)

@@ -25,7 +25,7 @@ from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.state import OPEN_STATUSES, LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
-from cryptobot.errors import CryptobotError, ReconciliationError
+from cryptobot.errors import CryptobotError, ReconciliationError, VenueWaitError
 from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, PositionSide
 
 log = logging.getLogger("cryptobot.live.reconcile")
@@ -68,9 +68,13 @@ class ReconciledBroker(Protocol):
 
 
 def reconcile_with_exchange(broker: ReconciledBroker) -> ReconcileReport:
-    """Run all steps; any failure is raised as ReconciliationError."""
+    """Run all steps; any failure is raised as ReconciliationError (VenueWaitError when the
+    venue's wait, a ban, refused a call: it is tried again once that is over)."""
     try:
         report = _reconcile(broker)
+    except VenueWaitError as exc:  # nothing more can be asked until the venue's wait is over
+        log.warning("reconciliation waits for the exchange: %s", exc)
+        raise VenueWaitError(f"reconciliation with the exchange: {exc}", exc.wait_s) from None
     except CryptobotError as exc:
         log.error("reconciliation failed: %s", exc)
         raise ReconciliationError(f"reconciliation with the exchange failed: {exc}") from None

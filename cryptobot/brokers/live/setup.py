@@ -18,7 +18,12 @@ from cryptobot.brokers.live.state import LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.engine.risk import KillSwitch
-from cryptobot.errors import ConfigError, ReconciliationError, TemporaryExchangeError
+from cryptobot.errors import (
+    ConfigError,
+    ReconciliationError,
+    TemporaryExchangeError,
+    VenueWaitError,
+)
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.secrets import ApiKeys
 from cryptobot.store.live_import import import_legacy_live_state
@@ -44,11 +49,15 @@ def make_ccxt_client(settings: Settings, keys: ApiKeys, rest_url: str | None,
 def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_switch: KillSwitch,
                       rest_url: str | None = None, on_step: StepHook | None = None,
                       sleep: Callable[[float], None] = time.sleep, rate_limit: bool = True,
-                      ) -> tuple[LiveBroker, ReconcileReport]:
+                      wait_clock: Clock | None = None) -> tuple[LiveBroker, ReconcileReport]:
+    """`wait_clock`: the time `sleep` moves, on which the venue's waits are measured (None:
+    `clock`, the wall clock live)."""
     exchange = make_ccxt_client(settings, keys, rest_url or settings.feed.rest_url, rate_limit)
     working_type = "MARK_PRICE" if settings.costs.stop_trigger == "mark" else "CONTRACT_PRICE"
     gateway = OrderGateway(exchange, working_type, settings.live.retry_attempts,
-                           settings.live.retry_base_delay_s, sleep=sleep)
+                           settings.live.retry_base_delay_s, sleep=sleep,
+                           clock=wait_clock or clock,
+                           protect_delay_s=settings.live.retry_protect_delay_s)
     persist = _StartRetries(settings, sleep)
     persist("load markets", gateway.load_markets)
     if persist("read the position mode", gateway.position_mode_is_hedge):
@@ -75,7 +84,9 @@ class _StartRetries:
     """A start step that failed for a temporary reason (each call already retried its own
     requests) is tried again, `live.retry_attempts` times with a doubling wait, before the start
     gives up (exit code 75): a restart after a crash protects an open position sooner this way
-    than through a supervisor's restart delay."""
+    than through a supervisor's restart delay. A step refused because the exchange's wait (a
+    ban) is not over waits it out first, uncounted: nothing can be done before, and a process
+    that exited would knock on the banned door again when restarted."""
 
     def __init__(self, settings: Settings, sleep: Callable[[float], None]) -> None:
         self.attempts = settings.live.retry_attempts
@@ -83,13 +94,19 @@ class _StartRetries:
         self.sleep = sleep
 
     def __call__(self, what: str, step: Callable[[], T]) -> T:
-        for attempt in range(1, self.attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 return step()
+            except VenueWaitError as exc:
+                attempt -= 1
+                log.warning("start: %s waits for the exchange: %s", what, exc)
+                self.sleep(exc.wait_s)
+                continue
             except (TemporaryExchangeError, ReconciliationError) as exc:
                 if attempt == self.attempts:
                     raise
                 delay_s = min(30.0, self.base_delay_s * 2 ** attempt)
                 log.warning("start: %s failed (%s); again in %.1f s", what, exc, delay_s)
                 self.sleep(delay_s)
-        raise AssertionError("unreachable")

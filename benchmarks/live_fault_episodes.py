@@ -328,7 +328,7 @@ def audit(episode: Episode, keep: bool = False) -> dict[str, Any]:
         **episode.venue.misbehaviour(),
     }
     if keep:
-        (episode.folder / "venue.json").write_text(dump_venue(state))
+        (episode.folder / "venue.json").write_text(dump_venue(state, episode.venue.faults.trace))
         (episode.folder / "audit.json").write_text(json.dumps(result, indent=1, default=str))
     return result
 

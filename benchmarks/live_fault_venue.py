@@ -35,7 +35,7 @@ class FaultVenue:
                  partial_fills: bool = False, latency_ms: int = 50, timeout_ms: int = 1000,
                  seed: int = 7) -> None:
         self.state = FakeExchangeState([price], now_ms=now_ms)
-        self.faults = FaultPlan(rate=error_rate, kinds=DRAWN_KINDS, seed=seed)
+        self.faults = FaultPlan(rate=error_rate, kinds=DRAWN_KINDS, seed=seed, trace=[])
         self.server = FakeBinanceServer(self.state, self.faults,
                                         fill_parts=3 if partial_fills else 1,
                                         latency_ms=latency_ms, timeout_ms=timeout_ms)
@@ -262,9 +262,11 @@ def closed_on_venue(state: FakeExchangeState) -> int:
     return sum(1 for trades in venue_trades_by_signal(state).values() if _closed(trades))
 
 
-def dump_venue(state: FakeExchangeState) -> str:
-    """The venue's orders, algo orders and trades as JSON (for --keep)."""
+def dump_venue(state: FakeExchangeState, trace: list | None = None) -> str:
+    """The venue's orders, algo orders and trades, and the calls it answered, as JSON (for
+    --keep)."""
     with state.lock:
         return json.dumps({"orders": list(state.orders.values()),
                            "algo_orders": list(state.algo_orders.values()),
-                           "trades": state.trades}, indent=1, default=str)
+                           "trades": state.trades, "calls": trace or [],
+                           "protection_log": state.protection_log}, indent=1, default=str)

@@ -29,6 +29,8 @@ def add_control_routes(app: web.Application, state: FakeExchangeState,
 
     async def sleep(request: web.Request) -> web.Response:
         with state.lock:
+            if faults.trace is not None:
+                faults.trace.append((state.now_ms, "SLEEP", request.query["ms"], "", ""))
             state.now_ms += int(request.query["ms"])
             return web.json_response({"now_ms": state.now_ms})
 

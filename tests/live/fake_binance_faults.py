@@ -86,6 +86,8 @@ class FaultPlan:
     _rng: random.Random = field(init=False, repr=False)
     _script: deque = field(init=False, repr=False)
     _blocked: tuple[int, str] | None = field(init=False, repr=False, default=None)
+    trace: list[tuple[int, str, str, str, str]] | None = None  # a list: (ms, method, route,
+    # client id, answer) of every private call
     # (from_ms, until_ms, kind) of every wait the venue asked for (429, 418 Retry-After): a
     # client that obeys cannot send anything then, a stop included
     waits: list[tuple[int, int, str]] = field(default_factory=list)
@@ -128,9 +130,14 @@ async def run_private(state: FakeExchangeState, faults: FaultPlan, request: web.
     with state.lock:
         state.now_ms += state.latency_ms
         refused = _refused_early(state, faults)
+        drawn = None if refused is not None else faults.draw()
+        if faults.trace is not None:  # what was asked when, and how it was answered
+            faults.trace.append((state.now_ms, request.method, request.path.rsplit("/", 1)[-1],
+                                 params.get("newClientOrderId") or params.get("clientAlgoId")
+                                 or params.get("origClientOrderId") or "",
+                                 "early" if refused is not None else drawn or "ok"))
     if refused is not None:
         return refused
-    drawn = faults.draw()
     if drawn is None:
         return work()
     kind, _, outcome = drawn.partition(":")

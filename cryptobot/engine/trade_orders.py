@@ -118,16 +118,16 @@ class TradeOrders:
             trade.targets_owed, trade.target_legs = True, tuple(waiting)
 
     def place_stop(self, trade: OpenTrade, price: float) -> ExchangeError | None:
-        """Place (or move, or resize to what is held) the trade's stop; the broker's refusal,
-        if it refused. A move places the new stop before the old one is cancelled. A stop
-        whose answer was lost is tried again under the same client id while it asks for the
-        same (if the venue did get it, the broker finds it by that id instead of sending a
-        second one); one that asks for another price or size gets a new id."""
-        if trade.unanswered_stop not in (None, (price, trade.remaining_qty)):
+        """Place (or move, or resize to what is held, `cover_qty`) the trade's stop; the
+        broker's refusal, if it refused. A move places the new stop before the old one is
+        cancelled. A stop whose answer was lost is tried again under the same client id while
+        it asks for the same (if the venue did get it, the broker finds it by that id instead
+        of sending a second one); one that asks for another price or size gets a new id."""
+        if trade.unanswered_stop not in (None, (price, trade.cover_qty)):
             trade.stop_count += 1  # that id may be on the venue as it was: not reused
         intent = OrderIntent(client_id(trade.signal_id, f"stop{trade.stop_count + 1}"),
                              self.symbol, trade.side.exit_side, OrderType.STOP_MARKET,
-                             trade.remaining_qty,
+                             trade.cover_qty,
                              OrderPurpose.STOP, price=price, reduce_only=True)
         try:
             if trade.stop_id is None:
@@ -151,7 +151,7 @@ class TradeOrders:
         works (an exit the venue ended at once, unfilled, leaves them): a refused exit leaves
         them working, and the refusal is returned for the engine to retry (under the same
         client id while it asks for the same, as stops are)."""
-        size = trade.remaining_qty if qty is None else qty
+        size = trade.cover_qty if qty is None else qty
         if trade.unanswered_exit not in (None, size):
             trade.exit_count += 1
         leg = "time" if purpose is OrderPurpose.TIME_EXIT else "flat"

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from cryptobot.store import open_store
-from tests.live.fake_binance import FakeBinanceServer, unprotected_spans
+from tests.live.fake_binance import FakeBinanceServer, FaultPlan, unprotected_spans
 from tests.live.fake_binance_state import FakeExchangeState
 from tests.live.loopback_live import (
     load_window,
@@ -24,12 +24,12 @@ from tests.live.loopback_live import (
 START, END = "2024-08-04T12:00:00Z", "2024-08-04T22:00:00Z"  # the 18:15 entry inside
 
 
-def run(tmp_path, keys, fill_parts: int = 1, refuse_exits: int = 0, **sections):
+def run(tmp_path, keys, fill_parts: int = 1, refuse_exits: int = 0, faults=None, **sections):
     settings = settings_from(write_live_config(tmp_path, **sections))
     window = load_window(settings, START, END)
     state = FakeExchangeState([window.price_before], now_ms=window.start_ms)
     state.reject_next_market_exits = refuse_exits
-    server = FakeBinanceServer(state, fill_parts=fill_parts, latency_ms=50,
+    server = FakeBinanceServer(state, faults, fill_parts=fill_parts, latency_ms=50,
                                timeout_ms=settings.live.request_timeout_ms).start()
     try:
         outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
@@ -70,6 +70,24 @@ def test_an_entry_filled_in_three_trades_is_one_position_under_a_full_stop(tmp_p
     assert sum(float(o["origQty"]) for o in targets) == pytest.approx(trade.qty_base)
     assert float(state.position("BTCUSDT").qty) == 0
     assert max(Counter(o["clientOrderId"] for o in state.orders.values()).values()) == 1
+
+
+def test_an_entry_is_under_its_stop_before_its_fills_are_read(tmp_path, keys):
+    """The entry's answer says what executed: the stop for all of it is the very next request,
+    before the fills are read (their read may fail and be retried: the position is covered)."""
+    faults = FaultPlan(trace=[])
+    _, state, outcome, _ = run(tmp_path, keys, fill_parts=3, faults=faults)
+    trade = outcome.run.engine.trades[0]
+    entry_id, stop_id = f"{trade.signal_id}-entry", f"{trade.signal_id}-stop1"
+    calls = [(route, cid) for _, method, route, cid, _ in faults.trace if method == "POST"
+             or route == "userTrades"]
+    at = calls.index(("order", entry_id))
+    assert calls[at + 1] == ("algoOrder", stop_id)  # not ("userTrades", "")
+    [stop] = [a for a in state.algo_orders.values() if a["clientAlgoId"] == stop_id]
+    assert float(stop["quantity"]) == pytest.approx(trade.qty_base)  # all three fills
+    tp1 = calls.index(("order", f"{trade.signal_id}-tp1"))
+    assert [c for c in calls[at + 2:tp1] if c[0] == "algoOrder"] == []  # fills moved no stop
+    assert longest_unprotected_ms(state) <= 100, unprotected_spans(state.protection_log)
 
 
 @pytest.mark.parametrize("refuse, last_leg", [(2, "time_stop"), (12, "flatten")])

@@ -64,7 +64,8 @@ class ReconciledBroker(Protocol):
 
     def place_recovery_stop(self, intent: OrderIntent) -> None: ...
 
-    def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None: ...
+    def report_order(self, intent: OrderIntent, status: str, detail: str = "",
+                     filled_qty: float | None = None) -> None: ...
 
 
 def reconcile_with_exchange(broker: ReconciledBroker) -> ReconcileReport:
@@ -95,7 +96,7 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
         else:
             state.update_order(row.client_id, broker.clock.now_ms(), status="open",
                                exchange_order_id=found.exchange_order_id)
-            broker.report_order(row.intent(), "open")
+            broker.report_order(row.intent(), "open", filled_qty=found.filled_qty)
             report.pending_found.append(row.client_id)
     report.fills_recorded = len(broker.poll())
     symbols = set(broker.settings.market.symbols) | {p.symbol for p in state.positions()} | {

@@ -42,7 +42,7 @@ def run_with_kill(step: str, folder, candles, options: VenueOptions | None = Non
     episode = run_episode(chunk, folder, candles, options, 1, KillPlan.at(step),
                           random.Random(14), downtime_candles=(1, 1))
     try:
-        return audit(episode)
+        return {**audit(episode), "calls": list(episode.venue.faults.trace or [])}
     finally:
         episode.venue.stop()
 
@@ -85,3 +85,16 @@ def test_a_position_closed_while_the_bot_was_down_is_booked_by_the_restart(tmp_p
     assert result["duplicates"] == {}, result["duplicates"]
     assert result["lost"] == {"venue_not_stored": [], "stored_not_on_venue": []}, result["lost"]
     assert result["journal"] == [], result["journal"]
+
+
+def test_a_restart_protects_before_anything_slower(tmp_path, candles):
+    """Killed before its stop was sent: the restarted process reads the positions and the
+    open stops and sends the stop, before its position mode, look-ups, fills and orders."""
+    result = run_with_kill("before_send:stop", tmp_path, candles)
+    [kill] = result["kills"]
+    after = [(route, cid) for ms, method, route, cid, _ in result["calls"]
+             if ms > kill["restart_ms"] and method != "SLEEP"]
+    assert [route for route, _ in after[:3]] == ["positionRisk", "openAlgoOrders", "algoOrder"]
+    assert after[2][1].startswith(f"{SIGNAL}-rstop")
+    [restart] = result["restarts"]
+    assert restart["to_stop_ms"] <= 3 * 50 + 50  # three requests of 50 ms (and the venue's)

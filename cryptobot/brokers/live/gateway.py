@@ -157,30 +157,39 @@ class OrderGateway:
         return bool(mode["hedged"])
 
     def position_qty(self, symbol: str) -> tuple[float, float]:
-        """(signed quantity, entry price) of the one-way position in `symbol`."""
-        rows = self._retry("fetch positions", lambda: self.exchange.fetch_positions([symbol]))
-        for row in rows:
-            if row.get("symbol") == symbol and row.get("contracts"):
-                sign = -1.0 if row.get("side") == "short" else 1.0
-                return sign * float(row["contracts"]), float(row.get("entryPrice") or 0.0)
+        """(signed quantity, entry price) of the one-way position in `symbol` (read to close
+        it: on the protective schedule)."""
+        for held, qty, entry in self.all_positions(symbol, protective=True):
+            if held == symbol:
+                return qty, entry
         return 0.0, 0.0
 
-    def all_positions(self) -> list[tuple[str, float, float]]:
-        rows = self._retry("fetch positions", lambda: self.exchange.fetch_positions())
+    def all_positions(self, symbol: str | None = None, protective: bool = False
+                      ) -> list[tuple[str, float, float]]:
+        """(symbol, signed quantity, entry price) of each open one-way position (of `symbol`
+        only, if given). One request: Binance's positionRisk, read as it is (ccxt's
+        fetch_positions asks for the leverage brackets first, a second request)."""
+        params = {} if symbol is None else {"symbol": self.exchange.market(symbol)["id"]}
+        rows = self._retry("fetch positions",
+                           lambda: self.exchange.fapiPrivateV3GetPositionRisk(params),
+                           base_delay_s=self.protect_delay_s if protective else None)
         out = []
         for row in rows:
-            if row.get("contracts"):
-                sign = -1.0 if row.get("side") == "short" else 1.0
-                out.append((row["symbol"], sign * float(row["contracts"]),
-                            float(row.get("entryPrice") or 0.0)))
+            qty, held = float(row.get("positionAmt") or 0.0), self.symbol_of(row.get("symbol"))
+            if qty and held is not None:
+                out.append((held, qty, float(row.get("entryPrice") or 0.0)))
         return out
 
     def open_orders(self, symbol: str) -> list[dict[str, Any]]:
         """Open regular orders and open algo (conditional) orders together."""
         regular = self._retry("fetch open orders", lambda: self.exchange.fetch_open_orders(symbol))
-        algo = self._retry("fetch open algo orders", lambda: self.exchange.fetch_open_orders(
-            symbol, params={"trigger": True}))
-        return list(regular) + list(algo)
+        return list(regular) + self.open_stops(symbol)
+
+    def open_stops(self, symbol: str, protective: bool = False) -> list[dict[str, Any]]:
+        """Open algo (conditional) orders: our stops."""
+        return list(self._retry("fetch open algo orders", lambda: self.exchange.fetch_open_orders(
+            symbol, params={"trigger": True}),
+            base_delay_s=self.protect_delay_s if protective else None))
 
     def trades_since(self, symbol: str, since_ms: int) -> list[dict[str, Any]]:
         return self._retry("fetch my trades",
@@ -201,9 +210,9 @@ class OrderGateway:
             exchange_order_id, symbol))
         return order.get("clientOrderId")
 
-    def symbol_of(self, market_id: str) -> str | None:
+    def symbol_of(self, market_id: str | None) -> str | None:
         """The venue's market id (BTCUSDT) -> ccxt's symbol (BTC/USDT:USDT); None if unknown."""
-        markets = (self.exchange.markets_by_id or {}).get(market_id) or []
+        markets = (self.exchange.markets_by_id or {}).get(market_id or "") or []
         linear = [m for m in markets if m.get("linear")] or markets
         return linear[0]["symbol"] if linear else None
 

@@ -158,6 +158,49 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
     return report
 
 
+def protect_first(broker: ReconciledBroker) -> ReconcileReport:
+    """At start, before anything slower (pending look-ups, fills, orders gone): each position
+    the store holds (or an entry it sent, fills unread) that the venue holds on its side, and
+    that no stop working on the venue covers, gets its stop now. Two or three requests
+    (positions, each such symbol's open stops), read on the protective schedule; the full
+    reconciliation follows, and is what protects when this fails (logged, not raised)."""
+    report = ReconcileReport()
+    try:
+        _protect_first(broker, report)
+    except CryptobotError as exc:
+        log.warning("start: protecting open positions first failed (the reconciliation "
+                    "does it): %s", exc)
+    return report
+
+
+def _protect_first(broker: ReconciledBroker, report: ReconcileReport) -> None:
+    state = broker.state
+    stored = state.positions()
+    held = {p.signal_id for p in stored}
+    for row in state.orders(("pending", "open")):  # an entry whose fills were not read yet
+        planned = state.position(row.signal_id) if row.purpose == "entry" else None
+        if planned is not None and planned.signal_id not in held:
+            stored.append(planned)
+    if not stored:
+        return
+    venue = {symbol: (qty, entry) for symbol, qty, entry
+             in broker.gateway.all_positions(protective=True)}
+    stops: dict[str, list[dict]] = {}
+    for position in stored:
+        qty, entry = venue.get(position.symbol, (0.0, 0.0))
+        qty *= position.side.sign  # on its side
+        if qty <= QTY_EPSILON:
+            continue  # flat there: the reconciliation books it
+        if position.symbol not in stops:
+            stops[position.symbol] = broker.gateway.open_stops(position.symbol, protective=True)
+        exit_side = position.side.exit_side.value
+        covered = sum(float(o.get("amount") or 0.0) for o in stops[position.symbol]
+                      if o.get("reduceOnly") and o.get("side") == exit_side)
+        if covered < qty - QTY_EPSILON:
+            _place_stop(broker, position.signal_id, position.symbol, position.side, qty,
+                        position.stop_price, position.entry_price or entry, report, [])
+
+
 def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: PositionSide,
                  qty: float, stop_price: float | None, entry_price: float,
                  report: ReconcileReport) -> None:
@@ -167,6 +210,14 @@ def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: Po
              if row.order_type == OrderType.STOP_MARKET.value and row.side == side.exit_side.value]
     if sum(float(row.qty_base) for row in stops) >= qty - QTY_EPSILON:
         return
+    _place_stop(broker, signal_id, symbol, side, qty, stop_price, entry_price, report, stops)
+
+
+def _place_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: PositionSide,
+                qty: float, stop_price: float | None, entry_price: float,
+                report: ReconcileReport, replaced: list) -> None:
+    """A stop for all of `qty` (then the `replaced` smaller ones go), or a close at market if
+    it would trigger at once."""
     price = stop_price or entry_price * (1 - side.sign * broker.settings.live.recovery_stop_pct)
     last = broker.reference_price(symbol)
     if side.sign * (price - last) >= 0:  # it would trigger at once
@@ -182,5 +233,5 @@ def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: Po
                 signal_id, qty, intent.client_id, intent.price)
     broker.place_recovery_stop(intent)
     report.stops_placed.append(intent.client_id)
-    for row in stops:
+    for row in replaced:
         broker.cancel(row.client_id)

@@ -1,8 +1,9 @@
-"""Assemble a ready LiveBroker: ccxt client, gateway, the one-way position mode checked (once for
-the account), state, first reconciliation over every symbol (what is open is protected first),
-margin mode and leverage on each of the run's symbols, the equity. Each start step
-that fails for a temporary reason is tried again before the start gives up. The CLI and the
-tests build it the same way (tests pass a loopback rest_url)."""
+"""Assemble a ready LiveBroker: ccxt client, gateway, state; every stored position the venue holds
+under a stop first (before anything slower); the one-way position mode checked (once for the
+account); the first reconciliation over every symbol; margin mode and leverage on each of the
+run's symbols; the equity. Each start step that fails for a temporary reason is tried again
+before the start gives up. The CLI and the tests build it the same way (tests pass a loopback
+rest_url)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 from cryptobot.brokers.live.broker import LiveBroker, StepHook
 from cryptobot.brokers.live.gateway import OrderGateway
-from cryptobot.brokers.live.reconcile import ReconcileReport
+from cryptobot.brokers.live.reconcile import ReconcileReport, protect_first
 from cryptobot.brokers.live.state import LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
@@ -60,16 +61,19 @@ def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_swit
                            protect_delay_s=settings.live.retry_protect_delay_s)
     persist = _StartRetries(settings, sleep)
     persist("load markets", gateway.load_markets)
+    import_legacy_live_state(settings.store.url, settings.logging.dir)  # an older bot's file
+    state = LiveState(settings.store.url)
+    broker = LiveBroker(gateway, state, settings, clock, kill_switch, on_step=on_step)
+    # first: what is open gets its stop before anything else (a one-way position's stop: a
+    # hedge-mode account, refused next, holds none of ours)
+    first = protect_first(broker)  # failed: the reconciliation below protects (and retries)
     if persist("read the position mode", gateway.position_mode_is_hedge):
         raise ConfigError(
             "the account is in hedge mode (dualSidePosition); the bot trades one-way mode only: "
             "switch it in Binance Futures > Preferences > Position Mode > One-way Mode "
             "(with no open positions or orders), then start again")
-    import_legacy_live_state(settings.store.url, settings.logging.dir)  # an older bot's file
-    state = LiveState(settings.store.url)
-    broker = LiveBroker(gateway, state, settings, clock, kill_switch, on_step=on_step)
-    # first: what is open gets its stop before anything else
     report = persist("reconcile", broker.reconcile)
+    report.stops_placed[:0], report.flattened[:0] = first.stops_placed, first.flattened
     held = {p.symbol for p in state.positions()}
     for symbol in settings.market.symbols:  # each symbol's own; one with a position keeps its
         if symbol not in held:

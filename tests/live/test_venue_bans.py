@@ -175,3 +175,20 @@ def test_the_fake_counts_a_ban_once_not_its_early_calls_as_faults(venue, keys):
     for _ in range(3):
         refused(exchange)
     assert venue.faults.injected == {"429": 1, "418": 1} and venue.faults.early_requests == 3
+
+
+def test_a_start_met_by_a_ban_waits_it_out_and_then_starts(venue, keys, tmp_path):
+    """A process that gave up (exit 75) would be restarted into the ban and knock again: the
+    start waits it out (on the venue's clock here), sending nothing meanwhile."""
+    settings, clock, sleeps = live_settings(tmp_path), VenueClock(venue.state), []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.sleep(seconds)
+
+    venue.faults.script(["418"])  # the first private call: the position-mode read
+    broker, _ = build_live_broker(settings, keys, clock, KillSwitch(settings.risk.kill_switch_file),
+                                  rest_url=venue.base_url, sleep=sleep, rate_limit=False)
+    assert broker.ready and broker.equity_usdt > 0
+    assert max(sleeps) == pytest.approx(120.0, abs=0.1)  # the ban, once, between two tries
+    assert (venue.faults.early_requests, venue.faults.bans) == (0, 1)

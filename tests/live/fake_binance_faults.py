@@ -86,11 +86,12 @@ class FaultPlan:
     _rng: random.Random = field(init=False, repr=False)
     _script: deque = field(init=False, repr=False)
     _blocked: tuple[int, str] | None = field(init=False, repr=False, default=None)
-    trace: list[tuple[int, str, str, str, str]] | None = None  # a list: (ms, method, route,
-    # client id, answer) of every private call
     # (from_ms, until_ms, kind) of every wait the venue asked for (429, 418 Retry-After): a
     # client that obeys cannot send anything then, a stop included
     waits: list[tuple[int, int, str]] = field(default_factory=list)
+    # given a list: (ms, method, route, client id, answer) of every private call, and the
+    # client's sleeps on the venue's clock (method "SLEEP", route: the ms)
+    trace: list[tuple[int, str, str, str, str]] | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)

@@ -295,8 +295,9 @@ class OrderGateway:
                         f"attempts: {mapped}") from None
                 delay_s = 0.0 if told_to_wait else self._backoff_s(
                     mapped, attempt, self._base_delay_for(intent))
-                log.warning("place %s: retry %d in %.1f s: %s", intent.client_id, attempt,
-                            max(delay_s, self.venue_wait_s()), mapped)
+                log.warning("place %s: retry %d %s: %s", intent.client_id, attempt,
+                            "after the exchange's wait" if told_to_wait
+                            else f"in {delay_s:.1f} s", mapped)
                 if delay_s:
                     self.sleep(delay_s)
         raise AssertionError("unreachable")

@@ -11,10 +11,10 @@ is unknown, and `place` says so (TemporaryExchangeError), never that the order w
 The venue's waits (a 429's Retry-After, a 418 ban) hold every call of the gateway, not just the
 one answered, and are never cut short (venue_wait.py): a short one is slept in the call, a
 long one refuses calls locally (VenueWaitError: nothing sent) until it is over. Other retries
-back off from `base_delay_s`, doubling; a protective order (a stop, a flatten) and the look-ups
-made for it from the shorter `protect_delay_s`: an unprotected position costs more than a few
-requests. Every wait goes through the injected `sleep` and `clock`, so a simulated run never
-waits on the wall clock.
+back off from `base_delay_s`, doubling; a protective order (a stop, a flatten), and the look-up
+of one or of an entry whose answer was lost (it may hold a position with no stop yet), from the
+shorter `protect_delay_s`: an unprotected position costs more than a few requests. Every wait
+goes through the injected `sleep` and `clock`, so a simulated run never waits on the wall clock.
 
 Stops go through Binance's algo-order endpoint (ccxt: `stopLossPrice` on a market order), with
 our client id as `clientAlgoId`.
@@ -70,7 +70,9 @@ class SentOrder:
     info: dict[str, Any]
 
 
-PROTECTIVE = (OrderPurpose.STOP, OrderPurpose.FLATTEN)
+PROTECTIVE = (OrderPurpose.STOP, OrderPurpose.FLATTEN)  # resent on the short schedule
+# looked up on it: what may have opened a position, or protects one
+LOOKED_UP_FAST = (*PROTECTIVE, OrderPurpose.ENTRY)
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "expired": "expired",
            "rejected": "rejected"}
 
@@ -251,11 +253,9 @@ class OrderGateway:
                 raise
 
         found = self._retry(f"look up {intent.client_id}", fetch,
-                            base_delay_s=self._base_delay_for(intent))
+                            base_delay_s=self.protect_delay_s
+                            if intent.purpose in LOOKED_UP_FAST else None)
         return None if found is None else _sent(found, intent.client_id)
-
-    def _base_delay_for(self, intent: OrderIntent) -> float:
-        return self.protect_delay_s if intent.purpose in PROTECTIVE else self.base_delay_s
 
     def place(self, intent: OrderIntent) -> SentOrder:
         """Send; resend only what the venue surely has not got (see the module's docstring)."""
@@ -294,7 +294,8 @@ class OrderGateway:
                         f"place {intent.client_id}: not placed: gave up after {attempt} "
                         f"attempts: {mapped}") from None
                 delay_s = 0.0 if told_to_wait else self._backoff_s(
-                    mapped, attempt, self._base_delay_for(intent))
+                    mapped, attempt,
+                    self.protect_delay_s if intent.purpose in PROTECTIVE else None)
                 log.warning("place %s: retry %d %s: %s", intent.client_id, attempt,
                             "after the exchange's wait" if told_to_wait
                             else f"in {delay_s:.1f} s", mapped)

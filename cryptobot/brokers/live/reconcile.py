@@ -25,7 +25,12 @@ from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.state import OPEN_STATUSES, LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
-from cryptobot.errors import CryptobotError, ReconciliationError, VenueWaitError
+from cryptobot.errors import (
+    CryptobotError,
+    ReconciliationError,
+    TemporaryExchangeError,
+    VenueWaitError,
+)
 from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, PositionSide
 
 log = logging.getLogger("cryptobot.live.reconcile")
@@ -163,13 +168,15 @@ def protect_first(broker: ReconciledBroker) -> ReconcileReport:
     the store holds (or an entry it sent, fills unread) that the venue holds on its side, and
     that no stop working on the venue covers, gets its stop now. Two or three requests
     (positions, each such symbol's open stops), read on the protective schedule; the full
-    reconciliation follows, and is what protects when this fails (logged, not raised)."""
+    reconciliation follows. A temporary failure is raised as it is (the start tries again);
+    any other as ReconciliationError."""
     report = ReconcileReport()
     try:
         _protect_first(broker, report)
+    except (TemporaryExchangeError, ReconciliationError):
+        raise
     except CryptobotError as exc:
-        log.warning("start: protecting open positions first failed (the reconciliation "
-                    "does it): %s", exc)
+        raise ReconciliationError(f"protecting open positions at start failed: {exc}") from None
     return report
 
 

@@ -66,7 +66,8 @@ def build_live_broker(settings: Settings, keys: ApiKeys, clock: Clock, kill_swit
     broker = LiveBroker(gateway, state, settings, clock, kill_switch, on_step=on_step)
     # first: what is open gets its stop before anything else (a one-way position's stop: a
     # hedge-mode account, refused next, holds none of ours)
-    first = protect_first(broker)  # failed: the reconciliation below protects (and retries)
+    first = _StartRetries(settings, sleep, settings.live.retry_protect_delay_s)(
+        "protect open positions", lambda: protect_first(broker))
     if persist("read the position mode", gateway.position_mode_is_hedge):
         raise ConfigError(
             "the account is in hedge mode (dualSidePosition); the bot trades one-way mode only: "
@@ -92,9 +93,13 @@ class _StartRetries:
     ban) is not over waits it out first, uncounted: nothing can be done before, and a process
     that exited would knock on the banned door again when restarted."""
 
-    def __init__(self, settings: Settings, sleep: Callable[[float], None]) -> None:
+    def __init__(self, settings: Settings, sleep: Callable[[float], None],
+                 base_delay_s: float | None = None) -> None:
+        """`base_delay_s`: the first wait (doubled, then doubling); `live.retry_base_delay_s`
+        unless given (protection's is shorter)."""
         self.attempts = settings.live.retry_attempts
-        self.base_delay_s = max(settings.live.retry_base_delay_s, 0.1)
+        self.base_delay_s = max(settings.live.retry_base_delay_s if base_delay_s is None
+                                else base_delay_s, 0.1)
         self.sleep = sleep
 
     def __call__(self, what: str, step: Callable[[], T]) -> T:

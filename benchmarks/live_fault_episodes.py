@@ -325,9 +325,10 @@ def audit(episode: Episode, keep: bool = False) -> dict[str, Any]:
         "entries_on_venue": sorted(o["clientOrderId"] for o in own_orders(state)
                                    if o["clientOrderId"].endswith("-entry")),
         "faults_injected": episode.venue.fault_counts(), "errors": episode.errors,
+        **episode.venue.misbehaviour(),
     }
     if keep:
-        (episode.folder / "venue.json").write_text(dump_venue(state))
+        (episode.folder / "venue.json").write_text(dump_venue(state, episode.venue.faults.trace))
         (episode.folder / "audit.json").write_text(json.dumps(result, indent=1, default=str))
     return result
 

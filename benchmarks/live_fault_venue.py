@@ -3,8 +3,9 @@ suite's own process, so that its state outlives every bot process killed against
 the suite reads from it afterwards: snapshots, the position's protection over time, and the
 audits against the bot's store (duplicate orders, lost orders, journal).
 
-The venue's hostility is the fake's own (`FaultPlan` over all its kinds, `fill_parts`, simulated
-latency and timeouts); this module only switches it on. `/_faults/mark` is the suite's own
+The venue's hostility is the fake's own (`FaultPlan` drawing every kind but the 418 ban, which
+the venue gives a client that sends inside a 429's Retry-After, as Binance does; `fill_parts`,
+simulated latency and timeouts); this module only switches it on. `/_faults/mark` is the suite's own
 route: a bot process calls it once its first candle after a (re)start has been handled, and the
 venue is snapshotted at that moment.
 """
@@ -20,7 +21,7 @@ from aiohttp import web
 
 from cryptobot.model import Candle
 from tests.live.fake_binance import FakeBinanceServer, FaultPlan, unprotected_spans
-from tests.live.fake_binance_faults import KINDS
+from tests.live.fake_binance_faults import DRAWN_KINDS
 from tests.live.fake_binance_state import FakeExchangeState
 
 VENUE_SYMBOL = "BTCUSDT"
@@ -34,7 +35,7 @@ class FaultVenue:
                  partial_fills: bool = False, latency_ms: int = 50, timeout_ms: int = 1000,
                  seed: int = 7) -> None:
         self.state = FakeExchangeState([price], now_ms=now_ms)
-        self.faults = FaultPlan(rate=error_rate, kinds=KINDS, seed=seed)
+        self.faults = FaultPlan(rate=error_rate, kinds=DRAWN_KINDS, seed=seed, trace=[])
         self.server = FakeBinanceServer(self.state, self.faults,
                                         fill_parts=3 if partial_fills else 1,
                                         latency_ms=latency_ms, timeout_ms=timeout_ms)
@@ -86,6 +87,11 @@ class FaultVenue:
 
     def fault_counts(self) -> dict[str, int]:
         return dict(self.faults.injected)
+
+    def misbehaviour(self) -> dict[str, int]:
+        """Calls the bot made before a wait the venue asked for had run out, and the bans
+        they earned (both 0 for an obedient bot)."""
+        return {"early_requests": self.faults.early_requests, "bans": self.faults.bans}
 
 
 def closing_sides(qty: float) -> tuple[str, ...]:
@@ -256,9 +262,11 @@ def closed_on_venue(state: FakeExchangeState) -> int:
     return sum(1 for trades in venue_trades_by_signal(state).values() if _closed(trades))
 
 
-def dump_venue(state: FakeExchangeState) -> str:
-    """The venue's orders, algo orders and trades as JSON (for --keep)."""
+def dump_venue(state: FakeExchangeState, trace: list | None = None) -> str:
+    """The venue's orders, algo orders and trades, and the calls it answered, as JSON (for
+    --keep)."""
     with state.lock:
         return json.dumps({"orders": list(state.orders.values()),
                            "algo_orders": list(state.algo_orders.values()),
-                           "trades": state.trades}, indent=1, default=str)
+                           "trades": state.trades, "calls": trace or [],
+                           "protection_log": state.protection_log}, indent=1, default=str)

@@ -251,6 +251,8 @@ class LiveSettings(_Section):
     request_timeout_ms: int = Field(10_000, ge=100, le=120_000)
     retry_attempts: int = Field(5, ge=1, le=20)
     retry_base_delay_s: float = Field(0.5, ge=0, le=60)
+    # a stop or flatten the venue failed to take (and its look-ups) backs off from this instead
+    retry_protect_delay_s: float = Field(0.1, ge=0, le=60)
     # a market entry is sent as a limit IOC at most this far beyond the signal's price (above
     # for a long, below for a short): in a cascade the book is thin; what does not fill at
     # once is cancelled (0: a plain market order)

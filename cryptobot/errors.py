@@ -12,6 +12,7 @@
     └── ExchangeError              anything the venue said or did not say
         ├── TemporaryExchangeError     worth retrying: rate limit, 5xx, timeout, network
         │   └── RateLimitError
+        │       └── VenueWaitError     not sent: the venue's wait (a 429's, a ban) is not over
         ├── OrderRejectedError         the venue refused an order (not worth retrying as is)
         ├── InsufficientFundsError
         └── ReconciliationError        stored state and the venue disagree in a way we can't fix
@@ -66,6 +67,17 @@ class TemporaryExchangeError(ExchangeError):
 
 class RateLimitError(TemporaryExchangeError):
     pass
+
+
+class VenueWaitError(RateLimitError):
+    """Refused before sending: the venue asked us to wait (429 Retry-After, a 418 ban) and
+    `wait_s` of it is left. This call did not reach the venue (an order whose earlier answer
+    was lost may be there: it is looked up before it is sent again); try again once the wait
+    is over."""
+
+    def __init__(self, message: str, wait_s: float) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
 
 
 class OrderRejectedError(ExchangeError):

@@ -86,6 +86,7 @@ class LiveVenue:
     user_stream_url: str | None = None  # None: Binance's private stream (demo host if demo)
     rate_limit: bool = True
     sleep: Callable[[float], None] = time.sleep
+    wait_clock: Clock | None = None  # the time `sleep` moves (None: `clock`): the venue's waits
     kill_check_s: float = 1.0  # the timer: kill switch, fills, reconciliation, protection
     on_tick: Callable[[], None] = lambda: None  # before each timer tick (a simulated clock)
     until_ms: int | None = None  # stop once every symbol's candle closed here (tests); None: run on
@@ -145,7 +146,8 @@ def connect(settings: Settings, keys: ApiKeys, venue: LiveVenue, console: Consol
     """Connect, set margin and leverage, reconcile, and print what is about to be traded."""
     broker, report = build_live_broker(settings, keys, venue.clock, kill_switch,
                                        rest_url=venue.orders_rest_url, sleep=venue.sleep,
-                                       rate_limit=venue.rate_limit, on_step=venue.on_step)
+                                       rate_limit=venue.rate_limit, on_step=venue.on_step,
+                                       wait_clock=venue.wait_clock)
     console.print(summary_table(settings, broker.equity_usdt, report))
     for symbol, qty in report.unknown_positions:
         console.print(f"[yellow]unknown position on the exchange: {symbol} {qty:g} "

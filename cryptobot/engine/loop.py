@@ -333,7 +333,7 @@ class Engine(EngineTrades, EngineRestart):
         risk = 0.0
         if trade is not None:
             risk = max(0.0, trade.side.sign * (trade.entry_price - trade.stop_price)
-                       * trade.remaining_qty)
+                       * trade.cover_qty)
         if entry is None:
             return risk
         reference = entry.signal.metrics.get("reference_price")

@@ -72,12 +72,17 @@ class OpenTrade:
     closing: bool = False  # a market exit is working
     stop_qty: float = 0.0  # what the working stop covers
     targets_owed: bool = False  # the entry is done; its take-profits wait for a stop
+    target_legs: tuple[str, ...] = ("tp1", "tp2")  # ... those, not before `targets_at_ms`
+    targets_at_ms: int | None = None
     exit_count: int = 0  # market exits accepted so far (each gets its own client id)
     # (price, qty) of a stop, qty of a market exit, whose answer was lost: its id is reused
     # only for the same order (the venue may have it)
     unanswered_stop: tuple[float, float] | None = None
     unanswered_exit: float | None = None
     side: PositionSide = PositionSide.LONG
+    # the entry quantity the venue's answer says has executed (0: none told); what of it has
+    # no fill yet is held all the same, and stops and market exits cover it (`cover_qty`)
+    entry_executed: float = 0.0
 
     def note_close(self, close: float) -> None:
         """A signal close since the entry: the highest (a long) or lowest (a short) is kept."""
@@ -93,8 +98,21 @@ class OpenTrade:
     protect_failures: int = 0
     retry_at_ms: int | None = None
 
+    @property
+    def entry_unread(self) -> float:
+        """Entry quantity the venue has executed whose fills have not come in yet."""
+        return max(0.0, self.entry_executed - self.qty_base)
+
+    @property
+    def cover_qty(self) -> float:
+        """What is held on the venue: what is left of the fills, and the entry's unread part."""
+        return self.remaining_qty + self.entry_unread
+
     def add_entry(self, fill: Fill) -> None:
-        """Another trade of the entry order: the position is the sum of its fills."""
+        """Another trade of the entry order: the position is the sum of its fills (the first
+        one dates the trade when it was opened from the entry's answer)."""
+        if self.qty_base <= 0:
+            self.entry_ms = fill.ts_ms
         qty = self.qty_base + fill.qty_base
         self.entry_price = (self.entry_price * self.qty_base + fill.price * fill.qty_base) / qty
         self.qty_base = qty
@@ -104,7 +122,7 @@ class OpenTrade:
     def stop_covers(self) -> bool:
         """The working stop covers everything held."""
         return (self.stop_id is not None
-                and self.stop_qty >= self.remaining_qty * (1.0 - 1e-9) - _QTY_EPS)
+                and self.stop_qty >= self.cover_qty * (1.0 - 1e-9) - _QTY_EPS)
 
     def add_exit(self, fill: Fill) -> bool:
         """An exit fill becomes a leg; True when nothing is left."""

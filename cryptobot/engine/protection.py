@@ -12,18 +12,22 @@ failed more than `live.stop_place_retries` times, or a market exit has failed th
 position is flattened at market (a FLATTEN order) and the user is told (a warning in the log and
 the console, the reason in the store). A refused flatten is retried the same way, and the stop
 keeps being retried beside it. The kill switch goes through the same flatten.
+
+A call the broker could not send because the venue asked it to wait (a ban: VenueWaitError) is
+no failure: it is tried again the moment the wait is over, and counts toward no fallback.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 from cryptobot.clock import Clock
 from cryptobot.config import LiveSettings
 from cryptobot.engine.open_trade import OpenTrade
 from cryptobot.engine.trade_orders import TradeOrders
-from cryptobot.errors import OrderRejectedError
+from cryptobot.errors import OrderRejectedError, VenueWaitError
 from cryptobot.model import OrderPurpose
 
 log = logging.getLogger("cryptobot.protection")
@@ -50,6 +54,8 @@ class Protection:
         if not self.is_open(trade) or trade.closing:
             return  # closed meanwhile, or being closed by an accepted market exit
         trade.wanted_stop = price
+        if self._venue_waits(trade, refused):
+            return
         if trade.stop_covers():  # the old stop still protects all of it: the move is retried
             trade.protect_failures += 1
             if trade.protect_failures > self.live.stop_place_retries:
@@ -75,6 +81,8 @@ class Protection:
             return
         if trade.wanted_exit is not OrderPurpose.FLATTEN:
             trade.wanted_exit = purpose
+        if self._venue_waits(trade, refused):
+            return
         self._failed(trade, f"{purpose.value} exit refused: {refused}", fall_back_now=False)
 
     def exit_ended(self, trade: OpenTrade, purpose: OrderPurpose, detail: str) -> None:
@@ -112,6 +120,16 @@ class Protection:
     def _settled(self, trade: OpenTrade) -> None:
         if trade.wanted_stop is None and trade.wanted_exit is None:
             trade.protect_failures, trade.retry_at_ms = 0, None
+
+    def _venue_waits(self, trade: OpenTrade, refused: Exception) -> bool:
+        """The venue asked us to wait (a ban) and nothing was sent: not a failure (no
+        fallback: a flatten could not be sent either); tried again when the wait is over."""
+        if not isinstance(refused, VenueWaitError):
+            return False
+        trade.retry_at_ms = self.clock.now_ms() + math.ceil(refused.wait_s * 1000)
+        log.warning("%s: protection waits %.0f s for the exchange: %s", trade.signal_id,
+                    refused.wait_s, refused, extra={"event": "protection"})
+        return True
 
     def _failed(self, trade: OpenTrade, what: str, fall_back_now: bool) -> None:
         trade.protect_failures += 1

@@ -40,6 +40,9 @@ class OrderEvent:
     intent: OrderIntent
     status: str  # submitted, open, canceled, rejected, filled
     detail: str = ""
+    # what of the order the venue's answer says has executed (a live broker's; None: not
+    # told): an entry's position exists before its fills are read, and is protected at once
+    filled_qty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

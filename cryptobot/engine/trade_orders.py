@@ -16,7 +16,7 @@ from cryptobot.engine.broker import Broker, client_id
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.open_trade import OpenTrade
 from cryptobot.engine.recorder import OrderEvent, Recorder
-from cryptobot.errors import ExchangeError, TemporaryExchangeError
+from cryptobot.errors import ExchangeError, TemporaryExchangeError, VenueWaitError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, PositionSide
 from cryptobot.strategy.api import TargetContext
 
@@ -82,7 +82,8 @@ class TradeOrders:
                       legs: tuple[str, ...] = ("tp1", "tp2")) -> None:
         """TP1 (`tp1_fraction` of the entry) and TP2 (the rest) as reduce-only limits; `legs`
         names the ones to place and their client-id legs (a restore re-places what is
-        missing under new ids, e.g. ("tp2r",))."""
+        missing under new ids, e.g. ("tp2r",)). One the broker could not send because the
+        venue asked it to wait stays owed until the wait is over."""
         if not targets:
             return
         tp1_qty = trade.qty_base * self.settings.exits.tp1_fraction
@@ -94,6 +95,7 @@ class TradeOrders:
         if len(targets) > 1:
             tp2_qty = trade.remaining_qty - (0.0 if trade.tp1_done else tp1_qty)
             plan[OrderPurpose.TP2] = (targets[1], tp2_qty)
+        waiting: list[str] = []
         for leg in legs:
             purpose = OrderPurpose.TP1 if leg.startswith("tp1") else OrderPurpose.TP2
             if purpose not in plan or plan[purpose][1] <= 0:
@@ -107,20 +109,25 @@ class TradeOrders:
             try:
                 self.broker.submit(intent)
                 trade.tp_ids.append(intent.client_id)
+            except VenueWaitError as exc:  # not sent: placed once the venue's wait is over
+                waiting.append(leg)
+                trade.targets_at_ms = self.clock.now_ms() + math.ceil(exc.wait_s * 1000)
             except ExchangeError as exc:  # the stop still protects; the trade rides it
                 self._refused(intent, exc)
+        if waiting:
+            trade.targets_owed, trade.target_legs = True, tuple(waiting)
 
     def place_stop(self, trade: OpenTrade, price: float) -> ExchangeError | None:
-        """Place (or move, or resize to what is held) the trade's stop; the broker's refusal,
-        if it refused. A move places the new stop before the old one is cancelled. A stop
-        whose answer was lost is tried again under the same client id while it asks for the
-        same (if the venue did get it, the broker finds it by that id instead of sending a
-        second one); one that asks for another price or size gets a new id."""
-        if trade.unanswered_stop not in (None, (price, trade.remaining_qty)):
+        """Place (or move, or resize to what is held, `cover_qty`) the trade's stop; the
+        broker's refusal, if it refused. A move places the new stop before the old one is
+        cancelled. A stop whose answer was lost is tried again under the same client id while
+        it asks for the same (if the venue did get it, the broker finds it by that id instead
+        of sending a second one); one that asks for another price or size gets a new id."""
+        if trade.unanswered_stop not in (None, (price, trade.cover_qty)):
             trade.stop_count += 1  # that id may be on the venue as it was: not reused
         intent = OrderIntent(client_id(trade.signal_id, f"stop{trade.stop_count + 1}"),
                              self.symbol, trade.side.exit_side, OrderType.STOP_MARKET,
-                             trade.remaining_qty,
+                             trade.cover_qty,
                              OrderPurpose.STOP, price=price, reduce_only=True)
         try:
             if trade.stop_id is None:
@@ -144,7 +151,7 @@ class TradeOrders:
         works (an exit the venue ended at once, unfilled, leaves them): a refused exit leaves
         them working, and the refusal is returned for the engine to retry (under the same
         client id while it asks for the same, as stops are)."""
-        size = trade.remaining_qty if qty is None else qty
+        size = trade.cover_qty if qty is None else qty
         if trade.unanswered_exit not in (None, size):
             trade.exit_count += 1
         leg = "time" if purpose is OrderPurpose.TIME_EXIT else "flat"

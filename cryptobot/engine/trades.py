@@ -1,5 +1,7 @@
 """The engine's open trade: fills (an entry is the sum of its fills), the stop, the take-profits,
-the trailing stop, the close, and the broker's order events.
+the trailing stop, the close, and the broker's order events. A live venue's answer to the entry
+order says what of it executed before its fills are read: that much is held, and under a stop,
+at once.
 
 A base class of `Engine` (engine/loop.py), kept apart so the event loop stays small; its methods
 run on the engine's own state. Protection that the venue refuses is owed and retried
@@ -8,7 +10,7 @@ run on the engine's own state. Protection that the venue refuses is owed and ret
 
 from __future__ import annotations
 
-from cryptobot.engine.open_trade import EXIT_PURPOSES, OpenTrade
+from cryptobot.engine.open_trade import EXIT_PURPOSES, OpenTrade, PendingEntry
 from cryptobot.engine.recorder import OrderEvent
 from cryptobot.engine.trade_orders import standard_targets, trailing_level
 from cryptobot.model import Fill, OrderPurpose
@@ -51,21 +53,45 @@ class EngineTrades:
             trade = self._trade = OpenTrade(
                 entry.signal.signal_id, fill.ts_ms, fill.price, fill.qty_base, entry.stop_price,
                 fill.fee_usdt, entry.gate, fill.qty_base, entry.stop_price, side=entry.side)
+            grown = fill.qty_base
         else:
+            held = trade.cover_qty
             trade.add_entry(fill)
+            grown = trade.cover_qty - held  # 0 for a fill the entry's answer had told of
         if trade.closing:  # being closed already: close this part too
-            if self.orders.market_exit(trade, OrderPurpose.FLATTEN, qty=fill.qty_base):
+            if grown > 0 and self.orders.market_exit(trade, OrderPurpose.FLATTEN, qty=grown):
                 self.protection.exit_ended(trade, OrderPurpose.FLATTEN, "more entry filled")
         elif self.killed:  # a fill of an entry the kill switch cancelled too late
             self.protection.exit(trade, OrderPurpose.FLATTEN, "kill switch engaged")
         elif trade.beyond_stop(fill.price):
             self.protection.exit(trade, OrderPurpose.FLATTEN, "entry filled at or past the stop")
-        elif entry is not self._pending or entry.complete():
+        elif (entry is not self._pending or entry.complete()) and not trade.stop_covers():
             self._place_stop(trade, trade.stop_price)  # the first stop, or grown to the fills
-        # else: more of this entry is coming in this same answer: one stop for all of it when
-        # the entry ends, or at the protection check that follows every broker call
+        # else: covered already (from the entry's answer), or more of this entry is coming in
+        # this same answer: one stop for all of it when the entry ends, or at the protection
+        # check that follows every broker call
         if entry is self._pending and entry.complete():
             self._entry_done()
+        else:
+            self._place_owed_targets(trade)  # the entry ended before all its fills were read
+
+    def _cover_executed(self, entry: PendingEntry, executed: float) -> None:
+        """The entry order's answer says `executed` of it has filled: that position is on the
+        venue now, whether or not its fills have been read, and gets its stop at once (the
+        fills, when read, make the trade; they need no stop of their own)."""
+        if executed <= entry.filled * (1.0 + 1e-9) + 1e-12:
+            return
+        trade = self._trade
+        if trade is None:
+            reference = float(entry.signal.metrics.get("reference_price") or entry.stop_price)
+            trade = self._trade = OpenTrade(
+                entry.signal.signal_id, self.clock.now_ms(), reference, 0.0, entry.stop_price,
+                0.0, entry.gate, 0.0, entry.stop_price, side=entry.side)
+        elif trade.signal_id != entry.signal.signal_id:
+            return
+        trade.entry_executed = max(trade.entry_executed, executed)
+        if not (trade.closing or self.killed or trade.stop_covers()):
+            self._place_stop(trade, trade.stop_price)
 
     def _entry_done(self) -> None:
         """The entry order is over (filled, or its unfilled rest cancelled): the targets go on
@@ -79,11 +105,14 @@ class EngineTrades:
         self._place_owed_targets(trade)
 
     def _place_owed_targets(self, trade: OpenTrade) -> None:
-        """The take-profits go on once the entry is done and a stop works (never before it)."""
+        """The take-profits go on once the entry is done, its fills are in (they size them)
+        and a stop works (never before it)."""
         if trade.targets_owed and trade.stop_id is not None and not trade.closing \
-                and self._trade is trade:
-            trade.targets_owed = False
-            self.orders.place_targets(trade, self._targets(trade))
+                and self._trade is trade and trade.entry_unread <= 1e-12 \
+                and (trade.targets_at_ms is None or self.clock.now_ms() >= trade.targets_at_ms):
+            legs = trade.target_legs
+            trade.targets_owed, trade.target_legs, trade.targets_at_ms = False, ("tp1", "tp2"), None
+            self.orders.place_targets(trade, self._targets(trade), legs)
 
     def _targets(self, trade: OpenTrade) -> tuple[float, ...]:
         ctx = TargetContext(trade.side, trade.entry_price, trade.initial_stop,
@@ -123,6 +152,8 @@ class EngineTrades:
         intent, status = event.intent, event.status
         entry = self._pending
         if entry is not None and intent.client_id == entry.entry_id:
+            if event.filled_qty and status in ("open", "filled", "canceled"):
+                self._cover_executed(entry, event.filled_qty)
             if self._trade is not None and status in ("filled", "canceled", "rejected"):
                 self._entry_done()  # what filled is the position; the rest will not come
             elif status in ("canceled", "rejected"):

@@ -40,7 +40,7 @@ from cryptobot.errors import (
 from cryptobot.secrets import redact
 
 T = TypeVar("T")
-MAX_DELAY_S = 30.0  # the longest a retry waits, whatever the venue asks
+MAX_DELAY_S = 30.0  # the longest a retry waits (a venue asking for longer: given up)
 
 _ORDER_REJECTIONS = (
     ccxt.InvalidOrder,
@@ -147,8 +147,10 @@ def retry_temporary(
 
     Anything else is raised as is; the last temporary error is raised saying how many tries it
     took. A rate limit waits what the server asked for where `server_delay_s` knows it (e.g.
-    `lambda: retry_after_s(exchange)`), capped at `max_delay_s`; else twice as long as other
-    temporary errors, so we back off harder when the venue asks us to.
+    `lambda: retry_after_s(exchange)`), never less (asking again sooner is what earns an IP
+    ban); when that is longer than `max_delay_s` the error is raised at once instead. Without
+    it a rate limit waits twice as long as other temporary errors, so we back off harder when
+    the venue asks us to.
     """
     jitter = rng or random.Random()
     for attempt in range(1, attempts + 1):
@@ -157,6 +159,11 @@ def retry_temporary(
         except TemporaryExchangeError as exc:
             if attempt == attempts:
                 raise type(exc)(f"{exc} (gave up after {attempt} tries)") from None
+            asked_s = (server_delay_s() if isinstance(exc, RateLimitError)
+                       and server_delay_s is not None else None)
+            if asked_s is not None and asked_s > max_delay_s:
+                raise type(exc)(f"{exc} (the exchange asks to wait {asked_s:g} s, longer than "
+                                f"{max_delay_s:g} s: not asked again)") from None
             if on_retry is not None:
                 on_retry(attempt, exc)
             sleep(retry_delay_s(exc, attempt, base_delay_s, max_delay_s, jitter,

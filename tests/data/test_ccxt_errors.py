@@ -56,13 +56,19 @@ class _Venue:
         return "ok"
 
 
-def test_a_rate_limit_waits_what_the_server_asks_capped():
-    for header, expected_s in (("7", 7.0), ("0", 0.0), ("120", 30.0)):
+def test_a_rate_limit_waits_what_the_server_asks_and_never_asks_sooner():
+    for header, expected_s in (("7", 7.0), ("0", 0.0), ("30", 30.0)):
         venue = _Venue(2, RateLimitError("rate limited"), {"retry-after": header})
         sleeps: list[float] = []
         assert retry_temporary(venue.call, sleep=sleeps.append, max_delay_s=30.0,
                                server_delay_s=lambda v=venue: retry_after_s(v)) == "ok"
         assert sleeps == [expected_s, expected_s]
+    venue = _Venue(2, RateLimitError("rate limited"), {"retry-after": "120"})
+    sleeps = []
+    with pytest.raises(RateLimitError, match="asks to wait 120 s, longer than 30 s"):
+        retry_temporary(venue.call, sleep=sleeps.append, max_delay_s=30.0,
+                        server_delay_s=lambda: retry_after_s(venue))
+    assert venue.calls == 1 and sleeps == []  # given up, not asked again inside the wait
 
 
 def test_without_retry_after_a_rate_limit_backs_off_harder_than_a_timeout():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from cryptobot.brokers.paper import PaperBroker
+from cryptobot.engine.recorder import OrderEvent
 from cryptobot.errors import OrderRejectedError, TemporaryExchangeError
 from cryptobot.model import Candle, Fill, OrderIntent, OrderPurpose, OrderType, Side
 from tests.engine.conftest import feed, flat, make_engine, path_candles, settings_with
@@ -72,6 +73,36 @@ def test_an_entry_filled_in_parts_is_one_position_under_one_stop_scripted():
     placed = [e for e in recorder.orders if e.intent.purpose in (OrderPurpose.TP1,
                                                                  OrderPurpose.TP2)]
     assert len({e.intent.client_id for e in placed}) == 2
+
+
+class AnswerFirstBroker(SplitFillBroker):
+    """SYNTHETIC live-like venue: the entry's answer says all of it executed (`filled_qty`)
+    before its three fills are read."""
+
+    def _fill(self, intent: OrderIntent, candle: Candle, price: float, maker: bool) -> None:
+        if intent.purpose is OrderPurpose.ENTRY:
+            self._on_order(OrderEvent(self.clock.now_ms(), intent, "open", "", intent.qty_base))
+            self.after_each_fill.append((intent.qty_base, stop_cover(self)))  # held, unread
+        super()._fill(intent, candle, price, maker)
+
+
+def test_an_entry_is_under_a_full_stop_from_its_answer_before_its_fills_are_read():
+    _, _, clock = make_engine(SETTINGS)
+    broker = AnswerFirstBroker(SETTINGS.costs, clock)
+    engine, recorder, _ = make_engine(SETTINGS, broker=broker, clock=clock)
+    feed(engine, clock, path_candles(flat(100, 5)))
+    # all 10 covered from the answer on, while its fills came in (none grew or moved the stop)
+    held = [qty for qty, _ in broker.after_each_fill[:4]]
+    covered = [cover for _, cover in broker.after_each_fill[:4]]
+    assert held == pytest.approx([10.0, 10 / 3, 20 / 3, 10.0]) and covered == [10.0] * 4
+    stops = [e.intent for e in recorder.orders if e.intent.purpose is OrderPurpose.STOP]
+    assert {(i.client_id, i.qty_base) for i in stops} == {("TEST-1-stop1", 10.0)}
+    trade = engine._trade
+    assert trade.qty_base == pytest.approx(10.0) and trade.entry_unread == 0
+    assert trade.entry_price == pytest.approx(100.1) and trade.entry_ms == path_candles(
+        flat(100, 5))[3].ts_open_ms  # the trade is its fills' (the first one dates it)
+    targets = [o for o in broker.working_orders() if o.order_type is OrderType.LIMIT]
+    assert sum(t.qty_base for t in targets) == pytest.approx(10.0)
 
 
 class RefusingBroker(PaperBroker):

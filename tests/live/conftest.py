@@ -7,22 +7,14 @@ import pytest
 from cryptobot.config import Settings
 from cryptobot.secrets import ApiKeys
 from tests.live.fake_binance import FakeBinanceServer, FaultPlan
-from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.fake_binance_state import FakeExchangeState, VenueClock
+
+__all__ = ["VenueClock", "live_settings"]
 
 TEST_KEY = "LIVETESTKEY-9f8e7d6c5b4a"
 TEST_SECRET = "LIVETESTSECRET-0a1b2c3d4e5f6789"
 
 PRICE_PATH_SCRIPTED = [60000.0, 60500.0, 61500.0, 62600.0, 61000.0, 59900.0, 64100.0]
-
-
-class VenueClock:
-    """The fake venue's time: the broker's clock in these tests."""
-
-    def __init__(self, state: FakeExchangeState) -> None:
-        self.state = state
-
-    def now_ms(self) -> int:
-        return self.state.now_ms
 
 
 @pytest.fixture

@@ -29,6 +29,8 @@ def add_control_routes(app: web.Application, state: FakeExchangeState,
 
     async def sleep(request: web.Request) -> web.Response:
         with state.lock:
+            if faults.trace is not None:
+                faults.trace.append((state.now_ms, "SLEEP", request.query["ms"], "", ""))
             state.now_ms += int(request.query["ms"])
             return web.json_response({"now_ms": state.now_ms})
 
@@ -44,7 +46,7 @@ def add_control_routes(app: web.Application, state: FakeExchangeState,
     async def snapshot(request: web.Request) -> web.Response:
         body = state.snapshot()
         body["faults"] = {"injected": dict(faults.injected), "executed": dict(faults.executed),
-                          "early_requests": faults.early_requests}
+                          "early_requests": faults.early_requests, "bans": faults.bans}
         return web.json_response(body)
 
     app.router.add_post("/_control/price", price)

@@ -4,7 +4,7 @@ answers it (status, JSON code/msg, headers), so a client meets what it meets in 
     kind           answer                                                 the request was
     429            429, -1003 "Too many requests; ...", Retry-After       not carried out
     418            418, -1003 "Way too many requests; IP banned until",  not carried out
-                   Retry-After (the ban)
+                   Retry-After (the ban; scripted only, see below)
     1008           503, -1008 "Server is currently overloaded ..."        not carried out
                    (new orders only: reduce-only orders and cancels are exempt, as documented)
     5xx            500/502/503/504, plain text                            not carried out
@@ -17,10 +17,19 @@ answers it (status, JSON code/msg, headers), so a client meets what it meets in 
     503_unknown    503, "Unknown error, please check your request or try  either (seeded coin)
                    again later." (no code: the shape seen from fapi)
 
+Bans, as Binance documents them: "Repeatedly violating rate limits and/or failing to back off
+after receiving 429s will result in an automated IP ban (HTTP status 418). IP bans are tracked
+and scale in duration for repeat offenders, from 2 minutes to 3 days." (developers.binance.com,
+rate limits; the HTTP return codes page: 418 "is used when an IP has been auto-banned for
+continuing to send requests after receiving 429 codes"). So a 418 is never drawn at random
+(`DRAWN_KINDS`): with `enforce_retry_after` (the default) a private call made inside a 429's
+Retry-After window is answered 418 and bans the IP, for `ban_s` doubled for each earlier ban,
+at most 3 days; a call made during a ban is refused again (418, Retry-After: what is left of
+it). Both are counted in `early_requests`, every ban in `bans`: an obedient client has 0 of
+each. A scripted "418" bans at once (a test of how a client honours a ban it is given).
+
 Simulated time: every private call moves the venue clock by `state.latency_ms`, a stall by
-`state.timeout_ms`; Retry-After is in the venue's (simulated) seconds, and with
-`enforce_retry_after` a call made before it ran out is refused again (counted in
-`early_requests`).
+`state.timeout_ms`; Retry-After and bans are in the venue's (simulated) seconds.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from tests.live.fake_binance_state import FakeExchangeState
 
 KINDS = ("429", "418", "1008", "5xx", "503", "timeout", "timeout_after", "502_after", "1007",
          "503_unknown")
+DRAWN_KINDS = tuple(kind for kind in KINDS if kind != "418")  # a ban is earned, not drawn
+MAX_BAN_S = 3 * 86_400  # Binance's longest
 _COIN_FLIP = ("1007", "503_unknown")
 _OUTCOMES = {"done": True, "not_done": False}  # scripted "1007:done" decides the coin
 _PLAIN = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
@@ -58,6 +69,7 @@ class FaultPlan:
 
     `script([...])` queues exact faults (a kind, None for a clean call; "1007:done" or
     "503_unknown:not_done" fix the coin) for the next private calls, before any random draw.
+    `kinds` are what the random draw picks from: never "418" (see the module's docstring).
     """
 
     rate: float = 0.0
@@ -65,23 +77,30 @@ class FaultPlan:
     seed: int = 7
     stall_s: float | None = None  # real seconds a stall lasts; None: state.timeout_ms + 0.1 s
     retry_after_s: int = 1  # a 429's Retry-After
-    ban_s: int = 120  # a 418's Retry-After (Binance bans for 2 minutes to 3 days)
-    enforce_retry_after: bool = False
+    ban_s: int = 120  # the first ban's Retry-After; doubled for each earlier ban, to 3 days
+    enforce_retry_after: bool = True  # a call inside a 429's wait bans; one inside a ban fails
     injected: dict[str, int] = field(default_factory=dict)  # faults answered, by kind
     executed: dict[str, int] = field(default_factory=dict)  # ... whose call was carried out
-    early_requests: int = 0  # calls refused again because their Retry-After had not run out
+    early_requests: int = 0  # calls made before a Retry-After (429 or ban) had run out
+    bans: int = 0  # bans the venue issued (earned by early calls, or scripted)
     _rng: random.Random = field(init=False, repr=False)
     _script: deque = field(init=False, repr=False)
     _blocked: tuple[int, str] | None = field(init=False, repr=False, default=None)
     # (from_ms, until_ms, kind) of every wait the venue asked for (429, 418 Retry-After): a
     # client that obeys cannot send anything then, a stop included
     waits: list[tuple[int, int, str]] = field(default_factory=list)
+    # given a list: (ms, method, route, client id, answer) of every private call, and the
+    # client's sleeps on the venue's clock (method "SLEEP", route: the ms)
+    trace: list[tuple[int, str, str, str, str]] | None = None
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
         self._script = deque()
         for kind in self.kinds:
             _check_kind(kind)
+            if kind == "418":
+                raise ValueError("a 418 ban is not drawn at random: Binance bans only a client "
+                                 "that kept sending inside a 429's Retry-After (script it)")
 
     def script(self, kinds: Iterable[str | None]) -> None:
         kinds = list(kinds)
@@ -112,21 +131,26 @@ async def run_private(state: FakeExchangeState, faults: FaultPlan, request: web.
     with state.lock:
         state.now_ms += state.latency_ms
         refused = _refused_early(state, faults)
+        drawn = None if refused is not None else faults.draw()
+        if faults.trace is not None:  # what was asked when, and how it was answered
+            faults.trace.append((state.now_ms, request.method, request.path.rsplit("/", 1)[-1],
+                                 params.get("newClientOrderId") or params.get("clientAlgoId")
+                                 or params.get("origClientOrderId") or "",
+                                 "early" if refused is not None else drawn or "ok"))
     if refused is not None:
         return refused
-    drawn = faults.draw()
     if drawn is None:
         return work()
     kind, _, outcome = drawn.partition(":")
     if kind == "1008" and _exempt_from_1008(request, params):
         return work()
     _bump(faults.injected, kind)
-    if kind in ("429", "418"):
-        wait_s = faults.retry_after_s if kind == "429" else faults.ban_s
+    if kind == "429":
         with state.lock:
-            faults._blocked = (state.now_ms + wait_s * 1000, kind)
-            faults.waits.append((state.now_ms, state.now_ms + wait_s * 1000, kind))
-        return _rate_limited(kind, wait_s, faults._blocked[0])
+            return _block(state, faults, "429", faults.retry_after_s)
+    if kind == "418":
+        with state.lock:
+            return _ban(state, faults)
     if kind == "1008":
         return _error(503, -1008, MSG_1008)
     if kind in ("5xx", "503"):
@@ -165,13 +189,33 @@ def _rate_limited(kind: str, wait_s: int, until_ms: int) -> web.Response:
     return _error(int(kind), -1003, msg, {"Retry-After": str(wait_s)})
 
 
+def _block(state: FakeExchangeState, faults: FaultPlan, kind: str, wait_s: int) -> web.Response:
+    """Every call is to wait `wait_s` from now (the state is locked)."""
+    until_ms = state.now_ms + wait_s * 1000
+    faults._blocked = (until_ms, kind)
+    faults.waits.append((state.now_ms, until_ms, kind))
+    return _rate_limited(kind, wait_s, until_ms)
+
+
+def _ban(state: FakeExchangeState, faults: FaultPlan) -> web.Response:
+    """Ban the IP: `ban_s`, doubled for each earlier ban, at most 3 days (the state is locked)."""
+    wait_s = min(MAX_BAN_S, faults.ban_s * 2 ** faults.bans)
+    faults.bans += 1
+    return _block(state, faults, "418", wait_s)
+
+
 def _refused_early(state: FakeExchangeState, faults: FaultPlan) -> web.Response | None:
+    """A call inside a 429's wait earns a ban; one inside a ban is refused again (the state is
+    locked)."""
     if not faults.enforce_retry_after or faults._blocked is None:
         return None
     until_ms, kind = faults._blocked
     if state.now_ms >= until_ms:
         return None
     faults.early_requests += 1
+    if kind == "429":
+        _bump(faults.injected, "418")
+        return _ban(state, faults)
     return _rate_limited(kind, math.ceil((until_ms - state.now_ms) / 1000), until_ms)
 
 

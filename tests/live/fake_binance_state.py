@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -378,3 +379,18 @@ class FakeExchangeState:
         pos = self.position(symbol)
         if pos.qty == 0 or (pos.qty > 0) == (side == "BUY"):
             raise BinanceReject(-2022, "ReduceOnly Order is rejected.")
+
+
+class VenueClock:
+    """The fake venue's time, as a Clock (a broker's in tests), and a `sleep` that moves it: a
+    client's waits pass on the venue, never on the wall clock."""
+
+    def __init__(self, state: FakeExchangeState) -> None:
+        self.state = state
+
+    def now_ms(self) -> int:
+        return self.state.now_ms
+
+    def sleep(self, seconds: float) -> None:
+        with self.state.lock:
+            self.state.now_ms += math.ceil(seconds * 1000)

@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import functools
 import json
+import math
 import os
 import random
 import signal
@@ -65,9 +66,20 @@ def venue_time_ms(venue_url: str) -> int:
 
 
 def sleep_on_venue(venue_url: str, seconds: float) -> None:
-    """A retry's back-off, on the venue's simulated clock."""
+    """A retry's back-off, on the venue's simulated clock (a wait is never cut short)."""
     if seconds > 0:
-        http_json(f"{venue_url}/_control/sleep?ms={int(round(seconds * 1000))}")
+        http_json(f"{venue_url}/_control/sleep?ms={math.ceil(seconds * 1000)}")
+
+
+class VenueTimeClock:
+    """The venue's simulated clock (what `sleep_on_venue` moves): the order gateway measures
+    the venue's waits on it."""
+
+    def __init__(self, venue_url: str) -> None:
+        self.venue_url = venue_url
+
+    def now_ms(self) -> int:
+        return venue_time_ms(self.venue_url)
 
 
 class Record:
@@ -150,6 +162,7 @@ async def run_segment(args: argparse.Namespace) -> None:
             market_rest_url=replay.rest_url, ws_url=replay.ws_url, orders_rest_url=venue_url,
             user_stream_url=venue_url.replace("http://", "ws://") + "/private/ws",
             rate_limit=False, sleep=functools.partial(sleep_on_venue, venue_url),
+            wait_clock=VenueTimeClock(venue_url),
             kill_check_s=0.2, until_ms=window.end_ms, on_step=hook)
         keys = ApiKeys(key=KEYS[0], secret=KEYS[1])
         outcome = await run_live_session(settings, keys, venue, console, settings.store.url,

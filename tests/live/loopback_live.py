@@ -26,7 +26,7 @@ from cryptobot.exchange.symbols import market_id
 from cryptobot.model import Candle
 from cryptobot.runners.stream_session import advance_sim_clock
 from tests.conftest import DATA_DIR, REPO_ROOT
-from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.fake_binance_state import FakeExchangeState, VenueClock
 
 SYMBOL = "BTC/USDT:USDT"
 CRASH_DIR = DATA_DIR / "btc_2024-08_crash"
@@ -145,6 +145,7 @@ async def run_loopback_session(settings: Settings, keys, window: LoopbackWindow,
     engine_clock = SimClock(window.start_ms)
     advance = advance_sim_clock(engine_clock)
     state = order_server.state
+    venue_clock = VenueClock(state)  # the broker's waits pass on the venue's clock
 
     def advance_and_walk(ts_ms: int) -> None:
         candle = window.candles_by_close.get(ts_ms)
@@ -163,8 +164,8 @@ async def run_loopback_session(settings: Settings, keys, window: LoopbackWindow,
                           exchange_time=replay.time_driver(), market_rest_url=replay.rest_url,
                           ws_url=replay.ws_url, orders_rest_url=order_server.base_url,
                           user_stream_url=order_server.user_stream_url,
-                          rate_limit=False, sleep=lambda s: None, kill_check_s=0.2,
-                          until_ms=window.end_ms)
+                          rate_limit=False, sleep=venue_clock.sleep, wait_clock=venue_clock,
+                          kill_check_s=0.2, until_ms=window.end_ms)
         outcome = await run_live_session(settings, keys, venue, console,
                                          settings.store.url, heartbeat=True)
     return outcome, out.getvalue()

@@ -3,7 +3,8 @@
 Split taker fills and IOC limits (exact in Decimal, events shaped like the recorded payloads);
 every fault kind as ccxt sees it on the wire; `OrderGateway.place` under each kind (one order
 per client id, never two, and an honest SentOrder or error); cancels after a doubtful answer;
-the position mode; the protection log and `unprotected_spans`; the /_control/ routes.
+the position mode; the protection log and `unprotected_spans`; the /_control/ routes. (How a
+429's wait and a 418 ban are enforced, and honoured: test_venue_bans.py.)
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 from tests.conftest import REPO_ROOT
 from tests.live.fake_binance import FakeBinanceServer, FaultPlan, unprotected_spans
-from tests.live.fake_binance_faults import KINDS
-from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.fake_binance_faults import DRAWN_KINDS
+from tests.live.fake_binance_state import FakeExchangeState, VenueClock
 
 SYMBOL = "BTC/USDT:USDT"
 TIMEOUT_MS = 200  # the client's timeout here: a stall costs ~0.3 s of wall clock
@@ -54,9 +55,16 @@ def client(venue, keys):
 
 
 def gateway(venue, keys, attempts: int = 4) -> tuple[OrderGateway, list[float]]:
+    """A gateway whose waits pass on the venue's clock (and are listed)."""
     sleeps: list[float] = []
+    clock = VenueClock(venue.state)
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.sleep(seconds)
+
     return OrderGateway(client(venue, keys), attempts=attempts, base_delay_s=0.1,
-                        sleep=sleeps.append, seed=3), sleeps
+                        sleep=sleep, seed=3, clock=clock), sleeps
 
 
 def market_buy(cid: str, qty: float = 0.002) -> OrderIntent:
@@ -217,11 +225,14 @@ def test_each_fault_reaches_ccxt_as_binance_sends_it(venue, keys):
         assert isinstance(map_ccxt_error(caught.value, order=True), TemporaryExchangeError)
         stalled = kind.startswith("timeout")
         assert (state.now_ms - before_ms >= TIMEOUT_MS) is stalled, kind
+        if kind in ("429", "418"):
+            VenueClock(state).sleep(retry_after_s(exchange))  # obeyed: no ban earned
     assert venue.faults.injected == {"429": 1, "418": 1, "1008": 1, "503": 1, "timeout": 1,
                                      "timeout_after": 1, "502_after": 1, "1007": 2,
                                      "503_unknown": 2}
     assert venue.faults.executed == {"timeout_after": 1, "502_after": 1, "1007": 1,
                                      "503_unknown": 1}
+    assert (venue.faults.bans, venue.faults.early_requests) == (1, 0)  # the scripted one
 
 
 def test_rate_limits_carry_retry_after_and_a_ban_says_until_when(venue, keys):
@@ -232,6 +243,8 @@ def test_rate_limits_carry_retry_after_and_a_ban_says_until_when(venue, keys):
             exchange.fetch_balance()
         assert isinstance(map_ccxt_error(caught.value), RateLimitError)
         assert retry_after_s(exchange) == wait_s, kind
+        if kind == "429":
+            VenueClock(venue.state).sleep(wait_s)
     assert f"banned until {venue.state.now_ms + 120_000}" in str(caught.value)
 
 
@@ -266,7 +279,7 @@ def test_unknown_fault_kinds_are_refused():
 @pytest.mark.parametrize("kind", list(WIRE) + ["5xx"])
 def test_place_under_each_fault_puts_exactly_one_order_and_says_so(venue, keys, kind):
     gate, sleeps = gateway(venue, keys)
-    venue.faults.ban_s = 5
+    venue.faults.ban_s = 4  # short enough to be slept in the call (a longer one is refused)
     venue.faults.script([kind])
     sent = gate.place(market_buy("one"))
     assert (sent.status, sent.filled_qty) == ("filled", pytest.approx(0.002))
@@ -275,7 +288,8 @@ def test_place_under_each_fault_puts_exactly_one_order_and_says_so(venue, keys, 
     refused = kind in ("429", "418", "1008")
     assert looked_up is not refused  # a refusal is resent as is; a doubt is looked up first
     if kind in ("429", "418"):
-        assert sleeps == [1.0 if kind == "429" else 5.0]  # the venue's Retry-After
+        assert sleeps == [1.0 if kind == "429" else 4.0]  # the venue's Retry-After
+    assert venue.faults.early_requests == 0
 
 
 def test_a_doubtful_answer_whose_look_up_fails_too_is_unknown_not_rejected(venue, keys):
@@ -289,7 +303,7 @@ def test_a_doubtful_answer_whose_look_up_fails_too_is_unknown_not_rejected(venue
 
 
 def test_random_faults_of_every_kind_never_double_or_hide_an_order(venue, keys):
-    venue.faults.rate, venue.faults.kinds = 0.4, KINDS
+    venue.faults.rate, venue.faults.kinds = 0.4, DRAWN_KINDS
     venue.state.fill_parts = 2
     gate, _ = gateway(venue, keys, attempts=5)
     outcomes = Counter()
@@ -310,6 +324,7 @@ def test_random_faults_of_every_kind_never_double_or_hide_an_order(venue, keys):
         outcomes["filled"] += 1
     print("faults:", venue.faults.injected, "outcomes:", dict(outcomes))
     assert sum(venue.faults.injected.values()) >= 8
+    assert (venue.faults.early_requests, venue.faults.bans) == (0, 0)  # it obeyed every 429
     assert max(Counter(o["clientOrderId"] for o in venue.state.orders.values()).values()) == 1
 
 
@@ -389,24 +404,6 @@ def test_latency_and_timeouts_move_the_venue_clock(venue, keys):
     assert venue.state.now_ms == start + 80 + TIMEOUT_MS
 
 
-def test_retry_after_is_enforced_in_simulated_seconds_when_asked(venue, keys):
-    exchange = client(venue, keys)
-    venue.faults.enforce_retry_after = True
-    venue.faults.retry_after_s = 2
-    venue.faults.script(["429"])
-    for _ in range(2):
-        with pytest.raises(ccxt.DDoSProtection):
-            exchange.fetch_balance()
-    assert retry_after_s(exchange) == 2.0 and venue.faults.early_requests == 1
-    control(venue, "/_control/sleep?ms=1500")
-    with pytest.raises(ccxt.DDoSProtection):
-        exchange.fetch_balance()
-    assert retry_after_s(exchange) == 1.0  # what is left of the wait, rounded up
-    assert control(venue, "/_control/sleep?ms=500")["now_ms"] >= venue.state.now_ms
-    exchange.fetch_balance()
-    assert venue.faults.injected == {"429": 1} and venue.faults.early_requests == 2
-
-
 def test_control_routes_walk_sleep_and_report_the_venue(venue, keys):
     state = venue.state
     gate, _ = gateway(venue, keys)
@@ -429,4 +426,5 @@ def test_control_routes_walk_sleep_and_report_the_venue(venue, keys):
     assert len(snapshot["trades"]) == 2
     assert snapshot["positions"]["BTCUSDT"]["qty"] == "0"
     assert snapshot["protection_log"][-1][1:] == [0.0, 0.0]
-    assert snapshot["faults"] == {"injected": {"429": 1}, "executed": {}, "early_requests": 0}
+    assert snapshot["faults"] == {"injected": {"429": 1}, "executed": {}, "early_requests": 0,
+                                  "bans": 0}

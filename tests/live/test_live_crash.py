@@ -43,7 +43,7 @@ def run_with_kill(step: str, folder, candles, options: VenueOptions | None = Non
     episode = run_episode(chunk, folder, candles, options, 1, KillPlan.at(step),
                           random.Random(14), downtime_candles=(1, 1))
     try:
-        return audit(episode)
+        return {**audit(episode), "calls": list(episode.venue.faults.trace or [])}
     finally:
         episode.venue.stop()
 
@@ -69,6 +69,12 @@ def test_sigkill_in_a_trade_then_restart_protects_and_restores_it(step, tmp_path
         assert restart["needs_tp"], snap  # TP2 was still to fill
     if restart["needs_tp"]:
         assert restart["tp_working"], snap
+    if step == "before_send:stop":  # no stop on the venue: the restart protects first, its
+        calls = [(route, cid) for ms, method, route, cid, _ in result["calls"]  # stop before
+                 if ms > kill["restart_ms"] and method != "SLEEP"]  # mode, look-ups, fills
+        assert [route for route, _ in calls[:3]] == ["positionRisk", "openAlgoOrders",
+                                                     "algoOrder"]
+        assert calls[2][1].startswith(f"{SIGNAL}-rstop") and restart["to_stop_ms"] <= 200
     # the store agrees with the venue, order by order and fill by fill
     assert result["lost"] == {"venue_not_stored": [], "stored_not_on_venue": []}, result["lost"]
     assert result["journal"] == [], result["journal"]
@@ -101,3 +107,4 @@ def test_a_position_closed_while_the_bot_was_down_is_booked_by_the_restart(tmp_p
     assert result["duplicates"] == {}, result["duplicates"]
     assert result["lost"] == {"venue_not_stored": [], "stored_not_on_venue": []}, result["lost"]
     assert result["journal"] == [], result["journal"]
+

@@ -1,9 +1,10 @@
-"""The real live stack on a hostile venue: 20% of private calls fail (rate limits, bans, 5xx,
-timeouts before and after the work, errors after an accepted order) and every taker fill comes
-in three parts, over the bundled crash data's 2024-08-04 trade (OI confirmation off: the
-window's OI is SYNTHETIC). The same code as benchmarks/live_faults.py, without kills: no order
-reaches the venue twice, none is lost between the venue and the store, and the store's fills and
-trade PnL equal the venue's.
+"""The real live stack on a hostile venue: 20% of private calls fail (rate limits, 5xx,
+timeouts before and after the work, errors after an accepted order; a ban only for a bot that
+sends inside a Retry-After) and every taker fill comes in three parts, over the bundled crash
+data's 2024-08-04 trade (OI confirmation off: the window's OI is SYNTHETIC). The same code as
+benchmarks/live_faults.py, without kills: no order reaches the venue twice, none is lost
+between the venue and the store, the store's fills and trade PnL equal the venue's, and no
+request went out inside a wait the venue asked for.
 """
 
 from __future__ import annotations
@@ -45,3 +46,4 @@ def test_faults_on_20_percent_of_calls_and_split_fills_lose_and_double_nothing(t
     assert result["lost"] == {"venue_not_stored": [], "stored_not_on_venue": []}, result["lost"]
     assert result["journal"] == [], result["journal"]
     assert result["trades_on_venue"] == result["trades_stored"] == 1
+    assert (result["early_requests"], result["bans"]) == (0, 0)  # every Retry-After obeyed

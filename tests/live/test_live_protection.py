@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from cryptobot.store import open_store
-from tests.live.fake_binance import FakeBinanceServer, unprotected_spans
+from tests.live.fake_binance import FakeBinanceServer, FaultPlan, unprotected_spans
 from tests.live.fake_binance_state import FakeExchangeState
 from tests.live.loopback_live import (
     load_window,
@@ -24,12 +24,12 @@ from tests.live.loopback_live import (
 START, END = "2024-08-04T12:00:00Z", "2024-08-04T22:00:00Z"  # the 18:15 entry inside
 
 
-def run(tmp_path, keys, fill_parts: int = 1, refuse_exits: int = 0, **sections):
+def run(tmp_path, keys, fill_parts: int = 1, refuse_exits: int = 0, faults=None, **sections):
     settings = settings_from(write_live_config(tmp_path, **sections))
     window = load_window(settings, START, END)
     state = FakeExchangeState([window.price_before], now_ms=window.start_ms)
     state.reject_next_market_exits = refuse_exits
-    server = FakeBinanceServer(state, fill_parts=fill_parts, latency_ms=50,
+    server = FakeBinanceServer(state, faults, fill_parts=fill_parts, latency_ms=50,
                                timeout_ms=settings.live.request_timeout_ms).start()
     try:
         outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
@@ -44,9 +44,16 @@ def longest_unprotected_ms(state) -> int:
 
 
 def test_an_entry_filled_in_three_trades_is_one_position_under_a_full_stop(tmp_path, keys):
-    settings, state, outcome, printed = run(tmp_path, keys, fill_parts=3)
+    faults = FaultPlan(trace=[])
+    settings, state, outcome, printed = run(tmp_path, keys, fill_parts=3, faults=faults)
     trade = outcome.run.engine.trades[0]
     entry_id = f"{trade.signal_id}-entry"
+    # the entry's answer says what executed: the stop for all of it is the very next request,
+    # before the fills are read (a failed read is retried meanwhile: the position is covered)
+    calls = [(route, cid) for _, method, route, cid, _ in faults.trace if method == "POST"
+             or route == "userTrades"]
+    at = calls.index(("order", entry_id))
+    assert calls[at + 1] == ("algoOrder", f"{trade.signal_id}-stop1")  # not userTrades
     [entry_order] = [o for o in state.orders.values() if o["clientOrderId"] == entry_id]
     entry_fills = [t for t in state.trades if t["orderId"] == entry_order["orderId"]]
     assert len(entry_fills) == 3  # Binance filled it in three trades, one tick apart
@@ -58,11 +65,13 @@ def test_an_entry_filled_in_three_trades_is_one_position_under_a_full_stop(tmp_p
     signal = next(s for s in outcome.run.engine.signals if s.signal_id == trade.signal_id)
     cap = signal.metrics["reference_price"] * (1 + settings.live.max_entry_slippage_bps / 1e4)
     assert float(entry_order["price"]) <= cap + 0.1
-    # the stop grew with each fill: never more than a few requests without full cover
-    assert longest_unprotected_ms(state) <= 500, unprotected_spans(state.protection_log)
-    first_stops = [a for a in state.algo_orders.values()
-                   if a["createTime"] <= entry_fills[-1]["time"] + 1000]
-    assert [float(a["quantity"]) for a in first_stops][-1] == pytest.approx(trade.qty_base)
+    # one request without full cover, and the fills moved no stop
+    assert longest_unprotected_ms(state) <= 100, unprotected_spans(state.protection_log)
+    [stop] = [a for a in state.algo_orders.values()
+              if a["clientAlgoId"] == f"{trade.signal_id}-stop1"]
+    assert float(stop["quantity"]) == pytest.approx(trade.qty_base)
+    tp1 = calls.index(("order", f"{trade.signal_id}-tp1"))
+    assert [c for c in calls[at + 2:tp1] if c[0] == "algoOrder"] == []
     # the targets went on once, for the whole entry
     targets = [o for o in state.orders.values() if o["clientOrderId"].startswith(
         (f"{trade.signal_id}-tp1", f"{trade.signal_id}-tp2"))]

@@ -23,6 +23,8 @@
   and ban handling), one live state, one user stream, one reconciliation over all symbols.
   Each symbol's engine talks to its own view (symbol_broker.py), which binds that symbol's
   handlers here: fills and order updates reach the engine of their order's symbol.
+- An accepted order is reported with what its answer says has executed (`filled_qty`) before
+  its fills are read: the engine puts the stop on an entry's executed part at once.
 - An entry's planned stop (`OrderIntent.stop_price`) is stored with its (not yet open) position
   and its side before the entry is sent, so a restart after the fill but before the stop places
   that stop, not the `live.recovery_stop_pct` fallback.
@@ -52,6 +54,7 @@ from cryptobot.errors import (
     OrderRejectedError,
     ReconciliationError,
     TemporaryExchangeError,
+    VenueWaitError,
 )
 from cryptobot.model import Candle, Fill, OrderIntent, OrderPurpose, OrderType, PositionSide
 
@@ -167,6 +170,8 @@ class LiveBroker(LiveFills):
         must not stop the session: the stops on the exchange protect what is open, and a failed
         reconciliation leaves the broker refusing new orders until a later attempt succeeds."""
         now_ms = self.clock.now_ms()
+        if self.gateway.venue_wait_s() > 0:
+            return  # the venue asked us to wait (a ban): the first tick after it reads all
         streamed = self.fill_source is not None and self.fill_source.connected
         if not streamed and (poll or self._last_poll_ms is None
                              or now_ms - self._last_poll_ms >= POLL_INTERVAL_MS):
@@ -176,6 +181,9 @@ class LiveBroker(LiveFills):
         if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
             try:
                 self.reconcile()
+            except VenueWaitError as exc:
+                self.reconcile_soon()  # at the first tick after the wait
+                log.error("%s; no new orders until it succeeds", exc)
             except ReconciliationError as exc:
                 self._last_reconcile_ms = now_ms - interval_ms + RECONCILE_RETRY_MS
                 log.error("%s; no new orders until it succeeds", exc)
@@ -251,7 +259,7 @@ class LiveBroker(LiveFills):
                                 exchange_order_id=found.exchange_order_id)
         if row.order_type == OrderType.STOP_MARKET.value:
             self.state.update_position(row.signal_id, stop_price=float(row.price))
-        self.report_order(row.intent(), "open")
+        self.report_order(row.intent(), "open", filled_qty=found.filled_qty)
         self._read_fills_of(row.intent(), found)
         return True
 
@@ -270,7 +278,8 @@ class LiveBroker(LiveFills):
         self.on_step(f"after_send:{intent.purpose.value}")
         self.state.update_order(intent.client_id, self.clock.now_ms(), status="open",
                                 exchange_order_id=sent.exchange_order_id)
-        self.report_order(intent, "open")
+        # what executed is protected now (the engine's stop), before its fills are read
+        self.report_order(intent, "open", filled_qty=sent.filled_qty)
         if intent.order_type is OrderType.MARKET or intent.time_in_force == "IOC" \
                 or sent.filled_qty > 0:
             self._read_fills_of(intent, sent)
@@ -373,12 +382,13 @@ class LiveBroker(LiveFills):
             raise TemporaryExchangeError(f"{reason}: not everything could be closed: "
                                          + "; ".join(failed))
 
-    def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None:
+    def report_order(self, intent: OrderIntent, status: str, detail: str = "",
+                     filled_qty: float | None = None) -> None:
         """Tell the engine of the order's symbol its new status (submitted/open/canceled/
-        rejected/filled)."""
+        rejected/filled), and what of it the venue's answer says has executed."""
         handler = self._order_handlers.get(intent.symbol) or self._order_handlers.get("")
         if handler is not None:
-            handler(OrderEvent(self.clock.now_ms(), intent, status, detail))
+            handler(OrderEvent(self.clock.now_ms(), intent, status, detail, filled_qty))
 
     def deliver_fill(self, fill: Fill) -> None:
         """Hand a recorded fill to the engine of its symbol (none bound: only stored)."""

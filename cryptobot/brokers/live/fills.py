@@ -34,7 +34,8 @@ class LiveFills:
 
     def cancel(self, client_id: str) -> None: ...
 
-    def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None: ...
+    def report_order(self, intent: OrderIntent, status: str, detail: str = "",
+                     filled_qty: float | None = None) -> None: ...
 
     def poll(self) -> list[Fill]:
         """Read new fills from the exchange, record them, report them. Returns the new ones."""

@@ -7,7 +7,14 @@ doubtful failure (a timeout, 5xx, -1007, 503 "Unknown error"), and only resends 
 has never seen it; a refusal the venue made before executing anything (429, a 418 ban, -1008
 overload) is resent after the wait the venue asks for. When the look-up fails too, the outcome
 is unknown, and `place` says so (TemporaryExchangeError), never that the order was refused.
-Every wait goes through the injected `sleep`, so a simulated run never waits on the wall clock.
+
+The venue's waits (a 429's Retry-After, a 418 ban) hold every call of the gateway, not just the
+one answered, and are never cut short (venue_wait.py): a short one is slept in the call, a
+long one refuses calls locally (VenueWaitError: nothing sent) until it is over. Other retries
+back off from `base_delay_s`, doubling; a protective order (a stop, a flatten), and the look-up
+of one or of an entry whose answer was lost (it may hold a position with no stop yet), from the
+shorter `protect_delay_s`: an unprotected position costs more than a few requests. Every wait
+goes through the injected `sleep` and `clock`, so a simulated run never waits on the wall clock.
 
 Stops go through Binance's algo-order endpoint (ccxt: `stopLossPrice` on a market order), with
 our client id as `clientAlgoId`.
@@ -24,7 +31,15 @@ from typing import Any
 
 import ccxt
 
-from cryptobot.errors import ExchangeError, OrderRejectedError, TemporaryExchangeError
+from cryptobot.brokers.live.venue_wait import VenueWait
+from cryptobot.clock import Clock, LiveClock
+from cryptobot.errors import (
+    ExchangeError,
+    OrderRejectedError,
+    RateLimitError,
+    TemporaryExchangeError,
+    VenueWaitError,
+)
 from cryptobot.exchange.ccxt_errors import (
     DUPLICATE_CLIENT_ID_CODE,
     MAX_DELAY_S,
@@ -35,9 +50,8 @@ from cryptobot.exchange.ccxt_errors import (
     not_executed,
     retry_after_s,
     retry_delay_s,
-    retry_temporary,
 )
-from cryptobot.model import OrderIntent, OrderType
+from cryptobot.model import OrderIntent, OrderPurpose, OrderType
 
 log = logging.getLogger("cryptobot.live.gateway")
 
@@ -56,6 +70,9 @@ class SentOrder:
     info: dict[str, Any]
 
 
+PROTECTIVE = (OrderPurpose.STOP, OrderPurpose.FLATTEN)  # resent on the short schedule
+# looked up on it: what may have opened a position, or protects one
+LOOKED_UP_FAST = (*PROTECTIVE, OrderPurpose.ENTRY)
 _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "expired": "expired",
            "rejected": "rejected"}
 
@@ -74,21 +91,51 @@ class OrderGateway:
 
     def __init__(self, exchange: ccxt.Exchange, working_type: str = "CONTRACT_PRICE",
                  attempts: int = 5, base_delay_s: float = 0.5,
-                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None) -> None:
+                 sleep: Callable[[float], None] = time.sleep, seed: int | None = None,
+                 clock: Clock | None = None, protect_delay_s: float | None = None) -> None:
+        """`clock`: the time `sleep` moves (the venue's waits are measured on it)."""
         self.exchange = exchange
         self.working_type = working_type
         self.attempts = attempts
         self.base_delay_s = base_delay_s
+        self.protect_delay_s = base_delay_s if protect_delay_s is None else protect_delay_s
         self.sleep = sleep
+        self.wait = VenueWait(clock or LiveClock(), sleep)
         self._rng = random.Random(seed)
         self.sends = 0  # order-creating requests actually attempted (tests count them)
 
-    def _retry(self, action: str, fn: Callable[[], Any], order: bool = False) -> Any:
-        """`order`: the call sends, changes or cancels an order (or margin mode, leverage)."""
-        return retry_temporary(lambda: call_ccxt(action, fn, order=order), self.attempts,
-                               self.base_delay_s, sleep=self.sleep, rng=self._rng,
-                               on_retry=lambda n, exc: log.warning("retry %d: %s", n, exc),
-                               server_delay_s=lambda: retry_after_s(self.exchange))
+    def _retry(self, action: str, fn: Callable[[], Any], order: bool = False,
+               base_delay_s: float | None = None) -> Any:
+        """`order`: the call sends, changes or cancels an order (or margin mode, leverage).
+        A temporary error is tried again, `attempts` in all; never inside the venue's wait."""
+        for attempt in range(1, self.attempts + 1):
+            self.wait.before_request(action)
+            try:
+                return call_ccxt(action, fn, order=order)
+            except VenueWaitError:
+                raise  # a nested call met the venue's wait: so does this one
+            except TemporaryExchangeError as exc:
+                told_to_wait = self._note_wait(exc)
+                if attempt == self.attempts:
+                    raise type(exc)(f"{exc} (gave up after {attempt} tries)") from None
+                log.warning("retry %d: %s", attempt, exc)
+                if not told_to_wait:
+                    self.sleep(self._backoff_s(exc, attempt, base_delay_s))
+        raise AssertionError("unreachable")
+
+    def _note_wait(self, exc: ExchangeError) -> bool:
+        """A 429 or 418 that said how long to wait: every call now waits that (the next try
+        included); False for anything else."""
+        return isinstance(exc, RateLimitError) and self.wait.note(exc,
+                                                                  retry_after_s(self.exchange))
+
+    def _backoff_s(self, exc: ExchangeError, attempt: int, base_delay_s: float | None) -> float:
+        base = self.base_delay_s if base_delay_s is None else base_delay_s
+        return retry_delay_s(exc, attempt, base, MAX_DELAY_S, self._rng, None)
+
+    def venue_wait_s(self) -> float:
+        """What is left of a wait the venue imposed (0: none): calls are refused until then."""
+        return self.wait.left_s()
 
     # --- set-up and reads ---------------------------------------------------------------
 
@@ -112,30 +159,39 @@ class OrderGateway:
         return bool(mode["hedged"])
 
     def position_qty(self, symbol: str) -> tuple[float, float]:
-        """(signed quantity, entry price) of the one-way position in `symbol`."""
-        rows = self._retry("fetch positions", lambda: self.exchange.fetch_positions([symbol]))
-        for row in rows:
-            if row.get("symbol") == symbol and row.get("contracts"):
-                sign = -1.0 if row.get("side") == "short" else 1.0
-                return sign * float(row["contracts"]), float(row.get("entryPrice") or 0.0)
+        """(signed quantity, entry price) of the one-way position in `symbol` (read to close
+        it: on the protective schedule)."""
+        for held, qty, entry in self.all_positions(symbol, protective=True):
+            if held == symbol:
+                return qty, entry
         return 0.0, 0.0
 
-    def all_positions(self) -> list[tuple[str, float, float]]:
-        rows = self._retry("fetch positions", lambda: self.exchange.fetch_positions())
+    def all_positions(self, symbol: str | None = None, protective: bool = False
+                      ) -> list[tuple[str, float, float]]:
+        """(symbol, signed quantity, entry price) of each open one-way position (of `symbol`
+        only, if given). One request: Binance's positionRisk, read as it is (ccxt's
+        fetch_positions asks for the leverage brackets first, a second request)."""
+        params = {} if symbol is None else {"symbol": self.exchange.market(symbol)["id"]}
+        rows = self._retry("fetch positions",
+                           lambda: self.exchange.fapiPrivateV3GetPositionRisk(params),
+                           base_delay_s=self.protect_delay_s if protective else None)
         out = []
         for row in rows:
-            if row.get("contracts"):
-                sign = -1.0 if row.get("side") == "short" else 1.0
-                out.append((row["symbol"], sign * float(row["contracts"]),
-                            float(row.get("entryPrice") or 0.0)))
+            qty, held = float(row.get("positionAmt") or 0.0), self.symbol_of(row.get("symbol"))
+            if qty and held is not None:
+                out.append((held, qty, float(row.get("entryPrice") or 0.0)))
         return out
 
     def open_orders(self, symbol: str) -> list[dict[str, Any]]:
         """Open regular orders and open algo (conditional) orders together."""
         regular = self._retry("fetch open orders", lambda: self.exchange.fetch_open_orders(symbol))
-        algo = self._retry("fetch open algo orders", lambda: self.exchange.fetch_open_orders(
-            symbol, params={"trigger": True}))
-        return list(regular) + list(algo)
+        return list(regular) + self.open_stops(symbol)
+
+    def open_stops(self, symbol: str, protective: bool = False) -> list[dict[str, Any]]:
+        """Open algo (conditional) orders: our stops."""
+        return list(self._retry("fetch open algo orders", lambda: self.exchange.fetch_open_orders(
+            symbol, params={"trigger": True}),
+            base_delay_s=self.protect_delay_s if protective else None))
 
     def trades_since(self, symbol: str, since_ms: int) -> list[dict[str, Any]]:
         return self._retry("fetch my trades",
@@ -156,9 +212,9 @@ class OrderGateway:
             exchange_order_id, symbol))
         return order.get("clientOrderId")
 
-    def symbol_of(self, market_id: str) -> str | None:
+    def symbol_of(self, market_id: str | None) -> str | None:
         """The venue's market id (BTCUSDT) -> ccxt's symbol (BTC/USDT:USDT); None if unknown."""
-        markets = (self.exchange.markets_by_id or {}).get(market_id) or []
+        markets = (self.exchange.markets_by_id or {}).get(market_id or "") or []
         linear = [m for m in markets if m.get("linear")] or markets
         return linear[0]["symbol"] if linear else None
 
@@ -196,7 +252,9 @@ class OrderGateway:
                     return None
                 raise
 
-        found = self._retry(f"look up {intent.client_id}", fetch)
+        found = self._retry(f"look up {intent.client_id}", fetch,
+                            base_delay_s=self.protect_delay_s
+                            if intent.purpose in LOOKED_UP_FAST else None)
         return None if found is None else _sent(found, intent.client_id)
 
     def place(self, intent: OrderIntent) -> SentOrder:
@@ -215,6 +273,7 @@ class OrderGateway:
             params["stopLossPrice"] = self.exchange.price_to_precision(symbol, intent.price)
             params["workingType"] = self.working_type
         for attempt in range(1, self.attempts + 1):
+            self.wait.before_request(f"place {intent.client_id}")
             try:
                 self.sends += 1
                 order = self.exchange.create_order(symbol, order_type, intent.side.value,
@@ -225,6 +284,7 @@ class OrderGateway:
                 duplicate = binance_code(exc) == DUPLICATE_CLIENT_ID_CODE
                 if not (duplicate or isinstance(mapped, TemporaryExchangeError)):
                     raise mapped from None
+                told_to_wait = self._note_wait(mapped)
                 if duplicate or not not_executed(exc):
                     found = self._look_up_after_doubt(intent, mapped)
                     if found is not None:
@@ -233,11 +293,14 @@ class OrderGateway:
                     raise TemporaryExchangeError(
                         f"place {intent.client_id}: not placed: gave up after {attempt} "
                         f"attempts: {mapped}") from None
-                delay_s = retry_delay_s(mapped, attempt, self.base_delay_s, MAX_DELAY_S,
-                                        self._rng, lambda: retry_after_s(self.exchange))
-                log.warning("place %s: retry %d in %.1f s: %s", intent.client_id, attempt,
-                            delay_s, mapped)
-                self.sleep(delay_s)
+                delay_s = 0.0 if told_to_wait else self._backoff_s(
+                    mapped, attempt,
+                    self.protect_delay_s if intent.purpose in PROTECTIVE else None)
+                log.warning("place %s: retry %d %s: %s", intent.client_id, attempt,
+                            "after the exchange's wait" if told_to_wait
+                            else f"in {delay_s:.1f} s", mapped)
+                if delay_s:
+                    self.sleep(delay_s)
         raise AssertionError("unreachable")
 
     def _look_up_after_doubt(self, intent: OrderIntent, doubt: ExchangeError
@@ -246,9 +309,11 @@ class OrderGateway:
         try:
             found = self.lookup(intent)
         except ExchangeError as exc:
-            raise TemporaryExchangeError(
-                f"place {intent.client_id}: outcome unknown: the answer was lost ({doubt}) "
-                f"and the look-up failed too ({exc})") from None
+            message = (f"place {intent.client_id}: outcome unknown: the answer was lost "
+                       f"({doubt}) and the look-up failed too ({exc})")
+            if isinstance(exc, VenueWaitError):
+                raise VenueWaitError(message, exc.wait_s) from None
+            raise TemporaryExchangeError(message) from None
         if found is None or found.status == "rejected":
             return None
         log.info("%s was accepted despite %s", intent.client_id, doubt)

@@ -25,7 +25,12 @@ from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.state import OPEN_STATUSES, LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
-from cryptobot.errors import CryptobotError, ReconciliationError
+from cryptobot.errors import (
+    CryptobotError,
+    ReconciliationError,
+    TemporaryExchangeError,
+    VenueWaitError,
+)
 from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, PositionSide
 
 log = logging.getLogger("cryptobot.live.reconcile")
@@ -64,13 +69,18 @@ class ReconciledBroker(Protocol):
 
     def place_recovery_stop(self, intent: OrderIntent) -> None: ...
 
-    def report_order(self, intent: OrderIntent, status: str, detail: str = "") -> None: ...
+    def report_order(self, intent: OrderIntent, status: str, detail: str = "",
+                     filled_qty: float | None = None) -> None: ...
 
 
 def reconcile_with_exchange(broker: ReconciledBroker) -> ReconcileReport:
-    """Run all steps; any failure is raised as ReconciliationError."""
+    """Run all steps; any failure is raised as ReconciliationError (VenueWaitError when the
+    venue's wait, a ban, refused a call: it is tried again once that is over)."""
     try:
         report = _reconcile(broker)
+    except VenueWaitError as exc:  # nothing more can be asked until the venue's wait is over
+        log.warning("reconciliation waits for the exchange: %s", exc)
+        raise VenueWaitError(f"reconciliation with the exchange: {exc}", exc.wait_s) from None
     except CryptobotError as exc:
         log.error("reconciliation failed: %s", exc)
         raise ReconciliationError(f"reconciliation with the exchange failed: {exc}") from None
@@ -91,7 +101,7 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
         else:
             state.update_order(row.client_id, broker.clock.now_ms(), status="open",
                                exchange_order_id=found.exchange_order_id)
-            broker.report_order(row.intent(), "open")
+            broker.report_order(row.intent(), "open", filled_qty=found.filled_qty)
             report.pending_found.append(row.client_id)
     report.fills_recorded = len(broker.poll())
     symbols = set(broker.settings.market.symbols) | {p.symbol for p in state.positions()} | {
@@ -154,6 +164,51 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
     return report
 
 
+def protect_first(broker: ReconciledBroker) -> ReconcileReport:
+    """At start, before anything slower (pending look-ups, fills, orders gone): each position
+    the store holds (or an entry it sent, fills unread) that the venue holds on its side, and
+    that no stop working on the venue covers, gets its stop now. Two or three requests
+    (positions, each such symbol's open stops), read on the protective schedule; the full
+    reconciliation follows. A temporary failure is raised as it is (the start tries again);
+    any other as ReconciliationError."""
+    report = ReconcileReport()
+    try:
+        _protect_first(broker, report)
+    except (TemporaryExchangeError, ReconciliationError):
+        raise
+    except CryptobotError as exc:
+        raise ReconciliationError(f"protecting open positions at start failed: {exc}") from None
+    return report
+
+
+def _protect_first(broker: ReconciledBroker, report: ReconcileReport) -> None:
+    state = broker.state
+    stored = state.positions()
+    held = {p.signal_id for p in stored}
+    for row in state.orders(("pending", "open")):  # an entry whose fills were not read yet
+        planned = state.position(row.signal_id) if row.purpose == "entry" else None
+        if planned is not None and planned.signal_id not in held:
+            stored.append(planned)
+    if not stored:
+        return
+    venue = {symbol: (qty, entry) for symbol, qty, entry
+             in broker.gateway.all_positions(protective=True)}
+    stops: dict[str, list[dict]] = {}
+    for position in stored:
+        qty, entry = venue.get(position.symbol, (0.0, 0.0))
+        qty *= position.side.sign  # on its side
+        if qty <= QTY_EPSILON:
+            continue  # flat there: the reconciliation books it
+        if position.symbol not in stops:
+            stops[position.symbol] = broker.gateway.open_stops(position.symbol, protective=True)
+        exit_side = position.side.exit_side.value
+        covered = sum(float(o.get("amount") or 0.0) for o in stops[position.symbol]
+                      if o.get("reduceOnly") and o.get("side") == exit_side)
+        if covered < qty - QTY_EPSILON:
+            _place_stop(broker, position.signal_id, position.symbol, position.side, qty,
+                        position.stop_price, position.entry_price or entry, report, [])
+
+
 def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: PositionSide,
                  qty: float, stop_price: float | None, entry_price: float,
                  report: ReconcileReport) -> None:
@@ -163,6 +218,14 @@ def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: Po
              if row.order_type == OrderType.STOP_MARKET.value and row.side == side.exit_side.value]
     if sum(float(row.qty_base) for row in stops) >= qty - QTY_EPSILON:
         return
+    _place_stop(broker, signal_id, symbol, side, qty, stop_price, entry_price, report, stops)
+
+
+def _place_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: PositionSide,
+                qty: float, stop_price: float | None, entry_price: float,
+                report: ReconcileReport, replaced: list) -> None:
+    """A stop for all of `qty` (then the `replaced` smaller ones go), or a close at market if
+    it would trigger at once."""
     price = stop_price or entry_price * (1 - side.sign * broker.settings.live.recovery_stop_pct)
     last = broker.reference_price(symbol)
     if side.sign * (price - last) >= 0:  # it would trigger at once
@@ -178,5 +241,5 @@ def _ensure_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: Po
                 signal_id, qty, intent.client_id, intent.price)
     broker.place_recovery_stop(intent)
     report.stops_placed.append(intent.client_id)
-    for row in stops:
+    for row in replaced:
         broker.cancel(row.client_id)

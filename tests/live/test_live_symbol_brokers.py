@@ -145,14 +145,20 @@ def test_reconciliation_covers_every_symbol_against_its_own_price(
     assert float(state.position("ETHUSDT").qty) == 0.2
 
 
-def test_flatten_all_closes_every_symbol(two_markets, tmp_path, keys):
-    broker, _ = build(two_markets, two_symbol_settings(tmp_path), keys)
+def two_positions(venue, tmp_path, keys):
+    """A broker holding a BTC and an ETH position, each under its stop."""
+    broker, _ = build(venue, two_symbol_settings(tmp_path), keys)
     views = symbol_brokers(broker, (BTC, ETH))
     for symbol, market, qty, price in ((BTC, "BTCUSDT", 0.01, 59000.0),
                                        (ETH, "ETHUSDT", 0.2, 2450.0)):
         Seen().bind(views[symbol])
         views[symbol].submit(entry(symbol, f"{market}-1", qty, price))
         views[symbol].submit(stop(symbol, f"{market}-1", qty, price))
+    return broker
+
+
+def test_flatten_all_closes_every_symbol(two_markets, tmp_path, keys):
+    broker = two_positions(two_markets, tmp_path, keys)
     broker.flatten_all("kill switch file found")
     state = two_markets.state
     for market in ("BTCUSDT", "ETHUSDT"):

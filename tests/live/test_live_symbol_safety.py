@@ -20,23 +20,13 @@ from tests.live.test_live_symbol_brokers import (
     build,
     entry,
     stop,
+    two_positions,
     two_symbol_settings,
 )
 
 
-def _two_positions(venue, tmp_path, keys):
-    broker, _ = build(venue, two_symbol_settings(tmp_path), keys)
-    views = symbol_brokers(broker, (BTC, ETH))
-    for symbol, market, qty, price in ((BTC, "BTCUSDT", 0.01, 59000.0),
-                                       (ETH, "ETHUSDT", 0.2, 2450.0)):
-        Seen().bind(views[symbol])
-        views[symbol].submit(entry(symbol, f"{market}-1", qty, price))
-        views[symbol].submit(stop(symbol, f"{market}-1", qty, price))
-    return broker
-
-
 def test_a_refused_close_does_not_stop_the_others_being_closed(two_markets, tmp_path, keys):
-    broker = _two_positions(two_markets, tmp_path, keys)
+    broker = two_positions(two_markets, tmp_path, keys)
     state = two_markets.state
     state.reject_next_market_exits = 1  # BTC's close meets -4131 (a cascade's thin book)
     with pytest.raises(TemporaryExchangeError, match="not everything could be closed: BTC"):
@@ -84,7 +74,7 @@ def test_a_fill_is_matched_to_its_order_by_symbol_as_well_as_id(two_markets, tmp
 
 def test_a_run_refuses_to_start_beside_a_position_it_does_not_watch(two_markets, tmp_path,
                                                                    keys):
-    broker = _two_positions(two_markets, tmp_path, keys)
+    broker = two_positions(two_markets, tmp_path, keys)
     refuse_unwatched_symbols(broker, (BTC, ETH))
     with pytest.raises(ConfigError, match="holds positions or orders in ETH/USDT:USDT, which "
                                           "this run does not watch"):

@@ -222,11 +222,12 @@ class MacroSettings(_Section):
         except ValueError:
             raise ValueError("fred_observation_start and qt_periods need dates like "
                              "2022-06-01") from None
-        for (start, end), later in zip(periods, [*periods[1:], None], strict=True):
+        for start, end in periods:
             if end <= start:
                 raise ValueError(f"qt_periods: {end} must be after {start}")
-            if later is not None and later[0] < end:
-                raise ValueError("qt_periods must be in order and must not overlap")
+        if any(later[0] < earlier[1]
+               for earlier, later in zip(periods, periods[1:], strict=False)):
+            raise ValueError("qt_periods must be in order and must not overlap")
         for key in ("walcl_publication_time_ny", "hyg_close_time_ny", "oas_publication_time_ny",
                     "funding_publication_time_ny"):
             try:

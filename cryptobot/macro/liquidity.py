@@ -22,6 +22,7 @@ from cryptobot.macro.findings import STALE_STATE, UNUSED, Findings
 from cryptobot.macro.publication import ny_date, trading_days_between
 from cryptobot.macro.snapshot import ChangeReading, MacroSnapshot, WalclReading
 
+
 def qt_state(walcl: WalclReading, settings: MacroSettings) -> str | None:
     """active, easing or neutral from the averaged 13-week change; None without the history."""
     if walcl.avg_change_musd is None:

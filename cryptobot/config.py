@@ -358,6 +358,11 @@ def _refuse_moved_keys(path: str | Path, raw: dict[str, Any]) -> None:
     if isinstance(risk, dict) and "max_open_positions" in risk:
         raise ConfigError(f"{path}: risk.max_open_positions: the cap across symbols moved to "
                           "[portfolio] max_open_positions (one position per symbol always holds)")
+    macro = raw.get("macro")
+    for key in ("qt_calendar_start", "qt_calendar_end"):
+        if isinstance(macro, dict) and key in macro:
+            raise ConfigError(f"{path}: macro.{key}: the official QT dates moved to "
+                              "macro.qt_periods, a list of [first day, first day after] pairs")
     live = raw.get("live")
     if isinstance(live, dict) and "state_url" in live:
         raise ConfigError(f"{path}: live.state_url: the live broker's state now lives in the "

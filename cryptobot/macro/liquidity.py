@@ -55,6 +55,8 @@ def judge_qt(walcl: WalclReading | None, settings: MacroSettings, found: Finding
     data_active = data_state == "active"
     found.inputs["qt_state"] = data_state or "unknown"
     found.inputs["qt_calendar"] = calendar
+    found.inputs["qt_official_dates"] = {"periods": [list(p) for p in settings.qt_periods],
+                                         "active": dates_active, "detail": dates_phrase}
     if not settings.qt_periods or (not settings.qt_dates_decide and data_state
                                    not in (None, STALE_STATE)):
         decided_by, active = "WALCL data", data_active

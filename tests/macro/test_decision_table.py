@@ -151,3 +151,21 @@ def test_synthetic_spread_stands_in_for_credit_holding(tmp_path):
     decision = decide(settings)
     assert decision.inputs["credit_source"] == "BAMLH0A0HYM2"
     assert decision.inputs["credit_holding"] is False  # the spread made a new 20-day high
+
+
+def test_synthetic_repo_spread_waits_for_the_later_of_sofr_and_iorb():
+    """A spread row is public only once both of its rates are (here IORB a day late)."""
+    from cryptobot.macro.history import SeriesTable, repo_table
+    from cryptobot.macro.observations import Observations
+
+    days = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-01-06"))
+    day_ms = days.astype("datetime64[ms]").astype(np.int64)
+    sofr = SeriesTable(Observations("SOFR", days, np.full(5, 5.30), "synthetic"), day_ms + 1)
+    iorb = SeriesTable(Observations("IORB", days, np.full(5, 5.40), "synthetic"),
+                       day_ms + 86_400_000)
+    spread = repo_table(sofr, iorb, range_days=2)
+    assert spread.index_at(int(day_ms[2]) + 1) == 1  # 2024-01-03: its SOFR is out, IORB not
+    assert spread.index_at(int(day_ms[3])) == 2
+    assert spread.obs.values.tolist() == [-10.0] * 5
+    assert np.isnan(spread.columns["range_median"][:2]).all()  # only rows before count
+    assert spread.columns["range_median"][2] == -10.0

@@ -57,23 +57,21 @@ def judge_qt(walcl: WalclReading | None, settings: MacroSettings, found: Finding
     found.inputs["qt_calendar"] = calendar
     found.inputs["qt_official_dates"] = {"periods": [list(p) for p in settings.qt_periods],
                                          "active": dates_active, "detail": dates_phrase}
-    if not settings.qt_periods or (not settings.qt_dates_decide and data_state
-                                   not in (None, STALE_STATE)):
-        decided_by, active = "WALCL data", data_active
-    else:
-        decided_by, active = "official dates", dates_active
-    if data_state not in (None, STALE_STATE) and data_active != dates_active \
-            and settings.qt_periods:
-        found.reasons.append(
-            f"QT calendar ({_periods_text(settings)}) says QT {calendar} but the WALCL data "
-            f"says {data_state}: the {decided_by} decide"
-        )
-    elif data_state not in (None, STALE_STATE) and settings.qt_periods:
-        decided_by = "official dates and WALCL data (they agree)"
+    data_known = data_state not in (None, STALE_STATE)
+    dates_decide = bool(settings.qt_periods) and (settings.qt_dates_decide or not data_known)
+    active = dates_active if dates_decide else data_active
+    decided_by = "official dates" if dates_decide else "WALCL data"
+    if data_known and settings.qt_periods:
+        if data_active == dates_active:
+            decided_by = "official dates and WALCL data (they agree)"
+        else:
+            found.reasons.append(
+                f"QT calendar ({_periods_text(settings)}) says QT {calendar} but the WALCL "
+                f"data says {data_state}: the {decided_by} decide"
+            )
     found.inputs.update(qt_active=active, qt_decided_by=decided_by)
     found.inputs["qt_phrase"] = (f"QT {'active' if active else 'not active'}: "
-                                 + (dates_phrase if decided_by != "WALCL data"
-                                    else f"WALCL {data_state}"))
+                                 + (dates_phrase if dates_decide else f"WALCL {data_state}"))
     return active
 
 

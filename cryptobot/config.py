@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
+    Strict,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -168,12 +169,23 @@ class CostSettings(_Section):
 
 
 class MacroSettings(_Section):
+    """The macro gate's keys; config/default.toml documents the decision table they drive."""
+
     enabled: bool = True
     qt_threshold_musd: float = Field(25_000.0, ge=0)  # +-$25B on the 4-week avg of 13-week change
     qt_change_weeks: int = Field(13, ge=1, le=104)
     qt_average_weeks: int = Field(4, ge=1, le=52)
-    qt_calendar_start: str = "2022-06-01"
-    qt_calendar_end: str = "2025-12-01"
+    # The Fed's official runoff periods, [first day, first day after]; a TOML list of pairs.
+    qt_periods: tuple[Annotated[tuple[str, str], Strict(False)], ...] = Field(
+        (("2017-10-01", "2019-08-01"), ("2022-06-01", "2025-12-01")), strict=False)
+    qt_dates_decide: bool = True  # where dates and WALCL data disagree, the dates decide
+    tga_change_weeks: int = Field(4, ge=1, le=52)
+    tga_threshold_musd: float = Field(100_000.0, ge=0)
+    tga_max_age_days: float = Field(14, gt=0)
+    repo_stress_bps: float = Field(10.0, gt=0)
+    repo_range_days: int = Field(20, ge=2, le=250)
+    repo_max_age_days: int = Field(5, ge=1)  # business days
+    credit_low_days: int = Field(20, ge=2, le=400)
     hyg_sma_fast: int = Field(20, ge=2, le=400)
     hyg_sma_slow: int = Field(50, ge=2, le=400)
     hyg_slope_days: int = Field(10, ge=1, le=200)
@@ -185,8 +197,9 @@ class MacroSettings(_Section):
     hyg_close_time_ny: str = "16:15"
     oas_publication_delay_days: int = Field(1, ge=0, le=14)
     oas_publication_time_ny: str = "16:30"
+    # Loaded point in time: WTREGEN, SOFR and IORB feed the gate, the others are reported.
     funding_series: tuple[str, ...] = Field(("WTREGEN", "RRPONTSYD", "SOFR", "IORB"),
-                                            strict=False)  # reported only; a TOML list
+                                            strict=False)
     funding_publication_delay_days: int = Field(1, ge=0, le=14)
     funding_publication_time_ny: str = "16:30"
     hyg_source: Literal["csv", "yfinance", "none"] = "csv"
@@ -203,13 +216,18 @@ class MacroSettings(_Section):
 
     @model_validator(mode="after")
     def _check_dates_and_times(self) -> MacroSettings:
-        for key in ("qt_calendar_start", "qt_calendar_end", "fred_observation_start"):
-            try:
-                date.fromisoformat(getattr(self, key))
-            except ValueError:
-                raise ValueError(f"{key} must be a date like 2022-06-01") from None
-        if self.qt_calendar_end <= self.qt_calendar_start:
-            raise ValueError("qt_calendar_end must be after qt_calendar_start")
+        try:
+            date.fromisoformat(self.fred_observation_start)
+            periods = [(date.fromisoformat(a), date.fromisoformat(b)) for a, b in self.qt_periods]
+        except ValueError:
+            raise ValueError("fred_observation_start and qt_periods need dates like "
+                             "2022-06-01") from None
+        for start, end in periods:
+            if end <= start:
+                raise ValueError(f"qt_periods: {end} must be after {start}")
+        if any(later[0] < earlier[1]
+               for earlier, later in zip(periods, periods[1:], strict=False)):
+            raise ValueError("qt_periods must be in order and must not overlap")
         for key in ("walcl_publication_time_ny", "hyg_close_time_ny", "oas_publication_time_ny",
                     "funding_publication_time_ny"):
             try:
@@ -340,6 +358,11 @@ def _refuse_moved_keys(path: str | Path, raw: dict[str, Any]) -> None:
     if isinstance(risk, dict) and "max_open_positions" in risk:
         raise ConfigError(f"{path}: risk.max_open_positions: the cap across symbols moved to "
                           "[portfolio] max_open_positions (one position per symbol always holds)")
+    macro = raw.get("macro")
+    for key in ("qt_calendar_start", "qt_calendar_end"):
+        if isinstance(macro, dict) and key in macro:
+            raise ConfigError(f"{path}: macro.{key}: the official QT dates moved to "
+                              "macro.qt_periods, a list of [first day, first day after] pairs")
     live = raw.get("live")
     if isinstance(live, dict) and "state_url" in live:
         raise ConfigError(f"{path}: live.state_url: the live broker's state now lives in the "

@@ -27,8 +27,15 @@ def decision_report(decision: GateDecision, enabled: bool) -> dict[str, Any]:
         "asof_ms": decision.ts_ms,
         "qt_state": inputs.get("qt_state"),
         "qt_calendar": inputs.get("qt_calendar"),
+        "qt_active": inputs.get("qt_active"),
+        "qt_decided_by": inputs.get("qt_decided_by"),
+        "tga_state": inputs.get("tga_state"),
+        "repo_stress": inputs.get("repo_stress"),
         "hyg_trend": inputs.get("hyg_trend"),
         "credit_source": inputs.get("credit_source"),
+        "credit_holding": inputs.get("credit_holding"),
+        "repo_calm": inputs.get("repo_calm"),
+        "unused": inputs.get("unused", []),
         "decision": decision.action.value,
         "size_factor": decision.size_factor,
         "stale": any(reason.startswith(STALE) for reason in decision.reasons),
@@ -47,7 +54,8 @@ def macro(
     config: Annotated[Path | None, typer.Option(
         "--config", help="settings TOML (default: built-in defaults)")] = None,
 ) -> None:
-    """Show the macro gate: WALCL QT state, HYG trend, high-yield spread, and the decision."""
+    """Show the macro gate: QT (WALCL and the official dates), the TGA, repo stress, credit,
+    and the decision."""
     settings = load_settings(config)
     clock: Clock = LiveClock()
     if asof is not None:
@@ -74,22 +82,38 @@ def _render(report: dict[str, Any], is_now: bool) -> None:
     for column in ("input", "value", "observation", "published (UTC)", "age", "detail"):
         table.add_column(column)
     inputs = report["inputs"]
+    repo = inputs.get("repo")
     rows = [("WALCL ($M)", inputs.get("walcl"), "age_days", _walcl_detail),
             ("HYG close", inputs.get("hyg"), "age_trading_days", _trend_detail),
-            ("HY spread (%)", inputs.get("oas"), "age_trading_days", _trend_detail)]
+            ("HY spread (%)", inputs.get("oas"), "age_trading_days", _trend_detail),
+            ("TGA WTREGEN ($M)", inputs.get("tga"), "age_days", _tga_detail),
+            ("SOFR (%)", repo and {**repo["sofr"], "age": None}, "age", _in_spread),
+            ("IORB (%)", repo and {**repo["iorb"], "age": None}, "age", _in_spread),
+            ("SOFR-IORB (bps)", repo and {**repo, "value": repo["spread_bps"]},
+             "age_business_days", _repo_detail),
+            ("RRP ($B)", inputs.get("rrp"), "age_days", _rrp_detail)]
+    shown = {"WTREGEN", "SOFR", "IORB", "RRPONTSYD"}
     rows += [(name, item, "age_days", lambda _: "reported only")
-             for name, item in inputs.get("funding", {}).items()]
+             for name, item in inputs.get("funding", {}).items() if name not in shown]
     for label, item, age_key, detail in rows:
         if item is None:
             table.add_row(label, "-", "-", "-", "-", "not available")
             continue
-        table.add_row(label, f"{item['value']:,.4g}" if item["value"] < 1000
-                      else f"{item['value']:,.0f}", item["observation_date"],
-                      item["published_utc"], _age_text(item[age_key], age_key), detail(item))
+        value = item["value"]
+        table.add_row(label, f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}",
+                      item["observation_date"], item["published_utc"],
+                      _age_text(item[age_key], age_key), detail(item))
     console.print(table)
-    console.print(f"QT state: [bold]{report['qt_state']}[/] (calendar: {report['qt_calendar']})"
-                  f"   HYG trend: [bold]{report['hyg_trend']}[/] (credit from "
-                  f"{report['credit_source'] or 'no current source'})")
+    qt = {True: "active", False: "not active", None: "unknown"}[report["qt_active"]]
+    console.print(f"QT state: [bold]{report['qt_state']}[/] (WALCL data; calendar "
+                  f"{report['qt_calendar']})   QT for the decision: [bold]{qt}[/] (by "
+                  f"{report['qt_decided_by']})")
+    console.print(f"TGA: [bold]{report['tga_state']}[/]   repo stress: "
+                  f"[bold]{report['repo_stress']}[/]")
+    console.print(f"HYG trend: [bold]{report['hyg_trend']}[/] (credit from "
+                  f"{report['credit_source'] or 'no current source'})   credit holding its "
+                  f"low: {_yes_no(report['credit_holding'])}   repo calm: "
+                  f"{_yes_no(report['repo_calm'])}")
     colour = {"ALLOW": "green", "REDUCE": "yellow", "BLOCK": "red"}[report["decision"]]
     console.print(f"Decision: [bold {colour}]{report['decision']}[/] "
                   f"(size x{report['size_factor']:g})")
@@ -103,11 +127,42 @@ def _render(report: dict[str, Any], is_now: bool) -> None:
         console.print("[bold]Note:[/] macro.enabled = false: the engine ignores this decision.")
 
 
-def _age_text(age: float, age_key: str) -> str:
-    """WALCL and funding age in calendar days, HYG and the spread in trading days."""
+def _yes_no(value: bool | None) -> str:
+    return {True: "yes", False: "no", None: "unknown"}[value]
+
+
+def _age_text(age: float | None, age_key: str) -> str:
+    """WALCL and funding age in calendar days, HYG and the spread in trading days, the repo
+    spread in business days (SOFR and IORB share its row)."""
+    if age is None:
+        return ""
     if age_key == "age_trading_days":
         return f"{age:g} trading d"
+    if age_key == "age_business_days":
+        return f"{age:g} business d"
     return f"{age:g} d"
+
+
+def _tga_detail(item: dict[str, Any]) -> str:
+    change = item.get("change_musd")
+    text = "n/a" if change is None else f"{change / 1000:+.1f}B"
+    return f"{item['change_weeks']}w change {text}: {item.get('state')}"
+
+
+def _in_spread(_: dict[str, Any]) -> str:
+    return "in the SOFR-IORB row below"
+
+
+def _repo_detail(item: dict[str, Any]) -> str:
+    median = item.get("range_median_bps")
+    stress = {True: "stress on", False: "calm", None: "unused"}[item.get("stress")]
+    return f"recent median {'n/a' if median is None else f'{median:+.1f}'}: {stress}"
+
+
+def _rrp_detail(item: dict[str, Any]) -> str:
+    change = item.get("change_busd")
+    text = "n/a" if change is None else f"{change:+,.1f}B"
+    return f"{item['change_days']}d change {text} (context)"
 
 
 def _walcl_detail(item: dict[str, Any]) -> str:

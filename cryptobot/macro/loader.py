@@ -12,7 +12,14 @@ from cryptobot.macro.cache import CachedSource, SeriesSource
 from cryptobot.macro.calendars import FED
 from cryptobot.macro.csv_files import parse_fred_csv
 from cryptobot.macro.fred import FredApiSource, FredCsvSource
-from cryptobot.macro.history import MacroHistory, SeriesTable, trend_table, walcl_table
+from cryptobot.macro.history import (
+    MacroHistory,
+    SeriesTable,
+    change_table,
+    repo_table,
+    trend_table,
+    walcl_table,
+)
 from cryptobot.macro.hyg import CsvHygSource, YFinanceHygSource
 from cryptobot.macro.observations import Observations, merge
 from cryptobot.secrets import fred_api_key
@@ -20,6 +27,10 @@ from cryptobot.secrets import fred_api_key
 WALCL = "WALCL"
 OAS = "BAMLH0A0HYM2"
 HYG = "HYG"
+TGA = "WTREGEN"
+SOFR = "SOFR"
+IORB = "IORB"
+RRP = "RRPONTSYD"
 _REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -92,11 +103,20 @@ def load_history(settings: MacroSettings, clock: Clock,
     else:
         hyg = _trend(hyg_from.fetch(HYG), settings, 0, settings.hyg_close_time_ny)
     funding_time = time.fromisoformat(settings.funding_publication_time_ny)
-    funding = [SeriesTable(source.fetch(series_id), settings.funding_publication_delay_days,
-                           funding_time, FED) for series_id in settings.funding_series]
-    return MacroHistory(walcl, hyg, oas, funding, tuple(notes), source.method)
+    funding = {series_id: SeriesTable.published_by_rule(
+        source.fetch(series_id), settings.funding_publication_delay_days, funding_time, FED)
+        for series_id in settings.funding_series}
+    tga = change_table(funding[TGA], settings.tga_change_weeks) if TGA in funding else None
+    rrp = change_table(funding[RRP], settings.repo_range_days) if RRP in funding else None
+    repo = None
+    if SOFR in funding and IORB in funding:
+        repo = (repo_table(funding[SOFR], funding[IORB], settings.repo_range_days),
+                funding[SOFR], funding[IORB])
+    return MacroHistory(walcl, hyg, oas, list(funding.values()), tuple(notes), source.method,
+                        tga, repo, rrp)
 
 
 def _trend(obs: Observations, settings: MacroSettings, delay: int, at: str) -> SeriesTable:
     return trend_table(obs, settings.hyg_sma_fast, settings.hyg_sma_slow,
-                       settings.hyg_slope_days, delay, time.fromisoformat(at))
+                       settings.hyg_slope_days, settings.credit_low_days, delay,
+                       time.fromisoformat(at))

@@ -32,6 +32,22 @@ class TrendReading(Reading):
     sma_slow: float | None
     sma_fast_change: float | None  # SMA fast now minus slope_days rows ago
     value_change: float | None  # value now minus slope_days rows ago
+    prior_low: float | None = None  # lowest value of the credit_low_days rows before this one
+    prior_high: float | None = None  # highest value of those rows (a spread's mirror)
+
+
+@dataclass(frozen=True)
+class ChangeReading(Reading):
+    change: float | None  # value now minus a set number of rows ago (TGA: weeks, RRP: days)
+
+
+@dataclass(frozen=True)
+class RepoReading(Reading):
+    """SOFR minus IORB for one date (`value`, basis points), public once both are."""
+
+    range_median_bps: float | None  # median of the repo_range_days spreads before this one
+    sofr: Reading
+    iorb: Reading
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,11 @@ class MacroSnapshot:
     walcl: WalclReading | None
     hyg: TrendReading | None
     oas: TrendReading | None
-    funding: tuple[Reading, ...] = ()
+    tga: ChangeReading | None = None  # WTREGEN, change over tga_change_weeks
+    repo: RepoReading | None = None
+    rrp: ChangeReading | None = None  # RRPONTSYD, change over repo_range_days (context)
+    funding: tuple[Reading, ...] = ()  # every funding series as published, for the report
     notes: tuple[str, ...] = ()  # facts about the sources worth a reason (e.g. HYG turned off)
     fetch_method: str = ""  # "bundled snapshot", "FRED API (key)", "FRED keyless CSV"
     first_published_ms: dict[str, int] = field(default_factory=dict)  # series id -> first row
+    funding_loaded: frozenset[str] = frozenset()  # funding series the history holds

@@ -73,6 +73,22 @@ def test_bad_config_key_is_a_user_error(run_cli, tmp_path):
     assert code == 2 and "macro.qt_threshold: unknown key" in err
 
 
+def test_old_qt_calendar_keys_say_where_the_dates_went(run_cli, tmp_path):
+    path = tmp_path / "old.toml"
+    path.write_text('[macro]\nqt_calendar_start = "2022-06-01"\n')
+    code, _, err = run_cli("macro", "--config", str(path))
+    assert code == 2
+    assert err.startswith(f"error: {path}: macro.qt_calendar_start: the official QT dates "
+                          "moved to macro.qt_periods")
+
+
+def test_bad_qt_periods_are_a_user_error(run_cli, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('[macro]\nqt_periods = [["2022-06-01", "2021-01-01"]]\n')
+    code, _, err = run_cli("macro", "--config", str(path))
+    assert code == 2 and "macro: qt_periods: 2021-01-01 must be after 2022-06-01" in err
+
+
 def test_unknown_series_through_the_cli(run_cli, tmp_path):
     path = tmp_path / "odd.toml"
     path.write_text('[macro]\nfunding_series = ["NOSUCHSERIES"]\n')

@@ -11,7 +11,9 @@ from cryptobot.macro.snapshot import MacroSnapshot, TrendReading, WalclReading
 from cryptobot.model import GateAction
 
 NOW_MS = parse_utc("2024-08-09T00:00:00Z")  # a Friday, inside the QT calendar
-SETTINGS = MacroSettings()
+# These cases test the WALCL and credit rules: the data decides QT, not the official dates
+# (tests/macro/test_decision_table.py covers the dates, the TGA and repo stress).
+SETTINGS = MacroSettings(qt_dates_decide=False)
 
 
 def walcl(avg_change_musd: float | None, day: str = "2024-08-07") -> WalclReading:
@@ -67,7 +69,8 @@ def test_decision_table(avg, hyg, action, factor):
 
 
 def test_reduce_factor_comes_from_config():
-    decision = evaluate(snapshot(), MacroSettings(reduce_size_factor=0.25))
+    decision = evaluate(snapshot(), MacroSettings(reduce_size_factor=0.25,
+                                                  qt_dates_decide=False))
     assert decision.size_factor == 0.25
 
 

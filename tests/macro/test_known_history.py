@@ -50,14 +50,20 @@ def test_qt_active_through_2023_and_2024_except_the_spring_2023_banking_crisis(b
             assert not _disagrees(decision)
 
 
-def test_after_qt_ended_the_data_lags_the_calendar_and_says_so(bundled_history):
+def test_after_qt_ended_the_data_lags_the_calendar_and_the_official_end_decides(
+        bundled_history):
+    # Issue 17 changed this rule: the data's lagging "active" used to count (REDUCE or BLOCK);
+    # now the official end of QT (2025-12-01) decides, and the reasons say so.
     december = _weekly(bundled_history, "2025-12-02", "2026-01-31")
     lagging = [d for d in december if d.inputs["qt_state"] == "active"]
     assert lagging, "WALCL's 13-week change still shows QT for some weeks after 2025-12-01"
     for decision in lagging:
         assert decision.inputs["qt_calendar"] == "not active"
+        assert decision.inputs["qt_active"] is False
+        assert decision.inputs["qt_decided_by"] == "official dates"
         assert _disagrees(decision)
-        assert decision.action.value in ("REDUCE", "BLOCK")
+        assert "QT not active: ended 2025-12-01 (official date)" in decision.reasons[0]
+        assert "QT active" not in decision.inputs["drains"]
 
 
 def test_neutral_or_easing_from_february_2026(bundled_history):

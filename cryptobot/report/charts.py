@@ -20,6 +20,7 @@ from cryptobot.report.lines import SignalLine, TradeLine, gate_text
 CHART_CANDLES_BEFORE = 24  # signal candles shown before the spike (or the entry)
 CHART_CANDLES_AFTER = 8  # ... and after the last exit
 
+TARGETS = (OrderPurpose.TP1, OrderPurpose.TP2)
 CandleRow = tuple[int, float, float, float, float, float]  # ts_open_ms, o, h, l, c, volume
 
 
@@ -138,7 +139,7 @@ def trade_chart(number: int, line: TradeLine, market: SymbolMarket,
         if s.signal.status is SignalStatus.REJECTED and start_ms <= s.signal.spike_ms <= end_ms
     ]
     orders = [event for event in market.orders
-              if _level_price(event) is not None and event.status in ("submitted", "open")
+              if event.intent.price is not None and event.status in ("submitted", "open")
               and event.intent.client_id.startswith(trade.signal_id)
               and trade.entry_ms <= event.ts_ms <= trade.exit_ms]
     return TradeChart(number, line, window, oi, markers, stop_steps(line, orders),
@@ -152,7 +153,7 @@ def stop_steps(line: TradeLine, orders: list[OrderEvent]) -> list[tuple[int, flo
     trade = line.trade
     steps = [(trade.entry_ms, trade.initial_stop)]
     for event in sorted(orders, key=lambda e: e.ts_ms):
-        price = _level_price(event)
+        price = event.intent.price
         if event.intent.purpose is OrderPurpose.STOP and price is not None \
                 and not math.isclose(price, steps[-1][1], rel_tol=1e-9):
             steps.append((event.ts_ms, price))
@@ -163,18 +164,12 @@ def target_levels(line: TradeLine, orders: list[OrderEvent]) -> list[tuple[str, 
     """Each take-profit price once, from its first placement to the exit."""
     levels: dict[tuple[str, float], int] = {}
     for event in orders:
-        price = _level_price(event)
-        if event.intent.purpose is not OrderPurpose.STOP and price is not None:
+        price = event.intent.price
+        if event.intent.purpose in TARGETS and price is not None:
             key = (str(event.intent.purpose), price)
             levels[key] = min(levels.get(key, event.ts_ms), event.ts_ms)
     return [(label, price, from_ms, line.trade.exit_ms)
             for (label, price), from_ms in sorted(levels.items(), key=lambda item: item[1])]
-
-
-def _level_price(event: OrderEvent) -> float | None:
-    """Where an order sits: a stop's trigger price, a limit's price."""
-    intent = event.intent
-    return intent.stop_price if intent.stop_price is not None else intent.price
 
 
 def candle_row(candle: Candle) -> CandleRow:

@@ -35,7 +35,8 @@ def marked_equity(starting_usdt: float, candles: Iterable[Candle], fills: Iterab
         return None
     events = sorted(
         [(fill.ts_ms, 0, fill) for fill in fills]
-        + [(trade.exit_ms, 1, trade) for trade in trades if trade.funding_usdt])
+        + [(trade.exit_ms, 1, trade) for trade in trades if trade.funding_usdt],
+        key=lambda event: event[:2])  # stable: fills of one time in the order they came
     cash, held, last_close = starting_usdt, {}, {}
     curve: list[tuple[int, float]] = []
     next_event = 0

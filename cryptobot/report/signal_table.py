@@ -30,6 +30,7 @@ NUMBER_COLUMNS = {
 }
 NOT_NUMBERS = {"signal_id", "symbol", "time", "decided_time", "status", "reason", "setup_events",
                "evidence"}
+NOTHING_SHOWN = object()  # before the first row: its gate, even none, is a change
 EVIDENCE_MARKS = {True: "✔", False: "✘", None: "?"}
 
 
@@ -84,7 +85,8 @@ def table_of(signals: list[tuple[dict[str, Any], GateDecision | None, str]],
         for item in signal.get("evidence") or []:
             if item["name"] not in evidence_names:
                 evidence_names.append(item["name"])
-    rows, shown_gate = [], None
+    rows: list[SignalRow] = []
+    shown_gate: object = NOTHING_SHOWN
     for signal, gate, outcome in signals:
         key = _gate_key(gate)
         change = None

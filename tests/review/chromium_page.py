@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 import urllib.request
+from contextlib import ExitStack
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,9 @@ class ChromiumPage:
         threading.Thread(target=self.process.stderr.read, daemon=True).start()  # keep it drained
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
             page = next(t for t in json.load(answer) if t["type"] == "page")
-        self.socket = connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30)
+        self.connection = ExitStack()
+        self.socket = self.connection.enter_context(
+            connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=30))
         self.ids = count(1)
         self.width = width
 
@@ -82,7 +85,7 @@ class ChromiumPage:
         return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
     def close(self) -> None:
-        self.socket.close()
+        self.connection.close()
         self.process.terminate()
         try:
             self.process.wait(timeout=20)

@@ -21,6 +21,7 @@ CHART_CANDLES_BEFORE = 24  # signal candles shown before the spike (or the entry
 CHART_CANDLES_AFTER = 8  # ... and after the last exit
 
 TARGETS = (OrderPurpose.TP1, OrderPurpose.TP2)
+WORKING = ("submitted", "open")  # an order event that places an order (the others end one)
 CandleRow = tuple[int, float, float, float, float, float]  # ts_open_ms, o, h, l, c, volume
 
 
@@ -139,7 +140,7 @@ def trade_chart(number: int, line: TradeLine, market: SymbolMarket,
         if s.signal.status is SignalStatus.REJECTED and start_ms <= s.signal.spike_ms <= end_ms
     ]
     orders = [event for event in market.orders
-              if event.intent.price is not None and event.status in ("submitted", "open")
+              if event.intent.price is not None
               and event.intent.client_id.startswith(trade.signal_id)
               and trade.entry_ms <= event.ts_ms <= trade.exit_ms]
     return TradeChart(number, line, window, oi, markers, stop_steps(line, orders),
@@ -154,22 +155,29 @@ def stop_steps(line: TradeLine, orders: list[OrderEvent]) -> list[tuple[int, flo
     steps = [(trade.entry_ms, trade.initial_stop)]
     for event in sorted(orders, key=lambda e: e.ts_ms):
         price = event.intent.price
-        if event.intent.purpose is OrderPurpose.STOP and price is not None \
-                and not math.isclose(price, steps[-1][1], rel_tol=1e-9):
+        if event.intent.purpose is OrderPurpose.STOP and event.status in WORKING \
+                and price is not None and not math.isclose(price, steps[-1][1], rel_tol=1e-9):
             steps.append((event.ts_ms, price))
     return [*steps, (trade.exit_ms, steps[-1][1])]
 
 
 def target_levels(line: TradeLine, orders: list[OrderEvent]) -> list[tuple[str, float, int, int]]:
-    """Each take-profit price once, from its first placement to the exit."""
-    levels: dict[tuple[str, float], int] = {}
-    for event in orders:
+    """Each take-profit price once: from its first placement until the last order at that
+    price filled or was cancelled (the exit, while one still works)."""
+    placed: dict[tuple[str, float], int] = {}
+    closed: dict[tuple[str, float], int] = {}
+    for event in sorted(orders, key=lambda e: e.ts_ms):
         price = event.intent.price
-        if event.intent.purpose in TARGETS and price is not None:
-            key = (str(event.intent.purpose), price)
-            levels[key] = min(levels.get(key, event.ts_ms), event.ts_ms)
-    return [(label, price, from_ms, line.trade.exit_ms)
-            for (label, price), from_ms in sorted(levels.items(), key=lambda item: item[1])]
+        if event.intent.purpose not in TARGETS or price is None:
+            continue
+        key = (str(event.intent.purpose), price)
+        if event.status in WORKING:
+            placed.setdefault(key, event.ts_ms)
+            closed.pop(key, None)
+        elif key in placed:
+            closed[key] = event.ts_ms
+    return [(label, price, from_ms, closed.get((label, price), line.trade.exit_ms))
+            for (label, price), from_ms in sorted(placed.items(), key=lambda item: item[1])]
 
 
 def candle_row(candle: Candle) -> CandleRow:

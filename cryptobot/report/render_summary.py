@@ -68,7 +68,7 @@ def _add_gate_timeline(figure: go.Figure, spans: list[GateSpan], row: int) -> No
             x=[span.end_ms - span.start_ms for span in mine],
             y=[action] * len(mine),
             name=f"gate {action}",
-            marker={"color": GATE_BAR_COLOURS[action]},
+            marker={"color": GATE_BAR_COLOURS[action], "line": {"width": 0}},
             hovertext=[_gate_hover(span) for span in mine],
             hovertemplate="%{hovertext}<extra></extra>",
         ), row=row, col=1)

@@ -131,10 +131,12 @@ def test_a_trailing_stop_is_one_stepped_line_and_each_target_is_drawn_once():
               _stop(trade.entry_ms, 85.0, 1), OrderEvent(trade.entry_ms, tp, "open"),
               _stop(T0 + 30 * MIN, 85.0, 2),  # re-placed at the same price: no step
               _stop(T0 + 45 * MIN, 92.0, 3), OrderEvent(T0 + 45 * MIN, tp, "open"),
-              _stop(T0 + 50 * MIN, 99.0, 4)]
+              _stop(T0 + 50 * MIN, 99.0, 4), _stop(T0 + 50 * MIN, 92.0, 3, "canceled")]
     assert stop_steps(line, orders) == [(trade.entry_ms, 85.0), (T0 + 45 * MIN, 92.0),
                                         (T0 + 50 * MIN, 99.0), (trade.exit_ms, 99.0)]
     assert target_levels(line, orders) == [("tp1", 120.0, trade.entry_ms, trade.exit_ms)]
+    filled = [*orders, OrderEvent(T0 + 55 * MIN, tp, "filled")]
+    assert target_levels(line, filled) == [("tp1", 120.0, trade.entry_ms, T0 + 55 * MIN)]
 
 
 def _gate(ts_ms: int, action: GateAction, factor: float, *reasons: str) -> GateDecision:

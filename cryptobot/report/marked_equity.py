@@ -1,9 +1,10 @@
 """The account's equity marked to market at each signal candle's close.
 
-Cash moves with the stored fills (price and fee); each position held is worth its size at the
-symbol's last close; funding is booked when its trade closes, as the trade stores it. So the
-curve counts a trade's open loss while it is open, where the stored equity points (daily and at
-each exit) are realised only, and its drawdown is the one a trader's account would have shown.
+Cash moves with each closed trade's entry and exit legs (price and fee, as the trade stores
+them, funding at its exit) and with the stored fills of a position still open at the end; each
+position held is worth its size at the symbol's last close. So the curve counts a trade's open
+loss while it is open, where the stored equity points (daily and at each exit) are realised only,
+and its drawdown is the one a trader's account would have shown.
 """
 
 from __future__ import annotations
@@ -25,37 +26,51 @@ class MarkedEquity:
     marks: int  # closes marked
 
 
+# (time ms, symbol, signed base qty bought, price, fee USDT); funding is a move with no qty
+Move = tuple[int, str, float, float, float]
+
+
 def marked_equity(starting_usdt: float, candles: Iterable[Candle], fills: Iterable[Fill],
                   trades: Iterable[Trade]) -> MarkedEquity | None:
-    """None without candles. `trades`: for their funding, booked at each trade's exit."""
+    """None without candles. `fills`: the run's; those of a closed trade are taken from the
+    trade (its ledger), the others are a position still open."""
     by_close: dict[int, list[Candle]] = {}
     for candle in candles:
         by_close.setdefault(candle.ts_close_ms, []).append(candle)
     if not by_close:
         return None
-    events = sorted(
-        [(fill.ts_ms, 0, fill) for fill in fills]
-        + [(trade.exit_ms, 1, trade) for trade in trades if trade.funding_usdt],
-        key=lambda event: event[:2])  # stable: fills of one time in the order they came
+    moves = _moves(fills, list(trades))
     cash, held, last_close = starting_usdt, {}, {}
     curve: list[tuple[int, float]] = []
-    next_event = 0
+    next_move = 0
     for close_ms in sorted(by_close):
-        while next_event < len(events) and events[next_event][0] <= close_ms:
-            thing = events[next_event][2]
-            if isinstance(thing, Fill):
-                signed = thing.qty_base if thing.side is Side.BUY else -thing.qty_base
-                cash -= signed * thing.price + thing.fee_usdt
-                held[thing.symbol] = held.get(thing.symbol, 0.0) + signed
-                last_close.setdefault(thing.symbol, thing.price)
-            else:
-                cash -= thing.funding_usdt
-            next_event += 1
+        while next_move < len(moves) and moves[next_move][0] <= close_ms:
+            _, symbol, bought, price, fee = moves[next_move]
+            cash -= bought * price + fee
+            held[symbol] = held.get(symbol, 0.0) + bought
+            last_close.setdefault(symbol, price)
+            next_move += 1
         for candle in by_close[close_ms]:
             last_close[candle.symbol] = candle.close
         worth = sum(qty * last_close[symbol] for symbol, qty in held.items() if qty)
         curve.append((close_ms, cash + worth))
     return _with_drawdown(curve)
+
+
+def _moves(fills: Iterable[Fill], trades: list[Trade]) -> list[Move]:
+    moves: list[Move] = []
+    for trade in trades:
+        sign = 1.0 if trade.side is Side.BUY else -1.0
+        moves.append((trade.entry_ms, trade.symbol, sign * trade.qty_base, trade.entry_price,
+                      trade.entry_fee_usdt))
+        moves += [(leg.ts_ms, trade.symbol, -sign * leg.qty_base, leg.price, leg.fee_usdt)
+                  for leg in trade.legs]
+        moves.append((trade.exit_ms, trade.symbol, 0.0, 0.0, trade.funding_usdt))
+    closed = tuple(f"{trade.signal_id}-" for trade in trades)
+    moves += [(fill.ts_ms, fill.symbol, fill.qty_base if fill.side is Side.BUY else -fill.qty_base,
+               fill.price, fill.fee_usdt)
+              for fill in fills if not fill.client_id.startswith(closed)]
+    return sorted(moves, key=lambda move: move[0])  # stable: one time's moves as they came
 
 
 def _with_drawdown(curve: list[tuple[int, float]]) -> MarkedEquity:

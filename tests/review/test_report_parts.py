@@ -62,6 +62,8 @@ def test_equity_marked_to_market_counts_an_open_loss_that_realised_equity_never_
     assert marked.max_drawdown_usdt == pytest.approx(20.5)  # realised equity never fell
     assert marked.max_drawdown_pct == pytest.approx(2.05)
     assert [ts for ts, _ in marked.points] == [c.ts_close_ms for c in candles]
+    # a closed trade's cash is the trade's own ledger, whatever fills were stored of it
+    assert marked_equity(1000.0, candles, fills[:1], [trade]) == marked
 
 
 def test_a_short_gains_as_price_falls_and_symbols_are_marked_apart():

@@ -13,9 +13,12 @@ from typing import Any
 from cryptobot.clock import iso_utc
 from cryptobot.engine.recorder import MemoryRecorder, RunInfo
 from cryptobot.errors import ConfigError
-from cryptobot.model import SignalStatus
-from cryptobot.report.charts import TradeChart, markets_by_symbol, trade_chart
-from cryptobot.report.lines import SignalLine, TradeLine, figure_rows, gate_text
+from cryptobot.model import GateDecision, SignalStatus
+from cryptobot.report.charts import GateSpan, TradeChart, gate_spans, markets_by_symbol, trade_chart
+from cryptobot.report.figure_words import figure_rows
+from cryptobot.report.lines import SignalLine, TradeLine, gate_text
+from cryptobot.report.marked_equity import MarkedEquity, marked_equity
+from cryptobot.report.signal_table import SignalTable, signal_table
 from cryptobot.report.symbol_sections import SymbolSection, symbol_section
 from cryptobot.store import RunListing, StoreReader
 
@@ -83,11 +86,14 @@ class ReportData:
     title: str
     run_rows: list[tuple[str, str]]
     summary_rows: list[tuple[str, str]]
-    equity: list[tuple[int, float]]  # the whole run's (the portfolio's), also when filtered
-    drawdown_pct: list[tuple[int, float]]
+    equity: list[tuple[int, float]]  # stored, realised: the whole run's, also when filtered
+    marked: MarkedEquity | None  # marked to market each candle: the whole run's, also filtered
+    drawdown_pct: list[tuple[int, float]]  # the marked curve's, or the realised one's without
+    gate_timeline: list[GateSpan]  # the macro gate over the whole run
     oi_synthetic: bool
     trades: list[TradeChart] = field(default_factory=list)  # every shown symbol's, run order
     signals: list[SignalLine] = field(default_factory=list)
+    signal_table: SignalTable | None = None  # a one-symbol run's; sections hold their own
     sections: list[SymbolSection] = field(default_factory=list)
 
 
@@ -107,6 +113,7 @@ def report_data(store: StoreReader, run_id: int,
     charts = sorted((trade_chart(number, line, market, gates)
                      for market in markets.values() for number, line in market.trades),
                     key=lambda chart: chart.number)
+    marked = _marked_equity(store, run_id, run if symbols is None else None)
     stored_by_symbol = (run.summary or {}).get("symbols") or {}
     sections = [
         symbol_section(market, [c for c in charts if c.line.trade.symbol == symbol],
@@ -118,12 +125,15 @@ def report_data(store: StoreReader, run_id: int,
         title=f"cryptobot run {run_id}: {info.mode} {_symbols_text(info.symbols)} "
               f"on {info.exchange}",
         run_rows=_run_rows(info, synthetic, shown if symbols is not None and several else None),
-        summary_rows=_summary_rows(run),
+        summary_rows=_summary_rows(run, marked),
         equity=list(run.equity_points),
-        drawdown_pct=_drawdown_pct(run.equity_points),
+        marked=marked,
+        drawdown_pct=marked.drawdown_pct if marked else _drawdown_pct(run.equity_points),
+        gate_timeline=gate_spans(gates, _first_ms(gates, info), _last_ms(run, info)),
         oi_synthetic=synthetic,
         trades=charts,
         signals=signals,
+        signal_table=None if several else signal_table(signals),
         sections=sections,
     )
 
@@ -154,14 +164,48 @@ def _span(start_ms: int | None, end_ms: int | None) -> str:
     return f"{start} .. {end}"
 
 
-def _summary_rows(run: MemoryRecorder) -> list[tuple[str, str]]:
-    """The run's stored summary (each symbol's own part is in its section)."""
+def _marked_equity(store: StoreReader, run_id: int, run: MemoryRecorder | None
+                   ) -> MarkedEquity | None:
+    """The whole run's equity marked to market (`run`: the run as loaded, when it is whole)."""
+    whole = run or store.load_run(run_id)
+    starting = (whole.summary or {}).get("starting_equity_usdt")
+    if starting is None and whole.equity_points:
+        starting = whole.equity_points[0][1]
+    if starting is None:
+        return None
+    return marked_equity(starting, whole.candles, whole.fills, [t for t, _ in whole.trades])
+
+
+def _first_ms(gates: list[GateDecision], info: RunInfo) -> int:
+    return info.start_ms if info.start_ms is not None else min((g.ts_ms for g in gates), default=0)
+
+
+def _last_ms(run: MemoryRecorder, info: RunInfo) -> int:
+    """The run's end, or its last candle's close while it runs."""
+    if info.end_ms is not None:
+        return info.end_ms
+    return max((c.ts_close_ms for c in run.candles), default=info.start_ms or 0)
+
+
+def _summary_rows(run: MemoryRecorder, marked: MarkedEquity | None) -> list[tuple[str, str]]:
+    """The run's stored summary (each symbol's own part is in its section), and the drawdown
+    with open trades marked to market."""
+    rows = _stored_summary_rows(run)
+    if marked is not None:
+        at = next((i + 1 for i, (label, _) in enumerate(rows)
+                   if label.startswith("Max drawdown")), len(rows))
+        rows.insert(at, ("Max drawdown, open trades marked to market each candle",
+                         f"{marked.max_drawdown_usdt:,.2f} USDT ({marked.max_drawdown_pct:.2f}%)"))
+    return rows
+
+
+def _stored_summary_rows(run: MemoryRecorder) -> list[tuple[str, str]]:
     if run.summary is None:
         pnl = sum(trade.pnl_usdt for trade, _ in run.trades)
         return [
-            ("summary", "not stored (the run did not finish)"),
-            ("trades", str(len(run.trades))),
-            ("PnL USDT (from stored trades)", f"{pnl:.2f}"),
+            ("Summary", "not stored (the run did not finish)"),
+            ("Trades", str(len(run.trades))),
+            ("Net PnL of the closed trades stored", f"{pnl:+,.2f} USDT"),
         ]
     summary: dict[str, Any] = {k: v for k, v in run.summary.items() if k != "symbols"}
     return figure_rows(summary)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from cryptobot.engine.recorder import MemoryRecorder, OrderEvent
-from cryptobot.model import Candle, GateDecision, OpenInterest, PositionSide, SignalStatus
+from cryptobot.model import (
+    Candle,
+    GateDecision,
+    OpenInterest,
+    OrderPurpose,
+    PositionSide,
+    SignalStatus,
+)
 from cryptobot.report.lines import SignalLine, TradeLine, gate_text
 
 CHART_CANDLES_BEFORE = 24  # signal candles shown before the spike (or the entry)
 CHART_CANDLES_AFTER = 8  # ... and after the last exit
 
+TARGETS = (OrderPurpose.TP1, OrderPurpose.TP2)
+WORKING = ("submitted", "open")  # an order event that places an order (the others end one)
 CandleRow = tuple[int, float, float, float, float, float]  # ts_open_ms, o, h, l, c, volume
 
 
@@ -70,7 +80,8 @@ class GateSpan:
     start_ms: int
     end_ms: int
     action: str
-    label: str
+    label: str  # the action and every reason on one line
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,7 +99,8 @@ class TradeChart:
     candles: list[CandleRow]
     oi: list[tuple[int, float]]
     markers: list[Marker]
-    levels: list[tuple[str, float, int, int]]  # label, price, from ms, to ms
+    stop_steps: list[tuple[int, float]]  # (from ms, stop price): initial, each move, the exit
+    levels: list[tuple[str, float, int, int]]  # each target: label, price, from ms, to ms
     gate_spans: list[GateSpan]
 
     @property
@@ -127,18 +139,45 @@ def trade_chart(number: int, line: TradeLine, market: SymbolMarket,
         for s in market.signals
         if s.signal.status is SignalStatus.REJECTED and start_ms <= s.signal.spike_ms <= end_ms
     ]
-    levels = [("stop", trade.initial_stop, trade.entry_ms, trade.exit_ms)]
-    for event in market.orders:
-        intent = event.intent
-        if (
-            intent.price is not None
-            and intent.client_id.startswith(trade.signal_id)
-            and event.status in ("submitted", "open")
-            and trade.entry_ms <= event.ts_ms <= trade.exit_ms
-        ):
-            levels.append((str(intent.purpose), intent.price, event.ts_ms, trade.exit_ms))
-    return TradeChart(number, line, window, oi, markers, levels,
-                      gate_spans(gate_decisions, start_ms, end_ms))
+    orders = [event for event in market.orders
+              if event.intent.price is not None
+              and event.intent.client_id.startswith(trade.signal_id)
+              and trade.entry_ms <= event.ts_ms <= trade.exit_ms]
+    return TradeChart(number, line, window, oi, markers, stop_steps(line, orders),
+                      target_levels(line, orders), gate_spans(gate_decisions, start_ms, end_ms))
+
+
+def stop_steps(line: TradeLine, orders: list[OrderEvent]) -> list[tuple[int, float]]:
+    """The stop as one stepped line: the initial stop from the entry, each price it was moved
+    to from the order that moved it (a re-placed order at the same price is no step), held to
+    the exit."""
+    trade = line.trade
+    steps = [(trade.entry_ms, trade.initial_stop)]
+    for event in sorted(orders, key=lambda e: e.ts_ms):
+        price = event.intent.price
+        if event.intent.purpose is OrderPurpose.STOP and event.status in WORKING \
+                and price is not None and not math.isclose(price, steps[-1][1], rel_tol=1e-9):
+            steps.append((event.ts_ms, price))
+    return [*steps, (trade.exit_ms, steps[-1][1])]
+
+
+def target_levels(line: TradeLine, orders: list[OrderEvent]) -> list[tuple[str, float, int, int]]:
+    """Each take-profit price once: from its first placement until the last order at that
+    price filled or was cancelled (the exit, while one still works)."""
+    placed: dict[tuple[str, float], int] = {}
+    closed: dict[tuple[str, float], int] = {}
+    for event in sorted(orders, key=lambda e: e.ts_ms):
+        price = event.intent.price
+        if event.intent.purpose not in TARGETS or price is None:
+            continue
+        key = (str(event.intent.purpose), price)
+        if event.status in WORKING:
+            placed.setdefault(key, event.ts_ms)
+            closed.pop(key, None)
+        elif key in placed:
+            closed[key] = event.ts_ms
+    return [(label, price, from_ms, closed.get((label, price), line.trade.exit_ms))
+            for (label, price), from_ms in sorted(placed.items(), key=lambda item: item[1])]
 
 
 def candle_row(candle: Candle) -> CandleRow:
@@ -153,5 +192,6 @@ def gate_spans(decisions: list[GateDecision], start_ms: int, end_ms: int) -> lis
         until = ordered[i + 1].ts_ms if i + 1 < len(ordered) else end_ms
         lo, hi = max(decision.ts_ms, start_ms), min(until, end_ms)
         if lo < hi:
-            spans.append(GateSpan(lo, hi, str(decision.action), gate_text(decision)))
+            spans.append(GateSpan(lo, hi, str(decision.action), gate_text(decision),
+                                  tuple(decision.reasons)))
     return spans

@@ -63,25 +63,3 @@ def _outcome(signal: Signal, gate: GateDecision | None) -> str:
         if missing:
             outcome += f" (gate BLOCK: {'; '.join(missing)})"
     return outcome
-
-
-def figure_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
-    """Summary figures as (name, value) rows a trader reads: "win rate pct", "+1.20%"."""
-    return [(str(key).replace("_", " "), plain(value, str(key))) for key, value in figures.items()]
-
-
-def plain(value: Any, key: str = "") -> str:
-    """A summary value as a trader reads it: units from the key's suffix (`_pct`, `_usdt`)."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, dict):
-        return ", ".join(f"{name}: {plain(item)}" for name, item in value.items()) or "-"
-    if isinstance(value, float):
-        if key.endswith("_pct"):
-            return f"{value:+,.2f}%" if "pnl" in key or "hold" in key else f"{value:,.2f}%"
-        if key.endswith("_usdt"):
-            return f"{value:,.2f} USDT"
-        return f"{value:,.4f}".rstrip("0").rstrip(".")
-    return str(value)

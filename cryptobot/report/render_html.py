@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, datetime
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from cryptobot.model import PositionSide
 from cryptobot.report.build import ReportData
 from cryptobot.report.charts import TradeChart
-from cryptobot.report.lines import SignalLine, gate_text
+from cryptobot.report.html_parts import PRICE_TICKS, chart_time, kv_table
+from cryptobot.report.render_summary import summary_figure
+from cryptobot.report.render_trade import trade_section
+from cryptobot.report.signal_table import SignalRow, SignalTable
 from cryptobot.report.symbol_sections import PriceChart, SymbolSection
 
-GATE_COLOURS = {
-    "ALLOW": "rgba(46,160,67,0.10)",
-    "REDUCE": "rgba(230,160,0,0.14)",
-    "BLOCK": "rgba(220,40,40,0.14)",
-}
-MARKER_STYLES = {  # kind: (symbol, colour, name in the legend), as for a long
-    "spike": ("triangle-down", "#d62728", "spike candle"),
-    "new_low": ("x", "#9467bd", "L moved (new low)"),
-    "new_high": ("x", "#9467bd", "H moved (new high)"),
-    "candidate": ("circle-open", "#8c564b", "pullback candidate"),
-    "confirmed": ("star", "#17becf", "confirming candle"),
-    "expired": ("x-thin", "#7f7f7f", "setup expired"),
-    "entry": ("triangle-up", "#1f77b4", "entry"),
-    "exit": ("diamond", "#ff7f0e", "exit"),
-    "rejected": ("circle-x", "#bcbd22", "rejected signal"),
-}
-# A short's spike points up (a squeeze) and its entry sells: the markers point the other way.
-SHORT_MARKERS = {  # kind: (symbol, name in the legend)
-    "spike": ("triangle-up", "spike candle"),
-    "entry": ("triangle-down", "short entry"),
-}
-LEVEL_COLOURS = {"stop": "#d62728", "tp1": "#2ca02c", "tp2": "#2ca02c"}
 OVERVIEW_MARKERS = {  # kind: (symbol, colour, name in the legend), on a symbol's whole-run chart
     "entry": ("triangle-up", "#1f77b4", "long entry"),
     "short_entry": ("triangle-down", "#1f77b4", "short entry"),
@@ -43,206 +22,41 @@ OVERVIEW_MARKERS = {  # kind: (symbol, colour, name in the legend), on a symbol'
 }
 
 
-def _t(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+def signals_table(table: SignalTable) -> str:
+    """One row per signal, its numbers and evidence as columns; the macro gate in full in a row
+    of its own each time it changes, and its short form (REDUCE x0.5) on each signal's row."""
+    headings = ["spike (UTC)", *(["symbol"] if table.show_symbol else []), "what happened",
+                *table.number_columns, *(f"evidence: {name}" for name in table.evidence_columns),
+                "gate"]
+    head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in headings) + "</tr>"
+    body = []
+    for row in table.rows:
+        if row.gate_change is not None:
+            body.append(_gate_change_row(row, len(headings)))
+        body.append(_signal_row(row, table.show_symbol))
+    return f"<table class='grid signals'>{head}{''.join(body)}</table>"
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
-    return f"<table class='kv'>{body}</table>"
+def _gate_change_row(row: SignalRow, columns: int) -> str:
+    change = row.gate_change
+    assert change is not None
+    reasons = "".join(f"<li>{html.escape(reason)}</li>" for reason in change.reasons)
+    return (f"<tr class='gate-change'><td colspan='{columns}'>macro gate from "
+            f"{html.escape(change.time)}: <b>{html.escape(change.headline)}</b>"
+            f"{f'<ul>{reasons}</ul>' if reasons else ''}</td></tr>")
 
 
-def summary_figure(data: ReportData) -> go.Figure:
-    equity_title = "Portfolio equity (USDT, all symbols)" if data.sections else "Equity (USDT)"
-    figure = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        row_heights=[0.7, 0.3],
-        vertical_spacing=0.05,
-        subplot_titles=(equity_title, "Drawdown (%)"),
-    )
-    times = [_t(ts) for ts, _ in data.equity]
-    figure.add_trace(
-        go.Scatter(
-            x=times, y=[v for _, v in data.equity], name="equity", line={"color": "#1f77b4"}
-        ),
-        row=1,
-        col=1,
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=[_t(ts) for ts, _ in data.drawdown_pct],
-            y=[v for _, v in data.drawdown_pct],
-            name="drawdown",
-            fill="tozeroy",
-            line={"color": "#d62728"},
-        ),
-        row=2,
-        col=1,
-    )
-    figure.update_layout(height=520, margin={"t": 40, "b": 30}, showlegend=False)
-    return figure
-
-
-def trade_figure(chart: TradeChart, oi_synthetic: bool) -> go.Figure:
-    oi_title = "Open interest (SYNTHETIC)" if oi_synthetic else "Open interest"
-    if not chart.oi:  # e.g. a symbol of a several-symbol run whose OI was not recorded
-        oi_title = "Open interest (none recorded)"
-    figure = make_subplots(
-        rows=3,
-        cols=1,
-        shared_xaxes=True,
-        row_heights=[0.62, 0.19, 0.19],
-        vertical_spacing=0.03,
-        subplot_titles=("15m candles", "Volume", oi_title),
-    )
-    times = [_t(c[0]) for c in chart.candles]
-    figure.add_trace(
-        go.Candlestick(
-            x=times,
-            open=[c[1] for c in chart.candles],
-            high=[c[2] for c in chart.candles],
-            low=[c[3] for c in chart.candles],
-            close=[c[4] for c in chart.candles],
-            name="15m",
-        ),
-        row=1,
-        col=1,
-    )
-    _add_markers_and_levels(figure, chart)
-    figure.add_trace(
-        go.Bar(
-            x=times,
-            y=[c[5] for c in chart.candles],
-            name="volume",
-            marker={"color": "#7f7f7f"},
-            showlegend=False,
-        ),
-        row=2,
-        col=1,
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=[_t(ts) for ts, _ in chart.oi],
-            y=[v for _, v in chart.oi],
-            name=oi_title,
-            line={"color": "#9467bd"},
-            showlegend=False,
-        ),
-        row=3,
-        col=1,
-    )
-    _add_gate_shading(figure, chart)
-    figure.update_layout(
-        height=720,
-        margin={"t": 60, "b": 30},
-        xaxis_rangeslider_visible=False,
-        legend={"orientation": "h", "y": -0.08},
-    )
-    return figure
-
-
-def _add_markers_and_levels(figure: go.Figure, chart: TradeChart) -> None:
-    """Entry, exit and setup markers, and the stop and target levels, on the price panel (a
-    short's stop above the entry and its targets below, as its orders placed them)."""
-    for kind, (symbol, colour, name) in MARKER_STYLES.items():
-        if chart.side is PositionSide.SHORT:
-            symbol, name = SHORT_MARKERS.get(kind, (symbol, name))
-        markers = [m for m in chart.markers if m.kind == kind]
-        if markers:
-            figure.add_trace(
-                go.Scatter(
-                    x=[_t(m.ts_ms) for m in markers],
-                    y=[m.price for m in markers],
-                    mode="markers",
-                    name=name,
-                    text=[m.label for m in markers],
-                    hovertemplate="%{text}<extra></extra>",
-                    marker={
-                        "symbol": symbol,
-                        "size": 12,
-                        "color": colour,
-                        "line": {"width": 1, "color": "#333"},
-                    },
-                ),
-                row=1,
-                col=1,
-            )
-    for label, price, from_ms, to_ms in chart.levels:
-        figure.add_trace(
-            go.Scatter(
-                x=[_t(from_ms), _t(to_ms)],
-                y=[price, price],
-                mode="lines",
-                name=f"{label} {price:,.1f}",
-                line={"dash": "dash", "width": 1.5, "color": LEVEL_COLOURS.get(label, "#555")},
-            ),
-            row=1,
-            col=1,
-        )
-
-
-def _add_gate_shading(figure: go.Figure, chart: TradeChart) -> None:
-    """The macro gate's state behind the whole chart, with a caption naming the states."""
-    for span in chart.gate_spans:
-        figure.add_vrect(
-            x0=_t(span.start_ms),
-            x1=_t(span.end_ms),
-            layer="below",
-            line_width=0,
-            fillcolor=GATE_COLOURS.get(span.action, "rgba(0,0,0,0.05)"),
-        )
-    if chart.gate_spans:
-        figure.add_annotation(
-            xref="paper",
-            yref="paper",
-            x=0,
-            y=1.08,
-            showarrow=False,
-            align="left",
-            text="shading: macro gate state ("
-            + ", ".join(sorted({s.action for s in chart.gate_spans}))
-            + ")",
-        )
-
-
-def _signals_table(signals: list[SignalLine]) -> str:
-    head = "<tr><th>spike</th><th>what happened</th><th>numbers</th><th>gate</th></tr>"
-    rows = "".join(
-        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
-            _t(line.signal.spike_ms),
-            html.escape(line.outcome),
-            html.escape(
-                ", ".join(
-                    f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
-                    for k, v in line.signal.metrics.items()
-                )
-            ),
-            html.escape(gate_text(line.gate)),
-        )
-        for line in signals
-    )
-    return f"<table class='grid'>{head}{rows}</table>"
-
-
-def _trade_section(chart: TradeChart, oi_synthetic: bool) -> str:
-    trade = chart.line.trade
-    rows = [
-        ("side", str(chart.side)),
-        ("entry", f"{_t(trade.entry_ms)} at {trade.entry_price:,.2f}"),
-        ("exit", f"{_t(trade.exit_ms)} at {trade.exit_price:,.2f} ({trade.exit_reason})"),
-        ("size", f"{trade.qty_base:g}"),
-        ("initial stop", f"{trade.initial_stop:,.2f}"),
-        (
-            "PnL",
-            f"{trade.pnl_usdt:,.2f} USDT ({trade.r_multiple:+.2f} R), fees {trade.fees_usdt:,.2f}",
-        ),
-        ("gate at entry", gate_text(chart.line.gate)),
-    ]
-    figure = trade_figure(chart, oi_synthetic)
-    div = figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"trade-{chart.number}")
-    return f"<section class='trade'><h3>Trade {chart.number}</h3>{_table(rows)}{div}</section>"
+def _signal_row(row: SignalRow, show_symbol: bool) -> str:
+    cells = [f"<td>{html.escape(row.time.replace('T', ' ').removesuffix('Z'))}</td>"]
+    if show_symbol:
+        cells.append(f"<td>{html.escape(row.symbol)}</td>")
+    cells.append(f"<td title='{html.escape(row.all_numbers, quote=True)}'>"
+                 f"{html.escape(row.outcome)}</td>")
+    cells += [f"<td class='num'>{html.escape(value)}</td>" for value in row.numbers]
+    cells += [f"<td class='evidence' title='{html.escape(cell.detail, quote=True)}'>"
+              f"{html.escape(f'{cell.mark} {cell.value}'.strip())}</td>" for cell in row.evidence]
+    cells.append(f"<td>{html.escape(row.gate)}</td>")
+    return f"<tr class='{'entered' if row.entered else 'rejected'}'>{''.join(cells)}</tr>"
 
 
 STYLE = """
@@ -251,6 +65,10 @@ table{border-collapse:collapse;margin:8px 0 16px}
 th,td{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}
 .kv th{background:#f4f4f4}.grid th{background:#f4f4f4}
 .synthetic{background:#fff3cd;padding:6px 10px;border:1px solid #e0c060}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+tr.entered td{background:#eef6ff}
+tr.gate-change td{background:#fbf7ea;font-size:12px;color:#444}
+tr.gate-change ul{margin:2px 0 2px 18px;padding:0}
 """
 
 
@@ -264,28 +82,30 @@ def price_figure(symbol: str, chart: PriceChart, oi_synthetic: bool) -> go.Figur
                            row_heights=[0.75, 0.25] if chart.oi else [1.0],
                            subplot_titles=titles)
     figure.add_trace(go.Candlestick(
-        x=[_t(c[0]) for c in chart.candles], open=[c[1] for c in chart.candles],
+        x=[chart_time(c[0]) for c in chart.candles], open=[c[1] for c in chart.candles],
         high=[c[2] for c in chart.candles], low=[c[3] for c in chart.candles],
         close=[c[4] for c in chart.candles], name=symbol), row=1, col=1)
     for kind, (marker, colour, name) in OVERVIEW_MARKERS.items():
         markers = [m for m in chart.markers if m.kind == kind]
         if markers:
             figure.add_trace(go.Scatter(
-                x=[_t(m.ts_ms) for m in markers], y=[m.price for m in markers], mode="markers",
+                x=[chart_time(m.ts_ms) for m in markers], y=[m.price for m in markers],
+                mode="markers",
                 name=name, text=[m.label for m in markers], hovertemplate="%{text}<extra></extra>",
                 marker={"symbol": marker, "size": 11, "color": colour,
                         "line": {"width": 1, "color": "#333"}}), row=1, col=1)
     if chart.oi:
         figure.add_trace(go.Scatter(
-            x=[_t(ts) for ts, _ in chart.oi], y=[v for _, v in chart.oi], name=titles[1],
+            x=[chart_time(ts) for ts, _ in chart.oi], y=[v for _, v in chart.oi], name=titles[1],
             line={"color": "#9467bd"}, showlegend=False), row=2, col=1)
+    figure.update_yaxes(tickformat=PRICE_TICKS, row=1, col=1)
     figure.update_layout(height=560 if chart.oi else 440, margin={"t": 50, "b": 30},
                          xaxis_rangeslider_visible=False, legend={"orientation": "h", "y": -0.1})
     return figure
 
 
 def _trades_html(charts: list[TradeChart], oi_synthetic: bool, empty: str) -> str:
-    return "".join(_trade_section(chart, oi_synthetic) for chart in charts) or f"<p>{empty}</p>"
+    return "".join(trade_section(chart, oi_synthetic) for chart in charts) or f"<p>{empty}</p>"
 
 
 def _symbol_section(section: SymbolSection, oi_synthetic: bool) -> str:
@@ -294,8 +114,8 @@ def _symbol_section(section: SymbolSection, oi_synthetic: bool) -> str:
     name = html.escape(section.symbol)
     return (
         f"<section class='symbol' id='symbol-{section.anchor}'><h2>{name}</h2>"
-        f"{_table(section.figure_rows)}{price}"
-        f"<h3>Signals of {name} ({len(section.signals)})</h3>{_signals_table(section.signals)}"
+        f"{kv_table(section.figure_rows)}{price}"
+        f"<h3>Signals of {name} ({len(section.signals)})</h3>{signals_table(section.signal_table)}"
         f"<h3>Trades of {name} ({len(section.trades)})</h3>"
         f"{_trades_html(section.trades, oi_synthetic, f'No trades of {name} in this run.')}"
         "</section>"
@@ -317,17 +137,20 @@ def report_html(data: ReportData) -> str:
     head = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(data.title)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>{html.escape(data.title)}</h1>{notice}<h2>Run</h2>{_table(data.run_rows)}"
+        f"<h1>{html.escape(data.title)}</h1>{notice}<h2>Run</h2>{kv_table(data.run_rows)}"
     )
-    if data.sections:
+    if data.sections or data.signal_table is None:
         sections = "".join(_symbol_section(s, data.oi_synthetic) for s in data.sections)
         return (
-            f"{head}<h2>Portfolio</h2>{_table(data.summary_rows)}"
-            f"<h2>Portfolio equity and drawdown</h2>{summary}{sections}</body></html>"
+            f"{head}<h2>Portfolio</h2>{kv_table(data.summary_rows)}"
+            f"<h2>Portfolio equity, drawdown and the macro gate</h2>{summary}{sections}"
+            "</body></html>"
         )
+    table = data.signal_table
     return (
-        f"{head}<h2>Summary</h2>{_table(data.summary_rows)}<h2>Equity and drawdown</h2>{summary}"
-        f"<h2>Signals ({len(data.signals)})</h2>{_signals_table(data.signals)}"
+        f"{head}<h2>Summary</h2>{kv_table(data.summary_rows)}"
+        f"<h2>Equity, drawdown and the macro gate</h2>{summary}"
+        f"<h2>Signals ({len(data.signals)})</h2>{signals_table(table)}"
         f"<h2>Trades ({len(data.trades)})</h2>"
         f"{_trades_html(data.trades, data.oi_synthetic, 'No trades in this run.')}"
         "</body></html>"

@@ -14,7 +14,9 @@ from typing import Any
 
 from cryptobot.model import Candle, PositionSide
 from cryptobot.report.charts import CandleRow, Marker, SymbolMarket, TradeChart, candle_row
-from cryptobot.report.lines import SignalLine, figure_rows
+from cryptobot.report.figure_words import figure_rows
+from cryptobot.report.lines import SignalLine
+from cryptobot.report.signal_table import SignalTable, signal_table
 from cryptobot.report.summary import symbol_figures
 
 MAX_OVERVIEW_CANDLES = 1500
@@ -38,6 +40,7 @@ class SymbolSection:
     price: PriceChart
     signals: list[SignalLine]
     trades: list[TradeChart]
+    signal_table: SignalTable
 
     @property
     def anchor(self) -> str:
@@ -66,7 +69,8 @@ def symbol_section(market: SymbolMarket, charts: list[TradeChart],
                            f"{leg.reason} {leg.price:,.2f} x {leg.qty_base:g}")
                     for leg in trade.legs]
     return SymbolSection(market.symbol, figure_rows(figures),
-                         PriceChart(title, candles, oi, markers), market.signals, charts)
+                         PriceChart(title, candles, oi, markers), market.signals, charts,
+                         signal_table(market.signals))
 
 
 def overview_candles(candles: list[Candle]) -> tuple[str, list[CandleRow]]:

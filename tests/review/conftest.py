@@ -75,3 +75,16 @@ def render_in_chromium(tmp_path):
         return counter
 
     return render
+
+
+@pytest.fixture
+def chromium_page(tmp_path):
+    """A headless chromium page driven over the DevTools protocol (`chromium_page.py`)."""
+    from tests.review.chromium_page import ChromiumPage
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not on PATH: `apt-get install -y chromium` (the CI script does)")
+    page = ChromiumPage(browser, tmp_path / "chromium-devtools-profile")
+    yield page
+    page.close()

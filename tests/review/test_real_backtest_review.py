@@ -121,7 +121,15 @@ def test_trades_table_runs_and_signals(backtested):
         assert signal["reason"][:20] in out
 
 
-def test_report_has_one_chart_per_trade_and_renders(backtested, render_in_chromium):
+@pytest.mark.browser
+def test_report_in_headless_chromium_shows_what_a_trader_reads(backtested, chromium_page):
+    """The crash window's report, screenshotted whole in headless chromium, and read from the
+    drawn page: the summary in words, the equity with open PnL, the gate timeline with its
+    reasons on hover, and each trade's chart with one stop line (stepped when it trailed)."""
+    from cryptobot.report.build import report_data
+    from cryptobot.store import open_store
+    from tests.review.report_in_browser import PLOTS_DRAWN, what_is_seen
+
     url, result, folder = backtested
     report = folder / "report.html"
     code, out, err = _cli("report", "--db", url, "--out", str(report))
@@ -130,8 +138,43 @@ def test_report_has_one_chart_per_trade_and_renders(backtested, render_in_chromi
     trades = len(result["trades"])
     assert re.findall(r'<div id="trade-(\d+)"', page) == [str(n) for n in range(1, trades + 1)]
     assert re.search(r"<(script|link)\b[^>]*\b(src|href)\s*=\s*[\"']?(https?:)?//", page) is None
-    for trade in result["trades"]:
-        assert f"{trade['entry_price']:,.2f}" in page
-    counter = render_in_chromium(report)
-    assert len(counter.plot_ids) == trades + 1  # one per trade plus equity/drawdown
-    assert counter.candlestick_layers >= trades
+    store = open_store(url)
+    data = report_data(store, store.resolve_run(None))
+    store.close()
+
+    chromium_page.open(report, PLOTS_DRAWN)
+    width, height = chromium_page.screenshot(folder / "report.png")
+    assert width == 1400 and height > 1000 * trades  # a summary, a table and a chart per trade
+    seen = what_is_seen(chromium_page)
+
+    summary = dict(seen["summaryRows"])
+    assert summary["Trades"] == str(trades)
+    total = sum(trade["pnl_usdt"] for trade in result["trades"])
+    assert summary["Net PnL (after fees and funding)"].startswith(f"{total:+,.2f} USDT (")
+    closed_dd = float(summary["Max drawdown, closed trades only"].split()[0].replace(",", ""))
+    marked_dd = summary["Max drawdown, open trades marked to market each candle"]
+    assert float(marked_dd.split()[0].replace(",", "")) > closed_dd  # open losses count
+    for raw in ("total pnl usdt", "average r", "win rate pct", "open position:", "=None"):
+        assert raw not in seen["bodyText"]
+
+    equity_title = seen["titles"][0]
+    assert "marked to market" in equity_title and "open trades' PnL counts" in equity_title
+    assert seen["legend"][:2] == ["equity marked to market", "realised equity"]
+    assert seen["markedLine"] and len(seen["marked"]) > 2000  # a point per 15m candle close
+    assert min(seen["marked"]) < min(seen["realised"])  # the dip of a trade still open
+    assert seen["yTicks"] and all(re.fullmatch(r"\d{1,3}(,\d{3})*(\.\d+)? USDT", tick)
+                                  for tick in seen["yTicks"])
+
+    assert seen["gateRows"] == ["ALLOW", "REDUCE", "BLOCK"]
+    assert seen["gateBars"] == len(data.gate_timeline) > 20  # a bar per stored decision
+    first = data.gate_timeline[0]
+    assert first.action in seen["hover"] and first.reasons[1] in seen["hover"]
+
+    assert [t["id"] for t in seen["trades"]] == [f"trade-{n}" for n in range(1, trades + 1)]
+    for drawn, trade in zip(seen["trades"], result["trades"], strict=True):
+        assert drawn["candleLayers"] == 1
+        assert len(drawn["stops"]) == 1 and drawn["stopLine"], drawn["legend"]
+        steps = drawn["stopLine"].count("V")
+        if trade["exit_reason"] == "trailing_stop":
+            assert drawn["stops"][0].startswith("stop (trailed: ") and steps > 1
+    assert any(t["exit_reason"] == "trailing_stop" for t in result["trades"])

@@ -45,6 +45,29 @@ def test_report_without_synthetic_oi_does_not_say_synthetic(run_cli, tmp_path, s
     assert "SYNTHETIC" not in page
 
 
+def test_the_report_of_a_run_that_did_not_finish_says_so_and_marks_its_equity(tmp_path,
+                                                                             sample_run):
+    from cryptobot.clock import LiveClock
+    from cryptobot.report.build import report_data
+    from cryptobot.store import SqlRecorder, open_store
+
+    url = f"sqlite:///{tmp_path / 'unfinished.sqlite'}"
+    with SqlRecorder(url, clock=LiveClock()) as recorder:
+        recorder.finish_run = lambda summary: None  # killed before it could store a summary
+        sent = sample_run.record_sample_run(recorder)
+    store = open_store(url)
+    data = report_data(store, 1)
+    store.close()
+    rows = dict(data.summary_rows)
+    pnl = sum(trade.pnl_usdt for trade, _ in sent["trades"])
+    assert rows["Summary"] == "not stored (the run did not finish)"
+    assert rows["Net PnL of the closed trades stored"] == f"{pnl:+,.2f} USDT"
+    assert data.marked is not None and data.marked.marks == len(sent["candles"])
+    start = sent["equity"][0][1]  # no summary: the first stored equity point is the start
+    assert data.marked.points[-1][1] == pytest.approx(start + pnl)  # flat at the end
+    assert "Max drawdown, open trades marked to market each candle" in rows
+
+
 @pytest.mark.browser
 def test_report_renders_in_headless_chromium(run_cli, stored, tmp_path, render_in_chromium):
     url, sent = stored

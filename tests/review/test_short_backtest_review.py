@@ -95,7 +95,7 @@ def test_trades_table_shows_short(shorted):
 
 def test_report_shows_short_trades_drawn_as_shorts(shorted):
     from cryptobot.report.build import report_data
-    from cryptobot.report.render_html import trade_figure
+    from cryptobot.report.render_trade import trade_figure
     from cryptobot.store import open_store
 
     url, result, folder = shorted
@@ -119,8 +119,10 @@ def test_report_shows_short_trades_drawn_as_shorts(shorted):
         assert entry.marker.symbol == "triangle-down" and entry.y == (trade.entry_price,)
         spike = next(t for t in traces if t.name == "spike candle")
         assert spike.marker.symbol == "triangle-up"
-        initial = f"stop {trade.initial_stop:,.1f}"
-        assert any(t.name == initial and min(t.y) > trade.entry_price for t in traces)
+        stops = [t for t in traces if t.name.startswith("stop")]
+        assert len(stops) == 1 and stops[0].line.shape == "hv"  # one stepped line
+        assert stops[0].y[0] == trade.initial_stop > trade.entry_price  # a short's stop is above
+        assert list(stops[0].y) == sorted(stops[0].y, reverse=True)  # trailed down, never up
         for target in (t for t in traces if t.name.startswith(("tp1 ", "tp2 "))):
             assert max(target.y) < trade.entry_price
             targets_drawn += 1

@@ -129,18 +129,18 @@ def test_the_report_has_a_portfolio_curve_and_a_section_per_symbol(run_cli, two_
     assert list(sections) == ["BTC-USDT-USDT", "ETH-USDT-USDT"]
     assert page.count('<div id="summary-equity"') == 1
     assert page.index('<div id="summary-equity"') < page.index("<section class='symbol'")
-    assert "Portfolio equity (USDT, all symbols)" in page and "<h2>Portfolio</h2>" in page
+    assert "Portfolio equity (all symbols), USDT" in page and "<h2>Portfolio</h2>" in page
     btc, eth = sections["BTC-USDT-USDT"], sections["ETH-USDT-USDT"]
     assert re.findall(r'<div id="(price-[^"]+|trade-\d+)"', btc) == [
         "price-BTC-USDT-USDT", "trade-1", "trade-3"]
     assert re.findall(r'<div id="(price-[^"]+|trade-\d+)"', eth) == [
         "price-ETH-USDT-USDT", "trade-2"]
     # each symbol's own figures: BTC lost both trades, ETH won its one and had one refused
-    assert "<tr><th>trades</th><td>2</td></tr>" in btc
-    assert "<tr><th>win rate pct</th><td>0.00%</td></tr>" in btc
-    assert "<tr><th>trades</th><td>1</td></tr>" in eth
-    assert "<tr><th>win rate pct</th><td>100.00%</td></tr>" in eth
-    assert "<tr><th>refused by portfolio caps</th><td>1</td></tr>" in eth
+    assert "<tr><th>Trades</th><td>2</td></tr>" in btc
+    assert "<tr><th>Win rate</th><td>0.00% (0 of 2 trades won)</td></tr>" in btc
+    assert "<tr><th>Trades</th><td>1</td></tr>" in eth
+    assert "<tr><th>Win rate</th><td>100.00% (1 of 1 trades won)</td></tr>" in eth
+    assert "<tr><th>Signals refused by the portfolio caps</th><td>1</td></tr>" in eth
     assert "Open interest (SYNTHETIC)" in btc and "SYNTHETIC" not in eth  # ETH has no OI
     assert "Open interest (none recorded)" in eth and "Open interest (none" not in btc
     assert "portfolio: max_open_positions 1 reached" in eth and "portfolio:" not in btc

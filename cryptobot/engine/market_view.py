@@ -73,8 +73,19 @@ class LiquidationBook:
         return [e for e in self._events if start_ms <= e.ts_ms < end_ms]
 
 
+def _rolled_over(day_start_ms: int, last_close: float, now_ms: int) -> tuple[float, float]:
+    """(day VWAP, previous day's close) once the clock has entered a UTC day none of whose
+    candles has closed yet: the new day's VWAP is undefined (NaN: that target is skipped), and
+    the day that just ended is the previous day, its close the last one seen."""
+    day = now_ms - now_ms % DAY_MS
+    return float("nan"), last_close if day - day_start_ms == DAY_MS else float("nan")
+
+
 class SessionVwap:
-    """Running VWAP of the current UTC day from base candles, and the previous day's close."""
+    """Running VWAP of the current UTC day from base candles, and the previous day's close.
+    `as_of(now_ms)` is what they are at the engine's clock: an entry on the first candle of a
+    day sees the day just ended as the previous day, and no VWAP until a candle of the new day
+    has closed."""
 
     def __init__(self) -> None:
         self.day_start_ms: int | None = None
@@ -101,6 +112,14 @@ class SessionVwap:
         self.vwap = self._pv / self._v if self._v > 0 else typical
         self._last_close = candle.close
 
+    def as_of(self, now_ms: int) -> tuple[float, float]:
+        """(day VWAP, previous UTC day's close) at `now_ms`, from the candles fed so far."""
+        if self.day_start_ms is None:
+            return float("nan"), float("nan")
+        if now_ms - now_ms % DAY_MS == self.day_start_ms:
+            return self.vwap, self.prev_day_close
+        return _rolled_over(self.day_start_ms, self._last_close, now_ms)
+
 
 class KnownSession:
     """A backtest's base candles, for the day VWAP and previous close at any candle: the same
@@ -125,12 +144,21 @@ class KnownSession:
         follows = first > 0 and day - self._day[first - 1] == DAY_MS
         return vwap, float(base["close"][first - 1]) if follows else float("nan")
 
+    def as_of(self, i: int, now_ms: int) -> tuple[float, float]:
+        """`SessionVwap.as_of(now_ms)` after base candles up to i were fed (i < 0: none)."""
+        if i < 0:
+            return float("nan"), float("nan")
+        day = int(self._day[i])
+        if now_ms - now_ms % DAY_MS == day:
+            return self.at(i)
+        return _rolled_over(day, float(self._base["close"][i]), now_ms)
+
 
 class _KnownSessionCursor:
     def __init__(self, known: KnownSession) -> None:
         self.known = known
         self._i = -1
-        self._values: tuple[float, float] | None = None
+        self._values: tuple[int, tuple[float, float]] | None = None
 
     def update(self, candle: Candle) -> None:
         ts, i = self.known.ts_open_ms, self._i + 1
@@ -141,19 +169,10 @@ class _KnownSessionCursor:
         self._i = i
         self._values = None
 
-    def _current(self) -> tuple[float, float]:
-        if self._values is None:
-            self._values = ((float("nan"), float("nan")) if self._i < 0
-                            else self.known.at(self._i))
-        return self._values
-
-    @property
-    def vwap(self) -> float:
-        return self._current()[0]
-
-    @property
-    def prev_day_close(self) -> float:
-        return self._current()[1]
+    def as_of(self, now_ms: int) -> tuple[float, float]:
+        if self._values is None or self._values[0] != now_ms:
+            self._values = now_ms, self.known.as_of(self._i, now_ms)
+        return self._values[1]
 
 
 @dataclass(frozen=True)
@@ -263,8 +282,11 @@ class MarketView:
 
     @property
     def day_vwap(self) -> float:
-        return self.session.vwap
+        """The UTC day's VWAP at the clock (NaN on a day none of whose candles has closed)."""
+        return self.session.as_of(self.clock.now_ms())[0]
 
     @property
     def prev_day_close(self) -> float:
-        return self.session.prev_day_close
+        """The previous UTC day's close at the clock (on the first candle of a day: the close
+        of the day that just ended)."""
+        return self.session.as_of(self.clock.now_ms())[1]

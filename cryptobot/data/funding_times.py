@@ -49,15 +49,12 @@ def distinct_settlements(stamps_ms: Iterable[int]) -> list[int]:
 
 
 def intervals_text(stamps_ms: Sequence[int]) -> str:
-    """The intervals between consecutive settlements, e.g. "8h/4h" (most frequent first;
-    gaps longer than 8h, holes in the data, are not intervals)."""
+    """The intervals between consecutive settlements, longest first, e.g. "8h/4h" (gaps
+    longer than 8h, holes in the data, are not intervals)."""
     settled = [settlement_ms(ts) for ts in distinct_settlements(stamps_ms)]
-    counts: dict[int, int] = {}
-    for a, b in zip(settled, settled[1:], strict=False):
-        if b - a <= DEFAULT_INTERVAL_MS:
-            counts[b - a] = counts.get(b - a, 0) + 1
-    ordered = sorted(counts, key=lambda gap: (-counts[gap], -gap))
-    return "/".join(_duration(gap) for gap in ordered)
+    gaps = {b - a for a, b in zip(settled, settled[1:], strict=False)
+            if b - a <= DEFAULT_INTERVAL_MS}
+    return "/".join(_duration(gap) for gap in sorted(gaps, reverse=True))
 
 
 def off_hour_count(stamps_ms: Iterable[int]) -> int:

@@ -85,7 +85,8 @@ def test_the_feed_polls_every_settlement_as_it_falls_8h_then_4h_then_1h_syntheti
     assert [rate.ts_ms for rate, _ in seen] == [in_force, *expected]  # the last one first
     seen = seen[1:]
     assert learned == {8 * HOUR_MS, 4 * HOUR_MS, HOUR_MS}
-    hours = sorted({(b.ts_ms - a.ts_ms) // HOUR_MS for (a, _), (b, _) in zip(seen, seen[1:])})
+    stamps = [rate.ts_ms for rate, _ in seen]
+    hours = sorted({(b - a) // HOUR_MS for a, b in zip(stamps, stamps[1:], strict=False)})
     assert hours == [1, 4, 8]
     for rate, closed_before in seen:  # out before the candle holding its settlement closed
         assert closed_before <= rate.ts_ms < closed_before + BASE_MS, rate

@@ -13,7 +13,7 @@ import pytest
 
 from cryptobot.clock import DAY_MS, SimClock
 from cryptobot.engine.market_view import KnownSession, SessionVwap
-from cryptobot.model import OrderPurpose
+from cryptobot.model import OrderPurpose, Position
 from tests.engine.conftest import (
     BASE_MS,
     T0_MS,
@@ -89,3 +89,17 @@ def test_session_as_of_the_clock_is_the_same_candle_by_candle_and_precomputed_sy
             assert np.array_equal(np.array(got), np.array(want), equal_nan=True), (i, now_ms)
             seen_rollover += np.isnan(got[0])
     assert seen_rollover >= 3  # midnight D, D+2 (after the hole), and the last close's day
+
+
+def test_a_restart_just_after_midnight_rebuilds_the_targets_of_the_new_day_synthetic():
+    """The process restarts at 00:00:30 holding a long entered at 00:00 with no take-profit
+    working: the targets it places are those of an entry at that time (D-1's close only)."""
+    settings = settings_with(risk={"volatility_scaling": False, "lot_rounding": False})
+    clock = SimClock(T0_MS - 2 * DAY_MS)
+    engine, recorder, _ = make_engine(settings, clock=clock)
+    engine.warm_up(path_candles(_three_days([]), start_ms=T0_MS - 2 * DAY_MS))
+    clock.advance_to(T0_MS + 30_000)
+    engine.restore_position(Position("BTC/USDT:USDT", 10.0, 100.0, 95.0, T0_MS, "TEST-9"))
+    targets = {o.purpose: o.price for o in engine.broker.working_orders()
+               if o.purpose in (OrderPurpose.TP1, OrderPurpose.TP2)}
+    assert targets == {OrderPurpose.TP1: 110.0}

@@ -106,7 +106,7 @@ class FundingDue:
         mask = np.zeros(len(ts_open_ms), dtype=bool)
         if not len(stamps) or not len(ts_open_ms):
             return mask
-        settled = stamps - stamps % MINUTE_MS
+        settled = settlement_ms(stamps)
         first = np.maximum(np.searchsorted(ts_open_ms, settled, side="left"),
                            np.searchsorted(ts_open_ms + interval_ms, stamps, side="left"))
         mask[first[first < len(ts_open_ms)]] = True

@@ -48,13 +48,18 @@ def distinct_settlements(stamps_ms: Iterable[int]) -> list[int]:
     return kept
 
 
-def intervals_text(stamps_ms: Sequence[int]) -> str:
-    """The intervals between consecutive settlements, longest first, e.g. "8h/4h" (gaps
-    longer than 8h, holes in the data, are not intervals)."""
+def intervals_ms(stamps_ms: Sequence[int]) -> tuple[int, ...]:
+    """The intervals between consecutive settlements (sorted stamps of one symbol), longest
+    first (gaps longer than 8h, holes in the data, are not intervals)."""
     settled = [settlement_ms(ts) for ts in distinct_settlements(stamps_ms)]
     gaps = {b - a for a, b in zip(settled, settled[1:], strict=False)
             if b - a <= DEFAULT_INTERVAL_MS}
-    return "/".join(_duration(gap) for gap in sorted(gaps, reverse=True))
+    return tuple(sorted(gaps, reverse=True))
+
+
+def intervals_text(intervals: Iterable[int]) -> str:
+    """e.g. "8h/4h"."""
+    return "/".join(_duration(gap) for gap in sorted(set(intervals), reverse=True))
 
 
 def off_hour_count(stamps_ms: Iterable[int]) -> int:

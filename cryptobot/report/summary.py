@@ -10,6 +10,7 @@ from typing import Any
 from cryptobot.config import CostSettings
 from cryptobot.data.funding_times import (
     DEFAULT_INTERVAL_MS,
+    intervals_ms,
     intervals_text,
     off_hour_count,
     settlement_ms,
@@ -20,11 +21,18 @@ from cryptobot.model import Signal, SignalStatus, Trade
 @dataclass(frozen=True, slots=True)
 class FundingFacts:
     """A run's funding data for one symbol (or several, `combined`): where the rates came
-    from, the ones that settled within the run's span, and the ones charged to a position."""
+    from, the ones that settled within the run's span, the ones charged to a position, and the
+    intervals between the settlements (`of` works them out for one symbol)."""
 
-    source: str = ""  # e.g. the file names, or "the exchange's funding history"
+    source: str = ""  # e.g. the file names, or "the venue's funding history"
     settled_ms: tuple[int, ...] = ()  # stamps of the rates settled in the span
     charged_ms: tuple[int, ...] = ()  # stamps of the rates charged
+    intervals_ms: tuple[int, ...] = ()
+
+    @staticmethod
+    def of(source: str, settled_ms: Iterable[int], charged_ms: Iterable[int]) -> FundingFacts:
+        settled = tuple(sorted(settled_ms))
+        return FundingFacts(source, settled, tuple(charged_ms), intervals_ms(settled))
 
     @staticmethod
     def combined(facts: Iterable[FundingFacts]) -> FundingFacts:
@@ -32,7 +40,9 @@ class FundingFacts:
         sources = dict.fromkeys(f.source for f in facts if f.source)
         return FundingFacts("; ".join(sources),
                             tuple(ts for f in facts for ts in f.settled_ms),
-                            tuple(ts for f in facts for ts in f.charged_ms))
+                            tuple(ts for f in facts for ts in f.charged_ms),
+                            tuple(sorted({ms for f in facts for ms in f.intervals_ms},
+                                         reverse=True)))
 
 
 def cost_notes(costs: CostSettings, funding: FundingFacts) -> dict[str, Any]:
@@ -48,8 +58,7 @@ def cost_notes(costs: CostSettings, funding: FundingFacts) -> dict[str, Any]:
         note = (f"not charged: no position was held at any of the {len(settled)} settlements "
                 f"in the span ({source})")
     else:
-        per_symbol = len(set(charged)) == len(charged)  # (several symbols: intervals mixed)
-        intervals = intervals_text(sorted(settled)) if per_symbol else ""
+        intervals = intervals_text(funding.intervals_ms)
         note = (f"from {len(charged)} rates (of {len(settled)} settled in the span), {source}; "
                 f"{_off_grid(charged)} off the 8h grid, {off_hour_count(charged)} stamped off "
                 f"the hour" + (f"; intervals {intervals}" if intervals else ""))

@@ -175,8 +175,8 @@ def _funding_facts(market: MarketData, engine: Engine, span: tuple[int, int]) ->
     in_span = stamps[(settled >= span[0]) & (settled < span[1])]
     source = ", ".join(market.funding_sources) or ("the data's funding rows" if len(stamps)
                                                    else "")
-    return FundingFacts(source, tuple(int(ts) for ts in in_span),
-                        tuple(engine.market.funding_due.charged_ms))
+    return FundingFacts.of(source, (int(ts) for ts in in_span),
+                           engine.market.funding_due.charged_ms)
 
 
 def backtest_arrays(market: MarketData, signal_ms: int, end_ms: int) -> dict[str, np.ndarray]:

@@ -320,9 +320,8 @@ def funding_facts(engine: Engine, start_ms: int, now_ms: int) -> FundingFacts:
     stamps = engine.market.funding.all_stamps_ms()
     settled = settlement_ms(stamps)
     in_span = stamps[(settled >= start_ms) & (settled <= now_ms)]
-    return FundingFacts("the venue's funding history" if len(stamps) else "",
-                        tuple(int(ts) for ts in in_span),
-                        tuple(engine.market.funding_due.charged_ms))
+    return FundingFacts.of("the venue's funding history" if len(stamps) else "",
+                           (int(ts) for ts in in_span), engine.market.funding_due.charged_ms)
 
 
 def held_text(portfolio: Portfolio, last_prices: dict[str, float]) -> str:

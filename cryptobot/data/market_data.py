@@ -49,6 +49,7 @@ class MarketData:
     gaps: tuple[tuple[int, int], ...]  # (first missing open time, next present open time)
     # Parts of the requested span before the first or after the last candle, (from, to).
     uncovered: tuple[tuple[int, int], ...] = ()
+    funding_sources: tuple[str, ...] = ()  # the sources of the funding rows (summaries say it)
 
     @property
     def is_synthetic(self) -> bool:
@@ -163,7 +164,8 @@ def _cut_market(path: Path, symbol: str, parts: _Parts, start_ms: int | None,
         exchange=exchange, symbol=symbol, candles=candles, base_interval_ms=interval_ms,
         open_interest=oi, funding=funding,
         oi_synthetic=any(SYNTHETIC_MARK in s for s, kind in used if kind == OPEN_INTEREST),
-        sources=tuple(dict.fromkeys(s for s, _ in used)), gaps=gaps, uncovered=uncovered)
+        sources=tuple(dict.fromkeys(s for s, _ in used)), gaps=gaps, uncovered=uncovered,
+        funding_sources=tuple(dict.fromkeys(s for s, kind in used if kind == FUNDING)))
 
 
 def _overlaps(span: tuple[int, int] | None, frame: pd.DataFrame) -> bool:

@@ -133,6 +133,7 @@ class Engine(EngineTrades, EngineRestart):
         if not self.account.day_begun(now):
             self.account.roll_day(now)
         trade_before = self._trade
+        self._charge_funding(candle)  # settled by its open: on what was held then
         self.broker.on_base_candle(candle)  # fills first: they happened inside this candle
         self._protect()
         self.market.on_base_candle(candle)
@@ -140,8 +141,6 @@ class Engine(EngineTrades, EngineRestart):
         trade = self._trade
         if trade_before is not None or trade is not None:
             self.exposure_ms += candle.interval_ms
-        if trade is not None:
-            self._charge_funding(candle)
         closed = self._aggregate(candle)
         trade = self._trade
         if (trade is not None and not trade.closing and trade.wanted_exit is None
@@ -310,10 +309,16 @@ class Engine(EngineTrades, EngineRestart):
         return None
 
     def _charge_funding(self, candle: Candle) -> None:
-        rate = self.market.funding_settled_in(candle) if self.settings.costs.funding else None
-        if rate is not None:  # a long pays a positive rate, a short receives it (the close
-            trade = self._trade  # stands in for the mark price)
-            trade.funding_usdt += trade.side.sign * trade.remaining_qty * candle.close * rate
+        """The funding rates settled while the trade was held, by this candle's open
+        (cryptobot.data.funding_times), on what it held then: a long pays a positive rate, a
+        short receives it (the open stands in for the mark price)."""
+        trade = self._trade
+        if trade is None or not self.settings.costs.funding:
+            return
+        for rate in self.market.funding_due.at_open_of(candle, trade.entry_ms):
+            trade.funding_usdt += (trade.side.sign * trade.remaining_qty * candle.open
+                                   * rate.rate)
+            self.market.funding_due.charged(rate)
 
     # --- the kill switch ------------------------------------------------------------------
 

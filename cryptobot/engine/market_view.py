@@ -17,18 +17,18 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from cryptobot.clock import DAY_MS, Clock
+from cryptobot.clock import DAY_MS, MINUTE_MS, Clock
 from cryptobot.config import Settings
+from cryptobot.data.funding_times import settlement_ms
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
 from cryptobot.errors import ConfigError
-from cryptobot.model import Candle, Liquidation, PositionSide
+from cryptobot.model import Candle, FundingRate, Liquidation, PositionSide
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
 from cryptobot.strategy.indicators import ATR, Indicator, SeriesCache, declared
 from cryptobot.strategy.loading import guarded
 
 T = TypeVar("T")
-FUNDING_INTERVAL_MS = 8 * 3_600_000
 
 
 class PointInTimeBook(Generic[T]):
@@ -55,6 +55,63 @@ class PointInTimeBook(Generic[T]):
         i = bisect.bisect_right(self._ts, min(ts_ms, self.clock.now_ms())) - 1
         return self._items[i] if i >= 0 else None
 
+    def stamped_between(self, first_ms: int, last_ms: int) -> list[T]:
+        """The samples stamped first_ms..last_ms, none later than the clock."""
+        last_ms = min(last_ms, self.clock.now_ms())
+        return self._items[bisect.bisect_left(self._ts, first_ms):
+                           bisect.bisect_right(self._ts, last_ms)]
+
+    def all_stamps_ms(self) -> np.ndarray:
+        """Every sample's time, later ones included (a backtest plans its skipping with them)."""
+        return np.array(self._ts, dtype=np.int64)
+
+
+class FundingDue:
+    """Which funding rates fall due on a base candle (the rule: cryptobot.data.funding_times):
+    those settled after the position was taken and by the candle's open, published by the
+    clock, each settlement once. What the candle's open holds then is what was held at the
+    settlement, so the engine charges them before the candle's own fills."""
+
+    def __init__(self, book: PointInTimeBook[FundingRate]) -> None:
+        self.book = book
+        self.through_ms: int | None = None  # the last settlement handed out
+        self.charged_ms: list[int] = []  # the stamps of the rates charged, in order
+
+    def at_open_of(self, candle: Candle, held_since_ms: int) -> list[FundingRate]:
+        """Rates settled in (held_since_ms, candle open], not handed out before."""
+        after = held_since_ms if self.through_ms is None else max(held_since_ms,
+                                                                  self.through_ms)
+        first_ms = settlement_ms(after) + MINUTE_MS  # settled strictly after `after`
+        rates = self.book.stamped_between(first_ms,
+                                          settlement_ms(candle.ts_open_ms) + MINUTE_MS - 1)
+        due, last = [], None
+        for rate in rates:
+            settled = settlement_ms(rate.ts_ms)
+            if settled > candle.ts_open_ms or (last is not None and settled <= last):
+                continue  # a candle not opening on a minute; or the same settlement again
+            due.append(rate)
+            last = settled
+        if due:
+            self.through_ms = last
+        return due
+
+    def charged(self, rate: FundingRate) -> None:
+        """The engine charged `rate` to a position (the summary counts them)."""
+        self.charged_ms.append(rate.ts_ms)
+
+    def due_candles(self, ts_open_ms: np.ndarray, interval_ms: int) -> np.ndarray:
+        """Per base candle (sorted opens), whether a rate of the book falls due on it: the
+        first candle opening at or after the rate's settlement whose close has published it."""
+        stamps = self.book.all_stamps_ms()
+        mask = np.zeros(len(ts_open_ms), dtype=bool)
+        if not len(stamps) or not len(ts_open_ms):
+            return mask
+        settled = settlement_ms(stamps)
+        first = np.maximum(np.searchsorted(ts_open_ms, settled, side="left"),
+                           np.searchsorted(ts_open_ms + interval_ms, stamps, side="left"))
+        mask[first[first < len(ts_open_ms)]] = True
+        return mask
+
 
 class LiquidationBook:
     """Forced orders from the stream; None ("unknown") until the feed has delivered any."""
@@ -73,8 +130,19 @@ class LiquidationBook:
         return [e for e in self._events if start_ms <= e.ts_ms < end_ms]
 
 
+def _rolled_over(day_start_ms: int, last_close: float, now_ms: int) -> tuple[float, float]:
+    """(day VWAP, previous day's close) once the clock has entered a UTC day none of whose
+    candles has closed yet: the new day's VWAP is undefined (NaN: that target is skipped), and
+    the day that just ended is the previous day, its close the last one seen."""
+    day = now_ms - now_ms % DAY_MS
+    return float("nan"), last_close if day - day_start_ms == DAY_MS else float("nan")
+
+
 class SessionVwap:
-    """Running VWAP of the current UTC day from base candles, and the previous day's close."""
+    """Running VWAP of the current UTC day from base candles, and the previous day's close.
+    `as_of(now_ms)` is what they are at the engine's clock: an entry on the first candle of a
+    day sees the day just ended as the previous day, and no VWAP until a candle of the new day
+    has closed."""
 
     def __init__(self) -> None:
         self.day_start_ms: int | None = None
@@ -101,6 +169,14 @@ class SessionVwap:
         self.vwap = self._pv / self._v if self._v > 0 else typical
         self._last_close = candle.close
 
+    def as_of(self, now_ms: int) -> tuple[float, float]:
+        """(day VWAP, previous UTC day's close) at `now_ms`, from the candles fed so far."""
+        if self.day_start_ms is None:
+            return float("nan"), float("nan")
+        if now_ms - now_ms % DAY_MS == self.day_start_ms:
+            return self.vwap, self.prev_day_close
+        return _rolled_over(self.day_start_ms, self._last_close, now_ms)
+
 
 class KnownSession:
     """A backtest's base candles, for the day VWAP and previous close at any candle: the same
@@ -125,12 +201,21 @@ class KnownSession:
         follows = first > 0 and day - self._day[first - 1] == DAY_MS
         return vwap, float(base["close"][first - 1]) if follows else float("nan")
 
+    def as_of(self, i: int, now_ms: int) -> tuple[float, float]:
+        """`SessionVwap.as_of(now_ms)` after base candles up to i were fed (i < 0: none)."""
+        if i < 0:
+            return float("nan"), float("nan")
+        day = int(self._day[i])
+        if now_ms - now_ms % DAY_MS == day:
+            return self.at(i)
+        return _rolled_over(day, float(self._base["close"][i]), now_ms)
+
 
 class _KnownSessionCursor:
     def __init__(self, known: KnownSession) -> None:
         self.known = known
         self._i = -1
-        self._values: tuple[float, float] | None = None
+        self._values: tuple[int, tuple[float, float]] | None = None
 
     def update(self, candle: Candle) -> None:
         ts, i = self.known.ts_open_ms, self._i + 1
@@ -141,19 +226,10 @@ class _KnownSessionCursor:
         self._i = i
         self._values = None
 
-    def _current(self) -> tuple[float, float]:
-        if self._values is None:
-            self._values = ((float("nan"), float("nan")) if self._i < 0
-                            else self.known.at(self._i))
-        return self._values
-
-    @property
-    def vwap(self) -> float:
-        return self._current()[0]
-
-    @property
-    def prev_day_close(self) -> float:
-        return self._current()[1]
+    def as_of(self, now_ms: int) -> tuple[float, float]:
+        if self._values is None or self._values[0] != now_ms:
+            self._values = now_ms, self.known.as_of(self._i, now_ms)
+        return self._values[1]
 
 
 @dataclass(frozen=True)
@@ -198,6 +274,7 @@ class MarketView:
         self.clock = clock
         self.open_interest = PointInTimeBook(clock)
         self.funding = PointInTimeBook(clock)
+        self.funding_due = FundingDue(self.funding)
         self.liquidations = LiquidationBook(clock)
         self._trigger_mask: np.ndarray | None = None
         if known is not None:
@@ -252,19 +329,13 @@ class MarketView:
         atr_pct = self.atr_series()[lo:i + 1] / self.candles.column("close")[lo:i + 1]
         return float(np.median(atr_pct)), i + 1 - lo
 
-    def funding_settled_in(self, candle: Candle) -> float | None:
-        """The funding rate settled inside this base candle (at an 8h mark), if published."""
-        end = candle.ts_close_ms
-        due = end - end % FUNDING_INTERVAL_MS
-        if not candle.ts_open_ms < due <= end or due > self.clock.now_ms():
-            return None
-        rate = self.funding.last_at_or_before(due)
-        return rate.rate if rate is not None and rate.ts_ms == due else None
-
     @property
     def day_vwap(self) -> float:
-        return self.session.vwap
+        """The UTC day's VWAP at the clock (NaN on a day none of whose candles has closed)."""
+        return self.session.as_of(self.clock.now_ms())[0]
 
     @property
     def prev_day_close(self) -> float:
-        return self.session.prev_day_close
+        """The previous UTC day's close at the clock (on the first candle of a day: the close
+        of the day that just ended)."""
+        return self.session.as_of(self.clock.now_ms())[1]

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from cryptobot.clock import utc_day_start_ms
+from cryptobot.data.funding_times import settlement_ms
 from cryptobot.engine.open_trade import OpenTrade, PendingEntry, restore_trade
 from cryptobot.errors import ReconciliationError
 from cryptobot.model import (
@@ -81,16 +82,19 @@ class EngineRestart:
     def _replay_candle(self, candle: Candle, positions: PositionHistory,
                        funding: dict[str, float]) -> None:
         """`on_base_candle` without the broker and the recorder: the same order of steps."""
+        if self.settings.costs.funding:  # what was held at each settlement, as `_charge_funding`
+            for rate in self.market.funding_due.at_open_of(candle, -1):
+                held_then = positions.held(settlement_ms(rate.ts_ms))
+                if held_then is not None:
+                    signal_id, qty = held_then
+                    funding[signal_id] = (funding.get(signal_id, 0.0)
+                                          + qty * candle.open * rate.rate)
+                    self.market.funding_due.charged(rate)
         self.market.on_base_candle(candle)
         self.candles_processed += 1
         held = positions.held(candle.ts_close_ms)  # after this candle's fills
         if held is not None or positions.held(candle.ts_open_ms) is not None:
             self.exposure_ms += candle.interval_ms
-        if held is not None and self.settings.costs.funding:
-            rate = self.market.funding_settled_in(candle)
-            if rate is not None:
-                signal_id, qty = held
-                funding[signal_id] = funding.get(signal_id, 0.0) + qty * candle.close * rate
         for closed in self._aggregate(candle):
             row = self._signal_row = self.market.close_signal_candle(closed)
             triggered = self.market.triggered(row)

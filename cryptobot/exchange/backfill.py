@@ -26,7 +26,10 @@ log = logging.getLogger("cryptobot.exchange.backfill")
 
 OI_HISTORY_PERIOD = "5m"  # the finest open-interest period Binance serves (Bybit: "5min")
 OI_HISTORY_MAX_DAYS = 30  # Binance keeps only the last 30 days of openInterestHist
-FUNDING_STEP_MS = 8 * HOUR_MS  # BTCUSDT settles every 8h on both venues
+# The shortest funding interval either venue uses (Binance moves volatile symbols to 1h): a
+# window of one page then never holds more rates than the page, whichever end the venue pages
+# from (Bybit pages from the end, and would drop the oldest).
+FUNDING_STEP_MS = HOUR_MS
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,10 @@ async def fetch_open_interest_history(rest: Any, symbol: str, start_ms: int,
 
 async def fetch_funding_history(rest: Any, symbol: str, start_ms: int,
                                 until_ms: int) -> list[FundingRate]:
-    """Settled funding rates with start_ms <= ts_ms <= until_ms, in order."""
+    """Settled funding rates with start_ms <= ts_ms <= until_ms, in order, stamped as the venue
+    stamps them (Binance: often a few ms after the hour): the engine settles each rate at its
+    timestamp's minute (cryptobot.data.funding_times), so nothing is rounded here and nothing
+    the venue said is lost."""
 
     async def fetch(since_ms: int, limit: int, page_until_ms: int) -> list[FundingRate]:
         rows = await rest.fetch_funding_rate_history(symbol, since=since_ms, limit=limit,

@@ -19,6 +19,7 @@ from cryptobot.exchange.backfill import (
     open_interest_from_ccxt,
 )
 from cryptobot.exchange.feed import FeedStats
+from cryptobot.exchange.funding_intervals import fetch_funding_intervals
 from cryptobot.exchange.symbol_track import SymbolTrack
 from cryptobot.model import Candle, FundingRate, OpenInterest
 
@@ -66,6 +67,15 @@ class FeedRest:
             self.stats.funding_poll_errors += 1
             log.warning("funding-rate poll failed: %s", exc)
             return []
+
+    async def funding_intervals(self, symbols: list[str]) -> dict[str, int]:
+        """Each symbol's funding interval now (ms); {} when the venue did not answer."""
+        try:
+            return await fetch_funding_intervals(self._rest, symbols)
+        except ExchangeError as exc:
+            self.stats.funding_poll_errors += 1
+            log.warning("funding-interval look-up failed: %s", exc)
+            return {}
 
     async def candles(self, track: SymbolTrack, start_ms: int,
                       closed_by_ms: int) -> list[Candle]:

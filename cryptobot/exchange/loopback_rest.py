@@ -1,7 +1,10 @@
 """A fake Binance USD-M REST server on 127.0.0.1 that answers like Binance from MarketData.
 
 Endpoints: /fapi/v1/ping, /time, /exchangeInfo (a recorded answer), /klines, /openInterest,
-/fundingRate and /futures/data/openInterestHist, with Binance's startTime/endTime/limit rules.
+/fundingRate, /fundingInfo and /futures/data/openInterestHist, with Binance's
+startTime/endTime/limit rules. /fundingInfo lists, as Binance does, only adjusted symbols: each
+served market whose funding interval in force (from its rates) is not 8h, and the example row of
+Binance's docs (BLZUSDT, another market, adjusted caps at 8h) that a client must pass over.
 `app` is the aiohttp Application, so other parts can add routes (e.g. order endpoints).
 
 Run it in a background thread for sync ccxt (`with LoopbackRestServer(...) as base_url:`) or in
@@ -100,6 +103,7 @@ class LoopbackRestServer:
         self.app.router.add_get("/fapi/v1/openInterest", self._open_interest)
         self.app.router.add_get("/futures/data/openInterestHist", self._open_interest_hist)
         self.app.router.add_get("/fapi/v1/fundingRate", self._funding_rate)
+        self.app.router.add_get("/fapi/v1/fundingInfo", self._funding_info)
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -245,6 +249,15 @@ class LoopbackRestServer:
              "sumOpenInterestValue": _text(row.oi_value_usdt), "timestamp": int(row.ts_ms)}
             for row in rows.itertuples()])
 
+    async def _funding_info(self, request: web.Request) -> web.Response:
+        adjusted = [dict(_BINANCE_DOCS_FUNDING_INFO)]
+        for symbol, market in self.markets.items():
+            hours = funding_interval_hours(market, self.now_ms())
+            if hours is not None and hours != 8:
+                adjusted.append({**_BINANCE_DOCS_FUNDING_INFO, "symbol": symbol,
+                                 "fundingIntervalHours": hours})
+        return web.json_response(adjusted)
+
     async def _funding_rate(self, request: web.Request) -> web.Response:
         market = self._market(request)
         funding = market.funding[market.funding["ts_ms"].to_numpy() <= self.now_ms()]
@@ -255,6 +268,25 @@ class LoopbackRestServer:
         return web.json_response([
             {"symbol": symbol, "fundingTime": int(row.ts_ms), "fundingRate": _text(row.rate)}
             for row in rows.itertuples()])
+
+
+def funding_interval_hours(market: MarketData, now_ms: int) -> int | None:
+    """The interval in force at `now_ms` by the market's rates: from the last settlement
+    published to the next one (a venue knows its schedule), else the last two; None: unknown."""
+    ts = market.funding["ts_ms"].to_numpy(dtype=np.int64)
+    settled = ts - ts % 60_000
+    i = int(np.searchsorted(ts, now_ms, side="right")) - 1
+    if i < 0:
+        return None
+    pair = (i, i + 1) if i + 1 < len(ts) else (i - 1, i)
+    if pair[0] < 0:
+        return None
+    return int((settled[pair[1]] - settled[pair[0]]) // 3_600_000)
+
+
+_BINANCE_DOCS_FUNDING_INFO = {"symbol": "BLZUSDT", "adjustedFundingRateCap": "0.02500000",
+                              "adjustedFundingRateFloor": "-0.02500000",
+                              "fundingIntervalHours": 8, "disclaimer": False}
 
 
 def _no_oi_message(market: MarketData, now_ms: int) -> str:

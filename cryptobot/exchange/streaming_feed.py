@@ -14,7 +14,8 @@ survives the real world.
 - polls open interest through ccxt where the venue has no stream for it, each symbol in turn
   (staggered over the interval), stamped with the venue's own time, inside the venue's request
   budget (`oi_budget`, said in the log at start), and fetches each symbol's settled funding rate
-  once its 8h boundary has passed;
+  once its settlement has passed, on the symbol's own interval (8h, or 4h / 1h where the venue
+  says so: `funding_intervals`, asked once an hour);
 - checks every candle, streamed or fetched, against the one candle rule set
   (cryptobot.data.candle_checks) and refuses another market's message on a symbol's stream, or
   a candle from the future: closing more than one interval after the stream's time (see
@@ -44,6 +45,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from cryptobot.clock import HOUR_MS, Clock
 from cryptobot.config import FeedSettings
+from cryptobot.data.funding_times import settlement_ms
 from cryptobot.errors import ConfigError
 from cryptobot.exchange.feed import (
     ExchangeTimeHook,
@@ -56,7 +58,7 @@ from cryptobot.exchange.feed import (
 from cryptobot.exchange.feed_rest import FeedRest
 from cryptobot.exchange.oi_budget import PollBudget, plan_open_interest_polls
 from cryptobot.exchange.stream_checks import StreamChecks, log_bad_message, report_refused
-from cryptobot.exchange.symbol_track import FUNDING_INTERVAL_MS, SymbolTrack, next_funding_after
+from cryptobot.exchange.symbol_track import SymbolTrack, next_funding_after
 from cryptobot.model import Candle
 
 log = logging.getLogger("cryptobot.exchange.stream")
@@ -116,6 +118,7 @@ class StreamingFeed:
         self._fetch = FeedRest(rest, venue.interval_ms, self.stats, self._backoff_s)
         self._ws: ClientConnection | None = None
         self._held: list[FeedEvent] | None = None  # events waiting for the first candle
+        self._intervals_due_ms = 0  # when to ask the venue for the funding intervals again
         self._closing = False
 
     @property
@@ -286,28 +289,47 @@ class StreamingFeed:
             if accepted is not None:
                 yield accepted
 
+    def funding_intervals_ms(self) -> dict[str, int]:
+        """Each symbol's funding interval, as the venue said it last (8h until it said)."""
+        return {symbol: track.funding_interval_ms for symbol, track in self._tracks.items()}
+
+    async def _learn_funding_intervals_if_due(self, now_ms: int) -> None:
+        """Once an hour (the shortest interval a venue uses): each symbol's interval, so its
+        rate is polled right after each settlement, however often it settles."""
+        if now_ms < self._intervals_due_ms:
+            return
+        self._intervals_due_ms = now_ms - now_ms % HOUR_MS + HOUR_MS
+        for symbol, interval_ms in (await self._fetch.funding_intervals(list(self._tracks))
+                                    ).items():
+            if interval_ms != self._tracks[symbol].funding_interval_ms:
+                log.info("%s settles funding every %gh now", symbol, interval_ms / HOUR_MS)
+            self._tracks[symbol].learn_funding_interval(interval_ms)
+
     async def _poll_funding_if_due(self) -> AsyncIterator[FeedEvent]:
-        """Each symbol's settled rate once its 8h boundary has passed. Every symbol settles at
-        once: their requests go together (ccxt's rate limiter spaces them), not one after the
-        other while the stream waits; the rates come out in the symbols' order."""
+        """Each symbol's settled rate once its settlement time has passed (on the symbol's
+        own interval, learned from the venue). Symbols settling at once have their requests go
+        together (ccxt's rate limiter spaces them), not one after the other while the stream
+        waits; the rates come out in the symbols' order."""
         now_ms = self._clock.now_ms()
+        await self._learn_funding_intervals_if_due(now_ms)
         due = {track: track.next_funding_ms for track in self._tracks.values()
                if now_ms >= track.next_funding_ms}
         if not due:
             return
         for track in due:
             # Until the venue publishes the settled rate, ask again at the open-interest cadence.
-            track.next_funding_ms = now_ms + min(self._poll_ms, FUNDING_INTERVAL_MS)
+            track.next_funding_ms = now_ms + min(self._poll_ms, track.funding_interval_ms)
         fetched = await asyncio.gather(*(
-            self._fetch.funding(track, due_ms - FUNDING_INTERVAL_MS + 1, now_ms)
+            self._fetch.funding(track, due_ms - track.funding_interval_ms + 1, now_ms)
             for track, due_ms in due.items()))
         for (track, due_ms), rates in zip(due.items(), fetched, strict=True):
             for rate in rates:
                 accepted = track.accept(rate, self.stats)
                 if accepted is not None:
                     yield accepted
-            if track.last_funding_ms is not None and track.last_funding_ms >= due_ms:
-                track.next_funding_ms = due_ms + FUNDING_INTERVAL_MS
+            if (track.last_funding_ms is not None
+                    and settlement_ms(track.last_funding_ms) >= due_ms):
+                track.next_funding_ms = next_funding_after(due_ms, track.funding_interval_ms)
 
     async def _repair(self, bounds: Bounds) -> AsyncIterator[FeedEvent]:
         """For each symbol of `bounds`: the closed candles missing between the last one yielded
@@ -350,7 +372,7 @@ class StreamingFeed:
             track, start_ms, oi_until_ms or closed_by_ms))
         if track.next_funding_ms <= closed_by_ms:
             others += await self._fetch.funding(
-                track, track.next_funding_ms - FUNDING_INTERVAL_MS + 1, closed_by_ms)
+                track, track.next_funding_ms - track.funding_interval_ms + 1, closed_by_ms)
         return candles, others
 
 

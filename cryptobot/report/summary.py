@@ -3,25 +3,76 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from cryptobot.config import CostSettings
+from cryptobot.data.funding_times import (
+    DEFAULT_INTERVAL_MS,
+    intervals_ms,
+    intervals_text,
+    off_hour_count,
+    settlement_ms,
+)
 from cryptobot.model import Signal, SignalStatus, Trade
 
 
-def cost_notes(costs: CostSettings, funding_data: bool) -> dict[str, str]:
-    """What the simulated costs did and did not include, in words, for every summary."""
+@dataclass(frozen=True, slots=True)
+class FundingFacts:
+    """A run's funding data for one symbol (or several, `combined`): where the rates came
+    from, the ones that settled within the run's span, the ones charged to a position, and the
+    intervals between the settlements (`of` works them out for one symbol)."""
+
+    source: str = ""  # e.g. the file names, or "the venue's funding history"
+    settled_ms: tuple[int, ...] = ()  # stamps of the rates settled in the span
+    charged_ms: tuple[int, ...] = ()  # stamps of the rates charged
+    intervals_ms: tuple[int, ...] = ()
+
+    @staticmethod
+    def of(source: str, settled_ms: Iterable[int], charged_ms: Iterable[int]) -> FundingFacts:
+        settled = tuple(sorted(settled_ms))
+        return FundingFacts(source, settled, tuple(charged_ms), intervals_ms(settled))
+
+    @staticmethod
+    def combined(facts: Iterable[FundingFacts]) -> FundingFacts:
+        facts = list(facts)
+        sources = dict.fromkeys(f.source for f in facts if f.source)
+        return FundingFacts("; ".join(sources),
+                            tuple(ts for f in facts for ts in f.settled_ms),
+                            tuple(ts for f in facts for ts in f.charged_ms),
+                            tuple(sorted({ms for f in facts for ms in f.intervals_ms},
+                                         reverse=True)))
+
+
+def cost_notes(costs: CostSettings, funding: FundingFacts) -> dict[str, Any]:
+    """What the simulated costs did and did not include, in words, for every summary; and
+    exactly which funding rates were charged, from which data."""
+    charged, settled = funding.charged_ms, funding.settled_ms
+    source = funding.source or "no funding data"
     if not costs.funding:
-        funding = "not charged: off in config (costs.funding = false)"
-    elif not funding_data:
-        funding = "not charged: no funding data in the span"
+        note = "not charged: off in config (costs.funding = false)"
+    elif not settled:
+        note = f"not charged: no funding rate settled in the span ({source})"
+    elif not charged:
+        note = (f"not charged: no position was held at any of the {len(settled)} settlements "
+                f"in the span ({source})")
     else:
-        funding = "charged every 8h on the open notional, from the funding data"
-    notes = {"funding_note": funding}
+        intervals = intervals_text(funding.intervals_ms)
+        note = (f"from {len(charged)} rates (of {len(settled)} settled in the span), {source}; "
+                f"{_off_grid(charged)} off the 8h grid, {off_hour_count(charged)} stamped off "
+                f"the hour" + (f"; intervals {intervals}" if intervals else ""))
+    notes: dict[str, Any] = {
+        "funding_note": note, "funding_rates_charged": len(charged) if costs.funding else 0,
+        "funding_rates_in_span": len(settled), "funding_source": funding.source}
     if costs.stop_trigger == "mark":
         notes["stop_trigger_note"] = ("stop_trigger = mark is honoured live; simulated stops "
                                       "trigger on the last price (mark price is not simulated)")
     return notes
+
+
+def _off_grid(stamps_ms: Iterable[int]) -> int:
+    return sum(1 for ts in stamps_ms if settlement_ms(ts) % DEFAULT_INTERVAL_MS)
 
 
 def rejection_kind(reason: str) -> str:

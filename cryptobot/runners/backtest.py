@@ -18,6 +18,7 @@ from cryptobot.brokers.paper import PaperBroker
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
 from cryptobot.data.frames import CANDLE_COLUMNS
+from cryptobot.data.funding_times import settlement_ms
 from cryptobot.data.market_data import MarketData
 from cryptobot.engine.account import Account
 from cryptobot.engine.gate import Gate
@@ -28,6 +29,7 @@ from cryptobot.engine.portfolio import Portfolio
 from cryptobot.engine.recorder import Recorder
 from cryptobot.engine.risk import NeverEngaged
 from cryptobot.model import Candle, FundingRate, OpenInterest
+from cryptobot.report.summary import FundingFacts
 from cryptobot.runners.portfolio_summary import SymbolFacts, summarize_portfolio
 from cryptobot.runners.quiet_skip import FastRunner, PrecomputedAggregator, precompute, run_fast
 from cryptobot.strategy import Strategy
@@ -127,7 +129,8 @@ def run_portfolio_backtest(settings: Settings, inputs: Mapping[str, SymbolInputs
     clock.advance_to(max(clock.now_ms(), end))
     portfolio.on_time()  # the daily gate through the last day, however the candles were fed
     portfolio.finish()
-    summary = summarize_portfolio(settings, portfolio, _facts(inputs, arrays, first_trade),
+    summary = summarize_portfolio(settings, portfolio, _facts(inputs, arrays, first_trade,
+                                                              portfolio, (start, end)),
                                   end - start)
     recorder.finish_run(summary)
     return BacktestResult(portfolio, summary, total, start, end)
@@ -152,15 +155,28 @@ def _feed_samples_up_front(engine: Engine, market: MarketData, arrays: dict, fir
 
 
 def _facts(inputs: Mapping[str, SymbolInputs], arrays: Mapping[str, dict],
-           first_trade: Mapping[str, int]) -> dict[str, SymbolFacts]:
+           first_trade: Mapping[str, int], portfolio: Portfolio,
+           span: tuple[int, int]) -> dict[str, SymbolFacts]:
     facts = {}
     for symbol, parts in inputs.items():
         a, i, market = arrays[symbol], first_trade[symbol], parts.market
         traded = len(a["close"]) > i
         facts[symbol] = SymbolFacts(
             float(a["open"][i]) if traded else None, float(a["close"][-1]) if traded else None,
-            not market.funding.empty, market.oi_synthetic, len(market.open_interest))
+            _funding_facts(market, portfolio.engines[symbol], span), market.oi_synthetic,
+            len(market.open_interest))
     return facts
+
+
+def _funding_facts(market: MarketData, engine: Engine, span: tuple[int, int]) -> FundingFacts:
+    """The data's rates that settled in the traded span, and the ones the engine charged."""
+    stamps = market.funding["ts_ms"].to_numpy(dtype=np.int64)
+    settled = settlement_ms(stamps)
+    in_span = stamps[(settled >= span[0]) & (settled < span[1])]
+    source = ", ".join(market.funding_sources) or ("the data's funding rows" if len(stamps)
+                                                   else "")
+    return FundingFacts.of(source, (int(ts) for ts in in_span),
+                           engine.market.funding_due.charged_ms)
 
 
 def backtest_arrays(market: MarketData, signal_ms: int, end_ms: int) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptobot.config import Settings
 from cryptobot.engine.portfolio import Portfolio
-from cryptobot.report.summary import cost_notes, summarize
+from cryptobot.report.summary import FundingFacts, cost_notes, summarize
 
 # A symbol's own summary would show these as if it had the whole equity to itself.
 WHOLE_ACCOUNT_KEYS = ("starting_equity_usdt", "final_equity_usdt", "max_drawdown_usdt",
@@ -22,7 +22,7 @@ class SymbolFacts:
 
     first_price: float | None  # the first traded candle's open (buy and hold)
     last_price: float | None  # the last close
-    funding_data: bool
+    funding: FundingFacts
     oi_synthetic: bool
     oi_samples: int
 
@@ -39,26 +39,26 @@ def summarize_portfolio(settings: Settings, portfolio: Portfolio,
             engine.trades, engine.signals, settings.risk.starting_equity_usdt,
             first_price=fact.first_price, last_price=fact.last_price, span_ms=span_ms,
             exposure_ms=engine.exposure_ms,
-            funding_charged=settings.costs.funding and fact.funding_data,
+            funding_charged=settings.costs.funding and bool(fact.funding.charged_ms),
             oi_synthetic=fact.oi_synthetic, oi_samples=fact.oi_samples,
             open_position=engine.open_position(fact.last_price))
-        per_symbol[symbol].update(cost_notes(settings.costs, fact.funding_data))
+        per_symbol[symbol].update(cost_notes(settings.costs, fact.funding))
     if len(per_symbol) == 1:
         return next(iter(per_symbol.values()))
     for one in per_symbol.values():  # figures of the whole account are the run's, not a symbol's
         for key in WHOLE_ACCOUNT_KEYS:
             del one[key]
-    funding_data = any(fact.funding_data for fact in facts.values())
+    funding = FundingFacts.combined(fact.funding for fact in facts.values())
     last_prices = {s: f.last_price for s, f in facts.items() if f.last_price is not None}
     summary = summarize(
         portfolio.trades, portfolio.signals, settings.risk.starting_equity_usdt,
         first_price=None, last_price=None, span_ms=span_ms,
         exposure_ms=portfolio.exposure_ms(portfolio.clock.now_ms()),
-        funding_charged=settings.costs.funding and funding_data,
+        funding_charged=settings.costs.funding and bool(funding.charged_ms),
         oi_synthetic=any(fact.oi_synthetic for fact in facts.values()),
         oi_samples=sum(fact.oi_samples for fact in facts.values()),
         open_position=combined_open_positions(portfolio.open_positions(last_prices)))
-    summary.update(cost_notes(settings.costs, funding_data))
+    summary.update(cost_notes(settings.costs, funding))
     summary["symbols"] = per_symbol
     return summary
 

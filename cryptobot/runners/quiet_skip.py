@@ -30,7 +30,7 @@ from cryptobot.clock import DAY_MS, SimClock
 from cryptobot.data.frames import CANDLE_COLUMNS
 from cryptobot.data.resample import bucket_arrays
 from cryptobot.engine.loop import Engine
-from cryptobot.engine.market_view import FUNDING_INTERVAL_MS, KnownMarket, KnownSession
+from cryptobot.engine.market_view import KnownMarket, KnownSession
 from cryptobot.engine.recorder import CandleBlock, Recorder, record_signal_candles
 from cryptobot.model import Candle
 
@@ -132,8 +132,8 @@ class FastRunner:
         self.close_ms = self.ts + base_ms
         day = self.close_ms - self.close_ms % DAY_MS  # the engine rolls the day at candle close
         day_change = np.r_[True, day[1:] != day[:-1]]
-        end = self.close_ms
-        funding_due = (end - end % FUNDING_INTERVAL_MS) > self.ts
+        # The rates of the book (fed up front) fall due on these candles, whatever their times.
+        funding_due = engine.market.funding_due.due_candles(self.ts, base_ms)
         emits = pre.emitted_before[1:] != pre.emitted_before[:-1]
         # Candles always fed outside the idle state: days, funding, or a signal candle closing.
         self.day_or_funding = day_change | funding_due

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
+from cryptobot.data.funding_times import settlement_ms
 from cryptobot.engine.loop import Engine
 from cryptobot.engine.portfolio import Portfolio
 from cryptobot.engine.recorder import Recorder
@@ -34,6 +35,7 @@ from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.backfill import WarmUp
 from cryptobot.exchange.feed import FeedEvent, MarketFeed, event_time_ms
 from cryptobot.model import Candle, FundingRate, Liquidation, OpenInterest
+from cryptobot.report.summary import FundingFacts
 
 log = logging.getLogger("cryptobot.session")
 
@@ -294,7 +296,8 @@ def finish_session(run: SessionRun) -> dict[str, Any]:
     for symbol, engine in portfolio.engines.items():
         prices = run.prices.get(symbol) or []
         facts[symbol] = SymbolFacts(prices[0] if prices else None,
-                                    prices[-1] if prices else None, engine.funding_seen,
+                                    prices[-1] if prices else None,
+                                    funding_facts(engine, run.start_ms or now_ms, now_ms),
                                     run.oi_synthetic_by_symbol.get(symbol, run.oi_synthetic),
                                     len(engine.market.open_interest))
         if prices:
@@ -310,6 +313,15 @@ def finish_session(run: SessionRun) -> dict[str, Any]:
     summary["stopped_early"] = run.stop_reason
     run.recorder.finish_run(summary)
     return summary
+
+
+def funding_facts(engine: Engine, start_ms: int, now_ms: int) -> FundingFacts:
+    """The rates the feed delivered that settled while the run ran, and the ones charged."""
+    stamps = engine.market.funding.all_stamps_ms()
+    settled = settlement_ms(stamps)
+    in_span = stamps[(settled >= start_ms) & (settled <= now_ms)]
+    return FundingFacts.of("the venue's funding history" if len(stamps) else "",
+                           (int(ts) for ts in in_span), engine.market.funding_due.charged_ms)
 
 
 def held_text(portfolio: Portfolio, last_prices: dict[str, float]) -> str:

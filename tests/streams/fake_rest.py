@@ -59,6 +59,10 @@ class FakeRest:
         return [{"timestamp": s.ts_ms, "openInterestAmount": s.oi_contracts,
                  "openInterestValue": s.oi_value_usdt, "info": {}} for s in rows]
 
+    async def fapiPublicGetFundingInfo(self, params=None):  # noqa: N802 (ccxt's name)
+        self._maybe_fail("fundingInfo")
+        return []  # no symbol adjusted: all settle every 8h
+
     async def fetch_funding_rate_history(self, symbol, since=None, limit=100, params=None):
         self._maybe_fail("fetch_funding_rate_history")
         until_ms = min((params or {}).get("until", self.clock.now_ms()), self.clock.now_ms())

@@ -15,6 +15,7 @@ from cryptobot.clock import DAY_MS, SimClock
 from cryptobot.exchange.backfill import PAGE_LIMITS, load_warm_up, page_limits
 from cryptobot.exchange.bybit import BybitLinearStream
 from cryptobot.exchange.ccxt_factory import make_exchange
+from cryptobot.exchange.funding_intervals import fetch_funding_intervals
 from cryptobot.exchange.replay import stream_time_driver
 from cryptobot.exchange.streaming_feed import StreamingFeed
 from cryptobot.model import Candle, OpenInterest
@@ -107,3 +108,15 @@ async def test_paper_history_is_paged_the_way_its_venue_documents():
         await rest.close()
     assert limits == [PAGE_LIMITS["bybit"], PAGE_LIMITS["binanceusdm"]]
     assert PAGE_LIMITS["bybit"].klines == 1000 and PAGE_LIMITS["bybit"].open_interest == 200
+
+
+async def test_the_funding_interval_comes_from_instruments_info(bybit_candles):
+    """fundingInterval (minutes) of the linear instrument: 480 in Bybit's documented answer."""
+    fake = BybitFakeRest(bybit_candles, [], SimClock(bybit_candles[10].ts_open_ms))
+    rest = await bybit_rest(fake)
+    try:
+        assert await fetch_funding_intervals(rest, [SYMBOL]) == {SYMBOL: 8 * 3_600_000}
+    finally:
+        await rest.close()
+        await fake.stop()
+    assert "/v5/market/instruments-info" in fake.paths

@@ -20,8 +20,9 @@ import numpy as np
 from cryptobot.clock import DAY_MS, Clock
 from cryptobot.config import Settings
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
+from cryptobot.engine.liquidations import LiquidationBook
 from cryptobot.errors import ConfigError
-from cryptobot.model import Candle, Liquidation, PositionSide
+from cryptobot.model import Candle, PositionSide
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
 from cryptobot.strategy.indicators import ATR, Indicator, SeriesCache, declared
@@ -54,23 +55,6 @@ class PointInTimeBook(Generic[T]):
     def last_at_or_before(self, ts_ms: int) -> T | None:
         i = bisect.bisect_right(self._ts, min(ts_ms, self.clock.now_ms())) - 1
         return self._items[i] if i >= 0 else None
-
-
-class LiquidationBook:
-    """Forced orders from the stream; None ("unknown") until the feed has delivered any."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._events: list[Liquidation] = []
-        self.clock = clock
-
-    def add(self, event: Liquidation) -> None:
-        self._events.append(event)  # the stream delivers them in time order
-
-    def between(self, start_ms: int, end_ms: int) -> list[Liquidation] | None:
-        if not self._events:
-            return None
-        end_ms = min(end_ms, self.clock.now_ms() + 1)
-        return [e for e in self._events if start_ms <= e.ts_ms < end_ms]
 
 
 class SessionVwap:

@@ -190,8 +190,10 @@ class TradingSession:
     def handle(self, event: FeedEvent) -> None:
         ts_ms = event_time_ms(event)
         self.advance_clock(ts_ms)
-        self.last_event_ms = ts_ms
         engine = self.engine
+        if self.last_event_ms is None:  # the stream's liquidations count from its first event:
+            engine.on_liquidation_coverage(ts_ms, None)  # before it, unknown, never "none"
+        self.last_event_ms = ts_ms
         if isinstance(event, Candle):
             self.candles += 1
             engine.on_base_candle(event)

@@ -84,7 +84,7 @@ def open_interest_item(change_pct: float | None, drop_pct: float) -> EvidenceIte
     if change_pct is None:
         return EvidenceItem(OPEN_INTEREST, None, None, "no open-interest data")
     return EvidenceItem(OPEN_INTEREST, change_pct, change_pct <= -drop_pct,
-                        f"{change_pct:+.2f}% through the spike (needs <= -{drop_pct:g}%)")
+                        f"{change_pct:+.2f}% through the spike, needs <= -{drop_pct:g}%")
 
 
 def liquidation_item(settings: EvidenceSettings, spike: SpikeWindow,
@@ -101,8 +101,8 @@ def liquidation_item(settings: EvidenceSettings, spike: SpikeWindow,
     known = [value for value in before if value is not None]
     if len(known) < days:
         return EvidenceItem(LIQUIDATIONS, None, None,
-                            f"{_usd(notional)} in the spike window; no median yet (data covers "
-                            f"{len(known)} of the {days} days before)")
+                            f"{_usd(notional)} in the spike window {window}, no median yet: data "
+                            f"covers it on {len(known)} of the {days} days before")
     median = statistics.median(known)
     if median <= 0:
         return EvidenceItem(LIQUIDATIONS, None, notional > 0,
@@ -111,7 +111,7 @@ def liquidation_item(settings: EvidenceSettings, spike: SpikeWindow,
     ratio = notional / median
     return EvidenceItem(LIQUIDATIONS, ratio, ratio >= settings.liquidation_ratio,
                         f"{_usd(notional)} in the spike window {window}, {ratio:.1f}x the "
-                        f"{days}-day median {_usd(median)} (needs {settings.liquidation_ratio:g}x)")
+                        f"{days}-day median {_usd(median)}, needs {settings.liquidation_ratio:g}x")
 
 
 def funding_item(settings: EvidenceSettings, spike: SpikeWindow,
@@ -121,16 +121,16 @@ def funding_item(settings: EvidenceSettings, spike: SpikeWindow,
     age_h = (spike.decided_ms - rate.ts_ms) / HOUR_MS
     if age_h > settings.funding_max_age_hours:
         return EvidenceItem(FUNDING_FLUSHED, rate.rate, None,
-                            f"the last funding rate is {age_h:.0f}h old "
-                            f"(max {settings.funding_max_age_hours:g}h)")
+                            f"the last funding rate is {age_h:.0f}h old, max "
+                            f"{settings.funding_max_age_hours:g}h")
     limit = settings.funding_flushed_rate
     if spike.side is PositionSide.LONG:
         holds, needs = rate.rate <= limit, f"<= {limit * 100:+.4f}%"
     else:
         holds, needs = rate.rate >= -limit, f">= {-limit * 100:+.4f}%"
     return EvidenceItem(FUNDING_FLUSHED, rate.rate, holds,
-                        f"last rate {rate.rate * 100:+.4f}% at {iso_utc(rate.ts_ms)[:16]} "
-                        f"(flushed at {needs})")
+                        f"last rate {rate.rate * 100:+.4f}% at {iso_utc(rate.ts_ms)[:16]}, "
+                        f"flushed at {needs}")
 
 
 def gate_item(name: str, gate: GateDecision, meaning: str) -> EvidenceItem:

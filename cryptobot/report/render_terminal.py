@@ -14,8 +14,8 @@ from cryptobot.store import RunListing
 # has the drop from the high); sizing numbers stay in the JSON and the report.
 MEASURED = ("body_atr", "volume_ratio", "drop_from_high_pct", "rise_from_low_pct", "oi_change_pct")
 # The rebound's evidence (engine/evidence.py), one column each: a mark and the value measured.
-EVIDENCE_COLUMNS = {"open_interest": "OI fell", "liquidations": "liq. x median",
-                    "funding_flushed": "funding flushed", "credit_holding": "credit holds",
+EVIDENCE_COLUMNS = {"open_interest": "OI fell", "liquidations": "liq xmed",
+                    "funding_flushed": "fund flush", "credit_holding": "credit",
                     "repo_calm": "repo calm"}
 
 
@@ -128,12 +128,16 @@ def signals_table(lines: list[SignalLine], run_id: int, *, show_symbol: bool = F
                   symbols: tuple[str, ...] | None = None) -> Table:
     table = Table(title=_title("Signals", run_id, symbols))
     present = {name for line in lines for name in line.signal.metrics}
-    metric_names = [name for name in MEASURED if name in present]
     measured = {item.name for line in lines for item in line.signal.evidence}
     evidence_names = [name for name in EVIDENCE_COLUMNS if name in measured]
+    if "open_interest" in measured:  # the OI evidence column shows oi_change_pct
+        present.discard("oi_change_pct")
+    metric_names = [name for name in MEASURED if name in present]
     symbol_column = ("symbol",) if show_symbol else ()
     for name in (*symbol_column, "spike", "decided", "what happened", *metric_names):
-        table.add_column(name, justify="right" if name in metric_names else "left")
+        table.add_column(name, justify="right" if name in metric_names else "left",
+                         no_wrap=name in ("spike", "decided"),
+                         min_width=36 if name == "what happened" else None)
     for name in evidence_names:
         table.add_column(EVIDENCE_COLUMNS[name], justify="right")
     table.add_column("gate")

@@ -60,10 +60,15 @@ class LiquidationBook:
         end_ms = min(end_ms, self.clock.now_ms() + 1)
         if end_ms <= start_ms or not self.covers(start_ms, end_ms):
             return None
-        lo, hi = bisect.bisect_left(self._ts, start_ms), bisect.bisect_left(self._ts, end_ms)
-        return self._events[lo:hi]
+        return self._slice(start_ms, end_ms)
 
     def notional_between(self, start_ms: int, end_ms: int) -> float | None:
-        """USDT liquidated in [start_ms, end_ms), both sides; None unless covered."""
-        events = self.between(start_ms, end_ms)
-        return None if events is None else sum(e.price * e.qty_base for e in events)
+        """USDT liquidated in [start_ms, end_ms), both sides; None unless the whole window has
+        passed and was covered."""
+        if not self.covers(start_ms, end_ms):
+            return None
+        return sum(e.price * e.qty_base for e in self._slice(start_ms, end_ms))
+
+    def _slice(self, start_ms: int, end_ms: int) -> list[Liquidation]:
+        lo, hi = bisect.bisect_left(self._ts, start_ms), bisect.bisect_left(self._ts, end_ms)
+        return self._events[lo:hi]

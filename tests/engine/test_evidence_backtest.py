@@ -18,10 +18,10 @@ from cryptobot.engine.gate import PassThroughGate
 from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.model import SignalStatus
 from cryptobot.runners.backtest import SymbolInputs, run_backtest, run_portfolio_backtest
-from cryptobot.strategy import Enter, Params, Strategy, StrategyContext
+from cryptobot.strategy import Params
 from cryptobot.strategy.loading import load_strategy
 from tests.conftest import backtest_parts
-from tests.engine.conftest import REPO, settings_with
+from tests.engine.conftest import REPO, EnterAtTheCascade, settings_with
 
 CRASH = REPO / "data" / "btc_2024-08_crash"
 FOURTEEN_MONTHS = REPO / "data" / "btc_5m_2023-11_2024-12"
@@ -119,20 +119,6 @@ def test_the_december_flash_crash_fell_in_the_recorders_gap():
     assert slow.portfolio.signals == fast.portfolio.signals
     funding = signal.evidence[2]
     assert funding.holds is False and funding.value == pytest.approx(0.00047059)
-
-
-class EnterAtTheCascade(Strategy):
-    """SYNTHETIC decision on real data: enters at the close of the 15m candle of 2024-12-05
-    20:30 UTC (liquidations 18x those of the same window the day before), stop 1% below."""
-
-    def __init__(self, params: Params, symbol: str) -> None:
-        super().__init__(params, symbol)
-
-    def on_candle(self, ctx: StrategyContext):
-        candle = ctx.candle
-        if candle.ts_open_ms != parse_utc("2024-12-05T20:30"):
-            return []
-        return [Enter("CASCADE", candle.ts_open_ms, candle.close * 0.99, {}, ())]
 
 
 @pytest.mark.parametrize("required", [1, 2])

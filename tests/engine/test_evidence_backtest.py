@@ -8,6 +8,8 @@ real folder meets the real forceOrder records (data/liquidations).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cryptobot.clock import DAY_MS, parse_utc
@@ -143,3 +145,38 @@ def test_real_liquidations_count_as_evidence_in_the_engine(required):
         assert signal.status is SignalStatus.REJECTED
         assert signal.reason.startswith("evidence 1 of 2 required beyond open interest: "
                                         "funding not flushed")
+
+
+def test_the_backtest_cli_reads_liquidations_and_names_their_coverage(run_cli, tmp_path):
+    from tests.engine.test_backtest_cli import _config
+
+    config = _config(tmp_path, f'[evidence]\nliquidations_dir = "{REPO / "data" / "liquidations"}"'
+                               '\nliquidation_median_days = 1\n')
+    code, out, err = run_cli("backtest", "--config", config, "--data", str(FOURTEEN_MONTHS),
+                             "--from", "2024-12-05", "--to", "2024-12-05", "--json",
+                             "--db", f"sqlite:///{tmp_path / 'e.sqlite'}")
+    assert code == 0, err
+    outcome = json.loads(out)
+    assert outcome["summary"]["liquidations"].startswith(
+        "1844 liquidations (binance_forceOrder_BTCUSDT_2024-12.csv), covering "
+        "2024-12-04T16:46 .. 2024-12-05T01:54, ")
+    (signal,) = outcome["signals"]  # the 22:15 flash crash, in the recorder's gap
+    assert signal["evidence"][1] == {
+        "name": "liquidations", "value": None, "holds": None,
+        "detail": "no liquidation data covers the spike window 22:15-22:30"}
+
+
+def test_a_broken_liquidation_record_is_one_clear_error(run_cli, tmp_path):
+    from tests.engine.test_backtest_cli import _config
+
+    folder = tmp_path / "liquidations"
+    folder.mkdir()
+    lines = (REPO / "data" / "liquidations" / "binance_forceOrder_BTCUSDT_2024-12.csv") \
+        .read_text().splitlines()[:4]
+    lines[3] = lines[3].replace("+05:30", "")  # a trade time without its UTC offset
+    (folder / "force_orders.csv").write_text("\n".join(lines) + "\n")
+    config = _config(tmp_path, f'[evidence]\nliquidations_dir = "{folder}"\n')
+    code, out, err = run_cli("backtest", "--config", config, "--data", str(CRASH), "--db",
+                             f"sqlite:///{tmp_path / 'e.sqlite'}")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: {folder / 'force_orders.csv'}:4: not a forceOrder record")

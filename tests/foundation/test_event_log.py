@@ -81,9 +81,6 @@ def test_an_error_that_stops_a_session_is_logged_and_tail_shows_it(tmp_path, run
         def on_base_candle(self, candle):
             self.candles += 1
 
-        def on_liquidation_coverage(self, start_ms, end_ms):
-            pass
-
     clock = SimClock(SPIKE_MS)
     configure_logging(tmp_path, console=False, clock_ms=clock.now_ms)
     session = TradingSession(Engine(), FailingFeed(), advance_sim_clock(clock))

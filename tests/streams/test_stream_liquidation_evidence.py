@@ -61,7 +61,8 @@ async def test_streamed_force_orders_are_the_engines_liquidation_evidence():
                          on_exchange_time=stream_time_driver(clock),
                          last_closed_open_ms=start - M5, rng=random.Random(7))
     try:
-        await TradingSession(engine, feed, advance_sim_clock(clock)).run(end)
+        await TradingSession(engine, feed, advance_sim_clock(clock),
+                             streams_liquidations=True).run(end)
     finally:
         await server.stop()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 
-from cryptobot.clock import Clock
+from cryptobot.clock import DAY_MS, Clock
 from cryptobot.model import Liquidation
 
 
@@ -22,11 +22,25 @@ class LiquidationBook:
         self._ts: list[int] = []
         self._events: list[Liquidation] = []
         self._spans: list[tuple[int, int | None]] = []  # [start, end); None: still listening
+        self._keep_ms: int | None = None
+
+    def retain(self, keep_ms: int) -> None:
+        """Forget what is older than `keep_ms` before the clock (a live run's memory stays
+        bounded); what was forgotten is no longer covered: unknown, never "none"."""
+        self._keep_ms = keep_ms
 
     def add(self, event: Liquidation) -> None:
         i = bisect.bisect_right(self._ts, event.ts_ms)  # streams deliver in time order; a
         self._ts.insert(i, event.ts_ms)                 # straggler still lands in place
         self._events.insert(i, event)
+        if self._keep_ms is not None and self._ts[0] < self.clock.now_ms() - self._keep_ms - DAY_MS:
+            self._forget_before(self.clock.now_ms() - self._keep_ms)  # a day's worth at once
+
+    def _forget_before(self, cutoff_ms: int) -> None:
+        cut = bisect.bisect_left(self._ts, cutoff_ms)
+        del self._ts[:cut], self._events[:cut]
+        self._spans = [(max(start, cutoff_ms), end) for start, end in self._spans
+                       if end is None or end > cutoff_ms]
 
     def cover(self, start_ms: int, end_ms: int | None) -> None:
         """The source was listening over [start_ms, end_ms) (None: from then on)."""

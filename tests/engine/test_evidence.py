@@ -216,3 +216,21 @@ def test_an_item_reads_back_from_its_stored_shape():
     item = EvidenceItem("liquidations", 18.2, True, "$3.06M")
     assert EvidenceItem.from_dict(item.as_dict()) == item
     assert EvidenceItem("x", float("inf"), None, "").as_dict()["value"] is None
+
+
+def test_a_long_run_forgets_old_liquidations_as_unknown(records):
+    clock = SimClock(parse_utc("2024-12-04T16:00"))
+    book = LiquidationBook(clock)
+    book.retain(DAY_MS // 2)
+    book.listening_since(clock.now_ms())
+    first = records.events[0]
+    book.add(first)
+    window = (parse_utc("2024-12-04T16:45"), parse_utc("2024-12-04T17:00"))
+    clock.advance_to(parse_utc("2024-12-05T00:00"))
+    assert book.notional_between(*window) == first.price * first.qty_base
+    clock.advance_to(parse_utc("2024-12-06T18:15"))  # more than a day past what it keeps
+    book.add(records.events[-1])
+    assert book.notional_between(*window) is None  # forgotten: unknown, not "none"
+    assert book.spans() == ((parse_utc("2024-12-06T06:15"), None),)
+    assert book.between(parse_utc("2024-12-06T18:00"), parse_utc("2024-12-06T18:15")) == \
+        [records.events[-1]]

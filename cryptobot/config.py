@@ -280,6 +280,19 @@ class LiveSettings(_Section):
     protect_retry_max_s: float = Field(30.0, gt=0, le=600)
 
 
+class EvidenceSettings(_Section):
+    """The rebound's evidence per signal (engine/evidence.py): what is measured and how many
+    items beyond open interest (the strategy's own rule) an entry needs."""
+
+    required_beyond_oi: int = Field(0, ge=0, le=4)  # 0: recorded, not required
+    liquidation_ratio: float = Field(2.0, gt=0, le=1000)  # spike window vs its median
+    liquidation_median_days: int = Field(7, ge=1, le=90)  # same window, this many days back
+    liquidation_gap_minutes: float = Field(60.0, gt=0, le=24 * 60)  # files: longer silence = gap
+    liquidations_dir: str = "data/liquidations"  # backtests: forceOrder files found here
+    funding_flushed_rate: float = Field(0.0, ge=-0.01, le=0.01)  # last rate <= this: flushed
+    funding_max_age_hours: float = Field(24.0, gt=0, le=24 * 7)  # older: unknown
+
+
 class Settings(_Section):
     _source: str | None = PrivateAttr(None)  # the file these came from, for error messages
     market: MarketSettings = MarketSettings()
@@ -293,6 +306,7 @@ class Settings(_Section):
     logging: LoggingSettings = LoggingSettings()
     feed: FeedSettings = FeedSettings()
     live: LiveSettings = LiveSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
 
     @model_validator(mode="after")
     def _check_cross_fields(self) -> Settings:

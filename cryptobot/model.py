@@ -7,6 +7,8 @@ Floats are fine in memory; the store keeps money as exact decimals.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -239,6 +241,29 @@ class SetupEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class EvidenceItem:
+    """One sign that a cascade has run its course, measured for a signal (engine/evidence.py).
+
+    `holds` is None when the data to judge it is missing: unknown, never "no"."""
+
+    name: str  # open_interest, liquidations, funding_flushed, credit_holding, repo_calm
+    value: float | None  # the number measured (None: nothing to measure)
+    holds: bool | None
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored and exported shape: {"name", "value", "holds", "detail"}."""
+        value = self.value if self.value is None or math.isfinite(self.value) else None
+        return {"name": self.name, "value": value, "holds": self.holds, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, item: Mapping[str, Any]) -> EvidenceItem:
+        value, holds = item.get("value"), item.get("holds")
+        return cls(str(item["name"]), None if value is None else float(value),
+                   None if holds is None else bool(holds), str(item.get("detail", "")))
+
+
+@dataclass(frozen=True, slots=True)
 class Signal:
     """A candidate the strategy saw, and what became of it.
 
@@ -254,3 +279,4 @@ class Signal:
     reason: str
     metrics: dict[str, float | None] = field(default_factory=dict)
     setup_events: tuple[SetupEvent, ...] = ()
+    evidence: tuple[EvidenceItem, ...] = ()  # the rebound's evidence, as the engine measured it

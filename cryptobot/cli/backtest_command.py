@@ -56,6 +56,7 @@ def backtest(
     from cryptobot.clock import DAY_MS, LiveClock, SimClock, iso_utc
     from cryptobot.config import load_settings
     from cryptobot.data import load_market_data
+    from cryptobot.data.liquidation_files import load_liquidations
     from cryptobot.engine.market_rules import load_market_rules
     from cryptobot.engine.recorder import RunInfo
     from cryptobot.report.serialize import signal_to_dict, trade_to_dict
@@ -80,9 +81,12 @@ def backtest(
     # The run's simulated time, shared with the log; the runner moves it on from here.
     first_open_ms = min(int(m.candles["ts_open_ms"].iloc[0]) for m in markets.values())
     clock = SimClock(start_ms if start_ms is not None else first_open_ms)
+    gap_ms = int(settings.evidence.liquidation_gap_minutes * 60_000)
+    liquidations = {s: load_liquidations(settings.evidence.liquidations_dir, s, gap_ms)
+                    for s in symbols}
     inputs = {s: SymbolInputs(markets[s], strategies[s], PaperBroker(settings.costs, clock),
                               load_market_rules(s) if settings.market.exchange == "binanceusdm"
-                              else None) for s in symbols}
+                              else None, liquidations[s]) for s in symbols}
     recorder = EventLogRecorder(SqlRecorder(db_url, clock=LiveClock()))
     log_path = start_logging(settings, clock, simulated=True)
     source = "; ".join(f"{data} ({', '.join(m.sources)})" for m in markets.values())
@@ -103,6 +107,10 @@ def backtest(
     summary = {**result.summary, "symbol": ", ".join(symbols),
                "from": iso_utc(result.start_ms), "to": iso_utc(result.end_ms),
                "data": "; ".join(m.describe() for m in markets.values()), "run_id": run_id,
+               "liquidations": "; ".join(
+                   records.describe() if records else f"{s}: none in "
+                   f"{settings.evidence.liquidations_dir} (liquidation evidence unknown)"
+                   for s, records in liquidations.items()),
                "warmup": _warmup_text("; ".join(warmup_notes) or None, warmup_days, start_ms)}
     outcome = {"summary": summary, "trades": trades, "signals": signals,
                "candles_processed": result.candles_processed, "elapsed_s": round(elapsed, 3),
@@ -192,6 +200,7 @@ def _print_report(console: Console, s: dict, trades: list[dict], candles: int,
         ("open interest", "SYNTHETIC (labelled synthetic data)" if s["oi_synthetic"]
          else ("real" if s["oi_samples"] else "none")),
         ("data", s["data"]),
+        *([("liquidations", s["liquidations"])] if "liquidations" in s else []),
         ("warm-up", s["warmup"]),
         ("speed", f"{candles:,} base candles in {elapsed:.2f}s"),
     ]

@@ -98,13 +98,15 @@ def _portfolio(run: SessionRun, clock: Clock) -> Portfolio:
     return Portfolio(engines)
 
 
-def _session(run: SessionRun, feed, advance_clock):
-    """The trading loop; like live, it stops when the kill switch is engaged."""
+def _session(run: SessionRun, feed, advance_clock, *, streams_liquidations: bool):
+    """The trading loop; like live, it stops when the kill switch is engaged. A replay's data
+    holds no liquidations: its liquidation evidence stays unknown."""
     from cryptobot.runners.stream_session import PriceTracker, TradingSession
 
     assert run.engine is not None
     return TradingSession(run.engine, feed, advance_clock, PriceTracker(run),
-                          stop_when=run.kill_switch.engaged, interrupted=run.stop_requested)
+                          stop_when=run.kill_switch.engaged, interrupted=run.stop_requested,
+                          streams_liquidations=streams_liquidations)
 
 
 async def _live(run: SessionRun, clock: Clock, resume: StoredRun | None = None) -> None:
@@ -129,7 +131,7 @@ async def _live(run: SessionRun, clock: Clock, resume: StoredRun | None = None) 
                           clock, settings.feed, ignore_exchange_time,
                           last_closed_open_ms=primed.last_closed_open_ms,
                           last_oi_ms=primed.last_oi_ms, last_funding_ms=primed.last_funding_ms)
-        run.session = _session(run, feed, wall_clock_moves_itself)
+        run.session = _session(run, feed, wall_clock_moves_itself, streams_liquidations=True)
         await run.session.run()
     finally:
         await rest.close()
@@ -192,7 +194,8 @@ async def _replay(run: SessionRun,
                 last_closed_open_ms={s: last or stream_from - interval_ms
                                      for s, last in primed.last_closed_open_ms.items()},
                 last_oi_ms=primed.last_oi_ms, last_funding_ms=primed.last_funding_ms)
-            run.session = _session(run, feed, advance_sim_clock(engine_clock))
+            run.session = _session(run, feed, advance_sim_clock(engine_clock),
+                                   streams_liquidations=False)
             await run.session.run(until_ms=last_closes(ordered, stream_from, end,
                                                         primed.last_closed_open_ms))
             if not run.session.stopped_early and run.stop_reason is None:

@@ -120,17 +120,26 @@ def _several(store: StoreReader, run_id: int) -> bool:
 def signals_command(
     run: RunOption = None,
     rejected: Annotated[bool, typer.Option("--rejected", help="Only the rejected ones.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help='Print {"signals": [...]}.')] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the signals as CSV.")] = False,
     symbol: SymbolOption = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
-    """Every candidate the strategy saw and what became of it: why it did (not) trade."""
-    from cryptobot.report import build, render_terminal
+    """Every candidate the strategy saw and what became of it: why it did (not) trade, and
+    the rebound's evidence (yes, no, ? unknown; with the value measured)."""
+    from cryptobot.report import build, render_files, render_terminal
 
+    if as_json and as_csv:
+        raise ConfigError("--json and --csv: choose one")
     store = _store(db, config)
     run_id = store.resolve_run(run)
     symbols = build.chosen_symbols(store, run_id, symbol)
     lines = build.signal_lines(store, run_id, rejected_only=rejected, symbols=symbols)
+    if as_json or as_csv:
+        typer.echo(render_files.signals_json(lines) if as_json
+                   else render_files.signals_csv(lines), nl=as_json)
+        return
     if not lines:
         of = f" of {', '.join(symbols)}" if symbols else ""
         _console().print(f"Run {run_id} has no {'rejected ' if rejected else ''}signals{of}.")

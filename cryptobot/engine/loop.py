@@ -21,6 +21,7 @@ from cryptobot.config import Settings
 from cryptobot.data.resample import CandleAggregator
 from cryptobot.engine.account import Account
 from cryptobot.engine.broker import Broker, client_id
+from cryptobot.engine.evidence import SpikeWindow, evidence_refusal, measure_evidence
 from cryptobot.engine.gate import Gate
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.market_view import KnownMarket, MarketView, signal_interval_ms
@@ -41,12 +42,14 @@ from cryptobot.engine.trades import EngineTrades
 from cryptobot.errors import TemporaryExchangeError
 from cryptobot.model import (
     Candle,
+    EvidenceItem,
     FundingRate,
     GateAction,
     GateDecision,
     Liquidation,
     OpenInterest,
     OrderPurpose,
+    PositionSide,
     Signal,
     SignalStatus,
     Trade,
@@ -83,6 +86,8 @@ class Engine(EngineTrades, EngineRestart):
             strategy, self.signal_interval_ms, settings.risk.atr_period,
             settings.risk.volatility_median_days * DAY_MS // self.signal_interval_ms, clock,
             known)
+        # What the liquidation evidence looks back over (its median's days), and a day more.
+        self.market.liquidations.retain((settings.evidence.liquidation_median_days + 2) * DAY_MS)
         self.orders = TradeOrders(settings, broker, recorder, clock, market_rules)
         self.protection = Protection(settings.live, self.orders, clock,
                                      lambda trade: self._trade is trade)
@@ -159,6 +164,10 @@ class Engine(EngineTrades, EngineRestart):
 
     def on_liquidation(self, event: Liquidation) -> None:
         self.market.liquidations.add(event)
+
+    def on_liquidation_coverage(self, start_ms: int, end_ms: int | None) -> None:
+        """The liquidation source listened over [start_ms, end_ms) (None: a stream, on)."""
+        self.market.liquidations.cover(start_ms, end_ms)
 
     def is_idle(self) -> bool:
         """No position, no entry or order working: a backtest may skip quiet candles."""
@@ -239,7 +248,8 @@ class Engine(EngineTrades, EngineRestart):
                 self._record_signal(Signal(
                     decision.signal_id, self.symbol, decision.spike_ms, self.clock.now_ms(),
                     SignalStatus.REJECTED, decision.reason, decision.metrics,
-                    decision.setup_events), gate)
+                    decision.setup_events, self._evidence(decision.spike_ms, decision.metrics,
+                                                          PositionSide.LONG, gate)), gate)
 
     def _ask_strategy(self, candle: Candle, row: int, triggered: bool,
                       has_position: bool) -> Iterable[Decision]:
@@ -255,6 +265,15 @@ class Engine(EngineTrades, EngineRestart):
         self.recorder.gate_decision(decision, "signal")
         return decision
 
+    def _evidence(self, spike_ms: int, metrics: dict, side: PositionSide,
+                  gate: GateDecision) -> tuple[EvidenceItem, ...]:
+        """The rebound's evidence (engine/evidence.py). A rejection carries no side: it is
+        measured as a long's, the rebound this bot is built for."""
+        spike = SpikeWindow(spike_ms, self.signal_interval_ms, side, self.clock.now_ms())
+        drop = getattr(self.strategy.params, "oi_drop_pct", 0.0)  # the strategy's own rule
+        return measure_evidence(self.settings.evidence, spike, metrics, float(drop),
+                                self.market.liquidations, self.market.funding, gate)
+
     def _record_signal(self, signal: Signal, gate: GateDecision | None) -> None:
         self.signals.append(signal)
         self.recorder.signal(signal, gate)
@@ -265,7 +284,9 @@ class Engine(EngineTrades, EngineRestart):
         now = self.clock.now_ms()
         gate = self._gate_for_signal()
         metrics = dict(decision.metrics)
-        reason = self._entry_blocker(gate, decision)
+        evidence = self._evidence(decision.spike_ms, metrics, decision.side, gate)
+        reason = (self._entry_blocker(gate, decision)
+                  or evidence_refusal(evidence, self.settings.evidence.required_beyond_oi))
         qty = 0.0
         if reason is None:
             atr = self.market.atr(self._signal_row)
@@ -283,7 +304,7 @@ class Engine(EngineTrades, EngineRestart):
                     qty * abs(candle.close - decision.stop_price), now)
         status = SignalStatus.REJECTED if reason else SignalStatus.ENTERED
         signal = Signal(decision.signal_id, self.symbol, decision.spike_ms, now, status,
-                        reason or "entered", metrics, decision.setup_events)
+                        reason or "entered", metrics, decision.setup_events, evidence)
         self._record_signal(signal, gate)
         if reason:
             return

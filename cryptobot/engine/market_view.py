@@ -21,8 +21,9 @@ from cryptobot.clock import DAY_MS, MINUTE_MS, Clock
 from cryptobot.config import Settings
 from cryptobot.data.funding_times import settlement_ms
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
+from cryptobot.engine.liquidations import LiquidationBook
 from cryptobot.errors import ConfigError
-from cryptobot.model import Candle, FundingRate, Liquidation, PositionSide
+from cryptobot.model import Candle, FundingRate, PositionSide
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
 from cryptobot.strategy.indicators import ATR, Indicator, SeriesCache, declared
@@ -111,23 +112,6 @@ class FundingDue:
                            np.searchsorted(ts_open_ms + interval_ms, stamps, side="left"))
         mask[first[first < len(ts_open_ms)]] = True
         return mask
-
-
-class LiquidationBook:
-    """Forced orders from the stream; None ("unknown") until the feed has delivered any."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._events: list[Liquidation] = []
-        self.clock = clock
-
-    def add(self, event: Liquidation) -> None:
-        self._events.append(event)  # the stream delivers them in time order
-
-    def between(self, start_ms: int, end_ms: int) -> list[Liquidation] | None:
-        if not self._events:
-            return None
-        end_ms = min(end_ms, self.clock.now_ms() + 1)
-        return [e for e in self._events if start_ms <= e.ts_ms < end_ms]
 
 
 def _rolled_over(day_start_ms: int, last_close: float, now_ms: int) -> tuple[float, float]:

@@ -51,6 +51,11 @@ class Portfolio:
     def on_liquidation(self, event: Liquidation) -> None:
         self.engine(event.symbol).on_liquidation(event)
 
+    def on_liquidation_coverage(self, start_ms: int, end_ms: int | None) -> None:
+        """Every symbol's liquidation source listened over [start_ms, end_ms)."""
+        for engine in self.engines.values():
+            engine.on_liquidation_coverage(start_ms, end_ms)
+
     def on_time(self, now_ms: int | None = None) -> None:
         for engine in self.engines.values():
             engine.on_time(now_ms)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptobot.model import GateAction, GateDecision, PositionSide, Signal, SignalStatus, Trade
+from cryptobot.report.serialize import gate_to_dict, signal_to_dict
 from cryptobot.report.serialize import trade_to_dict as trade_json
 
 
@@ -52,6 +53,24 @@ class SignalLine:
     @classmethod
     def of(cls, signal: Signal, gate: GateDecision | None) -> SignalLine:
         return cls(signal, gate, _outcome(signal, gate))
+
+    @property
+    def as_json(self) -> dict[str, Any]:
+        """The `backtest --json` signal (evidence included), with the gate that judged it."""
+        return {**signal_to_dict(self.signal), "gate": gate_to_dict(self.gate)}
+
+    def csv_row(self) -> dict[str, Any]:
+        """One flat row: the measured numbers, then per evidence item whether it holds
+        (yes, no, unknown) and its value."""
+        row = {key: value for key, value in self.as_json.items()
+               if key not in ("setup_events", "evidence", "gate")}
+        for item in self.signal.evidence:
+            row[f"evidence_{item.name}"] = ("unknown" if item.holds is None
+                                            else "yes" if item.holds else "no")
+            row[f"evidence_{item.name}_value"] = item.as_dict()["value"]
+        row["gate_action"] = str(self.gate.action) if self.gate else ""
+        row["gate_reasons"] = "; ".join(self.gate.reasons) if self.gate else ""
+        return row
 
 
 def _outcome(signal: Signal, gate: GateDecision | None) -> str:

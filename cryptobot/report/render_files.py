@@ -1,4 +1,5 @@
-"""Machine-readable trades: `{"trades": [...]}` JSON and CSV, each row naming its symbol."""
+"""Machine-readable trades and signals: `{"trades": [...]}` / `{"signals": [...]}` JSON and CSV,
+each row naming its symbol."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import csv
 import io
 import json
 
-from cryptobot.report.lines import TradeLine
+from cryptobot.report.lines import SignalLine, TradeLine
 
 
 def trades_json(lines: list[TradeLine]) -> str:
@@ -14,12 +15,23 @@ def trades_json(lines: list[TradeLine]) -> str:
 
 
 def trades_csv(lines: list[TradeLine]) -> str:
-    rows = [line.csv_row() for line in lines]
+    return _csv([line.csv_row() for line in lines], ["entry_time", "exit_time", "pnl_usdt"])
+
+
+def signals_json(lines: list[SignalLine]) -> str:
+    return json.dumps({"signals": [line.as_json for line in lines]}, indent=2)
+
+
+def signals_csv(lines: list[SignalLine]) -> str:
+    return _csv([line.csv_row() for line in lines], ["time", "status", "reason"])
+
+
+def _csv(rows: list[dict], empty_columns: list[str]) -> str:
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
     if not columns:
-        columns = ["entry_time", "exit_time", "pnl_usdt"]
+        columns = empty_columns
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()

@@ -6,13 +6,17 @@ from __future__ import annotations
 from rich.table import Table
 
 from cryptobot.clock import iso_utc
-from cryptobot.model import SignalStatus
+from cryptobot.model import EvidenceItem, SignalStatus
 from cryptobot.report.lines import SignalLine, TradeLine, gate_text
 from cryptobot.store import RunListing
 
 # The spike and OI numbers the rules measure (a short's rise from the low where a long's rule
 # has the drop from the high); sizing numbers stay in the JSON and the report.
 MEASURED = ("body_atr", "volume_ratio", "drop_from_high_pct", "rise_from_low_pct", "oi_change_pct")
+# The rebound's evidence (engine/evidence.py), one column each: a mark and the value measured.
+EVIDENCE_COLUMNS = {"open_interest": "OI fell", "liquidations": "liq xmed",
+                    "funding_flushed": "fund flush", "credit_holding": "credit",
+                    "repo_calm": "repo calm"}
 
 
 def _time(ts_ms: int | None) -> str:
@@ -124,10 +128,19 @@ def signals_table(lines: list[SignalLine], run_id: int, *, show_symbol: bool = F
                   symbols: tuple[str, ...] | None = None) -> Table:
     table = Table(title=_title("Signals", run_id, symbols))
     present = {name for line in lines for name in line.signal.metrics}
+    measured = {item.name for line in lines for item in line.signal.evidence}
+    evidence_names = [name for name in EVIDENCE_COLUMNS if name in measured]
+    if "open_interest" in measured:  # the OI evidence column shows oi_change_pct
+        present.discard("oi_change_pct")
     metric_names = [name for name in MEASURED if name in present]
     symbol_column = ("symbol",) if show_symbol else ()
-    for name in (*symbol_column, "spike", "decided", "what happened", *metric_names, "gate"):
-        table.add_column(name, justify="right" if name in metric_names else "left")
+    for name in (*symbol_column, "spike", "decided", "what happened", *metric_names):
+        table.add_column(name, justify="right" if name in metric_names else "left",
+                         no_wrap=name in ("spike", "decided"),
+                         min_width=36 if name == "what happened" else None)
+    for name in evidence_names:
+        table.add_column(EVIDENCE_COLUMNS[name], justify="right")
+    table.add_column("gate")
     for line in lines:
         colour = "green" if line.signal.status is SignalStatus.ENTERED else "yellow"
         table.add_row(
@@ -136,6 +149,23 @@ def signals_table(lines: list[SignalLine], run_id: int, *, show_symbol: bool = F
             _time(line.signal.decided_ms),
             f"[{colour}]{line.outcome}[/]",
             *(_metric(line.signal.metrics.get(name)) for name in metric_names),
+            *(_evidence_cell(line.signal.evidence, name) for name in evidence_names),
             gate_text(line.gate, short=True),
         )
     return table
+
+
+def _evidence_cell(items: tuple[EvidenceItem, ...], name: str) -> str:
+    """"[green]yes[/] -3.19%", "[red]no[/] 0.7x", "? " (unknown: missing data, never a no)."""
+    item = next((item for item in items if item.name == name), None)
+    if item is None:
+        return "-"
+    mark = "?" if item.holds is None else "[green]yes[/]" if item.holds else "[red]no[/]"
+    value = item.value
+    if value is None:
+        return mark
+    if name == "open_interest":
+        return f"{mark} {value:+.2f}%"
+    if name == "funding_flushed":
+        return f"{mark} {value * 100:+.4f}%"
+    return f"{mark} {value:.1f}x" if name == "liquidations" else f"{mark} {value:g}"

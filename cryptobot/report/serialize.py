@@ -73,6 +73,7 @@ def signal_to_dict(signal: Signal) -> dict[str, Any]:
             {"time": iso_utc(event.ts_ms), "kind": event.kind, "price": event.price}
             for event in signal.setup_events
         ],
+        "evidence": [item.as_dict() for item in signal.evidence],
     }
 
 

@@ -19,6 +19,7 @@ from cryptobot.clock import SimClock
 from cryptobot.config import Settings
 from cryptobot.data.frames import CANDLE_COLUMNS
 from cryptobot.data.funding_times import settlement_ms
+from cryptobot.data.liquidation_files import LiquidationRecords
 from cryptobot.data.market_data import MarketData
 from cryptobot.engine.account import Account
 from cryptobot.engine.gate import Gate
@@ -40,12 +41,14 @@ Progress = Callable[[int, int], None]  # (base candles done, total)
 @dataclass(frozen=True)
 class SymbolInputs:
     """What one symbol of a backtest brings: its data, its strategy (state is per symbol), its
-    fill simulator and its market rules (lot size, minimum notional; None: not checked)."""
+    fill simulator, its market rules (lot size, minimum notional; None: not checked) and its
+    recorded liquidations (None: unknown throughout)."""
 
     market: MarketData
     strategy: Strategy
     broker: PaperBroker
     market_rules: MarketRules | None = None
+    liquidations: LiquidationRecords | None = None
 
 
 @dataclass
@@ -112,8 +115,7 @@ def run_portfolio_backtest(settings: Settings, inputs: Mapping[str, SymbolInputs
             engine = _engine(settings, symbol, parts, gate, recorder, clock, account,
                              known=pre.known,
                              aggregator=PrecomputedAggregator(pre, signal_ms[symbol]))
-            _feed_samples_up_front(engine, parts.market, arrays[symbol], first_trade[symbol],
-                                   start)
+            _feed_samples_up_front(engine, parts, arrays[symbol], first_trade[symbol], start)
             runners.append(FastRunner(engine, pre, first_trade[symbol],
                                       parts.market.base_interval_ms, clock, recorder))
             engines.append(engine)
@@ -143,15 +145,34 @@ def _engine(settings: Settings, symbol: str, parts: SymbolInputs, gate: Gate,
                   **fast)
 
 
-def _feed_samples_up_front(engine: Engine, market: MarketData, arrays: dict, first_trade: int,
-                           start_ms: int) -> None:
+def _feed_samples_up_front(engine: Engine, parts: SymbolInputs, arrays: dict,
+                           first_trade: int, start_ms: int) -> None:
     """The fast path: every sample up to the last candle's close goes in up front, as the
     every-candle path would deliver them: the book never shows one later than the clock."""
-    ts = arrays["ts_open_ms"]
+    market, ts = parts.market, arrays["ts_open_ms"]
     last_close_ms = (int(ts[-1]) + market.base_interval_ms if len(ts) > first_trade
                      else start_ms)
     _feed_oi(engine, _oi_rows(market), 0, last_close_ms)
     _feed_funding(engine, _funding_rows(market), 0, last_close_ms)
+    _feed_liquidations(engine, _liquidation_events(engine, parts), 0, last_close_ms)
+
+
+def _liquidation_events(engine: Engine, parts: SymbolInputs) -> tuple:
+    """The recorded liquidations, after telling the engine which spans their files cover (a
+    book answers only up to its clock, so the spans may go in first)."""
+    records = parts.liquidations
+    if records is None:
+        return ()
+    for start_ms, end_ms in records.spans:
+        engine.on_liquidation_coverage(start_ms, end_ms)
+    return records.events
+
+
+def _feed_liquidations(engine: Engine, events: tuple, i: int, until_ms: int) -> int:
+    while i < len(events) and events[i].ts_ms <= until_ms:
+        engine.on_liquidation(events[i])
+        i += 1
+    return i
 
 
 def _facts(inputs: Mapping[str, SymbolInputs], arrays: Mapping[str, dict],
@@ -220,11 +241,13 @@ def _run_every_candle(portfolio: Portfolio, inputs: Mapping[str, SymbolInputs],
         a, first = arrays[symbol], first_trade[symbol]
         engine.warm_up([_candle(a, i, interval) for i in range(first)])
         feed = _SymbolFeed(engine, a, interval, _oi_rows(parts.market),
-                           _funding_rows(parts.market), first, order)
+                           _funding_rows(parts.market), first, order,
+                           _liquidation_events(engine, parts))
         now = clock.now_ms()
         # Samples published before the traded span are history the engine may look up.
         feed.oi_i = _feed_oi(engine, feed.oi_rows, 0, now)
         feed.fund_i = _feed_funding(engine, feed.funding, 0, now)
+        feed.liq_i = _feed_liquidations(engine, feed.liquidations, 0, now)
         feeds.append(feed)
     queue = [(feed.next_close_ms(), feed.order) for feed in feeds if not feed.done()]
     heapq.heapify(queue)
@@ -249,8 +272,10 @@ class _SymbolFeed:
     funding: list
     i: int
     order: int
+    liquidations: tuple = ()
     oi_i: int = 0
     fund_i: int = 0
+    liq_i: int = 0
 
     def done(self) -> bool:
         return self.i >= len(self.arrays["ts_open_ms"])
@@ -265,6 +290,7 @@ class _SymbolFeed:
             clock.advance_to(max(clock.now_ms(), oi_rows[self.oi_i][0]))
             self.oi_i = _feed_oi(engine, oi_rows, self.oi_i, oi_rows[self.oi_i][0])
         self.fund_i = _feed_funding(engine, self.funding, self.fund_i, close_ms)
+        self.liq_i = _feed_liquidations(engine, self.liquidations, self.liq_i, close_ms)
         clock.advance_to(close_ms)
         engine.on_base_candle(_candle(self.arrays, self.i, self.interval_ms))
         self.i += 1

@@ -140,13 +140,17 @@ def warm_up_engine(engine: Engine, warm_up: WarmUp, signal_interval_ms: int) -> 
 class TradingSession:
     """`engine`: an Engine or a Portfolio (events go to their symbol's engine).
     `stop_when` (e.g. "the kill-switch file exists") is asked after every event; when it
-    says yes the session stops at once, with `stopped_early` set."""
+    says yes the session stops at once, with `stopped_early` set. `streams_liquidations`:
+    the feed carries the venue's liquidations (a live stream, not a replay of data that has
+    none), so from its first event on a window without any is a quiet market, not unknown."""
 
     def __init__(self, engine: Trader, feed: MarketFeed, advance_clock: ClockAdvance,
                  observer: SessionObserver | None = None,
                  stop_when: Callable[[], bool] | None = None,
-                 interrupted: Callable[[], bool] | None = None) -> None:
+                 interrupted: Callable[[], bool] | None = None,
+                 streams_liquidations: bool = False) -> None:
         self.engine = engine
+        self.streams_liquidations = streams_liquidations
         self.feed = feed
         self.advance_clock = advance_clock
         self.observer = observer
@@ -192,8 +196,10 @@ class TradingSession:
     def handle(self, event: FeedEvent) -> None:
         ts_ms = event_time_ms(event)
         self.advance_clock(ts_ms)
-        self.last_event_ms = ts_ms
         engine = self.engine
+        if self.last_event_ms is None and self.streams_liquidations:  # from the first event
+            engine.on_liquidation_coverage(ts_ms, None)  # on; before it: unknown, not "none"
+        self.last_event_ms = ts_ms
         if isinstance(event, Candle):
             self.candles += 1
             engine.on_base_candle(event)

@@ -13,6 +13,7 @@ from typing import Any
 from cryptobot.engine.recorder import OrderEvent, RunInfo
 from cryptobot.model import (
     Candle,
+    EvidenceItem,
     Fill,
     GateAction,
     GateDecision,
@@ -80,6 +81,7 @@ def signal(row: Any) -> Signal:
         metrics=dict(row.metrics_json),
         setup_events=tuple(SetupEvent(int(ts), str(kind), float(price))
                            for ts, kind, price in row.setup_events_json),
+        evidence=tuple(EvidenceItem.from_dict(item) for item in row.evidence_json or ()),
     )
 
 

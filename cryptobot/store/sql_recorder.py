@@ -171,6 +171,7 @@ class SqlRecorder:
                     [e.ts_ms, e.kind, json_safe(e.price)] for e in signal.setup_events
                 ],
                 "gate_seq": gate_seq,
+                "evidence_json": [item.as_dict() for item in signal.evidence],
             },
         )
         self._after_event()

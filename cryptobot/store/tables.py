@@ -98,6 +98,8 @@ class SignalRow(Base):
     metrics_json: Mapped[dict[str, Any]] = mapped_column(JSON)
     setup_events_json: Mapped[list[Any]] = mapped_column(JSON)  # [[ts_ms, kind, price], ...]
     gate_seq: Mapped[int | None] = mapped_column(Integer)  # the decision that judged it
+    # [{"name", "value", "holds", "detail"}, ...]: the rebound's evidence (NULL: stored before)
+    evidence_json: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class OrderRow(Base):

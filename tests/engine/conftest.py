@@ -19,6 +19,7 @@ from cryptobot.strategy import Enter, Params, Strategy, StrategyContext
 T0_MS = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 BASE_MS = 300_000  # 5m
 REPO = Path(__file__).resolve().parents[2]
+CASCADE_MS = 1_733_430_600_000  # 2024-12-05 20:30 UTC
 
 
 def settings_with(params: dict | None = None, **sections) -> Settings:
@@ -48,6 +49,17 @@ class ScriptedEntries(Strategy):
         if index in self.entry_at:
             return [Enter(f"TEST-{index}", ctx.candle.ts_open_ms, self.stop_price, {}, ())]
         return []
+
+
+class EnterAtTheCascade(Strategy):
+    """SYNTHETIC decision on real data: enters at the close of the 15m candle of 2024-12-05
+    20:30 UTC (liquidations 18x those of the same window the day before), stop 1% below."""
+
+    def on_candle(self, ctx: StrategyContext):
+        candle = ctx.candle
+        if candle.ts_open_ms != CASCADE_MS:
+            return []
+        return [Enter("CASCADE", candle.ts_open_ms, candle.close * 0.99, {}, ())]
 
 
 class ScriptedEntry(ScriptedEntries):

@@ -1,0 +1,130 @@
+"""Recorded liquidations for backtests: Binance USD-M forceOrder stream records as CSV.
+
+The layout is a recorder's dump of the `<symbol>@forceOrder` stream with a header (`Symbol,Side,
+Order Type,Time in Force,Quantity,Price,Average Price,Order Status,Last Filled Quantity,Filled
+Quantity,Event Time (...),Trade Time (...)`), times with their UTC offset. Each record becomes a
+`Liquidation` at its trade time, priced at its average fill price for its filled quantity (as
+the stream parser reads `ap` and `z`). Rows of another layout appended to such a file are not
+read, and counted.
+
+A file cannot tell a quiet market from a recorder that stopped: it vouches for the spans between
+its records, cut wherever two records are further apart than `gap_ms`. Outside those spans the
+liquidations are unknown, never "none". Note that the stream itself sends at most one forced
+order per symbol per second (Binance's snapshot rule): the notional is a floor, alike in the
+spike window and in the days it is compared with.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptobot.clock import datetime_to_ms, iso_utc
+from cryptobot.errors import DataError
+from cryptobot.exchange.symbols import market_id
+from cryptobot.model import Liquidation
+
+FORCE_ORDER_COLUMNS = ("Symbol", "Side", "Order Type", "Time in Force", "Quantity", "Price",
+                       "Average Price", "Order Status", "Last Filled Quantity", "Filled Quantity")
+
+
+@dataclass(frozen=True)
+class LiquidationRecords:
+    """One market's recorded liquidations and the spans [start, end) their files vouch for."""
+
+    symbol: str
+    events: tuple[Liquidation, ...]
+    spans: tuple[tuple[int, int], ...]
+    sources: tuple[str, ...]
+    other_rows: int = 0  # rows of another layout in those files, not read
+
+    def describe(self) -> str:
+        if not self.events:
+            return f"{self.symbol} liquidations: none recorded"
+        spans = ", ".join(f"{iso_utc(a)[:16]} .. {iso_utc(b)[:16]}" for a, b in self.spans)
+        other = f"; {self.other_rows} rows of another layout not read" if self.other_rows else ""
+        return (f"{len(self.events)} liquidations ({', '.join(self.sources)}), covering "
+                f"{spans}{other}")
+
+
+def is_force_order_file(path: Path) -> bool:
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            header = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    return tuple(header[:len(FORCE_ORDER_COLUMNS)]) == FORCE_ORDER_COLUMNS and len(header) == 12
+
+
+def load_liquidations(folder: str | Path, symbol: str, gap_ms: int) -> LiquidationRecords | None:
+    """The forceOrder records of `symbol` in a folder's CSV files; None if the folder holds
+    none of them (a missing folder holds none)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    files = sorted(p for p in folder.glob("*.csv") if is_force_order_file(p))
+    read = [read_force_orders(p, symbol) for p in files]
+    read = [(p.name, events, other) for p, (events, other) in zip(files, read, strict=True)
+            if events]
+    if not read:
+        return None
+    events = sorted((e for _, found, _ in read for e in found), key=lambda e: e.ts_ms)
+    spans = _merge([span for _, found, _ in read for span in covered_spans(found, gap_ms)])
+    return LiquidationRecords(symbol, tuple(events), tuple(spans),
+                              tuple(name for name, _, _ in read), sum(o for *_, o in read))
+
+
+def read_force_orders(path: Path, symbol: str) -> tuple[list[Liquidation], int]:
+    """(the liquidations of `symbol` in time order, rows of another layout)."""
+    market = market_id(symbol)
+    events: list[Liquidation] = []
+    other = 0
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = csv.reader(handle)
+        next(rows, None)
+        for line, row in enumerate(rows, start=2):
+            if len(row) != 12:
+                other += 1
+                continue
+            if row[0] != market:
+                continue
+            events.append(_liquidation(row, symbol, f"{path}:{line}"))
+    events.sort(key=lambda e: e.ts_ms)
+    return events, other
+
+
+def _liquidation(row: list[str], symbol: str, where: str) -> Liquidation:
+    try:
+        side = row[1].lower()
+        if side not in ("buy", "sell"):
+            raise ValueError(f"side {row[1]!r}")
+        moment = datetime.fromisoformat(row[11])
+        if moment.tzinfo is None:
+            raise ValueError(f"trade time {row[11]!r} has no UTC offset")
+        return Liquidation(datetime_to_ms(moment), side, float(row[6] or row[5]),
+                           float(row[9] or row[4]), symbol)
+    except ValueError as exc:
+        raise DataError(f"{where}: not a forceOrder record: {exc}") from None
+
+
+def covered_spans(events: list[Liquidation], gap_ms: int) -> list[tuple[int, int]]:
+    """[first, last] of each run of records no further apart than `gap_ms`."""
+    spans: list[tuple[int, int]] = []
+    for event in events:
+        if spans and event.ts_ms - spans[-1][1] <= gap_ms:
+            spans[-1] = (spans[-1][0], event.ts_ms + 1)
+        else:
+            spans.append((event.ts_ms, event.ts_ms + 1))
+    return spans
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged

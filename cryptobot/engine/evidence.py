@@ -1,0 +1,146 @@
+"""The rebound's evidence per signal: the seed's signs that a cascade has run its course.
+
+Measured by the engine for every signal that got as far as a spike (entered or rejected), with
+what was published by the decision, and stored with it:
+
+- open_interest: the strategy's own rule (`oi_change_pct` in its metrics, against its
+  `oi_drop_pct` when it declares one, else any fall). The strategy requires it, not this module.
+- liquidations: USDT liquidated (forced orders, both sides) in the spike candle's window against
+  the median of the same window on each of the `liquidation_median_days` days before.
+- funding_flushed: the last funding rate published by the decision is at or under
+  `funding_flushed_rate` (a short's mirror: at or over its negative).
+- credit_holding, repo_calm: the macro gate's own readings (`GateDecision.inputs`).
+
+Missing data is "unknown" (holds None), never "no": a window outside the liquidation source's
+coverage, a median with a day not covered, no recent funding rate, a gate without the reading.
+`[evidence] required_beyond_oi` items other than open interest must hold for an entry; unknown
+ones do not count as holding.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from cryptobot.clock import DAY_MS, HOUR_MS, iso_utc
+from cryptobot.config import EvidenceSettings
+from cryptobot.engine.liquidations import LiquidationBook
+from cryptobot.model import EvidenceItem, FundingRate, GateDecision, PositionSide
+from cryptobot.strategy.api import FundingView
+
+OPEN_INTEREST = "open_interest"
+LIQUIDATIONS = "liquidations"
+FUNDING_FLUSHED = "funding_flushed"
+CREDIT_HOLDING = "credit_holding"
+REPO_CALM = "repo_calm"
+ITEM_NAMES = (OPEN_INTEREST, LIQUIDATIONS, FUNDING_FLUSHED, CREDIT_HOLDING, REPO_CALM)
+
+# How a refusal names an item that does not hold: (what, when it is "no").
+_PHRASES = {LIQUIDATIONS: ("liquidations", "not elevated"), FUNDING_FLUSHED: ("funding",
+            "not flushed"), CREDIT_HOLDING: ("credit", "not holding"),
+            REPO_CALM: ("funding markets", "not calm"), OPEN_INTEREST: ("open interest",
+                                                                         "did not fall")}
+
+
+@dataclass(frozen=True)
+class SpikeWindow:
+    """The signal being judged: its spike candle's window and direction, and when it is decided."""
+
+    spike_ms: int
+    window_ms: int
+    side: PositionSide
+    decided_ms: int
+
+
+def measure_evidence(settings: EvidenceSettings, spike: SpikeWindow,
+                     metrics: Mapping[str, float | None], oi_drop_pct: float,
+                     liquidations: LiquidationBook, funding: FundingView,
+                     gate: GateDecision) -> tuple[EvidenceItem, ...]:
+    return (open_interest_item(metrics.get("oi_change_pct"), oi_drop_pct),
+            liquidation_item(settings, spike, liquidations),
+            funding_item(settings, spike, funding.last_at_or_before(spike.decided_ms)),
+            gate_item(CREDIT_HOLDING, gate, "HYG (or the high-yield spread) above its recent "
+                      "low"),
+            gate_item(REPO_CALM, gate, "repo stress (SOFR - IORB) within its range"))
+
+
+def evidence_refusal(items: Sequence[EvidenceItem], required: int) -> str | None:
+    """Why an entry is refused for want of evidence beyond open interest, or None."""
+    beyond = [item for item in items if item.name != OPEN_INTEREST]
+    holding = sum(item.holds is True for item in beyond)
+    if required <= 0 or holding >= required:
+        return None
+    missing = ", ".join(_missing(item) for item in beyond if item.holds is not True)
+    return f"evidence {holding} of {required} required beyond open interest: {missing}"
+
+
+def _missing(item: EvidenceItem) -> str:
+    what, no = _PHRASES.get(item.name, (item.name, "does not hold"))
+    return f"{what} {'unknown' if item.holds is None else no} ({item.detail})"
+
+
+def open_interest_item(change_pct: float | None, drop_pct: float) -> EvidenceItem:
+    if change_pct is None:
+        return EvidenceItem(OPEN_INTEREST, None, None, "no open-interest data")
+    return EvidenceItem(OPEN_INTEREST, change_pct, change_pct <= -drop_pct,
+                        f"{change_pct:+.2f}% through the spike, needs <= -{drop_pct:g}%")
+
+
+def liquidation_item(settings: EvidenceSettings, spike: SpikeWindow,
+                     book: LiquidationBook) -> EvidenceItem:
+    start, end = spike.spike_ms, spike.spike_ms + spike.window_ms
+    window = f"{iso_utc(start)[11:16]}-{iso_utc(end)[11:16]}"
+    notional = book.notional_between(start, end)
+    if notional is None:
+        return EvidenceItem(LIQUIDATIONS, None, None,
+                            f"no liquidation data covers the spike window {window}")
+    days = settings.liquidation_median_days
+    before = [book.notional_between(start - d * DAY_MS, end - d * DAY_MS)
+              for d in range(1, days + 1)]
+    known = [value for value in before if value is not None]
+    if len(known) < days:
+        return EvidenceItem(LIQUIDATIONS, None, None,
+                            f"{_usd(notional)} in the spike window {window}, no median yet: data "
+                            f"covers it on {len(known)} of the {days} days before")
+    median = statistics.median(known)
+    if median <= 0:
+        return EvidenceItem(LIQUIDATIONS, None, notional > 0,
+                            f"{_usd(notional)} in the spike window, none in it on the {days} "
+                            "days before")
+    ratio = notional / median
+    return EvidenceItem(LIQUIDATIONS, ratio, ratio >= settings.liquidation_ratio,
+                        f"{_usd(notional)} in the spike window {window}, {ratio:.1f}x the "
+                        f"{days}-day median {_usd(median)}, needs {settings.liquidation_ratio:g}x")
+
+
+def funding_item(settings: EvidenceSettings, spike: SpikeWindow,
+                 rate: FundingRate | None) -> EvidenceItem:
+    if rate is None:
+        return EvidenceItem(FUNDING_FLUSHED, None, None, "no funding rate published yet")
+    age_h = (spike.decided_ms - rate.ts_ms) / HOUR_MS
+    if age_h > settings.funding_max_age_hours:
+        return EvidenceItem(FUNDING_FLUSHED, rate.rate, None,
+                            f"the last funding rate is {age_h:.0f}h old, max "
+                            f"{settings.funding_max_age_hours:g}h")
+    limit = settings.funding_flushed_rate
+    if spike.side is PositionSide.LONG:
+        holds, needs = rate.rate <= limit, f"<= {limit * 100:+.4f}%"
+    else:
+        holds, needs = rate.rate >= -limit, f">= {-limit * 100:+.4f}%"
+    return EvidenceItem(FUNDING_FLUSHED, rate.rate, holds,
+                        f"last rate {rate.rate * 100:+.4f}% at {iso_utc(rate.ts_ms)[:16]}, "
+                        f"flushed at {needs}")
+
+
+def gate_item(name: str, gate: GateDecision, meaning: str) -> EvidenceItem:
+    reading = gate.inputs.get(name)
+    if not isinstance(reading, bool):
+        return EvidenceItem(name, None, None, "the gate gives no reading")
+    return EvidenceItem(name, None, reading, f"macro gate: {meaning}: {'yes' if reading else 'no'}")
+
+
+def _usd(notional: float) -> str:
+    if notional >= 1e6:
+        return f"${notional / 1e6:.2f}M"
+    return f"${notional / 1e3:.1f}k"

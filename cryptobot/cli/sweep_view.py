@@ -51,6 +51,10 @@ def print_results(console: Console, info: SweepInfo, results: list[SweepResult],
     table = Table(title=f"sweep {info.sweep_id} ({info.status}) {', '.join(info.symbols)} "
                         f"{span}" + (f", sorted by {sort}" if sort else ""))
     table.add_column("#", justify="right")
+    phases = info.walk_forward is not None
+    if phases:
+        table.add_column("window")
+        table.add_column("phase")
     for key_name in keys:
         table.add_column(key_name.removeprefix("strategy.params."))
     for metric in METRICS:
@@ -58,8 +62,9 @@ def print_results(console: Console, info: SweepInfo, results: list[SweepResult],
     for result in results:
         figures = ([_value((result.summary or {}).get(m)) for m in METRICS]
                    if result.error is None else [f"error: {result.error}"] + [""] * 5)
-        table.add_row(str(result.combination), *[_value(result.params.get(k)) for k in keys],
-                      *figures)
+        where = [str(result.window), result.phase or ""] if phases else []
+        table.add_row(str(result.combination), *where,
+                      *[_value(result.params.get(k)) for k in keys], *figures)
     console.print(table)
 
 

@@ -155,7 +155,11 @@ def read_sweep(url: str, sweep_id: int) -> tuple[SweepInfo, list[SweepResult]]:
                                  "lists them)")
             results = session.scalars(select(SweepResultRow).where(
                 SweepResultRow.sweep_id == sweep_id).order_by(SweepResultRow.seq)).all()
-            return _info(row), [_result(r) for r in results]
+            # In the grid's order (they were stored as they arrived): window by window,
+            # training before test.
+            ordered = sorted(results, key=lambda r: (r.window if r.window is not None else -1,
+                                                     r.phase == "test", r.combination))
+            return _info(row), [_result(r) for r in ordered]
     except SQLAlchemyError as exc:
         raise StoreError(f"{masked_url(url)}: cannot read sweep {sweep_id}: "
                          f"{str(exc).splitlines()[0]}") from None

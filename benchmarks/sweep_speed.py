@@ -88,7 +88,7 @@ def main() -> None:
     print(f"{len(tasks)} combinations, {DATA.name}, {CONFIG.name}, best of {args.rounds}")
     print(f"{'workers':>8}{'cluster start s':>17}{'best sweep s':>14}{'combinations/s':>16}"
           f"{'median task s':>15}")
-    rates, task_s = {}, []
+    rates, task_s = {}, {}
     with tempfile.TemporaryDirectory() as folder:
         for workers in (int(w) for w in args.workers.split(",")):
             started = time.perf_counter()
@@ -98,16 +98,18 @@ def main() -> None:
                           for _ in range(args.rounds)]
             best, results = min(rounds, key=lambda r: r[0])
             rates[workers] = len(tasks) / best
-            task_s = [r.elapsed_s for r in results]
+            task_s[workers] = statistics.median(r.elapsed_s for r in results)
             print(f"{workers:>8}{start_s:>17.2f}{best:>14.2f}{rates[workers]:>16.2f}"
-                  f"{statistics.median(task_s):>15.3f}")
+                  f"{task_s[workers]:>15.3f}")
     if 1 in rates and 2 in rates:
         print(f"2 workers / 1 worker: {rates[2] / rates[1]:.2f}x (goal: at least 1.5x)")
-    inside = min(r.elapsed_s for r in results if r.combination == 0)
+    workers = min(task_s)
     in_process, command = plain_backtest_s(pack, combinations[0], args.rounds)
-    print(f"one backtest (combination 0): inside the sweep {inside:.3f}s on its worker; plain "
-          f"in this process {in_process:.3f}s; `cryptobot backtest --json` {command:.3f}s "
-          "(loading and store writes included)")
+    print(f"one backtest: inside the sweep {task_s[workers]:.3f}s (median task on its worker, "
+          f"{workers} worker{'s' if workers > 1 else ''}); {len(tasks) / rates[workers]:.3f}s "
+          f"per combination end to end; plain in this process {in_process:.3f}s (combination "
+          f"0, best of {args.rounds}); `cryptobot backtest --json` {command:.3f}s (its "
+          "elapsed_s: loading and store writes included)")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from cryptobot.store.sweeps import SweepInfo, SweepWriter  # noqa: E402
 from cryptobot.sweep.cluster import dask_client  # noqa: E402
 from cryptobot.sweep.grid import Grid, settings_for_grid  # noqa: E402
 from cryptobot.sweep.job import Span, run_combination  # noqa: E402
-from cryptobot.sweep.runner import Task, load_pack, run_tasks  # noqa: E402
+from cryptobot.sweep.runner import SweepPlan, load_pack, run_tasks  # noqa: E402
 
 DATA = ROOT / "data" / "btc_5m_2023-11_2024-12"
 CONFIG = ROOT / "config" / "crosscheck.toml"
@@ -81,10 +81,10 @@ def main() -> None:
     args = parser.parse_args()
     base = load_settings(CONFIG)
     combinations = settings_for_grid(base, GRID, "benchmark grid")
-    tasks = [Task(i, p, s, Span(None, None))
-             for i, (p, s) in enumerate(zip(GRID.combinations(), combinations, strict=True))]
-    pack = load_pack(combinations, DATA, Span(None, None), False,
-                     base.feed.warmup_days * 86_400_000)
+    warmup_ms = base.feed.warmup_days * 86_400_000
+    pack = load_pack(combinations, DATA, Span(None, None), False, warmup_ms)
+    tasks = SweepPlan(GRID.combinations(), combinations, pack, Span(None, None), (0, 0),
+                      warmup_ms, detail=False).tasks()
     print(f"{len(tasks)} combinations, {DATA.name}, {CONFIG.name}, best of {args.rounds}")
     print(f"{'workers':>8}{'cluster start s':>17}{'best sweep s':>14}{'combinations/s':>16}"
           f"{'median task s':>15}")

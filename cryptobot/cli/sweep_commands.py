@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,78 +53,88 @@ def sweep(
     from cryptobot.config import load_settings
     from cryptobot.store import masked_url
     from cryptobot.store.sweeps import SweepInfo, SweepWriter
-    from cryptobot.sweep.cluster import dask_client
+    from cryptobot.sweep.cluster import check_workers
     from cryptobot.sweep.grid import read_grid, settings_for_grid
     from cryptobot.sweep.job import Span
     from cryptobot.sweep.metrics import check_metric
-    from cryptobot.sweep.runner import Task, load_pack
+    from cryptobot.sweep.runner import SweepPlan, load_pack
     from cryptobot.sweep.windows import parse_walk_forward
 
     settings = with_symbols(load_settings(config), symbol)
     the_grid = read_grid(grid)
     combinations = settings_for_grid(settings, the_grid, str(grid))  # all checked, or exit 2
-    params = the_grid.combinations()
-    start_ms, end_ms = trading_span(start, end)
-    windows = parse_walk_forward(walk_forward) if walk_forward else None
+    asked = Span(*trading_span(start, end))
+    walk = parse_walk_forward(walk_forward) if walk_forward else None
     check_metric(metric, "--metric")
-    if scheduler is None and workers < 1:
-        from cryptobot.errors import ConfigError
-
-        raise ConfigError(f"--workers {workers}: expected at least 1")
+    if scheduler is None:
+        check_workers(workers)
     warmup_ms = settings.feed.warmup_days * DAY_MS
-    pack = load_pack(combinations, data, Span(start_ms, end_ms), allow_gaps, warmup_ms)
-    span = _traded_span(settings, pack, start_ms, end_ms)
+    pack = load_pack(combinations, data, asked, allow_gaps, warmup_ms)
+    plan = SweepPlan(the_grid.combinations(), combinations, pack, asked,
+                     _traded_span(settings, pack, asked), warmup_ms, signals)
     db_url = store_url(settings, db)
     where = scheduler or f"local, {workers} worker process{'es' if workers > 1 else ''}"
-    info = SweepInfo(the_grid.as_json(), the_grid.seed, where, str(config),
-                     "; ".join(f"{data} ({', '.join(m.sources)})" for m in pack.markets.values()),
-                     settings.market.symbols, *span, walk_forward,
-                     metric if walk_forward else None)
-    writer = SweepWriter(db_url, info, LiveClock())
-    if windows is None:
-        tasks = [Task(i, p, s, Span(start_ms, end_ms))
-                 for i, (p, s) in enumerate(zip(params, combinations, strict=True))]
-    else:
-        tasks = []  # the walk-forward makes its own, window by window
-    try:
-        with dask_client(workers, scheduler) as client, _progress(as_json) as bar:
-            outcome = _run(client, pack, tasks, writer, bar, signals, windows, params,
-                           combinations, span, warmup_ms, metric)
-    except KeyboardInterrupt:
-        writer.finish("interrupted")
-        raise
-    writer.finish("finished")
-    writer.close()
+    writer = SweepWriter(db_url, SweepInfo(
+        the_grid.as_json(), the_grid.seed, where, str(config),
+        "; ".join(f"{data} ({', '.join(m.sources)})" for m in pack.markets.values()),
+        settings.market.symbols, *plan.traded, walk_forward, metric if walk else None),
+        LiveClock())
+    with _finishing(writer):
+        outcome = _run(plan, walk, metric, workers, scheduler, writer, as_json)
     if as_json:
         sys.stdout.write(json.dumps(outcome, allow_nan=False) + "\n")
         return
     _print_outcome(outcome, db_url, writer.sweep_id, masked_url)
 
 
-def _run(client, pack, tasks, writer, bar, detail, windows, params, combinations, span,
-         warmup_ms, metric) -> dict:
+@contextmanager
+def _finishing(writer) -> Iterator[None]:
+    """The sweep's status when the block ends: finished, interrupted (Ctrl-C: what finished
+    is stored) or failed."""
+    from cryptobot.errors import StoreError
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        writer.finish("interrupted")
+        raise
+    except Exception:
+        with suppress(StoreError):  # the error that ended the sweep is the one to show
+            writer.finish("failed")
+        raise
+    else:
+        writer.finish("finished")
+    finally:
+        writer.close()
+
+
+def _run(plan, walk, metric: str, workers: int, scheduler: str | None, writer,
+         quiet: bool) -> dict:
     from cryptobot.cli.sweep_view import rows_json
+    from cryptobot.sweep.cluster import dask_client
     from cryptobot.sweep.runner import run_tasks
 
-    task_id = bar.add_task("sweep", total=len(tasks) or None)
+    with dask_client(workers, scheduler) as client, _progress(quiet) as bar:
+        task_id = bar.add_task("sweep", total=None if walk else len(plan.params))
 
-    def advance(_result) -> None:
-        bar.advance(task_id)
+        def advance(_result) -> None:
+            bar.advance(task_id)
 
-    if windows is None:
-        return rows_json(writer.sweep_id, run_tasks(client, pack, tasks, writer, detail,
-                                                     advance))
-    from cryptobot.sweep.walk_forward import run_walk_forward
+        if walk is None:
+            return rows_json(writer.sweep_id, run_tasks(client, plan.pack, plan.tasks(), writer,
+                                                         plan.detail, advance))
+        from cryptobot.sweep.walk_forward import run_walk_forward
 
-    return run_walk_forward(client, pack, windows, params, combinations, span, warmup_ms,
-                            metric, writer, detail, advance,
-                            lambda total: bar.update(task_id, total=total))
+        return run_walk_forward(client, plan, walk, metric, writer, advance,
+                                lambda total: bar.update(task_id, total=total))
 
 
-def _traded_span(settings, pack, start_ms, end_ms) -> tuple[int, int]:
+def _traded_span(settings, pack, asked) -> tuple[int, int]:
+    """What the backtests trade of the asked span (as `cryptobot backtest` stores it)."""
     from cryptobot.runners.backtest import traded_span
 
-    spans = [traded_span(settings, m, start_ms, end_ms) for m in pack.markets.values()]
+    spans = [traded_span(settings, m, asked.start_ms, asked.end_ms)
+             for m in pack.markets.values()]
     return min(a for a, _ in spans), max(b for _, b in spans)
 
 

@@ -34,13 +34,17 @@ def dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
         with client:
             yield client
         return
-    if workers < 1:
-        raise ConfigError(f"--workers {workers}: expected at least 1")
+    check_workers(workers)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            dashboard_address=None, silence_logs=logging.ERROR,
                            host="127.0.0.1")
     with cluster, Client(cluster) as client:
         yield client
+
+
+def check_workers(workers: int) -> None:
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: expected at least 1")
 
 
 def run_on_cluster(client: Any, pack: MarketPack, tasks: list[tuple[Settings, Span]],

@@ -31,6 +31,24 @@ class Task:
     phase: str | None = None
 
 
+@dataclass(frozen=True)
+class SweepPlan:
+    """A sweep ready to run: its combinations (parameters and checked settings), the shared
+    data, the span asked for (`asked`) and the span that data trades (`traded`)."""
+
+    params: list[Params]
+    combinations: list[Settings]
+    pack: MarketPack
+    asked: Span
+    traded: tuple[int, int]
+    warmup_ms: int
+    detail: bool  # keep each combination's signals and trades
+
+    def tasks(self) -> list[Task]:
+        return [Task(i, p, s, self.asked)
+                for i, (p, s) in enumerate(zip(self.params, self.combinations, strict=True))]
+
+
 def load_pack(combinations: list[Settings], data: Path, span: Span, allow_gaps: bool,
               warmup_ms: int) -> MarketPack:
     """The market data (with `warmup_ms` before the span, as `cryptobot backtest` loads it),

@@ -14,38 +14,37 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptobot.clock import DAY_MS
-from cryptobot.config import CostSettings, Settings
+from cryptobot.config import CostSettings
 from cryptobot.data.timeframes import timeframe_to_ms
 from cryptobot.store.sweeps import SweepResult, SweepWriter
-from cryptobot.sweep.grid import Params
-from cryptobot.sweep.job import MarketPack, Span
+from cryptobot.sweep.job import Span
 from cryptobot.sweep.metrics import ranking_key
-from cryptobot.sweep.runner import Task, run_tasks
+from cryptobot.sweep.runner import SweepPlan, Task, run_tasks
 from cryptobot.sweep.windows import WalkForward, Window, windows_over
 
 STITCHED_KEYS = ("trades", "total_pnl_usdt", "closed_at_window_end")
 
 
-def run_walk_forward(client: Any, pack: MarketPack, plan: WalkForward, params: list[Params],
-                     combinations: list[Settings], span: tuple[int, int], warmup_ms: int,
-                     metric: str, writer: SweepWriter, detail: bool,
-                     advance: Callable[[SweepResult], None],
+def run_walk_forward(client: Any, plan: SweepPlan, walk: WalkForward, metric: str,
+                     writer: SweepWriter, advance: Callable[[SweepResult], None],
                      set_total: Callable[[int], None]) -> dict[str, Any]:
     """Train every combination on every window, then test each window's best; all stored."""
+    combinations, warmup_ms = plan.combinations, plan.warmup_ms
     align_ms = timeframe_to_ms(combinations[0].market.signal_timeframe)
-    windows = windows_over(plan, span[0], span[1], align_ms)
-    train = [Task(i, p, s, Span(*w.train, warmup_ms), w.index, "train")
-             for w in windows for i, (p, s) in enumerate(zip(params, combinations, strict=True))]
+    windows = windows_over(walk, *plan.traded, align_ms)
+    train = [Task(t.combination, t.params, t.settings, Span(*w.train, warmup_ms), w.index,
+                  "train") for w in windows for t in plan.tasks()]
     set_total(len(train) + len(windows))
-    trained = run_tasks(client, pack, train, writer, detail, advance)
+    trained = run_tasks(client, plan.pack, train, writer, plan.detail, advance)
     chosen = {w.index: _best(trained, w.index, metric) for w in windows}
     tests = [Task(best.combination, best.params, combinations[best.combination],
                   Span(*w.test, warmup_ms), w.index, "test")
              for w in windows if (best := chosen[w.index]) is not None]
-    tested = {r.window: r for r in run_tasks(client, pack, tests, writer, detail, advance)}
+    tested = {r.window: r
+              for r in run_tasks(client, plan.pack, tests, writer, plan.detail, advance)}
     costs = combinations[0].costs
     rows = [_window_row(w, chosen[w.index], tested.get(w.index), costs) for w in windows]
-    return {"sweep_id": writer.sweep_id, "walk_forward": plan.text, "metric": metric,
+    return {"sweep_id": writer.sweep_id, "walk_forward": walk.text, "metric": metric,
             "windows": rows, "stitched": stitch(rows)}
 
 

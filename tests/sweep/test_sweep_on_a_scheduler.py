@@ -48,13 +48,9 @@ def scheduler(tmp_path_factory):
             client.wait_for_workers(1, timeout=60)
         yield address
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        for process in reversed(processes):  # nothing of theirs outlives the test's folder
+            process.kill()
+            process.wait(timeout=30)
 
 
 def _sweep(run_cli, *args: str) -> dict:

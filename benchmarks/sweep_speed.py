@@ -106,7 +106,7 @@ def main() -> None:
     workers = min(task_s)
     in_process, command = plain_backtest_s(pack, combinations[0], args.rounds)
     print(f"one backtest: inside the sweep {task_s[workers]:.3f}s (median task on its worker, "
-          f"{workers} worker{'s' if workers > 1 else ''}); {len(tasks) / rates[workers]:.3f}s "
+          f"{workers} worker{'s' if workers > 1 else ''}); {1 / rates[workers]:.3f}s "
           f"per combination end to end; plain in this process {in_process:.3f}s (combination "
           f"0, best of {args.rounds}); `cryptobot backtest --json` {command:.3f}s (its "
           "elapsed_s: loading and store writes included)")

@@ -53,7 +53,7 @@ def sweep(
     from cryptobot.config import load_settings
     from cryptobot.store import masked_url
     from cryptobot.store.sweeps import SweepInfo, SweepWriter
-    from cryptobot.sweep.cluster import check_workers
+    from cryptobot.sweep.cluster import check_workers, dask_client
     from cryptobot.sweep.grid import read_grid, settings_for_grid
     from cryptobot.sweep.job import Span
     from cryptobot.sweep.metrics import check_metric
@@ -74,13 +74,14 @@ def sweep(
                      _traded_span(settings, pack, asked), warmup_ms, signals)
     db_url = store_url(settings, db)
     where = scheduler or f"local, {workers} worker process{'es' if workers > 1 else ''}"
-    writer = SweepWriter(db_url, SweepInfo(
-        the_grid.as_json(), the_grid.seed, where, str(config),
-        "; ".join(f"{data} ({', '.join(m.sources)})" for m in pack.markets.values()),
-        settings.market.symbols, *plan.traded, walk_forward, metric if walk else None),
-        LiveClock())
-    with _finishing(writer):
-        outcome = _run(plan, walk, metric, workers, scheduler, writer, as_json)
+    info = SweepInfo(the_grid.as_json(), the_grid.seed, where, str(config),
+                     "; ".join(f"{data} ({', '.join(m.sources)})" for m in pack.markets.values()),
+                     settings.market.symbols, *plan.traded, walk_forward,
+                     metric if walk else None)
+    with dask_client(workers, scheduler) as client:  # a cluster out of reach stores nothing
+        writer = SweepWriter(db_url, info, LiveClock())
+        with _finishing(writer):
+            outcome = _run(client, plan, walk, metric, writer, as_json)
     if as_json:
         sys.stdout.write(json.dumps(outcome, allow_nan=False) + "\n")
         return
@@ -108,13 +109,11 @@ def _finishing(writer) -> Iterator[None]:
         writer.close()
 
 
-def _run(plan, walk, metric: str, workers: int, scheduler: str | None, writer,
-         quiet: bool) -> dict:
+def _run(client, plan, walk, metric: str, writer, quiet: bool) -> dict:
     from cryptobot.cli.sweep_view import rows_json
-    from cryptobot.sweep.cluster import dask_client
     from cryptobot.sweep.runner import run_tasks
 
-    with dask_client(workers, scheduler) as client, _progress(quiet) as bar:
+    with _progress(quiet) as bar:
         task_id = bar.add_task("sweep", total=None if walk else len(plan.params))
 
         def advance(_result) -> None:

@@ -41,6 +41,8 @@ COMMAND_MODULES = {
     "data": "data_commands",
     "db": "db_commands",
     "macro": "macro_command",
+    "sweep": "sweep_commands",
+    "sweeps": "sweep_commands",
 }
 
 

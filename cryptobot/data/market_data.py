@@ -3,6 +3,7 @@ plain folder (of one market or several)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,3 +262,13 @@ def _cut(frame: pd.DataFrame, column: str, start_ms: int | None, end_ms: int | N
     if keep_one_before and start_ms is not None:
         lo = max(int(np.searchsorted(ts, start_ms, side="right")) - 1, 0)
     return frame.iloc[lo:max(lo, hi)].reset_index(drop=True)
+
+
+def cut_to_span(market: MarketData, start_ms: int, end_ms: int | None) -> MarketData:
+    """`market` cut as `load_market_data` cuts a span: candles opening in [start_ms, end_ms),
+    OI and funding from the sample in force at `start_ms` (walk-forward windows share one
+    loaded market)."""
+    return dataclasses.replace(
+        market, candles=_cut(market.candles, "ts_open_ms", start_ms, end_ms, False),
+        open_interest=_cut(market.open_interest, "ts_ms", start_ms, end_ms, True),
+        funding=_cut(market.funding, "ts_ms", start_ms, end_ms, True))

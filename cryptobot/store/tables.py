@@ -268,3 +268,47 @@ class LivePositionRow(Base):
     close_reason: Mapped[str] = mapped_column(String(500), default="")
     side: Mapped[str] = mapped_column(String(8), default="long",
                                       server_default="long")  # PositionSide: long/short
+
+
+class SweepRow(Base):
+    """A parameter sweep (`cryptobot sweep`): its grid, where it ran, and how it ended
+    (running, finished, interrupted). Its combinations are `sweep_results`."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    grid_json: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"grid": ..., "samples", "seed"}
+    seed: Mapped[int] = mapped_column(Integer)
+    scheduler: Mapped[str] = mapped_column(String(300))  # "local, N workers" or the address
+    config_path: Mapped[str] = mapped_column(String(1000))
+    data_source: Mapped[str] = mapped_column(String(1000))
+    symbols_json: Mapped[list[str]] = mapped_column(JSON)
+    start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    end_ms: Mapped[int | None] = mapped_column(BigInteger)
+    walk_forward: Mapped[str | None] = mapped_column(String(32))  # "90d/30d", or None
+    metric: Mapped[str | None] = mapped_column(String(64))  # the walk-forward's choice
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    finished_ms: Mapped[int | None] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+
+
+class SweepResultRow(Base):
+    """One combination's backtest (of one walk-forward window and phase, when it has one):
+    its parameters by dotted config key, the backtest's summary, or the error that stopped
+    it; signals and trades only when the sweep was asked for them."""
+
+    __tablename__ = "sweep_results"
+
+    sweep_id: Mapped[int] = mapped_column(Integer, ForeignKey("sweeps.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    combination: Mapped[int] = mapped_column(Integer)  # its index in the grid's combinations
+    window: Mapped[int | None] = mapped_column(Integer)  # walk-forward window, from 0
+    phase: Mapped[str | None] = mapped_column(String(8))  # "train" or "test"
+    start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    end_ms: Mapped[int | None] = mapped_column(BigInteger)
+    params_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summary_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(2000))
+    detail_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    elapsed_s: Mapped[float] = mapped_column(Float)

@@ -135,7 +135,7 @@ def test_a_0004_store_upgrades_to_one_symbol_runs_with_tagged_market_data(db_url
     with SqlRecorder(url, clock=LiveClock()) as recorder:  # opening upgrades; records run 3
         sample_run.record_sample_run(recorder)
 
-    assert _revision(url) == head_revision() == "0006"
+    assert _revision(url) == head_revision()
     store = open_store(url)
     assert [run.symbols for run in store.runs()] == [(eth,), (btc,), (btc,)]
     assert store.run_info(1).symbols == (eth,) and store.run_symbols(2) == (btc,)
@@ -185,7 +185,7 @@ def test_0005_downgrades_one_symbol_runs_and_refuses_several(tmp_path, sample_ru
             engine.begin() as connection:
         command.downgrade(_alembic_config(connection), "0004")
     engine.dispose()
-    assert _revision(url) == "0006"
+    assert _revision(url) == head_revision()  # the refused downgrade changed nothing
 
 
 def _alembic_config(connection) -> Config:

@@ -156,7 +156,8 @@ def connect(settings: Settings, keys: ApiKeys, venue: LiveVenue, console: Consol
 
 
 async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
-                           console: Console, db_url: str, heartbeat: bool = True) -> LiveOutcome:
+                           console: Console, db_url: str, heartbeat: bool = True,
+                           verbose: bool = False) -> LiveOutcome:
     """Connect and trade until the stream ends, `until_ms`, Ctrl-C, SIGTERM, SIGHUP or the kill
     switch."""
     from cryptobot.store import SqlRecorder
@@ -180,7 +181,7 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(
             update={"starting_equity_usdt": broker.equity_usdt - away_usdt})})
     stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
-    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat)
+    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat, verbose=verbose)
     symbols = settings.market.symbols
     run = outcome.run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder,
                                    db_url, kill_switch)

@@ -227,15 +227,16 @@ def paper(
                                      "its position, pending setup, daily loss and (a replay) "
                                      "its place in the data. Give the same --config (and "
                                      "--replay) it started with."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Every order event (else a stop's moves are one line "
+                                      "a trade)."),
     run_id: str | None = typer.Argument(None, metavar="RUN_ID",
                                         help="With --resume: the run to go on with (default: "
                                              "the last unfinished paper run)."),
 ) -> None:
     """Paper trading on the live stream, or on stored data replayed as one (--replay).
     SIGTERM and SIGHUP stop it as Ctrl-C does; --resume goes on with an interrupted run."""
-    from rich.console import Console
-
-    from cryptobot.cli.paper_console import ConsoleRecorder
+    from cryptobot.cli.paper_console import ConsoleRecorder, run_console
     from cryptobot.cli.paper_replay import replay_markets
     from cryptobot.cli.run_setup import (
         start_logging,
@@ -261,7 +262,7 @@ def paper(
     resumed = _stored_run(db_url, resume, run_id, settings, replay)
     if resumed is not None and not (start or end):  # it keeps its span
         start_ms, end_ms = resumed.info.start_ms, resumed.info.end_ms
-    console = Console()
+    console = run_console()
     markets = sim_clock = None
     clock: Clock = LiveClock()
     source = f"{settings.market.exchange} live stream"
@@ -275,7 +276,7 @@ def paper(
     stored = (SqlRecorder(db_url, clock=LiveClock()) if resumed is None
               else _continued(db_url, resumed, LiveClock()))
     recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat,
-                               commit_per_event=True)
+                               commit_per_event=True, verbose=verbose)
     run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder, db_url,
                      KillSwitch(settings.risk.kill_switch_file))
     run.engine = _portfolio(run, clock)  # a bad strategy or gate fails here, before the run row

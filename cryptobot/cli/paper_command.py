@@ -248,6 +248,7 @@ def paper(
     from cryptobot.config import load_settings
     from cryptobot.engine.recorder import RunInfo
     from cryptobot.engine.risk import KillSwitch
+    from cryptobot.notify.run_notices import run_notifications, with_notices
     from cryptobot.runners.event_log import EventLogRecorder
     from cryptobot.runners.stream_session import SessionRun
     from cryptobot.store import SqlRecorder
@@ -275,15 +276,18 @@ def paper(
     # the wall time stamps runs; each candle's rows are committed together
     stored = (SqlRecorder(db_url, clock=LiveClock()) if resumed is None
               else _continued(db_url, resumed, LiveClock()))
-    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat,
-                               commit_per_event=True, verbose=verbose)
-    run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder, db_url,
-                     KillSwitch(settings.risk.kill_switch_file))
-    run.engine = _portfolio(run, clock)  # a bad strategy or gate fails here, before the run row
-    recorder.start_run(RunInfo("paper", settings.market.exchange, symbols, *run_span,
-                               source, settings.model_dump(mode="json")))
-    _run_until_stopped(run, _replay(run, markets, start_ms, end_ms, speed, sim_clock, resumed)
-                       if markets is not None else _live(run, clock, resumed), console, log_path)
+    with run_notifications(LiveClock(), "paper run") as notifier:
+        recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
+                                   heartbeat, commit_per_event=True, verbose=verbose)
+        run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder, db_url,
+                         KillSwitch(settings.risk.kill_switch_file))
+        run.engine = _portfolio(run, clock)  # a bad strategy or gate fails here, before the
+        recorder.start_run(RunInfo("paper", settings.market.exchange, symbols,  # run row
+                                   *run_span, source, settings.model_dump(mode="json")))
+        _run_until_stopped(run, _replay(run, markets, start_ms, end_ms, speed, sim_clock,
+                                        resumed)
+                           if markets is not None else _live(run, clock, resumed), console,
+                           log_path)
 
 
 def _run_until_stopped(run: SessionRun, main: Coroutine[Any, Any, None], console: Console,

@@ -1,0 +1,73 @@
+"""A live run against the fake Binance on 127.0.0.1 with CRYPTOBOT_NOTIFY_URLS set to a JSON
+webhook on 127.0.0.1: the entry, the exits and a stop the venue refused arrive as messages;
+the webhook's URL (a secret) is nowhere in the logs, the database or the report."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sqlalchemy import create_engine, inspect, text
+
+from cryptobot.secrets import NOTIFY_URLS_ENV
+from tests.live.fake_binance import FakeBinanceServer
+from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.loopback_live import (
+    load_window,
+    run_loopback_session,
+    settings_from,
+    write_live_config,
+)
+from tests.notify.webhook import TOKEN, WebhookSink
+
+START, END = "2024-08-04T12:00:00Z", "2024-08-04T22:00:00Z"  # the 18:15 entry inside
+
+
+def _everything_stored(db_url: str) -> str:
+    """Every row of every table of the store, as text."""
+    engine = create_engine(db_url)
+    dumped = []
+    with engine.connect() as connection:
+        for table in inspect(engine).get_table_names():
+            dumped += [f"{table}: {row}" for row in connection.execute(
+                text(f'SELECT * FROM "{table}"'))]
+    engine.dispose()
+    return "\n".join(dumped)
+
+
+def test_a_live_run_tells_entry_exit_and_a_refused_stop_and_hides_the_url(
+        tmp_path, keys, monkeypatch, run_cli):
+    settings = settings_from(write_live_config(tmp_path))
+    window = load_window(settings, START, END)
+    state = FakeExchangeState([window.price_before], now_ms=window.start_ms)
+    state.reject_next_algo_orders = 1  # the entry's first stop is refused (-4xxx)
+    server = FakeBinanceServer(state, latency_ms=5,
+                               timeout_ms=settings.live.request_timeout_ms).start()
+    with WebhookSink() as hook:
+        monkeypatch.setenv(NOTIFY_URLS_ENV, hook.url)
+        try:
+            outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
+        finally:
+            server.stop()
+        messages = list(hook.messages)
+    said = [f"{m['title']} | {m['message']}" for m in messages]
+    [trade] = outcome.run.engine.trades
+    assert any(": entry BTC/USDT:USDT" in m and trade.signal_id in m for m in said), said
+    assert any(": exit BTC/USDT:USDT" in m for m in said), said
+    assert any(": trade closed BTC/USDT:USDT" in m and f"{trade.pnl_usdt:+,.2f}" in m
+               for m in said), said
+    refused = f"cryptobot live run 1: protection | {trade.signal_id}: stop could not be placed"
+    assert any(m.startswith(refused) for m in said), said
+    assert any(": protection fallback | " in m for m in said), said  # and it was closed
+    assert trade.exit_reason == "flatten"
+    assert said[0].startswith("cryptobot live run 1: started")
+    # the URL is a secret: not in the logs, the store (every table) or the report
+    for handler in logging.getLogger("cryptobot").handlers:
+        handler.flush()
+    logs = "".join(path.read_text() for path in (tmp_path / "logs").glob("*"))
+    assert TOKEN not in logs and TOKEN not in printed
+    assert TOKEN not in _everything_stored(settings.store.url)
+    report = tmp_path / "report.html"
+    code, out, err = run_cli("report", "--db", settings.store.url, "--out", str(report))
+    assert code == 0, err
+    assert TOKEN not in report.read_text() and TOKEN not in out + err

@@ -41,6 +41,8 @@ COMMAND_MODULES = {
     "data": "data_commands",
     "db": "db_commands",
     "macro": "macro_command",
+    "status": "ops_commands",
+    "notify": "ops_commands",
 }
 
 

@@ -57,6 +57,7 @@ from cryptobot.exchange.binance_user_stream import (
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
 from cryptobot.exchange.merged_feed import build_feed
+from cryptobot.heartbeat import Heartbeat
 from cryptobot.notify.notifier import Notifier
 from cryptobot.notify.run_notices import run_notifications, with_notices
 from cryptobot.runners.event_log import EventLogRecorder
@@ -192,7 +193,9 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
             update={"starting_equity_usdt": broker.equity_usdt - away_usdt})})
     stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
     recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
-                               heartbeat, verbose=verbose)
+                               heartbeat, verbose=verbose,
+                               alive=Heartbeat(settings.logging.dir, LiveClock(), "live",
+                                               settings.market.symbols))
     symbols = settings.market.symbols
     run = outcome.run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder,
                                    db_url, kill_switch)

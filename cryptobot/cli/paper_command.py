@@ -248,6 +248,7 @@ def paper(
     from cryptobot.config import load_settings
     from cryptobot.engine.recorder import RunInfo
     from cryptobot.engine.risk import KillSwitch
+    from cryptobot.heartbeat import Heartbeat
     from cryptobot.notify.run_notices import run_notifications, with_notices
     from cryptobot.runners.event_log import EventLogRecorder
     from cryptobot.runners.stream_session import SessionRun
@@ -278,7 +279,9 @@ def paper(
               else _continued(db_url, resumed, LiveClock()))
     with run_notifications(LiveClock(), "paper run") as notifier:
         recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
-                                   heartbeat, commit_per_event=True, verbose=verbose)
+                                   heartbeat, commit_per_event=True, verbose=verbose,
+                                   alive=Heartbeat(settings.logging.dir, LiveClock(), "paper",
+                                                   symbols))
         run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder, db_url,
                          KillSwitch(settings.risk.kill_switch_file))
         run.engine = _portfolio(run, clock)  # a bad strategy or gate fails here, before the

@@ -15,7 +15,8 @@ from rich.markup import escape
 from cryptobot.cli.stop_moves import StopMoves
 from cryptobot.clock import iso_utc
 from cryptobot.engine.recorder import OrderEvent, Recorder, RunInfo
-from cryptobot.exchange.feed import FeedEvent
+from cryptobot.exchange.feed import FeedEvent, event_time_ms
+from cryptobot.heartbeat import Heartbeat
 from cryptobot.model import (
     Candle,
     Fill,
@@ -49,8 +50,10 @@ class ConsoleRecorder:
     stored. Without it (live), the store commits each row itself and lines print at once."""
 
     def __init__(self, inner: Recorder, console: Console, heartbeat: bool = True,
-                 commit_per_event: bool = False, verbose: bool = False) -> None:
+                 commit_per_event: bool = False, verbose: bool = False,
+                 alive: Heartbeat | None = None) -> None:
         self.inner = inner
+        self.alive = alive  # the run's heartbeat file: beats as the stream's events come
         self.console = console
         self.heartbeat = heartbeat
         self.verbose = verbose  # every order event (else a stop's moves in one line a trade)
@@ -69,6 +72,8 @@ class ConsoleRecorder:
 
     # --- SessionObserver ---------------------------------------------------------------
     def on_event(self, event: FeedEvent) -> None:
+        if self.alive is not None:
+            self.alive.beat(event_ms=event_time_ms(event))
         if isinstance(event, OpenInterest):
             self._oi.append(event)  # its row goes with the next candle's (the feed repeats it)
         elif isinstance(event, Candle):
@@ -104,7 +109,10 @@ class ConsoleRecorder:
     def start_run(self, info: RunInfo) -> str:
         self._several_symbols = len(info.symbols) > 1
         self._oi = deque(maxlen=256 * len(info.symbols))
-        return self.inner.start_run(info)
+        run_id = self.inner.start_run(info)
+        if self.alive is not None:
+            self.alive.beat(str(run_id))
+        return run_id
 
     def signal(self, signal: Signal, gate: GateDecision | None) -> None:
         self.inner.signal(signal, gate)
@@ -169,6 +177,8 @@ class ConsoleRecorder:
         self.inner.finish_run(summary)
         self._held_moves()
         self.commit()  # stored by finish_run: print what it held
+        if self.alive is not None:
+            self.alive.finish(str(summary.get("stopped_early") or "finished"))
 
     # --- the heartbeat -----------------------------------------------------------------
     def heartbeat_line(self, candle: Candle, symbol: str = "") -> str:

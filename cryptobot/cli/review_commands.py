@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from cryptobot.config import Settings
     from cryptobot.store import StoreReader
 
-DEFAULT_CONFIG = Path("config/default.toml")
-
 DbOption = Annotated[
     str | None, typer.Option("--db", help="SQLAlchemy URL of the store (default: the config's).")
 ]
@@ -38,11 +36,9 @@ SymbolOption = Annotated[
 
 
 def _settings(config: Path | None) -> Settings:
-    from cryptobot.config import Settings, load_settings
+    from cryptobot.cli.run_setup import settings_or_defaults
 
-    if config is None and not DEFAULT_CONFIG.is_file():
-        return Settings()  # outside a checkout: the built-in defaults are the default config
-    return load_settings(config or DEFAULT_CONFIG)
+    return settings_or_defaults(config)
 
 
 def _store(db: str | None, config: Path | None) -> StoreReader:

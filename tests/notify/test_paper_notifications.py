@@ -4,9 +4,11 @@ in the run but one warning, which does not name the URL."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
+from cryptobot.heartbeat import heartbeat_path
 from cryptobot.logs import process_log_path
 from cryptobot.secrets import NOTIFY_URLS_ENV
 from cryptobot.store.reader import StoreReader
@@ -56,6 +58,12 @@ def test_a_paper_run_tells_its_entries_exits_trades_and_days(run_cli, tmp_path, 
     pnl = sum(trade.pnl_usdt for trade, _ in trades)
     assert day.startswith(f"2 trades closed, PnL {pnl:+,.2f} USDT, equity ")
     assert TOKEN not in out + err + _log_text(tmp_path)
+    # its heartbeat says it finished, and when its stream last spoke (the replay's clock)
+    beat = json.loads(heartbeat_path(tmp_path / "logs").read_text())
+    assert (beat["mode"], beat["run_id"], beat["finished"]) == ("paper", "1", True)
+    assert beat["last_event_ms"] >= 1_722_902_400_000  # 2024-08-06
+    code, out, err = run_cli("status", "--dir", str(tmp_path / "logs"))
+    assert code == 1 and "paper run 1 (BTC/USDT:USDT" in out and "finished (finished)" in out
 
 
 def test_a_notifier_that_is_down_does_not_fail_or_slow_the_run(run_cli, tmp_path,

@@ -174,13 +174,25 @@ def logs_tail_command(
     log_dir: Annotated[
         Path | None, typer.Option("--dir", help="Log folder (default: the config's).")
     ] = None,
+    level: Annotated[str, typer.Option(
+        "--level", help="Only this level and worse: DEBUG, INFO, WARNING, ERROR.")] = "DEBUG",
+    run: Annotated[str | None, typer.Option(
+        "--run", help="Only the lines of this run (its id, as `cryptobot runs` lists it).")
+    ] = None,
+    event: Annotated[str | None, typer.Option(
+        "--event", help="Only these events, comma-separated (e.g. order,fill,trade or "
+                        "protection,kill_switch,error).")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Pretty-print the last events of every process's log in logs/, merged in time order."""
-    from cryptobot.report.logs_view import follow_log, tail_log
+    """Pretty-print the last events of every process's log in logs/, merged in time order;
+    --level, --run and --event choose which."""
+    from cryptobot.report.logs_view import LogFilter, follow_log, tail_log
 
+    events = frozenset(name.strip() for name in event.split(",") if name.strip()) \
+        if event is not None else None
+    wanted = LogFilter(level, run, events)
     directory = log_dir or Path(_settings(config).logging.dir)
     console = _console()
-    tail_log(directory, lines, console)
+    tail_log(directory, lines, console, wanted)
     if follow:
-        follow_log(directory, console)
+        follow_log(directory, console, wanted=wanted)

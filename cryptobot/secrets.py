@@ -32,7 +32,7 @@ def registered_secrets() -> frozenset[str]:
 
 
 def redact(text: str) -> str:
-    for secret in _registered:
+    for secret in sorted(_registered, key=len, reverse=True):  # a secret holding another first
         if secret in text:
             text = text.replace(secret, "***")
     return text

@@ -54,6 +54,7 @@ class RunNotices:
         self._day_ms: int | None = None  # the UTC day being summarised (the run's clock)
         self._day_trades: list[Trade] = []
         self._equity_usdt: float | None = None
+        self._fills: dict[str, list[Fill]] = {}  # by order: told as one, when the batch is over
 
     def __getattr__(self, name: str) -> Any:  # run_id, flush, commit ... of the store
         return getattr(self.inner, name)
@@ -69,19 +70,29 @@ class RunNotices:
         return run_id
 
     def fill(self, fill: Fill) -> None:
+        """Kept until the next other event: an order filled in several trades (Binance splits
+        a market order) is one message, with its quantity and average price."""
         self.inner.fill(fill)
         self._new_day(fill.ts_ms)
-        if fill.purpose is OrderPurpose.ENTRY:
-            side = "long" if fill.side is Side.BUY else "short"
-            self._tell("entry", f"entry {fill.symbol}", f"{side} {fill.qty_base:g} @ "
-                       f"{fill.price:,.2f} at {iso_utc(fill.ts_ms)} ({fill.client_id})")
-        else:
-            self._tell("exit", f"exit {fill.symbol} ({fill.purpose})",
-                       f"{fill.side} {fill.qty_base:g} @ {fill.price:,.2f} at "
-                       f"{iso_utc(fill.ts_ms)} ({fill.client_id})")
+        self._fills.setdefault(fill.client_id, []).append(fill)
+
+    def _tell_fills(self) -> None:
+        for client_id, fills in self._fills.items():
+            first, qty = fills[0], sum(fill.qty_base for fill in fills)
+            price = sum(fill.price * fill.qty_base for fill in fills) / qty if qty else 0.0
+            parts = f" in {len(fills)} fills" if len(fills) > 1 else ""
+            what = f"{qty:g} @ {price:,.2f}{parts} at {iso_utc(fills[-1].ts_ms)} ({client_id})"
+            if first.purpose is OrderPurpose.ENTRY:
+                side = "long" if first.side is Side.BUY else "short"
+                self._tell("entry", f"entry {first.symbol}", f"{side} {what}")
+            else:
+                self._tell("exit", f"exit {first.symbol} ({first.purpose})",
+                           f"{first.side} {what}")
+        self._fills.clear()
 
     def trade(self, trade: Trade, gate: GateDecision | None) -> None:
         self.inner.trade(trade, gate)
+        self._tell_fills()
         self._new_day(trade.exit_ms)
         self._day_trades.append(trade)
         side = "long" if trade.side is Side.BUY else "short"
@@ -91,15 +102,18 @@ class RunNotices:
 
     def equity(self, ts_ms: int, equity_usdt: float) -> None:
         self.inner.equity(ts_ms, equity_usdt)
+        self._tell_fills()
         self._new_day(ts_ms)
         self._equity_usdt = equity_usdt
 
     def signal_candle(self, symbol: str, candle: Candle) -> None:
         self.inner.signal_candle(symbol, candle)
+        self._tell_fills()
         self._new_day(candle.ts_close_ms)
 
     def finish_run(self, summary: dict[str, Any]) -> None:
         self.inner.finish_run(summary)
+        self._tell_fills()
         self._tell("run", "finished", f"{summary.get('trades', 0)} trades, PnL "
                    f"{summary.get('total_pnl_usdt', 0.0):+,.2f} USDT, position "
                    f"{summary.get('open_position_detail', '-')}")
@@ -120,18 +134,21 @@ class RunNotices:
     # passed on unchanged: the Recorder protocol in full
     def signal(self, signal: Signal, gate: GateDecision | None) -> None:
         self.inner.signal(signal, gate)
+        self._tell_fills()
 
     def gate_decision(self, decision: GateDecision, trigger: str) -> None:
         self.inner.gate_decision(decision, trigger)
 
     def order(self, event: OrderEvent) -> None:
         self.inner.order(event)
+        self._tell_fills()
 
     def signal_candles(self, symbol: str, block: CandleBlock) -> None:
         record_signal_candles(self.inner, symbol, block)
 
     def open_interest(self, symbol: str, sample: OpenInterest) -> None:
         self.inner.open_interest(symbol, sample)
+        self._tell_fills()
 
 
 class NoticeLogHandler(logging.Handler):

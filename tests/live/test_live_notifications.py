@@ -1,5 +1,6 @@
 """A live run against the fake Binance on 127.0.0.1 with CRYPTOBOT_NOTIFY_URLS set to a JSON
-webhook on 127.0.0.1: the entry, the exits and a stop the venue refused arrive as messages;
+webhook on 127.0.0.1: the entry (filled in three trades), the exit and a stop the venue refused
+arrive as messages;
 the webhook's URL (a secret) is nowhere in the logs, the database or the report."""
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def test_a_live_run_tells_entry_exit_and_a_refused_stop_and_hides_the_url(
     window = load_window(settings, START, END)
     state = FakeExchangeState([window.price_before], now_ms=window.start_ms)
     state.reject_next_algo_orders = 1  # the entry's first stop is refused (-4xxx)
-    server = FakeBinanceServer(state, latency_ms=5,
+    server = FakeBinanceServer(state, fill_parts=3, latency_ms=5,
                                timeout_ms=settings.live.request_timeout_ms).start()
     with WebhookSink() as hook:
         monkeypatch.setenv(NOTIFY_URLS_ENV, hook.url)
@@ -52,7 +53,10 @@ def test_a_live_run_tells_entry_exit_and_a_refused_stop_and_hides_the_url(
         messages = list(hook.messages)
     said = [f"{m['title']} | {m['message']}" for m in messages]
     [trade] = outcome.run.engine.trades
-    assert any(": entry BTC/USDT:USDT" in m and trade.signal_id in m for m in said), said
+    # the entry, filled in three trades, is one message with its quantity and average price
+    [entry] = [m for m in said if ": entry BTC/USDT:USDT" in m]
+    assert entry.endswith(f"| long {trade.qty_base:g} @ {trade.entry_price:,.2f} in 3 fills at "
+                          f"2024-08-04T18:15:00Z ({trade.signal_id}-entry)"), entry
     assert any(": exit BTC/USDT:USDT" in m for m in said), said
     assert any(": trade closed BTC/USDT:USDT" in m and f"{trade.pnl_usdt:+,.2f}" in m
                for m in said), said

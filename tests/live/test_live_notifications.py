@@ -1,7 +1,7 @@
 """A live run against the fake Binance on 127.0.0.1 with CRYPTOBOT_NOTIFY_URLS set to a JSON
-webhook on 127.0.0.1: the entry (filled in three trades), the exit and a stop the venue refused
-arrive as messages;
-the webhook's URL (a secret) is nowhere in the logs, the database or the report."""
+webhook on 127.0.0.1: the entry (filled in three trades), the exit, a stop the venue refused
+and a reconciliation correction arrive as messages; the webhook's URL (a secret) is nowhere in
+the logs, the database or the report."""
 
 from __future__ import annotations
 
@@ -75,3 +75,29 @@ def test_a_live_run_tells_entry_exit_and_a_refused_stop_and_hides_the_url(
     code, out, err = run_cli("report", "--db", settings.store.url, "--out", str(report))
     assert code == 0, err
     assert TOKEN not in report.read_text() and TOKEN not in out + err
+
+
+def test_a_reconciliation_correction_is_told(venue, tmp_path, keys, monkeypatch):
+    """A position on the exchange the bot did not open: the start's reconciliation reports it,
+    and the trader hears it."""
+    from cryptobot.brokers.live.setup import build_live_broker
+    from cryptobot.clock import LiveClock
+    from cryptobot.engine.risk import KillSwitch
+    from cryptobot.notify import run_notifications
+    from tests.live.conftest import VenueClock, live_settings
+
+    venue.state.new_order({"symbol": "BTCUSDT", "type": "MARKET", "side": "BUY",
+                           "quantity": "0.005", "newClientOrderId": "manual-1"})
+    settings = live_settings(tmp_path)
+    with WebhookSink() as hook:
+        monkeypatch.setenv(NOTIFY_URLS_ENV, hook.url)
+        with run_notifications(LiveClock(), "live run"):
+            _, report = build_live_broker(settings, keys, VenueClock(venue.state),
+                                          KillSwitch(settings.risk.kill_switch_file),
+                                          rest_url=venue.base_url, sleep=lambda _s: None,
+                                          rate_limit=False)
+        said = [f"{m['title']} | {m['message']}" for m in hook.messages]
+    assert report.unknown_positions == [("BTC/USDT:USDT", 0.005)]
+    assert said == ["cryptobot live run: reconciliation | unknown position BTC/USDT:USDT 0.005 "
+                    "on the exchange: reported and left alone (live.adopt_unknown_positions is "
+                    "off)"]

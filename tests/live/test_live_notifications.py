@@ -10,6 +10,7 @@ import logging
 
 from sqlalchemy import create_engine, inspect, text
 
+from cryptobot.heartbeat import read_heartbeats
 from cryptobot.secrets import NOTIFY_URLS_ENV
 from tests.live.fake_binance import FakeBinanceServer
 from tests.live.fake_binance_state import FakeExchangeState
@@ -68,6 +69,8 @@ def test_a_live_run_tells_entry_exit_and_a_refused_stop_and_hides_the_url(
     # the URL is a secret: not in the logs, the store (every table) or the report
     for handler in logging.getLogger("cryptobot").handlers:
         handler.flush()
+    [beat] = read_heartbeats(tmp_path / "logs")  # the live run's, finished at its end
+    assert (beat.mode, beat.run_id, beat.finished) == ("live", "1", True)
     logs = "".join(path.read_text() for path in (tmp_path / "logs").glob("*"))
     assert TOKEN not in logs and TOKEN not in printed
     assert TOKEN not in _everything_stored(settings.store.url)

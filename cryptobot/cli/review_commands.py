@@ -182,6 +182,8 @@ def logs_tail_command(
     event: Annotated[str | None, typer.Option(
         "--event", help="Only these events, comma-separated (e.g. order,fill,trade or "
                         "protection,kill_switch,error).")] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Nested fields (a signal's, a gate's, a trade's) in full.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Pretty-print the last events of every process's log in logs/, merged in time order;
@@ -193,6 +195,6 @@ def logs_tail_command(
     wanted = LogFilter(level, run, events)
     directory = log_dir or Path(_settings(config).logging.dir)
     console = _console()
-    tail_log(directory, lines, console, wanted)
+    tail_log(directory, lines, console, wanted, full)
     if follow:
-        follow_log(directory, console, wanted=wanted)
+        follow_log(directory, console, wanted=wanted, full=full)

@@ -143,8 +143,10 @@ def merged_lines(directory: Path, wanted: LogFilter = LogFilter()) -> Iterator[s
         yield line
 
 
-def format_event(line: str) -> str:
-    """One log line as rich markup; a line that is not a JSON object is shown as it is."""
+def format_event(line: str, full: bool = False) -> str:
+    """One log line as rich markup: time, level, logger, message, then its fields (a nested one,
+    e.g. a signal's or a trade's, as its name and size unless `full`); a line that is not a JSON
+    object is shown as it is."""
     try:
         event: Any = json.loads(line)
     except json.JSONDecodeError:
@@ -156,7 +158,7 @@ def format_event(line: str) -> str:
     level = str(event.get("level", "?"))
     style = LEVEL_STYLES.get(level, "white")
     extras = "  ".join(
-        f"[dim]{escape(str(key))}=[/]{escape(_short(value))}"
+        f"[dim]{escape(str(key))}=[/]{escape(_short(value, full))}"
         for key, value in event.items()
         if key not in _KNOWN
     )
@@ -169,8 +171,12 @@ def format_event(line: str) -> str:
     return text
 
 
-def _short(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+def _short(value: Any, full: bool) -> str:
+    if isinstance(value, str):
+        return value
+    if not full and isinstance(value, dict | list) and value:
+        return f"{{{len(value)} fields}}" if isinstance(value, dict) else f"[{len(value)} items]"
+    return json.dumps(value, default=str)
 
 
 def _lines(paths: Iterable[Path]) -> Iterable[str]:
@@ -183,12 +189,12 @@ def _lines(paths: Iterable[Path]) -> Iterable[str]:
 
 
 def tail_log(directory: Path, count: int, console: Console,
-             wanted: LogFilter = LogFilter()) -> None:
+             wanted: LogFilter = LogFilter(), full: bool = False) -> None:
     if not process_logs(directory):
         raise DataError(f"{directory}: no log files ({LOG_PREFIX}-*{LOG_SUFFIX}: each process "
                         "writes one when it runs)")
     for line in deque(merged_lines(directory, wanted), maxlen=count) if count else ():
-        console.print(format_event(line), highlight=False)
+        console.print(format_event(line, full), highlight=False)
 
 
 @dataclass
@@ -206,6 +212,7 @@ def follow_log(
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] = lambda: False,
     wanted: LogFilter = LogFilter(),
+    full: bool = False,
 ) -> None:
     """Print events as any process appends them (a process started later too), across
     rotations, until interrupted (or told to stop). What one poll finds is printed in the order
@@ -221,7 +228,7 @@ def follow_log(
         for path in current_files(directory):
             fresh.extend(_new_lines(path, positions, wanted))
         for _, line in sorted(fresh, key=lambda item: item[0]):
-            console.print(format_event(line), highlight=False)
+            console.print(format_event(line, full), highlight=False)
         sleep(poll_s)
 
 

@@ -191,3 +191,14 @@ def test_follow_filters_too(tmp_path):
     follow_log(directory, console, sleep=sleep, should_stop=lambda: any(done),
                wanted=LogFilter("WARNING", "1"))
     assert _events(console.export_text()) == ["1"]
+
+
+def test_nested_fields_are_named_unless_full(run_cli, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / A).write_text(_line(0, event="signal", run_id="1",
+                                gate={"action": "REDUCE", "size_factor": 0.5}))
+    code, out, _ = run_cli("logs", "tail", "--dir", str(logs))
+    assert code == 0 and "gate={2 fields}" in out and "REDUCE" not in out
+    code, out, _ = run_cli("logs", "tail", "--dir", str(logs), "--full")
+    assert code == 0 and 'gate={"action": "REDUCE", "size_factor": 0.5}' in out

@@ -16,6 +16,7 @@ from cryptobot.errors import SecretError
 API_KEY_ENV = "CRYPTOBOT_API_KEY"
 API_SECRET_ENV = "CRYPTOBOT_API_SECRET"
 FRED_KEY_ENV = "FRED_API_KEY"
+NOTIFY_URLS_ENV = "CRYPTOBOT_NOTIFY_URLS"
 
 _registered: set[str] = set()
 
@@ -31,7 +32,7 @@ def registered_secrets() -> frozenset[str]:
 
 
 def redact(text: str) -> str:
-    for secret in _registered:
+    for secret in sorted(_registered, key=len, reverse=True):  # a secret holding another first
         if secret in text:
             text = text.replace(secret, "***")
     return text
@@ -50,6 +51,17 @@ def fred_api_key() -> str | None:
     key = os.environ.get(FRED_KEY_ENV) or None
     register_secret(key)
     return key
+
+
+def notify_urls() -> tuple[str, ...]:
+    """The notification URLs (apprise's: tgram://, discord://, json://...), separated by
+    spaces or commas; each, with and without its scheme, is masked in every log line."""
+    text = os.environ.get(NOTIFY_URLS_ENV) or ""
+    urls = tuple(url for url in text.replace(",", " ").split() if url)
+    for url in urls:
+        register_secret(url)
+        register_secret(url.partition("://")[2])
+    return urls
 
 
 def load_api_keys(key_file: str | Path | None = None) -> ApiKeys:

@@ -43,6 +43,8 @@ COMMAND_MODULES = {
     "macro": "macro_command",
     "sweep": "sweep_commands",
     "sweeps": "sweep_commands",
+    "status": "ops_commands",
+    "notify": "ops_commands",
 }
 
 

@@ -27,10 +27,13 @@ def demo(
     config: Path = typer.Option(DEMO_CONFIG, "--config", help="Settings TOML."),
     db: str = typer.Option(DEMO_DB, "--db", help="SQLAlchemy URL of the store."),
     out: Path = typer.Option(DEMO_REPORT, "--out", help="Where to write the HTML report."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Every order event (else a stop's moves are one line "
+                                      "a trade)."),
 ) -> None:
     """Paper-trade the bundled 2024-08-05 crash replay, print the trades, write the report."""
     typer.echo(f"cryptobot demo: paper trading {data} replayed as a Binance stream on 127.0.0.1")
     paper(config=config, replay=data, symbol=None, start=None, end=None, speed=0.0, db=db,
-          heartbeat=False, resume=False, run_id=None)
+          heartbeat=False, resume=False, run_id=None, verbose=verbose)
     report_command(out=out, run=None, db=db, config=config)
     typer.echo(f"report: {out.resolve()}")

@@ -28,9 +28,9 @@ SYMBOL_OPTION = typer.Option(None, "--symbol",
 
 
 def _console():
-    from rich.console import Console
+    from cryptobot.cli.paper_console import run_console
 
-    return Console()
+    return run_console()
 
 
 @app.command("live")
@@ -45,6 +45,9 @@ def live(
     db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the run store."),
     heartbeat: bool = typer.Option(True, "--heartbeat/--no-heartbeat",
                                    help="One line per closed signal candle."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Every order event (else a stop's moves are one line "
+                                      "a trade)."),
 ) -> None:
     """Trade with exchange keys (needs --confirm-live)."""
     import asyncio
@@ -71,7 +74,8 @@ def live(
 
     try:
         with stop_signals_interrupt():  # SIGTERM, SIGHUP before trading starts: as Ctrl-C
-            asyncio.run(run_live_session(settings, keys, venue, console, db_url, heartbeat))
+            asyncio.run(run_live_session(settings, keys, venue, console, db_url, heartbeat,
+                                         verbose))
     except KeyboardInterrupt:
         console.print("stopped (Ctrl-C); stops and targets stay on the exchange")
 

@@ -57,6 +57,9 @@ from cryptobot.exchange.binance_user_stream import (
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.feed import ExchangeTimeHook, ignore_exchange_time
 from cryptobot.exchange.merged_feed import build_feed
+from cryptobot.heartbeat import Heartbeat
+from cryptobot.notify.notifier import Notifier
+from cryptobot.notify.run_notices import run_notifications, with_notices
 from cryptobot.runners.event_log import EventLogRecorder
 from cryptobot.runners.stream_session import (
     ClockAdvance,
@@ -156,9 +159,18 @@ def connect(settings: Settings, keys: ApiKeys, venue: LiveVenue, console: Consol
 
 
 async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
-                           console: Console, db_url: str, heartbeat: bool = True) -> LiveOutcome:
+                           console: Console, db_url: str, heartbeat: bool = True,
+                           verbose: bool = False) -> LiveOutcome:
     """Connect and trade until the stream ends, `until_ms`, Ctrl-C, SIGTERM, SIGHUP or the kill
-    switch."""
+    switch; notifications (if URLs are set) from the connection on."""
+    with run_notifications(LiveClock(), "live run") as notifier:
+        return await _live_session(settings, keys, venue, console, db_url, heartbeat, verbose,
+                                   notifier)
+
+
+async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, console: Console,
+                        db_url: str, heartbeat: bool, verbose: bool,
+                        notifier: Notifier | None) -> LiveOutcome:
     from cryptobot.store import SqlRecorder
 
     kill_switch = KillSwitch(settings.risk.kill_switch_file)
@@ -180,7 +192,10 @@ async def run_live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue,
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(
             update={"starting_equity_usdt": broker.equity_usdt - away_usdt})})
     stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
-    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat)
+    recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
+                               heartbeat, verbose=verbose,
+                               alive=Heartbeat(settings.logging.dir, LiveClock(), "live",
+                                               settings.market.symbols))
     symbols = settings.market.symbols
     run = outcome.run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder,
                                    db_url, kill_switch)

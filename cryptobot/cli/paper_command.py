@@ -230,15 +230,16 @@ def paper(
                                      "its position, pending setup, daily loss and (a replay) "
                                      "its place in the data. Give the same --config (and "
                                      "--replay) it started with."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Every order event (else a stop's moves are one line "
+                                      "a trade)."),
     run_id: str | None = typer.Argument(None, metavar="RUN_ID",
                                         help="With --resume: the run to go on with (default: "
                                              "the last unfinished paper run)."),
 ) -> None:
     """Paper trading on the live stream, or on stored data replayed as one (--replay).
     SIGTERM and SIGHUP stop it as Ctrl-C does; --resume goes on with an interrupted run."""
-    from rich.console import Console
-
-    from cryptobot.cli.paper_console import ConsoleRecorder
+    from cryptobot.cli.paper_console import ConsoleRecorder, run_console
     from cryptobot.cli.paper_replay import replay_markets
     from cryptobot.cli.run_setup import (
         start_logging,
@@ -250,6 +251,8 @@ def paper(
     from cryptobot.config import load_settings
     from cryptobot.engine.recorder import RunInfo
     from cryptobot.engine.risk import KillSwitch
+    from cryptobot.heartbeat import Heartbeat
+    from cryptobot.notify.run_notices import run_notifications, with_notices
     from cryptobot.runners.event_log import EventLogRecorder
     from cryptobot.runners.stream_session import SessionRun
     from cryptobot.store import SqlRecorder
@@ -264,7 +267,7 @@ def paper(
     resumed = _stored_run(db_url, resume, run_id, settings, replay)
     if resumed is not None and not (start or end):  # it keeps its span
         start_ms, end_ms = resumed.info.start_ms, resumed.info.end_ms
-    console = Console()
+    console = run_console()
     markets = sim_clock = None
     clock: Clock = LiveClock()
     source = f"{settings.market.exchange} live stream"
@@ -277,15 +280,20 @@ def paper(
     # the wall time stamps runs; each candle's rows are committed together
     stored = (SqlRecorder(db_url, clock=LiveClock()) if resumed is None
               else _continued(db_url, resumed, LiveClock()))
-    recorder = ConsoleRecorder(EventLogRecorder(stored), console, heartbeat,
-                               commit_per_event=True)
-    run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder, db_url,
-                     KillSwitch(settings.risk.kill_switch_file))
-    run.engine = _portfolio(run, clock)  # a bad strategy or gate fails here, before the run row
-    recorder.start_run(RunInfo("paper", settings.market.exchange, symbols, *run_span,
-                               source, settings.model_dump(mode="json")))
-    _run_until_stopped(run, _replay(run, markets, start_ms, end_ms, speed, sim_clock, resumed)
-                       if markets is not None else _live(run, clock, resumed), console, log_path)
+    with run_notifications(LiveClock(), "paper run") as notifier:
+        recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
+                                   heartbeat, commit_per_event=True, verbose=verbose,
+                                   alive=Heartbeat(settings.logging.dir, LiveClock(), "paper",
+                                                   symbols))
+        run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder, db_url,
+                         KillSwitch(settings.risk.kill_switch_file))
+        run.engine = _portfolio(run, clock)  # a bad strategy or gate fails here, before the
+        recorder.start_run(RunInfo("paper", settings.market.exchange, symbols,  # run row
+                                   *run_span, source, settings.model_dump(mode="json")))
+        _run_until_stopped(run, _replay(run, markets, start_ms, end_ms, speed, sim_clock,
+                                        resumed)
+                           if markets is not None else _live(run, clock, resumed), console,
+                           log_path)
 
 
 def _run_until_stopped(run: SessionRun, main: Coroutine[Any, Any, None], console: Console,

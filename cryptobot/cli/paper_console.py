@@ -12,9 +12,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from cryptobot.cli.stop_moves import StopMoves
 from cryptobot.clock import iso_utc
 from cryptobot.engine.recorder import OrderEvent, Recorder, RunInfo
-from cryptobot.exchange.feed import FeedEvent
+from cryptobot.exchange.feed import FeedEvent, event_time_ms
+from cryptobot.heartbeat import Heartbeat
 from cryptobot.model import (
     Candle,
     Fill,
@@ -27,6 +29,11 @@ from cryptobot.model import (
     Trade,
 )
 from cryptobot.runners.stream_session import SessionRun
+
+
+def run_console() -> Console:
+    """The console of a run: a line is never wrapped by us (piped too: no 80-column cut)."""
+    return Console(soft_wrap=True)
 
 
 def _minute(ts_ms: int) -> str:
@@ -43,10 +50,14 @@ class ConsoleRecorder:
     stored. Without it (live), the store commits each row itself and lines print at once."""
 
     def __init__(self, inner: Recorder, console: Console, heartbeat: bool = True,
-                 commit_per_event: bool = False) -> None:
+                 commit_per_event: bool = False, verbose: bool = False,
+                 alive: Heartbeat | None = None) -> None:
         self.inner = inner
+        self.alive = alive  # the run's heartbeat file: beats as the stream's events come
         self.console = console
         self.heartbeat = heartbeat
+        self.verbose = verbose  # every order event (else a stop's moves in one line a trade)
+        self._stop_moves = StopMoves()
         self._held: list[tuple[str, dict[str, Any]]] | None = [] if commit_per_event else None
         self.position_qty = 0.0  # signed: negative for a short
         self.entry_price = 0.0
@@ -61,6 +72,8 @@ class ConsoleRecorder:
 
     # --- SessionObserver ---------------------------------------------------------------
     def on_event(self, event: FeedEvent) -> None:
+        if self.alive is not None:
+            self.alive.beat(event_ms=event_time_ms(event))
         if isinstance(event, OpenInterest):
             self._oi.append(event)  # its row goes with the next candle's (the feed repeats it)
         elif isinstance(event, Candle):
@@ -78,6 +91,15 @@ class ConsoleRecorder:
             self.console.print(text, **options)
 
     def _say(self, text: str, **options: Any) -> None:
+        self._held_moves()
+        self._print(text, **options)
+
+    def _held_moves(self) -> None:
+        """The stop moves folded so far, before any other event's line (heartbeats aside)."""
+        for ts_ms, text in self._stop_moves.pending():
+            self._print(f"STOP   {_minute(ts_ms)} {escape(text)}")
+
+    def _print(self, text: str, **options: Any) -> None:
         if self._held is None:
             self.console.print(text, **options)
         else:
@@ -87,16 +109,19 @@ class ConsoleRecorder:
     def start_run(self, info: RunInfo) -> str:
         self._several_symbols = len(info.symbols) > 1
         self._oi = deque(maxlen=256 * len(info.symbols))
-        return self.inner.start_run(info)
+        run_id = self.inner.start_run(info)
+        if self.alive is not None:
+            self.alive.beat(str(run_id))
+        return run_id
 
     def signal(self, signal: Signal, gate: GateDecision | None) -> None:
         self.inner.signal(signal, gate)
         style = "green" if signal.status is SignalStatus.ENTERED else "yellow"
         gate_text = f" gate {gate.action}" if gate is not None else ""
         named = f"{signal.symbol} " if self._several_symbols else ""
+        reason = "" if signal.reason == str(signal.status) else f": {escape(signal.reason)}"
         self._say(f"[{style}]SIGNAL[/] {_minute(signal.decided_ms)} {named}spike "
-                  f"{_minute(signal.spike_ms)} {signal.status}: "
-                  f"{escape(signal.reason)}{gate_text}")
+                  f"{_minute(signal.spike_ms)} {signal.status}{reason}{gate_text}")
 
     def gate_decision(self, decision: GateDecision, trigger: str) -> None:
         self.inner.gate_decision(decision, trigger)
@@ -104,6 +129,10 @@ class ConsoleRecorder:
 
     def order(self, event: OrderEvent) -> None:
         self.inner.order(event)
+        if event.status == "filled":
+            return  # its FILL lines say it, stamped when it filled
+        if not self.verbose and self._stop_moves.fold(event):
+            return
         intent = event.intent
         price = "" if intent.price is None else f" @ {intent.price:,.2f}"
         detail = f" {escape(event.detail)}" if event.detail else ""
@@ -119,10 +148,13 @@ class ConsoleRecorder:
                                                   fill)
         named = f"{fill.symbol} " if self._several_symbols else ""
         self._say(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {named}{fill.purpose} {fill.side} "
-                  f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f}")
+                  f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f} "
+                  f"({fill.client_id})")
 
     def trade(self, trade: Trade, gate: GateDecision | None) -> None:
         self.inner.trade(trade, gate)
+        self._held_moves()
+        self._stop_moves.trade_closed(trade.signal_id)
         side = "long" if trade.side is Side.BUY else "short"  # the entry's side
         named = f"{trade.symbol} {side}" if self._several_symbols else side
         self._say(f"[bold]TRADE[/]  {named} {_minute(trade.entry_ms)} -> "
@@ -136,14 +168,17 @@ class ConsoleRecorder:
         self.inner.signal_candle(symbol, candle)
         self.heartbeats += 1
         if self.heartbeat:
-            self._say(self.heartbeat_line(candle, symbol), highlight=False)
+            self._print(self.heartbeat_line(candle, symbol), highlight=False)
 
     def open_interest(self, symbol: str, sample: OpenInterest) -> None:
         self.inner.open_interest(symbol, sample)
 
     def finish_run(self, summary: dict[str, Any]) -> None:
         self.inner.finish_run(summary)
+        self._held_moves()
         self.commit()  # stored by finish_run: print what it held
+        if self.alive is not None:
+            self.alive.finish(str(summary.get("stopped_early") or "finished"))
 
     # --- the heartbeat -----------------------------------------------------------------
     def heartbeat_line(self, candle: Candle, symbol: str = "") -> str:

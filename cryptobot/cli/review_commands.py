@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from cryptobot.config import Settings
     from cryptobot.store import StoreReader
 
-DEFAULT_CONFIG = Path("config/default.toml")
-
 DbOption = Annotated[
     str | None, typer.Option("--db", help="SQLAlchemy URL of the store (default: the config's).")
 ]
@@ -38,11 +36,9 @@ SymbolOption = Annotated[
 
 
 def _settings(config: Path | None) -> Settings:
-    from cryptobot.config import Settings, load_settings
+    from cryptobot.cli.run_setup import settings_or_defaults
 
-    if config is None and not DEFAULT_CONFIG.is_file():
-        return Settings()  # outside a checkout: the built-in defaults are the default config
-    return load_settings(config or DEFAULT_CONFIG)
+    return settings_or_defaults(config)
 
 
 def _store(db: str | None, config: Path | None) -> StoreReader:
@@ -187,13 +183,27 @@ def logs_tail_command(
     log_dir: Annotated[
         Path | None, typer.Option("--dir", help="Log folder (default: the config's).")
     ] = None,
+    level: Annotated[str, typer.Option(
+        "--level", help="Only this level and worse: DEBUG, INFO, WARNING, ERROR.")] = "DEBUG",
+    run: Annotated[str | None, typer.Option(
+        "--run", help="Only the lines of this run (its id, as `cryptobot runs` lists it).")
+    ] = None,
+    event: Annotated[str | None, typer.Option(
+        "--event", help="Only these events, comma-separated (e.g. order,fill,trade or "
+                        "protection,kill_switch,error).")] = None,
+    full: Annotated[bool, typer.Option(
+        "--full", help="Nested fields (a signal's, a gate's, a trade's) in full.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Pretty-print the last events of every process's log in logs/, merged in time order."""
-    from cryptobot.report.logs_view import follow_log, tail_log
+    """Pretty-print the last events of every process's log in logs/, merged in time order;
+    --level, --run and --event choose which."""
+    from cryptobot.report.logs_view import LogFilter, follow_log, tail_log
 
+    events = frozenset(name.strip() for name in event.split(",") if name.strip()) \
+        if event is not None else None
+    wanted = LogFilter(level, run, events)
     directory = log_dir or Path(_settings(config).logging.dir)
     console = _console()
-    tail_log(directory, lines, console)
+    tail_log(directory, lines, console, wanted, full)
     if follow:
-        follow_log(directory, console)
+        follow_log(directory, console, wanted=wanted, full=full)

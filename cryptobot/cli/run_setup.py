@@ -59,6 +59,19 @@ def with_symbols(settings: Settings, symbols: str | None) -> Settings:
     return settings.with_symbols(symbol_list(symbols))
 
 
+DEFAULT_CONFIG = Path("config/default.toml")
+
+
+def settings_or_defaults(config: Path | None) -> Settings:
+    """`config`'s settings; without one, config/default.toml's, or outside a checkout the
+    built-in defaults (which that file is)."""
+    from cryptobot.config import Settings, load_settings
+
+    if config is None and not DEFAULT_CONFIG.is_file():
+        return Settings()
+    return load_settings(config or DEFAULT_CONFIG)
+
+
 def store_url(settings: Settings, db: str | None) -> str:
     """--db or the config's store; a relative SQLite file gets its folder made."""
     url = db or settings.store.url

@@ -1,5 +1,7 @@
 """`cryptobot logs tail`: every process's JSON-lines log (rotated parts too) merged in the
-order the lines were written, pretty-printed. The layout is described in cryptobot/logs.py.
+order the lines were written, pretty-printed, filtered by level, run and event (`LogFilter`).
+The layout is described in cryptobot/logs.py: a line belongs to the run it names (`run_id`),
+else to the run whose `run_start` line came last before it in its process's file.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,61 @@ LEVEL_STYLES = {
     "CRITICAL": "bold red",
 }
 _KNOWN = ("ts_ms", "wall_ms", "level", "logger", "message", "exception")
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """Which lines to show: at least `level`, of run `run_id`, with an `event` among `events`
+    (None: any). A line that is not JSON passes only a filter that asks nothing."""
+
+    level: str = "DEBUG"
+    run_id: str | None = None
+    events: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.level.upper() not in LEVELS:
+            raise DataError(f"--level {self.level!r}: one of {', '.join(LEVELS)}")
+        object.__setattr__(self, "level", self.level.upper())
+
+    @property
+    def asks_nothing(self) -> bool:
+        return self.level == "DEBUG" and self.run_id is None and self.events is None
+
+    def wants(self, event: dict[str, Any] | None, run_id: str | None) -> bool:
+        if self.asks_nothing:
+            return True
+        if event is None:
+            return False
+        level = str(event.get("level", "")).upper()
+        if level in LEVELS and LEVELS.index(level) < LEVELS.index(self.level):
+            return False
+        if self.run_id is not None and run_id != self.run_id:
+            return False
+        return self.events is None or event.get("event") in self.events
+
+
+class _RunContext:
+    """The run the lines of one process's file belong to, as they are read in order."""
+
+    def __init__(self) -> None:
+        self.run_id: str | None = None
+
+    def of(self, event: dict[str, Any] | None) -> str | None:
+        if event is None:
+            return self.run_id
+        named = event.get("run_id")
+        if event.get("event") == "run_start" and named is not None:
+            self.run_id = str(named)
+        return str(named) if named is not None else self.run_id
+
+
+def _parsed(line: str) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def process_logs(directory: Path) -> list[list[Path]]:
@@ -68,23 +125,28 @@ def written_ms(line: str) -> int | None:
     return event["ts_ms"] if isinstance(event.get("ts_ms"), int) else None
 
 
-def merged_lines(directory: Path) -> Iterator[str]:
-    """Every line of every process's log, merged by the time it was written. A line without a
-    time (not JSON) keeps its place after the line before it in its file."""
+def merged_lines(directory: Path, wanted: LogFilter = LogFilter()) -> Iterator[str]:
+    """Every line of every process's log that `wanted` asks for, merged by the time it was
+    written. A line without a time (not JSON) keeps its place after the line before it in its
+    file."""
 
     def keyed(paths: list[Path]) -> Iterator[tuple[int, str]]:
-        last_ms = 0
+        last_ms, runs = 0, _RunContext()
         for line in _lines(paths):
             last_ms = written_ms(line) or last_ms
-            yield last_ms, line
+            event = _parsed(line)
+            if wanted.wants(event, runs.of(event)):
+                yield last_ms, line
 
     for _, line in heapq.merge(*(keyed(paths) for paths in process_logs(directory)),
                                key=lambda item: item[0]):
         yield line
 
 
-def format_event(line: str) -> str:
-    """One log line as rich markup; a line that is not a JSON object is shown as it is."""
+def format_event(line: str, full: bool = False) -> str:
+    """One log line as rich markup: time, level, logger, message, then its fields (a nested one,
+    e.g. a signal's or a trade's, as its name and size unless `full`); a line that is not a JSON
+    object is shown as it is."""
     try:
         event: Any = json.loads(line)
     except json.JSONDecodeError:
@@ -96,7 +158,7 @@ def format_event(line: str) -> str:
     level = str(event.get("level", "?"))
     style = LEVEL_STYLES.get(level, "white")
     extras = "  ".join(
-        f"[dim]{escape(str(key))}=[/]{escape(_short(value))}"
+        f"[dim]{escape(str(key))}=[/]{escape(_short(value, full))}"
         for key, value in event.items()
         if key not in _KNOWN
     )
@@ -109,8 +171,12 @@ def format_event(line: str) -> str:
     return text
 
 
-def _short(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, default=str)
+def _short(value: Any, full: bool) -> str:
+    if isinstance(value, str):
+        return value
+    if not full and isinstance(value, dict | list) and value:
+        return f"{{{len(value)} fields}}" if isinstance(value, dict) else f"[{len(value)} items]"
+    return json.dumps(value, default=str)
 
 
 def _lines(paths: Iterable[Path]) -> Iterable[str]:
@@ -122,18 +188,20 @@ def _lines(paths: Iterable[Path]) -> Iterable[str]:
             continue  # rotated away while we read
 
 
-def tail_log(directory: Path, count: int, console: Console) -> None:
+def tail_log(directory: Path, count: int, console: Console,
+             wanted: LogFilter = LogFilter(), full: bool = False) -> None:
     if not process_logs(directory):
         raise DataError(f"{directory}: no log files ({LOG_PREFIX}-*{LOG_SUFFIX}: each process "
                         "writes one when it runs)")
-    for line in deque(merged_lines(directory), maxlen=count) if count else ():
-        console.print(format_event(line), highlight=False)
+    for line in deque(merged_lines(directory, wanted), maxlen=count) if count else ():
+        console.print(format_event(line, full), highlight=False)
 
 
 @dataclass
 class _Position:
     inode: int
     offset: int  # bytes already printed, always just after a newline
+    runs: _RunContext = field(default_factory=_RunContext)
 
 
 def follow_log(
@@ -143,18 +211,24 @@ def follow_log(
     poll_s: float = 0.5,
     sleep: Callable[[float], None] = time.sleep,
     should_stop: Callable[[], bool] = lambda: False,
+    wanted: LogFilter = LogFilter(),
+    full: bool = False,
 ) -> None:
     """Print events as any process appends them (a process started later too), across
     rotations, until interrupted (or told to stop). What one poll finds is printed in the order
     it was written. No file is held open between polls, however many the folder holds."""
     positions = {path: position for path in current_files(directory)
                  if (position := _at_end(path)) is not None}
+    if wanted.run_id is not None:  # the run each file is in by now, for lines not naming it
+        for path, position in positions.items():
+            for line in _lines([path]):
+                position.runs.of(_parsed(line))
     while not should_stop():
         fresh: list[tuple[int, str]] = []
         for path in current_files(directory):
-            fresh.extend(_new_lines(path, positions))
+            fresh.extend(_new_lines(path, positions, wanted))
         for _, line in sorted(fresh, key=lambda item: item[0]):
-            console.print(format_event(line), highlight=False)
+            console.print(format_event(line, full), highlight=False)
         sleep(poll_s)
 
 
@@ -171,7 +245,8 @@ def _at_end(path: Path) -> _Position | None:
         return None
 
 
-def _new_lines(path: Path, positions: dict[Path, _Position]) -> list[tuple[int, str]]:
+def _new_lines(path: Path, positions: dict[Path, _Position],
+               wanted: LogFilter) -> list[tuple[int, str]]:
     try:
         inode = os.stat(path).st_ino
     except FileNotFoundError:
@@ -182,12 +257,14 @@ def _new_lines(path: Path, positions: dict[Path, _Position]) -> list[tuple[int, 
         position = positions[path] = _Position(inode, 0)
     elif position.inode != inode:  # rotated: the rest of the old file (now .1), then the new one
         lines += _read_complete_lines(path.with_name(path.name + ".1"), position)
-        position = positions[path] = _Position(inode, 0)
+        position = positions[path] = _Position(inode, 0, position.runs)
     lines += _read_complete_lines(path, position)
     keyed, last_ms = [], 0
     for line in lines:
         last_ms = written_ms(line) or last_ms
-        keyed.append((last_ms, line))
+        event = _parsed(line)
+        if wanted.wants(event, position.runs.of(event)):
+            keyed.append((last_ms, line))
     return keyed
 
 

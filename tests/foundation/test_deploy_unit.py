@@ -19,12 +19,15 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from cryptobot.secrets import API_KEY_ENV, API_SECRET_ENV, FRED_KEY_ENV
+from cryptobot.secrets import API_KEY_ENV, API_SECRET_ENV, FRED_KEY_ENV, NOTIFY_URLS_ENV
 from tests.conftest import REPO_ROOT
 
 DEPLOY = REPO_ROOT / "deploy"
 LIVE_UNIT = DEPLOY / "cryptobot-live.service"
 KILL_UNIT = DEPLOY / "cryptobot-kill.service"
+NOTIFY_UNIT = DEPLOY / "cryptobot-notify@.service"  # a template: OnFailure= names an instance
+STATUS_UNIT = DEPLOY / "cryptobot-status.service"
+STATUS_TIMER = DEPLOY / "cryptobot-status.timer"
 ENV_EXAMPLE = DEPLOY / "cryptobot.env.example"
 # what deploy/README.md copies to <WorkingDirectory>/config/live.toml
 LIVE_CONFIG = REPO_ROOT / "config" / "live.example.toml"
@@ -118,7 +121,9 @@ def test_the_cryptobot_entry_point_is_the_clis_main():
     assert scripts["cryptobot"] == "cryptobot.cli:main"  # what run_cli calls
 
 
-@pytest.mark.parametrize(("unit_file", "command"), [(LIVE_UNIT, "live"), (KILL_UNIT, "kill")])
+@pytest.mark.parametrize(("unit_file", "command"), [(LIVE_UNIT, "live"), (KILL_UNIT, "kill"),
+                                                    (NOTIFY_UNIT, "notify"),
+                                                    (STATUS_UNIT, "status")])
 def test_exec_start_runs_the_command_with_flags_the_cli_has(run_cli, monkeypatch, unit_file,
                                                             command):
     unit = parse_unit(unit_file.read_text())
@@ -127,7 +132,7 @@ def test_exec_start_runs_the_command_with_flags_the_cli_has(run_cli, monkeypatch
     assert executable.is_absolute() and executable.name == "cryptobot", argv
     assert argv[1] == command, argv
     flags = [arg.split("=", 1)[0] for arg in argv[2:] if arg.startswith("-")]
-    assert "--config" in flags
+    assert "--config" in flags or command == "notify"
     monkeypatch.setenv("COLUMNS", "200")  # rich must not wrap an option name
     code, out, err = run_cli(command, "--help")
     assert code == 0, err
@@ -274,7 +279,34 @@ def test_hardening_that_keeps_the_bot_working(live_unit):
 SECRET_NAMES = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|PASSWD)", re.IGNORECASE)
 
 
-@pytest.mark.parametrize("unit_file", [LIVE_UNIT, KILL_UNIT])
+def test_a_failure_of_the_bot_or_a_silent_bot_is_told(run_cli, tmp_path, monkeypatch):
+    """OnFailure= of the live unit and of the status check starts the notify template, which
+    runs `cryptobot notify` as the bot's user with its environment file (the URLs); the timer
+    runs the check every few minutes, with a --stale-after the status command accepts."""
+    live, status = parse_unit(LIVE_UNIT.read_text()), parse_unit(STATUS_UNIT.read_text())
+    notify = parse_unit(NOTIFY_UNIT.read_text())
+    for unit in (live, status):
+        assert values(unit, "Unit", "OnFailure") == ["cryptobot-notify@%N.service"]
+    argv = exec_start(notify)
+    assert argv[1] == "notify" and any("%i" in arg for arg in argv[2:])  # names the failed unit
+    assert single(notify, "Service", "Type") == "oneshot" and "Install" not in notify
+    for key in ("User", "Group", "WorkingDirectory", "EnvironmentFile"):
+        assert notify["Service"][key] == live["Service"][key], key
+    timer = parse_unit(STATUS_TIMER.read_text())
+    assert seconds(single(timer, "Timer", "OnUnitActiveSec")) <= 600
+    assert single(timer, "Install", "WantedBy") == "timers.target"
+    status_argv = exec_start(status)
+    assert status_argv[1] == "status"
+    stale_after = status_argv[status_argv.index("--stale-after") + 1]
+    assert seconds(stale_after) <= 3 * seconds(single(timer, "Timer", "OnUnitActiveSec"))
+    monkeypatch.delenv(NOTIFY_URLS_ENV, raising=False)
+    code, _, err = run_cli("status", "--stale-after", stale_after, "--dir", str(tmp_path))
+    assert code == 1 and "0 running" in err  # nothing running: a failure, so it is told
+    code, _, err = run_cli(*argv[1:2], "unit x failed")
+    assert code == 2 and err.startswith(f"error: no notification URL: set {NOTIFY_URLS_ENV}")
+
+
+@pytest.mark.parametrize("unit_file", [LIVE_UNIT, KILL_UNIT, NOTIFY_UNIT, STATUS_UNIT])
 def test_no_secret_in_the_unit(unit_file):
     text = unit_file.read_text()
     unit = parse_unit(text)
@@ -284,6 +316,9 @@ def test_no_secret_in_the_unit(unit_file):
     for name in (API_KEY_ENV, API_SECRET_ENV, FRED_KEY_ENV):
         assert f"{name}=" not in text
     assert not re.search(r"[A-Za-z0-9]{32,}", text)  # nothing shaped like an API key
+    if unit_file == STATUS_UNIT:
+        assert "EnvironmentFile" not in unit["Service"]  # it needs no secret
+        return
     env_file = single(unit, "Service", "EnvironmentFile").lstrip("-")
     assert PurePosixPath(env_file).is_absolute()
     assert not _under(PurePosixPath(env_file),
@@ -294,7 +329,7 @@ def test_the_environment_file_example_names_the_keys_and_holds_none():
     text = ENV_EXAMPLE.read_text()
     assignments = dict(line.split("=", 1) for line in text.splitlines()
                        if line and not line.startswith("#"))
-    assert assignments.keys() == {API_KEY_ENV, API_SECRET_ENV, FRED_KEY_ENV}
+    assert assignments.keys() == {API_KEY_ENV, API_SECRET_ENV, FRED_KEY_ENV, NOTIFY_URLS_ENV}
     assert all(value == "" for value in assignments.values())
     assert "chmod 600" in text or "-m 600" in text
 
@@ -308,11 +343,14 @@ def test_systemd_analyze_verify(tmp_path):
     program = shutil.which("cryptobot") or shutil.which("python3")
     assert program is not None
     names = []
-    for unit_file in (LIVE_UNIT, KILL_UNIT):
+    for unit_file in (LIVE_UNIT, KILL_UNIT, NOTIFY_UNIT, STATUS_UNIT, STATUS_TIMER):
         text = unit_file.read_text()
-        installed = exec_start(parse_unit(text))[0]
-        (tmp_path / unit_file.name).write_text(text.replace(installed, program))
-        names.append(unit_file.name)
+        if unit_file.suffix == ".service":
+            text = text.replace(exec_start(parse_unit(text))[0], program)
+        # a template is verified as the instance OnFailure= starts
+        name = unit_file.name.replace("@.", "@cryptobot-live.")
+        (tmp_path / name).write_text(text)
+        names.append(name)
     done = subprocess.run([analyze, "verify", "--man=no",
                            *(str(tmp_path / name) for name in names)],
                           capture_output=True, text=True, timeout=120, check=False,

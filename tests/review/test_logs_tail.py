@@ -130,3 +130,75 @@ def test_follow_prints_new_events_across_rotations_and_new_processes(tmp_path):
     assert [line.split("event ")[1] for line in printed.splitlines()] == [
         "1", "2", "3", "4", "5", "6", "7", "8"
     ]
+
+
+def _write_two_runs(directory: Path) -> None:
+    """Run 1 in process A, run 2 in process B (started later); each line after a `run_start`
+    belongs to that run, named or not (A's rotated part goes on with run 1)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{A}.1").write_text(
+        _line(0, event="run_start", run_id="1", mode="paper")
+        + _line(1, event="order", run_id="1"))
+    (directory / A).write_text(
+        _line(2, logging.WARNING, event="protection")  # a broker's line: no run_id of its own
+        + _line(6, event="run_finish", run_id="1"))
+    (directory / B).write_text(
+        _line(3, event="run_start", run_id="2", mode="live")
+        + _line(4, event="fill", run_id="2")
+        + _line(5, logging.ERROR, event="error"))
+
+
+def _tail(run_cli, directory: Path, *options: str) -> list[str]:
+    code, out, err = run_cli("logs", "tail", "--dir", str(directory), "-n", "50", *options)
+    assert code == 0, err
+    return _events(out)
+
+
+def test_tail_filters_by_run_level_and_event(run_cli, tmp_path):
+    logs = tmp_path / "logs"
+    _write_two_runs(logs)
+    assert _tail(run_cli, logs) == ["0", "1", "2", "3", "4", "5", "6"]
+    assert _tail(run_cli, logs, "--run", "1") == ["0", "1", "2", "6"]
+    assert _tail(run_cli, logs, "--run", "2") == ["3", "4", "5"]
+    assert _tail(run_cli, logs, "--level", "warning") == ["2", "5"]
+    assert _tail(run_cli, logs, "--level", "ERROR", "--run", "1") == []
+    assert _tail(run_cli, logs, "--event", "order,fill") == ["1", "4"]
+    assert _tail(run_cli, logs, "--event", "protection", "--run", "1", "-n", "1") == ["2"]
+    code, _, err = run_cli("logs", "tail", "--dir", str(logs), "--level", "LOUD")
+    assert code == 2 and err.startswith("error: --level 'LOUD': one of DEBUG")
+
+
+def test_follow_filters_too(tmp_path):
+    from cryptobot.report.logs_view import LogFilter
+
+    directory = tmp_path / "logs"
+    directory.mkdir()
+    first = directory / A
+    first.write_text(_line(0, event="run_start", run_id="1", mode="live"))
+    console = Console(record=True, width=200)
+    steps = iter([lambda: first.write_text(
+        first.read_text() + _line(1, logging.WARNING, event="protection")
+        + _line(2, event="order", run_id="1") + _line(3, event="run_start", run_id="2")
+        + _line(4, logging.WARNING, event="protection"))])
+    done = []
+
+    def sleep(_seconds: float) -> None:
+        step = next(steps, None)
+        done.append(step is None)
+        if step is not None:
+            step()
+
+    follow_log(directory, console, sleep=sleep, should_stop=lambda: any(done),
+               wanted=LogFilter("WARNING", "1"))
+    assert _events(console.export_text()) == ["1"]
+
+
+def test_nested_fields_are_named_unless_full(run_cli, tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / A).write_text(_line(0, event="signal", run_id="1",
+                                gate={"action": "REDUCE", "size_factor": 0.5}))
+    code, out, _ = run_cli("logs", "tail", "--dir", str(logs))
+    assert code == 0 and "gate={2 fields}" in out and "REDUCE" not in out
+    code, out, _ = run_cli("logs", "tail", "--dir", str(logs), "--full")
+    assert code == 0 and 'gate={"action": "REDUCE", "size_factor": 0.5}' in out

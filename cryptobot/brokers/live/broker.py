@@ -328,7 +328,7 @@ class LiveBroker(LiveFills):
             except (OrderRejectedError, TemporaryExchangeError) as exc:
                 last_error = exc
                 log.warning("stop %s attempt %d/%d failed: %s", intent.client_id, attempt,
-                            attempts, exc)
+                            attempts, exc, extra={"event": "protection"})
         reason = f"stop could not be placed after {attempts} attempts: {last_error}"
         self.flatten(signal_id, reason)
         raise OrderRejectedError(f"{intent.client_id}: {reason}; position closed at market")
@@ -350,7 +350,8 @@ class LiveBroker(LiveFills):
                                      OrderPurpose.FLATTEN, None, True)
                 self._send(intent)
             self.state.update_position(signal_id, close_reason=reason)
-            log.warning("position %s closed at market: %s", signal_id, reason)
+            log.warning("position %s closed at market: %s", signal_id, reason,
+                        extra={"event": "flatten"})
         for row in self.state.orders(OPEN_STATUSES, signal_id=signal_id):
             try:
                 self.cancel(row.client_id)

@@ -138,7 +138,7 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
             continue
         if abs(qty - position.qty_base) > QTY_EPSILON:
             log.warning("%s: stored %.8g, exchange %.8g: using the exchange's",
-                        position.signal_id, position.qty_base, qty)
+                        position.signal_id, position.qty_base, qty, extra={"event": "reconcile"})
             state.update_position(position.signal_id, qty_base=qty)
             report.qty_corrected.append(position.signal_id)
         _ensure_stop(broker, position.signal_id, position.symbol, position.side, qty,
@@ -152,7 +152,8 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
         report.unknown_positions.append((symbol, qty))
         if not broker.settings.live.adopt_unknown_positions:
             log.warning("unknown position %s %.8g on the exchange: reported and left alone "
-                        "(live.adopt_unknown_positions is off)", symbol, qty)
+                        "(live.adopt_unknown_positions is off)", symbol, qty,
+                        extra={"event": "reconcile"})
             continue
         side = PositionSide.LONG if qty > 0 else PositionSide.SHORT
         # one id per adopted position, even two found in one reconciliation
@@ -238,7 +239,7 @@ def _place_stop(broker: ReconciledBroker, signal_id: str, symbol: str, side: Pos
                          OrderType.STOP_MARKET, broker.gateway.round_qty(symbol, qty),
                          OrderPurpose.STOP, broker.gateway.round_price(symbol, price), True)
     log.warning("%s: no stop covers %.8g on the exchange; placing %s at %g",
-                signal_id, qty, intent.client_id, intent.price)
+                signal_id, qty, intent.client_id, intent.price, extra={"event": "reconcile"})
     broker.place_recovery_stop(intent)
     report.stops_placed.append(intent.client_id)
     for row in replaced:

@@ -82,7 +82,7 @@ def trades_closed_away(state: LiveState) -> list[tuple[Trade, list[Fill]]]:
         if not entries or sum(f.qty_base for f in exits) < qty * (1 - 1e-9):
             if entries:  # closed by something that is not ours (a manual close): not booked
                 log.warning("%s closed on the exchange without fills of ours for all of it; "
-                            "not booked as a trade", sid)
+                            "not booked as a trade", sid, extra={"event": "reconcile"})
             continue
         stops = [row.price for row in state.orders(signal_id=sid)
                  if row.order_type == OrderType.STOP_MARKET.value and row.price is not None]

@@ -82,7 +82,7 @@ def _algo(broker: StreamFedBroker, event: AlgoUpdate) -> None:
     _ended(broker, row, status, f"{event.status} {event.reason}".strip())
     if status != "canceled":
         log.warning("stop %s ended without a fill (%s); reconciling on the next candle",
-                    row.client_id, event.status)
+                    row.client_id, event.status, extra={"event": "protection"})
         broker.reconcile_soon()
 
 

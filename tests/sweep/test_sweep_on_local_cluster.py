@@ -108,3 +108,14 @@ def test_the_heatmap_is_green_where_a_figure_is_better_and_red_below_zero_pnl(sw
     red, green = "rgb(165,0,38)", "rgb(0,104,55)"  # RdYlGn's ends: the lowest value's colour
     assert first_colour == {"total_pnl_usdt": red, "trades": red, "fees_usdt": green,
                             "max_drawdown_usdt": green}
+
+
+def test_a_local_cluster_takes_no_fixed_port_and_listens_on_loopback_only():
+    """Dask's dashboard_address=None still serves :8787 (a second sweep's would collide)."""
+    from urllib.parse import urlsplit
+
+    from cryptobot.sweep.cluster import dask_client
+
+    with dask_client(1, None) as client:
+        where = urlsplit(client.dashboard_link)
+    assert where.hostname == "127.0.0.1" and where.port != 8787

@@ -15,7 +15,8 @@ CROSSCHECK = REPO_ROOT / "config" / "crosscheck.toml"
 
 
 def test_each_row_with_recorded_liquidations_equals_a_plain_backtest(tmp_path, run_cli):
-    base = write_config(tmp_path, {"evidence.liquidations_dir": str(LIQUIDATIONS)},
+    base = write_config(tmp_path, {"evidence.liquidations_dir": str(LIQUIDATIONS),
+                                   "logging.dir": str(tmp_path / "logs")},
                         name="base.toml", extends=CROSSCHECK)
     grid = write_grid(tmp_path, {"evidence.required_beyond_oi": [0, 1]})
     code, out, err = run_cli("sweep", "--config", str(base), "--data", str(CRASH), "--grid",

@@ -195,7 +195,7 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
     recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
                                heartbeat, verbose=verbose,
                                alive=Heartbeat(settings.logging.dir, LiveClock(), "live",
-                                               settings.market.symbols))
+                                               settings.market.symbols), clock=venue.clock)
     symbols = settings.market.symbols
     run = outcome.run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder,
                                    db_url, kill_switch)

@@ -58,7 +58,9 @@ def status_command(
             state = f"finished ({run.stop_reason}) at {iso_utc(run.beat_ms)}"
         elif now_ms - run.beat_ms > limit_ms:
             silent += 1
-            state = f"SILENT for {age_s} s (last beat {iso_utc(run.beat_ms)})"
+            state = (f"SILENT for {age_s} s (last beat {iso_utc(run.beat_ms)}); if this run "
+                     f"was stopped for good, delete its heartbeat {run.path} and `status` "
+                     "forgets it")
         else:
             running += 1
             state = f"alive (last beat {age_s} s ago)"

@@ -284,7 +284,7 @@ def paper(
         recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
                                    heartbeat, commit_per_event=True, verbose=verbose,
                                    alive=Heartbeat(settings.logging.dir, LiveClock(), "paper",
-                                                   symbols))
+                                                   symbols), clock=clock)
         run = SessionRun(settings, symbols[0] if len(symbols) == 1 else "", recorder, db_url,
                          KillSwitch(settings.risk.kill_switch_file))
         run.engine = _portfolio(run, clock)  # a bad strategy or gate fails here, before the

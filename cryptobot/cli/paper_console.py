@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cryptobot.cli.stop_moves import StopMoves
-from cryptobot.clock import iso_utc
+from cryptobot.clock import Clock, iso_utc
 from cryptobot.engine.recorder import OrderEvent, Recorder, RunInfo
 from cryptobot.exchange.feed import FeedEvent, event_time_ms
 from cryptobot.heartbeat import Heartbeat
@@ -47,12 +47,18 @@ class ConsoleRecorder:
     transaction with everything the candle caused and the samples before it (`commit`, called
     by `on_event`): a crash never leaves a candle half stored, which a resume relies on. What
     a candle caused is printed once it is committed, so that whatever the console showed is
-    stored. Without it (live), the store commits each row itself and lines print at once."""
+    stored. Without it (live), the store commits each row itself and lines print at once.
+
+    Every line is stamped with the run's `clock` when the run learned of it, so lines are in
+    time order and the stop placed on an entry's fill follows it at the same time. A fill's
+    own time (the paper simulator's: its candle's open; live: the exchange's) is added when it
+    is another minute."""
 
     def __init__(self, inner: Recorder, console: Console, heartbeat: bool = True,
                  commit_per_event: bool = False, verbose: bool = False,
-                 alive: Heartbeat | None = None) -> None:
+                 alive: Heartbeat | None = None, clock: Clock | None = None) -> None:
         self.inner = inner
+        self.clock = clock  # None: a fill is stamped with its own time
         self.alive = alive  # the run's heartbeat file: beats as the stream's events come
         self.console = console
         self.heartbeat = heartbeat
@@ -147,8 +153,11 @@ class ConsoleRecorder:
         self.positions[fill.symbol] = _after_fill(*self.positions.get(fill.symbol, (0.0, 0.0)),
                                                   fill)
         named = f"{fill.symbol} " if self._several_symbols else ""
-        self._say(f"[cyan]FILL[/]   {_minute(fill.ts_ms)} {named}{fill.purpose} {fill.side} "
-                  f"{fill.qty_base:.6f} @ {fill.price:,.2f} fee {fill.fee_usdt:.4f} "
+        known_ms = fill.ts_ms if self.clock is None else self.clock.now_ms()
+        own = "" if _minute(known_ms) == _minute(fill.ts_ms) else \
+            f" fill time {_minute(fill.ts_ms)[11:]}"
+        self._say(f"[cyan]FILL[/]   {_minute(known_ms)} {named}{fill.purpose} {fill.side} "
+                  f"{fill.qty_base:.6f} @ {fill.price:,.2f}{own} fee {fill.fee_usdt:.4f} "
                   f"({fill.client_id})")
 
     def trade(self, trade: Trade, gate: GateDecision | None) -> None:

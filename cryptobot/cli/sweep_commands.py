@@ -51,6 +51,7 @@ def sweep(
     from cryptobot.cli.run_setup import store_url, trading_span, with_symbols
     from cryptobot.clock import DAY_MS, LiveClock
     from cryptobot.config import load_settings
+    from cryptobot.runners.stream_session import stop_signals_interrupt
     from cryptobot.store import masked_url
     from cryptobot.store.sweeps import SweepInfo, SweepWriter
     from cryptobot.sweep.cluster import check_workers, dask_client
@@ -78,8 +79,9 @@ def sweep(
                      "; ".join(f"{data} ({', '.join(m.sources)})" for m in pack.markets.values()),
                      settings.market.symbols, *plan.traded, walk_forward,
                      metric if walk else None)
-    with dask_client(workers, scheduler) as client:  # a cluster out of reach stores nothing
-        writer = SweepWriter(db_url, info, LiveClock())
+    # SIGTERM and SIGHUP as Ctrl-C: what finished stays stored, the sweep `interrupted`
+    with stop_signals_interrupt(), dask_client(workers, scheduler) as client:
+        writer = SweepWriter(db_url, info, LiveClock())  # a cluster out of reach stores nothing
         with _finishing(writer):
             outcome = _run(client, plan, walk, metric, writer, as_json)
     if as_json:
@@ -90,8 +92,8 @@ def sweep(
 
 @contextmanager
 def _finishing(writer) -> Iterator[None]:
-    """The sweep's status when the block ends: finished, interrupted (Ctrl-C: what finished
-    is stored) or failed."""
+    """The sweep's status when the block ends: finished, interrupted (Ctrl-C, SIGTERM, SIGHUP:
+    what finished is stored) or failed."""
     from cryptobot.errors import StoreError
 
     try:

@@ -25,7 +25,8 @@ def print_walk_forward(console: Console, outcome: dict[str, Any]) -> None:
     table = Table(title=f"walk-forward {outcome['walk_forward']}, chosen by "
                         f"{outcome['metric']} (sweep {outcome['sweep_id']})")
     for column in ("window", "train", "test", "chosen", "in-sample PnL", "trades",
-                   "out-of-sample PnL", "trades", "max DD %", "closed at end"):
+                   "out-of-sample PnL", "trades", "max DD % (closed trades only)",
+                   "closed at end"):
         table.add_column(column)
     for row in outcome["windows"]:
         chosen = ", ".join(f"{k.removeprefix('strategy.params.')}={v}"
@@ -47,5 +48,6 @@ def print_walk_forward(console: Console, outcome: dict[str, Any]) -> None:
         f"out-of-sample, {stitched['windows']} test windows stitched: {out['trades']} trades, "
         f"PnL {_money(out['total_pnl_usdt'])} USDT ({_money(out['pnl_per_30d_usdt'])} per 30 "
         f"days; in-sample {_money(ins['pnl_per_30d_usdt'])} per 30 days), worst window "
-        f"drawdown {'-' if worst is None else f'{worst:.2f}%'}, {out['closed_at_window_end']} "
-        "closed at a window's end", highlight=False, markup=False)
+        f"drawdown {'-' if worst is None else f'{worst:.2f}%'} (of closed trades only), "
+        f"{out['closed_at_window_end']} closed at a window's end (in the trades and PnL; not in "
+        "drawdown, profit factor, average R)", highlight=False, markup=False)

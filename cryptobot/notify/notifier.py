@@ -1,18 +1,19 @@
 """A queue and one worker thread between the run and its notification services.
 
-The run only ever puts a notice on the queue (never waits: a full queue drops the notice and
-counts it). The worker sends each notice to every sink; past `max_per_window` notices in
-`window_s` it holds the rest and sends them as one digest when the window allows (and at
-close), so a burst is rate-limited without losing a word. A sink that fails (down, refused,
-timed out) costs one warning naming its kind, never its URL, until it works again; the run
-goes on.
+The run only ever puts a notice on the queue and never waits. A full queue drops a routine
+notice (entry, exit, trade, daily, run) and counts it, with a warning at the first drop and at
+close; a notice a trader must hear (an error, protection, the kill switch...) is never dropped:
+it evicts the oldest routine notice queued, or takes one of as many extra places. The worker
+sends each notice to every sink; past `max_per_window` notices in `window_s` it holds the rest
+and sends them as one digest when the window allows (and at close), those that must be heard
+first, cut to a size every service takes (Telegram: 4096 characters). A sink that fails (down,
+refused, timed out) costs one warning naming its kind, never its URL, until it works again;
+the run goes on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import queue
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ MAX_PER_WINDOW = 20  # notices sent one by one per window; the rest go in a dige
 WINDOW_S = 60.0
 QUEUE_SIZE = 1000
 CLOSE_TIMEOUT_S = 10.0  # at the run's end: what is queued gets this long, then is left
+MAX_BODY_CHARS = 4000  # Telegram refuses a message over 4096 characters
+ROUTINE_KINDS = frozenset({"run", "entry", "exit", "trade", "daily"})  # may be dropped
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,10 @@ class Notice:
     kind: str  # entry, exit, trade, protection, kill_switch, error, daily, run ...
     title: str
     body: str
+
+    @property
+    def routine(self) -> bool:
+        return self.kind in ROUTINE_KINDS
 
 
 class Sink(Protocol):
@@ -45,9 +52,6 @@ class Sink(Protocol):
         ...
 
 
-_STOP = object()
-
-
 class Notifier:
     def __init__(self, sinks: Sequence[Sink], clock: Clock, max_per_window: int = MAX_PER_WINDOW,
                  window_s: float = WINDOW_S, queue_size: int = QUEUE_SIZE) -> None:
@@ -56,14 +60,17 @@ class Notifier:
         self.label = "cryptobot"  # what each title starts with: the run, once it has an id
         self.max_per_window = max_per_window
         self.window_ms = int(window_s * 1000)
-        self._queue: queue.Queue = queue.Queue(queue_size)
+        self.queue_size = queue_size
+        self._queue: deque[Notice] = deque()
+        self._ready = threading.Condition()
+        self._stopping = False
         self._sent_ms: deque[int] = deque()
         self._down: set[str] = set()
         self._thread = threading.Thread(target=self._work, name="cryptobot-notify", daemon=True)
         self.sent = 0  # messages delivered to at least one sink (a digest counts once)
         self.digests = 0
         self.failures = 0
-        self.dropped = 0  # notices refused by a full queue
+        self.dropped = 0  # routine notices refused by a full queue
 
     def start(self) -> Notifier:
         self._thread.start()
@@ -71,34 +78,59 @@ class Notifier:
 
     def notify(self, notice: Notice) -> None:
         """Queue `notice`; returns at once, whatever the services do."""
-        try:
-            self._queue.put_nowait(notice)
-        except queue.Full:
+        with self._ready:
+            dropped_before = self.dropped
+            if len(self._queue) < self.queue_size or self._make_room(notice):
+                self._queue.append(notice)
+                self._ready.notify()
+            else:
+                self.dropped += 1
+            first_drop = dropped_before == 0 < self.dropped
+        if first_drop:
+            log.warning("notifications: the queue is full (%d; the services are slow or "
+                        "down): routine notices are dropped from now on, errors and "
+                        "protection still go", self.queue_size,
+                        extra={"event": "notify_dropped"})
+
+    def _make_room(self, notice: Notice) -> bool:
+        """Room for a notice that must not be dropped: the oldest routine one queued goes,
+        or one of `queue_size` extra places is taken. False: no room (a routine notice)."""
+        if notice.routine:
+            return False
+        oldest = next((queued for queued in self._queue if queued.routine), None)
+        if oldest is not None:
+            self._queue.remove(oldest)
             self.dropped += 1
+            return True
+        return len(self._queue) < 2 * self.queue_size
 
     def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
         """Send what is queued (the held ones as one digest), waiting at most `timeout_s`."""
-        if not self._thread.is_alive():
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put(_STOP, timeout=timeout_s)
-        self._thread.join(timeout_s)
         if self._thread.is_alive():
-            log.warning("notifications: %d still unsent at the end of the run (the service "
-                        "is slow); left", self._queue.qsize(), extra={"event": "notify_failed"})
+            with self._ready:
+                self._stopping = True
+                self._ready.notify()
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.warning("notifications: %d still unsent at the end of the run (the "
+                            "service is slow); left", len(self._queue),
+                            extra={"event": "notify_failed"})
+        if self.dropped:
+            log.warning("notifications: %d routine notices dropped by a full queue in this run",
+                        self.dropped, extra={"event": "notify_dropped"})
 
     # --- the worker ------------------------------------------------------------------------
     def _work(self) -> None:
         held: list[Notice] = []
         while True:
-            try:
-                item = self._queue.get(timeout=self._wait_s() if held else None)
-            except queue.Empty:
-                item = None  # a slot in the window came free
-            if item is _STOP:
+            with self._ready:
+                if not self._queue and not self._stopping:
+                    self._ready.wait(self._wait_s() if held else None)
+                stop = self._stopping and not self._queue
+                if self._queue:
+                    held.append(self._queue.popleft())
+            if stop:
                 break
-            if item is not None:
-                held.append(item)
             if held and self._slot_free():
                 self._deliver(held)
                 held = []
@@ -118,12 +150,12 @@ class Notifier:
 
     def _deliver(self, notices: list[Notice]) -> None:
         if len(notices) == 1:
-            title, body = notices[0].title, notices[0].body
+            title, body = notices[0].title, capped(notices[0].body)
         else:
             self.digests += 1
             title = f"{len(notices)} notices (rate limit: {self.max_per_window} a "\
                     f"{self.window_ms // 1000} s)"
-            body = "\n".join(f"{notice.title}: {notice.body}" for notice in notices)
+            body = digest_body(notices)
         self._sent_ms.append(self.clock.now_ms())
         delivered = False
         for sink in self.sinks:
@@ -148,3 +180,24 @@ class Notifier:
                         "until it works again", sink.name, redact(why),
                         extra={"event": "notify_failed"})
         return False
+
+
+def digest_body(notices: list[Notice], max_chars: int = MAX_BODY_CHARS) -> str:
+    """One line a notice, those that must be heard first, cut to `max_chars` with a count of
+    the lines left out."""
+    ordered = [n for n in notices if not n.routine] + [n for n in notices if n.routine]
+    lines: list[str] = []
+    used = 0
+    for n, notice in enumerate(ordered):
+        line = f"{notice.title}: {notice.body}"
+        rest = f"... and {len(ordered) - n} more notices (not shown: message size limit)"
+        if used + len(line) + 1 > max_chars - len(rest) - 1:
+            lines.append(rest)
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return capped("\n".join(lines), max_chars)
+
+
+def capped(body: str, max_chars: int = MAX_BODY_CHARS) -> str:
+    return body if len(body) <= max_chars else body[:max_chars - 3] + "..."

@@ -1,12 +1,15 @@
 """Summary figures in words and units, as a trader reads them: ("Net PnL", "-2.27 USDT (-0.02%
 of starting equity)"), not ("total pnl usdt", "-2.27"). Pairs that say one thing (a sum and its
 percentage, a count and its part) share a row; a key this table does not know still reads as
-words with the unit its suffix names."""
+words with the unit its suffix names (`_ms`: a time, in ISO UTC). A figure without a value
+(None) has no row."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from cryptobot.clock import iso_utc
 
 Figures = dict[str, Any]
 
@@ -46,7 +49,9 @@ def _win_rate(f: Figures) -> str:
 
 def _profit_factor(f: Figures) -> str:
     value = f["profit_factor"]
-    return "- (no losing trade)" if value is None else f"{value:,.2f}"
+    if value is None:
+        return "- (no losing trade)" if f.get("wins", 1) else "- (no winning or losing trade)"
+    return f"{value:,.2f}"
 
 
 def _signals(f: Figures) -> str:
@@ -60,8 +65,10 @@ def _oi(f: Figures) -> str:
 
 def _position_at_end(f: Figures) -> str:
     held = f.get("open_position")
-    if not held:
-        return "flat" if not f.get("open_position_at_end") else "open (not described)"
+    if not held:  # a paper or live run describes it in words
+        if not f.get("open_position_at_end"):
+            return "flat"
+        return str(f.get("open_position_detail") or "open (not described)")
     unrealised = held.get("unrealised_pnl_usdt")
     text = (f"{held.get('side', '?')} {held.get('qty', 0):g} from {held.get('entry_time', '?')} "
             f"at {held.get('entry_price', 0):,.2f}, stop {held.get('stop_price') or 0:,.2f}")
@@ -97,19 +104,26 @@ WORDS: dict[str, tuple[str, Callable[[Figures], str]]] = {
     "exit_reasons": ("Exits, by reason", lambda f: _counts(f["exit_reasons"])),
     "oi_samples": ("Open interest samples", _oi),
     "open_position_at_end": ("Position at the end", _position_at_end),
+    "open_position_detail": ("Position at the end", lambda f: str(f["open_position_detail"])),
+    "stopped_ms": ("Stopped at", lambda f: iso_utc(f["stopped_ms"])),
+    "stopped_early": ("Stopped early, by", lambda f: str(f["stopped_early"])),
 }
+SAYS_NONE = {"profit_factor"}  # None is a value with words: every other None has no row
 COVERED = {"wins", "total_pnl_pct", "max_drawdown_pct", "signals_entered", "oi_synthetic",
            "open_position"}
 
 
 def figure_rows(figures: Figures) -> list[tuple[str, str]]:
-    """(label, value) rows in the figures' order; `funding_charged` only when no note says it."""
+    """(label, value) rows in the figures' order; `funding_charged` only when no note says it,
+    the position's words only where no `open_position_at_end` row says them, none for None."""
     skip = set(COVERED)
     if "funding_note" in figures:
         skip.add("funding_charged")
+    if "open_position_at_end" in figures:
+        skip.add("open_position_detail")
     rows = []
     for key, value in figures.items():
-        if key in skip:
+        if key in skip or (value is None and key not in SAYS_NONE):
             continue
         if key in WORDS:
             label, words = WORDS[key]
@@ -119,11 +133,12 @@ def figure_rows(figures: Figures) -> list[tuple[str, str]]:
     return rows
 
 
-UNIT_SUFFIXES = {"_usdt": " USDT", "_pct": "%", "_ms": " ms"}
+UNIT_SUFFIXES = {"_usdt": " USDT", "_pct": "%", "_ms": ""}
 
 
 def unknown_row(key: str, value: Any) -> tuple[str, str]:
-    """A figure this module has no words for: its key as words, its unit from the suffix."""
+    """A figure this module has no words for: its key as words, its unit from the suffix (a
+    time for `_ms`)."""
     unit = next((suffix for suffix in UNIT_SUFFIXES if key.endswith(suffix)), "")
     label = key.removesuffix(unit).replace("_", " ").strip().capitalize() or key
     if value is None:
@@ -132,6 +147,8 @@ def unknown_row(key: str, value: Any) -> tuple[str, str]:
         return label, "yes" if value else "no"
     if isinstance(value, dict):
         return label, _counts(value)
+    if unit == "_ms" and isinstance(value, int):
+        return label, iso_utc(value)
     if isinstance(value, float):
         return label, f"{value:,.2f}{UNIT_SUFFIXES.get(unit, '')}"
     return label, f"{value}{UNIT_SUFFIXES.get(unit, '') if isinstance(value, int) else ''}"

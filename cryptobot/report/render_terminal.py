@@ -8,6 +8,7 @@ from rich.table import Table
 from cryptobot.clock import iso_utc
 from cryptobot.model import EvidenceItem, SignalStatus
 from cryptobot.report.lines import SignalLine, TradeLine, gate_text
+from cryptobot.report.signal_table import evidence_value
 from cryptobot.store import RunListing
 
 # The spike and OI numbers the rules measure (a short's rise from the low where a long's rule
@@ -161,11 +162,4 @@ def _evidence_cell(items: tuple[EvidenceItem, ...], name: str) -> str:
     if item is None:
         return "-"
     mark = "?" if item.holds is None else "[green]yes[/]" if item.holds else "[red]no[/]"
-    value = item.value
-    if value is None:
-        return mark
-    if name == "open_interest":
-        return f"{mark} {value:+.2f}%"
-    if name == "funding_flushed":
-        return f"{mark} {value * 100:+.4f}%"
-    return f"{mark} {value:.1f}x" if name == "liquidations" else f"{mark} {value:g}"
+    return f"{mark} {evidence_value(name, item.value)}".strip()

@@ -143,11 +143,22 @@ def _evidence_cells(items: list[dict[str, Any]], names: list[str]) -> list[Evide
         if item is None:
             cells.append(EvidenceCell("", "", "not measured for this signal"))
             continue
-        value = item.get("value")
         cells.append(EvidenceCell(EVIDENCE_MARKS.get(item.get("holds"), "?"),
-                                  "" if value is None else f"{value:,.4g}",
+                                  evidence_value(name, item.get("value")),
                                   str(item.get("detail") or "")))
     return cells
+
+
+def evidence_value(name: str, value: float | None) -> str:
+    """An evidence item's value in its unit, as `cryptobot signals` shows it: open interest's
+    change in %, funding's last rate in %, liquidations as a multiple of their median."""
+    if value is None:
+        return ""
+    if name == "open_interest":
+        return f"{value:+.2f}%"
+    if name == "funding_flushed":
+        return f"{value * 100:+.4f}%"
+    return f"{value:.1f}x" if name == "liquidations" else f"{value:g}"
 
 
 def _all_numbers(signal: dict[str, Any]) -> str:

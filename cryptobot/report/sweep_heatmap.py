@@ -11,6 +11,9 @@ from cryptobot.errors import ConfigError
 from cryptobot.store.sweeps import SweepInfo, SweepResult
 from cryptobot.sweep.metrics import LOWER_IS_BETTER, LOWER_IS_BETTER_MORE
 
+# Figures whose sign says gain or loss: their colour turns from red to green at zero.
+SIGNED_METRICS = frozenset({"total_pnl_usdt", "total_pnl_pct", "average_r"})
+
 
 @dataclass(frozen=True)
 class HeatmapCells:
@@ -55,6 +58,16 @@ def heatmap_cells(info: SweepInfo, results: list[SweepResult], axes: str,
                         len(grid) > 2, synthetic)
 
 
+def heatmap_colours(metric: str) -> dict[str, Any]:
+    """Green for better, red for worse, whichever way `metric` is better; a signed figure
+    (PnL, R) centred on zero so a loss is never green."""
+    lower = metric in LOWER_IS_BETTER or metric in LOWER_IS_BETTER_MORE
+    colours: dict[str, Any] = {"colorscale": "RdYlGn_r" if lower else "RdYlGn"}
+    if metric in SIGNED_METRICS:
+        colours["zmid"] = 0
+    return colours
+
+
 def write_heatmap(info: SweepInfo, results: list[SweepResult], axes: str, metric: str,
                   path: Path) -> None:
     import plotly.graph_objects as go
@@ -67,7 +80,7 @@ def write_heatmap(info: SweepInfo, results: list[SweepResult], axes: str, metric
         title += " - SYNTHETIC open interest"
     figure = go.Figure(go.Heatmap(
         x=[str(v) for v in cells.x_values], y=[str(v) for v in cells.y_values], z=cells.z,
-        colorscale="RdYlGn_r" if metric in LOWER_IS_BETTER else "RdYlGn",
+        **heatmap_colours(metric),
         text=[["-" if v is None else f"{v:,.2f}" for v in row] for row in cells.z],
         texttemplate="%{text}", colorbar={"title": metric}))
     figure.update_layout(title=title, xaxis_title=cells.x_key, yaxis_title=cells.y_key)

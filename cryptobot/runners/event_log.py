@@ -3,7 +3,9 @@
 Wrapping the run's recorder once, where the parts are wired, puts signals, gate decisions,
 orders, fills and trades in logs/ for every mode alike. Candles, OI samples and equity points
 go only to the store: they would drown the log.
-Line times come from the run's clock, given to `configure_logging` where the run is wired.
+Line times come from the run's clock, given to `configure_logging` where the run is wired
+(`ts_ms`: when the run learned of the event); a fill's own time is its `fill_time` (the paper
+simulator's: its candle's open; live: the exchange's trade time).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class EventLogRecorder:
     def fill(self, fill: Fill) -> None:
         self.inner.fill(fill)
         self._event("fill", f"fill {fill.client_id} {fill.side} {fill.qty_base:g} @ "
-                    f"{fill.price:.2f} fee {fill.fee_usdt:.4f}", time=iso_utc(fill.ts_ms),
+                    f"{fill.price:.2f} fee {fill.fee_usdt:.4f}", fill_time=iso_utc(fill.ts_ms),
                     symbol=fill.symbol, client_id=fill.client_id, price=fill.price,
                     qty=fill.qty_base, fee_usdt=fill.fee_usdt, purpose=str(fill.purpose))
 

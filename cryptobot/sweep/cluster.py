@@ -35,8 +35,10 @@ def dask_client(workers: int, scheduler: str | None) -> Iterator[Any]:
             yield client
         return
     check_workers(workers)
+    # The scheduler's HTTP server (dashboard, health) always starts (None means :8787, taken
+    # by a second sweep): on a free port of loopback only.
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR,
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR,
                            host="127.0.0.1")
     with cluster, Client(cluster) as client:
         yield client

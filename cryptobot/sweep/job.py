@@ -3,8 +3,8 @@
 The parts are those of `cryptobot backtest` (the paper fill simulator on a simulated clock,
 the strategy the settings name, the gate built on the client, the market rules), so a
 combination's summary equals the plain backtest's with the same settings, figure for figure
-(tests/sweep/test_sweep_equals_backtest.py). Nothing here writes the store: the worker hands
-back plain data and the client stores it.
+(tests/sweep/test_sweep_on_local_cluster.py, tests/sweep/test_sweep_liquidations.py). Nothing
+here writes the store: the worker hands back plain data and the client stores it.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from cryptobot.brokers.paper import PaperBroker
 from cryptobot.clock import SimClock
 from cryptobot.config import Settings
+from cryptobot.data.liquidation_files import LiquidationRecords
 from cryptobot.data.market_data import MarketData, cut_to_span
 from cryptobot.engine.gate import Gate
 from cryptobot.engine.market_rules import MarketRules
@@ -30,11 +31,13 @@ from cryptobot.strategy.loading import load_strategy
 @dataclass(frozen=True, eq=False)  # compared by identity: a worker keeps one copy (below)
 class MarketPack:
     """What every combination of a sweep shares, sent to each worker once: each symbol's
-    market data and rules, and the gate of each distinct `[macro]` (by its JSON)."""
+    market data and rules, the gate of each distinct `[macro]` (by its JSON) and each symbol's
+    recorded liquidations for each distinct folder and gap setting (`liquidations_key`)."""
 
     markets: dict[str, MarketData]
     rules: dict[str, MarketRules | None]
     gates: dict[str, Gate]
+    liquidations: dict[str, dict[str, LiquidationRecords | None]]
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,12 @@ class Span:
 
 def gate_key(settings: Settings) -> str:
     return settings.macro.model_dump_json()
+
+
+def liquidations_key(settings: Settings) -> str:
+    """What the recorded liquidations depend on: their folder and the gap that ends a span."""
+    evidence = settings.evidence
+    return f"{evidence.liquidation_gap_minutes!r} {evidence.liquidations_dir}"
 
 
 def run_combination(pack: MarketPack, settings: Settings, span: Span, detail: bool) -> dict:
@@ -92,8 +101,9 @@ def _backtest(pack: MarketPack, settings: Settings, span: Span):
     markets = {s: _warmed_up_from(owned[s], span) for s in settings.market.symbols}
     first_open_ms = min(int(m.candles["ts_open_ms"].iloc[0]) for m in markets.values())
     clock = SimClock(span.start_ms if span.start_ms is not None else first_open_ms)
+    liquidations = pack.liquidations[liquidations_key(settings)]
     inputs = {s: SymbolInputs(markets[s], load_strategy(settings.for_symbol(s), s),
-                              PaperBroker(settings.costs, clock), pack.rules[s])
+                              PaperBroker(settings.costs, clock), pack.rules[s], liquidations[s])
               for s in settings.market.symbols}
     return run_portfolio_backtest(settings, inputs, pack.gates[gate_key(settings)],
                                   MemoryRecorder(), clock, skip_quiet=True,

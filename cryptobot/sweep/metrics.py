@@ -24,11 +24,14 @@ def check_metric(metric: str, option: str) -> str:
 
 
 def ranking_key(metric: str):
-    """A sort key putting the best value of `metric` first and rows without one last."""
+    """A sort key putting the best value of `metric` first and rows without one last. A profit
+    factor of None with winning trades (no losing one) is infinite: the best; with none, last."""
     lower = metric in LOWER_IS_BETTER or metric in LOWER_IS_BETTER_MORE
 
     def key(summary: dict[str, Any] | None) -> tuple[int, float]:
         value = None if summary is None else summary.get(metric)
+        if value is None and metric == "profit_factor" and (summary or {}).get("wins"):
+            value = float("inf")
         if value is None:
             return (1, 0.0)
         return (0, float(value) if lower else -float(value))

@@ -13,7 +13,7 @@ from cryptobot.config import Settings
 from cryptobot.store.sweeps import SweepResult, SweepWriter
 from cryptobot.sweep.cluster import run_on_cluster
 from cryptobot.sweep.grid import Params
-from cryptobot.sweep.job import MarketPack, Span, gate_key
+from cryptobot.sweep.job import MarketPack, Span, gate_key, liquidations_key
 
 Progress = Callable[[SweepResult], None]
 
@@ -52,9 +52,11 @@ class SweepPlan:
 def load_pack(combinations: list[Settings], data: Path, span: Span, allow_gaps: bool,
               warmup_ms: int) -> MarketPack:
     """The market data (with `warmup_ms` before the span, as `cryptobot backtest` loads it),
-    market rules and gates that the combinations need, built once on the client."""
+    market rules, gates and recorded liquidations that the combinations need, built once on
+    the client."""
     from cryptobot.clock import LiveClock
     from cryptobot.data import load_market_data
+    from cryptobot.data.liquidation_files import load_liquidations
     from cryptobot.engine.market_rules import load_market_rules
     from cryptobot.macro import build_gate
 
@@ -66,10 +68,15 @@ def load_pack(combinations: list[Settings], data: Path, span: Span, allow_gaps: 
     rules = {s: load_market_rules(s) if exchange == "binanceusdm" else None
              for s in base.market.symbols}
     gates = {}
+    liquidations = {}
     for settings in combinations:  # the macro caches age by the wall clock, as in a backtest
         if (key := gate_key(settings)) not in gates:
             gates[key] = build_gate(settings, LiveClock())
-    return MarketPack(markets, rules, gates)
+        if (key := liquidations_key(settings)) not in liquidations:
+            gap_ms = int(settings.evidence.liquidation_gap_minutes * 60_000)
+            liquidations[key] = {s: load_liquidations(settings.evidence.liquidations_dir, s,
+                                                      gap_ms) for s in base.market.symbols}
+    return MarketPack(markets, rules, gates, liquidations)
 
 
 def run_tasks(client: Any, pack: MarketPack, tasks: list[Task], writer: SweepWriter,

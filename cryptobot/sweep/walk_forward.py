@@ -5,7 +5,9 @@ chosen combination's in-sample figures.
 Each window is its own backtest with the indicator warm-up before it (`feed.warmup_days`, not
 traded, not counted). A position still open at a window's end is closed at its last candle's
 close (the taker fee and slippage of a market exit charged) and the window says so:
-`closed_at_window_end` counts them, and `total_pnl_usdt` includes them.
+`closed_at_window_end` counts them, and `trades` and `total_pnl_usdt` include them; the
+figures in CLOSED_TRADES_ONLY (profit factor, average R, drawdown) are the backtest's own, of
+the trades closed before the window's end only, and each window's figures say so.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from cryptobot.sweep.runner import SweepPlan, Task, run_tasks
 from cryptobot.sweep.windows import WalkForward, Window, windows_over
 
 STITCHED_KEYS = ("trades", "total_pnl_usdt", "closed_at_window_end")
+# Figures a position closed at a window's end is not in (they need its whole path: its R, the
+# realised equity's peak): the backtest's, of the trades closed before the end.
+CLOSED_TRADES_ONLY = ("max_drawdown_pct", "profit_factor", "average_r")
 
 
 def run_walk_forward(client: Any, plan: SweepPlan, walk: WalkForward, metric: str,
@@ -73,7 +78,8 @@ def _window_row(window: Window, best: SweepResult | None, test: SweepResult | No
 
 
 def closed_at_window_end(summary: dict[str, Any], costs: CostSettings) -> dict[str, Any]:
-    """The summary's headline figures, with what is still open closed at the last close."""
+    """The summary's headline figures, with what is still open closed at the last close (in
+    `trades` and `total_pnl_usdt`; not in CLOSED_TRADES_ONLY, as `closed_trades_only` says)."""
     figures = {k: summary.get(k) for k in ("trades", "total_pnl_usdt", "max_drawdown_pct",
                                             "profit_factor", "average_r", "exposure_pct")}
     held = summary.get("open_position")
@@ -88,6 +94,7 @@ def closed_at_window_end(summary: dict[str, Any], costs: CostSettings) -> dict[s
     figures["trades"] = (figures["trades"] or 0) + len(positions)
     figures["total_pnl_usdt"] = (figures["total_pnl_usdt"] or 0.0) + close_usdt
     figures["closed_at_window_end"] = len(positions)
+    figures["closed_trades_only"] = list(CLOSED_TRADES_ONLY)
     return figures
 
 

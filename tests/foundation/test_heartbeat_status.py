@@ -42,6 +42,12 @@ def test_a_run_that_beat_lately_is_alive_and_one_that_did_not_is_silent(run_cli,
     assert "live run 7 (BTC/USDT:USDT, pid" in out and "alive (last beat 12" in out
     code, out, err = run_cli("status", "--stale-after", "90s", "--dir", str(logs))
     assert code == 1 and "SILENT for 12" in out and "1 silent, 0 running" in err
+    # a run killed for good stays silent until its file goes: the line says which one
+    (beat,) = logs.glob("*.heartbeat")
+    assert f"delete its heartbeat {beat} and `status` forgets it" in " ".join(out.split())
+    beat.unlink()
+    code, out, err = run_cli("status", "--stale-after", "90s", "--dir", str(logs))
+    assert "SILENT" not in out and "0 silent, 0 running" in err
 
 
 def test_a_restarted_run_replaces_the_one_that_died(run_cli, tmp_path):

@@ -149,3 +149,38 @@ def test_no_url_no_notifier_and_no_apprise_import(monkeypatch):
     with run_notifications(LiveClock(), "paper run") as notifier:
         assert notifier is None
     assert "apprise" not in sys.modules
+
+
+def test_a_full_queue_drops_routine_notices_never_an_error_and_says_how_many(caplog):
+    with WebhookSink(delay_s=0.3) as hook, caplog.at_level(logging.WARNING, "cryptobot.notify"):
+        notifier = Notifier(apprise_sinks((hook.url,)), LiveClock(), max_per_window=1,
+                            queue_size=10).start()
+        for notice in _notices(100):
+            notifier.notify(notice)  # the first goes out slowly: the queue fills behind it
+        notifier.notify(Notice("kill_switch", "kill switch", "positions closed"))
+        notifier.notify(Notice("error", "stopped by an error", "RuntimeError: venue lost"))
+        notifier.close()
+        said = "\n".join(f"{m['title']}\n{m['message']}" for m in hook.messages)
+    assert "kill switch: positions closed" in said
+    assert "stopped by an error: RuntimeError: venue lost" in said
+    assert notifier.dropped >= 100 - 10 - 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings[0].startswith("notifications: the queue is full (10")
+    assert warnings[-1] == (f"notifications: {notifier.dropped} routine notices dropped by a "
+                            "full queue in this run")
+
+
+def test_a_digest_fits_a_telegram_message_with_what_must_be_heard_first():
+    with WebhookSink() as hook:
+        notifier = Notifier(apprise_sinks((hook.url,)), LiveClock(), max_per_window=1).start()
+        for n in range(100):
+            notifier.notify(Notice("entry", f"entry {n}", "x" * 200))
+        notifier.notify(Notice("protection", "protection", "stop not placed"))
+        notifier.close()
+    digest = hook.messages[-1]["message"]
+    assert len(digest) <= 4000 < 99 * 200
+    lines = digest.splitlines()
+    assert lines[0] == "protection: stop not placed"
+    assert lines[-1].startswith("... and ") and lines[-1].split()[2].isdigit()
+    # entry 0 went alone; the digest shows or counts the other 99 and the protection notice
+    assert len(lines) - 1 + int(lines[-1].split()[2]) == 100

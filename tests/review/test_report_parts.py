@@ -180,7 +180,7 @@ def test_the_signals_table_has_numbers_and_evidence_as_columns_and_the_gate_once
     assert entered_row.numbers == ["3.96", "32.04", "11.73", "-3.19", "561.3", "52,131.0",
                                    "0.002", "50.07"]
     assert [(c.mark, c.value) for c in entered_row.evidence] == [
-        ("✔", "-3.19"), ("?", ""), ("✘", "0.0001")]
+        ("✔", "-3.19%"), ("?", ""), ("✘", "+0.0100%")]
     assert [c.mark for c in old_row.evidence] == ["", "", ""]  # not measured then
     assert [c.mark for c in blocked_row.evidence] == ["✔", "", ""]
     assert [row.gate_change is not None for row in table.rows] == [True, False, True]
@@ -200,3 +200,36 @@ def test_a_table_of_runs_before_evidence_has_no_evidence_columns():
     assert table.evidence_columns == [] and table.rows[0].evidence == []
     assert table.rows[0].gate_change is not None and table.rows[0].gate == "-"
     assert "evidence" not in signals_table(table)
+
+
+def test_a_paper_runs_end_reads_as_a_time_and_says_the_position_once():
+    """A stream run's summary adds when it stopped (a time, not "1724112000000 ms"), why it
+    stopped early (no row when it did not) and its position in words."""
+    figures = {"trades": 0, "wins": 0, "profit_factor": None, "open_position_at_end": False,
+               "open_position": None, "open_position_detail": "flat",
+               "stopped_ms": 1_724_112_000_000, "stopped_early": None,
+               "last_candle_ms": 1_724_111_700_000}
+    rows = figure_rows(figures)
+    assert rows == [("Trades", "0"),
+                    ("Profit factor (gross wins / gross losses)",
+                     "- (no winning or losing trade)"),
+                    ("Position at the end", "flat"),
+                    ("Stopped at", "2024-08-20T00:00:00Z"),
+                    ("Last candle", "2024-08-19T23:55:00Z")]
+    stopped = dict(figure_rows({**figures, "stopped_early": "kill switch"}))
+    assert stopped["Stopped early, by"] == "kill switch"
+    held = dict(figure_rows({**figures, "open_position_at_end": True,
+                             "open_position_detail": "long 0.002000 @ 51,587.78"}))
+    assert held["Position at the end"] == "long 0.002000 @ 51,587.78"
+
+
+def test_evidence_reads_in_its_units_as_in_cryptobot_signals():
+    from cryptobot.report.signal_table import table_of
+
+    evidence = [{"name": "open_interest", "holds": False, "value": 0.3261, "detail": "d"},
+                {"name": "liquidations", "holds": True, "value": 3.25, "detail": "d"},
+                {"name": "funding_flushed", "holds": True, "value": -8.488e-05, "detail": "d"},
+                {"name": "repo_calm", "holds": True, "value": None, "detail": "d"}]
+    (row,) = table_of([(_signal(105, "rejected", evidence=evidence), None, "rejected")]).rows
+    assert [f"{cell.mark} {cell.value}".strip() for cell in row.evidence] == [
+        "✘ +0.33%", "✔ 3.2x", "✔ -0.0085%", "✔"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 
 from cryptobot.clock import iso_utc
 from cryptobot.logs import process_log_path
@@ -59,7 +60,8 @@ def test_a_replay_logs_its_signals_orders_and_fills_at_simulated_time(run_cli, t
     # the replay's simulated clock, not the time it ran at; the stream's own lines too
     assert all("2024-08-04" <= iso_utc(line["ts_ms"]) <= "2024-08-05T00:00:00Z"
                for line in lines)
-    assert all(fill["time"] <= iso_utc(fill["ts_ms"]) for fill in fills)
+    assert all(fill["fill_time"] <= iso_utc(fill["ts_ms"]) for fill in fills)
+    assert not any("time" in fill for fill in fills)  # one line time: ts_ms
     code, tail, err = run_cli("logs", "tail", "--dir", str(tmp_path / "logs"), "-n", "500")
     assert code == 0, err
     assert "fill BTCUSDT-20240804T1730-entry buy" in tail and "run finished" in tail
@@ -114,7 +116,9 @@ def test_a_two_symbol_replay_names_each_symbol_and_stores_both(run_cli, tmp_path
         assert said.count(f"Z {symbol} close ") == 96  # its own heartbeat per 15m candle
         assert f"SIGNAL 2024-08-09T14:15Z {symbol} spike" in said
         assert f"{symbol} long 2024-08-09T14:15:00Z" in said  # its trade at the end
-        assert f"FILL 2024-08-09T14:15Z {symbol} entry buy" in said  # as it happened
+        # known when its 15m candle closed, filled at that candle's open
+        assert re.search(rf"FILL 2024-08-09T14:30Z {re.escape(symbol)} entry buy \S+ @ \S+ "
+                         r"fill time 14:15Z ", said), said
         assert f"TRADE {symbol} long 2024-08-09T14:15Z -> " in said
     assert "streaming 192 candles from ws://127.0.0.1:" in said  # both, on one stream
     reader = StoreReader(db)

@@ -136,5 +136,13 @@ def test_the_demo_fits_a_screen_and_shows_every_signal_and_trade(run_cli, tmp_pa
     assert lines[-1] == f"report: {report.resolve()}" and report.is_file()
     assert "entered: entered" not in out
     assert any(line.startswith("STOP ") and "moved" in line for line in lines)
-    stamps = [parse_utc(x.split()[1]) for x in lines if re.match(r"(ORDER|FILL|STOP) ", x)]
+    stamps = [parse_utc(x.split()[1]) for x in lines
+              if re.match(r"(SIGNAL|ORDER|FILL|STOP) ", x)]
     assert stamps == sorted(stamps)
+    # the stop placed on an entry's fill: the next line, at the same time
+    entries = [n for n, x in enumerate(lines) if x.startswith("FILL") and " entry buy " in x]
+    assert len(entries) == len(trades)
+    for n in entries:
+        assert re.match(r"ORDER  \S+ open stop sell stop_market", lines[n + 1]), lines[n:n + 2]
+        assert lines[n].split()[1] == lines[n + 1].split()[1]
+        assert " fill time " in lines[n]  # the simulator filled it at its candle's open

@@ -124,9 +124,10 @@ def test_a_walk_forward_chooses_on_training_and_reports_the_test_window_after_it
     assert {k: plain[k] for k in test_row["summary"]} == test_row["summary"]
 
 
-def test_ctrl_c_keeps_the_finished_combinations(scheduler, tmp_path):
-    """SIGINT to a running `cryptobot sweep`: exit 130, the sweep marked interrupted, the
-    combinations finished so far stored, the rest not run."""
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_keeps_the_finished_combinations(scheduler, tmp_path, stop):
+    """SIGINT (Ctrl-C) or SIGTERM (systemd, kill) to a running `cryptobot sweep`: exit 130,
+    the sweep marked interrupted, the combinations finished so far stored, the rest not run."""
     import signal
 
     from cryptobot.store.sweeps import list_sweeps
@@ -145,7 +146,7 @@ def test_ctrl_c_keeps_the_finished_combinations(scheduler, tmp_path):
             if listed and listed[0].combinations >= 1:
                 break
             time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(getattr(signal, stop))
         out, err = process.communicate(timeout=60)
     finally:
         process.kill()

@@ -88,3 +88,34 @@ def test_sweeps_sorts_best_first_and_draws_a_heatmap(swept, run_cli, tmp_path):
     assert "SYNTHETIC open interest" in page  # the crash window's OI is synthetic
     for row in outcome["rows"]:
         assert f"{row['summary']['total_pnl_usdt']:,.2f}" in page
+
+
+def test_the_heatmap_is_green_where_a_figure_is_better_and_red_below_zero_pnl(swept, run_cli,
+                                                                            tmp_path):
+    import re
+
+    outcome, db, _ = swept
+    first_colour = {}
+    for metric in ("total_pnl_usdt", "fees_usdt", "max_drawdown_usdt", "trades"):
+        html = tmp_path / f"{metric}.html"
+        code, _, err = run_cli("sweeps", str(outcome["sweep_id"]), "--db", db, "--heatmap",
+                               "strategy.params.spike_body_atr,strategy.params.oi_confirmation",
+                               "--html", str(html), "--heat-metric", metric)
+        assert code == 0, err
+        page = html.read_text()
+        first_colour[metric] = re.search(r'"colorscale":\[\[0\.0,"([^"]+)"', page).group(1)
+        assert ('"zmid":0' in page) == (metric == "total_pnl_usdt")
+    red, green = "rgb(165,0,38)", "rgb(0,104,55)"  # RdYlGn's ends: the lowest value's colour
+    assert first_colour == {"total_pnl_usdt": red, "trades": red, "fees_usdt": green,
+                            "max_drawdown_usdt": green}
+
+
+def test_a_local_cluster_takes_no_fixed_port_and_listens_on_loopback_only():
+    """Dask's dashboard_address=None still serves :8787 (a second sweep's would collide)."""
+    from urllib.parse import urlsplit
+
+    from cryptobot.sweep.cluster import dask_client
+
+    with dask_client(1, None) as client:
+        where = urlsplit(client.dashboard_link)
+    assert where.hostname == "127.0.0.1" and where.port != 8787

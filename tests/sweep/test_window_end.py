@@ -39,3 +39,26 @@ def test_a_position_open_at_the_windows_end_is_closed_at_its_last_close():
     flat = closed_at_window_end(whole["summary"], settings.costs)
     assert flat["closed_at_window_end"] == 0
     assert flat["total_pnl_usdt"] == whole["summary"]["total_pnl_usdt"]
+
+
+def test_figures_without_the_position_closed_at_the_end_say_so(run_cli, tmp_path):
+    """The walk-forward's terminal and JSON label drawdown, profit factor and average R as of
+    the closed trades only (the position closed at a window's end is not in them)."""
+    import json
+
+    from tests.sweep.conftest import write_grid
+
+    grid = write_grid(tmp_path, {"strategy.params.spike_body_atr": [1.5]})
+    args = ["sweep", "--data", str(CRASH), "--grid", str(grid), "--workers", "1",
+            "--walk-forward", "6d/3d", "--from", "2024-08-01", "--to", "2024-08-12",
+            "--db", f"sqlite:///{tmp_path / 'wf.sqlite'}"]
+    code, out, err = run_cli(*args, "--json")
+    assert code == 0, err
+    for window in json.loads(out)["windows"]:
+        for phase in ("in_sample", "out_of_sample"):
+            assert window[phase]["closed_trades_only"] == ["max_drawdown_pct",
+                                                           "profit_factor", "average_r"]
+    code, out, err = run_cli(*args)
+    assert code == 0, err
+    assert "% (of closed trades only)" in " ".join(out.split())
+    assert "not in drawdown, profit factor, average R" in " ".join(out.split())

@@ -165,9 +165,23 @@ class Engine(EngineTrades, EngineRestart):
     def on_liquidation(self, event: Liquidation) -> None:
         self.market.liquidations.add(event)
 
-    def on_liquidation_coverage(self, start_ms: int, end_ms: int | None) -> None:
-        """The liquidation source listened over [start_ms, end_ms) (None: a stream, on)."""
-        self.market.liquidations.cover(start_ms, end_ms)
+    def on_liquidation_coverage(self, start_ms: int, end_ms: int, known_ms: int | None = None,
+                                silence_ms: int = 0) -> None:
+        """Recorded liquidations cover [start_ms, end_ms), known from `known_ms` (None: now),
+        and a silence after it up to `silence_ms` as it passes (LiquidationBook.cover)."""
+        self.market.liquidations.cover(start_ms, end_ms, known_ms, silence_ms)
+
+    def on_liquidation_listening(self, start_ms: int, end_ms: int | None,
+                                 symbols: Iterable[str] | None = None) -> None:
+        """A stream carrying the venue's liquidations (of `symbols`; None: this one's) is
+        listening since `start_ms` (end None), or its connection's last message came at
+        `end_ms` (the hole after it is unknown, never quiet)."""
+        if symbols is not None and self.symbol not in symbols:
+            return
+        if end_ms is None:
+            self.market.liquidations.listening_since(start_ms)
+        else:
+            self.market.liquidations.stopped_listening(end_ms)
 
     def is_idle(self) -> bool:
         """No position, no entry or order working: a backtest may skip quiet candles."""

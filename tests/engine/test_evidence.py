@@ -45,9 +45,8 @@ def records():
 
 def book_at(records, now_ms: int) -> LiquidationBook:
     book = LiquidationBook(SimClock(now_ms))
-    for start_ms, end_ms in records.spans:
-        book.cover(start_ms, end_ms)
-    for event in records.events:
+    for event, (start_ms, end_ms) in zip(records.events, records.reveals, strict=True):
+        book.cover(start_ms, end_ms, event.ts_ms, records.gap_ms)
         book.add(event)
     return book
 

@@ -126,7 +126,10 @@ class SessionVwap:
     """Running VWAP of the current UTC day from base candles, and the previous day's close.
     `as_of(now_ms)` is what they are at the engine's clock: an entry on the first candle of a
     day sees the day just ended as the previous day, and no VWAP until a candle of the new day
-    has closed."""
+    has closed. `at_time(ts_ms)`: what they were at an earlier time (a restored trade's
+    targets are its entry's), from the last `HISTORY_DAYS` days of candles."""
+
+    HISTORY_DAYS = 35
 
     def __init__(self) -> None:
         self.day_start_ms: int | None = None
@@ -135,6 +138,8 @@ class SessionVwap:
         self._last_close = float("nan")
         self.prev_day_close = float("nan")
         self.vwap = float("nan")
+        self._closes_ms: list[int] = []  # per base candle fed: its close, and the state after it
+        self._states: list[tuple[int, float, float, float]] = []  # day, vwap, prev, close
 
     def update(self, candle: Candle) -> None:
         ts = candle.ts_open_ms
@@ -152,6 +157,15 @@ class SessionVwap:
         self._v += candle.volume
         self.vwap = self._pv / self._v if self._v > 0 else typical
         self._last_close = candle.close
+        self._remember(candle.ts_close_ms, (day, self.vwap, self.prev_day_close, candle.close))
+
+    def _remember(self, close_ms: int, state: tuple[int, float, float, float]) -> None:
+        closes = self._closes_ms
+        if closes and closes[0] < close_ms - (self.HISTORY_DAYS + 1) * DAY_MS:  # a day at once
+            cut = bisect.bisect_left(closes, close_ms - self.HISTORY_DAYS * DAY_MS)
+            del closes[:cut], self._states[:cut]
+        closes.append(close_ms)
+        self._states.append(state)
 
     def as_of(self, now_ms: int) -> tuple[float, float]:
         """(day VWAP, previous UTC day's close) at `now_ms`, from the candles fed so far."""
@@ -160,6 +174,17 @@ class SessionVwap:
         if now_ms - now_ms % DAY_MS == self.day_start_ms:
             return self.vwap, self.prev_day_close
         return _rolled_over(self.day_start_ms, self._last_close, now_ms)
+
+    def at_time(self, ts_ms: int) -> tuple[float, float]:
+        """`as_of(ts_ms)` as it was when the clock read `ts_ms` (the candles closed by then);
+        NaN before the candles remembered."""
+        i = bisect.bisect_right(self._closes_ms, ts_ms) - 1
+        if i < 0:
+            return float("nan"), float("nan")
+        day, vwap, prev_close, close = self._states[i]
+        if ts_ms - ts_ms % DAY_MS == day:
+            return vwap, prev_close
+        return _rolled_over(day, close, ts_ms)
 
 
 class KnownSession:
@@ -199,6 +224,7 @@ class _KnownSessionCursor:
     def __init__(self, known: KnownSession) -> None:
         self.known = known
         self._i = -1
+        self._interval_ms = 0
         self._values: tuple[int, tuple[float, float]] | None = None
 
     def update(self, candle: Candle) -> None:
@@ -207,13 +233,19 @@ class _KnownSessionCursor:
             i = int(np.searchsorted(ts, candle.ts_open_ms))
             if i >= len(ts) or ts[i] != candle.ts_open_ms:
                 raise KeyError(f"base candle {candle.ts_open_ms} is not in the data")
-        self._i = i
+        self._i, self._interval_ms = i, candle.interval_ms
         self._values = None
 
     def as_of(self, now_ms: int) -> tuple[float, float]:
         if self._values is None or self._values[0] != now_ms:
             self._values = now_ms, self.known.as_of(self._i, now_ms)
         return self._values[1]
+
+    def at_time(self, ts_ms: int) -> tuple[float, float]:
+        """`SessionVwap.at_time`: from the candles fed so far that had closed by `ts_ms`."""
+        fed = self.known.ts_open_ms[:self._i + 1]
+        i = int(np.searchsorted(fed + self._interval_ms, ts_ms, side="right")) - 1
+        return self.known.as_of(i, ts_ms)
 
 
 @dataclass(frozen=True)
@@ -317,6 +349,11 @@ class MarketView:
     def day_vwap(self) -> float:
         """The UTC day's VWAP at the clock (NaN on a day none of whose candles has closed)."""
         return self.session.as_of(self.clock.now_ms())[0]
+
+    def session_at(self, ts_ms: int) -> tuple[float, float]:
+        """(day VWAP, previous UTC day's close) as they were at `ts_ms` (a restored trade's
+        entry): what `day_vwap` and `prev_day_close` said when the clock read it."""
+        return self.session.at_time(ts_ms)
 
     @property
     def prev_day_close(self) -> float:

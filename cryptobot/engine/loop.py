@@ -263,7 +263,7 @@ class Engine(EngineTrades, EngineRestart):
                     decision.signal_id, self.symbol, decision.spike_ms, self.clock.now_ms(),
                     SignalStatus.REJECTED, decision.reason, decision.metrics,
                     decision.setup_events, self._evidence(decision.spike_ms, decision.metrics,
-                                                          PositionSide.LONG, gate)), gate)
+                                                          self._strategy_side(), gate)), gate)
 
     def _ask_strategy(self, candle: Candle, row: int, triggered: bool,
                       has_position: bool) -> Iterable[Decision]:
@@ -281,12 +281,16 @@ class Engine(EngineTrades, EngineRestart):
 
     def _evidence(self, spike_ms: int, metrics: dict, side: PositionSide,
                   gate: GateDecision) -> tuple[EvidenceItem, ...]:
-        """The rebound's evidence (engine/evidence.py). A rejection carries no side: it is
-        measured as a long's, the rebound this bot is built for."""
+        """The rebound's evidence (engine/evidence.py): an entry's for its side, a rejection's
+        for the side its strategy trades."""
         spike = SpikeWindow(spike_ms, self.signal_interval_ms, side, self.clock.now_ms())
         drop = getattr(self.strategy.params, "oi_drop_pct", 0.0)  # the strategy's own rule
         return measure_evidence(self.settings.evidence, spike, metrics, float(drop),
                                 self.market.liquidations, self.market.funding, gate)
+
+    def _strategy_side(self) -> PositionSide:
+        side = type(self.strategy).side  # checked when the strategy is loaded
+        return side if isinstance(side, PositionSide) else PositionSide.LONG
 
     def _record_signal(self, signal: Signal, gate: GateDecision | None) -> None:
         self.signals.append(signal)

@@ -9,7 +9,11 @@ what was published by the decision, and stored with it:
   the median of the same window on each of the `liquidation_median_days` days before.
 - funding_flushed: the last funding rate published by the decision is at or under
   `funding_flushed_rate` (a short's mirror: at or over its negative).
-- credit_holding, repo_calm: the macro gate's own readings (`GateDecision.inputs`).
+- credit_holding: the macro gate's reading (`GateDecision.inputs`), its value HYG's close in %
+  above the lowest close of the `macro.credit_low_days` days before (the high-yield spread
+  standing in: in % under its highest).
+- repo_calm: the gate's reading, its value SOFR - IORB in bps above the median of its recent
+  range (stress at `macro.repo_stress_bps`).
 
 Missing data is "unknown" (holds None), never "no": a window outside the liquidation source's
 coverage, a median with a day not covered, no recent funding rate, a gate without the reading.
@@ -60,9 +64,7 @@ def measure_evidence(settings: EvidenceSettings, spike: SpikeWindow,
     return (open_interest_item(metrics.get("oi_change_pct"), oi_drop_pct),
             liquidation_item(settings, spike, liquidations),
             funding_item(settings, spike, funding.last_at_or_before(spike.decided_ms)),
-            gate_item(CREDIT_HOLDING, gate, "HYG (or the high-yield spread) above its recent "
-                      "low"),
-            gate_item(REPO_CALM, gate, "repo stress (SOFR - IORB) within its range"))
+            credit_item(gate), repo_item(gate))
 
 
 def evidence_refusal(items: Sequence[EvidenceItem], required: int) -> str | None:
@@ -133,11 +135,41 @@ def funding_item(settings: EvidenceSettings, spike: SpikeWindow,
                         f"flushed at {needs}")
 
 
-def gate_item(name: str, gate: GateDecision, meaning: str) -> EvidenceItem:
+def credit_item(gate: GateDecision) -> EvidenceItem:
+    measured = gate.inputs.get("credit_low")
+    margin = measured.get("margin_pct") if isinstance(measured, dict) else None
+    if margin is None or not isinstance(measured, dict):
+        return gate_item(CREDIT_HOLDING, gate, None, "HYG (or the high-yield spread) against its "
+                         "recent low")
+    kind, days = measured["kind"], measured["days"]
+    where = "above" if kind == "low" else "under"
+    unit = "%" if kind == "high" else ""
+    return gate_item(CREDIT_HOLDING, gate, margin,
+                     f"{measured['series']} {measured['value']:.2f}{unit} on "
+                     f"{measured['observation_date']}, {margin:+.2f}% {where} its {days}-day "
+                     f"{kind} {measured['extreme']:.2f}{unit}")
+
+
+def repo_item(gate: GateDecision) -> EvidenceItem:
+    repo = gate.inputs.get("repo")
+    excess = repo.get("excess_bps") if isinstance(repo, dict) else None
+    if excess is None or not isinstance(repo, dict):
+        return gate_item(REPO_CALM, gate, None, "repo stress (SOFR - IORB) against its range")
+    return gate_item(REPO_CALM, gate, excess,
+                     f"SOFR - IORB {repo['spread_bps']:+.0f} bps on {repo['observation_date']}, "
+                     f"{excess:+.1f} bps from its {repo['range_days']}-day median "
+                     f"{repo['range_median_bps']:+.1f} bps, stress at "
+                     f"+{repo['stress_at_bps']:g} bps")
+
+
+def gate_item(name: str, gate: GateDecision, value: float | None,
+              measured: str) -> EvidenceItem:
+    """The gate's yes/no for `name`, with the number it came from (`measured` names it)."""
     reading = gate.inputs.get(name)
     if not isinstance(reading, bool):
         return EvidenceItem(name, None, None, "the gate gives no reading")
-    return EvidenceItem(name, None, reading, f"macro gate: {meaning}: {'yes' if reading else 'no'}")
+    return EvidenceItem(name, value, reading,
+                        f"macro gate: {measured}: {'yes' if reading else 'no'}")
 
 
 def _usd(notional: float) -> str:

@@ -16,16 +16,19 @@ from cryptobot.data.liquidation_files import load_liquidations
 from cryptobot.data.readers import read_market_file
 from cryptobot.engine.evidence import (
     SpikeWindow,
+    credit_item,
     evidence_refusal,
     funding_item,
-    gate_item,
     liquidation_item,
     open_interest_item,
+    repo_item,
 )
 from cryptobot.engine.gate import PassThroughGate
 from cryptobot.engine.liquidations import LiquidationBook
 from cryptobot.engine.market_view import PointInTimeBook
+from cryptobot.macro import build_gate
 from cryptobot.model import EvidenceItem, FundingRate, GateAction, GateDecision, PositionSide
+from tests.engine.conftest import settings_with
 
 REPO = Path(__file__).resolve().parents[2]
 LIQUIDATIONS = REPO / "data" / "liquidations"
@@ -188,15 +191,40 @@ def test_open_interest_item_uses_the_strategys_threshold():
     assert unknown.holds is None and unknown.value is None
 
 
-def test_credit_and_repo_come_from_the_gates_inputs():
+def test_credit_and_repo_without_their_numbers_keep_the_gates_reading():
     gate = GateDecision(0, GateAction.ALLOW, 1.0, ("test",),
                         {"credit_holding": True, "repo_calm": False})
-    assert gate_item("credit_holding", gate, "HYG").holds is True
-    assert gate_item("repo_calm", gate, "repo").holds is False
+    assert credit_item(gate).holds is True and credit_item(gate).value is None
+    assert repo_item(gate).holds is False
     passing = PassThroughGate().decide(0)
-    assert gate_item("credit_holding", passing, "HYG").holds is None
+    assert credit_item(passing).holds is None and credit_item(passing).value is None
     odd = GateDecision(0, GateAction.ALLOW, 1.0, (), {"repo_calm": "unknown"})
-    assert gate_item("repo_calm", odd, "repo").holds is None
+    assert repo_item(odd).holds is None
+
+
+@pytest.mark.parametrize("day", ["2022-09-30", "2024-12-05", "2026-01-15"])
+def test_credit_and_repo_store_the_numbers_the_real_gate_measured(day):
+    """The bundled FRED and HYG series (data/macro): each item's value is the gate's own
+    measurement, computed again here from the gate's inputs."""
+    settings = settings_with()
+    gate = build_gate(settings, SimClock(parse_utc(day)))
+    decision = gate.decide(parse_utc(day) + 14 * HOUR)
+    inputs = decision.inputs
+    credit, repo = credit_item(decision), repo_item(decision)
+    source = inputs["hyg"] if inputs["credit_source"] == "HYG" else inputs["oas"]
+    if inputs["credit_source"] == "HYG":
+        expected = (source["value"] / source["prior_low"] - 1) * 100
+    else:
+        expected = (1 - source["value"] / source["prior_high"]) * 100
+    assert credit.value == pytest.approx(expected) and credit.holds is (credit.value >= 0)
+    assert f"{abs(expected):.2f}% " in credit.detail and source["observation_date"] in credit.detail
+    if inputs["repo_calm"] is None:
+        assert repo.value is None and repo.holds is None
+    else:
+        excess = inputs["repo"]["spread_bps"] - inputs["repo"]["range_median_bps"]
+        assert repo.value == pytest.approx(excess)
+        assert repo.holds is (excess < settings.macro.repo_stress_bps)
+        assert f"{excess:+.1f} bps from its" in repo.detail
 
 
 def test_refusal_counts_only_items_that_hold_beyond_open_interest():

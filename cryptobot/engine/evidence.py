@@ -7,8 +7,10 @@ what was published by the decision, and stored with it:
   `oi_drop_pct` when it declares one, else any fall). The strategy requires it, not this module.
 - liquidations: USDT liquidated (forced orders, both sides) in the spike candle's window against
   the median of the same window on each of the `liquidation_median_days` days before.
-- funding_flushed: the last funding rate published by the decision is at or under
-  `funding_flushed_rate` (a short's mirror: at or over its negative).
+- funding_flushed: the last funding rate published by the decision, if it settled around the
+  spike (at or after the spike minus one funding interval: the interval between that rate's
+  settlement and the one before, 8h when unknown), is at or under `funding_flushed_rate` (a
+  short's mirror: at or over its negative); an older rate says nothing about the spike.
 - credit_holding: the macro gate's reading (`GateDecision.inputs`), its value HYG's close in %
   above the lowest close of the `macro.credit_low_days` days before (the high-yield spread
   standing in: in % under its highest).
@@ -29,8 +31,9 @@ from dataclasses import dataclass
 
 from cryptobot.clock import DAY_MS, HOUR_MS, iso_utc
 from cryptobot.config import EvidenceSettings
+from cryptobot.data.funding_times import DEFAULT_INTERVAL_MS, settlement_ms
 from cryptobot.engine.liquidations import LiquidationBook
-from cryptobot.model import EvidenceItem, FundingRate, GateDecision, PositionSide
+from cryptobot.model import EvidenceItem, GateDecision, PositionSide
 from cryptobot.strategy.api import FundingView
 
 OPEN_INTEREST = "open_interest"
@@ -63,7 +66,7 @@ def measure_evidence(settings: EvidenceSettings, spike: SpikeWindow,
                      gate: GateDecision) -> tuple[EvidenceItem, ...]:
     return (open_interest_item(metrics.get("oi_change_pct"), oi_drop_pct),
             liquidation_item(settings, spike, liquidations),
-            funding_item(settings, spike, funding.last_at_or_before(spike.decided_ms)),
+            funding_item(settings, spike, funding),
             credit_item(gate), repo_item(gate))
 
 
@@ -117,14 +120,17 @@ def liquidation_item(settings: EvidenceSettings, spike: SpikeWindow,
 
 
 def funding_item(settings: EvidenceSettings, spike: SpikeWindow,
-                 rate: FundingRate | None) -> EvidenceItem:
+                 funding: FundingView) -> EvidenceItem:
+    rate = funding.last_at_or_before(spike.decided_ms)
     if rate is None:
         return EvidenceItem(FUNDING_FLUSHED, None, None, "no funding rate published yet")
-    age_h = (spike.decided_ms - rate.ts_ms) / HOUR_MS
-    if age_h > settings.funding_max_age_hours:
+    settled_ms = settlement_ms(rate.ts_ms)
+    interval_ms = funding_interval_ms(funding, settled_ms)
+    if settled_ms < spike.spike_ms - interval_ms:
         return EvidenceItem(FUNDING_FLUSHED, rate.rate, None,
-                            f"the last funding rate is {age_h:.0f}h old, max "
-                            f"{settings.funding_max_age_hours:g}h")
+                            f"no rate settled since {iso_utc(spike.spike_ms - interval_ms)[:16]} "
+                            f"(one {interval_ms / HOUR_MS:g}h interval before the spike): the "
+                            f"last one settled {iso_utc(settled_ms)[:16]}")
     limit = settings.funding_flushed_rate
     if spike.side is PositionSide.LONG:
         holds, needs = rate.rate <= limit, f"<= {limit * 100:+.4f}%"
@@ -133,6 +139,16 @@ def funding_item(settings: EvidenceSettings, spike: SpikeWindow,
     return EvidenceItem(FUNDING_FLUSHED, rate.rate, holds,
                         f"last rate {rate.rate * 100:+.4f}% at {iso_utc(rate.ts_ms)[:16]}, "
                         f"flushed at {needs}")
+
+
+def funding_interval_ms(funding: FundingView, settled_ms: int) -> int:
+    """The interval that ended at a settlement: since the settlement before it (8h when there
+    is none, or when the one before lies further back: a hole in the data)."""
+    before = funding.last_at_or_before(settled_ms - 1)
+    if before is None:
+        return DEFAULT_INTERVAL_MS
+    gap_ms = settled_ms - settlement_ms(before.ts_ms)
+    return gap_ms if 0 < gap_ms <= DEFAULT_INTERVAL_MS else DEFAULT_INTERVAL_MS
 
 
 def credit_item(gate: GateDecision) -> EvidenceItem:

@@ -147,17 +147,18 @@ def funding_book():
             for ts, rate in zip(frame["ts_ms"], frame["rate"], strict=True)]
 
 
-def funding_at(rates, decided: str) -> FundingRate | None:
+def funding_at(rates, decided: str) -> PointInTimeBook[FundingRate]:
     book = PointInTimeBook(SimClock(parse_utc(decided)))
     for rate in rates:
         book.add(rate.ts_ms, rate)
-    return book.last_at_or_before(parse_utc(decided))
+    return book
 
 
 def test_funding_not_flushed_at_the_december_crash(funding_book):
     decided = "2024-12-05T22:45"
-    rate = funding_at(funding_book, decided)
-    item = funding_item(EvidenceSettings(), spike("2024-12-05T22:15", decided), rate)
+    book = funding_at(funding_book, decided)
+    item = funding_item(EvidenceSettings(), spike("2024-12-05T22:15", decided), book)
+    rate = book.last_at_or_before(parse_utc(decided))
     assert rate.ts_ms == parse_utc("2024-12-05T16:00")
     assert item.holds is False and item.value == rate.rate > 0
 
@@ -165,23 +166,51 @@ def test_funding_not_flushed_at_the_december_crash(funding_book):
 def test_funding_flushed_when_the_real_rate_turned_negative(funding_book):
     negative = next(r for r in funding_book if r.rate < 0)  # 2024-04-18 16:00
     decided = negative.ts_ms + HOUR
-    rate = funding_at(funding_book, "2024-04-18T17:00")
-    assert decided == parse_utc("2024-04-18T17:00") and rate == negative
+    book = funding_at(funding_book, "2024-04-18T17:00")
+    assert decided == parse_utc("2024-04-18T17:00")
     item = funding_item(EvidenceSettings(), SpikeWindow(decided - 2 * M15, M15,
-                                                        PositionSide.LONG, decided), rate)
+                                                        PositionSide.LONG, decided), book)
     assert item.holds is True and item.value == negative.rate
     short = funding_item(EvidenceSettings(), SpikeWindow(decided - 2 * M15, M15,
-                                                         PositionSide.SHORT, decided), rate)
+                                                         PositionSide.SHORT, decided), book)
     assert short.holds is False  # a short's squeeze flushes the shorts: a rate at or over 0
+
+
+def test_funding_is_measured_around_the_spike_not_before_it(funding_book):
+    """The real 8h rates: a rate counts if it settled at or after the spike minus one interval;
+    the 16:00 rate is 'around' a spike at 23:00 (7h before), not one at 00:30 the next day
+    decided before the 00:00 rate is published (8.5h before), which is unknown."""
+    at_23 = funding_item(EvidenceSettings(), spike("2024-12-05T23:00", "2024-12-05T23:30"),
+                         funding_at(funding_book, "2024-12-05T23:30"))
+    assert at_23.holds is False and "at 2024-12-05T16:00" in at_23.detail
+    book = funding_at([r for r in funding_book if r.ts_ms < parse_utc("2024-12-06")],
+                      "2024-12-06T00:45")  # the 00:00 rate not published by the decision
+    late = funding_item(EvidenceSettings(), spike("2024-12-06T00:30", "2024-12-06T00:45"), book)
+    assert late.holds is None and late.detail == (
+        "no rate settled since 2024-12-05T16:30 (one 8h interval before the spike): the last "
+        "one settled 2024-12-05T16:00")
+
+
+def test_funding_around_the_spike_on_a_4h_interval():
+    """SYNTHETIC rates every 4h (Binance in a volatile market): the interval is the gap to the
+    settlement before, so a rate 5h before the spike is not around it."""
+    rates = [FundingRate(parse_utc("2024-12-05T08:00") + k * 4 * HOUR + 7, -0.0001 * k, SYMBOL)
+             for k in range(4)]  # 08:00, 12:00, 16:00, 20:00 (stamped 7 ms late)
+    book = funding_at(rates[:3], "2024-12-05T21:30")
+    item = funding_item(EvidenceSettings(), spike("2024-12-05T21:00", "2024-12-05T21:30"), book)
+    assert item.holds is None and "one 4h interval" in item.detail
+    book = funding_at(rates, "2024-12-05T21:30")
+    item = funding_item(EvidenceSettings(), spike("2024-12-05T21:00", "2024-12-05T21:30"), book)
+    assert item.holds is True and item.value == pytest.approx(-0.0003)
 
 
 def test_funding_unknown_without_a_recent_rate(funding_book):
     decided = "2025-01-05T00:00"  # the file ends 2024-12-30 16:00
     item = funding_item(EvidenceSettings(), spike("2025-01-04T23:00", decided),
                         funding_at(funding_book, decided))
-    assert item.holds is None and "h old" in item.detail
+    assert item.holds is None and "no rate settled since 2025-01-04T15:00" in item.detail
     assert funding_item(EvidenceSettings(), spike("2020-01-01T00:00", "2020-01-01T01:00"),
-                        None).holds is None
+                        funding_at([], "2020-01-01T01:00")).holds is None
 
 
 def test_open_interest_item_uses_the_strategys_threshold():

@@ -350,14 +350,18 @@ class Engine(EngineTrades, EngineRestart):
     def _charge_funding(self, candle: Candle) -> None:
         """The funding rates settled while the trade was held, by this candle's open
         (cryptobot.data.funding_times), on what it held then: a long pays a positive rate, a
-        short receives it (the open stands in for the mark price)."""
+        short receives it (the open stands in for the mark price). A rate that arrives late
+        (a live poll after its candle) is charged as it would have been on time: at the open
+        of the first candle opening at or after its settlement, on what was held then."""
         trade = self._trade
         if trade is None or not self.settings.costs.funding:
             return
-        for rate in self.market.funding_due.at_open_of(candle, trade.entry_ms):
-            trade.funding_usdt += (trade.side.sign * trade.remaining_qty * candle.open
-                                   * rate.rate)
-            self.market.funding_due.charged(rate)
+        due = self.market.funding_due
+        due.saw_open(candle)
+        for rate in due.at_open_of(candle, trade.entry_ms):
+            price, qty = due.held_when_due(rate, candle, trade.remaining_qty, trade.legs)
+            trade.funding_usdt += trade.side.sign * qty * price * rate.rate
+            due.charged(rate)
 
     # --- the kill switch ------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ trigger are then computed once over the whole series, which the causality checks
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -23,7 +23,7 @@ from cryptobot.data.funding_times import settlement_ms
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
 from cryptobot.engine.liquidations import LiquidationBook
 from cryptobot.errors import ConfigError
-from cryptobot.model import Candle, FundingRate, PositionSide
+from cryptobot.model import Candle, FundingRate, PositionSide, TradeLeg
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
 from cryptobot.strategy.indicators import ATR, Indicator, SeriesCache, declared
@@ -77,6 +77,28 @@ class FundingDue:
         self.book = book
         self.through_ms: int | None = None  # the last settlement handed out
         self.charged_ms: list[int] = []  # the stamps of the rates charged, in order
+        self._opens: dict[int, float] = {}  # recent base candles' opens, by their open time
+
+    def saw_open(self, candle: Candle) -> None:
+        """A base candle fed: its open is the price of a rate that settles in it and arrives
+        late (a day of them is kept)."""
+        opens = self._opens
+        opens[candle.ts_open_ms] = candle.open
+        if len(opens) > 4096:
+            for ts_ms in [t for t in opens if t < candle.ts_open_ms - DAY_MS]:
+                del opens[ts_ms]
+
+    def held_when_due(self, rate: FundingRate, candle: Candle, remaining_qty: float,
+                      legs: Sequence[TradeLeg]) -> tuple[float, float]:
+        """(price, quantity) `rate` is charged on at `candle`: the candle's open and what is
+        held; for a rate that arrived after its own candle, that candle's open (if seen) and
+        what was held then (the exits filled since given back)."""
+        settled = settlement_ms(rate.ts_ms)
+        due_open_ms = -(-settled // candle.interval_ms) * candle.interval_ms
+        if due_open_ms >= candle.ts_open_ms:
+            return candle.open, remaining_qty
+        exited = sum(leg.qty_base for leg in legs if leg.ts_ms >= due_open_ms)
+        return self._opens.get(due_open_ms, candle.open), remaining_qty + exited
 
     def at_open_of(self, candle: Candle, held_since_ms: int) -> list[FundingRate]:
         """Rates settled in (held_since_ms, candle open], not handed out before."""

@@ -96,3 +96,21 @@ def test_an_entry_at_the_settlement_does_not_pay_it_synthetic():
     """The entry fills at the 00:15 open; a rate settled exactly then is not the position's."""
     engine = _held_over([(T0_MS + 15 * 60_000, 0.01), (T0_MS + 15 * 60_000 + 60_000, 0.0001)])
     assert _paid(engine) == pytest.approx(QTY * 100 * 0.0001)
+
+
+def test_a_rate_that_arrives_late_is_charged_on_what_was_held_at_its_settlement_synthetic():
+    """Live: the 08:00 rate's poll comes back only at 08:20, after TP1 (105, half the position)
+    filled at 08:05: it is charged on the 10 BTC held at 08:00, at the 08:00 open (101), not
+    on the 5 left at the 08:20 open."""
+    engine, _, clock = make_engine(SETTINGS)
+    before = 8 * HOUR_MS // BASE_MS
+    candles = path_candles(flat(100, before) + [(101, 101.5, 100.5, 101), (104, 106, 103, 105)]
+                           + flat(105, 6))
+    arrived = before + 4  # the candles up to 08:20 have closed when the rate comes in
+    feed(engine, clock, candles[:arrived])
+    trade = engine._trade
+    assert [leg.reason for leg in trade.legs] == ["tp1"] and trade.remaining_qty == QTY / 2
+    engine.on_funding(FundingRate(T0_MS + 8 * HOUR_MS + 500, 0.0001))
+    feed(engine, clock, candles[arrived:])
+    assert _paid(engine) == pytest.approx(QTY * 101 * 0.0001)
+    assert engine.market.funding_due.charged_ms == [T0_MS + 8 * HOUR_MS + 500]

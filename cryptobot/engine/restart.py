@@ -82,14 +82,16 @@ class EngineRestart:
     def _replay_candle(self, candle: Candle, positions: PositionHistory,
                        funding: dict[str, float]) -> None:
         """`on_base_candle` without the broker and the recorder: the same order of steps."""
+        due = self.market.funding_due
         if self.settings.costs.funding:  # what was held at each settlement, as `_charge_funding`
-            for rate in self.market.funding_due.at_open_of(candle, -1):
+            due.saw_open(candle)  # (a rate that came late: at its own candle's open)
+            for rate in due.at_open_of(candle, -1):
                 held_then = positions.held(settlement_ms(rate.ts_ms))
                 if held_then is not None:
                     signal_id, qty = held_then
-                    funding[signal_id] = (funding.get(signal_id, 0.0)
-                                          + qty * candle.open * rate.rate)
-                    self.market.funding_due.charged(rate)
+                    price, _ = due.held_when_due(rate, candle, qty, ())
+                    funding[signal_id] = funding.get(signal_id, 0.0) + qty * price * rate.rate
+                    due.charged(rate)
         self.market.on_base_candle(candle)
         self.candles_processed += 1
         held = positions.held(candle.ts_close_ms)  # after this candle's fills

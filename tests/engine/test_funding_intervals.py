@@ -14,6 +14,7 @@ import pytest
 
 from cryptobot.clock import HOUR_MS
 from cryptobot.model import FundingRate
+from cryptobot.runners.stream_session import advance_sim_clock
 from tests.engine.conftest import (
     BASE_MS,
     T0_MS,
@@ -114,3 +115,25 @@ def test_a_rate_that_arrives_late_is_charged_on_what_was_held_at_its_settlement_
     feed(engine, clock, candles[arrived:])
     assert _paid(engine) == pytest.approx(QTY * 101 * 0.0001)
     assert engine.market.funding_due.charged_ms == [T0_MS + 8 * HOUR_MS + 500]
+
+
+class _HeldThroughout:
+    """A journal that says 10 BTC were held all along (engine/restart.py PositionHistory)."""
+
+    def busy(self, now_ms):
+        return True
+
+    def held(self, before_ms):
+        return ("TEST-1", QTY)
+
+
+def test_a_restart_replays_a_late_rate_at_the_open_it_fell_due_on_synthetic():
+    """The run's history had the 08:00 rate come in after the 08:15 candle: the replay charges
+    it at the 08:00 open (101), as the run did, not at the 08:20 one (105)."""
+    engine, _, clock = make_engine(SETTINGS)
+    before = 8 * HOUR_MS // BASE_MS
+    candles = path_candles(flat(100, before) + [(101, 101.5, 100.5, 101)] + flat(105, 5))
+    late = FundingRate(T0_MS + 8 * HOUR_MS + 500, 0.0001)
+    history = [*candles[:before + 4], late, *candles[before + 4:]]
+    paid = engine.replay_history(history, advance_sim_clock(clock), _HeldThroughout())
+    assert paid == {"TEST-1": pytest.approx(QTY * 101 * 0.0001)}

@@ -290,7 +290,6 @@ class EvidenceSettings(_Section):
     liquidation_gap_minutes: float = Field(60.0, gt=0, le=24 * 60)  # files: longer silence = gap
     liquidations_dir: str = "data/liquidations"  # backtests: forceOrder files found here
     funding_flushed_rate: float = Field(0.0, ge=-0.01, le=0.01)  # last rate <= this: flushed
-    funding_max_age_hours: float = Field(24.0, gt=0, le=24 * 7)  # older: unknown
 
 
 class Settings(_Section):

@@ -67,6 +67,7 @@ class _Setup:
 
 class ShortSqueeze(Strategy):
     Params = SqueezeParams
+    side = PositionSide.SHORT
 
     def __init__(self, params: SqueezeParams, symbol: str) -> None:
         super().__init__(params, symbol)
@@ -124,7 +125,7 @@ class ShortSqueeze(Strategy):
                 stop = setup.high + self.params.stop_atr_buffer * ctx.ind.atr
                 decisions.append(Enter(setup.signal_id, setup.spike_ms, stop,
                                        dict(setup.metrics), tuple(setup.events),
-                                       side=PositionSide.SHORT))
+                                       side=self.side))
         elif ctx.index - setup.spike_index >= self.params.setup_expiry_candles:
             setup.events.append(SetupEvent(candle.ts_open_ms, "expired", candle.close))
             decisions.append(self._reject(

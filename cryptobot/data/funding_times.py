@@ -13,7 +13,8 @@ The rule (one for backtest, paper, live and a restart's replay):
   held when that candle closes; the candle's close is at or after the rate's own timestamp, so
   it is never used before it was published (`due_ms`: the first moment it is both);
 - a rate that reaches the engine after that candle (a live poll that came late) is charged at
-  the next candle, if the position was held at its settlement.
+  the next candle, as it would have been on time: at its own candle's open, on what was held
+  then (FundingDue.held_when_due); if the trade closed before it arrived, it is not charged.
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ read, and counted.
 
 A file cannot tell a quiet market from a recorder that stopped: it vouches for the spans between
 its records, cut wherever two records are further apart than `gap_ms`. Outside those spans the
-liquidations are unknown, never "none". Note that the stream itself sends at most one forced
+liquidations are unknown, never "none". A backtest learns them as the clock reads the records:
+each record shows the span from the previous record of its file, if that one is no more than
+`gap_ms` older (`reveals`), and the silence after the last record read while it is no longer
+than `gap_ms`; never what a later record shows. Note that the stream itself sends at most one forced
 order per symbol per second (Binance's snapshot rule): the notional is a floor, alike in the
 spike window and in the days it is compared with.
 """
@@ -32,13 +35,16 @@ FORCE_ORDER_COLUMNS = ("Symbol", "Side", "Order Type", "Time in Force", "Quantit
 
 @dataclass(frozen=True)
 class LiquidationRecords:
-    """One market's recorded liquidations and the spans [start, end) their files vouch for."""
+    """One market's recorded liquidations and the spans [start, end) their files vouch for:
+    in all (`spans`), and what each event shows once it is read (`reveals`, one per event)."""
 
     symbol: str
     events: tuple[Liquidation, ...]
     spans: tuple[tuple[int, int], ...]
     sources: tuple[str, ...]
     other_rows: int = 0  # rows of another layout in those files, not read
+    reveals: tuple[tuple[int, int], ...] = ()
+    gap_ms: int = 0  # the longest silence between two records that still counts as listened
 
     def describe(self) -> str:
         if not self.events:
@@ -70,10 +76,13 @@ def load_liquidations(folder: str | Path, symbol: str, gap_ms: int) -> Liquidati
             if events]
     if not read:
         return None
-    events = sorted((e for _, found, _ in read for e in found), key=lambda e: e.ts_ms)
+    shown = sorted(((e, span) for _, found, _ in read
+                    for e, span in zip(found, revealed_spans(found, gap_ms), strict=True)),
+                   key=lambda pair: pair[0].ts_ms)
     spans = _merge([span for _, found, _ in read for span in covered_spans(found, gap_ms)])
-    return LiquidationRecords(symbol, tuple(events), tuple(spans),
-                              tuple(name for name, _, _ in read), sum(o for *_, o in read))
+    return LiquidationRecords(symbol, tuple(e for e, _ in shown), tuple(spans),
+                              tuple(name for name, _, _ in read), sum(o for *_, o in read),
+                              tuple(span for _, span in shown), gap_ms)
 
 
 def read_force_orders(path: Path, symbol: str) -> tuple[list[Liquidation], int]:
@@ -118,6 +127,18 @@ def covered_spans(events: list[Liquidation], gap_ms: int) -> list[tuple[int, int
         else:
             spans.append((event.ts_ms, event.ts_ms + 1))
     return spans
+
+
+def revealed_spans(events: list[Liquidation], gap_ms: int) -> list[tuple[int, int]]:
+    """For each record (in time order), the span its reading shows covered: from the previous
+    record if that is at most `gap_ms` older, else the record's own instant."""
+    shown: list[tuple[int, int]] = []
+    for i, event in enumerate(events):
+        previous_ms = events[i - 1].ts_ms if i else None
+        start_ms = (previous_ms if previous_ms is not None
+                    and event.ts_ms - previous_ms <= gap_ms else event.ts_ms)
+        shown.append((start_ms, event.ts_ms + 1))
+    return shown
 
 
 def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -7,9 +7,15 @@ what was published by the decision, and stored with it:
   `oi_drop_pct` when it declares one, else any fall). The strategy requires it, not this module.
 - liquidations: USDT liquidated (forced orders, both sides) in the spike candle's window against
   the median of the same window on each of the `liquidation_median_days` days before.
-- funding_flushed: the last funding rate published by the decision is at or under
-  `funding_flushed_rate` (a short's mirror: at or over its negative).
-- credit_holding, repo_calm: the macro gate's own readings (`GateDecision.inputs`).
+- funding_flushed: the last funding rate published by the decision, if it settled around the
+  spike (at or after the spike minus one funding interval: the interval between that rate's
+  settlement and the one before, 8h when unknown), is at or under `funding_flushed_rate` (a
+  short's mirror: at or over its negative); an older rate says nothing about the spike.
+- credit_holding: the macro gate's reading (`GateDecision.inputs`), its value HYG's close in %
+  above the lowest close of the `macro.credit_low_days` days before (the high-yield spread
+  standing in: in % under its highest).
+- repo_calm: the gate's reading, its value SOFR - IORB in bps above the median of its recent
+  range (stress at `macro.repo_stress_bps`).
 
 Missing data is "unknown" (holds None), never "no": a window outside the liquidation source's
 coverage, a median with a day not covered, no recent funding rate, a gate without the reading.
@@ -25,8 +31,9 @@ from dataclasses import dataclass
 
 from cryptobot.clock import DAY_MS, HOUR_MS, iso_utc
 from cryptobot.config import EvidenceSettings
+from cryptobot.data.funding_times import DEFAULT_INTERVAL_MS, settlement_ms
 from cryptobot.engine.liquidations import LiquidationBook
-from cryptobot.model import EvidenceItem, FundingRate, GateDecision, PositionSide
+from cryptobot.model import EvidenceItem, GateDecision, PositionSide
 from cryptobot.strategy.api import FundingView
 
 OPEN_INTEREST = "open_interest"
@@ -59,10 +66,8 @@ def measure_evidence(settings: EvidenceSettings, spike: SpikeWindow,
                      gate: GateDecision) -> tuple[EvidenceItem, ...]:
     return (open_interest_item(metrics.get("oi_change_pct"), oi_drop_pct),
             liquidation_item(settings, spike, liquidations),
-            funding_item(settings, spike, funding.last_at_or_before(spike.decided_ms)),
-            gate_item(CREDIT_HOLDING, gate, "HYG (or the high-yield spread) above its recent "
-                      "low"),
-            gate_item(REPO_CALM, gate, "repo stress (SOFR - IORB) within its range"))
+            funding_item(settings, spike, funding),
+            credit_item(gate), repo_item(gate))
 
 
 def evidence_refusal(items: Sequence[EvidenceItem], required: int) -> str | None:
@@ -115,14 +120,17 @@ def liquidation_item(settings: EvidenceSettings, spike: SpikeWindow,
 
 
 def funding_item(settings: EvidenceSettings, spike: SpikeWindow,
-                 rate: FundingRate | None) -> EvidenceItem:
+                 funding: FundingView) -> EvidenceItem:
+    rate = funding.last_at_or_before(spike.decided_ms)
     if rate is None:
         return EvidenceItem(FUNDING_FLUSHED, None, None, "no funding rate published yet")
-    age_h = (spike.decided_ms - rate.ts_ms) / HOUR_MS
-    if age_h > settings.funding_max_age_hours:
+    settled_ms = settlement_ms(rate.ts_ms)
+    interval_ms = funding_interval_ms(funding, settled_ms)
+    if settled_ms < spike.spike_ms - interval_ms:
         return EvidenceItem(FUNDING_FLUSHED, rate.rate, None,
-                            f"the last funding rate is {age_h:.0f}h old, max "
-                            f"{settings.funding_max_age_hours:g}h")
+                            f"no rate settled since {iso_utc(spike.spike_ms - interval_ms)[:16]} "
+                            f"(one {interval_ms / HOUR_MS:g}h interval before the spike): the "
+                            f"last one settled {iso_utc(settled_ms)[:16]}")
     limit = settings.funding_flushed_rate
     if spike.side is PositionSide.LONG:
         holds, needs = rate.rate <= limit, f"<= {limit * 100:+.4f}%"
@@ -133,11 +141,51 @@ def funding_item(settings: EvidenceSettings, spike: SpikeWindow,
                         f"flushed at {needs}")
 
 
-def gate_item(name: str, gate: GateDecision, meaning: str) -> EvidenceItem:
+def funding_interval_ms(funding: FundingView, settled_ms: int) -> int:
+    """The interval that ended at a settlement: since the settlement before it (8h when there
+    is none, or when the one before lies further back: a hole in the data)."""
+    before = funding.last_at_or_before(settled_ms - 1)
+    if before is None:
+        return DEFAULT_INTERVAL_MS
+    gap_ms = settled_ms - settlement_ms(before.ts_ms)
+    return gap_ms if 0 < gap_ms <= DEFAULT_INTERVAL_MS else DEFAULT_INTERVAL_MS
+
+
+def credit_item(gate: GateDecision) -> EvidenceItem:
+    measured = gate.inputs.get("credit_low")
+    margin = measured.get("margin_pct") if isinstance(measured, dict) else None
+    if margin is None or not isinstance(measured, dict):
+        return gate_item(CREDIT_HOLDING, gate, None, "HYG (or the high-yield spread) against its "
+                         "recent low")
+    kind, days = measured["kind"], measured["days"]
+    where = "above" if kind == "low" else "under"
+    unit = "%" if kind == "high" else ""
+    return gate_item(CREDIT_HOLDING, gate, margin,
+                     f"{measured['series']} {measured['value']:.2f}{unit} on "
+                     f"{measured['observation_date']}, {margin:+.2f}% {where} its {days}-day "
+                     f"{kind} {measured['extreme']:.2f}{unit}")
+
+
+def repo_item(gate: GateDecision) -> EvidenceItem:
+    repo = gate.inputs.get("repo")
+    excess = repo.get("excess_bps") if isinstance(repo, dict) else None
+    if excess is None or not isinstance(repo, dict):
+        return gate_item(REPO_CALM, gate, None, "repo stress (SOFR - IORB) against its range")
+    return gate_item(REPO_CALM, gate, excess,
+                     f"SOFR - IORB {repo['spread_bps']:+.0f} bps on {repo['observation_date']}, "
+                     f"{excess:+.1f} bps from its {repo['range_days']}-day median "
+                     f"{repo['range_median_bps']:+.1f} bps, stress at "
+                     f"+{repo['stress_at_bps']:g} bps")
+
+
+def gate_item(name: str, gate: GateDecision, value: float | None,
+              measured: str) -> EvidenceItem:
+    """The gate's yes/no for `name`, with the number it came from (`measured` names it)."""
     reading = gate.inputs.get(name)
     if not isinstance(reading, bool):
         return EvidenceItem(name, None, None, "the gate gives no reading")
-    return EvidenceItem(name, None, reading, f"macro gate: {meaning}: {'yes' if reading else 'no'}")
+    return EvidenceItem(name, value, reading,
+                        f"macro gate: {measured}: {'yes' if reading else 'no'}")
 
 
 def _usd(notional: float) -> str:

@@ -2,8 +2,14 @@
 
 No event in a span is a quiet market only where the source was listening: before a stream
 started, or inside a recorder's gap, the answer is "unknown" (None), never "no liquidations".
-A stream declares its coverage with `listening_since`, a file reader with `cover` (its records
-cut at every silence longer than the file can vouch for).
+A stream declares its coverage per connection: `listening_since` at its first message,
+`stopped_listening` at its last one before a drop or a rotation (the outage between two
+connections is unknown). A file reader declares with `cover` what each record shows once it is
+read: the span from the file's previous record, if no longer ago than the file can vouch for;
+such a span is known only from the record's own time on (`known_ms`), so a backtest may hand
+them all over up front without looking ahead. After the last record read, the silence so far
+counts as listened to while it is no longer than the file vouches for (`silence_ms`, the
+same rule as between two records): what the clock has seen decides, never a later record.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ class LiquidationBook:
         self._ts: list[int] = []
         self._events: list[Liquidation] = []
         self._spans: list[tuple[int, int | None]] = []  # [start, end); None: still listening
+        self._pending: list[tuple[int, int, int, int]] = []  # (known, start, end, silence)
+        self._pending_i = 0
+        self._last_record: tuple[int, int] | None = None  # (its end, silence vouched after it)
         self._keep_ms: int | None = None
 
     def retain(self, keep_ms: int) -> None:
@@ -37,13 +46,30 @@ class LiquidationBook:
             self._forget_before(self.clock.now_ms() - self._keep_ms)  # a day's worth at once
 
     def _forget_before(self, cutoff_ms: int) -> None:
+        self._take_known()
         cut = bisect.bisect_left(self._ts, cutoff_ms)
         del self._ts[:cut], self._events[:cut]
         self._spans = [(max(start, cutoff_ms), end) for start, end in self._spans
                        if end is None or end > cutoff_ms]
 
-    def cover(self, start_ms: int, end_ms: int | None) -> None:
-        """The source was listening over [start_ms, end_ms) (None: from then on)."""
+    def cover(self, start_ms: int, end_ms: int | None, known_ms: int | None = None,
+              silence_ms: int = 0) -> None:
+        """The source was listening over [start_ms, end_ms) (None: from then on); `known_ms`:
+        from when on that is known (None: now), spans known later given in their time order;
+        `silence_ms`: a recorder's span, vouching for that long a silence after it as it
+        passes."""
+        if known_ms is not None and end_ms is not None and known_ms > self.clock.now_ms():
+            self._pending.append((known_ms, start_ms, end_ms, silence_ms))
+            return
+        self._take(start_ms, end_ms, silence_ms)
+
+    def _take(self, start_ms: int, end_ms: int | None, silence_ms: int) -> None:
+        self._merge_span(start_ms, end_ms)
+        if silence_ms and end_ms is not None and (self._last_record is None
+                                                  or end_ms >= self._last_record[0]):
+            self._last_record = (end_ms, silence_ms)
+
+    def _merge_span(self, start_ms: int, end_ms: int | None) -> None:
         spans = sorted([*self._spans, (start_ms, end_ms)])
         merged: list[tuple[int, int | None]] = []
         for start, end in spans:
@@ -59,15 +85,40 @@ class LiquidationBook:
         """A stream is delivering from `start_ms` on (once per stream start)."""
         self.cover(start_ms, None)
 
+    def stopped_listening(self, end_ms: int) -> None:
+        """The stream that was listening delivered its last message at `end_ms` (exclusive):
+        after it, until a stream starts again, nothing is covered."""
+        self._spans = [(start, end_ms if end is None else end) for start, end in self._spans
+                       if end is not None or end_ms > start]
+
     def spans(self) -> tuple[tuple[int, int | None], ...]:
+        """The spans covered as known now."""
+        self._take_known()
         return tuple(self._spans)
+
+    def _take_known(self) -> None:
+        now_ms, pending = self.clock.now_ms(), self._pending
+        while self._pending_i < len(pending) and pending[self._pending_i][0] <= now_ms:
+            self._take(*pending[self._pending_i][1:])
+            self._pending_i += 1
+        if self._pending_i > 4096:  # what was taken is dropped now and then, not every time
+            del pending[:self._pending_i]
+            self._pending_i = 0
 
     def covers(self, start_ms: int, end_ms: int) -> bool:
         """Whether [start_ms, end_ms) was listened to in full, as known now."""
         if end_ms > self.clock.now_ms() + 1:
             return False
+        self._take_known()
+        spans = self._spans
+        if self._last_record is not None:  # the recorder's silence since, while vouched for
+            last_end_ms, silence_ms = self._last_record
+            now_ms = self.clock.now_ms()
+            if now_ms - (last_end_ms - 1) <= silence_ms:
+                spans = [(start, now_ms + 1 if end == last_end_ms else end)
+                         for start, end in spans]
         return any(start <= start_ms and (end is None or end >= end_ms)
-                   for start, end in self._spans)
+                   for start, end in spans)
 
     def between(self, start_ms: int, end_ms: int) -> list[Liquidation] | None:
         """Liquidations in [start_ms, end_ms) (cut at the clock); None unless covered."""

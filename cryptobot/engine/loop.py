@@ -165,9 +165,23 @@ class Engine(EngineTrades, EngineRestart):
     def on_liquidation(self, event: Liquidation) -> None:
         self.market.liquidations.add(event)
 
-    def on_liquidation_coverage(self, start_ms: int, end_ms: int | None) -> None:
-        """The liquidation source listened over [start_ms, end_ms) (None: a stream, on)."""
-        self.market.liquidations.cover(start_ms, end_ms)
+    def on_liquidation_coverage(self, start_ms: int, end_ms: int, known_ms: int | None = None,
+                                silence_ms: int = 0) -> None:
+        """Recorded liquidations cover [start_ms, end_ms), known from `known_ms` (None: now),
+        and a silence after it up to `silence_ms` as it passes (LiquidationBook.cover)."""
+        self.market.liquidations.cover(start_ms, end_ms, known_ms, silence_ms)
+
+    def on_liquidation_listening(self, start_ms: int, end_ms: int | None,
+                                 symbols: Iterable[str] | None = None) -> None:
+        """A stream carrying the venue's liquidations (of `symbols`; None: this one's) is
+        listening since `start_ms` (end None), or its connection's last message came at
+        `end_ms` (the hole after it is unknown, never quiet)."""
+        if symbols is not None and self.symbol not in symbols:
+            return
+        if end_ms is None:
+            self.market.liquidations.listening_since(start_ms)
+        else:
+            self.market.liquidations.stopped_listening(end_ms)
 
     def is_idle(self) -> bool:
         """No position, no entry or order working: a backtest may skip quiet candles."""
@@ -249,7 +263,7 @@ class Engine(EngineTrades, EngineRestart):
                     decision.signal_id, self.symbol, decision.spike_ms, self.clock.now_ms(),
                     SignalStatus.REJECTED, decision.reason, decision.metrics,
                     decision.setup_events, self._evidence(decision.spike_ms, decision.metrics,
-                                                          PositionSide.LONG, gate)), gate)
+                                                          self._strategy_side(), gate)), gate)
 
     def _ask_strategy(self, candle: Candle, row: int, triggered: bool,
                       has_position: bool) -> Iterable[Decision]:
@@ -267,12 +281,16 @@ class Engine(EngineTrades, EngineRestart):
 
     def _evidence(self, spike_ms: int, metrics: dict, side: PositionSide,
                   gate: GateDecision) -> tuple[EvidenceItem, ...]:
-        """The rebound's evidence (engine/evidence.py). A rejection carries no side: it is
-        measured as a long's, the rebound this bot is built for."""
+        """The rebound's evidence (engine/evidence.py): an entry's for its side, a rejection's
+        for the side its strategy trades."""
         spike = SpikeWindow(spike_ms, self.signal_interval_ms, side, self.clock.now_ms())
         drop = getattr(self.strategy.params, "oi_drop_pct", 0.0)  # the strategy's own rule
         return measure_evidence(self.settings.evidence, spike, metrics, float(drop),
                                 self.market.liquidations, self.market.funding, gate)
+
+    def _strategy_side(self) -> PositionSide:
+        side = type(self.strategy).side  # checked when the strategy is loaded
+        return side if isinstance(side, PositionSide) else PositionSide.LONG
 
     def _record_signal(self, signal: Signal, gate: GateDecision | None) -> None:
         self.signals.append(signal)
@@ -332,14 +350,18 @@ class Engine(EngineTrades, EngineRestart):
     def _charge_funding(self, candle: Candle) -> None:
         """The funding rates settled while the trade was held, by this candle's open
         (cryptobot.data.funding_times), on what it held then: a long pays a positive rate, a
-        short receives it (the open stands in for the mark price)."""
+        short receives it (the open stands in for the mark price). A rate that arrives late
+        (a live poll after its candle) is charged as it would have been on time: at the open
+        of the first candle opening at or after its settlement, on what was held then."""
         trade = self._trade
         if trade is None or not self.settings.costs.funding:
             return
-        for rate in self.market.funding_due.at_open_of(candle, trade.entry_ms):
-            trade.funding_usdt += (trade.side.sign * trade.remaining_qty * candle.open
-                                   * rate.rate)
-            self.market.funding_due.charged(rate)
+        due = self.market.funding_due
+        due.saw_open(candle)
+        for rate in due.at_open_of(candle, trade.entry_ms):
+            price, qty = due.held_when_due(rate, candle, trade.remaining_qty, trade.legs)
+            trade.funding_usdt += trade.side.sign * qty * price * rate.rate
+            due.charged(rate)
 
     # --- the kill switch ------------------------------------------------------------------
 

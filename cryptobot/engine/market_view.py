@@ -11,7 +11,7 @@ trigger are then computed once over the whole series, which the causality checks
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -23,7 +23,7 @@ from cryptobot.data.funding_times import settlement_ms
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
 from cryptobot.engine.liquidations import LiquidationBook
 from cryptobot.errors import ConfigError
-from cryptobot.model import Candle, FundingRate, PositionSide
+from cryptobot.model import Candle, FundingRate, PositionSide, TradeLeg
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
 from cryptobot.strategy.indicators import ATR, Indicator, SeriesCache, declared
@@ -77,6 +77,28 @@ class FundingDue:
         self.book = book
         self.through_ms: int | None = None  # the last settlement handed out
         self.charged_ms: list[int] = []  # the stamps of the rates charged, in order
+        self._opens: dict[int, float] = {}  # recent base candles' opens, by their open time
+
+    def saw_open(self, candle: Candle) -> None:
+        """A base candle fed: its open is the price of a rate that settles in it and arrives
+        late (a day of them is kept)."""
+        opens = self._opens
+        opens[candle.ts_open_ms] = candle.open
+        if len(opens) > 4096:
+            for ts_ms in [t for t in opens if t < candle.ts_open_ms - DAY_MS]:
+                del opens[ts_ms]
+
+    def held_when_due(self, rate: FundingRate, candle: Candle, remaining_qty: float,
+                      legs: Sequence[TradeLeg]) -> tuple[float, float]:
+        """(price, quantity) `rate` is charged on at `candle`: the candle's open and what is
+        held; for a rate that arrived after its own candle, that candle's open (if seen) and
+        what was held then (the exits filled since given back)."""
+        settled = settlement_ms(rate.ts_ms)
+        due_open_ms = -(-settled // candle.interval_ms) * candle.interval_ms
+        if due_open_ms >= candle.ts_open_ms:
+            return candle.open, remaining_qty
+        exited = sum(leg.qty_base for leg in legs if leg.ts_ms >= due_open_ms)
+        return self._opens.get(due_open_ms, candle.open), remaining_qty + exited
 
     def at_open_of(self, candle: Candle, held_since_ms: int) -> list[FundingRate]:
         """Rates settled in (held_since_ms, candle open], not handed out before."""
@@ -126,7 +148,10 @@ class SessionVwap:
     """Running VWAP of the current UTC day from base candles, and the previous day's close.
     `as_of(now_ms)` is what they are at the engine's clock: an entry on the first candle of a
     day sees the day just ended as the previous day, and no VWAP until a candle of the new day
-    has closed."""
+    has closed. `at_time(ts_ms)`: what they were at an earlier time (a restored trade's
+    targets are its entry's), from the last `HISTORY_DAYS` days of candles."""
+
+    HISTORY_DAYS = 35
 
     def __init__(self) -> None:
         self.day_start_ms: int | None = None
@@ -135,6 +160,8 @@ class SessionVwap:
         self._last_close = float("nan")
         self.prev_day_close = float("nan")
         self.vwap = float("nan")
+        self._closes_ms: list[int] = []  # per base candle fed: its close, and the state after it
+        self._states: list[tuple[int, float, float, float]] = []  # day, vwap, prev, close
 
     def update(self, candle: Candle) -> None:
         ts = candle.ts_open_ms
@@ -152,6 +179,15 @@ class SessionVwap:
         self._v += candle.volume
         self.vwap = self._pv / self._v if self._v > 0 else typical
         self._last_close = candle.close
+        self._remember(candle.ts_close_ms, (day, self.vwap, self.prev_day_close, candle.close))
+
+    def _remember(self, close_ms: int, state: tuple[int, float, float, float]) -> None:
+        closes = self._closes_ms
+        if closes and closes[0] < close_ms - (self.HISTORY_DAYS + 1) * DAY_MS:  # a day at once
+            cut = bisect.bisect_left(closes, close_ms - self.HISTORY_DAYS * DAY_MS)
+            del closes[:cut], self._states[:cut]
+        closes.append(close_ms)
+        self._states.append(state)
 
     def as_of(self, now_ms: int) -> tuple[float, float]:
         """(day VWAP, previous UTC day's close) at `now_ms`, from the candles fed so far."""
@@ -160,6 +196,17 @@ class SessionVwap:
         if now_ms - now_ms % DAY_MS == self.day_start_ms:
             return self.vwap, self.prev_day_close
         return _rolled_over(self.day_start_ms, self._last_close, now_ms)
+
+    def at_time(self, ts_ms: int) -> tuple[float, float]:
+        """`as_of(ts_ms)` as it was when the clock read `ts_ms` (the candles closed by then);
+        NaN before the candles remembered."""
+        i = bisect.bisect_right(self._closes_ms, ts_ms) - 1
+        if i < 0:
+            return float("nan"), float("nan")
+        day, vwap, prev_close, close = self._states[i]
+        if ts_ms - ts_ms % DAY_MS == day:
+            return vwap, prev_close
+        return _rolled_over(day, close, ts_ms)
 
 
 class KnownSession:
@@ -199,6 +246,7 @@ class _KnownSessionCursor:
     def __init__(self, known: KnownSession) -> None:
         self.known = known
         self._i = -1
+        self._interval_ms = 0
         self._values: tuple[int, tuple[float, float]] | None = None
 
     def update(self, candle: Candle) -> None:
@@ -207,13 +255,19 @@ class _KnownSessionCursor:
             i = int(np.searchsorted(ts, candle.ts_open_ms))
             if i >= len(ts) or ts[i] != candle.ts_open_ms:
                 raise KeyError(f"base candle {candle.ts_open_ms} is not in the data")
-        self._i = i
+        self._i, self._interval_ms = i, candle.interval_ms
         self._values = None
 
     def as_of(self, now_ms: int) -> tuple[float, float]:
         if self._values is None or self._values[0] != now_ms:
             self._values = now_ms, self.known.as_of(self._i, now_ms)
         return self._values[1]
+
+    def at_time(self, ts_ms: int) -> tuple[float, float]:
+        """`SessionVwap.at_time`: from the candles fed so far that had closed by `ts_ms`."""
+        fed = self.known.ts_open_ms[:self._i + 1]
+        i = int(np.searchsorted(fed + self._interval_ms, ts_ms, side="right")) - 1
+        return self.known.as_of(i, ts_ms)
 
 
 @dataclass(frozen=True)
@@ -317,6 +371,11 @@ class MarketView:
     def day_vwap(self) -> float:
         """The UTC day's VWAP at the clock (NaN on a day none of whose candles has closed)."""
         return self.session.as_of(self.clock.now_ms())[0]
+
+    def session_at(self, ts_ms: int) -> tuple[float, float]:
+        """(day VWAP, previous UTC day's close) as they were at `ts_ms` (a restored trade's
+        entry): what `day_vwap` and `prev_day_close` said when the clock read it."""
+        return self.session.at_time(ts_ms)
 
     @property
     def prev_day_close(self) -> float:

@@ -8,7 +8,7 @@ are every engine's, in time order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cryptobot.engine.account import Account
@@ -51,10 +51,12 @@ class Portfolio:
     def on_liquidation(self, event: Liquidation) -> None:
         self.engine(event.symbol).on_liquidation(event)
 
-    def on_liquidation_coverage(self, start_ms: int, end_ms: int | None) -> None:
-        """Every symbol's liquidation source listened over [start_ms, end_ms)."""
-        for engine in self.engines.values():
-            engine.on_liquidation_coverage(start_ms, end_ms)
+    def on_liquidation_listening(self, start_ms: int, end_ms: int | None,
+                                 symbols: Iterable[str]) -> None:
+        """The stream of `symbols` (one connection) started or stopped listening."""
+        for symbol in symbols:
+            if symbol in self.engines:
+                self.engines[symbol].on_liquidation_listening(start_ms, end_ms)
 
     def on_time(self, now_ms: int | None = None) -> None:
         for engine in self.engines.values():

@@ -82,14 +82,16 @@ class EngineRestart:
     def _replay_candle(self, candle: Candle, positions: PositionHistory,
                        funding: dict[str, float]) -> None:
         """`on_base_candle` without the broker and the recorder: the same order of steps."""
+        due = self.market.funding_due
         if self.settings.costs.funding:  # what was held at each settlement, as `_charge_funding`
-            for rate in self.market.funding_due.at_open_of(candle, -1):
+            due.saw_open(candle)  # (a rate that came late: at its own candle's open)
+            for rate in due.at_open_of(candle, -1):
                 held_then = positions.held(settlement_ms(rate.ts_ms))
                 if held_then is not None:
                     signal_id, qty = held_then
-                    funding[signal_id] = (funding.get(signal_id, 0.0)
-                                          + qty * candle.open * rate.rate)
-                    self.market.funding_due.charged(rate)
+                    price, _ = due.held_when_due(rate, candle, qty, ())
+                    funding[signal_id] = funding.get(signal_id, 0.0) + qty * price * rate.rate
+                    due.charged(rate)
         self.market.on_base_candle(candle)
         self.candles_processed += 1
         held = positions.held(candle.ts_close_ms)  # after this candle's fills
@@ -113,7 +115,9 @@ class EngineRestart:
         """Take over a position after a restart (see `restore_trade`) and rebuild what it
         lacks: a stop covering all it holds (at `position.stop_price` if none works), the
         break-even stop when TP1 has filled, and the take-profits neither working nor filled
-        (at `target_prices`, the ones it was given before, else the strategy's targets now).
+        (at `target_prices`, the ones it was given before, else the strategy's targets as of the
+        entry: the day VWAP and previous close of then, so a target the entry skipped stays
+        skipped).
         The best signal close since the entry (a long's highest, a short's lowest) and the ATR
         (the trailing stop's inputs) come from the candles the engine holds unless
         `best_close` is given.
@@ -153,7 +157,7 @@ class EngineRestart:
         working = {intent.purpose for intent in self.broker.working_orders()
                    if intent.client_id in trade.tp_ids}
         filled = {leg.reason for leg in trade.legs}
-        computed = self._targets(trade)
+        computed = self._targets(trade, as_of_entry=True)  # what the entry had, not today's
         prices = (known.get(OrderPurpose.TP1, computed[0] if computed else math.nan),
                   known.get(OrderPurpose.TP2, computed[1] if len(computed) > 1 else math.nan))
         missing = []  # (a target with no price, NaN, is skipped by place_targets)

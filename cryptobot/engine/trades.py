@@ -114,9 +114,12 @@ class EngineTrades:
             trade.targets_owed, trade.target_legs, trade.targets_at_ms = False, ("tp1", "tp2"), None
             self.orders.place_targets(trade, self._targets(trade), legs)
 
-    def _targets(self, trade: OpenTrade) -> tuple[float, ...]:
-        ctx = TargetContext(trade.side, trade.entry_price, trade.initial_stop,
-                            self.market.day_vwap, self.market.prev_day_close)
+    def _targets(self, trade: OpenTrade, as_of_entry: bool = False) -> tuple[float, ...]:
+        """The strategy's targets from the session now, or as it was at the trade's entry (a
+        restored trade gets the targets its entry had)."""
+        vwap, prev_close = (self.market.session_at(trade.entry_ms) if as_of_entry
+                            else (self.market.day_vwap, self.market.prev_day_close))
+        ctx = TargetContext(trade.side, trade.entry_price, trade.initial_stop, vwap, prev_close)
         targets = targets_of(self.strategy, ctx)
         return standard_targets(self.settings.exits, ctx) if targets is None else targets
 

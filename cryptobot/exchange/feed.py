@@ -22,6 +22,12 @@ FeedEvent = Candle | OpenInterest | FundingRate | Liquidation
 ExchangeTimeHook = Callable[[int], None]
 
 
+# Called by a stream when one connection's symbols start being listened to (its first message
+# after subscribing: end None) and when that stops (the last message before a drop or a
+# rotation: end = its time + 1): (symbols, start_ms, end_ms).
+ListeningHook = Callable[[tuple[str, ...], int, int | None], None]
+
+
 def ignore_exchange_time(ts_ms: int) -> None:
     """The live hook: the wall clock moves by itself."""
 
@@ -74,6 +80,11 @@ class MarketFeed(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    def on_listening(self, hook: ListeningHook) -> None:
+        """Have `hook` told when each connection starts and stops listening (a stream that
+        carries the venue's liquidations: outside those spans they are unknown)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

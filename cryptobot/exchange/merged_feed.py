@@ -22,6 +22,7 @@ from cryptobot.exchange.feed import (
     ExchangeTimeHook,
     FeedEvent,
     FeedStats,
+    ListeningHook,
     VenueStream,
     ignore_exchange_time,
 )
@@ -76,6 +77,10 @@ class MergedFeed:
     async def close(self) -> None:
         for feed in self.feeds:
             await feed.close()
+
+    def on_listening(self, hook: ListeningHook) -> None:
+        for feed in self.feeds:
+            feed.on_listening(hook)
 
     async def events(self) -> AsyncIterator[FeedEvent]:
         queue: asyncio.Queue[FeedEvent | _Ended] = asyncio.Queue(maxsize=1024)

@@ -5,6 +5,8 @@ survives the real world.
   stream limit, Bybit's args limit; the CLI opens more connections only beyond it, see
   `merged_feed`); every event is tagged with its ccxt symbol;
 - reconnects with jittered exponential backoff; websockets' keepalive pings catch dead sockets;
+  tells `on_listening`'s hook each connection's span, from its first message after subscribing
+  to its last one (a stream's liquidations are known only inside those spans);
 - rotates the connection before the venue's 24h forced disconnect (measured on the injected
   clock, so a replay rotates in simulated time);
 - after every (re)connect, and whenever a closed candle of a symbol arrives past a hole, fetches
@@ -51,6 +53,7 @@ from cryptobot.exchange.feed import (
     ExchangeTimeHook,
     FeedEvent,
     FeedStats,
+    ListeningHook,
     MalformedMessageError,
     VenueStream,
     ignore_exchange_time,
@@ -120,6 +123,22 @@ class StreamingFeed:
         self._held: list[FeedEvent] | None = None  # events waiting for the first candle
         self._intervals_due_ms = 0  # when to ask the venue for the funding intervals again
         self._closing = False
+        self._listening: ListeningHook | None = None
+        self._heard: tuple[int, int] | None = None  # this connection's (first, last) message
+
+    def on_listening(self, hook: ListeningHook) -> None:
+        self._listening = hook
+
+    def _message_heard(self) -> None:
+        now_ms = self._clock.now_ms()
+        if self._heard is None and self._listening is not None:
+            self._listening(self.symbols, now_ms, None)
+        self._heard = (now_ms if self._heard is None else self._heard[0], now_ms)
+
+    def _connection_ended(self) -> None:
+        if self._heard is not None and self._listening is not None:
+            self._listening(self.symbols, self._heard[0], self._heard[1] + 1)
+        self._heard = None
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -188,6 +207,7 @@ class StreamingFeed:
                             continue
                         async for event in self._on_message(raw):
                             yield event
+                        self._message_heard()
             except InvalidURI as exc:
                 raise ConfigError(f"feed.ws_url: not a websocket URL: {exc}") from None
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
@@ -195,6 +215,7 @@ class StreamingFeed:
                 log.warning("stream disconnected: %s: %s", type(exc).__name__, exc)
             finally:
                 self._ws = None
+                self._connection_ended()
             if self._closing:
                 return
             if not rotated:

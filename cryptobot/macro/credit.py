@@ -65,7 +65,8 @@ def judge_credit(snapshot: MacroSnapshot, settings: MacroSettings,
         hyg = snapshot.hyg
         assert hyg is not None and trend is not None
         found.inputs.update(credit_source="HYG", credit_worsening=trend == "down",
-                            credit_holding=holds_low(hyg, is_spread=False))
+                            credit_holding=holds_low(hyg, is_spread=False),
+                            credit_low=_against_extreme(hyg, False, settings))
         found.reasons.append(
             f"HYG trend {trend}: close {hyg.value:.2f} on {hyg.observation_date} vs "
             f"SMA{settings.hyg_sma_slow} {hyg.sma_slow:.2f}, SMA{settings.hyg_sma_fast} "
@@ -78,7 +79,8 @@ def judge_credit(snapshot: MacroSnapshot, settings: MacroSettings,
         assert oas is not None
         found.inputs.update(credit_source=oas.series_id,
                             credit_worsening=oas_state == "worsening",
-                            credit_holding=holds_low(oas, is_spread=True))
+                            credit_holding=holds_low(oas, is_spread=True),
+                            credit_low=_against_extreme(oas, True, settings))
         found.reasons.append(
             f"{hyg_problem}: the high-yield spread stands in for HYG; "
             + _low_phrase(oas.prior_high, found.inputs["credit_holding"], "high", settings))
@@ -87,6 +89,21 @@ def judge_credit(snapshot: MacroSnapshot, settings: MacroSettings,
     found.inputs["credit_source"] = None
     found.stale.append(f"{hyg_problem}; {oas_problem}")
     return False, trend
+
+
+def _against_extreme(reading: TrendReading, is_spread: bool,
+                     settings: MacroSettings) -> dict[str, Any]:
+    """What "credit holding" measured: HYG's close against the lowest close of the days before
+    (`margin_pct` above it: >= 0 holds), or the spread against its highest (the mirror: the
+    margin is how far under it, in % of it)."""
+    extreme = reading.prior_high if is_spread else reading.prior_low
+    margin = None
+    if extreme:
+        margin = (1 - reading.value / extreme if is_spread else reading.value / extreme - 1) * 100
+    return {"series": reading.series_id, "value": reading.value,
+            "observation_date": reading.observation_date, "extreme": extreme,
+            "kind": "high" if is_spread else "low", "days": settings.credit_low_days,
+            "margin_pct": margin}
 
 
 def _low_phrase(extreme: float | None, holding: bool | None, kind: str,

@@ -176,8 +176,11 @@ def judge_repo(snapshot: MacroSnapshot, settings: MacroSettings, loaded: bool,
         found.leave_out("repo stress", f"SOFR-IORB history before {repo.observation_date} "
                         f"shorter than macro.repo_range_days = {settings.repo_range_days}")
         return None
-    stress = repo.value - repo.range_median_bps >= settings.repo_stress_bps
-    found.inputs["repo"]["stress"] = stress
+    excess_bps = repo.value - repo.range_median_bps
+    stress = excess_bps >= settings.repo_stress_bps
+    found.inputs["repo"].update(stress=stress, excess_bps=excess_bps,
+                                stress_at_bps=settings.repo_stress_bps,
+                                range_days=settings.repo_range_days)
     found.reasons.append(
         f"repo {'stress on' if stress else 'calm'}: SOFR {repo.sofr.value:.2f}% minus IORB "
         f"{repo.iorb.value:.2f}% = {repo.value:+.0f} bps on {repo.observation_date} "

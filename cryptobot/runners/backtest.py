@@ -158,13 +158,14 @@ def _feed_samples_up_front(engine: Engine, parts: SymbolInputs, arrays: dict,
 
 
 def _liquidation_events(engine: Engine, parts: SymbolInputs) -> tuple:
-    """The recorded liquidations, after telling the engine which spans their files cover (a
-    book answers only up to its clock, so the spans may go in first)."""
+    """The recorded liquidations, after telling the engine which span each one shows covered
+    from its own time on (a book answers only as of its clock, so they may go in first: the
+    fast and the every-candle paths learn the coverage alike, never ahead of the clock)."""
     records = parts.liquidations
     if records is None:
         return ()
-    for start_ms, end_ms in records.spans:
-        engine.on_liquidation_coverage(start_ms, end_ms)
+    for event, (start_ms, end_ms) in zip(records.events, records.reveals, strict=True):
+        engine.on_liquidation_coverage(start_ms, end_ms, event.ts_ms, records.gap_ms)
     return records.events
 
 

@@ -142,7 +142,8 @@ class TradingSession:
     `stop_when` (e.g. "the kill-switch file exists") is asked after every event; when it
     says yes the session stops at once, with `stopped_early` set. `streams_liquidations`:
     the feed carries the venue's liquidations (a live stream, not a replay of data that has
-    none), so from its first event on a window without any is a quiet market, not unknown."""
+    none), so while a connection is listening (from its first message to its last before a
+    drop or a rotation) a window without any is a quiet market; outside, unknown."""
 
     def __init__(self, engine: Trader, feed: MarketFeed, advance_clock: ClockAdvance,
                  observer: SessionObserver | None = None,
@@ -159,6 +160,11 @@ class TradingSession:
         self.stopped_early = False
         self.candles = 0
         self.last_event_ms: int | None = None
+        if streams_liquidations:
+            feed.on_listening(self._listening)
+
+    def _listening(self, symbols: tuple[str, ...], start_ms: int, end_ms: int | None) -> None:
+        self.engine.on_liquidation_listening(start_ms, end_ms, symbols)
 
     async def run(self, until_ms: int | Mapping[str, int] | None = None) -> None:
         """Until the feed ends, the task is cancelled (Ctrl-C), a candle closes at `until_ms`, or
@@ -197,8 +203,6 @@ class TradingSession:
         ts_ms = event_time_ms(event)
         self.advance_clock(ts_ms)
         engine = self.engine
-        if self.last_event_ms is None and self.streams_liquidations:  # from the first event
-            engine.on_liquidation_coverage(ts_ms, None)  # on; before it: unknown, not "none"
         self.last_event_ms = ts_ms
         if isinstance(event, Candle):
             self.candles += 1

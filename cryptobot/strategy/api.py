@@ -109,6 +109,9 @@ class Strategy:
     """Base class: a strategy is one file with one subclass of this."""
 
     Params: ClassVar[type[Params]] = Params
+    # The side the strategy trades: its rejected signals' evidence is judged for it (a short's
+    # funding is flushed when it is high, not low). Its `Enter`s say their own side.
+    side: ClassVar[PositionSide] = PositionSide.LONG
 
     def __init__(self, params: Params, symbol: str) -> None:
         self.params = params

@@ -41,6 +41,9 @@ def strategy_class(path: str) -> type[Strategy]:
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
         raise StrategyLoadError(
             f"strategy.path {path!r}: {module_name} has no Strategy subclass {class_name!r}")
+    if not isinstance(cls.side, PositionSide):
+        raise StrategyLoadError(f"strategy.path {path!r}: {class_name}.side is {cls.side!r}, "
+                                "not PositionSide.LONG or PositionSide.SHORT")
     return cls
 
 

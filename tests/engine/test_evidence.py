@@ -16,16 +16,19 @@ from cryptobot.data.liquidation_files import load_liquidations
 from cryptobot.data.readers import read_market_file
 from cryptobot.engine.evidence import (
     SpikeWindow,
+    credit_item,
     evidence_refusal,
     funding_item,
-    gate_item,
     liquidation_item,
     open_interest_item,
+    repo_item,
 )
 from cryptobot.engine.gate import PassThroughGate
 from cryptobot.engine.liquidations import LiquidationBook
 from cryptobot.engine.market_view import PointInTimeBook
+from cryptobot.macro import build_gate
 from cryptobot.model import EvidenceItem, FundingRate, GateAction, GateDecision, PositionSide
+from tests.engine.conftest import settings_with
 
 REPO = Path(__file__).resolve().parents[2]
 LIQUIDATIONS = REPO / "data" / "liquidations"
@@ -45,9 +48,8 @@ def records():
 
 def book_at(records, now_ms: int) -> LiquidationBook:
     book = LiquidationBook(SimClock(now_ms))
-    for start_ms, end_ms in records.spans:
-        book.cover(start_ms, end_ms)
-    for event in records.events:
+    for event, (start_ms, end_ms) in zip(records.events, records.reveals, strict=True):
+        book.cover(start_ms, end_ms, event.ts_ms, records.gap_ms)
         book.add(event)
     return book
 
@@ -145,17 +147,18 @@ def funding_book():
             for ts, rate in zip(frame["ts_ms"], frame["rate"], strict=True)]
 
 
-def funding_at(rates, decided: str) -> FundingRate | None:
+def funding_at(rates, decided: str) -> PointInTimeBook[FundingRate]:
     book = PointInTimeBook(SimClock(parse_utc(decided)))
     for rate in rates:
         book.add(rate.ts_ms, rate)
-    return book.last_at_or_before(parse_utc(decided))
+    return book
 
 
 def test_funding_not_flushed_at_the_december_crash(funding_book):
     decided = "2024-12-05T22:45"
-    rate = funding_at(funding_book, decided)
-    item = funding_item(EvidenceSettings(), spike("2024-12-05T22:15", decided), rate)
+    book = funding_at(funding_book, decided)
+    item = funding_item(EvidenceSettings(), spike("2024-12-05T22:15", decided), book)
+    rate = book.last_at_or_before(parse_utc(decided))
     assert rate.ts_ms == parse_utc("2024-12-05T16:00")
     assert item.holds is False and item.value == rate.rate > 0
 
@@ -163,23 +166,51 @@ def test_funding_not_flushed_at_the_december_crash(funding_book):
 def test_funding_flushed_when_the_real_rate_turned_negative(funding_book):
     negative = next(r for r in funding_book if r.rate < 0)  # 2024-04-18 16:00
     decided = negative.ts_ms + HOUR
-    rate = funding_at(funding_book, "2024-04-18T17:00")
-    assert decided == parse_utc("2024-04-18T17:00") and rate == negative
+    book = funding_at(funding_book, "2024-04-18T17:00")
+    assert decided == parse_utc("2024-04-18T17:00")
     item = funding_item(EvidenceSettings(), SpikeWindow(decided - 2 * M15, M15,
-                                                        PositionSide.LONG, decided), rate)
+                                                        PositionSide.LONG, decided), book)
     assert item.holds is True and item.value == negative.rate
     short = funding_item(EvidenceSettings(), SpikeWindow(decided - 2 * M15, M15,
-                                                         PositionSide.SHORT, decided), rate)
+                                                         PositionSide.SHORT, decided), book)
     assert short.holds is False  # a short's squeeze flushes the shorts: a rate at or over 0
+
+
+def test_funding_is_measured_around_the_spike_not_before_it(funding_book):
+    """The real 8h rates: a rate counts if it settled at or after the spike minus one interval;
+    the 16:00 rate is 'around' a spike at 23:00 (7h before), not one at 00:30 the next day
+    decided before the 00:00 rate is published (8.5h before), which is unknown."""
+    at_23 = funding_item(EvidenceSettings(), spike("2024-12-05T23:00", "2024-12-05T23:30"),
+                         funding_at(funding_book, "2024-12-05T23:30"))
+    assert at_23.holds is False and "at 2024-12-05T16:00" in at_23.detail
+    book = funding_at([r for r in funding_book if r.ts_ms < parse_utc("2024-12-06")],
+                      "2024-12-06T00:45")  # the 00:00 rate not published by the decision
+    late = funding_item(EvidenceSettings(), spike("2024-12-06T00:30", "2024-12-06T00:45"), book)
+    assert late.holds is None and late.detail == (
+        "no rate settled since 2024-12-05T16:30 (one 8h interval before the spike): the last "
+        "one settled 2024-12-05T16:00")
+
+
+def test_funding_around_the_spike_on_a_4h_interval():
+    """SYNTHETIC rates every 4h (Binance in a volatile market): the interval is the gap to the
+    settlement before, so a rate 5h before the spike is not around it."""
+    rates = [FundingRate(parse_utc("2024-12-05T08:00") + k * 4 * HOUR + 7, -0.0001 * k, SYMBOL)
+             for k in range(4)]  # 08:00, 12:00, 16:00, 20:00 (stamped 7 ms late)
+    book = funding_at(rates[:3], "2024-12-05T21:30")
+    item = funding_item(EvidenceSettings(), spike("2024-12-05T21:00", "2024-12-05T21:30"), book)
+    assert item.holds is None and "one 4h interval" in item.detail
+    book = funding_at(rates, "2024-12-05T21:30")
+    item = funding_item(EvidenceSettings(), spike("2024-12-05T21:00", "2024-12-05T21:30"), book)
+    assert item.holds is True and item.value == pytest.approx(-0.0003)
 
 
 def test_funding_unknown_without_a_recent_rate(funding_book):
     decided = "2025-01-05T00:00"  # the file ends 2024-12-30 16:00
     item = funding_item(EvidenceSettings(), spike("2025-01-04T23:00", decided),
                         funding_at(funding_book, decided))
-    assert item.holds is None and "h old" in item.detail
+    assert item.holds is None and "no rate settled since 2025-01-04T15:00" in item.detail
     assert funding_item(EvidenceSettings(), spike("2020-01-01T00:00", "2020-01-01T01:00"),
-                        None).holds is None
+                        funding_at([], "2020-01-01T01:00")).holds is None
 
 
 def test_open_interest_item_uses_the_strategys_threshold():
@@ -189,15 +220,40 @@ def test_open_interest_item_uses_the_strategys_threshold():
     assert unknown.holds is None and unknown.value is None
 
 
-def test_credit_and_repo_come_from_the_gates_inputs():
+def test_credit_and_repo_without_their_numbers_keep_the_gates_reading():
     gate = GateDecision(0, GateAction.ALLOW, 1.0, ("test",),
                         {"credit_holding": True, "repo_calm": False})
-    assert gate_item("credit_holding", gate, "HYG").holds is True
-    assert gate_item("repo_calm", gate, "repo").holds is False
+    assert credit_item(gate).holds is True and credit_item(gate).value is None
+    assert repo_item(gate).holds is False
     passing = PassThroughGate().decide(0)
-    assert gate_item("credit_holding", passing, "HYG").holds is None
+    assert credit_item(passing).holds is None and credit_item(passing).value is None
     odd = GateDecision(0, GateAction.ALLOW, 1.0, (), {"repo_calm": "unknown"})
-    assert gate_item("repo_calm", odd, "repo").holds is None
+    assert repo_item(odd).holds is None
+
+
+@pytest.mark.parametrize("day", ["2022-09-30", "2024-12-05", "2026-01-15"])
+def test_credit_and_repo_store_the_numbers_the_real_gate_measured(day):
+    """The bundled FRED and HYG series (data/macro): each item's value is the gate's own
+    measurement, computed again here from the gate's inputs."""
+    settings = settings_with()
+    gate = build_gate(settings, SimClock(parse_utc(day)))
+    decision = gate.decide(parse_utc(day) + 14 * HOUR)
+    inputs = decision.inputs
+    credit, repo = credit_item(decision), repo_item(decision)
+    source = inputs["hyg"] if inputs["credit_source"] == "HYG" else inputs["oas"]
+    if inputs["credit_source"] == "HYG":
+        expected = (source["value"] / source["prior_low"] - 1) * 100
+    else:
+        expected = (1 - source["value"] / source["prior_high"]) * 100
+    assert credit.value == pytest.approx(expected) and credit.holds is (credit.value >= 0)
+    assert f"{abs(expected):.2f}% " in credit.detail and source["observation_date"] in credit.detail
+    if inputs["repo_calm"] is None:
+        assert repo.value is None and repo.holds is None
+    else:
+        excess = inputs["repo"]["spread_bps"] - inputs["repo"]["range_median_bps"]
+        assert repo.value == pytest.approx(excess)
+        assert repo.holds is (excess < settings.macro.repo_stress_bps)
+        assert f"{excess:+.1f} bps from its" in repo.detail
 
 
 def test_refusal_counts_only_items_that_hold_beyond_open_interest():

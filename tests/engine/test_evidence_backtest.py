@@ -180,3 +180,22 @@ def test_a_broken_liquidation_record_is_one_clear_error(run_cli, tmp_path):
                              f"sqlite:///{tmp_path / 'e.sqlite'}")
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith(f"error: {folder / 'force_orders.csv'}:4: not a forceOrder record")
+
+
+def test_a_short_strategys_rejected_signals_are_judged_as_shorts(crash_market):
+    """ShortSqueeze's rejections get a short's funding rule (flushed at or over minus the
+    threshold, 0 by default), as its entries do; never a long's."""
+    settings = settings_with(market={"base_timeframe": "5m"},
+                             strategy={"path": "strategies.short_squeeze:ShortSqueeze",
+                                       "params": {"oi_confirmation": False}})
+    result = run_backtest(settings, crash_market, load_strategy(settings, SYMBOL),
+                          PassThroughGate(), MemoryRecorder(), *backtest_parts(settings),
+                          skip_quiet=True)
+    rejected = [s for s in result.engine.signals if s.status is SignalStatus.REJECTED]
+    entered = [s for s in result.engine.signals if s.status is SignalStatus.ENTERED]
+    assert rejected and entered
+    for signal in rejected + entered:
+        funding = signal.evidence[2]
+        assert funding.name == "funding_flushed", signal.signal_id
+        assert funding.holds is (funding.value >= 0) and "flushed at >= " in funding.detail
+    assert any(s.evidence[2].holds for s in rejected)  # a long's rule would say no to these

@@ -14,6 +14,7 @@ import pytest
 
 from cryptobot.clock import HOUR_MS
 from cryptobot.model import FundingRate
+from cryptobot.runners.stream_session import advance_sim_clock
 from tests.engine.conftest import (
     BASE_MS,
     T0_MS,
@@ -96,3 +97,43 @@ def test_an_entry_at_the_settlement_does_not_pay_it_synthetic():
     """The entry fills at the 00:15 open; a rate settled exactly then is not the position's."""
     engine = _held_over([(T0_MS + 15 * 60_000, 0.01), (T0_MS + 15 * 60_000 + 60_000, 0.0001)])
     assert _paid(engine) == pytest.approx(QTY * 100 * 0.0001)
+
+
+def test_a_rate_that_arrives_late_is_charged_on_what_was_held_at_its_settlement_synthetic():
+    """Live: the 08:00 rate's poll comes back only at 08:20, after TP1 (105, half the position)
+    filled at 08:05: it is charged on the 10 BTC held at 08:00, at the 08:00 open (101), not
+    on the 5 left at the 08:20 open."""
+    engine, _, clock = make_engine(SETTINGS)
+    before = 8 * HOUR_MS // BASE_MS
+    candles = path_candles(flat(100, before) + [(101, 101.5, 100.5, 101), (104, 106, 103, 105)]
+                           + flat(105, 6))
+    arrived = before + 4  # the candles up to 08:20 have closed when the rate comes in
+    feed(engine, clock, candles[:arrived])
+    trade = engine._trade
+    assert [leg.reason for leg in trade.legs] == ["tp1"] and trade.remaining_qty == QTY / 2
+    engine.on_funding(FundingRate(T0_MS + 8 * HOUR_MS + 500, 0.0001))
+    feed(engine, clock, candles[arrived:])
+    assert _paid(engine) == pytest.approx(QTY * 101 * 0.0001)
+    assert engine.market.funding_due.charged_ms == [T0_MS + 8 * HOUR_MS + 500]
+
+
+class _HeldThroughout:
+    """A journal that says 10 BTC were held all along (engine/restart.py PositionHistory)."""
+
+    def busy(self, now_ms):
+        return True
+
+    def held(self, before_ms):
+        return ("TEST-1", QTY)
+
+
+def test_a_restart_replays_a_late_rate_at_the_open_it_fell_due_on_synthetic():
+    """The run's history had the 08:00 rate come in after the 08:15 candle: the replay charges
+    it at the 08:00 open (101), as the run did, not at the 08:20 one (105)."""
+    engine, _, clock = make_engine(SETTINGS)
+    before = 8 * HOUR_MS // BASE_MS
+    candles = path_candles(flat(100, before) + [(101, 101.5, 100.5, 101)] + flat(105, 5))
+    late = FundingRate(T0_MS + 8 * HOUR_MS + 500, 0.0001)
+    history = [*candles[:before + 4], late, *candles[before + 4:]]
+    paid = engine.replay_history(history, advance_sim_clock(clock), _HeldThroughout())
+    assert paid == {"TEST-1": pytest.approx(QTY * 101 * 0.0001)}

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryptobot.clock import DAY_MS, SimClock
-from cryptobot.engine.market_view import KnownSession, SessionVwap
+from cryptobot.clock import DAY_MS, HOUR_MS, SimClock
+from cryptobot.engine.market_view import KnownSession, SessionVwap, _KnownSessionCursor
 from cryptobot.model import OrderPurpose, Position
 from tests.engine.conftest import (
     BASE_MS,
@@ -67,9 +67,7 @@ def test_an_entry_after_the_first_candle_of_the_day_uses_the_new_days_vwap_synth
     assert targets == {OrderPurpose.TP1: 110.0, OrderPurpose.TP2: 112.0}
 
 
-def test_session_as_of_the_clock_is_the_same_candle_by_candle_and_precomputed_synthetic():
-    """Every candle, at its close and just after the next one opens (when a fill there is
-    handled), with a day missing in the data: SessionVwap and KnownSession agree bit for bit."""
+def _candles_with_a_missing_day():
     rows = _three_days(flat(100, 10))
     candles = path_candles(rows, start_ms=T0_MS - 2 * DAY_MS)
     candles = candles + [
@@ -77,7 +75,13 @@ def test_session_as_of_the_clock_is_the_same_candle_by_candle_and_precomputed_sy
                     c.volume) for c in candles[-10:]]  # D+1 missing: no previous close on D+2
     arrays = {name: np.array([getattr(c, name) for c in candles])
               for name in ("ts_open_ms", "open", "high", "low", "close", "volume")}
-    known = KnownSession(arrays)
+    return candles, KnownSession(arrays)
+
+
+def test_session_as_of_the_clock_is_the_same_candle_by_candle_and_precomputed_synthetic():
+    """Every candle, at its close and just after the next one opens (when a fill there is
+    handled), with a day missing in the data: SessionVwap and KnownSession agree bit for bit."""
+    candles, known = _candles_with_a_missing_day()
     session = SessionVwap()
     assert known.as_of(-1, candles[0].ts_close_ms) == (pytest.approx(np.nan, nan_ok=True),) * 2
     seen_rollover = 0
@@ -103,3 +107,40 @@ def test_a_restart_just_after_midnight_rebuilds_the_targets_of_the_new_day_synth
     targets = {o.purpose: o.price for o in engine.broker.working_orders()
                if o.purpose in (OrderPurpose.TP1, OrderPurpose.TP2)}
     assert targets == {OrderPurpose.TP1: 110.0}
+
+
+def test_the_session_at_an_earlier_time_is_what_it_said_then_both_ways_synthetic():
+    """`at_time(t)` after every candle was fed equals `as_of(t)` when the clock read t, for
+    SessionVwap (candle by candle) and the precomputed KnownSession alike."""
+    candles, known = _candles_with_a_missing_day()
+    session, cursor = SessionVwap(), _KnownSessionCursor(known)
+    said = []
+    for i, candle in enumerate(candles):
+        session.update(candle)
+        cursor.update(candle)
+        later = candles[i + 1].ts_open_ms + 1 if i + 1 < len(candles) else candle.ts_close_ms
+        said += [(now_ms, session.as_of(now_ms)) for now_ms in (candle.ts_close_ms, later)]
+    for now_ms, then in said:
+        for got in (session.at_time(now_ms), cursor.at_time(now_ms)):
+            assert np.array_equal(np.array(got), np.array(then), equal_nan=True), now_ms
+    assert np.isnan(session.at_time(candles[0].ts_close_ms - 1)).all()
+
+
+def test_a_late_restart_gives_the_targets_of_the_entry_not_of_the_restart_synthetic():
+    """Entered at 00:00 (TP1 at D-1's close, no TP2: D's VWAP unknown then); the process comes
+    back at 03:00 with only TP1 in its journal: TP1 is put back, and no TP2 appears at the VWAP
+    D has by 03:00 (112)."""
+    engine0, original = _entered(2 * SIGNALS_PER_DAY, _three_days(flat(100, 1) + flat(112, 35)))
+    assert original == {OrderPurpose.TP1: 110.0} and engine0._trade.entry_ms == T0_MS
+    settings = settings_with(risk={"volatility_scaling": False, "lot_rounding": False})
+    clock = SimClock(T0_MS - 2 * DAY_MS)
+    engine, _, _ = make_engine(settings, clock=clock)
+    engine.warm_up(path_candles(_three_days(flat(100, 1) + flat(112, 35)),
+                                start_ms=T0_MS - 2 * DAY_MS))
+    clock.advance_to(T0_MS + 3 * HOUR_MS + 30_000)
+    assert engine.market.day_vwap == pytest.approx(111.7, abs=0.5)  # what "now" would give
+    engine.restore_position(Position("BTC/USDT:USDT", 10.0, 100.0, 95.0, T0_MS, "TEST-9"),
+                            target_prices={OrderPurpose.TP1: 110.0})
+    targets = {o.purpose: o.price for o in engine.broker.working_orders()
+               if o.purpose in (OrderPurpose.TP1, OrderPurpose.TP2)}
+    assert targets == original

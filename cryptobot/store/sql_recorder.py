@@ -20,6 +20,7 @@ from cryptobot.clock import Clock
 from cryptobot.engine.recorder import CandleBlock, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
+from cryptobot.store.bulk import bulk_insert
 from cryptobot.store.database import masked_url, open_for_writing
 from cryptobot.store.tables import (
     Base,
@@ -272,22 +273,19 @@ class SqlRecorder:
 
     def signal_candles(self, symbol: str, block: CandleBlock) -> None:
         """The same rows as `signal_candle` one by one, without building Candle objects."""
-        interval_ms = block.interval_ms
+        if self._run_id is None:
+            raise StoreError("SqlRecorder: no run started (call start_run first)")
+        interval_ms, run_id = block.interval_ms, self._run_id
+        seq = self._seq.get(SignalCandleRow, 0)
+        rows = self._buffer[SignalCandleRow]
         for ts_open_ms, open_, high, low, close, volume in block.rows():
-            self._add(
-                SignalCandleRow,
-                {
-                    "symbol": symbol,
-                    "ts_open_ms": ts_open_ms,
-                    "interval_ms": interval_ms,
-                    "open": open_,
-                    "high": high,
-                    "low": low,
-                    "close": close,
-                    "volume": volume,
-                },
-            )
-            self._after_event()
+            seq += 1
+            rows.append({"symbol": symbol, "ts_open_ms": ts_open_ms, "interval_ms": interval_ms,
+                         "open": open_, "high": high, "low": low, "close": close,
+                         "volume": volume, "run_id": run_id, "seq": seq})
+        self._buffered += seq - self._seq.get(SignalCandleRow, 0)
+        self._seq[SignalCandleRow] = seq
+        self._after_event()
 
     def open_interest(self, symbol: str, sample: OpenInterest) -> None:
         self._add(
@@ -320,7 +318,7 @@ class SqlRecorder:
             for table in _TABLES_IN_ORDER:
                 rows = self._buffer[table]
                 if rows:
-                    connection.execute(insert(table), rows)
+                    bulk_insert(connection, table.__table__, rows)
         for rows in self._buffer.values():
             rows.clear()
         self._buffered = 0

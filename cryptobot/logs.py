@@ -89,6 +89,18 @@ class JsonLineFormatter(logging.Formatter):
         return redact(json.dumps(event, default=str, sort_keys=True))
 
 
+class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
+    """Formats each record once: the base class formats it to decide on rotating, then again
+    to write it (a backtest logs thousands of events, each a JSON object redacted)."""
+
+    _last: tuple[logging.LogRecord, str] | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._last is None or self._last[0] is not record:
+            self._last = (record, super().format(record))
+        return self._last[1]
+
+
 class _CurrentStderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (not the one at set-up, maybe closed)."""
 
@@ -141,7 +153,7 @@ def configure_logging(
     path = process_log_path(directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        file_handler = logging.handlers.RotatingFileHandler(
+        file_handler = _JsonLinesFileHandler(
             path, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
         )
     except OSError as exc:

@@ -24,23 +24,32 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
     if any(len(row) != len(keys) for row in rows) or not set(keys) <= set(table.columns.keys()):
         connection.execute(insert(table), list(rows))  # uneven rows: SQLAlchemy sorts them out
         return
-    columns = [table.columns[key] for key in keys]
     dialect = connection.dialect
     processors: list[Callable[[Any], Any] | None] = [
-        column.type._cached_bind_processor(dialect) for column in columns]
+        table.columns[key].type._cached_bind_processor(dialect) for key in keys]
     values_of = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
     converting = [(index, process) for index, process in enumerate(processors)
                   if process is not None]
-    plain = [_bound(values_of(row), converting) for row in rows] if converting else [
-        values_of(row) for row in rows]
+    insert_tuples(connection, table, keys, [_bound(values_of(row), converting) for row in rows]
+                  if converting else [values_of(row) for row in rows])
+
+
+def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
+                  rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows`, tuples of the values of the columns `keys` as the driver takes them
+    (plain numbers and text; no conversion by the column types)."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    columns = [table.columns[key] for key in keys]
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(column.name) for column in columns)
     target = quote(table.name)
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        _copy(connection, f"COPY {target} ({names}) FROM STDIN", plain)
+        _copy(connection, f"COPY {target} ({names}) FROM STDIN", rows)
         return
     marks = ", ".join(_placeholder(dialect.paramstyle, index) for index in range(len(keys)))
-    connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", plain)
+    connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", list(rows))
 
 
 def _bound(values: tuple[Any, ...],
@@ -56,7 +65,7 @@ def _placeholder(paramstyle: str, index: int) -> str:
             "pyformat": "%s"}.get(paramstyle, "?")
 
 
-def _copy(connection: Connection, statement: str, rows: list[tuple[Any, ...]]) -> None:
+def _copy(connection: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
     driver_connection = connection.connection.driver_connection
     with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
         for row in rows:

@@ -39,7 +39,8 @@ def live_latencies_us(min_orders: int = 1000) -> tuple[dict[str, list[float]], i
     """Latencies (µs) of at least `min_orders` accepted orders by purpose (entry, stop, tp1...),
     and how many sessions ran."""
     last_candle_ns = [0]
-    latencies: dict[str, tuple[str, float]] = {}
+    latencies: dict[tuple[int, str], tuple[str, float]] = {}  # by (session, client id)
+    sessions = 0
     walk = loopback_live.walk_venue_through
     report = LiveBroker.report_order
 
@@ -48,14 +49,13 @@ def live_latencies_us(min_orders: int = 1000) -> tuple[dict[str, list[float]], i
         last_candle_ns[0] = time.perf_counter_ns()
 
     def reported(self, intent, status, detail="", filled_qty=None) -> None:
-        if status == "open" and intent.client_id not in latencies:
-            latencies[intent.client_id] = (str(intent.purpose),
+        if status == "open" and (sessions, intent.client_id) not in latencies:
+            latencies[sessions, intent.client_id] = (str(intent.purpose),
                                            (time.perf_counter_ns() - last_candle_ns[0]) / 1000)
         report(self, intent, status, detail, filled_qty)
 
     loopback_live.walk_venue_through = walked
     LiveBroker.report_order = reported
-    sessions = 0
     try:
         while len(latencies) < min_orders:
             sessions += 1

@@ -10,7 +10,9 @@ advisory lock (`pg_advisory_xact_lock`), taken on the connection that migrates, 
 commit (DDL is transactional there: the others see the whole schema or none). SQLite: an
 exclusive `flock` on `<database file>.lock` beside the file (SQLite creates tables outside the
 migration's transaction, so a second process could see half a schema). In-memory SQLite and other
-databases take no lock. A database already at head is opened without waiting for the lock.
+databases take no lock. A database already at head is opened without waiting for the lock, after
+one query of its `alembic_version` against the head read from the migration files: Alembic
+itself is imported only to migrate.
 
 `masked_url` is the one way a store URL reaches a message, the console or a log: no password.
 """

@@ -247,6 +247,10 @@ def open_for_writing(url: str) -> Engine:
         except OSError as exc:
             raise StoreError(f"{path.parent}: cannot create the database folder: "
                              f"{exc.strerror or exc}") from None
+        if not path.exists():
+            # A new file is migrated at once: Alembic is loaded before the file exists, so
+            # that a reader never finds it empty for longer than the migration takes.
+            import alembic.command  # noqa: F401
     engine = _engine(url)
     if path is not None:
         event.listen(engine, "connect", _sqlite_for_live_writes)

@@ -26,6 +26,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/backtest_speed.py
 	$(BIN)/python benchmarks/stream_latency.py
+	$(BIN)/python benchmarks/peers/compare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cryptobot.cli.app import app
 from cryptobot.clock import LiveClock, iso_utc, parse_utc
@@ -17,6 +15,8 @@ from cryptobot.data.timeframes import format_duration, ms_to_timeframe
 from cryptobot.errors import DataError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from cryptobot.data.importer import ImportResult
 
 # pandas, pyarrow and ccxt are imported inside the functions so `--help` stays fast.
@@ -53,6 +53,8 @@ def _print_gaps(gaps: tuple[tuple[int, int], ...], limit: int = 10) -> None:
 
 
 def _results_table(title: str, results: list[ImportResult]) -> Table:
+    from rich.table import Table
+
     from cryptobot.data.readers import CANDLES
 
     table = Table(title=title)
@@ -98,6 +100,8 @@ def import_command(
 @data_app.command("info")
 def info_command(store: Path = StoreOpt) -> None:
     """List what is stored: ranges, row counts and gaps."""
+    from rich.table import Table
+
     from cryptobot.data.frames import find_gaps
     from cryptobot.data.market_store import MarketStore
     from cryptobot.data.readers import CANDLES
@@ -141,6 +145,8 @@ def download_command(
 ) -> None:
     """Download candles (paginated) and 5m OI history via ccxt, one symbol after the other
     under one progress bar; resumes from what is stored."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from cryptobot.cli.run_setup import symbol_list
     from cryptobot.data.download import (
         Downloader,

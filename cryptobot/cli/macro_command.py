@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cryptobot.cli.app import app
 from cryptobot.clock import Clock, LiveClock, SimClock, iso_utc, parse_utc
-from cryptobot.config import load_settings
 from cryptobot.errors import ConfigError
-from cryptobot.model import GateDecision
+
+if TYPE_CHECKING:
+    from cryptobot.model import GateDecision
 
 
 def decision_report(decision: GateDecision, enabled: bool) -> dict[str, Any]:
@@ -56,6 +55,8 @@ def macro(
 ) -> None:
     """Show the macro gate: QT (WALCL and the official dates), the TGA, repo stress, credit,
     and the decision."""
+    from cryptobot.config import load_settings
+
     settings = load_settings(config)
     clock: Clock = LiveClock()
     if asof is not None:
@@ -77,6 +78,9 @@ def macro(
 
 
 def _render(report: dict[str, Any], is_now: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(width=140)
     table = Table(title=f"Macro gate as of {report['asof']} ({report['fetch_method']})")
     for column in ("input", "value", "observation", "published (UTC)", "age", "detail"):

@@ -63,9 +63,12 @@ class CandleBlock:
 
     def rows(self) -> zip:
         """(ts_open_ms, open, high, low, close, volume) tuples of plain Python numbers."""
-        return zip(*(_plain(column) for column in (self.ts_open_ms, self.open, self.high,
-                                                   self.low, self.close, self.volume)),
-                   strict=True)
+        return zip(*self.columns(), strict=True)
+
+    def columns(self) -> tuple[list, ...]:
+        """ts_open_ms, open, high, low, close and volume as lists of plain Python numbers."""
+        return tuple(_plain(column) for column in (self.ts_open_ms, self.open, self.high,
+                                                   self.low, self.close, self.volume))
 
     def candles(self, symbol: str = "") -> list[Candle]:
         """The block as Candle objects, tagged with `symbol`."""

@@ -10,7 +10,9 @@ advisory lock (`pg_advisory_xact_lock`), taken on the connection that migrates, 
 commit (DDL is transactional there: the others see the whole schema or none). SQLite: an
 exclusive `flock` on `<database file>.lock` beside the file (SQLite creates tables outside the
 migration's transaction, so a second process could see half a schema). In-memory SQLite and other
-databases take no lock. A database already at head is opened without waiting for the lock.
+databases take no lock. A database already at head is opened without waiting for the lock, after
+one query of its `alembic_version` against the head read from the migration files: Alembic
+itself is imported only to migrate.
 
 `masked_url` is the one way a store URL reaches a message, the console or a log: no password.
 """
@@ -19,21 +21,22 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from cryptobot.errors import StoreError
 from cryptobot.secrets import redact
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # One number for "cryptobot is migrating this database" (the bytes of "cryptobt" as an int64).
@@ -83,17 +86,32 @@ def _engine(url: str, *, read_only_file: Path | None = None) -> Engine:
 
 
 def _alembic_config(engine_connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = engine_connection
     return config
 
 
+_REVISION_LINE = re.compile(r'^(down_revision|revision)\s*=\s*(?:"([^"]*)"|None)\s*$', re.M)
+
+
+@cache
 def head_revision() -> str:
-    """The one head of the packaged migrations (a test checks there is exactly one)."""
-    head = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
-    assert head is not None
-    return head
+    """The one head of the packaged migrations, read from their `revision`/`down_revision`
+    lines: opening a current store then costs no import of Alembic (a test checks this is
+    Alembic's own head)."""
+    revisions: set[str] = set()
+    replaced: set[str] = set()
+    for script in MIGRATIONS_DIR.glob("versions/*.py"):
+        found = dict((name, value) for name, value in _REVISION_LINE.findall(script.read_text()))
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            replaced.add(found["down_revision"])
+    heads = revisions - replaced
+    assert len(heads) == 1, f"the packaged migrations have heads {sorted(heads)}"
+    return heads.pop()
 
 
 @contextmanager
@@ -134,6 +152,8 @@ def _migration_lock(engine: Engine, url: str) -> Iterator[Connection]:
 
 
 def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -144,8 +164,12 @@ def upgrade(engine: Engine, url: str, revision: str = "head") -> None:
 
 def _prepare(engine: Engine, url: str, *, revision: str = "head", allow_empty: bool) -> None:
     """Check the database is cryptobot's (or empty, if allowed) and bring it to `revision`."""
-    if revision == "head" and _revision_now(engine, url) == head_revision():
+    if revision == "head" and (_stored_revision(engine) or _revision_now(engine, url)
+                               ) == head_revision():
         return
+    from alembic import command
+    from alembic.util import CommandError
+
     try:
         with _migration_lock(engine, url) as connection:
             _check_is_ours(connection, url, allow_empty=allow_empty)
@@ -160,6 +184,18 @@ def _prepare(engine: Engine, url: str, *, revision: str = "head", allow_empty: b
         raise StoreError(
             f"{masked_url(url)}: cannot migrate the database: {_first_line(exc)}"
         ) from None
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    """The one revision in `alembic_version`, in one query and without Alembic; None when that
+    cannot be read so simply (no such table, several rows, not a database): `_revision_now`
+    then looks properly."""
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except SQLAlchemyError:
+        return None
+    return rows[0][0] if len(rows) == 1 else None
 
 
 def _revision_now(engine: Engine, url: str) -> str | None:
@@ -211,6 +247,10 @@ def open_for_writing(url: str) -> Engine:
         except OSError as exc:
             raise StoreError(f"{path.parent}: cannot create the database folder: "
                              f"{exc.strerror or exc}") from None
+        if not path.exists():
+            # A new file is migrated at once: Alembic is loaded before the file exists, so
+            # that a reader never finds it empty for longer than the migration takes.
+            import alembic.command  # noqa: F401
     engine = _engine(url)
     if path is not None:
         event.listen(engine, "connect", _sqlite_for_live_writes)

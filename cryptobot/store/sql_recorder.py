@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, update
@@ -20,6 +21,7 @@ from cryptobot.clock import Clock
 from cryptobot.engine.recorder import CandleBlock, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
+from cryptobot.store.bulk import bulk_insert, insert_tuples
 from cryptobot.store.database import masked_url, open_for_writing
 from cryptobot.store.tables import (
     Base,
@@ -44,9 +46,10 @@ _TABLES_IN_ORDER: tuple[type[Base], ...] = (
     TradeRow,
     TradeLegRow,
     EquityPointRow,
-    SignalCandleRow,
     OpenInterestRow,
 )
+_CANDLE_KEYS = ("run_id", "seq", "symbol", "ts_open_ms", "interval_ms", "open", "high", "low",
+                "close", "volume")
 
 
 def json_safe(value: Any) -> Any:
@@ -94,7 +97,7 @@ class SqlRecorder:
         url: str,
         *,
         clock: Clock,
-        flush_every: int = 5000,
+        flush_every: int | None = 5000,
         commit_each_event: bool = False,
     ) -> None:
         self.url = url
@@ -104,6 +107,9 @@ class SqlRecorder:
         self._commit_each_event = commit_each_event
         self._run_id: int | None = None
         self._buffer: dict[type[Base], list[dict[str, Any]]] = {t: [] for t in _TABLES_IN_ORDER}
+        # Signal candles as (run_id, seq, symbol, ts_open_ms, interval_ms, open, high, low, close,
+        # volume) tuples of plain numbers, written after the other tables.
+        self._candle_rows: list[tuple[Any, ...]] = []
         self._buffered = 0
         self._seq: dict[type[Base], int] = {}
         self._gate_seq_by_key: dict[str, int] = {}
@@ -255,39 +261,24 @@ class SqlRecorder:
         self._after_event()
 
     def signal_candle(self, symbol: str, candle: Candle) -> None:
-        self._add(
-            SignalCandleRow,
-            {
-                "symbol": symbol,
-                "ts_open_ms": candle.ts_open_ms,
-                "interval_ms": candle.interval_ms,
-                "open": candle.open,
-                "high": candle.high,
-                "low": candle.low,
-                "close": candle.close,
-                "volume": candle.volume,
-            },
-        )
-        self._after_event()
+        self.signal_candles(symbol, CandleBlock(
+            candle.interval_ms, [candle.ts_open_ms], [candle.open], [candle.high], [candle.low],
+            [candle.close], [candle.volume]))
 
     def signal_candles(self, symbol: str, block: CandleBlock) -> None:
-        """The same rows as `signal_candle` one by one, without building Candle objects."""
-        interval_ms = block.interval_ms
-        for ts_open_ms, open_, high, low, close, volume in block.rows():
-            self._add(
-                SignalCandleRow,
-                {
-                    "symbol": symbol,
-                    "ts_open_ms": ts_open_ms,
-                    "interval_ms": interval_ms,
-                    "open": open_,
-                    "high": high,
-                    "low": low,
-                    "close": close,
-                    "volume": volume,
-                },
-            )
-            self._after_event()
+        """Signal candles, kept as plain tuples (tens of thousands in a backtest): no Candle or
+        dict per row."""
+        if self._run_id is None:
+            raise StoreError("SqlRecorder: no run started (call start_run first)")
+        first = self._seq.get(SignalCandleRow, 0) + 1
+        count = len(block)
+        ts_open_ms, open_, high, low, close, volume = block.columns()
+        self._candle_rows.extend(zip(repeat(self._run_id), range(first, first + count),
+                                     repeat(symbol), ts_open_ms, repeat(block.interval_ms),
+                                     open_, high, low, close, volume))
+        self._seq[SignalCandleRow] = first + count - 1
+        self._buffered += count
+        self._after_event()
 
     def open_interest(self, symbol: str, sample: OpenInterest) -> None:
         self._add(
@@ -302,8 +293,8 @@ class SqlRecorder:
         self._after_event()
 
     def finish_run(self, summary: dict[str, Any]) -> None:
-        self.flush()
-        with self._writing() as connection:
+        with self._writing() as connection:  # the rows still buffered and the summary: at once
+            self._write_buffer(connection)
             connection.execute(
                 update(RunRow)
                 .where(RunRow.id == self._run_id)
@@ -317,12 +308,18 @@ class SqlRecorder:
         if not self._buffered:
             return
         with self._writing() as connection:
-            for table in _TABLES_IN_ORDER:
-                rows = self._buffer[table]
-                if rows:
-                    connection.execute(insert(table), rows)
+            self._write_buffer(connection)
+
+    def _write_buffer(self, connection: Connection) -> None:
+        for table in _TABLES_IN_ORDER:
+            rows = self._buffer[table]
+            if rows:
+                bulk_insert(connection, table.__table__, rows)
+        if self._candle_rows:
+            insert_tuples(connection, SignalCandleRow.__table__, _CANDLE_KEYS, self._candle_rows)
         for rows in self._buffer.values():
             rows.clear()
+        self._candle_rows.clear()
         self._buffered = 0
 
     def close(self) -> None:
@@ -372,7 +369,8 @@ class SqlRecorder:
         return seq
 
     def _after_event(self) -> None:
-        if self._commit_each_event or self._buffered >= self._flush_every:
+        if self._commit_each_event or (self._flush_every is not None
+                                       and self._buffered >= self._flush_every):
             self.flush()
 
     @contextmanager

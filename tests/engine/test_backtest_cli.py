@@ -42,7 +42,8 @@ def _json_run(run_cli, tmp_path, *extra):
 def test_json_is_one_object_with_the_issue_fields(run_cli, tmp_path):
     result = _json_run(run_cli, tmp_path)
     assert set(result) == {"summary", "trades", "signals", "candles_processed", "elapsed_s",
-                           "run_id", "db", "log"}
+                           "load_s", "run_id", "db", "log"}
+    assert result["elapsed_s"] > 0 and result["load_s"] > 0
     assert result["run_id"] == result["summary"]["run_id"]
     assert result["db"] == f"sqlite:///{tmp_path / 'runs.sqlite'}"
     assert result["candles_processed"] == 10 * 288
@@ -72,6 +73,7 @@ def test_two_cli_runs_are_identical_but_for_elapsed_and_run_id(run_cli, tmp_path
     assert int(b["run_id"]) == int(a["run_id"]) + 1  # the same store: the next run
     for run in (a, b):
         run.pop("elapsed_s")
+        run.pop("load_s")
         run.pop("run_id")
         run["summary"].pop("run_id")
     assert a == b

@@ -77,3 +77,41 @@ def test_help_shows_flags_as_flags():
     json_line = next(line for line in done.output.splitlines() if "--json" in line)
     assert "<bool>" not in done.output and "<bool>" not in json_line
     assert "<path>" in done.output  # options that take a value still say which
+
+
+def _modules_after(argv: list[str], watched: tuple[str, ...]) -> list[str]:
+    """Which of `watched` a fresh interpreter has imported after `cryptobot ARGV`."""
+    script = (
+        "import sys\n"
+        "from cryptobot.cli import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        f"print(sorted(m for m in {watched!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return eval(done.stdout.strip().splitlines()[-1])  # a printed list of module names
+
+
+def test_the_whole_help_imports_no_settings_model_and_no_heavy_library():
+    # Every command module is imported for it: none may load pydantic's settings at import.
+    assert _modules_after(["--help"], (*HEAVY, "pydantic", "alembic", "dask")) == []
+
+
+def test_a_backtest_on_a_current_store_imports_only_what_it_runs(tmp_path):
+    from cryptobot.clock import LiveClock
+    from cryptobot.store import SqlRecorder
+
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    SqlRecorder(url, clock=LiveClock()).close()  # created and migrated to head beforehand
+    config = tmp_path / "quiet.toml"
+    config.write_text(f'extends = "{REPO_ROOT / "config" / "crosscheck.toml"}"\n'
+                      f'[logging]\ndir = "{tmp_path / "logs"}"\n')
+    argv = ["backtest", "--config", str(config), "--data",
+            str(REPO_ROOT / "data" / "btc_2024-08_crash"), "--db", url, "--json"]
+    unused = ("ccxt", "plotly", "websockets", "aiohttp", "alembic", "dask", "distributed",
+              "apprise")
+    assert _modules_after(argv, unused) == []

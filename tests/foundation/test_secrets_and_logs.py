@@ -97,3 +97,18 @@ def test_an_unwritable_log_folder_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot write the log there") as caught:
         configure_logging(tmp_path / "a_file" / "logs", console=False)
     assert "\n" not in str(caught.value)
+
+
+def test_the_log_rotates_at_its_size_and_keeps_every_line_whole(tmp_path):
+    # The handler counts the bytes it wrote instead of asking the file each time.
+    path = configure_logging(tmp_path, max_bytes=2_000, backup_count=20, console=False)
+    log = logging.getLogger("cryptobot.events")
+    for index in range(60):
+        log.info("event %d", index, extra={"event": "order", "detail": "x" * (index % 7)})
+    for handler in logging.getLogger("cryptobot").handlers:
+        handler.flush()
+    files = [path, *sorted(path.parent.glob(path.name + ".*"))]
+    assert len(files) > 3
+    assert all(f.stat().st_size <= 2_000 for f in files)
+    lines = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    assert sorted(int(line["message"].split()[1]) for line in lines) == list(range(60))

@@ -1,0 +1,72 @@
+"""Many rows of one table into the database at driver speed, inside the caller's transaction.
+
+SQLAlchemy's `execute(insert(table), rows)` compiles and binds every row through its own
+machinery: fine for a few rows, a third of a backtest's time for tens of thousands. Here the
+column types still convert each value (the same bind processors SQLAlchemy would use: exact
+decimals, JSON), then the driver takes the plain tuples: one `executemany` on SQLite (and any
+other database), one `COPY ... FROM STDIN` on PostgreSQL through psycopg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection, Table, insert
+
+
+def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts keyed by column, all with the same keys) into `table`."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    if any(len(row) != len(keys) for row in rows) or not set(keys) <= set(table.columns.keys()):
+        connection.execute(insert(table), list(rows))  # uneven rows: SQLAlchemy sorts them out
+        return
+    dialect = connection.dialect
+    processors: list[Callable[[Any], Any] | None] = [
+        table.columns[key].type._cached_bind_processor(dialect) for key in keys]
+    values_of = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
+    converting = [(index, process) for index, process in enumerate(processors)
+                  if process is not None]
+    insert_tuples(connection, table, keys, [_bound(values_of(row), converting) for row in rows]
+                  if converting else [values_of(row) for row in rows])
+
+
+def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
+                  rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows`, tuples of the values of the columns `keys` as the driver takes them
+    (plain numbers and text; no conversion by the column types)."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    columns = [table.columns[key] for key in keys]
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(column.name) for column in columns)
+    target = quote(table.name)
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        _copy(connection, f"COPY {target} ({names}) FROM STDIN", rows)
+        return
+    marks = ", ".join(_placeholder(dialect.paramstyle, index) for index in range(len(keys)))
+    connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", list(rows))
+
+
+def _bound(values: tuple[Any, ...],
+           converting: list[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
+    bound = list(values)
+    for index, process in converting:
+        bound[index] = process(bound[index])
+    return tuple(bound)
+
+
+def _placeholder(paramstyle: str, index: int) -> str:
+    return {"qmark": "?", "format": "%s", "numeric": f":{index + 1}",
+            "pyformat": "%s"}.get(paramstyle, "?")
+
+
+def _copy(connection: Connection, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    driver_connection = connection.connection.driver_connection
+    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -140,7 +140,10 @@ def test_ctrl_c_or_sigterm_keeps_the_finished_combinations(scheduler, tmp_path, 
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("cryptobot")), "sweep", "--data", str(CRASH),
          "--grid", str(grid), "--scheduler", scheduler, "--db", db, "--json"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as typed in a terminal: a suite started in the background (nohup, CI) hands its
+        # children SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

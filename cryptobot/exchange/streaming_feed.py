@@ -62,6 +62,7 @@ from cryptobot.exchange.feed_rest import FeedRest
 from cryptobot.exchange.oi_budget import PollBudget, plan_open_interest_polls
 from cryptobot.exchange.stream_checks import StreamChecks, log_bad_message, report_refused
 from cryptobot.exchange.symbol_track import SymbolTrack, next_funding_after
+from cryptobot.exchange.venue_heartbeat import VenueHeartbeat
 from cryptobot.model import Candle
 
 log = logging.getLogger("cryptobot.exchange.stream")
@@ -189,7 +190,7 @@ class StreamingFeed:
                     async for event in self._repair({s: (closed_by_ms, None)
                                                      for s in self._tracks}):
                         yield event
-                    beat = _Heartbeat(self.venue)
+                    beat = VenueHeartbeat(self.venue)
                     while not self._closing:
                         if self._clock.now_ms() - connected_ms >= self._rotate_after_ms:
                             self.stats.rotations += 1
@@ -396,26 +397,3 @@ class StreamingFeed:
                 track, track.next_funding_ms - track.funding_interval_ms + 1, closed_by_ms)
         return candles, others
 
-
-class _Heartbeat:
-    """A venue's application-level ping, on the event loop's time (a network concern, not the
-    market's: a replay at full speed still pings every 20 real seconds)."""
-
-    def __init__(self, venue: VenueStream) -> None:
-        beat = venue.heartbeat()
-        self._interval_s, self._message = beat if beat is not None else (None, "")
-        self._due_s = asyncio.get_running_loop().time() + (self._interval_s or 0.0)
-
-    async def send_if_due(self, ws: ClientConnection) -> None:
-        if self._interval_s is None:
-            return
-        now_s = asyncio.get_running_loop().time()
-        if now_s >= self._due_s:
-            await ws.send(self._message)
-            self._due_s = now_s + self._interval_s
-
-    def wait_s(self, idle_check_s: float) -> float:
-        """How long to wait for a message before the next heartbeat or idle check is due."""
-        if self._interval_s is None:
-            return idle_check_s
-        return max(0.0, min(idle_check_s, self._due_s - asyncio.get_running_loop().time()))

@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cryptobot.cli.app import app
+from cryptobot.cli.run_setup import table_console
 from cryptobot.clock import parse_utc
 from cryptobot.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from cryptobot.config import Settings
     from cryptobot.store import StoreReader
 
@@ -47,12 +46,6 @@ def _store(db: str | None, config: Path | None) -> StoreReader:
     return open_store(db or _settings(config).store.url)
 
 
-def _console() -> Console:
-    from rich.console import Console
-
-    return Console(width=200, soft_wrap=False)
-
-
 @app.command("runs")
 def runs_command(db: DbOption = None, config: ConfigOption = None) -> None:
     """List stored runs: mode, symbols, span, trades and PnL."""
@@ -61,9 +54,9 @@ def runs_command(db: DbOption = None, config: ConfigOption = None) -> None:
     store = _store(db, config)
     runs = build.run_lines(store)
     if not runs:
-        _console().print(f"No runs stored in {store.name} yet.")
+        table_console().print(f"No runs stored in {store.name} yet.")
         return
-    _console().print(render_terminal.runs_table(runs, store.name))
+    table_console().print(render_terminal.runs_table(runs, store.name))
 
 
 def _since_ms(since: str | None) -> int | None:
@@ -103,7 +96,7 @@ def trades_command(
     elif as_csv:
         typer.echo(render_files.trades_csv(lines), nl=False)
     else:
-        _console().print(render_terminal.trades_table(
+        table_console().print(render_terminal.trades_table(
             lines, run_id, show_symbol=_several(store, run_id), symbols=symbols))
 
 
@@ -138,9 +131,9 @@ def signals_command(
         return
     if not lines:
         of = f" of {', '.join(symbols)}" if symbols else ""
-        _console().print(f"Run {run_id} has no {'rejected ' if rejected else ''}signals{of}.")
+        table_console().print(f"Run {run_id} has no {'rejected ' if rejected else ''}signals{of}.")
         return
-    _console().print(render_terminal.signals_table(
+    table_console().print(render_terminal.signals_table(
         lines, run_id, show_symbol=_several(store, run_id), symbols=symbols))
 
 
@@ -203,7 +196,7 @@ def logs_tail_command(
         if event is not None else None
     wanted = LogFilter(level, run, events)
     directory = log_dir or Path(_settings(config).logging.dir)
-    console = _console()
+    console = table_console()
     tail_log(directory, lines, console, wanted, full)
     if follow:
         follow_log(directory, console, wanted=wanted, full=full)

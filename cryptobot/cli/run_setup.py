@@ -12,6 +12,8 @@ from cryptobot.clock import DAY_MS, Clock, iso_utc, parse_utc
 from cryptobot.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cryptobot.config import Settings
     from cryptobot.data import MarketData
 
@@ -107,3 +109,11 @@ def warmup_shortfall(market: MarketData, start_ms: int | None, warmup_days: int)
     return (f"warm-up short: {format_duration(have_ms) if have_ms else 'nothing'} of the "
             f"{warmup_days}d wanted before {iso_utc(start_ms)} (data starts "
             f"{iso_utc(first_ms)}); the indicators start with less history")
+
+
+def table_console() -> Console:
+    """Where the review tables print: 200 columns whatever the terminal or pipe, so no figure
+    is cut to an ellipsis (`runs`, `trades`, `signals`, `sweeps`, `sweep`)."""
+    from rich.console import Console
+
+    return Console(width=200, soft_wrap=False)

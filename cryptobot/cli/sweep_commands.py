@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from cryptobot.cli.app import app
+from cryptobot.cli.run_setup import table_console
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -157,12 +158,11 @@ def _progress(hidden: bool) -> Progress:
 
 
 def _print_outcome(outcome: dict, db_url: str, sweep_id: int, masked_url) -> None:
-    from rich.console import Console
 
     from cryptobot.cli.sweep_view import print_results
     from cryptobot.store.sweeps import read_sweep
 
-    console = Console()
+    console = table_console()
     info, results = read_sweep(db_url, sweep_id)
     if info.walk_forward:
         from cryptobot.cli.walk_forward_view import print_walk_forward
@@ -213,7 +213,7 @@ def sweeps(
         if as_json:
             sys.stdout.write(json.dumps({"sweeps": [_listing_json(x) for x in listings]}) + "\n")
             return
-        print_listing(Console(), listings)
+        print_listing(table_console(), listings)
         return
     info, results = read_sweep(url, sweep_id)
     if heatmap is not None:
@@ -226,7 +226,7 @@ def sweeps(
     if as_json:
         sys.stdout.write(json.dumps(rows_json(sweep_id, results), allow_nan=False) + "\n")
         return
-    print_results(Console(), info, results, sort)
+    print_results(table_console(), info, results, sort)
 
 
 def _listing_json(listing) -> dict:

@@ -1,4 +1,5 @@
-"""The normalised frames every reader produces, and their validation.
+"""The normalised tables every reader produces (`Table`: named numpy columns), and their
+validation.
 
 candles: ts_open_ms (int64), open, high, low, close, volume (float64), sorted, unique, every
 row passing the one candle rule set (cryptobot.data.candle_checks) that streams pass too.

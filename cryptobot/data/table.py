@@ -43,6 +43,8 @@ class Table:
         """A column by name (an array), or rows (a slice, a boolean mask, positions)."""
         if isinstance(key, str):
             return self._columns[key]
+        if isinstance(key, int | np.integer):
+            raise TypeError("one row of a Table: table[i:i + 1] or table.rows()")
         return Table({name: values[key] for name, values in self._columns.items()})
 
     def time(self) -> np.ndarray:

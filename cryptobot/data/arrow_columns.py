@@ -12,14 +12,14 @@ import numpy as np
 
 
 def column_array(column: Any) -> np.ndarray:
-    """A pyarrow Array or ChunkedArray as one numpy array (a copy, writable): numbers as
-    themselves (a null as NaN: floats), timestamps as their integer count in their own unit,
-    anything else as Python objects."""
+    """A pyarrow Array or ChunkedArray as one numpy array (read-only where it is a view of
+    arrow's memory): numbers as themselves (a null as NaN: floats), timestamps as their integer
+    count in their own unit, anything else as Python objects."""
     chunks = column.chunks if hasattr(column, "chunks") else [column]
     parts = [_chunk_array(chunk) for chunk in chunks]
     if not parts:
         return np.zeros(0, dtype=_dtype(column.type) or object)
-    return np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def _dtype(arrow_type: Any) -> np.dtype | None:

@@ -125,6 +125,13 @@ def validate_candles(raw: Table, locator: RowLocator, interval_ms: int | None = 
     timeframe if the caller knows it; else it is inferred (two rows at least) for the grid
     rule. With `now_ms` (the clock), a candle closing more than one interval after it is from
     the future."""
+    return validated_candles(raw, locator, interval_ms, now_ms)[0]
+
+
+def validated_candles(raw: Table, locator: RowLocator, interval_ms: int | None = None,
+                      now_ms: int | None = None) -> tuple[Table, int | None]:
+    """`validate_candles`, and the interval it checked the grid with (None: one candle of an
+    unknown timeframe)."""
     out = _numeric(raw, CANDLE_COLUMNS, locator)
     ts = out["ts_open_ms"]
     _check_times(ts, locator, "open time")
@@ -145,7 +152,7 @@ def validate_candles(raw: Table, locator: RowLocator, interval_ms: int | None = 
     # Within the rounding the rules forgive, widen high and low to hold the body.
     out["high"] = np.maximum(h, np.maximum(o, c))
     out["low"] = np.minimum(lo, np.minimum(o, c))
-    return Table(out)
+    return Table(out), interval_ms
 
 
 def validate_open_interest(raw: Table, locator: RowLocator) -> Table:
@@ -203,5 +210,8 @@ def infer_interval_ms(ts_open_ms: np.ndarray, source: str) -> int:
     """The most common step between candles (robust to gaps)."""
     if len(ts_open_ms) < 2:
         raise DataError(f"{source}: one candle is not enough to tell its timeframe")
-    steps, counts = np.unique(np.diff(ts_open_ms), return_counts=True)
-    return int(steps[np.argmax(counts)])
+    steps = np.diff(ts_open_ms)
+    if np.count_nonzero(steps == steps[0]) * 2 > len(steps):  # a majority is the mode
+        return int(steps[0])
+    values, counts = np.unique(steps, return_counts=True)
+    return int(values[np.argmax(counts)])

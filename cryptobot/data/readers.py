@@ -24,9 +24,9 @@ from cryptobot.data.frames import (
     RowLocator,
     infer_interval_ms,
     to_floats,
-    validate_candles,
     validate_funding,
     validate_open_interest,
+    validated_candles,
 )
 from cryptobot.data.markets import market_from_column, market_from_name
 from cryptobot.data.table import Table
@@ -172,10 +172,10 @@ def _candles(locator: RowLocator, layout: str, frame: Table, time_column: str,
              now_ms: int | None = None) -> ParsedFile:
     data = {"ts_open_ms": epoch_ms(frame[time_column], locator, time_column),
             **{column: frame[column] for column in _OHLCV}}
-    interval_ms = _one_candle_interval(frame, data["ts_open_ms"])
-    candles = validate_candles(Table(data), locator, interval_ms, now_ms)
+    candles, interval_ms = validated_candles(
+        Table(data), locator, _one_candle_interval(frame, data["ts_open_ms"]), now_ms)
     if interval_ms is None:
-        interval_ms = infer_interval_ms(candles["ts_open_ms"], locator.source)
+        interval_ms = infer_interval_ms(candles["ts_open_ms"], locator.source)  # raises
     return ParsedFile(locator.source, CANDLES, layout, candles, interval_ms)
 
 
@@ -227,8 +227,9 @@ def _read_feather(name: str, raw: bytes, now_ms: int | None = None) -> ParsedFil
     locator = RowLocator(name, None)
     data = {"ts_open_ms": _feather_times_ms(columns["date"], locator),
             **{c: column_array(columns[c]) for c in _OHLCV}}
-    candles = validate_candles(Table(data), locator, now_ms=now_ms)
-    interval_ms = infer_interval_ms(candles["ts_open_ms"], name)
+    candles, interval_ms = validated_candles(Table(data), locator, now_ms=now_ms)
+    if interval_ms is None:
+        interval_ms = infer_interval_ms(candles["ts_open_ms"], name)  # raises
     return ParsedFile(name, CANDLES, "freqtrade-feather", candles, interval_ms)
 
 
@@ -277,9 +278,9 @@ def parse_rows(rows: Any, source: str, interval_ms: int | None = None,
                 **dict(zip(_OHLCV, cells[1:], strict=True))}
         if interval_ms is None and len(rows) == 1 and len(first) >= 7:
             interval_ms = _row_interval(first, locator)
-        candles = validate_candles(Table(data), locator, interval_ms, now_ms)
+        candles, interval_ms = validated_candles(Table(data), locator, interval_ms, now_ms)
         if interval_ms is None:
-            interval_ms = infer_interval_ms(candles["ts_open_ms"], source)
+            interval_ms = infer_interval_ms(candles["ts_open_ms"], source)  # raises
         return ParsedFile(source, CANDLES, "ohlcv-list", candles, interval_ms)
     if isinstance(first, dict):
         keys = dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r)

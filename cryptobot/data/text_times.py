@@ -5,7 +5,7 @@ only for such a file)."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
@@ -46,12 +46,18 @@ def _dates_ms(cells: list[object]) -> list[float]:
 
 
 def _iso_ms(cell: object) -> float:
-    if not isinstance(cell, str):
+    """ISO 8601 text, or a date / date-time object (an arrow date column comes as those)."""
+    if isinstance(cell, date) and not isinstance(cell, datetime):
+        cell = datetime(cell.year, cell.month, cell.day)
+    if isinstance(cell, datetime):
+        moment = cell
+    elif not isinstance(cell, str):
         return math.nan
-    try:
-        moment = datetime.fromisoformat(cell.strip())
-    except ValueError:
-        return math.nan
+    else:
+        try:
+            moment = datetime.fromisoformat(cell.strip())
+        except ValueError:
+            return math.nan
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return float((moment - _EPOCH) // _ONE_MS)

@@ -61,6 +61,19 @@ def test_feather_dates_of_any_unit(tmp_path, unit):
     assert parsed.interval_ms == 300_000 and parsed.frame["high"].tolist() == (prices + 1).tolist()
 
 
+def test_feather_dates_as_a_date_column(tmp_path):
+    days = np.array(["2024-08-05", "2024-08-06", "2024-08-07"], dtype="datetime64[D]")
+    prices = np.array([100.0, 101.0, 102.0])
+    path = tmp_path / "BTC_USDT_USDT-1d-futures.feather"
+    feather.write_feather(pa.table({"date": pa.array(days), "open": prices, "high": prices + 1,
+                                    "low": prices - 1, "close": prices, "volume": np.ones(3)}),
+                          path)
+    parsed = read_market_file(path)
+    assert parsed.frame["ts_open_ms"].tolist() == [1722816000000 + i * 86_400_000
+                                                   for i in range(3)]
+    assert parsed.interval_ms == 86_400_000
+
+
 def test_a_row_longer_than_the_header_is_one_clear_error(tmp_path):
     path = tmp_path / "candles.csv"
     path.write_text("open_time_ms,open,high,low,close,volume\n"

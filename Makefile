@@ -4,15 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install compile lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q cryptobot strategies
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Byte-compile our own packages, as pip does for a normal (non-editable) install: an editable
+# install leaves them as sources, and without .pyc files (or with PYTHONDONTWRITEBYTECODE set)
+# every command compiles its ~70 modules again, 0.1-0.2 s of each `cryptobot` start-up.
+compile: $(STAMP)
+	$(BIN)/python -m compileall -q cryptobot strategies
 
 demo: $(STAMP)
 	$(BIN)/cryptobot demo
@@ -24,7 +31,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check cryptobot strategies tests benchmarks
 
-bench: $(STAMP)
+bench: $(STAMP) compile
 	$(BIN)/python benchmarks/backtest_speed.py
 	$(BIN)/python benchmarks/stream_latency.py
 	$(BIN)/python benchmarks/peers/compare.py

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -25,6 +24,7 @@ from cryptobot.brokers.paper import PaperBroker  # noqa: E402
 from cryptobot.clock import SimClock  # noqa: E402
 from cryptobot.config import load_settings  # noqa: E402
 from cryptobot.data import load_market_data  # noqa: E402
+from cryptobot.data.table import Table  # noqa: E402
 from cryptobot.engine.gate import PassThroughGate  # noqa: E402
 from cryptobot.engine.recorder import MemoryRecorder  # noqa: E402
 from cryptobot.runners.backtest import run_backtest  # noqa: E402
@@ -33,13 +33,13 @@ from cryptobot.strategy.loading import load_strategy  # noqa: E402
 TWO_YEARS_OF_1M = 2 * 365 * 1440  # 1,051,200
 
 
-def replicated(candles: pd.DataFrame, interval_ms: int, rows: int) -> pd.DataFrame:
-    span = int(candles["ts_open_ms"].iloc[-1] - candles["ts_open_ms"].iloc[0]) + interval_ms
+def replicated(candles: Table, interval_ms: int, rows: int) -> Table:
+    span = int(candles["ts_open_ms"][-1] - candles["ts_open_ms"][0]) + interval_ms
     copies = -(-rows // len(candles))
-    out = {name: np.tile(candles[name].to_numpy(), copies)[:rows] for name in candles.columns}
+    out = {name: np.tile(candles[name], copies)[:rows] for name in candles.columns}
     shift = np.repeat(np.arange(copies, dtype=np.int64) * span, len(candles))[:rows]
     out["ts_open_ms"] = out["ts_open_ms"].astype(np.int64) + shift
-    return pd.DataFrame(out)
+    return Table(out)
 
 
 def peak_mb() -> float:

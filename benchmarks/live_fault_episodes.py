@@ -378,7 +378,7 @@ def backtest_chunks(settings: Any, lead_ms: int = 2 * 3_600_000, tail_ms: int = 
         if event.intent.purpose.value in ("tp1", "tp2"):
             legs[event.intent.client_id.rsplit("-", 1)[0]].add(event.intent.purpose.value)
     spikes = {s.signal_id: s.spike_ms for s in result.engine.signals}
-    last_close = int(market.candles["ts_open_ms"].iloc[-1]) + market.base_interval_ms
+    last_close = int(market.candles["ts_open_ms"][-1]) + market.base_interval_ms
     chunks = []
     for trade in result.engine.trades:
         start = spikes.get(trade.signal_id, trade.entry_ms) - lead_ms

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,7 +13,6 @@ from cryptobot.cli.app import app
 
 if TYPE_CHECKING:
     from rich.console import Console
-    from rich.progress import Progress
 
     from cryptobot.config import Settings
     from cryptobot.engine.gate import Gate
@@ -79,7 +80,7 @@ def backtest(
     gate = _gate(settings)
     db_url = store_url(settings, db)
     # The run's simulated time, shared with the log; the runner moves it on from here.
-    first_open_ms = min(int(m.candles["ts_open_ms"].iloc[0]) for m in markets.values())
+    first_open_ms = min(int(m.candles["ts_open_ms"][0]) for m in markets.values())
     clock = SimClock(start_ms if start_ms is not None else first_open_ms)
     gap_ms = int(settings.evidence.liquidation_gap_minutes * 60_000)
     liquidations = {s: load_liquidations(settings.evidence.liquidations_dir, s, gap_ms)
@@ -97,12 +98,10 @@ def backtest(
     run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbols, *span,
                                         source, settings.model_dump(mode="json")))
     loaded = time.perf_counter()
-    with _progress_bar(hidden=as_json) as bar:
-        task = bar.add_task("backtest", total=None)
+    with _progress_bar(hidden=as_json) as progress:
         result = run_portfolio_backtest(
             settings, inputs, gate, recorder, clock, skip_quiet=not every_candle,
-            start_ms=start_ms, end_ms=end_ms,
-            progress=lambda done, total: bar.update(task, completed=done, total=total))
+            start_ms=start_ms, end_ms=end_ms, progress=progress)
     # The run: the engine over the candles and every row written to the store (not reading
     # the data and opening the store before it: `load_s`).
     elapsed = time.perf_counter() - loaded
@@ -126,15 +125,22 @@ def backtest(
     _print_outcome(outcome, elapsed)
 
 
-def _progress_bar(hidden: bool) -> Progress:
-    """Candles done of all, on stderr, only on a terminal (and never beside --json)."""
+@contextmanager
+def _progress_bar(hidden: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """Candles done of all, on stderr, only on a terminal; beside --json none, and rich is not
+    even imported (a tenth of a second of the command)."""
+    if hidden:
+        yield None
+        return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     err = Console(stderr=True)
-    return Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,}/"
-                    "{task.total:,} candles"), TimeRemainingColumn(), console=err,
-                    disable=hidden or not err.is_terminal, transient=True)
+    with Progress(TextColumn("backtest"), BarColumn(), TextColumn("{task.completed:,}/"
+                  "{task.total:,} candles"), TimeRemainingColumn(), console=err,
+                  disable=not err.is_terminal, transient=True) as bar:
+        task = bar.add_task("backtest", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _print_outcome(outcome: dict, elapsed: float) -> None:

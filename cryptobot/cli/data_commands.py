@@ -62,10 +62,10 @@ def _results_table(title: str, results: list[ImportResult]) -> Table:
         table.add_column(column)
     for result in results:
         series = result.series
-        ts = series.frame.iloc[:, 0]
+        ts = series.frame.time()
         table.add_row(series.kind, ms_to_timeframe(series.interval_ms) if series.interval_ms
                       else "-", str(result.rows_read), str(result.rows_added),
-                      _short(int(ts.iloc[0])), _short(int(ts.iloc[-1])), str(len(ts)),
+                      _short(int(ts[0])), _short(int(ts[-1])), str(len(ts)),
                       _gap_text(result.gaps) if series.kind == CANDLES else "-")
     return table
 
@@ -114,7 +114,7 @@ def info_command(store: Path = StoreOpt) -> None:
         table.add_column(column)
     all_series = MarketStore(store).all_series()
     for series in all_series:
-        ts = series.frame.iloc[:, 0].to_numpy()
+        ts = series.frame.time()
         gaps = find_gaps(ts, series.interval_ms) if series.interval_ms else ()
         synthetic = any("SYNTHETIC" in source for source in series.sources)
         table.add_row(f"{series.exchange} {series.symbol}",
@@ -129,7 +129,7 @@ def info_command(store: Path = StoreOpt) -> None:
         _console.print(f"{series.exchange} {series.symbol} {series.kind}{timeframe} sources: "
                        f"{', '.join(series.sources)}", soft_wrap=True)
         if series.interval_ms:
-            _print_gaps(find_gaps(series.frame["ts_open_ms"].to_numpy(), series.interval_ms))
+            _print_gaps(find_gaps(series.frame["ts_open_ms"], series.interval_ms))
 
 
 @data_app.command("download")

@@ -38,7 +38,7 @@ def replay_window(settings: Settings, markets: Markets, start_ms: int | None,
     spans = []
     for market in in_run_order(settings, markets):
         ts = market.candles["ts_open_ms"]
-        spans.append(replay_span(int(ts.iloc[0]), int(ts.iloc[-1]), market.base_interval_ms,
+        spans.append(replay_span(int(ts[0]), int(ts[-1]), market.base_interval_ms,
                                  timeframe_to_ms(settings.market.signal_timeframe), start_ms,
                                  end_ms))
     return min(a for a, _ in spans), max(b for _, b in spans)
@@ -50,7 +50,7 @@ def last_closes(markets: Sequence[MarketData], stream_from: int, end: int,
     symbols whose last candle was handled already are left out)."""
     last = {}
     for market in markets:
-        ts = market.candles["ts_open_ms"].to_numpy()
+        ts = market.candles["ts_open_ms"]
         streamed = ts[(ts >= stream_from) & (ts < end)]
         handled = handled_open_ms.get(market.symbol)
         if len(streamed) and (handled is None or handled < int(streamed[-1])):

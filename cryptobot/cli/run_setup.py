@@ -102,7 +102,7 @@ def warmup_shortfall(market: MarketData, start_ms: int | None, warmup_days: int)
 
     if start_ms is None or market.candles.empty:
         return None
-    first_ms = int(market.candles["ts_open_ms"].iloc[0])
+    first_ms = int(market.candles["ts_open_ms"][0])
     if first_ms <= start_ms - warmup_days * DAY_MS:
         return None
     have_ms = max(0, start_ms - first_ms)

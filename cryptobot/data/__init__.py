@@ -1,4 +1,4 @@
-"""Market data: readers for public dumps, normalised frames, the store, resampling, OI lookup.
+"""Market data: readers for public dumps, normalised tables, the store, resampling, OI lookup.
 
 The engine calls `load_market_data` (`load_markets` for several symbols), `resample_candles`,
 `CandleAggregator` and `OpenInterestSeries`; the CLI calls `import_files` and `Downloader`.

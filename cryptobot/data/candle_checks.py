@@ -86,12 +86,13 @@ def problem_codes(ts_open_ms: np.ndarray, interval_ms: int | None, open_: np.nda
                   high: np.ndarray, low: np.ndarray, close: np.ndarray,
                   volume: np.ndarray) -> np.ndarray:
     """`candle_problem` for every row at once: an int8 CandleRule per row."""
-    prices = np.vstack([open_, high, low, close])
     with np.errstate(invalid="ignore"):
         slack = PRICE_SLACK * high
+        finite = np.isfinite(open_) & np.isfinite(high) & np.isfinite(low) & np.isfinite(close)
+        positive = (open_ > 0) & (high > 0) & (low > 0) & (close > 0)
         broken = [
-            (CandleRule.PRICE_NOT_FINITE, ~np.isfinite(prices).all(axis=0)),
-            (CandleRule.PRICE_NOT_POSITIVE, ~(prices > 0).all(axis=0)),
+            (CandleRule.PRICE_NOT_FINITE, ~finite),
+            (CandleRule.PRICE_NOT_POSITIVE, ~positive),
             (CandleRule.BAD_VOLUME, ~(np.isfinite(volume) & (volume >= 0))),
             (CandleRule.HIGH_BELOW_LOW, high < low - slack),
             (CandleRule.HIGH_BELOW_BODY, high < np.maximum(open_, close) - slack),

@@ -162,8 +162,7 @@ class Downloader:
         now_ms = self.clock.now_ms()
         until_ms = min(until_ms, now_ms - now_ms % interval_ms)  # the running candle is not due
         stored = self.store.read(self.exchange_id, symbol, CANDLES, interval_ms)
-        ts = np.empty(0, dtype=np.int64) if stored is None else \
-            stored.frame["ts_open_ms"].to_numpy()
+        ts = np.empty(0, dtype=np.int64) if stored is None else stored.frame["ts_open_ms"]
         ts = ts[(ts >= since_ms) & (ts < until_ms)]
         if not len(ts):
             self.result.notes.append(f"the exchange has no {symbol} candles from "
@@ -215,11 +214,11 @@ class Downloader:
         stored = self.store.read(self.exchange_id, symbol, kind, interval_ms)
         if stored is None or stored.frame.empty:
             return since_ms
-        ts = stored.frame.iloc[:, 0]
+        ts = stored.frame.time()
         inside = ts[(ts >= since_ms) & (ts < until_ms)]
-        if inside.empty or int(inside.iloc[0]) > since_ms + (step_ms or interval_ms or 0):
+        if not len(inside) or int(inside[0]) > since_ms + (step_ms or interval_ms or 0):
             return since_ms
-        return int(inside.iloc[-1]) + (step_ms or interval_ms or 0)
+        return int(inside[-1]) + (step_ms or interval_ms or 0)
 
     def _flush(self, symbol: str, kind: str, pages: list[list[Any]],
                interval_ms: int | None) -> ImportResult | None:

@@ -9,13 +9,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.data.frames import find_gaps, merge_frames
 from cryptobot.data.market_store import MarketStore, StoredSeries
 from cryptobot.data.markets import check_market
 from cryptobot.data.readers import CANDLES, DATA_SUFFIXES, ParsedFile, read_market_file
+from cryptobot.data.table import Table
 from cryptobot.errors import DataError
 
 
@@ -78,8 +77,7 @@ def import_files(store: MarketStore, exchange: str, symbol: str,
         groups.setdefault((item.kind, item.interval_ms), []).append(item)
     results = []
     for (kind, interval_ms), items in groups.items():
-        time_column = items[0].frame.columns[0]
-        frame = merge_frames([p.frame for p in items], time_column)
+        frame = merge_frames([p.frame for p in items])
         spans = {p.source: source_span(p) for p in items if len(p.frame)}
         results.append(write_series(store, exchange, symbol, kind, frame,
                                     tuple(p.source for p in items), interval_ms, spans))
@@ -88,16 +86,16 @@ def import_files(store: MarketStore, exchange: str, symbol: str,
 
 def source_span(parsed: ParsedFile) -> tuple[int, int]:
     """(first, last) time of a file's rows."""
-    ts = parsed.frame.iloc[:, 0]
-    return int(ts.iloc[0]), int(ts.iloc[-1])
+    ts = parsed.frame.time()
+    return int(ts[0]), int(ts[-1])
 
 
-def write_series(store: MarketStore, exchange: str, symbol: str, kind: str, frame: pd.DataFrame,
+def write_series(store: MarketStore, exchange: str, symbol: str, kind: str, frame: Table,
                  sources: tuple[str, ...], interval_ms: int | None,
                  source_spans: dict[str, tuple[int, int]] | None = None) -> ImportResult:
     before = store.read(exchange, symbol, kind, interval_ms)
     count_before = 0 if before is None else len(before.frame)
     series = store.append(exchange, symbol, kind, frame, sources, interval_ms, source_spans)
-    gaps = find_gaps(series.frame["ts_open_ms"].to_numpy(), interval_ms) \
+    gaps = find_gaps(series.frame["ts_open_ms"], interval_ms) \
         if kind == CANDLES and interval_ms else ()
     return ImportResult(series, len(frame), len(series.frame) - count_before, gaps)

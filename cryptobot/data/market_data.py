@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from cryptobot.clock import Clock, LiveClock, iso_utc
 from cryptobot.data.frames import (
@@ -30,6 +29,7 @@ from cryptobot.data.readers import (
     ParsedFile,
     read_market_file,
 )
+from cryptobot.data.table import Table
 from cryptobot.data.timeframes import format_duration, ms_to_timeframe
 from cryptobot.errors import DataError, GapError
 from cryptobot.exchange.symbols import market_id
@@ -41,10 +41,10 @@ SYNTHETIC_MARK = "SYNTHETIC"
 class MarketData:
     exchange: str
     symbol: str
-    candles: pd.DataFrame  # base timeframe: ts_open_ms, open, high, low, close, volume
+    candles: Table  # base timeframe: ts_open_ms, open, high, low, close, volume
     base_interval_ms: int
-    open_interest: pd.DataFrame  # ts_ms, oi_contracts, oi_value_usdt (maybe empty)
-    funding: pd.DataFrame  # ts_ms, rate (maybe empty)
+    open_interest: Table  # ts_ms, oi_contracts, oi_value_usdt (maybe empty)
+    funding: Table  # ts_ms, rate (maybe empty)
     oi_synthetic: bool
     sources: tuple[str, ...]  # names of the files whose rows were loaded; SYNTHETIC marks some
     gaps: tuple[tuple[int, int], ...]  # (first missing open time, next present open time)
@@ -68,7 +68,7 @@ class MarketData:
         uncovered = "".join(f", no candles {iso_utc(a)} .. {iso_utc(b)} ({format_duration(b - a)})"
                             for a, b in self.uncovered)
         return (f"{self.exchange} {self.symbol} {ms_to_timeframe(self.base_interval_ms)} "
-                f"{iso_utc(int(ts.iloc[0]))} .. {iso_utc(int(ts.iloc[-1]))}, "
+                f"{iso_utc(int(ts[0]))} .. {iso_utc(int(ts[-1]))}, "
                 f"{len(self.candles)} candles, {oi}, {len(self.funding)} funding rates, "
                 f"gaps: {gaps or 'none'}{uncovered}")
 
@@ -147,7 +147,7 @@ def _cut_market(path: Path, symbol: str, parts: _Parts, start_ms: int | None,
     candles = _cut(all_candles, "ts_open_ms", start_ms, end_ms, keep_one_before=False)
     if candles.empty:
         raise DataError(_no_candles(path, symbol, all_candles, requested_from_ms, end_ms))
-    ts_open_ms = candles["ts_open_ms"].to_numpy()
+    ts_open_ms = candles["ts_open_ms"]
     gaps = find_gaps(ts_open_ms, interval_ms)
     uncovered = uncovered_edges(ts_open_ms, interval_ms, start_ms, end_ms)
     required = [*gaps, *_required_edges(ts_open_ms, interval_ms, required_from_ms, end_ms)]
@@ -169,20 +169,20 @@ def _cut_market(path: Path, symbol: str, parts: _Parts, start_ms: int | None,
         funding_sources=tuple(dict.fromkeys(s for s, kind in used if kind == FUNDING)))
 
 
-def _overlaps(span: tuple[int, int] | None, frame: pd.DataFrame) -> bool:
+def _overlaps(span: tuple[int, int] | None, frame: Table) -> bool:
     """Whether a source's rows can be among `frame`'s (its span is unknown for old stores)."""
     if frame.empty:
         return False
     if span is None:
         return True
-    ts = frame.iloc[:, 0]
-    return span[0] <= int(ts.iloc[-1]) and span[1] >= int(ts.iloc[0])
+    ts = frame.time()
+    return span[0] <= int(ts[-1]) and span[1] >= int(ts[0])
 
 
-def _no_candles(path: Path, symbol: str, all_candles: pd.DataFrame, from_ms: int | None,
+def _no_candles(path: Path, symbol: str, all_candles: Table, from_ms: int | None,
                 end_ms: int | None) -> str:
     ts = all_candles["ts_open_ms"]
-    held = f"{iso_utc(int(ts.iloc[0]))} .. {iso_utc(int(ts.iloc[-1]))}" if len(ts) else "none"
+    held = f"{iso_utc(int(ts[0]))} .. {iso_utc(int(ts[-1]))}" if len(ts) else "none"
     return (f"{path}: no {symbol} candles in the requested span {_when(from_ms, 'the start')} .. "
             f"{_when(end_ms, 'the end')}; the data holds {held}")
 
@@ -210,7 +210,7 @@ def read_folder(folder: Path, now_ms: int | None = None) -> list[ParsedFile]:
 
 # (name, kind, (first, last) time of its rows or None when unknown)
 _Source = tuple[str, str, tuple[int, int] | None]
-_Parts = tuple[pd.DataFrame, int, pd.DataFrame, pd.DataFrame, list[_Source]]
+_Parts = tuple[Table, int, Table, Table, list[_Source]]
 
 
 def _from_files(parsed: list[ParsedFile], where: Path, symbol: str) -> _Parts:
@@ -221,17 +221,17 @@ def _from_files(parsed: list[ParsedFile], where: Path, symbol: str) -> _Parts:
     # A folder may hold several timeframes of one market: the finest is the base.
     interval_ms = min(p.interval_ms or 0 for p in candle_files)
     used = [p for p in parsed if p.kind != CANDLES or p.interval_ms == interval_ms]
-    candles = merge_frames([p.frame for p in used if p.kind == CANDLES], "ts_open_ms")
+    candles = merge_frames([p.frame for p in used if p.kind == CANDLES])
     oi = _merge_kind(used, OPEN_INTEREST, empty_open_interest())
     funding = _merge_kind(used, FUNDING, empty_funding())
-    sources = [(p.source, p.kind, (int(p.frame.iloc[0, 0]), int(p.frame.iloc[-1, 0])))
+    sources = [(p.source, p.kind, (int(p.frame.time()[0]), int(p.frame.time()[-1])))
                for p in used if len(p.frame)]
     return candles, interval_ms, oi, funding, sources
 
 
-def _merge_kind(parsed: list[ParsedFile], kind: str, empty: pd.DataFrame) -> pd.DataFrame:
+def _merge_kind(parsed: list[ParsedFile], kind: str, empty: Table) -> Table:
     frames = [p.frame for p in parsed if p.kind == kind]
-    return merge_frames(frames, empty.columns[0]) if frames else empty
+    return merge_frames(frames) if frames else empty
 
 
 def _from_store(store: MarketStore, exchange: str, symbol: str) -> _Parts:
@@ -252,16 +252,16 @@ def _from_store(store: MarketStore, exchange: str, symbol: str) -> _Parts:
             funding.frame if funding is not None else empty_funding(), sources)
 
 
-def _cut(frame: pd.DataFrame, column: str, start_ms: int | None, end_ms: int | None,
-         keep_one_before: bool) -> pd.DataFrame:
+def _cut(frame: Table, column: str, start_ms: int | None, end_ms: int | None,
+         keep_one_before: bool) -> Table:
     """Rows in [start_ms, end_ms); with keep_one_before from the last row at or before start_ms,
     so the value in force at the start is known (OI and funding)."""
-    ts = frame[column].to_numpy(dtype=np.int64)
+    ts = frame[column]
     lo = 0 if start_ms is None else int(np.searchsorted(ts, start_ms, side="left"))
     hi = len(ts) if end_ms is None else int(np.searchsorted(ts, end_ms, side="left"))
     if keep_one_before and start_ms is not None:
         lo = max(int(np.searchsorted(ts, start_ms, side="right")) - 1, 0)
-    return frame.iloc[lo:max(lo, hi)].reset_index(drop=True)
+    return frame[lo:max(lo, hi)]
 
 
 def cut_to_span(market: MarketData, start_ms: int, end_ms: int | None) -> MarketData:

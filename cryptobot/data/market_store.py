@@ -18,10 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
+from cryptobot.data.arrow_columns import column_array
 from cryptobot.data.defaults import DEFAULT_STORE_DIR  # noqa: F401  (re-exported)
 from cryptobot.data.frames import (
     CANDLE_COLUMNS,
@@ -34,6 +31,7 @@ from cryptobot.data.frames import (
     validate_open_interest,
 )
 from cryptobot.data.readers import CANDLES, FUNDING, OPEN_INTEREST
+from cryptobot.data.table import Table
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
 from cryptobot.errors import DataError
 
@@ -50,7 +48,7 @@ class StoredSeries:
     symbol: str
     kind: str
     interval_ms: int | None  # candles only
-    frame: pd.DataFrame
+    frame: Table
     sources: tuple[str, ...]
     path: Path
     # source -> (first, last) time of its rows; stores written before spans were kept lack them
@@ -83,13 +81,18 @@ class MarketStore:
         return self._read_path(path) if path.is_file() else None
 
     def _read_path(self, path: Path) -> StoredSeries:
+        import pyarrow as pa  # here: a backtest on a plain folder never reads a store
+        import pyarrow.parquet as pq
+
         try:
             table = pq.read_table(path)
             meta = json.loads((table.schema.metadata or {})[_META_KEY])
+            kind = meta["kind"]
+            columns = {name: column_array(table.column(name))
+                       for name in _COLUMNS[kind]}
         except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
             raise DataError(f"{path}: unreadable store file ({exc})") from None
-        kind = meta["kind"]
-        frame = _VALIDATORS[kind](table.to_pandas(), RowLocator(str(path), None))
+        frame = _VALIDATORS[kind](Table(columns), RowLocator(str(path), None))
         spans = {name: (int(a), int(b)) for name, (a, b) in meta.get("source_spans", {}).items()}
         return StoredSeries(meta["exchange"], meta["symbol"], kind, meta.get("interval_ms"),
                             frame, tuple(meta["sources"]), path, spans)
@@ -102,7 +105,7 @@ class MarketStore:
     def all_series(self) -> list[StoredSeries]:
         return [self._read_path(p) for p in sorted(self.root.glob("*/*/*.parquet"))]
 
-    def append(self, exchange: str, symbol: str, kind: str, frame: pd.DataFrame,
+    def append(self, exchange: str, symbol: str, kind: str, frame: Table,
                sources: tuple[str, ...], interval_ms: int | None = None,
                source_spans: dict[str, tuple[int, int]] | None = None) -> StoredSeries:
         """Merge `frame` (already validated) into what is stored; atomic replace.
@@ -120,14 +123,17 @@ class MarketStore:
                 first_ms, last_ms = min(first_ms, spans[name][0]), max(last_ms, spans[name][1])
             spans[name] = (first_ms, last_ms)
         if old is not None:
-            frame = merge_frames([old.frame, frame], time_column)
+            frame = merge_frames([old.frame, frame])
             sources = tuple(dict.fromkeys((*old.sources, *sources)))
         else:
-            frame = merge_frames([frame], time_column)
+            frame = merge_frames([frame])
         meta = {"exchange": exchange, "symbol": symbol, "kind": kind,
                 "interval_ms": interval_ms, "sources": list(sources),
                 "source_spans": {name: list(span) for name, span in spans.items()}}
-        table = pa.Table.from_pandas(frame[list(_COLUMNS[kind])], preserve_index=False)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({name: frame[name] for name in _COLUMNS[kind]})
         table = table.replace_schema_metadata({_META_KEY: json.dumps(meta).encode()})
         self._ensure_marker()
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
+from cryptobot.data.table import Table
 from cryptobot.model import OpenInterest
 
 
@@ -23,9 +23,8 @@ class OpenInterestSeries:
             raise ValueError("open-interest samples must be sorted by time and unique")
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> OpenInterestSeries:
-        return cls(frame["ts_ms"].to_numpy(), frame["oi_contracts"].to_numpy(),
-                   frame["oi_value_usdt"].to_numpy())
+    def from_frame(cls, frame: Table) -> OpenInterestSeries:
+        return cls(frame["ts_ms"], frame["oi_contracts"], frame["oi_value_usdt"])
 
     def __len__(self) -> int:
         return len(self.ts_ms)

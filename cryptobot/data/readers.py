@@ -9,6 +9,7 @@ lists shaped like ccxt's OHLCV / open-interest / funding answers or Binance's ra
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import zipfile
@@ -17,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from cryptobot.data.arrow_columns import column_array
 from cryptobot.data.frames import (
     RowLocator,
     infer_interval_ms,
-    validate_candles,
+    to_floats,
     validate_funding,
     validate_open_interest,
+    validated_candles,
 )
 from cryptobot.data.markets import market_from_column, market_from_name
+from cryptobot.data.table import Table
+from cryptobot.data.text_times import epoch_ms
 from cryptobot.errors import DataError
 
 CANDLES, OPEN_INTEREST, FUNDING = "candles", "open_interest", "funding"
@@ -37,12 +41,12 @@ _OHLCV = ("open", "high", "low", "close", "volume")
 
 @dataclass(frozen=True)
 class ParsedFile:
-    """One file, read and validated: a normalised frame of one kind."""
+    """One file, read and validated: a normalised table of one kind."""
 
     source: str  # the file name, as shown to users
     kind: str  # CANDLES, OPEN_INTEREST or FUNDING
     layout: str  # e.g. "binance-kline", "binance-metrics", "freqtrade-feather"
-    frame: pd.DataFrame
+    frame: Table
     interval_ms: int | None = None  # candles only
     market: str | None = None  # the market id the file says it holds ('BTCUSDT'), if it does
     where: str = ""  # the file as the user named it (its path), for messages
@@ -91,44 +95,69 @@ def _read_csv(name: str, text: str, now_ms: int | None = None) -> ParsedFile:
         raise DataError(f"{name}: empty file")
     if _is_number(fields[0]):
         if len(fields) == 12:
-            frame = _csv(name, text, header=None)
-            frame.columns = ["open_time", *_OHLCV, "close_time", *[f"x{i}" for i in range(5)]]
-            return _candles(name, "binance-kline", frame, "open_time", 1, now_ms)
+            names = ["open_time", *_OHLCV, "close_time", *[f"x{i}" for i in range(5)]]
+            frame, locator = _csv(name, text, names, 1)
+            return _candles(locator, "binance-kline", frame, "open_time", now_ms)
         raise DataError(f"{name}: unrecognised layout: headerless rows with {len(fields)} "
                         "columns (a Binance kline dump has 12)")
-    frame = _csv(name, text, header=0)
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    frame, locator = _csv(name, text, None, 2)
     columns = set(frame.columns)
     if "sum_open_interest" in columns:
-        parsed = _open_interest(name, "binance-metrics", frame, "create_time",
+        parsed = _open_interest(locator, "binance-metrics", frame, "create_time",
                                 "sum_open_interest", "sum_open_interest_value")
-        symbols = frame["symbol"].astype(str).tolist() if "symbol" in columns else []
+        symbols = frame["symbol"].tolist() if "symbol" in columns else []
         return replace(parsed, market=market_from_column(symbols, name))
     if "sumopeninterest" in columns:
-        return _open_interest(name, "binance-openInterestHist", frame, "timestamp",
+        return _open_interest(locator, "binance-openInterestHist", frame, "timestamp",
                               "sumopeninterest", "sumopeninterestvalue")
     if "funding_rate" in columns and "funding_time_ms" in columns:
-        return _funding(name, "funding-csv", frame, "funding_time_ms", "funding_rate")
+        return _funding(locator, "funding-csv", frame, "funding_time_ms", "funding_rate")
     if "last_funding_rate" in columns and "calc_time" in columns:
-        return _funding(name, "binance-fundingRate", frame, "calc_time", "last_funding_rate")
+        return _funding(locator, "binance-fundingRate", frame, "calc_time", "last_funding_rate")
     if set(_OHLCV) <= columns:
         time_column = next((c for c in _TIME_NAMES if c in columns), None)
         if time_column is not None:
             layout = "binance-kline" if "close_time" in columns else "candles-csv"
-            return _candles(name, layout, frame, time_column, 2, now_ms)
+            return _candles(locator, layout, frame, time_column, now_ms)
     raise DataError(f"{name}: unrecognised layout (header {first_line[:80]!r})")
 
 
-def _csv(name: str, text: str, header: int | None) -> pd.DataFrame:
+def _csv(name: str, text: str, names: list[str] | None,
+         first_line: int) -> tuple[Table, RowLocator]:
+    """The cells as text, one column each (named by `names`, else by the header, lower case);
+    blank lines are skipped, and the locator still names each row's line in the file."""
+    lines = csv.reader(io.StringIO(text))
     try:
-        frame = pd.read_csv(io.StringIO(text), header=header, dtype=str,
-                            skip_blank_lines=False, keep_default_na=False)
-    except (pd.errors.ParserError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[-1]
-        raise DataError(f"{name}: not a readable CSV ({reason})") from None
-    # Blank lines stay rows until here so the index still maps to file lines in errors.
-    blank = (frame.isna() | frame.eq("")).all(axis=1)
-    return frame[~blank]
+        if names is None:
+            names = [field.strip().lower() for field in next(lines)]
+        width = len(names)
+        kept, rows = [], []
+        for position, row in enumerate(lines):
+            if not any(row):
+                continue
+            if len(row) > width:
+                raise DataError(f"{name}: not a readable CSV (line {position + first_line} has "
+                                f"{len(row)} fields, the first {width})")
+            kept.append(position)
+            rows.append(row + [""] * (width - len(row)))
+    except csv.Error as exc:
+        raise DataError(f"{name}: not a readable CSV ({exc})") from None
+    names = _unique_names(names)
+    cells = list(zip(*rows, strict=True)) if rows else [()] * width
+    frame = Table({column: np.array(values, dtype=str) for column, values
+                   in zip(names, cells, strict=True)})
+    return frame, RowLocator(name, first_line, np.array(kept, dtype=np.int64))
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """A repeated column name gets '.1', '.2' ... (as pandas names them): the first one counts."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        count = seen.get(name, 0)
+        seen[name] = count + 1
+        unique.append(f"{name}.{count}" if count else name)
+    return unique
 
 
 def _is_number(text: str) -> bool:
@@ -139,96 +168,85 @@ def _is_number(text: str) -> bool:
     return True
 
 
-# ---- time columns -------------------------------------------------------------------------
-
-def _epoch_ms(values: pd.Series, locator: RowLocator, column: str) -> pd.Series:
-    """Epoch numbers (s, ms or us, by magnitude) or date-time text -> epoch ms (float); the
-    first cell that is neither is a DataError naming its line and its text."""
-    numbers = pd.to_numeric(values, errors="coerce")
-    array = numbers.to_numpy(dtype=np.float64)
-    # Binance switched some dumps to microseconds in 2025; seconds come from ccxt-less tools.
-    array = np.where(array >= 1e14, np.floor(array / 1000), array)
-    array = np.where(array < 1e11, array * 1000, array)
-    result = pd.Series(array, index=values.index)
-    texts = numbers.isna()
-    if texts.any():
-        moments = pd.to_datetime(values[texts], utc=True, errors="coerce", format="mixed")
-        as_ms = (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-        result[texts] = as_ms.astype("float64")
-    bad = np.flatnonzero(~np.isfinite(result.to_numpy(dtype=np.float64)))
-    if bad.size:
-        position = int(bad[0])
-        raw = values.iloc[position]
-        raw = raw.item() if isinstance(raw, np.generic) else raw
-        raise DataError(f"{locator.where(int(values.index[position]))}: {column} {raw!r} is not "
-                        "a time (epoch number or date)")
-    return result
-
-
-def _candles(name: str, layout: str, frame: pd.DataFrame, time_column: str,
-             first_line: int | None, now_ms: int | None = None) -> ParsedFile:
-    locator = RowLocator(name, first_line)
-    data = pd.DataFrame({"ts_open_ms": _epoch_ms(frame[time_column], locator, time_column)})
-    for column in _OHLCV:
-        data[column] = frame[column]
-    interval_ms = _one_candle_interval(frame, data)
-    candles = validate_candles(data, locator, interval_ms, now_ms)
+def _candles(locator: RowLocator, layout: str, frame: Table, time_column: str,
+             now_ms: int | None = None) -> ParsedFile:
+    data = {"ts_open_ms": epoch_ms(frame[time_column], locator, time_column),
+            **{column: frame[column] for column in _OHLCV}}
+    candles, interval_ms = validated_candles(
+        Table(data), locator, _one_candle_interval(frame, data["ts_open_ms"]), now_ms)
     if interval_ms is None:
-        interval_ms = infer_interval_ms(candles["ts_open_ms"].to_numpy(), name)
-    return ParsedFile(name, CANDLES, layout, candles, interval_ms)
+        interval_ms = infer_interval_ms(candles["ts_open_ms"], locator.source)  # raises
+    return ParsedFile(locator.source, CANDLES, layout, candles, interval_ms)
 
 
-def _one_candle_interval(frame: pd.DataFrame, data: pd.DataFrame) -> int | None:
+def _one_candle_interval(frame: Table, ts_open_ms: np.ndarray) -> int | None:
     """A lone kline row's length from its close time (more rows: the common step tells)."""
-    if len(data) != 1 or "close_time" not in frame.columns:
+    if len(ts_open_ms) != 1 or "close_time" not in frame:
         return None
-    close_ms = pd.to_numeric(frame["close_time"], errors="coerce").iloc[0]
+    close_ms = float(to_floats(frame["close_time"])[0])
     if not np.isfinite(close_ms):
         return None
     if close_ms >= 1e14:
         close_ms = close_ms // 1000
-    interval_ms = int(close_ms) + 1 - int(data["ts_open_ms"].iloc[0])
+    interval_ms = int(close_ms) + 1 - int(ts_open_ms[0])
     return interval_ms if interval_ms > 0 else None
 
 
-def _open_interest(name: str, layout: str, frame: pd.DataFrame, time_column: str,
+def _open_interest(locator: RowLocator, layout: str, frame: Table, time_column: str,
                    contracts_column: str, value_column: str) -> ParsedFile:
-    locator = RowLocator(name, 2)
     # Binance leaves metrics rows blank on event days: those rows carry no sample.
-    blank = frame[contracts_column].astype(str).str.strip() == ""
-    frame = frame[~blank]
-    data = pd.DataFrame({"ts_ms": _epoch_ms(frame[time_column], locator, time_column)})
-    data["oi_contracts"] = frame[contracts_column]
-    values = frame[value_column] if value_column in frame.columns else np.nan
-    data["oi_value_usdt"] = pd.Series(values, index=frame.index).replace("", np.nan)
-    return ParsedFile(name, OPEN_INTEREST, layout, validate_open_interest(data, locator))
+    filled = np.flatnonzero(np.char.strip(frame[contracts_column]) != "")
+    frame, locator = frame[filled], locator.keeping(filled)
+    values = frame[value_column] if value_column in frame else np.full(len(frame), np.nan)
+    data = Table({"ts_ms": epoch_ms(frame[time_column], locator, time_column),
+                  "oi_contracts": frame[contracts_column], "oi_value_usdt": values})
+    return ParsedFile(locator.source, OPEN_INTEREST, layout,
+                      validate_open_interest(data, locator))
 
 
-def _funding(name: str, layout: str, frame: pd.DataFrame, time_column: str,
+def _funding(locator: RowLocator, layout: str, frame: Table, time_column: str,
              rate_column: str) -> ParsedFile:
-    locator = RowLocator(name, 2)
-    data = pd.DataFrame({"ts_ms": _epoch_ms(frame[time_column], locator, time_column)})
-    data["rate"] = frame[rate_column]
-    return ParsedFile(name, FUNDING, layout, validate_funding(data, locator))
+    data = Table({"ts_ms": epoch_ms(frame[time_column], locator, time_column),
+                  "rate": frame[rate_column]})
+    return ParsedFile(locator.source, FUNDING, layout, validate_funding(data, locator))
 
 
 # ---- feather (freqtrade) ------------------------------------------------------------------
 
 def _read_feather(name: str, raw: bytes, now_ms: int | None = None) -> ParsedFile:
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
     try:
-        frame = pd.read_feather(io.BytesIO(raw))
+        table = feather.read_table(pa.BufferReader(raw))
     except Exception as exc:  # pyarrow raises several unrelated types for a damaged file
         raise DataError(f"{name}: not a readable feather file ({exc})") from None
-    frame.columns = [str(c).lower() for c in frame.columns]
-    if not ({"date", *_OHLCV} <= set(frame.columns)):
+    columns = {str(c).lower(): table.column(c) for c in table.column_names}
+    if not ({"date", *_OHLCV} <= set(columns)):
         raise DataError(f"{name}: feather file without the columns date, {', '.join(_OHLCV)}")
-    dates = pd.to_datetime(frame["date"], utc=True)
-    ts_ms = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    data = pd.DataFrame({"ts_open_ms": ts_ms, **{c: frame[c] for c in _OHLCV}})
     locator = RowLocator(name, None)
-    candles = validate_candles(data, locator, now_ms=now_ms)
-    interval_ms = infer_interval_ms(candles["ts_open_ms"].to_numpy(), name)
+    data = {"ts_open_ms": _feather_times_ms(columns["date"], locator),
+            **{c: column_array(columns[c]) for c in _OHLCV}}
+    candles, interval_ms = validated_candles(Table(data), locator, now_ms=now_ms)
+    if interval_ms is None:
+        interval_ms = infer_interval_ms(candles["ts_open_ms"], name)  # raises
     return ParsedFile(name, CANDLES, "freqtrade-feather", candles, interval_ms)
+
+
+_UNIT_MS = {"s": (1000, 1), "ms": (1, 1), "us": (1, 1000), "ns": (1, 1_000_000)}
+
+
+def _feather_times_ms(dates: Any, locator: RowLocator) -> np.ndarray:
+    """A timestamp column (any unit) -> epoch ms, floored; other columns read as time cells."""
+    import pyarrow as pa
+
+    times = column_array(dates)
+    if not pa.types.is_timestamp(dates.type):
+        return epoch_ms(times, locator, "date")
+    times_per_ms, per_ms = _UNIT_MS[dates.type.unit]
+    if dates.null_count:  # nulls came as NaN: left for validation to name
+        return np.floor(times * times_per_ms / per_ms)
+    return times * times_per_ms // per_ms
 
 
 # ---- JSON (ccxt-shaped or Binance REST rows) ----------------------------------------------
@@ -255,29 +273,44 @@ def parse_rows(rows: Any, source: str, interval_ms: int | None = None,
         if short:
             raise DataError(f"{locator.where(short[0])}: expected "
                             "[time, open, high, low, close, volume]")
-        frame = pd.DataFrame([list(r[:6]) for r in rows], columns=["ts_open_ms", *_OHLCV])
-        frame["ts_open_ms"] = _epoch_ms(frame["ts_open_ms"], locator, "time")
+        cells = [_cells(values) for values in zip(*(r[:6] for r in rows), strict=True)]
+        data = {"ts_open_ms": epoch_ms(cells[0], locator, "time"),
+                **dict(zip(_OHLCV, cells[1:], strict=True))}
         if interval_ms is None and len(rows) == 1 and len(first) >= 7:
             interval_ms = _row_interval(first, locator)
-        candles = validate_candles(frame, locator, interval_ms, now_ms)
+        candles, interval_ms = validated_candles(Table(data), locator, interval_ms, now_ms)
         if interval_ms is None:
-            interval_ms = infer_interval_ms(candles["ts_open_ms"].to_numpy(), source)
+            interval_ms = infer_interval_ms(candles["ts_open_ms"], source)  # raises
         return ParsedFile(source, CANDLES, "ohlcv-list", candles, interval_ms)
     if isinstance(first, dict):
-        frame = pd.DataFrame(rows)
-        if "openInterestAmount" in frame.columns:
-            return _open_interest_rows(source, "ccxt-open-interest", frame, "timestamp",
+        keys = dict.fromkeys(k for r in rows if isinstance(r, dict) for k in r)
+        frame = {k: _cells([r.get(k) if isinstance(r, dict) else None for r in rows])
+                 for k in keys}
+        if "openInterestAmount" in frame:
+            return _open_interest_rows(locator, "ccxt-open-interest", frame, "timestamp",
                                        "openInterestAmount", "openInterestValue")
-        if "sumOpenInterest" in frame.columns:
-            return _open_interest_rows(source, "binance-openInterestHist", frame, "timestamp",
+        if "sumOpenInterest" in frame:
+            return _open_interest_rows(locator, "binance-openInterestHist", frame, "timestamp",
                                        "sumOpenInterest", "sumOpenInterestValue")
-        if "fundingRate" in frame.columns:
-            time_column = "fundingTime" if "fundingTime" in frame.columns else "timestamp"
-            data = pd.DataFrame({"ts_ms": _epoch_ms(frame[time_column], locator, time_column),
-                                 "rate": frame["fundingRate"]})
+        if "fundingRate" in frame:
+            time_column = "fundingTime" if "fundingTime" in frame else "timestamp"
+            data = Table({"ts_ms": epoch_ms(_column(frame, time_column), locator, time_column),
+                          "rate": frame["fundingRate"]})
             return ParsedFile(source, FUNDING, "funding-list", validate_funding(data, locator))
     raise DataError(f"{source}: unrecognised JSON rows (expected OHLCV lists or "
                     "open-interest / funding objects)")
+
+
+def _cells(values: Any) -> np.ndarray:
+    """JSON values as they came (numbers, text, None), for numbers and for messages."""
+    cells = np.empty(len(values), dtype=object)
+    cells[:] = list(values)
+    return cells
+
+
+def _column(frame: dict[str, np.ndarray], name: str) -> np.ndarray:
+    length = len(next(iter(frame.values())))
+    return frame[name] if name in frame else _cells([None] * length)
 
 
 def _row_interval(row: list | tuple, locator: RowLocator) -> int:
@@ -291,12 +324,12 @@ def _row_interval(row: list | tuple, locator: RowLocator) -> int:
     return interval_ms
 
 
-def _open_interest_rows(source: str, layout: str, frame: pd.DataFrame, time_column: str,
-                        contracts_column: str, value_column: str) -> ParsedFile:
-    locator = RowLocator(source, None)
-    data = pd.DataFrame({"ts_ms": _epoch_ms(frame[time_column], locator, time_column),
-                         "oi_contracts": frame[contracts_column]})
-    values = frame[value_column] if value_column in frame.columns else None
-    data["oi_value_usdt"] = pd.to_numeric(values, errors="coerce") if values is not None \
-        else np.nan
-    return ParsedFile(source, OPEN_INTEREST, layout, validate_open_interest(data, locator))
+def _open_interest_rows(locator: RowLocator, layout: str, frame: dict[str, np.ndarray],
+                        time_column: str, contracts_column: str,
+                        value_column: str) -> ParsedFile:
+    data = Table({"ts_ms": epoch_ms(_column(frame, time_column), locator, time_column),
+                  "oi_contracts": frame[contracts_column],
+                  # a value that is not a number (None) is an unknown value, allowed
+                  "oi_value_usdt": to_floats(_column(frame, value_column))})
+    return ParsedFile(locator.source, OPEN_INTEREST, layout,
+                      validate_open_interest(data, locator))

@@ -9,9 +9,9 @@ Both follow the same rules, and a property test proves they agree:
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from cryptobot.data.frames import CANDLE_COLUMNS, empty_candles
+from cryptobot.data.table import Table
 from cryptobot.model import Candle
 
 
@@ -21,14 +21,15 @@ def _check_intervals(base_interval_ms: int, target_interval_ms: int) -> None:
                          f"interval {base_interval_ms} ms")
 
 
-def resample_candles(candles_df: pd.DataFrame, interval_ms: int) -> pd.DataFrame:
+def resample_candles(candles: Table, interval_ms: int) -> Table:
     """Candles (ts_open_ms sorted, unique) -> candles of `interval_ms`, open-time labels."""
-    if candles_df.empty:
+    if candles.empty:
         return empty_candles()
-    columns = {name: candles_df[name].to_numpy(
-        dtype=np.int64 if name == "ts_open_ms" else np.float64) for name in CANDLE_COLUMNS}
+    columns = {name: np.asarray(candles[name],
+                                dtype=np.int64 if name == "ts_open_ms" else np.float64)
+               for name in CANDLE_COLUMNS}
     buckets, _ = _buckets(columns, interval_ms)
-    return pd.DataFrame(buckets)[list(CANDLE_COLUMNS)]
+    return Table({name: buckets[name] for name in CANDLE_COLUMNS})
 
 
 def bucket_arrays(base: dict[str, np.ndarray], interval_ms: int,
@@ -124,8 +125,8 @@ class CandleAggregator:
         return candle
 
 
-def candles_from_frame(candles_df: pd.DataFrame, interval_ms: int) -> list[Candle]:
-    """Model objects from a candle frame (for feeding the incremental path)."""
-    columns = [candles_df[name].to_numpy() for name in CANDLE_COLUMNS]
+def candles_from_frame(candles: Table, interval_ms: int) -> list[Candle]:
+    """Model objects from a candle table (for feeding the incremental path)."""
+    columns = [candles[name] for name in CANDLE_COLUMNS]
     return [Candle(int(ts), interval_ms, float(o), float(h), float(lo), float(c), float(v))
             for ts, o, h, lo, c, v in zip(*columns, strict=True)]

@@ -89,7 +89,7 @@ def render_csv(rows: list[tuple[int, float, float]]) -> str:
 def generate(candles_file: Path = CANDLES_FILE, daily_file: Path = DAILY_OI_FILE) -> str:
     parsed = read_market_file(candles_file)
     assert parsed.interval_ms is not None
-    return render_csv(build_synthetic_oi(parsed.frame, daily_anchors(daily_file),
+    return render_csv(build_synthetic_oi(parsed.frame.to_pandas(), daily_anchors(daily_file),
                                          parsed.interval_ms))
 
 

@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from aiohttp import web
 
 from cryptobot.clock import DAY_MS, Clock, iso_utc
 from cryptobot.data.market_data import MarketData
 from cryptobot.data.resample import resample_candles
+from cryptobot.data.table import Table
 from cryptobot.data.timeframes import timeframe_to_ms
 from cryptobot.exchange.symbols import market_id
 
@@ -202,16 +202,14 @@ class LoopbackRestServer:
             candles = resample_candles(candles, interval_ms)
         if self.closed_only:
             closed_until = self.now_ms() - interval_ms
-            candles = candles[candles["ts_open_ms"].to_numpy() <= closed_until]
-        ts = candles["ts_open_ms"].to_numpy()
-        rows = candles.iloc[_window(ts, _int_param(request, "startTime"),
-                                    _int_param(request, "endTime"),
-                                    self._limit(request, 500, 1500))]
-        return web.json_response([_kline_row(row, interval_ms) for row in rows.itertuples()])
+            candles = candles[candles["ts_open_ms"] <= closed_until]
+        rows = candles[_window(candles["ts_open_ms"], _int_param(request, "startTime"),
+                               _int_param(request, "endTime"), self._limit(request, 500, 1500))]
+        return web.json_response([_kline_row(row, interval_ms) for row in rows.rows()])
 
-    def _visible_oi(self, market: MarketData) -> pd.DataFrame:
+    def _visible_oi(self, market: MarketData) -> Table:
         oi = market.open_interest
-        return oi[oi["ts_ms"].to_numpy() <= self.now_ms()]
+        return oi[oi["ts_ms"] <= self.now_ms()]
 
     async def _open_interest(self, request: web.Request) -> web.Response:
         market = self._market(request)
@@ -220,10 +218,9 @@ class LoopbackRestServer:
             # Binance always knows the open interest; recorded data may not hold it yet (or at
             # all). Say so once, plainly, not with Binance's "Invalid symbol".
             return _error(400, NO_RECORDED_OI_CODE, _no_oi_message(market, self.now_ms()))
-        last = oi.iloc[-1]
-        return web.json_response({"openInterest": _text(last["oi_contracts"]),
+        return web.json_response({"openInterest": _text(oi["oi_contracts"][-1]),
                                   "symbol": market_id(market.symbol),
-                                  "time": int(last["ts_ms"])})
+                                  "time": int(oi["ts_ms"][-1])})
 
     async def _open_interest_hist(self, request: web.Request) -> web.Response:
         market = self._market(request)
@@ -241,13 +238,13 @@ class LoopbackRestServer:
                           f"{iso_utc(oldest_ms)}; startTime is {iso_utc(start)}; this loopback "
                           "server takes oi_history_days=None to serve all it has)")
         oi = self._visible_oi(market)
-        oi = oi[oi["ts_ms"].to_numpy() % period_ms == 0]
-        rows = oi.iloc[_window(oi["ts_ms"].to_numpy(), start, end, self._limit(request, 30, 500))]
+        oi = oi[oi["ts_ms"] % period_ms == 0]
+        rows = oi[_window(oi["ts_ms"], start, end, self._limit(request, 30, 500))]
         symbol = market_id(market.symbol)
         return web.json_response([
-            {"symbol": symbol, "sumOpenInterest": _text(row.oi_contracts),
-             "sumOpenInterestValue": _text(row.oi_value_usdt), "timestamp": int(row.ts_ms)}
-            for row in rows.itertuples()])
+            {"symbol": symbol, "sumOpenInterest": _text(oi_contracts),
+             "sumOpenInterestValue": _text(oi_value_usdt), "timestamp": int(ts_ms)}
+            for ts_ms, oi_contracts, oi_value_usdt in rows.rows()])
 
     async def _funding_info(self, request: web.Request) -> web.Response:
         adjusted = [dict(_BINANCE_DOCS_FUNDING_INFO)]
@@ -260,20 +257,19 @@ class LoopbackRestServer:
 
     async def _funding_rate(self, request: web.Request) -> web.Response:
         market = self._market(request)
-        funding = market.funding[market.funding["ts_ms"].to_numpy() <= self.now_ms()]
-        rows = funding.iloc[_window(funding["ts_ms"].to_numpy(), _int_param(request, "startTime"),
-                                    _int_param(request, "endTime"),
-                                    self._limit(request, 100, 1000))]
+        funding = market.funding[market.funding["ts_ms"] <= self.now_ms()]
+        rows = funding[_window(funding["ts_ms"], _int_param(request, "startTime"),
+                               _int_param(request, "endTime"), self._limit(request, 100, 1000))]
         symbol = market_id(market.symbol)
         return web.json_response([
-            {"symbol": symbol, "fundingTime": int(row.ts_ms), "fundingRate": _text(row.rate)}
-            for row in rows.itertuples()])
+            {"symbol": symbol, "fundingTime": int(ts_ms), "fundingRate": _text(rate)}
+            for ts_ms, rate in rows.rows()])
 
 
 def funding_interval_hours(market: MarketData, now_ms: int) -> int | None:
     """The interval in force at `now_ms` by the market's rates: from the last settlement
     published to the next one (a venue knows its schedule), else the last two; None: unknown."""
-    ts = market.funding["ts_ms"].to_numpy(dtype=np.int64)
+    ts = market.funding["ts_ms"]
     settled = ts - ts % 60_000
     i = int(np.searchsorted(ts, now_ms, side="right")) - 1
     if i < 0:
@@ -291,7 +287,7 @@ _BINANCE_DOCS_FUNDING_INFO = {"symbol": "BLZUSDT", "adjustedFundingRateCap": "0.
 
 def _no_oi_message(market: MarketData, now_ms: int) -> str:
     oi = market.open_interest
-    held = (f"its open interest starts {iso_utc(int(oi['ts_ms'].iloc[0]))}" if len(oi)
+    held = (f"its open interest starts {iso_utc(int(oi['ts_ms'][0]))}" if len(oi)
             else "it holds no open interest")
     return (f"no open interest recorded for {market_id(market.symbol)} by {iso_utc(now_ms)} "
             f"in the replayed data ({held})")
@@ -303,8 +299,8 @@ def _text(value: Any) -> str:
     return "" if np.isnan(number) else np.format_float_positional(number, trim="-")
 
 
-def _kline_row(row: Any, interval_ms: int) -> list[Any]:
-    # Quote volume, trade count and taker volumes are not in our frames: sent as zero.
-    return [int(row.ts_open_ms), _text(row.open), _text(row.high), _text(row.low),
-            _text(row.close), _text(row.volume), int(row.ts_open_ms) + interval_ms - 1,
-            "0", 0, "0", "0", "0"]
+def _kline_row(row: tuple, interval_ms: int) -> list[Any]:
+    # Quote volume, trade count and taker volumes are not in our tables: sent as zero.
+    ts_open_ms, open_, high, low, close, volume = row
+    return [int(ts_open_ms), _text(open_), _text(high), _text(low), _text(close), _text(volume),
+            int(ts_open_ms) + interval_ms - 1, "0", 0, "0", "0", "0"]

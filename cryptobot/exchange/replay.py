@@ -86,7 +86,7 @@ class CandleColumns:
 
     @classmethod
     def from_frame(cls, frame, interval_ms: int) -> CandleColumns:
-        return cls(*(frame[name].to_numpy() for name in
+        return cls(*(frame[name] for name in
                      ("ts_open_ms", "open", "high", "low", "close", "volume")), interval_ms)
 
     def __len__(self) -> int:

@@ -192,7 +192,7 @@ def _facts(inputs: Mapping[str, SymbolInputs], arrays: Mapping[str, dict],
 
 def _funding_facts(market: MarketData, engine: Engine, span: tuple[int, int]) -> FundingFacts:
     """The data's rates that settled in the traded span, and the ones the engine charged."""
-    stamps = market.funding["ts_ms"].to_numpy(dtype=np.int64)
+    stamps = market.funding["ts_ms"]
     settled = settlement_ms(stamps)
     in_span = stamps[(settled >= span[0]) & (settled < span[1])]
     source = ", ".join(market.funding_sources) or ("the data's funding rows" if len(stamps)
@@ -205,11 +205,10 @@ def backtest_arrays(market: MarketData, signal_ms: int, end_ms: int) -> dict[str
     """The base candles a backtest feeds, as columns: from the first whole signal bucket (a
     partial first bucket is dropped) to `end_ms`; sorted, so a slice, not a copy."""
     frame = market.candles
-    ts = frame["ts_open_ms"].to_numpy(dtype=np.int64)
+    ts = frame["ts_open_ms"]
     first_bucket = -(-int(ts[0]) // signal_ms) * signal_ms
     a, b = np.searchsorted(ts, (first_bucket, end_ms))
-    return {name: frame[name].to_numpy(dtype=np.int64 if name == "ts_open_ms"
-                                       else np.float64)[a:b] for name in CANDLE_COLUMNS}
+    return {name: frame[name][a:b] for name in CANDLE_COLUMNS}
 
 
 def traded_span(settings: Settings, market: MarketData, start_ms: int | None,
@@ -219,10 +218,10 @@ def traded_span(settings: Settings, market: MarketData, start_ms: int | None,
     this span, so a run without --from/--to still says what it covered."""
     signal_ms = signal_interval_ms(settings, market.base_interval_ms)
     ts = market.candles["ts_open_ms"]
-    first_bucket = -(-int(ts.iloc[0]) // signal_ms) * signal_ms
+    first_bucket = -(-int(ts[0]) // signal_ms) * signal_ms
     start = max(first_bucket, start_ms if start_ms is not None else first_bucket)
     start = -(-start // signal_ms) * signal_ms
-    end = end_ms if end_ms is not None else int(ts.iloc[-1]) + market.base_interval_ms
+    end = end_ms if end_ms is not None else int(ts[-1]) + market.base_interval_ms
     return start, end
 
 
@@ -299,7 +298,7 @@ class _SymbolFeed:
 
 def _oi_rows(market: MarketData) -> list[tuple]:
     oi = market.open_interest
-    return list(zip(oi["ts_ms"].to_numpy(dtype=np.int64).tolist(), oi["oi_contracts"].tolist(),
+    return list(zip(oi["ts_ms"].tolist(), oi["oi_contracts"].tolist(),
                     oi["oi_value_usdt"].tolist(), strict=True))
 
 

@@ -89,9 +89,9 @@ def _owned(pack: MarketPack) -> dict[str, MarketData]:
     markets = _OWNED.get(pack)
     if markets is None:
         markets = _OWNED[pack] = {
-            symbol: dataclasses.replace(market, candles=market.candles.copy(deep=True),
-                                        open_interest=market.open_interest.copy(deep=True),
-                                        funding=market.funding.copy(deep=True))
+            symbol: dataclasses.replace(market, candles=market.candles.copy(),
+                                        open_interest=market.open_interest.copy(),
+                                        funding=market.funding.copy())
             for symbol, market in pack.markets.items()}
     return markets
 
@@ -99,7 +99,7 @@ def _owned(pack: MarketPack) -> dict[str, MarketData]:
 def _backtest(pack: MarketPack, settings: Settings, span: Span):
     owned = _owned(pack)
     markets = {s: _warmed_up_from(owned[s], span) for s in settings.market.symbols}
-    first_open_ms = min(int(m.candles["ts_open_ms"].iloc[0]) for m in markets.values())
+    first_open_ms = min(int(m.candles["ts_open_ms"][0]) for m in markets.values())
     clock = SimClock(span.start_ms if span.start_ms is not None else first_open_ms)
     liquidations = pack.liquidations[liquidations_key(settings)]
     inputs = {s: SymbolInputs(markets[s], load_strategy(settings.for_symbol(s), s),

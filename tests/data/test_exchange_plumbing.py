@@ -92,7 +92,7 @@ async def test_oi_history_beyond_30_days_is_refused_clearly_unless_turned_off():
     assert "30 days back, at 2024-07-20T12:00:00Z" in refused["msg"]
     assert "oi_history_days=None" in refused["msg"]
     assert served_status == 200
-    assert served[0]["timestamp"] == int(market.open_interest["ts_ms"].iloc[0])  # all of it
+    assert served[0]["timestamp"] == int(market.open_interest["ts_ms"][0])  # all of it
 
 
 async def test_a_31_day_warm_up_stays_inside_the_30_day_rule():
@@ -112,7 +112,7 @@ async def test_a_31_day_warm_up_stays_inside_the_30_day_rule():
     assert warm.candles[0].ts_open_ms == now_ms - 31 * DAY_MS
     oi_ms = [sample.ts_ms for sample in warm.open_interest]
     assert now_ms - 30 * DAY_MS <= oi_ms[0] <= now_ms - 30 * DAY_MS + 300_000
-    assert oi_ms[-1] == int(market.open_interest["ts_ms"].iloc[-1])
+    assert oi_ms[-1] == int(market.open_interest["ts_ms"][-1])
     # every request names its own end, inside one page Binance documents
     pages = [(path, parse_qs(query)) for path, _, query in
              (line.partition("?") for line in server.request_log)]

@@ -37,7 +37,7 @@ def test_folder_of_btc_files_refuses_another_symbol():
 
 
 def test_freqtrade_file_name_says_its_market(tmp_path):
-    candles = load_market_data(CRASH_CANDLES, SYMBOL).candles.iloc[:50]
+    candles = load_market_data(CRASH_CANDLES, SYMBOL).candles[:50].to_pandas()
     frame = candles.assign(date=pd.to_datetime(candles["ts_open_ms"], unit="ms", utc=True))
     folder = tmp_path / "ft"
     folder.mkdir()

@@ -30,10 +30,10 @@ def test_span_cuts_by_open_time_end_exclusive_and_keeps_oi_in_force():
     start, end = parse_utc("2024-05-10"), parse_utc("2024-05-11")
     market = load_market_data(CALM, SYMBOL, start_ms=start, end_ms=end)
     ts = market.candles["ts_open_ms"]
-    assert ts.iloc[0] == start and ts.iloc[-1] == end - 300_000 and len(ts) == 288
+    assert ts[0] == start and ts[-1] == end - 300_000 and len(ts) == 288
     oi_ts = market.open_interest["ts_ms"]
-    assert oi_ts.iloc[0] <= start < oi_ts.iloc[1] and oi_ts.iloc[-1] < end
-    assert market.funding["ts_ms"].iloc[0] <= start
+    assert oi_ts[0] <= start < oi_ts[1] and oi_ts[-1] < end
+    assert market.funding["ts_ms"][0] <= start
 
 
 def test_gap_longer_than_an_hour_is_an_error_naming_it(tmp_path):
@@ -116,7 +116,7 @@ def test_trading_start_before_the_first_candle_is_an_error():
 def test_missing_warm_up_is_reported_not_raised():
     start, warmup_ms = parse_utc("2024-08-01"), 31 * 86_400_000
     market = load_market_data(CRASH_CANDLES, SYMBOL, start_ms=start, warmup_ms=warmup_ms)
-    assert market.candles["ts_open_ms"].iloc[0] == parse_utc("2024-07-22")  # all there is
+    assert market.candles["ts_open_ms"][0] == parse_utc("2024-07-22")  # all there is
     assert market.uncovered == ((start - warmup_ms, parse_utc("2024-07-22")),)
     assert "no candles 2024-07-01T00:00:00Z .. 2024-07-22T00:00:00Z" in market.describe()
     # A start that folds the warm-up in (no warmup_ms) is reported the same way.

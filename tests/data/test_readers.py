@@ -29,10 +29,9 @@ def test_headerless_kline_dump_spot_5m():
     assert (parsed.kind, parsed.layout, parsed.interval_ms) == (CANDLES, "binance-kline", 300_000)
     fields = _first_line(path).split(",")
     assert len(parsed.frame) == len(path.read_text().strip().splitlines())
-    first = parsed.frame.iloc[0]
-    assert first["ts_open_ms"] == int(fields[0])
-    assert [first[c] for c in ("open", "high", "low", "close", "volume")] == \
-        [float(x) for x in fields[1:6]]
+    first = next(parsed.frame.rows())
+    assert first[0] == int(fields[0])
+    assert list(first[1:]) == [float(x) for x in fields[1:6]]
 
 
 def test_kline_dump_with_header_1m_and_zipped(tmp_path):
@@ -43,7 +42,7 @@ def test_kline_dump_with_header_1m_and_zipped(tmp_path):
     with zipfile.ZipFile(zipped, "w") as archive:
         archive.write(path, "BTCUSDT-1m-2024-08-05.csv")
     from_zip = read_market_file(zipped)
-    pd.testing.assert_frame_equal(from_zip.frame, parsed.frame)
+    assert from_zip.frame.equals(parsed.frame)
     assert "BTCUSDT-1m-2024-08-05.csv" in from_zip.source
 
 
@@ -52,11 +51,11 @@ def test_plain_candle_csv_matches_its_utc_column():
     parsed = read_market_file(path)
     raw = pd.read_csv(path)
     assert parsed.interval_ms == 300_000
-    assert (parsed.frame["ts_open_ms"].to_numpy() == raw["open_time_ms"].to_numpy()).all()
+    assert (parsed.frame["ts_open_ms"] == raw["open_time_ms"]).all()
     moments = pd.to_datetime(raw["open_time_utc"], utc=True)
     from_text = (moments - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    assert (parsed.frame["ts_open_ms"].to_numpy() == from_text.to_numpy()).all()
-    assert parsed.frame.dtypes["ts_open_ms"] == np.int64
+    assert (parsed.frame["ts_open_ms"] == from_text.to_numpy()).all()
+    assert parsed.frame["ts_open_ms"].dtype == np.int64
 
 
 def test_freqtrade_feather():
@@ -64,7 +63,7 @@ def test_freqtrade_feather():
     assert (parsed.kind, parsed.layout) == (CANDLES, "freqtrade-feather")
     assert parsed.interval_ms == 300_000
     assert len(parsed.frame) == 122_688
-    assert parsed.frame["ts_open_ms"].iloc[0] == 1698796800000  # 2023-11-01T00:00Z
+    assert parsed.frame["ts_open_ms"][0] == 1698796800000  # 2023-11-01T00:00Z
 
 
 def test_metrics_daily_skips_blank_event_days(tmp_path):
@@ -74,7 +73,7 @@ def test_metrics_daily_skips_blank_event_days(tmp_path):
     parsed = read_market_file(path)
     assert parsed.kind == OPEN_INTEREST and parsed.layout == "binance-metrics"
     assert 0 < len(parsed.frame) == len(filled) < len(lines)
-    assert parsed.frame["oi_contracts"].iloc[0] == float(filled[0].split(",")[2])
+    assert parsed.frame["oi_contracts"][0] == float(filled[0].split(",")[2])
 
 
 def test_metrics_5m_zipped(tmp_path):
@@ -85,7 +84,7 @@ def test_metrics_5m_zipped(tmp_path):
     parsed = read_market_file(zipped)
     assert len(parsed.frame) == 12
     assert np.all(np.diff(parsed.frame["ts_ms"]) == 300_000)
-    assert parsed.frame["ts_ms"].iloc[0] == 1748601000000  # 2025-05-30T10:30Z
+    assert parsed.frame["ts_ms"][0] == 1748601000000  # 2025-05-30T10:30Z
 
 
 def test_open_interest_hist_rows():
@@ -94,7 +93,7 @@ def test_open_interest_hist_rows():
     assert (parsed.kind, parsed.layout, len(parsed.frame)) == \
         (OPEN_INTEREST, "binance-openInterestHist", 527)
     fields = path.read_text().splitlines()[1].split(",")
-    assert parsed.frame.iloc[0].tolist() == [int(fields[0]), float(fields[1]), float(fields[2])]
+    assert list(next(parsed.frame.rows())) == [int(fields[0]), float(fields[1]), float(fields[2])]
 
 
 def test_funding_csv():
@@ -104,12 +103,13 @@ def test_funding_csv():
 
 
 def test_ccxt_shaped_json_lists(tmp_path):
-    candles = read_market_file(DUMPS / "BTCUSDT-5m-2024-08.csv").frame.head(5)
+    candles = read_market_file(DUMPS / "BTCUSDT-5m-2024-08.csv").frame[:5].to_pandas()
     ohlcv = tmp_path / "ohlcv.json"
     ohlcv.write_text(json.dumps(candles.values.tolist()))
     parsed = read_market_file(ohlcv)
     assert parsed.kind == CANDLES and parsed.interval_ms == 300_000
-    np.testing.assert_allclose(parsed.frame.to_numpy(dtype=float), candles.to_numpy(dtype=float))
+    np.testing.assert_allclose(parsed.frame.to_pandas().to_numpy(dtype=float),
+                               candles.to_numpy(dtype=float))
     oi = tmp_path / "oi.json"
     oi.write_text(json.dumps([
         {"symbol": "BTC/USDT:USDT", "openInterestAmount": 70887.608,
@@ -118,7 +118,7 @@ def test_ccxt_shaped_json_lists(tmp_path):
          "openInterestValue": None, "timestamp": 1715271300000}]))
     parsed_oi = read_market_file(oi)
     assert parsed_oi.kind == OPEN_INTEREST
-    assert np.isnan(parsed_oi.frame["oi_value_usdt"].iloc[1])
+    assert np.isnan(parsed_oi.frame["oi_value_usdt"][1])
 
 
 def test_content_not_name_decides(tmp_path):
@@ -143,7 +143,7 @@ def test_adjusted_prices_a_few_ulps_off_are_repaired_not_rejected():
     assert float(line[2]) < float(line[4])  # the artefact is in the file
     parsed = read_market_file(path)
     assert (parsed.kind, parsed.interval_ms) == (CANDLES, 86_400_000)
-    frame = parsed.frame
+    frame = parsed.frame.to_pandas()
     row = frame[frame["ts_open_ms"] == pd.Timestamp(line[0], tz="UTC").value // 1_000_000]
     assert row["high"].iloc[0] == float(line[4]) == row["close"].iloc[0]
     assert (frame["high"] >= frame[["open", "close"]].max(axis=1)).all()

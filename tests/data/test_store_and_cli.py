@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from cryptobot.clock import SimClock, parse_utc
@@ -39,9 +38,9 @@ def test_append_deduplicates_and_store_loads_like_the_folder(tmp_path):
     import_files(store, "binanceusdm", SYMBOL, sorted(CRASH.glob("*.csv")))
     from_store = load_market_data(store.root, SYMBOL)
     from_folder = load_market_data(CRASH, SYMBOL)
-    pd.testing.assert_frame_equal(from_store.candles, from_folder.candles)
-    pd.testing.assert_frame_equal(from_store.open_interest, from_folder.open_interest)
-    pd.testing.assert_frame_equal(from_store.funding, from_folder.funding)
+    assert from_store.candles.equals(from_folder.candles)
+    assert from_store.open_interest.equals(from_folder.open_interest)
+    assert from_store.funding.equals(from_folder.funding)
     assert from_store.oi_synthetic and {"a.csv", "b.csv"} <= set(from_store.sources)
 
 
@@ -128,4 +127,4 @@ def test_cli_download_against_loopback_with_429(run_cli, tmp_path):
     assert server.faults.rate_limited >= 1
     assert "last 30 days only" in out and "metrics" in out
     stored = MarketStore(store).read("binanceusdm", SYMBOL, "candles", 900_000).frame
-    assert len(stored) == 2 * 96 and stored["ts_open_ms"].iloc[0] == parse_utc("2024-05-02")
+    assert len(stored) == 2 * 96 and stored["ts_open_ms"][0] == parse_utc("2024-05-02")

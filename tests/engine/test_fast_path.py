@@ -136,7 +136,7 @@ def test_precomputed_aggregation_and_session_vwap_match_the_incremental_ones(tmp
 
     market = load_market_data(_holed_copy(tmp_path, [(100, 102), (400, 700), (1000, 1001)]),
                               SYMBOL, allow_gaps=True)
-    arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
+    arrays = {k: market.candles[k] for k in market.candles.columns}
     pre = precompute(arrays, 900_000, 300_000)
     fast, slow = PrecomputedAggregator(pre, 900_000), CandleAggregator(300_000, 900_000)
     session = SessionVwap()

@@ -8,12 +8,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from cryptobot.clock import HOUR_MS, parse_utc
 from cryptobot.data import load_market_data
 from cryptobot.data.funding_times import settlement_ms
+from cryptobot.data.table import Table
 from cryptobot.engine.market_rules import load_market_rules
 from tests.engine.conftest import REPO, settings_with
 from tests.engine.test_fast_path import SYMBOL, assert_identical
@@ -23,8 +23,8 @@ SETTINGS = settings_with(params={"oi_confirmation": False})
 
 
 def _with_funding(market, stamps: list[int], rates: list[float]):
-    frame = pd.DataFrame({"ts_ms": np.array(stamps, dtype=np.int64),
-                          "rate": np.array(rates, dtype=np.float64)})
+    frame = Table({"ts_ms": np.array(stamps, dtype=np.int64),
+                   "rate": np.array(rates, dtype=np.float64)})
     return dataclasses.replace(market, funding=frame)
 
 
@@ -32,7 +32,7 @@ def _jittered_synthetic(market):
     """The real rates, each stamp 1 ms, 3 ms, 999 ms or 4.321 s after its hour."""
     real = market.funding
     offsets = np.resize(np.array([1, 3, 999, 4_321]), len(real))
-    return _with_funding(market, (real["ts_ms"].to_numpy() + offsets).tolist(),
+    return _with_funding(market, (real["ts_ms"] + offsets).tolist(),
                          real["rate"].tolist())
 
 
@@ -41,7 +41,7 @@ def _intervals_synthetic(market, four_from: str = "2024-08-01",
     """8h settlements, then 4h from `four_from`, then 1h over [one_from, one_until), then 8h
     again; each rate is the real 8h rate in force scaled to its interval, stamped 2 ms late."""
     real = market.funding
-    start, end = int(real["ts_ms"].iloc[0]), int(real["ts_ms"].iloc[-1])
+    start, end = int(real["ts_ms"][0]), int(real["ts_ms"][-1])
     four_from, one_from, one_until = map(parse_utc, (four_from, one_from, one_until))
     stamps, t = [], start
     while t <= end:
@@ -49,10 +49,10 @@ def _intervals_synthetic(market, four_from: str = "2024-08-01",
         step = 8 if t < four_from or t >= one_until + 8 * HOUR_MS else (
             1 if one_from <= t < one_until else 4)
         t += step * HOUR_MS
-    real_ts = real["ts_ms"].to_numpy()
+    real_ts = real["ts_ms"]
     in_force = np.searchsorted(real_ts, stamps, side="right") - 1
     gaps = np.diff(np.r_[stamps, stamps[-1] + 8 * HOUR_MS]) / (8 * HOUR_MS)
-    rates = real["rate"].to_numpy()[in_force] * gaps
+    rates = real["rate"][in_force] * gaps
     return _with_funding(market, [s + 2 for s in stamps], rates.tolist())
 
 
@@ -60,8 +60,8 @@ def _expected_funding(trade, market) -> tuple[float, int]:
     """What the trade held at each settlement after its entry, at the open of the base candle
     that opens there, times the rate: counted from its legs, not by the engine; and how many
     settlements that was."""
-    opens = market.candles["open"].to_numpy()
-    ts_open = market.candles["ts_open_ms"].to_numpy()
+    opens = market.candles["open"]
+    ts_open = market.candles["ts_open_ms"]
     total, last, count = 0.0, None, 0
     for ts_ms, rate in zip(market.funding["ts_ms"], market.funding["rate"], strict=True):
         settled = settlement_ms(int(ts_ms))

@@ -52,7 +52,7 @@ def _config(tmp_path, strategy: str = "") -> str:
 def _signal_candles(folder, interval_ms: int, start: str | None = None,
                     end: str | None = None) -> dict[str, np.ndarray]:
     market = load_market_data(folder, SYMBOL, start and parse_utc(start), end and parse_utc(end))
-    base = {c: market.candles[c].to_numpy(dtype=np.int64 if c == "ts_open_ms" else np.float64)
+    base = {c: np.asarray(market.candles[c], dtype=np.int64 if c == "ts_open_ms" else np.float64)
             for c in COLUMNS}
     return bucket_arrays(base, interval_ms, market.base_interval_ms)[0]
 

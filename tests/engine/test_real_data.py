@@ -101,7 +101,7 @@ def test_crash_window_without_the_4pct_rule_finds_53():
     spikes = {s.spike_ms for s in result.engine.signals}
     assert len(spikes) >= 40  # setups absorb some spikes; count the rule on every candle:
     market = load_market_data(CRASH, SYMBOL)
-    arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
+    arrays = {k: market.candles[k] for k in market.candles.columns}
     view = _known_view(settings, arrays)
     assert int(view.trigger_mask().sum()) == 53
 
@@ -142,7 +142,7 @@ def test_calm_window_with_real_oi_finds_nothing():
     assert result.summary["oi_samples"] > 500 and result.summary["oi_synthetic"] is False
     assert result.engine.signals == [] and result.engine.trades == []
     market = load_market_data(CALM, SYMBOL)
-    arrays = {k: market.candles[k].to_numpy() for k in market.candles.columns}
+    arrays = {k: market.candles[k] for k in market.candles.columns}
     view = _known_view(settings, arrays)
     assert not view.trigger_mask().any()
     ts, o, c, v = (view.candles.column(k) for k in ("ts_open_ms", "open", "close", "volume"))

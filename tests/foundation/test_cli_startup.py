@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO_ROOT
 
 HEAVY = ("pandas", "ccxt", "sqlalchemy", "plotly", "numpy", "aiohttp", "websockets")
@@ -101,7 +103,30 @@ def test_the_whole_help_imports_no_settings_model_and_no_heavy_library():
     assert _modules_after(["--help"], (*HEAVY, "pydantic", "alembic", "dask")) == []
 
 
-def test_a_backtest_on_a_current_store_imports_only_what_it_runs(tmp_path):
+CRASH = REPO_ROOT / "data" / "btc_2024-08_crash"
+
+
+def _feather_folder(folder):
+    """The crash window's candles as a freqtrade feather file, beside its funding CSV."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.feather as feather
+
+    from cryptobot.data import load_market_data
+
+    candles = load_market_data(CRASH, "BTC/USDT:USDT").candles
+    folder.mkdir()
+    dates = pa.array(candles["ts_open_ms"] * 1_000_000, type=pa.timestamp("ns", tz="UTC"))
+    feather.write_feather(pa.table({"date": dates, **{name: candles[name] for name in (
+        "open", "high", "low", "close", "volume")}}), folder / "BTC_USDT_USDT-5m-futures.feather")
+    for funding in CRASH.glob("*funding*.csv"):
+        shutil.copy(funding, folder)
+    return folder
+
+
+@pytest.mark.parametrize("layout", ["csv", "feather"])
+def test_a_backtest_on_a_current_store_imports_only_what_it_runs(tmp_path, layout):
     from cryptobot.clock import LiveClock
     from cryptobot.store import SqlRecorder
 
@@ -110,8 +135,10 @@ def test_a_backtest_on_a_current_store_imports_only_what_it_runs(tmp_path):
     config = tmp_path / "quiet.toml"
     config.write_text(f'extends = "{REPO_ROOT / "config" / "crosscheck.toml"}"\n'
                       f'[logging]\ndir = "{tmp_path / "logs"}"\n')
-    argv = ["backtest", "--config", str(config), "--data",
-            str(REPO_ROOT / "data" / "btc_2024-08_crash"), "--db", url, "--json"]
+    data = CRASH if layout == "csv" else _feather_folder(tmp_path / "feather")
+    argv = ["backtest", "--config", str(config), "--data", str(data), "--db", url, "--json"]
+    # pandas too: the data is read with pyarrow and csv into numpy arrays; rich: --json
+    # shows no progress bar
     unused = ("ccxt", "plotly", "websockets", "aiohttp", "alembic", "dask", "distributed",
-              "apprise")
+              "apprise", "pandas", "rich")
     assert _modules_after(argv, unused) == []

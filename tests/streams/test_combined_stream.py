@@ -55,7 +55,7 @@ def candles() -> dict[str, list[Candle]]:
     """The first 300 real 15m candles of each symbol (75 hours), tagged."""
     markets = load_markets(DATA_DIR / "btc_eth_2024-08_15m", (BTC, ETH))
     return {symbol: [replace(c, symbol=symbol) for c in CandleColumns.from_frame(
-        market.candles.iloc[:300], market.base_interval_ms)] for symbol, market in markets.items()}
+        market.candles[:300], market.base_interval_ms)] for symbol, market in markets.items()}
 
 
 def test_one_url_carries_every_symbol_s_streams():

@@ -81,7 +81,7 @@ def test_the_feed_polls_every_settlement_as_it_falls_8h_then_4h_then_1h_syntheti
     start, end = parse_utc("2024-08-03T12:00"), parse_utc("2024-08-04T15:00")
     seen, learned = asyncio.run(_stream(market, start, end))
     expected = [int(ts) for ts in market.funding["ts_ms"] if start < ts < end]
-    in_force = int(market.funding["ts_ms"][market.funding["ts_ms"] < start].iloc[-1])
+    in_force = int(market.funding["ts_ms"][market.funding["ts_ms"] < start][-1])
     assert [rate.ts_ms for rate, _ in seen] == [in_force, *expected]  # the last one first
     seen = seen[1:]
     assert learned == {8 * HOUR_MS, 4 * HOUR_MS, HOUR_MS}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from typer.core import TyperOption
 
 app = typer.Typer(
     name="cryptobot",
@@ -11,7 +10,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    # Plain help (click's own formatting): rich's help pulls in markdown-it, pygments and
+    # attrs, which made `cryptobot --help` take 0.35 s instead of 0.2 s on a shared 2-core box.
+    rich_markup_mode=None,
 )
 
 
@@ -21,14 +22,3 @@ def _commands() -> None:
     # named on the command line (Typer runs a lone command as the whole program).
     pass
 
-
-def _flags_take_no_value(option: TyperOption, ctx) -> str | None:
-    """Help's type column: none for a flag. Typer 0.29's rich help shows `--json <bool>` as if
-    `--json true` were accepted (it is refused); its plain help already shows flags bare."""
-    if option.is_flag and not option.count:
-        return None
-    return _value_type(option, ctx)
-
-
-_value_type = TyperOption.display_type_rich
-TyperOption.display_type_rich = _flags_take_no_value  # type: ignore[method-assign]

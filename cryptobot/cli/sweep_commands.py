@@ -23,7 +23,7 @@ DEFAULT_CONFIG = Path("config/default.toml")
 @app.command()
 def sweep(
     data: Path = typer.Option(..., "--data", help="Folder (or file) of candles, OI and funding."),
-    grid: Path = typer.Option(..., "--grid", help="Grid TOML: \\[grid] of dotted config keys -> "
+    grid: Path = typer.Option(..., "--grid", help="Grid TOML: [grid] of dotted config keys -> "
                               "lists; optional samples and seed."),
     config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Settings TOML."),
     symbol: str | None = typer.Option(None, "--symbol", help="ccxt symbol(s), comma-separated "

@@ -26,8 +26,9 @@
 - An accepted order is reported with what its answer says has executed (`filled_qty`) before
   its fills are read: the engine puts the stop on an entry's executed part at once.
 - An entry's planned stop (`OrderIntent.stop_price`) is stored with its (not yet open) position
-  and its side before the entry is sent, so a restart after the fill but before the stop places
-  that stop, not the `live.recovery_stop_pct` fallback.
+  and its side before the entry is sent (in the entry's own transaction: one fsync), so a
+  restart after the fill but before the stop places that stop, not the
+  `live.recovery_stop_pct` fallback.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from cryptobot.brokers.live.gateway import OrderGateway, SentOrder
 from cryptobot.brokers.live.order_shape import price_capped, rounded
 from cryptobot.brokers.live.rails import check_entry_rails
 from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile_with_exchange
-from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState
+from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState, PlannedPosition
 from cryptobot.brokers.live.user_events import apply_user_event
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
@@ -115,15 +116,16 @@ class LiveBroker(LiveFills):
         if self._already_placed(intent):
             return  # an earlier attempt did reach the venue: never send it twice
         intent = rounded(self.gateway, intent, self.reference_price)
+        planned = None
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
             check_entry_rails(self, intent)
-            self._remember_planned_stop(intent)
+            planned = self._planned_position(intent)
             intent = price_capped(self.gateway, intent, self.settings.live.max_entry_slippage_bps,
                                   self.reference_price)
         if intent.order_type is OrderType.STOP_MARKET:
             self._send_stop(intent)
         else:
-            self._send(intent)
+            self._send(intent, planned)
 
     def cancel(self, client_id: str) -> None:
         """Cancel a working order; a cancel the venue did not answer is logged and left to the
@@ -219,13 +221,14 @@ class LiveBroker(LiveFills):
 
     # --- placing ---------------------------------------------------------------------------
 
-    def _remember_planned_stop(self, intent: OrderIntent) -> None:
+    def _planned_position(self, intent: OrderIntent) -> PlannedPosition | None:
+        """An entry's planned stop, stored with the entry's intent when its signal has no
+        position yet."""
         signal_id = signal_of(intent.client_id)
         if intent.stop_price is None or self.state.position(signal_id) is not None:
-            return
-        stop = self.gateway.round_price(intent.symbol, intent.stop_price)
-        self.state.open_position(signal_id, intent.symbol, 0.0, 0.0, stop, self.clock.now_ms(),
-                                 side=PositionSide.of(intent.side))
+            return None
+        return PlannedPosition(self.gateway.round_price(intent.symbol, intent.stop_price),
+                               PositionSide.of(intent.side))
 
     def reference_price(self, symbol: str) -> float:
         """The symbol's last base candle close, or the venue's last price before its first."""
@@ -263,9 +266,9 @@ class LiveBroker(LiveFills):
         self._read_fills_of(row.intent(), found)
         return True
 
-    def _send(self, intent: OrderIntent) -> SentOrder:
+    def _send(self, intent: OrderIntent, planned: PlannedPosition | None = None) -> SentOrder:
         now_ms = self.clock.now_ms()
-        self.state.record_intent(intent, signal_of(intent.client_id), now_ms)
+        self.state.record_intent(intent, signal_of(intent.client_id), now_ms, planned)
         self.on_step(f"before_send:{intent.purpose.value}")
         try:
             sent = self.gateway.place(intent)

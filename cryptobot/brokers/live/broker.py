@@ -156,21 +156,25 @@ class LiveBroker(LiveFills):
         return tuple(row.intent() for row in self.state.orders(OPEN_STATUSES))
 
     def on_base_candle(self, candle: Candle) -> None:
-        """Read fills, and reconcile when due."""
+        """Read fills, and reconcile first if something is known to be off (see on_timer)."""
         self.last_prices[candle.symbol or self.settings.market.symbol] = candle.close
-        self.on_timer(poll=True)
+        self.on_timer(poll=True, routine=False)
 
     def on_symbol_candle(self, symbol: str, candle: Candle) -> None:
         """A view's candle: the symbols' candles of one close read fills once between them."""
         self.last_prices[symbol] = candle.close
-        self.on_timer(poll=self._last_poll_ms != self.clock.now_ms())
+        self.on_timer(poll=self._last_poll_ms != self.clock.now_ms(), routine=False)
 
-    def on_timer(self, poll: bool = False) -> None:
-        """The live runner's tick (and every candle): read fills by REST while no stream
-        delivers them (`poll`, else every `POLL_INTERVAL_MS`), and reconcile when due or
-        brought forward (a stream reconnect, an order whose outcome is unknown). A failure here
-        must not stop the session: the stops on the exchange protect what is open, and a failed
-        reconciliation leaves the broker refusing new orders until a later attempt succeeds."""
+    def on_timer(self, poll: bool = False, routine: bool = True) -> None:
+        """The live runner's tick (after each candle, and between them): read fills by REST
+        while no stream delivers them (`poll`, else every `POLL_INTERVAL_MS`), and reconcile
+        when due or brought forward (a stream reconnect, an order whose outcome is unknown).
+        Before a candle reaches the engine (`routine` False) only a reconciliation brought
+        forward or retried after a failure runs: the routine one waits until the candle's
+        orders are out (the session's tick right after it), so no order waits on it. A failure
+        here must not stop the session: the stops on the exchange protect what is open, and a
+        failed reconciliation leaves the broker refusing new orders until a later attempt
+        succeeds."""
         now_ms = self.clock.now_ms()
         if self.gateway.venue_wait_s() > 0:
             return  # the venue asked us to wait (a ban): the first tick after it reads all
@@ -180,7 +184,8 @@ class LiveBroker(LiveFills):
             self._last_poll_ms = now_ms
             self.catch_up()
         interval_ms = self.settings.live.reconcile_interval_s * 1000
-        if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
+        last_ms = self._last_reconcile_ms
+        if last_ms is None or (now_ms - last_ms >= interval_ms and (routine or not self.ready)):
             try:
                 self.reconcile()
             except VenueWaitError as exc:

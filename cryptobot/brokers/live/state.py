@@ -165,10 +165,14 @@ class LiveState:
     def record_fill(self, row: LiveFillRow) -> None:
         self._upsert(FILLS, {column.key: getattr(row, column.key) for column in FILLS.columns})
 
-    def fills(self, signal_id: str | None = None) -> list[LiveFillRow]:
+    def fills(self, signal_id: str | None = None, since_ms: int | None = None
+              ) -> list[LiveFillRow]:
+        """In time order; of one signal, and from `since_ms` on, when given."""
         query = select(FILLS).order_by(FILLS.c.ts_ms, FILLS.c.trade_id)
         if signal_id is not None:
             query = query.where(FILLS.c.signal_id == signal_id)
+        if since_ms is not None:
+            query = query.where(FILLS.c.ts_ms >= since_ms)
         return self._rows(LiveFillRow, query)
 
     # --- positions --------------------------------------------------------------------

@@ -177,7 +177,7 @@ def main() -> None:
 def _live_rows(table: Table, min_orders: int, pct) -> None:
     """Both views of benchmarks/stream_latency_live.py: from the closed candle's frame, and
     from each order's trigger (the frame, or the entry fill a protective order answers)."""
-    from benchmarks.stream_latency_live import live_latencies_us
+    from benchmarks.stream_latency_live import floors_us, live_latencies_us
 
     started = time.perf_counter()
     found = live_latencies_us(min_orders)
@@ -195,6 +195,9 @@ def _live_rows(table: Table, min_orders: int, pct) -> None:
     for part, values in found.parts.items():
         table.add_row(f"  from its trigger: {part}", f"{pct(values, .5)} / "
                       f"{pct(values, .99)} us", "")
+    for part, values in floors_us().items():
+        table.add_row(f"floor, measured alone: {part} (n={len(values)})",
+                      f"{pct(values, .5)} / {pct(values, .99)} us", "")
 
 
 if __name__ == "__main__":

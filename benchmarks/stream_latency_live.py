@@ -180,6 +180,38 @@ def _one_session(folder: Path, stamps: _Stamps) -> None:
             BinanceUsdmStream.parse = stamped
 
 
+def floors_us(samples: int = 300) -> dict[str, list[float]]:
+    """What one order cannot go below on this machine, each part measured alone (µs): the
+    durable write of its intent (`LiveState.record_intent`, an fsync on SQLite) and a ccxt
+    `create_order` round trip to the fake venue's process (a limit far below the price: it
+    rests, nothing is matched)."""
+    from cryptobot.brokers.live.state import LiveState
+    from cryptobot.exchange.ccxt_factory import make_exchange
+    from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
+
+    found: dict[str, list[float]] = {"durable intent write": [], "ccxt create_order": []}
+    with tempfile.TemporaryDirectory(prefix="latency-floor-") as folder:
+        state = LiveState(f"sqlite:///{folder}/floor.sqlite")
+        for index in range(samples):
+            intent = OrderIntent(f"floor{index}-entry", "BTC/USDT:USDT", Side.BUY,
+                                 OrderType.LIMIT, 0.01, OrderPurpose.ENTRY, 30000.0)
+            started = time.perf_counter_ns()
+            state.record_intent(intent, f"floor{index}", index)
+            found["durable intent write"].append((time.perf_counter_ns() - started) / 1000)
+        state.close()
+    with FakeBinanceProcess(60000.0, 1_722_816_000_000) as venue:
+        exchange = make_exchange("binanceusdm", rest_url=venue.base_url, rate_limit=False,
+                                 api_keys=ApiKeys(key=TEST_KEY, secret=TEST_SECRET),
+                                 options={"fetchCurrencies": False})
+        exchange.load_markets()
+        for index in range(samples):
+            started = time.perf_counter_ns()
+            exchange.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 30000.0,
+                                  {"clientOrderId": f"floor{index}"})
+            found["ccxt create_order"].append((time.perf_counter_ns() - started) / 1000)
+    return found
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -190,7 +222,9 @@ if __name__ == "__main__":
     result = live_latencies_us(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
     print(f"{result.count()} orders, {result.sessions} sessions, "
           f"{time.perf_counter() - started:.1f}s; p50 / p99 ms")
-    for view in ("from_candle", "from_trigger", "parts"):
-        for name, values in sorted(getattr(result, view).items()):
+    floors = floors_us()
+    for view in ("from_candle", "from_trigger", "parts", "floors"):
+        for name, values in sorted((floors if view == "floors" else getattr(result, view)
+                                    ).items()):
             print(f"{view:13s} {name:18s} n={len(values):5d} {percentile(values, .5) / 1000:7.2f}"
                   f" {percentile(values, .99) / 1000:7.2f}")

@@ -25,10 +25,8 @@
   handlers here: fills and order updates reach the engine of their order's symbol.
 - An accepted order is reported with what its answer says has executed (`filled_qty`) before
   its fills are read: the engine puts the stop on an entry's executed part at once.
-- An entry's planned stop (`OrderIntent.stop_price`) is stored with its (not yet open) position
-  and its side before the entry is sent (in the entry's own transaction: one fsync), so a
-  restart after the fill but before the stop places that stop, not the
-  `live.recovery_stop_pct` fallback.
+- An entry's planned stop and side are stored (its position, not open yet) in the entry's own
+  write before it is sent: a restart after the fill but before the stop places that stop.
 """
 
 from __future__ import annotations
@@ -155,8 +153,7 @@ class LiveBroker(LiveFills):
     def working_orders(self) -> tuple[OrderIntent, ...]:
         return tuple(row.intent() for row in self.state.orders(OPEN_STATUSES))
 
-    def on_base_candle(self, candle: Candle) -> None:
-        """Read fills, and reconcile first if something is known to be off (see on_timer)."""
+    def on_base_candle(self, candle: Candle) -> None:  # fills; a reconciliation brought forward
         self.last_prices[candle.symbol or self.settings.market.symbol] = candle.close
         self.on_timer(poll=True, routine=False)
 
@@ -167,14 +164,12 @@ class LiveBroker(LiveFills):
 
     def on_timer(self, poll: bool = False, routine: bool = True) -> None:
         """The live runner's tick (after each candle, and between them): read fills by REST
-        while no stream delivers them (`poll`, else every `POLL_INTERVAL_MS`), and reconcile
-        when due or brought forward (a stream reconnect, an order whose outcome is unknown).
-        Before a candle reaches the engine (`routine` False) only a reconciliation brought
-        forward or retried after a failure runs: the routine one waits until the candle's
-        orders are out (the session's tick right after it), so no order waits on it. A failure
-        here must not stop the session: the stops on the exchange protect what is open, and a
-        failed reconciliation leaves the broker refusing new orders until a later attempt
-        succeeds."""
+        while no stream delivers them (`poll`, else every `POLL_INTERVAL_MS`); reconcile when
+        due, or brought forward (a stream reconnect, an order's unknown outcome) or retried
+        after a failure: only these before a candle reaches the engine (`routine` False), the
+        routine one after its orders are out. A failure here must not stop the session: the
+        stops protect what is open; a failed reconciliation refuses new orders until a later
+        attempt succeeds."""
         now_ms = self.clock.now_ms()
         if self.gateway.venue_wait_s() > 0:
             return  # the venue asked us to wait (a ban): the first tick after it reads all
@@ -227,8 +222,7 @@ class LiveBroker(LiveFills):
     # --- placing ---------------------------------------------------------------------------
 
     def _planned_position(self, intent: OrderIntent) -> PlannedPosition | None:
-        """An entry's planned stop, stored with the entry's intent when its signal has no
-        position yet."""
+        """An entry's planned stop (stored with its intent) if its signal has no position."""
         signal_id = signal_of(intent.client_id)
         if intent.stop_price is None or self.state.position(signal_id) is not None:
             return None

@@ -50,6 +50,9 @@ R = TypeVar("R", LiveOrderRow, LiveFillRow)
 def _synchronous_full(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=FULL")
+    # no checkpoint inside the write an order waits on: the other connections (this state's
+    # others, the run's recorder) move the WAL into the database as they commit
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 

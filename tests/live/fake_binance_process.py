@@ -21,11 +21,13 @@ import urllib.request
 from pathlib import Path
 
 from cryptobot.model import Candle
+from tests.live.fake_binance import FakeBinanceServer, VenueUrls
+from tests.live.fake_binance_state import FakeExchangeState
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class FakeBinanceProcess:
+class FakeBinanceProcess(VenueUrls):
     """The child process and a client for its control routes. `clock` is the venue's time as
     a Clock with a `sleep` that moves it (VenueClock's interface): the time it reads is the
     last the venue answered (a walk or a sleep), so reading it costs no request."""
@@ -42,14 +44,6 @@ class FakeBinanceProcess:
             raise RuntimeError(f"the fake venue did not start: {line}")
         self.port = int(line[1])
         self._now_ms = now_ms
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def user_stream_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/private/ws"
 
     def control(self, path: str, payload: dict | None = None, method: str = "POST") -> dict:
         data = None if payload is None else json.dumps(payload).encode()
@@ -93,9 +87,6 @@ class FakeBinanceProcess:
 
 
 def _serve(price: float, now_ms: int, fill_parts: int) -> None:
-    from tests.live.fake_binance import FakeBinanceServer
-    from tests.live.fake_binance_state import FakeExchangeState
-
     server = FakeBinanceServer(FakeExchangeState([price], now_ms=now_ms),
                                fill_parts=fill_parts).start()
     print("port", server.port, flush=True)

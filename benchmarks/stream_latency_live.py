@@ -1,97 +1,230 @@
-"""Closed candle to order accepted, through the whole live stack on 127.0.0.1.
+"""Order latency through the whole live stack on 127.0.0.1.
 
 The real Binance 5m candles of data/btc_2024-08_crash are replayed over a loopback websocket
 (cryptobot's ReplayVenue), parsed by the live stream parser, handled by the engine, and traded
-by `LiveBroker` through ccxt against the fake Binance order server of tests/live (its REST on
-127.0.0.1, in this process), all composed by `run_live_session` as `cryptobot live` does.
+by `LiveBroker` through ccxt against the fake Binance order server of tests/live, all composed
+by `run_live_session` as `cryptobot live` does. The fake venue runs in a process of its own
+(tests/live/fake_binance_process.py): its handlers do not share the bot's interpreter lock, and
+its CPU time is not the bot's; each round trip to it is a real loopback HTTP request.
 
-A closed candle is stamped once the fake venue has walked its price through it (the venue's
-own work is not the bot's), right before the engine gets it; an order is stamped when the
-venue's answer accepting it is back in the broker (`report_order(..., "open")`). Each order's
-latency is the time from the last closed candle to its acceptance: an entry, and the stop and
-targets sent on its fills. Sessions over the window repeat, each on a fresh venue and store,
-until `min_orders` were accepted.
+What is measured, per order, until the venue's answer accepting it is back in the broker
+(`report_order(..., "open")`, after the order's row says so in the store):
+- from the candle: from the closed candle's websocket frame (stamped when the bot's parser gets
+  it, before it is parsed) to the order's acceptance, for every order the candle caused;
+- from its trigger: from the event that made the bot send it: the candle's frame for an entry
+  and for a stop moved on a candle (trailing); for a protective order placed on an entry's
+  fill, the moment the bot learns of that fill (the venue's answer to the entry saying what
+  executed, or a fill read or streamed).
+Before the frame reaches the bot, the fake venue's price is walked through that candle over its
+control route (the venue's work, not counted). Sessions over the window repeat, each on a fresh
+venue and store, until `min_orders` were accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cryptobot.brokers.live.broker import LiveBroker  # noqa: E402
+from cryptobot.brokers.live.gateway import OrderGateway  # noqa: E402
+from cryptobot.exchange.binance import BinanceUsdmStream  # noqa: E402
 from cryptobot.secrets import ApiKeys  # noqa: E402
 from tests.live import loopback_live  # noqa: E402
 from tests.live.conftest import TEST_KEY, TEST_SECRET  # noqa: E402
-from tests.live.fake_binance import FakeBinanceServer  # noqa: E402
-from tests.live.fake_binance_state import FakeExchangeState  # noqa: E402
+from tests.live.fake_binance_process import FakeBinanceProcess  # noqa: E402
 
 START, END = "2024-07-29T00:00:00Z", "2024-08-19T00:00:00Z"
 STRATEGY = "strategies.capitulation_wick:CapitulationWick"
 
 
-def live_latencies_us(min_orders: int = 1000) -> tuple[dict[str, list[float]], int]:
-    """Latencies (µs) of at least `min_orders` accepted orders by purpose (entry, stop, tp1...),
-    and how many sessions ran."""
-    last_candle_ns = [0]
-    latencies: dict[tuple[int, str], tuple[str, float]] = {}  # by (session, client id)
-    sessions = 0
-    walk = loopback_live.walk_venue_through
-    report = LiveBroker.report_order
+@dataclass
+class LiveLatencies:
+    """Microseconds by order purpose (entry, stop, tp1...): from the candle's frame, from the
+    order's trigger, and the parts of the latter: before the send, the venue's round trip (the
+    gateway's `place`), after it."""
 
-    def walked(state, candle) -> None:
-        walk(state, candle)
-        last_candle_ns[0] = time.perf_counter_ns()
+    from_candle: dict[str, list[float]] = field(default_factory=dict)
+    from_trigger: dict[str, list[float]] = field(default_factory=dict)
+    parts: dict[str, list[float]] = field(default_factory=dict)
+    sessions: int = 0
 
-    def reported(self, intent, status, detail="", filled_qty=None) -> None:
-        if status == "open" and (sessions, intent.client_id) not in latencies:
-            latencies[sessions, intent.client_id] = (str(intent.purpose),
-                                           (time.perf_counter_ns() - last_candle_ns[0]) / 1000)
-        report(self, intent, status, detail, filled_qty)
+    def count(self) -> int:
+        return sum(len(values) for values in self.from_candle.values())
 
-    loopback_live.walk_venue_through = walked
-    LiveBroker.report_order = reported
+
+class _Stamps:
+    """perf_counter_ns stamps along one session's path, keyed by client order id."""
+
+    def __init__(self) -> None:
+        self.frame_ns = self.trigger_ns = 0
+        self.asked: dict[str, tuple[int, int]] = {}  # client id -> (frame, trigger) when sent
+        self.sending: dict[str, tuple[int, int]] = {}  # client id -> place started, ended
+        self.done: set[str] = set()
+
+
+def live_latencies_us(min_orders: int = 1000) -> LiveLatencies:
+    """At least `min_orders` accepted orders' latencies, over as many sessions as it takes."""
+    found = LiveLatencies()
+    stamps = _Stamps()
+    originals = _instrument(stamps, found)
     try:
-        while len(latencies) < min_orders:
-            sessions += 1
-            before = len(latencies)
+        while found.count() < min_orders:
+            found.sessions += 1
+            before = found.count()
+            stamps.__init__()
             with tempfile.TemporaryDirectory(prefix="latency-") as folder:
-                _one_session(Path(folder), sessions)
-            if len(latencies) == before:
+                _one_session(Path(folder), stamps)
+            if found.count() == before:
                 raise RuntimeError("a whole session accepted no order")
     finally:
-        loopback_live.walk_venue_through = walk
-        LiveBroker.report_order = report
-    by_purpose: dict[str, list[float]] = {}
-    for purpose, latency_us in latencies.values():
-        by_purpose.setdefault(purpose, []).append(latency_us)
-    return by_purpose, sessions
+        for (owner, name), original in originals.items():
+            setattr(owner, name, original)
+    return found
 
 
-def _one_session(folder: Path, session: int) -> None:
+def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
+    parse, submit = BinanceUsdmStream.parse, LiveBroker.submit
+    replace_stop, report = LiveBroker.replace_stop, LiveBroker.report_order
+    deliver_fill, place = LiveBroker.deliver_fill, OrderGateway.place
+
+    def parsing(self, raw):
+        stamps.frame_ns = stamps.trigger_ns = time.perf_counter_ns()
+        return parse(self, raw)
+
+    def asking(intent) -> None:
+        stamps.asked.setdefault(intent.client_id, (stamps.frame_ns, stamps.trigger_ns))
+
+    def submitting(self, intent):
+        asking(intent)
+        return submit(self, intent)
+
+    def replacing(self, old_client_id, new_intent):
+        asking(new_intent)
+        return replace_stop(self, old_client_id, new_intent)
+
+    def placing(self, intent):
+        started = time.perf_counter_ns()
+        sent = place(self, intent)
+        ended = time.perf_counter_ns()
+        stamps.sending[intent.client_id] = (started, ended)
+        if sent.filled_qty > 0:
+            stamps.trigger_ns = ended  # the bot learns of the entry's fill now
+        return sent
+
+    def delivering(self, fill):
+        stamps.trigger_ns = time.perf_counter_ns()
+        return deliver_fill(self, fill)
+
+    def reported(self, intent, status, detail="", filled_qty=None):
+        client_id = intent.client_id
+        if status == "open" and client_id in stamps.asked and client_id in stamps.sending \
+                and client_id not in stamps.done:
+            now = time.perf_counter_ns()
+            stamps.done.add(client_id)
+            frame_ns, trigger_ns = stamps.asked[client_id]
+            started, ended = stamps.sending[client_id]
+            purpose = str(intent.purpose)
+            found.from_candle.setdefault(purpose, []).append((now - frame_ns) / 1000)
+            found.from_trigger.setdefault(purpose, []).append((now - trigger_ns) / 1000)
+            for part, ns in (("before the send", started - trigger_ns),
+                             ("venue round trip", ended - started),
+                             ("after the answer", now - ended)):
+                found.parts.setdefault(part, []).append(ns / 1000)
+        return report(self, intent, status, detail, filled_qty)
+
+    patches = {(BinanceUsdmStream, "parse"): parsing, (LiveBroker, "submit"): submitting,
+               (LiveBroker, "replace_stop"): replacing, (LiveBroker, "report_order"): reported,
+               (LiveBroker, "deliver_fill"): delivering, (OrderGateway, "place"): placing}
+    originals = {key: getattr(*key) for key in patches}
+    for (owner, name), patched in patches.items():
+        setattr(owner, name, patched)
+    return originals
+
+
+def _walk_before_frames(venue: FakeBinanceProcess, window) -> None:
+    """The venue walks each candle before its closing frame reaches the bot's parser."""
+    parse = BinanceUsdmStream.parse
+
+    def walked_first(self, raw):
+        kline = (json.loads(raw).get("data") or {}).get("k") or {}
+        candle = window.candles_by_close.get(int(kline.get("T", -2)) + 1) if kline.get("x") \
+            else None
+        if candle is not None and candle.ts_close_ms > venue.now_ms():
+            venue.walk_candle(candle)
+        return parse(self, raw)
+
+    BinanceUsdmStream.parse = walked_first
+
+
+def _one_session(folder: Path, stamps: _Stamps) -> None:
     path = loopback_live.write_live_config(folder)
     path.write_text(path.read_text().replace(
         "[strategy.params]\noi_confirmation = false\n", f'[strategy]\npath = "{STRATEGY}"\n'))
     settings = loopback_live.settings_from(path)
     window = loopback_live.load_window(settings, START, END)
-    server = FakeBinanceServer(FakeExchangeState([window.price_before],
-                                                 now_ms=window.start_ms)).start()
-    try:
-        asyncio.run(loopback_live.run_loopback_session(
-            settings, ApiKeys(key=TEST_KEY, secret=TEST_SECRET), window, server))
-    finally:
-        server.stop()
+    stamped = BinanceUsdmStream.parse
+    with FakeBinanceProcess(window.price_before, window.start_ms) as venue:
+        _walk_before_frames(venue, window)
+        try:
+            asyncio.run(loopback_live.run_loopback_session(
+                settings, ApiKeys(key=TEST_KEY, secret=TEST_SECRET), window, venue))
+        finally:
+            BinanceUsdmStream.parse = stamped
+
+
+def floors_us(samples: int = 300) -> dict[str, list[float]]:
+    """What one order cannot go below on this machine, each part measured alone (µs): the
+    durable write of its intent (`LiveState.record_intent`, an fsync on SQLite) and a ccxt
+    `create_order` round trip to the fake venue's process (a limit far below the price: it
+    rests, nothing is matched)."""
+    from cryptobot.brokers.live.state import LiveState
+    from cryptobot.exchange.ccxt_factory import make_exchange
+    from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
+
+    found: dict[str, list[float]] = {"durable intent write": [], "ccxt create_order": []}
+    with tempfile.TemporaryDirectory(prefix="latency-floor-") as folder:
+        state = LiveState(f"sqlite:///{folder}/floor.sqlite")
+        for index in range(samples):
+            intent = OrderIntent(f"floor{index}-entry", "BTC/USDT:USDT", Side.BUY,
+                                 OrderType.LIMIT, 0.01, OrderPurpose.ENTRY, 30000.0)
+            started = time.perf_counter_ns()
+            state.record_intent(intent, f"floor{index}", index)
+            found["durable intent write"].append((time.perf_counter_ns() - started) / 1000)
+        state.close()
+    with FakeBinanceProcess(60000.0, 1_722_816_000_000) as venue:
+        exchange = make_exchange("binanceusdm", rest_url=venue.base_url, rate_limit=False,
+                                 api_keys=ApiKeys(key=TEST_KEY, secret=TEST_SECRET),
+                                 options={"fetchCurrencies": False})
+        exchange.load_markets()
+        for index in range(samples):
+            started = time.perf_counter_ns()
+            exchange.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 30000.0,
+                                  {"clientOrderId": f"floor{index}"})
+            found["ccxt create_order"].append((time.perf_counter_ns() - started) / 1000)
+    return found
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 if __name__ == "__main__":
     started = time.perf_counter()
-    found, runs = live_latencies_us(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
-    for purpose, values in found.items():
-        values.sort()
-        print(purpose, len(values), runs, values[len(values) // 2],
-              values[int(0.99 * len(values))], f"{time.perf_counter() - started:.1f}s")
+    result = live_latencies_us(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
+    print(f"{result.count()} orders, {result.sessions} sessions, "
+          f"{time.perf_counter() - started:.1f}s; p50 / p99 ms")
+    floors = floors_us()
+    for view in ("from_candle", "from_trigger", "parts", "floors"):
+        for name, values in sorted((floors if view == "floors" else getattr(result, view)
+                                    ).items()):
+            print(f"{view:13s} {name:18s} n={len(values):5d} {percentile(values, .5) / 1000:7.2f}"
+                  f" {percentile(values, .99) / 1000:7.2f}")

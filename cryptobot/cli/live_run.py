@@ -305,7 +305,8 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
                                       else None for s, w in warm.items()})
         run.session = TradingSession(portfolio, feed, venue.advance_clock, PriceTracker(run),
                                      stop_when=run.kill_switch.engaged,
-                                     interrupted=run.stop_requested, streams_liquidations=True)
+                                     interrupted=run.stop_requested, streams_liquidations=True,
+                                     after_candle=broker.on_timer)
         if await _run_until_killed(run.session, portfolio, broker, venue, run.kill_switch):
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",

@@ -213,14 +213,16 @@ class LoopbackRestServer:
 
     async def _open_interest(self, request: web.Request) -> web.Response:
         market = self._market(request)
-        oi = self._visible_oi(market)
-        if oi.empty:
+        oi = market.open_interest
+        times = oi["ts_ms"]  # in time order (load_market_data)
+        visible = int(np.searchsorted(times, self.now_ms(), side="right"))
+        if not visible:
             # Binance always knows the open interest; recorded data may not hold it yet (or at
             # all). Say so once, plainly, not with Binance's "Invalid symbol".
             return _error(400, NO_RECORDED_OI_CODE, _no_oi_message(market, self.now_ms()))
-        return web.json_response({"openInterest": _text(oi["oi_contracts"][-1]),
+        return web.json_response({"openInterest": _text(oi["oi_contracts"][visible - 1]),
                                   "symbol": market_id(market.symbol),
-                                  "time": int(oi["ts_ms"][-1])})
+                                  "time": int(times[visible - 1])})
 
     async def _open_interest_hist(self, request: web.Request) -> web.Response:
         market = self._market(request)

@@ -143,14 +143,18 @@ class TradingSession:
     says yes the session stops at once, with `stopped_early` set. `streams_liquidations`:
     the feed carries the venue's liquidations (a live stream, not a replay of data that has
     none), so while a connection is listening (from its first message to its last before a
-    drop or a rotation) a window without any is a quiet market; outside, unknown."""
+    drop or a rotation) a window without any is a quiet market; outside, unknown.
+    `after_candle` runs once each candle has been handled (live: the broker's routine work,
+    after the candle's orders are out)."""
 
     def __init__(self, engine: Trader, feed: MarketFeed, advance_clock: ClockAdvance,
                  observer: SessionObserver | None = None,
                  stop_when: Callable[[], bool] | None = None,
                  interrupted: Callable[[], bool] | None = None,
-                 streams_liquidations: bool = False) -> None:
+                 streams_liquidations: bool = False,
+                 after_candle: Callable[[], None] | None = None) -> None:
         self.engine = engine
+        self.after_candle = after_candle
         self.streams_liquidations = streams_liquidations
         self.feed = feed
         self.advance_clock = advance_clock
@@ -215,6 +219,8 @@ class TradingSession:
             engine.on_liquidation(event)
         if self.observer is not None:
             self.observer.on_event(event)
+        if self.after_candle is not None and isinstance(event, Candle):
+            self.after_candle()
 
 
 def _done(candle: Candle, end_ms: int | None, due: dict[str, int] | None) -> bool:

@@ -25,7 +25,8 @@ from tests.live.fake_binance_protection import unprotected_spans
 from tests.live.fake_binance_state import BinanceReject, FakeExchangeState
 from tests.live.fake_binance_user_stream import UserStreamHub
 
-__all__ = ["FakeBinanceServer", "FaultPlan", "add_routes", "point_ccxt_at", "unprotected_spans"]
+__all__ = ["FakeBinanceServer", "FaultPlan", "VenueUrls", "add_routes", "point_ccxt_at",
+           "unprotected_spans"]
 
 STATE_KEY = web.AppKey("fake_binance_state", FakeExchangeState)
 FAULTS_KEY = web.AppKey("fake_binance_faults", FaultPlan)
@@ -224,7 +225,21 @@ def add_routes(app: web.Application, state: FakeExchangeState, faults: FaultPlan
         app.router.add_route(method, path, _private(handler))
 
 
-class FakeBinanceServer:
+class VenueUrls:
+    """The venue's addresses on 127.0.0.1, from its `port`."""
+
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def user_stream_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/private/ws"
+
+
+class FakeBinanceServer(VenueUrls):
     """Runs the app on 127.0.0.1 (ephemeral port) in a background thread. `fill_parts`,
     `latency_ms` and `timeout_ms` set the state's (see FakeExchangeState) when given."""
 
@@ -244,14 +259,6 @@ class FakeBinanceServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def user_stream_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/private/ws"
 
     def start(self) -> FakeBinanceServer:
         self._thread.start()

@@ -141,16 +141,21 @@ def kill_switch_at(window: LoopbackWindow, kill_at_ms: int, path: Path) -> None:
 
 async def run_loopback_session(settings: Settings, keys, window: LoopbackWindow,
                                order_server) -> tuple[LiveOutcome, str]:
-    """Stream the window through `run_live_session`; returns the outcome and what it printed."""
+    """Stream the window through `run_live_session`; returns the outcome and what it printed.
+    `order_server`: a FakeBinanceServer (walked here), or a FakeBinanceProcess (a venue in a
+    process of its own, walked over its control routes; one symbol)."""
     engine_clock = SimClock(window.start_ms)
     advance = advance_sim_clock(engine_clock)
-    state = order_server.state
-    venue_clock = VenueClock(state)  # the broker's waits pass on the venue's clock
+    state = getattr(order_server, "state", None)
+    # the broker's waits pass on the venue's clock
+    venue_clock = order_server if state is None else VenueClock(state)
 
     def advance_and_walk(ts_ms: int) -> None:
         candle = window.candles_by_close.get(ts_ms)
-        if candle is not None and ts_ms > state.now_ms:
-            if len(window.candles) > 1:
+        if candle is not None and ts_ms > venue_clock.now_ms():
+            if state is None:
+                order_server.walk_candle(candle)
+            elif len(window.candles) > 1:
                 walk_venue_through_all(state, window, ts_ms)
             else:
                 walk_venue_through(state, candle)

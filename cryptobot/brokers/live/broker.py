@@ -25,9 +25,8 @@
   handlers here: fills and order updates reach the engine of their order's symbol.
 - An accepted order is reported with what its answer says has executed (`filled_qty`) before
   its fills are read: the engine puts the stop on an entry's executed part at once.
-- An entry's planned stop (`OrderIntent.stop_price`) is stored with its (not yet open) position
-  and its side before the entry is sent, so a restart after the fill but before the stop places
-  that stop, not the `live.recovery_stop_pct` fallback.
+- An entry's planned stop and side are stored (its position, not open yet) in the entry's own
+  write before it is sent: a restart after the fill but before the stop places that stop.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ from cryptobot.brokers.live.gateway import OrderGateway, SentOrder
 from cryptobot.brokers.live.order_shape import price_capped, rounded
 from cryptobot.brokers.live.rails import check_entry_rails
 from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile_with_exchange
-from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState
+from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState, PlannedPosition
 from cryptobot.brokers.live.user_events import apply_user_event
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
@@ -115,15 +114,16 @@ class LiveBroker(LiveFills):
         if self._already_placed(intent):
             return  # an earlier attempt did reach the venue: never send it twice
         intent = rounded(self.gateway, intent, self.reference_price)
+        planned = None
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
             check_entry_rails(self, intent)
-            self._remember_planned_stop(intent)
+            planned = self._planned_position(intent)
             intent = price_capped(self.gateway, intent, self.settings.live.max_entry_slippage_bps,
                                   self.reference_price)
         if intent.order_type is OrderType.STOP_MARKET:
             self._send_stop(intent)
         else:
-            self._send(intent)
+            self._send(intent, planned)
 
     def cancel(self, client_id: str) -> None:
         """Cancel a working order; a cancel the venue did not answer is logged and left to the
@@ -153,22 +153,23 @@ class LiveBroker(LiveFills):
     def working_orders(self) -> tuple[OrderIntent, ...]:
         return tuple(row.intent() for row in self.state.orders(OPEN_STATUSES))
 
-    def on_base_candle(self, candle: Candle) -> None:
-        """Read fills, and reconcile when due."""
+    def on_base_candle(self, candle: Candle) -> None:  # fills; a reconciliation brought forward
         self.last_prices[candle.symbol or self.settings.market.symbol] = candle.close
-        self.on_timer(poll=True)
+        self.on_timer(poll=True, routine=False)
 
     def on_symbol_candle(self, symbol: str, candle: Candle) -> None:
         """A view's candle: the symbols' candles of one close read fills once between them."""
         self.last_prices[symbol] = candle.close
-        self.on_timer(poll=self._last_poll_ms != self.clock.now_ms())
+        self.on_timer(poll=self._last_poll_ms != self.clock.now_ms(), routine=False)
 
-    def on_timer(self, poll: bool = False) -> None:
-        """The live runner's tick (and every candle): read fills by REST while no stream
-        delivers them (`poll`, else every `POLL_INTERVAL_MS`), and reconcile when due or
-        brought forward (a stream reconnect, an order whose outcome is unknown). A failure here
-        must not stop the session: the stops on the exchange protect what is open, and a failed
-        reconciliation leaves the broker refusing new orders until a later attempt succeeds."""
+    def on_timer(self, poll: bool = False, routine: bool = True) -> None:
+        """The live runner's tick (after each candle, and between them): read fills by REST
+        while no stream delivers them (`poll`, else every `POLL_INTERVAL_MS`); reconcile when
+        due, or brought forward (a stream reconnect, an order's unknown outcome) or retried
+        after a failure: only these before a candle reaches the engine (`routine` False), the
+        routine one after its orders are out. A failure here must not stop the session: the
+        stops protect what is open; a failed reconciliation refuses new orders until a later
+        attempt succeeds."""
         now_ms = self.clock.now_ms()
         if self.gateway.venue_wait_s() > 0:
             return  # the venue asked us to wait (a ban): the first tick after it reads all
@@ -178,7 +179,8 @@ class LiveBroker(LiveFills):
             self._last_poll_ms = now_ms
             self.catch_up()
         interval_ms = self.settings.live.reconcile_interval_s * 1000
-        if self._last_reconcile_ms is None or now_ms - self._last_reconcile_ms >= interval_ms:
+        last_ms = self._last_reconcile_ms
+        if last_ms is None or (now_ms - last_ms >= interval_ms and (routine or not self.ready)):
             try:
                 self.reconcile()
             except VenueWaitError as exc:
@@ -219,13 +221,13 @@ class LiveBroker(LiveFills):
 
     # --- placing ---------------------------------------------------------------------------
 
-    def _remember_planned_stop(self, intent: OrderIntent) -> None:
+    def _planned_position(self, intent: OrderIntent) -> PlannedPosition | None:
+        """An entry's planned stop (stored with its intent) if its signal has no position."""
         signal_id = signal_of(intent.client_id)
         if intent.stop_price is None or self.state.position(signal_id) is not None:
-            return
-        stop = self.gateway.round_price(intent.symbol, intent.stop_price)
-        self.state.open_position(signal_id, intent.symbol, 0.0, 0.0, stop, self.clock.now_ms(),
-                                 side=PositionSide.of(intent.side))
+            return None
+        return PlannedPosition(self.gateway.round_price(intent.symbol, intent.stop_price),
+                               PositionSide.of(intent.side))
 
     def reference_price(self, symbol: str) -> float:
         """The symbol's last base candle close, or the venue's last price before its first."""
@@ -263,9 +265,9 @@ class LiveBroker(LiveFills):
         self._read_fills_of(row.intent(), found)
         return True
 
-    def _send(self, intent: OrderIntent) -> SentOrder:
+    def _send(self, intent: OrderIntent, planned: PlannedPosition | None = None) -> SentOrder:
         now_ms = self.clock.now_ms()
-        self.state.record_intent(intent, signal_of(intent.client_id), now_ms)
+        self.state.record_intent(intent, signal_of(intent.client_id), now_ms, planned)
         self.on_step(f"before_send:{intent.purpose.value}")
         try:
             sent = self.gateway.place(intent)

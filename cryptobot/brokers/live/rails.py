@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cryptobot.brokers.live.state import LiveState
+from cryptobot.brokers.live.state import LiveState, StoredPosition
 from cryptobot.clock import Clock, utc_day_start_ms
 from cryptobot.config import Settings
 from cryptobot.engine.risk import KillSwitch
@@ -34,13 +34,14 @@ def daily_realised_pnl_usdt(state: LiveState, day_start_ms: int) -> float:
     """Realised PnL of today's fills (exits against their position's entry: (exit - entry) x
     qty for a long, (entry - exit) x qty for a short), fees included."""
     total = 0.0
-    for fill in state.fills():
-        if fill.ts_ms < day_start_ms:
-            continue
+    positions: dict[str, StoredPosition | None] = {}  # read once per signal
+    for fill in state.fills(since_ms=day_start_ms):
         total -= float(fill.fee_usdt)
         if fill.purpose == OrderPurpose.ENTRY.value:
             continue
-        position = state.position(fill.signal_id)
+        if fill.signal_id not in positions:
+            positions[fill.signal_id] = state.position(fill.signal_id)
+        position = positions[fill.signal_id]
         if position is not None:
             total += (position.side.sign * (float(fill.price) - position.entry_price)
                       * float(fill.qty_base))

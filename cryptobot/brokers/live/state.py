@@ -9,14 +9,21 @@ by `cryptobot.store.live_import`.
 
 Every order is written BEFORE it is sent (status "pending"), so a restarted process knows which
 client ids it may have sent and looks them up on the exchange instead of sending them again.
-Each write is its own transaction: a SIGKILL at any point leaves a consistent state.
+Each write is its own transaction: a SIGKILL at any point leaves a consistent state. That
+write (with an entry's planned stop) is the one that must also survive a power cut, and the
+one an order waits on: on SQLite it alone commits with synchronous=FULL (an fsync of the WAL,
+which makes every earlier commit durable too); the others commit as the run store does
+(synchronous=NORMAL: a crash of the process loses nothing, a power cut at most the last
+changes, all of which a restart reads again from the exchange: an order still "pending" is
+looked up, fills are read again by REST, positions are reconciled).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
-from sqlalchemy import event, select
+from sqlalchemy import Connection, Select, Table, event, insert, select, update
 from sqlalchemy.orm import Session
 
 from cryptobot.model import HeldPosition, OrderIntent, PositionSide
@@ -31,20 +38,52 @@ from cryptobot.store.tables import (
 )
 
 __all__ = ["OPEN_STATUSES", "LiveFillRow", "LiveOrderRow", "LivePositionRow", "LiveState",
-           "StoredPosition"]
+           "PlannedPosition", "StoredPosition"]
 
 OPEN_STATUSES = ("pending", "open")
+ORDERS: Table = LiveOrderRow.__table__  # type: ignore[assignment]
+FILLS: Table = LiveFillRow.__table__  # type: ignore[assignment]
+POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
+R = TypeVar("R", LiveOrderRow, LiveFillRow)
 
 
 def _synchronous_full(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA synchronous=FULL")
+    # no checkpoint inside the write an order waits on: the other connections (this state's
+    # others, the run's recorder) move the WAL into the database as they commit
+    cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
 @dataclass(frozen=True, slots=True)
 class StoredPosition(HeldPosition):
     adopted: bool = False  # found on the exchange, not opened by the bot
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPosition:
+    """An entry's position before it opens: its side and planned stop."""
+
+    stop_price: float
+    side: PositionSide
+
+
+def _upsert(connection: Connection, table: Table, values: dict[str, object]) -> None:
+    """Insert the row, or overwrite the one with its key (what `Session.merge` did)."""
+    key = table.primary_key.columns[0]
+    changed = connection.execute(update(table).where(key == values[key.key])
+                                 .values(values)).rowcount
+    if not changed:
+        connection.execute(insert(table).values(values))
+
+
+def _position_values(signal_id: str, symbol: str, qty_base: float, entry_price: float,
+                     stop_price: float | None, opened_ms: int, adopted: bool,
+                     side: PositionSide) -> dict[str, object]:
+    return {"signal_id": signal_id, "symbol": symbol, "qty_base": qty_base,
+            "entry_price": entry_price, "stop_price": stop_price, "opened_ms": opened_ms,
+            "is_open": qty_base > 0, "adopted": adopted, "close_reason": "", "side": side.value}
 
 
 class LiveState:
@@ -54,80 +93,90 @@ class LiveState:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = open_for_writing(url)
+        self._durable = self._engine  # what is written before an order is sent
         if self._engine.dialect.name == "sqlite":
-            # an order is written before it is sent: that write must survive a power cut too
-            # (the run store's synchronous=NORMAL survives a crash of the process only)
-            event.listen(self._engine, "connect", _synchronous_full)
-            self._engine.dispose()  # connections made before the listener are not reused
+            # that write must survive a power cut too (the run store's synchronous=NORMAL
+            # survives a crash of the process only): its own connections, synchronous=FULL
+            self._durable = open_for_writing(url)
+            event.listen(self._durable, "connect", _synchronous_full)
+            self._durable.dispose()  # connections made before the listener are not reused
 
     def close(self) -> None:
         self._engine.dispose()
+        self._durable.dispose()
 
     # --- orders -----------------------------------------------------------------------
 
-    def record_intent(self, intent: OrderIntent, signal_id: str, now_ms: int) -> None:
-        with Session(self._engine) as session, session.begin():
-            session.merge(LiveOrderRow(
-                client_id=intent.client_id, signal_id=signal_id, symbol=intent.symbol,
-                purpose=intent.purpose.value, side=intent.side.value,
-                order_type=intent.order_type.value, qty_base=intent.qty_base,
-                price=intent.price, reduce_only=intent.reduce_only, status="pending",
-                exchange_order_id=None, created_ms=now_ms, updated_ms=now_ms, detail="",
-            ))
+    def record_intent(self, intent: OrderIntent, signal_id: str, now_ms: int,
+                      planned: PlannedPosition | None = None) -> None:
+        """The order as "pending", before it is sent; `planned`: an entry's position, not open
+        yet, with its planned stop, in the same (durable) transaction."""
+        with self._durable.begin() as connection:
+            _upsert(connection, ORDERS, {
+                "client_id": intent.client_id, "signal_id": signal_id, "symbol": intent.symbol,
+                "purpose": intent.purpose.value, "side": intent.side.value,
+                "order_type": intent.order_type.value, "qty_base": intent.qty_base,
+                "price": intent.price, "reduce_only": intent.reduce_only, "status": "pending",
+                "exchange_order_id": None, "created_ms": now_ms, "updated_ms": now_ms,
+                "detail": ""})
+            if planned is not None:
+                _upsert(connection, POSITIONS, _position_values(
+                    signal_id, intent.symbol, 0.0, 0.0, planned.stop_price, now_ms, False,
+                    planned.side))
 
     def update_order(self, client_id: str, now_ms: int, status: str | None = None,
                      exchange_order_id: str | None = None, detail: str | None = None) -> None:
-        with Session(self._engine) as session, session.begin():
-            row = session.get(LiveOrderRow, client_id)
-            if row is None:
-                return
-            if status is not None:
-                row.status = status
-            if exchange_order_id is not None:
-                row.exchange_order_id = exchange_order_id
-            if detail is not None:
-                row.detail = detail[:500]
-            row.updated_ms = now_ms
+        values: dict[str, object] = {"updated_ms": now_ms}
+        if status is not None:
+            values["status"] = status
+        if exchange_order_id is not None:
+            values["exchange_order_id"] = exchange_order_id
+        if detail is not None:
+            values["detail"] = detail[:500]
+        with self._engine.begin() as connection:
+            connection.execute(update(ORDERS).where(ORDERS.c.client_id == client_id)
+                               .values(values))
 
     def order(self, client_id: str) -> LiveOrderRow | None:
-        with Session(self._engine, expire_on_commit=False) as session:
-            return session.get(LiveOrderRow, client_id)
+        found = self._rows(LiveOrderRow, select(ORDERS).where(ORDERS.c.client_id == client_id))
+        return found[0] if found else None
 
     def orders(self, statuses: tuple[str, ...] | None = None, signal_id: str | None = None,
                symbol: str | None = None) -> list[LiveOrderRow]:
-        query = select(LiveOrderRow).order_by(LiveOrderRow.created_ms, LiveOrderRow.client_id)
+        query = select(ORDERS).order_by(ORDERS.c.created_ms, ORDERS.c.client_id)
         if statuses is not None:
-            query = query.where(LiveOrderRow.status.in_(statuses))
+            query = query.where(ORDERS.c.status.in_(statuses))
         if signal_id is not None:
-            query = query.where(LiveOrderRow.signal_id == signal_id)
+            query = query.where(ORDERS.c.signal_id == signal_id)
         if symbol is not None:
-            query = query.where(LiveOrderRow.symbol == symbol)
-        with Session(self._engine, expire_on_commit=False) as session:
-            return list(session.scalars(query))
+            query = query.where(ORDERS.c.symbol == symbol)
+        return self._rows(LiveOrderRow, query)
 
     def order_by_exchange_id(self, symbol: str, exchange_order_id: str) -> LiveOrderRow | None:
         """Binance numbers orders per symbol: an id alone may be another symbol's."""
-        query = select(LiveOrderRow).where(LiveOrderRow.exchange_order_id == exchange_order_id,
-                                           LiveOrderRow.symbol == symbol)
-        with Session(self._engine, expire_on_commit=False) as session:
-            return session.scalars(query).first()
+        found = self._rows(LiveOrderRow, select(ORDERS).where(
+            ORDERS.c.exchange_order_id == exchange_order_id, ORDERS.c.symbol == symbol).limit(1))
+        return found[0] if found else None
 
     # --- fills ------------------------------------------------------------------------
 
     def has_fill(self, trade_id: str) -> bool:
-        with Session(self._engine) as session:
-            return session.get(LiveFillRow, trade_id) is not None
+        with self._engine.connect() as connection:
+            return connection.execute(select(FILLS.c.trade_id).where(
+                FILLS.c.trade_id == trade_id)).first() is not None
 
     def record_fill(self, row: LiveFillRow) -> None:
-        with Session(self._engine) as session, session.begin():
-            session.merge(row)
+        self._upsert(FILLS, {column.key: getattr(row, column.key) for column in FILLS.columns})
 
-    def fills(self, signal_id: str | None = None) -> list[LiveFillRow]:
-        query = select(LiveFillRow).order_by(LiveFillRow.ts_ms, LiveFillRow.trade_id)
+    def fills(self, signal_id: str | None = None, since_ms: int | None = None
+              ) -> list[LiveFillRow]:
+        """In time order; of one signal, and from `since_ms` on, when given."""
+        query = select(FILLS).order_by(FILLS.c.ts_ms, FILLS.c.trade_id)
         if signal_id is not None:
-            query = query.where(LiveFillRow.signal_id == signal_id)
-        with Session(self._engine, expire_on_commit=False) as session:
-            return list(session.scalars(query))
+            query = query.where(FILLS.c.signal_id == signal_id)
+        if since_ms is not None:
+            query = query.where(FILLS.c.ts_ms >= since_ms)
+        return self._rows(LiveFillRow, query)
 
     # --- positions --------------------------------------------------------------------
 
@@ -135,46 +184,53 @@ class LiveState:
                       stop_price: float | None, opened_ms: int, adopted: bool = False,
                       side: PositionSide = PositionSide.LONG) -> None:
         """`qty_base` is the size, never signed: `side` says long or short."""
-        with Session(self._engine) as session, session.begin():
-            session.merge(LivePositionRow(
-                signal_id=signal_id, symbol=symbol, qty_base=qty_base, entry_price=entry_price,
-                stop_price=stop_price, opened_ms=opened_ms, is_open=qty_base > 0,
-                adopted=adopted, close_reason="", side=side.value,
-            ))
+        self._upsert(POSITIONS, _position_values(signal_id, symbol, qty_base, entry_price,
+                                                 stop_price, opened_ms, adopted, side))
 
     def update_position(self, signal_id: str, qty_base: float | None = None,
                         entry_price: float | None = None, stop_price: float | None = None,
                         close_reason: str | None = None) -> None:
-        with Session(self._engine) as session, session.begin():
-            row = session.get(LivePositionRow, signal_id)
-            if row is None:
-                return
-            if qty_base is not None:
-                row.qty_base = qty_base
-                row.is_open = qty_base > 1e-12
-            if entry_price is not None:
-                row.entry_price = entry_price
-            if stop_price is not None:
-                row.stop_price = stop_price
-            if close_reason is not None:
-                row.close_reason = close_reason[:500]
-                row.is_open = False
+        values: dict[str, object] = {}
+        if qty_base is not None:
+            values["qty_base"], values["is_open"] = qty_base, qty_base > 1e-12
+        if entry_price is not None:
+            values["entry_price"] = entry_price
+        if stop_price is not None:
+            values["stop_price"] = stop_price
+        if close_reason is not None:
+            values["close_reason"], values["is_open"] = close_reason[:500], False
+        if values:
+            with self._engine.begin() as connection:
+                connection.execute(update(POSITIONS).where(POSITIONS.c.signal_id == signal_id)
+                                   .values(values))
 
     def positions(self, open_only: bool = True) -> list[StoredPosition]:
-        query = select(LivePositionRow).order_by(LivePositionRow.opened_ms)
+        query = select(POSITIONS).order_by(POSITIONS.c.opened_ms)
         if open_only:
-            query = query.where(LivePositionRow.is_open.is_(True))
-        with Session(self._engine) as session:
+            query = query.where(POSITIONS.c.is_open.is_(True))
+        return self._positions(query)
+
+    def position(self, signal_id: str) -> StoredPosition | None:
+        found = self._positions(select(POSITIONS).where(POSITIONS.c.signal_id == signal_id))
+        return found[0] if found else None
+
+    def _positions(self, query: Select) -> list[StoredPosition]:
+        with self._engine.connect() as connection:
             return [StoredPosition(r.signal_id, r.symbol, float(r.qty_base), float(r.entry_price),
                                    None if r.stop_price is None else float(r.stop_price),
                                    r.opened_ms, PositionSide(r.side), adopted=r.adopted)
-                    for r in session.scalars(query)]
+                    for r in connection.execute(query)]
 
-    def position(self, signal_id: str) -> StoredPosition | None:
-        for stored in self.positions(open_only=False):
-            if stored.signal_id == signal_id:
-                return stored
-        return None
+    # --- statements: Core, not the ORM's unit of work (an order waits on these) -------
+
+    def _upsert(self, table: Table, values: dict[str, object]) -> None:
+        with self._engine.begin() as connection:
+            _upsert(connection, table, values)
+
+    def _rows(self, row_class: type[R], query: Select) -> list[R]:
+        """Detached rows of `row_class`, as the ORM would load them."""
+        with self._engine.connect() as connection:
+            return [row_class(**row._mapping) for row in connection.execute(query)]
 
     # --- what the runs booked (the run store's tables, in the same database) -----------------
 

@@ -1,0 +1,99 @@
+"""What an order waits on: the routine reconciliation runs after a candle's orders, not before
+them; only the write before a send waits for an fsync; the fake venue in a process of its own
+(the latency benchmark's) trades as the in-process one does."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from cryptobot.brokers.live.setup import build_live_broker
+from cryptobot.brokers.live.state import LiveState, PlannedPosition
+from cryptobot.engine.risk import KillSwitch
+from cryptobot.exchange.ccxt_factory import make_exchange
+from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, PositionSide, Side
+from tests.live.conftest import VenueClock, live_settings
+from tests.live.fake_binance_process import FakeBinanceProcess
+
+SYMBOL = "BTC/USDT:USDT"
+
+
+def build(venue, tmp_path, keys):
+    settings = live_settings(tmp_path, reconcile_interval_s=60.0)
+    broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
+                                  KillSwitch(settings.risk.kill_switch_file),
+                                  rest_url=venue.base_url, sleep=lambda s: None, rate_limit=False)
+    return broker
+
+
+def reconciliations(venue) -> int:
+    return sum(1 for _, path in venue.state.requests if path == "/fapi/v3/positionRisk")
+
+
+def candle(venue) -> Candle:
+    price = float(venue.state.prices["BTCUSDT"])
+    return Candle(venue.state.now_ms - 300_000, 300_000, price, price, price, price, 1.0)
+
+
+def test_routine_reconciliation_runs_after_the_candle_not_before_it(venue, tmp_path, keys):
+    broker = build(venue, tmp_path, keys)
+    venue.state.now_ms += 120_000  # the 60 s interval is over
+    before = reconciliations(venue)
+    broker.on_base_candle(candle(venue))  # the engine's first step: fills only
+    assert reconciliations(venue) == before
+    broker.on_timer()  # the session's tick once the candle's orders are out
+    assert reconciliations(venue) == before + 1
+    broker.on_timer()
+    assert reconciliations(venue) == before + 1  # not due again
+
+
+def test_reconciliation_brought_forward_or_failed_runs_before_the_candle(venue, tmp_path, keys):
+    broker = build(venue, tmp_path, keys)
+    before = reconciliations(venue)
+    broker.reconcile_soon()  # e.g. an order whose answer was lost
+    broker.on_base_candle(candle(venue))
+    assert reconciliations(venue) == before + 1 and broker.ready
+    venue.state.now_ms += 120_000
+    broker.ready = False  # the last attempt failed: nothing may be sent until one succeeds
+    broker.on_base_candle(candle(venue))
+    assert reconciliations(venue) == before + 2 and broker.ready
+
+
+def synchronous(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("PRAGMA synchronous")).scalar_one()
+
+
+def test_only_the_write_before_a_send_waits_for_an_fsync(tmp_path):
+    state = LiveState(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    assert synchronous(state._durable) == 2  # FULL: the WAL is synced at its commit
+    assert synchronous(state._engine) == 1  # NORMAL, as the run store
+    entry = OrderIntent("sig1-entry", SYMBOL, Side.SELL, OrderType.LIMIT, 0.01,
+                        OrderPurpose.ENTRY, 60000.0, time_in_force="IOC", stop_price=61000.0)
+    state.record_intent(entry, "sig1", 1000, PlannedPosition(61000.0, PositionSide.SHORT))
+    row, planned = state.order("sig1-entry"), state.position("sig1")
+    assert (row.status, float(row.qty_base), row.created_ms) == ("pending", 0.01, 1000)
+    assert (planned.qty_base, planned.stop_price, planned.side) == (0.0, 61000.0,
+                                                                  PositionSide.SHORT)
+    state.update_order("sig1-entry", 2000, status="open", exchange_order_id="77")
+    assert state.order_by_exchange_id(SYMBOL, "77").status == "open"
+    assert state.order_by_exchange_id("ETH/USDT:USDT", "77") is None
+    state.record_intent(entry, "sig1", 3000)  # the same id again (after a refusal): replaced
+    assert [(r.status, r.created_ms) for r in state.orders()] == [("pending", 3000)]
+    state.close()
+
+
+def test_the_venue_in_its_own_process_fills_and_fires_stops(keys):
+    with FakeBinanceProcess(60000.0, 1_722_816_000_000) as venue:
+        exchange = make_exchange("binanceusdm", rest_url=venue.base_url, api_keys=keys,
+                                 rate_limit=False, options={"fetchCurrencies": False})
+        bought = exchange.create_order(SYMBOL, "market", "buy", 0.01, None,
+                                       {"clientOrderId": "p1-entry"})
+        assert bought["status"] == "closed" and float(bought["filled"]) == 0.01
+        exchange.create_order(SYMBOL, "market", "sell", 0.01, None, {
+            "clientOrderId": "p1-stop1", "stopLossPrice": 59000.0, "reduceOnly": True})
+        now_ms = venue.now_ms()
+        venue.walk_candle(Candle(now_ms, 300_000, 60000.0, 60100.0, 58500.0, 59500.0, 1.0))
+        assert venue.now_ms() == now_ms + 300_000  # the venue's clock, read without a request
+        snapshot = venue.snapshot()
+        assert snapshot["positions"]["BTCUSDT"]["qty"] == "0"  # the stop fired in the candle
+        assert snapshot["algo_orders"][0]["algoStatus"] == "FINISHED"

@@ -31,9 +31,10 @@ class PointInTimeBook(Generic[T]):
         self._keep_ms: int | None = None
         self._forgotten = 0
 
-    def retain(self, keep_ms: int) -> None:
-        """Forget samples older than `keep_ms` before the clock, but the last one before that
-        (what a lookup in the span kept still finds); earlier lookups answer None."""
+    def retain(self, keep_ms: int | None) -> None:
+        """Forget samples older than `keep_ms` before the clock (None: keep all), but the last
+        one before that (what a lookup in the span kept still finds); earlier lookups answer
+        None."""
         self._keep_ms = keep_ms
 
     def add(self, ts_ms: int, item: T) -> bool:

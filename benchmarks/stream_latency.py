@@ -116,11 +116,11 @@ def main() -> None:
                   f"{pct(intent_us, .5)} / {pct(intent_us, .99)} us", "p99 < 2000 us")
     table.add_row(f"{args.messages:,}-message replay", f"{args.messages / long_s:,.0f} msg/s "
                   f"({long_s:.1f}s)", "")
-    table.add_row("  simulated span / signal candles / trades",
-                  f"{replayed['simulated_days']:.0f} days / {replayed['signal_candles']:,} / "
+    table.add_row("  simulated days / signal candles / trades",
+                  f"{replayed['simulated_days']:.0f} / {replayed['signal_candles']:,} / "
                   f"{replayed['trades']:,}", "")
-    table.add_row("RSS at " + " / ".join(f"{n:,}" for n, _ in rss_points) + " messages",
-                  " / ".join(f"{mb:.1f}" for _, mb in rss_points) + " MB", "")
+    for sent, mb in rss_points:
+        table.add_row(f"  RSS after {sent:,} messages", f"{mb:.1f} MB", "")
     growth = rss_points[-1][1] - rss_points[0][1]
     table.add_row("RSS growth", f"{growth:+.1f} MB", "growth < 20 MB")
     table.add_row("mean message -> engine done", f"{statistics.fmean(handled_us):.1f} us", "")

@@ -280,7 +280,7 @@ class MarketView:
                        self.view(rows))
 
     def atr(self, i: int) -> float:
-        return float(self.cache.series(self.atr_indicator)[i - self.candles.first_row])
+        return float(self.cache.series(self.atr_indicator)[self.candles.held(np.array([i]))[0]])
 
     def atr_series(self) -> np.ndarray:
         return self.cache.series(self.atr_indicator)
@@ -300,9 +300,8 @@ class MarketView:
     def atr_pct_median(self, i: int) -> tuple[float, int]:
         """The median ATR% over the volatility window ending at candle i, and its length."""
         lo = max(0, i + 1 - self.atr_pct_window)
-        first = self.candles.first_row  # retained: lo >= first
-        atr_pct = (self.atr_series()[lo - first:i + 1 - first]
-                   / self.candles.column("close")[lo - first:i + 1 - first])
+        start, end = self.candles.held(np.array([lo, i + 1]))  # all kept (retain_rows)
+        atr_pct = self.atr_series()[start:end] / self.candles.column("close")[start:end]
         return float(np.median(atr_pct)), i + 1 - lo
 
     @property

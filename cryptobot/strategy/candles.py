@@ -52,6 +52,17 @@ class SignalCandles:
         """The rows held, oldest first: index 0 is row `first_row`."""
         return self._data[name][:self._n]
 
+    def held(self, rows: np.ndarray) -> np.ndarray:
+        """Rows (counted from the start) as indexes into the columns; IndexError for a row
+        already forgotten (never a silent wrap to the end)."""
+        if not self.first_row:
+            return rows
+        held = rows - self.first_row
+        if len(held) and held.min() < 0:
+            raise IndexError(f"signal candle row {int(rows.min())} is forgotten (rows from "
+                             f"{self.first_row} are kept)")
+        return held
+
     def retain(self, rows: int | None) -> None:
         """Keep at least the latest `rows` rows (None: all) and forget older ones: the buffer
         holds twice that, and once full its older half is dropped (`compact`), so a row costs
@@ -116,8 +127,7 @@ class CandleView:
     def __getattr__(self, name: str) -> np.ndarray:
         if name.startswith("_"):
             raise AttributeError(name)
-        first = self._candles.first_row  # rows count from the start; the columns from it
-        held = self.rows - first if first else self.rows
+        held = self._candles.held(self.rows)  # rows count from the start; the columns from it
         if name in _COLUMNS:
             return self._candles.column(name)[held]
         indicator = self._indicators.get(name)

@@ -147,6 +147,8 @@ def test_a_series_not_read_for_longer_than_the_bound_is_still_exact():
     assert mine.atr(last) == whole.atr(last)
     assert mine.atr_pct_median(last) == whole.atr_pct_median(last)
     assert mine.row(last).atr_before == whole.row(last).atr_before
+    with pytest.raises(IndexError, match="forgotten"):  # never a silent wrap to the end
+        mine.atr(0)
 
 
 def test_cached_series_shift_with_the_candles_they_were_computed_on():

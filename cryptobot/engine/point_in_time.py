@@ -41,12 +41,14 @@ class PointInTimeBook(Generic[T]):
         """True if the sample was kept (duplicates and stragglers: the first one seen wins)."""
         if self._ts and ts_ms <= self._ts[-1]:
             return False
-        self._ts.append(ts_ms)
+        stamps = self._ts
+        stamps.append(ts_ms)
         self._items.append(item)
-        if self._keep_ms is not None and self._ts[0] < self.clock.now_ms() - self._keep_ms - DAY_MS:
-            cut = bisect.bisect_left(self._ts, self.clock.now_ms() - self._keep_ms) - 1
-            if cut > 0:  # a day's worth at once; the sample before the span stays
-                del self._ts[:cut], self._items[:cut]
+        keep_ms = self._keep_ms
+        if keep_ms is not None and ts_ms - stamps[0] > keep_ms + DAY_MS:  # a day's worth at once
+            cut = bisect.bisect_left(stamps, self.clock.now_ms() - keep_ms) - 1
+            if cut > 0:  # the sample before the span kept stays
+                del stamps[:cut], self._items[:cut]
                 self._forgotten += cut
         return True
 

@@ -280,7 +280,7 @@ class MarketView:
                        self.view(rows))
 
     def atr(self, i: int) -> float:
-        return float(self.cache.series(self.atr_indicator)[self.candles.held(np.array([i]))[0]])
+        return float(self.cache.series(self.atr_indicator)[self.candles.held_row(i)])
 
     def atr_series(self) -> np.ndarray:
         return self.cache.series(self.atr_indicator)
@@ -300,7 +300,7 @@ class MarketView:
     def atr_pct_median(self, i: int) -> tuple[float, int]:
         """The median ATR% over the volatility window ending at candle i, and its length."""
         lo = max(0, i + 1 - self.atr_pct_window)
-        start, end = self.candles.held(np.array([lo, i + 1]))  # all kept (retain_rows)
+        start, end = self.candles.held_row(lo), self.candles.held_row(i) + 1  # kept: retain_rows
         atr_pct = self.atr_series()[start:end] / self.candles.column("close")[start:end]
         return float(np.median(atr_pct)), i + 1 - lo
 

@@ -45,7 +45,8 @@ class PointInTimeBook(Generic[T]):
         stamps.append(ts_ms)
         self._items.append(item)
         keep_ms = self._keep_ms
-        if keep_ms is not None and ts_ms - stamps[0] > keep_ms + DAY_MS:  # a day's worth at once
+        if (keep_ms is not None and ts_ms - stamps[0] > keep_ms + DAY_MS  # a day's worth at once
+                and stamps[0] < self.clock.now_ms() - keep_ms - DAY_MS):  # (not a backtest's later)
             cut = bisect.bisect_left(stamps, self.clock.now_ms() - keep_ms) - 1
             if cut > 0:  # the sample before the span kept stays
                 del stamps[:cut], self._items[:cut]

@@ -63,6 +63,13 @@ class SignalCandles:
                              f"{self.first_row} are kept)")
         return held
 
+    def held_row(self, row: int) -> int:
+        """`held` for one row."""
+        if row < self.first_row:
+            raise IndexError(f"signal candle row {row} is forgotten (rows from "
+                             f"{self.first_row} are kept)")
+        return row - self.first_row
+
     def retain(self, rows: int | None) -> None:
         """Keep at least the latest `rows` rows (None: all) and forget older ones: the buffer
         holds twice that, and once full its older half is dropped (`compact`), so a row costs

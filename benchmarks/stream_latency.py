@@ -4,8 +4,9 @@ closed candle -> order accepted through the whole live stack.
     .venv/bin/python benchmarks/stream_latency.py [--messages 1000000] [--live-orders 1000]
 
 Input: the real Binance 5m candles of data/btc_2024-08_crash as kline messages. The 10^6-message
-run repeats them with shifted times (a SYNTHETIC time axis over real prices), parsed by the
-adapter's own parser and handed to the engine by the trading session, as in a replay.
+run (benchmarks/stream_memory.py, which says what it replays: kline updates and closes,
+forceOrders and open-interest polls, about 8.5 months of SYNTHETIC time over real prices) goes
+through the adapter's own parser and the engine, as in a replay; RSS at 0, 10^5, 5x10^5, 10^6.
 The live part (benchmarks/stream_latency_live.py): the crash window's candles over a loopback
 websocket, the real stream parser, engine and LiveBroker (ccxt) against the fake Binance of
 tests/live, in a process of its own, until --live-orders orders were accepted; per order purpose,
@@ -16,8 +17,6 @@ Targets: p99 closed candle -> order accepted below 2 ms; RSS growth below 20 MB.
 from __future__ import annotations
 
 import argparse
-import gc
-import resource
 import statistics
 import sys
 import time
@@ -32,37 +31,17 @@ from cryptobot.config import load_settings
 from cryptobot.data import CandleAggregator, load_market_data
 from cryptobot.engine.gate import PassThroughGate
 from cryptobot.engine.loop import Engine
-from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.engine.risk import NeverEngaged
 from cryptobot.exchange.binance import BinanceUsdmStream
 from cryptobot.exchange.replay import CandleColumns, binance_kline_message
-from cryptobot.model import Candle
 from cryptobot.runners.stream_session import advance_sim_clock
 from cryptobot.strategy.loading import load_strategy
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from benchmarks.stream_memory import NullRecorder, rss_over_replay  # noqa: E402
+
 SYMBOL = "BTC/USDT:USDT"
-
-
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class NullRecorder(MemoryRecorder):
-    """Keeps nothing, so memory growth is the adapter's and the engine's own."""
-
-    def signal_candle(self, symbol, candle):
-        pass
-
-    def equity(self, ts_ms, equity_usdt):
-        pass
-
-    def gate_decision(self, decision, trigger):
-        pass
 
 
 class TimedBroker(PaperBroker):
@@ -73,22 +52,6 @@ class TimedBroker(PaperBroker):
     def submit(self, intent):
         self.submitted_ns.append(time.perf_counter_ns())
         super().submit(intent)
-
-
-def messages(candles: list[Candle], count: int):
-    """Generated lazily, so the input itself does not count as growth."""
-    span_ms = candles[-1].ts_close_ms - candles[0].ts_open_ms
-    sent = lap = 0
-    while sent < count:
-        shift = lap * span_ms
-        for c in candles:
-            moved = Candle(c.ts_open_ms + shift, c.interval_ms, c.open, c.high, c.low, c.close,
-                           c.volume)
-            yield binance_kline_message(SYMBOL, moved)
-            sent += 1
-            if sent == count:
-                return
-        lap += 1
 
 
 def main() -> None:
@@ -133,22 +96,10 @@ def main() -> None:
         if len(broker.submitted_ns) > before:
             intent_us.append((broker.submitted_ns[before] - t0) / 1000)
 
-    # 3. RSS before/after a long replay through the same path
-    gc.collect()
-    rss_before = rss_mb()
-    clock = SimClock(0)
-    advance = advance_sim_clock(clock)
-    engine = Engine(settings, load_strategy(settings, SYMBOL),
-                    PaperBroker(settings.costs, clock), PassThroughGate(), NullRecorder(), clock,
-                    kill_switch=NeverEngaged())
+    # 3. RSS over a long replay of the stream's mix through the same path
     started = time.perf_counter()
-    for raw in messages(candles, args.messages):
-        for event in stream.parse(raw).events:
-            advance(event.ts_close_ms)
-            engine.on_base_candle(event)
+    rss_points, replayed = rss_over_replay(settings, market, args.messages)
     long_s = time.perf_counter() - started
-    gc.collect()
-    rss_after = rss_mb()
 
     def pct(values: list[float], q: float) -> str:
         if not values:
@@ -166,8 +117,13 @@ def main() -> None:
                   f"{pct(intent_us, .5)} / {pct(intent_us, .99)} us", "p99 < 2000 us")
     table.add_row(f"{args.messages:,}-message replay", f"{args.messages / long_s:,.0f} msg/s "
                   f"({long_s:.1f}s)", "")
-    table.add_row("RSS before / after / growth", f"{rss_before:.1f} / {rss_after:.1f} / "
-                  f"{rss_after - rss_before:+.1f} MB", "growth < 20 MB")
+    table.add_row("  simulated days / signal candles / trades",
+                  f"{replayed['simulated_days']:.0f} / {replayed['signal_candles']:,} / "
+                  f"{replayed['trades']:,}", "")
+    for sent, mb in rss_points:
+        table.add_row(f"  RSS after {sent:,} messages", f"{mb:.1f} MB", "")
+    growth = rss_points[-1][1] - rss_points[0][1]
+    table.add_row("RSS growth", f"{growth:+.1f} MB", "growth < 20 MB")
     table.add_row("mean message -> engine done", f"{statistics.fmean(handled_us):.1f} us", "")
     if args.live_orders:
         _live_rows(table, args.live_orders, pct)

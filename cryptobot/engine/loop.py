@@ -86,8 +86,7 @@ class Engine(EngineTrades, EngineRestart):
             strategy, self.signal_interval_ms, settings.risk.atr_period,
             settings.risk.volatility_median_days * DAY_MS // self.signal_interval_ms, clock,
             known)
-        # What the liquidation evidence looks back over (its median's days), and a day more.
-        self.market.liquidations.retain((settings.evidence.liquidation_median_days + 2) * DAY_MS)
+        self.market.bound_history(settings)  # paper and live run for months
         self.orders = TradeOrders(settings, broker, recorder, clock, market_rules)
         self.protection = Protection(settings.live, self.orders, clock,
                                      lambda trade: self._trade is trade)

@@ -2,7 +2,9 @@
 indicators, the engine's own ATR (sizing, trailing), the UTC day's VWAP, and the open interest,
 funding and liquidations published so far.
 
-Live, paper and the every-candle backtest grow it candle by candle. A fast backtest hands it all
+Live, paper and the every-candle backtest grow it candle by candle, keeping the signal candles
+and indicator series their readers need (`retain_rows`: a fixed-size history however long the
+run; rows keep counting from the start). A fast backtest hands it all
 signal candles and the day VWAPs up front (`MarketView(..., known=...)`): indicators and the
 trigger are then computed once over the whole series, which the causality checks
 (`cryptobot.runners.lookahead`) prove equal to computing them candle by candle.
@@ -11,129 +13,22 @@ trigger are then computed once over the whole series, which the causality checks
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 import numpy as np
 
-from cryptobot.clock import DAY_MS, MINUTE_MS, Clock
+from cryptobot.clock import DAY_MS, Clock
 from cryptobot.config import Settings
-from cryptobot.data.funding_times import settlement_ms
 from cryptobot.data.timeframes import ms_to_timeframe, timeframe_to_ms
 from cryptobot.engine.liquidations import LiquidationBook
+from cryptobot.engine.point_in_time import FundingDue, PointInTimeBook
 from cryptobot.errors import ConfigError
-from cryptobot.model import Candle, FundingRate, PositionSide, TradeLeg
+from cryptobot.model import Candle, PositionSide
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
-from cryptobot.strategy.indicators import ATR, Indicator, SeriesCache, declared
+from cryptobot.strategy.indicators import ATR, Indicator, Lag, SeriesCache, declared
 from cryptobot.strategy.loading import guarded
-
-T = TypeVar("T")
-
-
-class PointInTimeBook(Generic[T]):
-    """Samples in time order; lookups never see a sample later than the clock."""
-
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self._ts: list[int] = []
-        self._items: list[T] = []
-
-    def add(self, ts_ms: int, item: T) -> bool:
-        """True if the sample was kept (duplicates and stragglers: the first one seen wins)."""
-        if self._ts and ts_ms <= self._ts[-1]:
-            return False
-        self._ts.append(ts_ms)
-        self._items.append(item)
-        return True
-
-    def __len__(self) -> int:
-        """Samples published by now (a backtest may hold later ones already)."""
-        return bisect.bisect_right(self._ts, self.clock.now_ms())
-
-    def last_at_or_before(self, ts_ms: int) -> T | None:
-        i = bisect.bisect_right(self._ts, min(ts_ms, self.clock.now_ms())) - 1
-        return self._items[i] if i >= 0 else None
-
-    def stamped_between(self, first_ms: int, last_ms: int) -> list[T]:
-        """The samples stamped first_ms..last_ms, none later than the clock."""
-        last_ms = min(last_ms, self.clock.now_ms())
-        return self._items[bisect.bisect_left(self._ts, first_ms):
-                           bisect.bisect_right(self._ts, last_ms)]
-
-    def all_stamps_ms(self) -> np.ndarray:
-        """Every sample's time, later ones included (a backtest plans its skipping with them)."""
-        return np.array(self._ts, dtype=np.int64)
-
-
-class FundingDue:
-    """Which funding rates fall due on a base candle (the rule: cryptobot.data.funding_times):
-    those settled after the position was taken and by the candle's open, published by the
-    clock, each settlement once. What the candle's open holds then is what was held at the
-    settlement, so the engine charges them before the candle's own fills."""
-
-    def __init__(self, book: PointInTimeBook[FundingRate]) -> None:
-        self.book = book
-        self.through_ms: int | None = None  # the last settlement handed out
-        self.charged_ms: list[int] = []  # the stamps of the rates charged, in order
-        self._opens: dict[int, float] = {}  # recent base candles' opens, by their open time
-
-    def saw_open(self, candle: Candle) -> None:
-        """A base candle fed: its open is the price of a rate that settles in it and arrives
-        late (a day of them is kept)."""
-        opens = self._opens
-        opens[candle.ts_open_ms] = candle.open
-        if len(opens) > 4096:
-            for ts_ms in [t for t in opens if t < candle.ts_open_ms - DAY_MS]:
-                del opens[ts_ms]
-
-    def held_when_due(self, rate: FundingRate, candle: Candle, remaining_qty: float,
-                      legs: Sequence[TradeLeg]) -> tuple[float, float]:
-        """(price, quantity) `rate` is charged on at `candle`: the candle's open and what is
-        held; for a rate that arrived after its own candle, that candle's open (if seen) and
-        what was held then (the exits filled since given back)."""
-        settled = settlement_ms(rate.ts_ms)
-        due_open_ms = -(-settled // candle.interval_ms) * candle.interval_ms
-        if due_open_ms >= candle.ts_open_ms:
-            return candle.open, remaining_qty
-        exited = sum(leg.qty_base for leg in legs if leg.ts_ms >= due_open_ms)
-        return self._opens.get(due_open_ms, candle.open), remaining_qty + exited
-
-    def at_open_of(self, candle: Candle, held_since_ms: int) -> list[FundingRate]:
-        """Rates settled in (held_since_ms, candle open], not handed out before."""
-        after = held_since_ms if self.through_ms is None else max(held_since_ms,
-                                                                  self.through_ms)
-        first_ms = settlement_ms(after) + MINUTE_MS  # settled strictly after `after`
-        rates = self.book.stamped_between(first_ms,
-                                          settlement_ms(candle.ts_open_ms) + MINUTE_MS - 1)
-        due, last = [], None
-        for rate in rates:
-            settled = settlement_ms(rate.ts_ms)
-            if settled > candle.ts_open_ms or (last is not None and settled <= last):
-                continue  # a candle not opening on a minute; or the same settlement again
-            due.append(rate)
-            last = settled
-        if due:
-            self.through_ms = last
-        return due
-
-    def charged(self, rate: FundingRate) -> None:
-        """The engine charged `rate` to a position (the summary counts them)."""
-        self.charged_ms.append(rate.ts_ms)
-
-    def due_candles(self, ts_open_ms: np.ndarray, interval_ms: int) -> np.ndarray:
-        """Per base candle (sorted opens), whether a rate of the book falls due on it: the
-        first candle opening at or after the rate's settlement whose close has published it."""
-        stamps = self.book.all_stamps_ms()
-        mask = np.zeros(len(ts_open_ms), dtype=bool)
-        if not len(stamps) or not len(ts_open_ms):
-            return mask
-        settled = settlement_ms(stamps)
-        first = np.maximum(np.searchsorted(ts_open_ms, settled, side="left"),
-                           np.searchsorted(ts_open_ms + interval_ms, stamps, side="left"))
-        mask[first[first < len(ts_open_ms)]] = True
-        return mask
 
 
 def _rolled_over(day_start_ms: int, last_close: float, now_ms: int) -> tuple[float, float]:
@@ -322,8 +217,47 @@ class MarketView:
     def on_base_candle(self, candle: Candle) -> None:
         self.session.update(candle)
 
+    def bound_history(self, settings: Settings) -> None:
+        """Bound what a run of any length keeps (funding, 3 rates a day, is kept whole)."""
+        # What the liquidation evidence looks back over (its median's days), and a day more.
+        liquidations_ms = (settings.evidence.liquidation_median_days + 2) * DAY_MS
+        self.liquidations.retain(liquidations_ms)
+        # Signal candles: a restored trade's since its entry (the time stop bounds its age), and a
+        # day more; `retain_rows` adds what the indicators and the ATR% median read.
+        held_ms = int(settings.exits.time_stop_hours * 3_600_000) + DAY_MS
+        self.retain_rows(-(-held_ms // self.candles.interval_ms))
+        # Open interest (polled every 30 s live): as long as either, for a strategy's setup.
+        self.open_interest.retain(max(liquidations_ms, held_ms))
+
+    def retain_rows(self, rows: int | None) -> None:
+        """Keep at least the latest `rows` signal candles for the engine's own readers (the
+        trailing stop's and a restored trade's), and what the ATR% median and every indicator
+        needs; all of them when `rows` is None or an indicator needs the whole history (and a
+        backtest's known candles)."""
+        if self._trigger_mask is not None:
+            return
+        needs = [indicator.history_rows for indicator in self.indicators.values()]
+        if rows is None or None in needs:
+            self.candles.retain(None)
+            return
+        self.candles.retain(max(rows, self.atr_pct_window, *needs) + 1)
+
     def close_signal_candle(self, candle: Candle) -> int:
-        return self.candles.close(candle)
+        row = self.candles.close(candle)
+        if self.candles.full():  # recursive series catch up before their candles go
+            self.cache.extend_all(self._recursive())
+            self.cache.drop_rows(self.candles.compact())
+        return row
+
+    def _recursive(self) -> list[Indicator]:
+        """The series that carry state from candle to candle (a `Lag`'s: its indicator's)."""
+        found = [self.atr_indicator]
+        for indicator in self.indicators.values():
+            while isinstance(indicator, Lag):
+                indicator = indicator.of
+            if not indicator.row_wise:
+                found.append(indicator)
+        return found
 
     def view(self, rows: np.ndarray) -> CandleView:
         return CandleView(self.candles, self.cache, self.indicators, rows)
@@ -346,7 +280,7 @@ class MarketView:
                        self.view(rows))
 
     def atr(self, i: int) -> float:
-        return float(self.cache.series(self.atr_indicator)[i])
+        return float(self.cache.series(self.atr_indicator)[self.candles.held_row(i)])
 
     def atr_series(self) -> np.ndarray:
         return self.cache.series(self.atr_indicator)
@@ -354,17 +288,20 @@ class MarketView:
     def best_close(self, rows: range, since_ms: int, side: PositionSide) -> float | None:
         """The most favourable close for `side` (a long's highest, a short's lowest) of the
         signal candles in `rows` that opened at or after `since_ms` (None if none did)."""
-        ts = self.candles.column("ts_open_ms")[rows.start:rows.stop]
-        after = rows.start + int((ts < since_ms).sum())  # sorted: since_ms onwards
-        if after >= rows.stop:
+        first = self.candles.first_row  # rows forgotten are before any trade held
+        start, stop = max(rows.start, first) - first, rows.stop - first
+        ts = self.candles.column("ts_open_ms")[start:stop]
+        after = start + int((ts < since_ms).sum())  # sorted: since_ms onwards
+        if after >= stop:
             return None
-        closes = self.candles.column("close")[after:rows.stop]
+        closes = self.candles.column("close")[after:stop]
         return float(closes.max() if side is PositionSide.LONG else closes.min())
 
     def atr_pct_median(self, i: int) -> tuple[float, int]:
         """The median ATR% over the volatility window ending at candle i, and its length."""
         lo = max(0, i + 1 - self.atr_pct_window)
-        atr_pct = self.atr_series()[lo:i + 1] / self.candles.column("close")[lo:i + 1]
+        start, end = self.candles.held_row(lo), self.candles.held_row(i) + 1  # kept: retain_rows
+        atr_pct = self.atr_series()[start:end] / self.candles.column("close")[start:end]
         return float(np.median(atr_pct)), i + 1 - lo
 
     @property

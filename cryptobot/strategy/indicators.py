@@ -9,11 +9,16 @@ a growing series is extended, never recomputed (`SeriesCache`). tests/strategy/ 
 equal the values on the whole data up to that point).
 
 A value that is not defined yet (a window not full) is NaN: every comparison with it is False.
+
+A live run keeps a bounded history: an indicator says how many candles before a row its value
+needs (`history_rows`; None, the default: all of them, and then nothing is ever forgotten). The
+engine keeps at least that many, extends every recursive series before it forgets candles, and
+shifts the cached series with them (`SeriesCache.drop_rows`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +39,17 @@ class Indicator:
     also overrides `at`, and a recursive one `extend` (live: O(1) per new candle)."""
 
     row_wise = False  # True: `at` computes any rows alone, without the whole series
+
+    @property
+    def history_rows(self) -> int | None:
+        """Candles before a row that its value depends on, given the state `extend` keeps
+        (None: the whole history)."""
+        return None
+
+    def shift_state(self, state: object, rows: int) -> object:
+        """`extend`'s state once the oldest `rows` candles are forgotten (a state that holds
+        arrays aligned with the candles drops their first `rows` values)."""
+        return state
 
     def values(self, candles: Columns) -> np.ndarray:
         raise NotImplementedError
@@ -70,6 +86,10 @@ class Windowed(Indicator):
 
     def reduce(self, windows: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    @property
+    def history_rows(self) -> int:  # type: ignore[override]
+        return self.window - 1
 
     def values(self, candles: Columns) -> np.ndarray:
         return self.at(candles, np.arange(len(candles.column(self.column))))
@@ -116,6 +136,10 @@ class ATR(Indicator):
 
     period: int = 14
 
+    @property
+    def history_rows(self) -> int:  # type: ignore[override]
+        return 0  # the previous close and ATR are its state
+
     def values(self, candles: Columns) -> np.ndarray:
         return self.extend(candles, np.empty(0), None)[0]
 
@@ -155,6 +179,17 @@ class Lag(Indicator):
     @property
     def row_wise(self) -> bool:  # type: ignore[override]
         return self.of.row_wise
+
+    @property
+    def history_rows(self) -> int | None:  # type: ignore[override]
+        inner = self.of.history_rows
+        return None if inner is None else inner + self.rows
+
+    def shift_state(self, state: object, rows: int) -> object:
+        if state is None:
+            return None
+        inner, inner_state = state
+        return inner[rows:], self.of.shift_state(inner_state, rows)
 
     def values(self, candles: Columns) -> np.ndarray:
         return _lagged(self.of.values(candles), self.rows)
@@ -201,6 +236,24 @@ class SeriesCache:
             done = n
             self._series[indicator] = (buffer, done, state)
         return buffer[:done]
+
+    def extend_all(self, indicators: Iterable[Indicator]) -> None:
+        """Bring `indicators` and every series computed so far up to the newest candle."""
+        for indicator in {*self._series, *indicators}:
+            self.series(indicator)
+
+    def drop_rows(self, rows: int) -> None:
+        """The candles forgot their oldest `rows` rows (after `extend_all`): so do the series."""
+        for indicator, (buffer, done, state) in list(self._series.items()):
+            if done < rows:  # a row-wise series left behind: recomputed when asked
+                if not indicator.row_wise:
+                    raise RuntimeError(f"{indicator!r} was not extended before candles were "
+                                       "forgotten")
+                del self._series[indicator]
+                continue
+            buffer[:done - rows] = buffer[rows:done]
+            self._series[indicator] = (buffer, done - rows,
+                                       indicator.shift_state(state, rows))
 
     def at(self, indicator: Indicator, rows: np.ndarray) -> np.ndarray:
         """Values at `rows`: a row-wise indicator computes just those, others their series

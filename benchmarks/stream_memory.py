@@ -97,9 +97,9 @@ class ReplayInput:
     @classmethod
     def of(cls, market: MarketData) -> ReplayInput:
         candles = list(CandleColumns.from_frame(market.candles, market.base_interval_ms))
-        oi_ts = market.open_interest["ts_ms"].to_numpy(dtype=np.int64)
+        oi_ts = market.open_interest["ts_ms"].astype(np.int64)
         at = np.searchsorted(oi_ts, [c.ts_open_ms for c in candles], side="right") - 1
-        oi = market.open_interest["oi_contracts"].to_numpy(dtype=np.float64)[np.maximum(at, 0)]
+        oi = market.open_interest["oi_contracts"].astype(np.float64)[np.maximum(at, 0)]
         lap_ms = candles[-1].ts_close_ms - candles[0].ts_open_ms
         return cls(candles, oi, _liquidations_by_candle(lap_ms, market.base_interval_ms))
 

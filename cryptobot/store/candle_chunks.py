@@ -27,17 +27,29 @@ class PendingChunks:
     """Signal candles recorded but not written yet, grouped into chunks in recording order."""
 
     def __init__(self) -> None:
+        # (symbol, interval_ms, the chunk's column blocks); one-candle blocks (a candle closed
+        # by the engine itself) gather in one block of lists, so packing joins few parts
         self._chunks: list[tuple[str, int, list[CandleBlock]]] = []
+        self._gathering: CandleBlock | None = None
         self.candle_count = 0
 
     def add(self, symbol: str, block: CandleBlock) -> None:
         if not len(block):
             return
         last = self._chunks[-1] if self._chunks else None
-        if last is not None and last[0] == symbol and last[1] == block.interval_ms:
-            last[2].append(block)
+        if last is None or last[0] != symbol or last[1] != block.interval_ms:
+            last = (symbol, block.interval_ms, [])
+            self._chunks.append(last)
+        blocks = last[2]
+        if len(block) == 1 and blocks and blocks[-1] is self._gathering:
+            for gathered, column in zip(_columns(blocks[-1]), _columns(block), strict=True):
+                gathered.append(column[0])
+        elif len(block) == 1:  # a new block of lists of our own, for the next ones to join
+            self._gathering = CandleBlock(block.interval_ms, *([column[0]] for column in
+                                                               _columns(block)))
+            blocks.append(self._gathering)
         else:
-            self._chunks.append((symbol, block.interval_ms, [block]))
+            blocks.append(block)
         self.candle_count += len(block)
 
     def __len__(self) -> int:
@@ -51,7 +63,12 @@ class PendingChunks:
 
     def clear(self) -> None:
         self._chunks.clear()
+        self._gathering = None
         self.candle_count = 0
+
+
+def _columns(block: CandleBlock) -> tuple[Any, ...]:
+    return (block.ts_open_ms, block.open, block.high, block.low, block.close, block.volume)
 
 
 def _packed(blocks: list[CandleBlock]) -> tuple[Any, ...]:

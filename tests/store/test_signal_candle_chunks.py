@@ -146,3 +146,24 @@ def test_a_damaged_chunk_is_one_clear_error(stored_sqlite_run):
                                          r"\(seq 1\): .*close: 2 bytes for") as exc:
         store.candles(1)
     assert "\n" not in str(exc.value)
+
+
+def test_blocks_and_single_candles_join_one_chunk_without_touching_the_callers_lists(tmp_path):
+    from cryptobot.engine.recorder import CandleBlock
+
+    url = f"sqlite:///{tmp_path / 'mixed.sqlite'}"
+    candles = [Candle(T0 + i * M15, M15, 100.0 + i, 102.0 + i, 99.0, 101.0, 5.0 + i, BTC)
+               for i in range(6)]
+    columns = [[getattr(c, key) for c in candles[:3]]
+               for key in ("ts_open_ms", "open", "high", "low", "close", "volume")]
+    kept = [list(column) for column in columns]
+    with SqlRecorder(url, clock=LiveClock(), flush_every=None) as recorder:
+        recorder.start_run(RunInfo("backtest", "binanceusdm", (BTC,), None, None, "x", {}))
+        recorder.signal_candles(BTC, CandleBlock(M15, *columns))
+        recorder.signal_candle(BTC, candles[3])
+        recorder.signal_candle(BTC, candles[4])
+        recorder.signal_candle(BTC, candles[5])
+        recorder.finish_run({})
+    assert columns == kept
+    assert open_store(url).candles(1) == candles
+    assert _chunk_count(url) == 1

@@ -81,7 +81,7 @@ def main() -> None:
         rate = candles / median
         verdict = "met" if rate >= TARGET_PER_S else f"missed ({rate / TARGET_PER_S:.2f}x)"
         print(f"{backend:<12}{candles:>9,}{runs:>6}{min(elapsed):>15.3f}{median:>9.3f}"
-              f"{max(elapsed):>8.3f}{rate:>20,.0f}{verdict:>11}")
+              f"{max(elapsed):>8.3f}{rate:>20,.0f}  {verdict}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ Every line is one JSON object: `ts_ms` (the run's clock: simulated in a backtest
 `wall_ms` (the wall-clock time it was written), `level`, `logger`, `message`, and the record's
 `extra` fields (`event`, `run_id`, ...); a simulated run's lines also get `wall_time` (ISO).
 Every record passes a redaction filter that masks registered secrets, in the message, the
-arguments and any exception text.
+arguments and any exception text. A backtest holds its event lines and hands them to
+`write_held_lines` when its run ends: the same lines, formatted and written in one go.
 """
 
 from __future__ import annotations

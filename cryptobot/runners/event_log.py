@@ -7,10 +7,11 @@ Line times come from the run's clock, given to `configure_logging` where the run
 (`ts_ms`: when the run learned of the event); a fill's own time is its `fill_time` (the paper
 simulator's: its candle's open; live: the exchange's trade time).
 
-A backtest holds its lines (`held_clock_ms`: the run's clock, which stamps each line when its
-event happens) and writes them in one go when the run finishes, or when `write_held_lines` is
-called on the way out of a failed run: the same lines in the same order, without a log record,
-a filter pass and a flush per event. Paper and live write each line as it happens.
+A backtest holds its lines after `run_start` (`held_clock_ms`: the run's clock, which stamps
+each line when its event happens) and writes them in one go when the run finishes, or when
+`write_held_lines` is called on the way out of a failed run: the same lines in the same order,
+without a log record, a filter pass and a flush per event. Paper and live write each line as it
+happens.
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ class EventLogRecorder:
         # Anything the log has no use for (flush, close, run_id...) goes straight on.
         return getattr(self.inner, name)
 
-    def _event(self, event: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
+    def _event(self, event: str, message: str, level: int = logging.INFO, *, now: bool = False,
+               **fields: Any) -> None:
         extra = {"event": event, "run_id": self._run_id, **fields}
-        if self._held_clock_ms is None:
+        if self._held_clock_ms is None or now:
             self._log.log(level, message, extra=extra)
         else:
             self._held.append(HeldLine(self._held_clock_ms(), level, message, extra))
@@ -62,9 +64,11 @@ class EventLogRecorder:
     def start_run(self, info: RunInfo) -> str:
         run_id = self.inner.start_run(info)
         self._run_id = str(run_id)
+        # Written at once, held or not: `logs tail` finds a run by this line, and whatever
+        # else the process logs during the run then follows it in the file.
         self._event("run_start", f"{info.mode} run {run_id} on {info.exchange} "
                     f"{', '.join(info.symbols)}", mode=info.mode, symbols=list(info.symbols),
-                    data_source=info.data_source)
+                    data_source=info.data_source, now=True)
         return run_id
 
     def signal(self, signal: Signal, gate: GateDecision | None) -> None:

@@ -1,8 +1,9 @@
 """`SqlRecorder`: the engine's Recorder on a SQLAlchemy database.
 
-Rows are buffered and bulk-inserted (a 14-month backtest sends ~40,000 candles and tens of
-thousands of equity points); `flush()` writes the buffer, `finish_run` flushes and closes the
-run. Live runs pass `commit_each_event=True` so a crash cannot lose a fill.
+Rows are buffered and bulk-inserted; signal candles (~41,000 in a 14-month backtest) are kept
+as the engine's column blocks and written as a few column rows (store/candle_chunks.py).
+`flush()` writes the buffer, `finish_run` flushes and closes the run. Live runs pass
+`commit_each_event=True` so a crash cannot lose a fill.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ SQLAlchemy's `execute(insert(table), rows)` compiles and binds every row through
 machinery: fine for a few rows, a third of a backtest's time for tens of thousands. Here the
 column types still convert each value (the same bind processors SQLAlchemy would use: exact
 decimals, JSON), then the driver takes the plain tuples: one `executemany` on SQLite (and any
-other database), one `COPY ... FROM STDIN` on PostgreSQL through psycopg.
+other database), one `COPY ... FROM STDIN` on PostgreSQL through psycopg (a few rows of large
+byte strings go as parameters there too).
 """
 
 from __future__ import annotations
@@ -35,9 +36,11 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
 
 
 def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
-                  rows: Sequence[tuple[Any, ...]]) -> None:
+                  rows: Sequence[tuple[Any, ...]], *, copy: bool = True) -> None:
     """Insert `rows`, tuples of the values of the columns `keys` as the driver takes them
-    (plain numbers and text; no conversion by the column types)."""
+    (plain numbers, text and bytes; no conversion by the column types). `copy=False` for a few
+    rows of large byte strings: PostgreSQL's text COPY would send them hex-encoded, parameters
+    send them as they are."""
     if not rows:
         return
     dialect = connection.dialect
@@ -45,7 +48,7 @@ def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(column.name) for column in columns)
     target = quote(table.name)
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+    if copy and dialect.name == "postgresql" and dialect.driver == "psycopg":
         _copy(connection, f"COPY {target} ({names}) FROM STDIN", rows)
         return
     marks = ", ".join(_placeholder(dialect.paramstyle, index) for index in range(len(keys)))

@@ -310,7 +310,7 @@ class SqlRecorder:
         if len(self._candles):
             first = self._seq.get(SignalCandleChunkRow, 0) + 1
             insert_tuples(connection, SignalCandleChunkRow.__table__, CHUNK_KEYS,
-                          self._candles.rows(self._run_id, first))
+                          self._candles.rows(self._run_id, first), copy=False)
             self._seq[SignalCandleChunkRow] = first + len(self._candles) - 1
         for rows in self._buffer.values():
             rows.clear()

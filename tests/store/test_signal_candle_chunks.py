@@ -122,6 +122,15 @@ def test_a_0007_store_keeps_every_candle_in_order_and_downgrades_back(db_url):
     assert store.candles(2) == [Candle(T0, M15, 2500.0, 2510.0, 2490.0, 2505.0, 1.0, ETH)]
     assert store.signal_candle_chunk_count(1) == 4  # BTC, ETH, BTC 15m, BTC 1h
     store.close()
+    if db_url.startswith("postgresql"):  # the arrays are stored as they are, not compressed
+        engine = create_engine(db_url)
+        with engine.connect() as connection:
+            storage = connection.execute(sa.text(
+                "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = "
+                "'signal_candle_chunks'::regclass AND attname IN ('ts_open_ms', 'open', "
+                "'high', 'low', 'close', 'volume')")).all()
+        engine.dispose()
+        assert sorted(kind for _, kind in storage) == ["e"] * 6
 
     engine = create_engine(db_url)
     with engine.begin() as connection:

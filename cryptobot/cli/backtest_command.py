@@ -131,8 +131,26 @@ def backtest(
     _print_outcome(outcome, elapsed)
 
 
-def _progress_bar(hidden: bool) -> Progress:
+class _NoProgress:
+    """The progress bar's place beside --json: nothing shown, so rich is not even imported."""
+
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def add_task(self, *args: object, **fields: object) -> int:
+        return 0
+
+    def update(self, *args: object, **fields: object) -> None:
+        return None
+
+
+def _progress_bar(hidden: bool) -> Progress | _NoProgress:
     """Candles done of all, on stderr, only on a terminal (and never beside --json)."""
+    if hidden:
+        return _NoProgress()
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 

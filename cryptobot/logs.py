@@ -185,13 +185,17 @@ class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
                  for line in lines]
         with self.lock:
             pending: list[str] = []
-            for text in texts:
-                if self._rolls_over(len(text) + 1):
-                    self._write(pending)
-                    self.doRollover()
-                pending.append(text)
-                self._size = (self._size or 0) + len(text) + 1
-            self._write(pending)
+            try:
+                for text in texts:
+                    if self._rolls_over(len(text) + 1):
+                        self._write(pending)
+                        self.doRollover()
+                    pending.append(text)
+                    self._size = (self._size or 0) + len(text) + 1
+                self._write(pending)
+            except Exception:  # as `emit` does: said on stderr, the run goes on
+                self.handleError(logging.makeLogRecord({"msg": "held event lines",
+                                                        "name": logger_name}))
 
     def _write(self, texts: list[str]) -> None:
         if texts:

@@ -133,3 +133,23 @@ def test_other_handlers_get_held_lines_as_records(caplog, level):
     [record] = caplog.records
     assert (record.levelno, record.getMessage(), record.event) == (level, "order rejected",
                                                                    "order")
+
+
+def test_a_log_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path, capsys):
+    configure_logging(tmp_path, console=False)
+    [handler] = logging.getLogger("cryptobot").handlers
+
+    class FullDisk:
+        def write(self, text):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def tell(self):
+            return 0
+
+    handler.stream = FullDisk()
+    write_held_lines(logging.getLogger("cryptobot.events"),
+                     [HeldLine(1, logging.INFO, "order", {"event": "order"})])
+    assert "No space left on device" in capsys.readouterr().err

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,7 +103,7 @@ def backtest(
         run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbols,
                                             *span, source, settings.model_dump(mode="json")))
         loaded = time.perf_counter()
-        with _progress_bar(hidden=as_json) as bar:
+        with _loaded_objects_frozen(), _progress_bar(hidden=as_json) as bar:
             task = bar.add_task("backtest", total=None)
             result = run_portfolio_backtest(
                 settings, inputs, gate, recorder, clock, skip_quiet=not every_candle,
@@ -129,6 +132,18 @@ def backtest(
         sys.stdout.write(json.dumps(outcome, allow_nan=False) + "\n")
         return
     _print_outcome(outcome, elapsed)
+
+
+@contextmanager
+def _loaded_objects_frozen() -> Iterator[None]:
+    """Everything allocated so far (modules, market data, settings) outlives the run: frozen, the
+    cyclic collector does not walk it again each time the run's allocations trigger a pass
+    (100-150 ms of a 14-month run in a fresh process). Unfrozen after, for whatever follows."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 class _NoProgress:

@@ -46,6 +46,8 @@ LEGACY_LOG_FILE_NAME = "cryptobot.jsonl"  # the one shared file of older version
 # Loggers whose records are for the file only: the command's own console output shows them.
 FILE_ONLY_LOGGERS = ("cryptobot.events",)
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# `json.dumps(event, default=str, sort_keys=True)` without building an encoder per line
+_LINE_ENCODER = json.JSONEncoder(default=str, sort_keys=True)
 
 
 class RedactingFilter(logging.Filter):
@@ -97,7 +99,7 @@ class JsonLineFormatter(logging.Formatter):
         event.update(fields)
         if exception:
             event["exception"] = exception
-        return redact(json.dumps(event, default=str, sort_keys=True))
+        return redact(_LINE_ENCODER.encode(event))
 
 
 class HeldLine(NamedTuple):

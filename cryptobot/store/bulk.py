@@ -10,8 +10,7 @@ byte strings go as parameters there too).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from operator import itemgetter
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
@@ -26,13 +25,14 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
         connection.execute(insert(table), list(rows))  # uneven rows: SQLAlchemy sorts them out
         return
     dialect = connection.dialect
-    processors: list[Callable[[Any], Any] | None] = [
-        table.columns[key].type._cached_bind_processor(dialect) for key in keys]
-    values_of = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
-    converting = [(index, process) for index, process in enumerate(processors)
-                  if process is not None]
-    insert_tuples(connection, table, keys, [_bound(values_of(row), converting) for row in rows]
-                  if converting else [values_of(row) for row in rows])
+    # Column by column: each column's values through its type's bind processor in one pass,
+    # then zipped into the driver's tuples.
+    columns: list[Sequence[Any]] = []
+    for key in keys:
+        values = [row[key] for row in rows]
+        process = table.columns[key].type._cached_bind_processor(dialect)
+        columns.append(values if process is None else list(map(process, values)))
+    insert_tuples(connection, table, keys, list(zip(*columns, strict=True)))
 
 
 def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
@@ -53,14 +53,6 @@ def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
         return
     marks = ", ".join(_placeholder(dialect.paramstyle, index) for index in range(len(keys)))
     connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", list(rows))
-
-
-def _bound(values: tuple[Any, ...],
-           converting: list[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
-    bound = list(values)
-    for index, process in converting:
-        bound[index] = process(bound[index])
-    return tuple(bound)
 
 
 def _placeholder(paramstyle: str, index: int) -> str:

@@ -48,9 +48,15 @@ def datetime_to_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+_ISO_UTC = "%Y-%m-%dT%H:%M:%SZ"
+_YEAR_10000_MS = 253_402_300_800_000  # where datetime's range ends
+
+
 def iso_utc(ts_ms: int) -> str:
     """ISO-8601 UTC like 2025-10-10T21:15:00Z (seconds precision)."""
-    return ms_to_datetime(ts_ms).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if 0 <= ts_ms < _YEAR_10000_MS:  # the same text without a datetime (a backtest's thousands)
+        return time.strftime(_ISO_UTC, time.gmtime(ts_ms // 1000))
+    return ms_to_datetime(ts_ms).strftime(_ISO_UTC)
 
 
 def parse_utc(text: str) -> int:

@@ -20,7 +20,8 @@ Every line is one JSON object: `ts_ms` (the run's clock: simulated in a backtest
 `wall_ms` (the wall-clock time it was written), `level`, `logger`, `message`, and the record's
 `extra` fields (`event`, `run_id`, ...); a simulated run's lines also get `wall_time` (ISO).
 Every record passes a redaction filter that masks registered secrets, in the message, the
-arguments and any exception text.
+arguments and any exception text. A backtest holds its event lines and hands them to
+`write_held_lines` when its run ends: the same lines, formatted and written in one go.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from cryptobot.clock import Clock, LiveClock, iso_utc, ms_to_datetime
 from cryptobot.errors import ConfigError
-from cryptobot.secrets import redact
+from cryptobot.secrets import redact, registered_secrets
 
 LOG_PREFIX = "cryptobot"
 LOG_SUFFIX = ".jsonl"
@@ -45,6 +46,8 @@ LEGACY_LOG_FILE_NAME = "cryptobot.jsonl"  # the one shared file of older version
 # Loggers whose records are for the file only: the command's own console output shows them.
 FILE_ONLY_LOGGERS = ("cryptobot.events",)
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# `json.dumps(event, default=str, sort_keys=True)` without building an encoder per line
+_LINE_ENCODER = json.JSONEncoder(default=str, sort_keys=True)
 
 
 class RedactingFilter(logging.Filter):
@@ -68,25 +71,72 @@ class JsonLineFormatter(logging.Formatter):
         super().__init__()
         self._clock_ms = clock_ms
         self._wall_clock = wall_clock
+        self._wall_time: tuple[int, str] = (-1, "")  # the last written_ms and its ISO text
+
+    def written_ms(self, record: logging.LogRecord | None = None) -> int:
+        """The wall-clock time a line is written (a record's own time without `wall_clock`)."""
+        if self._wall_clock is not None or record is None:
+            return (self._wall_clock or LiveClock()).now_ms()
+        return int(record.created * 1000)
 
     def format(self, record: logging.LogRecord) -> str:
-        written_ms = (self._wall_clock.now_ms() if self._wall_clock is not None
-                      else int(record.created * 1000))
-        event: dict[str, Any] = {
-            "ts_ms": self._clock_ms() if self._clock_ms else written_ms,
-            "wall_ms": written_ms,
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        written_ms = self.written_ms(record)
+        fields = {key: value for key, value in record.__dict__.items()
+                  if key not in _STANDARD_ATTRS and not key.startswith("_")}
+        return self.line(self._clock_ms() if self._clock_ms else written_ms, written_ms,
+                         record.levelname, record.name, record.getMessage(), fields,
+                         record.exc_text)
+
+    def line(self, ts_ms: int, written_ms: int, level_name: str, logger_name: str,
+             message: str, fields: dict[str, Any], exception: str | None = None) -> str:
+        """The JSON line of one event (`fields`: its `extra`), redacted."""
+        event: dict[str, Any] = {"ts_ms": ts_ms, "wall_ms": written_ms, "level": level_name,
+                                 "logger": logger_name, "message": message}
         if self._wall_clock is not None:
-            event["wall_time"] = iso_utc(written_ms)
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                event[key] = value
-        if record.exc_text:
-            event["exception"] = record.exc_text
-        return redact(json.dumps(event, default=str, sort_keys=True))
+            if self._wall_time[0] != written_ms:
+                self._wall_time = (written_ms, iso_utc(written_ms))
+            event["wall_time"] = self._wall_time[1]
+        event.update(fields)
+        if exception:
+            event["exception"] = exception
+        return redact(_LINE_ENCODER.encode(event))
+
+
+class HeldLine(NamedTuple):
+    """An event line held in memory until `write_held_lines` (its time taken when it happened)."""
+
+    ts_ms: int
+    level: int
+    message: str
+    fields: dict[str, Any]
+
+
+def write_held_lines(logger: logging.Logger, lines: list[HeldLine]) -> None:
+    """Write lines held back (a backtest's event log, kept until the run ends) as if each had
+    been logged to `logger` when it happened: the same JSON lines, in order, stamped with their
+    own `ts_ms`. The JSON-lines file formats and writes them in one go (one write, rotation
+    still at its size); any other handler gets them as log records."""
+    lines = [line for line in lines if logger.isEnabledFor(line.level)]
+    if not lines:
+        return
+    for handler in _handlers_of(logger):
+        if isinstance(handler, _JsonLinesFileHandler):
+            handler.write_held(logger.name, lines)
+            continue
+        for line in lines:
+            if line.level >= handler.level:
+                handler.handle(logger.makeRecord(logger.name, line.level, "(held)", 0,
+                                                 line.message, None, None, extra=line.fields))
+
+
+def _handlers_of(logger: logging.Logger) -> list[logging.Handler]:
+    """The handlers a record of `logger` reaches, as `Logger.callHandlers` walks them."""
+    handlers: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        handlers += current.handlers
+        current = current.parent if current.propagate else None
+    return handlers
 
 
 class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
@@ -103,13 +153,16 @@ class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
         return self._last[1]
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
+        return self._rolls_over(len(self.format(record)) + 1)
+
+    def _rolls_over(self, line_bytes: int) -> bool:
         if self.stream is None:
             self.stream = self._open()
         if self._size is None:
             self._size = self.stream.tell()
         if self.maxBytes <= 0 or not self._size:
             return False
-        if self._size + len(self.format(record)) + 1 < self.maxBytes:
+        if self._size + line_bytes < self.maxBytes:
             return False
         return not (os.path.exists(self.baseFilename) and not os.path.isfile(self.baseFilename))
 
@@ -121,6 +174,41 @@ class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
         super().emit(record)
         if self._size is not None:  # JSON lines are ASCII: characters are bytes
             self._size += len(self.format(record)) + 1
+
+    def write_held(self, logger_name: str, lines: list[HeldLine]) -> None:
+        """`lines` redacted as RedactingFilter does, formatted, written and flushed at once."""
+        formatter = self.formatter
+        assert isinstance(formatter, JsonLineFormatter)
+        written_ms = formatter.written_ms()
+        secrets = bool(registered_secrets())  # none registered: nothing to mask field by field
+        texts = [formatter.line(line.ts_ms, written_ms, logging.getLevelName(line.level),
+                                logger_name, redact(line.message) if secrets else line.message,
+                                _redacted(line.fields) if secrets else line.fields)
+                 for line in lines]
+        with self.lock:
+            pending: list[str] = []
+            try:
+                for text in texts:
+                    if self._rolls_over(len(text) + 1):
+                        self._write(pending)
+                        self.doRollover()
+                    pending.append(text)
+                    self._size = (self._size or 0) + len(text) + 1
+                self._write(pending)
+            except Exception:  # as `emit` does: said on stderr, the run goes on
+                self.handleError(logging.makeLogRecord({"msg": "held event lines",
+                                                        "name": logger_name}))
+
+    def _write(self, texts: list[str]) -> None:
+        if texts:
+            self.stream.write("".join(text + self.terminator for text in texts))
+            self.flush()
+            texts.clear()
+
+
+def _redacted(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: redact(value) if isinstance(value, str) else value
+            for key, value in fields.items()}
 
 
 class _CurrentStderrHandler(logging.StreamHandler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,19 +90,24 @@ def backtest(
                               load_market_rules(s) if settings.market.exchange == "binanceusdm"
                               else None, liquidations[s]) for s in symbols}
     # Every row of the run in one transaction at its end (a backtest is written whole or not).
-    recorder = EventLogRecorder(SqlRecorder(db_url, clock=LiveClock(), flush_every=None))
+    # Its log lines are held and written when the run ends (or fails), stamped as they happen.
+    recorder = EventLogRecorder(SqlRecorder(db_url, clock=LiveClock(), flush_every=None),
+                                held_clock_ms=clock.now_ms)
     log_path = start_logging(settings, clock, simulated=True)
     source = "; ".join(f"{data} ({', '.join(m.sources)})" for m in markets.values())
     # The span actually traded (not the options, which may be absent): `runs` and the report.
     spans = [traded_span(settings, m, start_ms, end_ms) for m in markets.values()]
     span = (min(a for a, _ in spans), max(b for _, b in spans))
-    run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbols, *span,
-                                        source, settings.model_dump(mode="json")))
-    loaded = time.perf_counter()
-    with _progress_bar(hidden=as_json) as progress:
-        result = run_portfolio_backtest(
-            settings, inputs, gate, recorder, clock, skip_quiet=not every_candle,
-            start_ms=start_ms, end_ms=end_ms, progress=progress)
+    try:
+        run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbols,
+                                            *span, source, settings.model_dump(mode="json")))
+        loaded = time.perf_counter()
+        with _loaded_objects_frozen(), _progress_bar(hidden=as_json) as progress:
+            result = run_portfolio_backtest(
+                settings, inputs, gate, recorder, clock, skip_quiet=not every_candle,
+                start_ms=start_ms, end_ms=end_ms, progress=progress)
+    finally:
+        recorder.write_held_lines()  # a failed run's lines too (a finished run's are written)
     # The run: the engine over the candles and every row written to the store (not reading
     # the data and opening the store before it: `load_s`).
     elapsed = time.perf_counter() - loaded
@@ -123,6 +129,19 @@ def backtest(
         sys.stdout.write(json.dumps(outcome, allow_nan=False) + "\n")
         return
     _print_outcome(outcome, elapsed)
+
+
+@contextmanager
+def _loaded_objects_frozen() -> Iterator[None]:
+    """Everything allocated so far (modules, market data, settings) outlives the run: frozen, the
+    cyclic collector's passes during the run do not walk it. A full pass over that heap costs
+    ~100 ms; whether one falls inside the run depends only on how much was allocated before it
+    (in one process after a first run, it did). Unfrozen after, for whatever follows."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @contextmanager

@@ -41,7 +41,7 @@ from cryptobot.store.tables import (
     GateDecisionRow,
     OpenInterestRow,
     OrderRow,
-    SignalCandleRow,
+    SignalCandleChunkRow,
     SignalRow,
     TradeRow,
 )
@@ -104,7 +104,8 @@ def read_stored_run(db_url: str, wanted: str | None, settings: Settings,
         samples, gates = reader.open_interest(run_id), reader.gate_decisions(run_id)
         counts = {GateDecisionRow: len(gates), SignalRow: len(signals), OrderRow: len(orders),
                   FillRow: len(fills), TradeRow: len(trades),
-                  EquityPointRow: len(reader.equity(run_id)), SignalCandleRow: len(candles),
+                  EquityPointRow: len(reader.equity(run_id)),
+                  SignalCandleChunkRow: reader.signal_candle_chunk_count(run_id),
                   OpenInterestRow: len(samples)}
     finally:
         reader.close()

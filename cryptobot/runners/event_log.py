@@ -6,11 +6,18 @@ go only to the store: they would drown the log.
 Line times come from the run's clock, given to `configure_logging` where the run is wired
 (`ts_ms`: when the run learned of the event); a fill's own time is its `fill_time` (the paper
 simulator's: its candle's open; live: the exchange's trade time).
+
+A backtest holds its lines after `run_start` (`held_clock_ms`: the run's clock, which stamps
+each line when its event happens) and writes them in one go when the run finishes, or when
+`write_held_lines` is called on the way out of a failed run: the same lines in the same order,
+without a log record, a filter pass and a flush per event. Paper and live write each line as it
+happens.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from cryptobot.clock import iso_utc
@@ -21,6 +28,7 @@ from cryptobot.engine.recorder import (
     RunInfo,
     record_signal_candles,
 )
+from cryptobot.logs import HeldLine, write_held_lines
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
 from cryptobot.report.serialize import gate_to_dict, signal_to_dict, trade_to_dict
 
@@ -28,24 +36,39 @@ log = logging.getLogger("cryptobot.events")
 
 
 class EventLogRecorder:
-    def __init__(self, inner: Recorder, logger: logging.Logger = log) -> None:
+    def __init__(self, inner: Recorder, logger: logging.Logger = log, *,
+                 held_clock_ms: Callable[[], int] | None = None) -> None:
         self.inner = inner
         self._log = logger
         self._run_id: str | None = None
+        self._held_clock_ms = held_clock_ms
+        self._held: list[HeldLine] = []
 
     def __getattr__(self, name: str) -> Any:
         # Anything the log has no use for (flush, close, run_id...) goes straight on.
         return getattr(self.inner, name)
 
-    def _event(self, event: str, message: str, level: int = logging.INFO, **fields: Any) -> None:
-        self._log.log(level, message, extra={"event": event, "run_id": self._run_id, **fields})
+    def _event(self, event: str, message: str, level: int = logging.INFO, *, now: bool = False,
+               **fields: Any) -> None:
+        extra = {"event": event, "run_id": self._run_id, **fields}
+        if self._held_clock_ms is None or now:
+            self._log.log(level, message, extra=extra)
+        else:
+            self._held.append(HeldLine(self._held_clock_ms(), level, message, extra))
+
+    def write_held_lines(self) -> None:
+        """Write the lines held so far (none unless `held_clock_ms` was given)."""
+        held, self._held = self._held, []
+        write_held_lines(self._log, held)
 
     def start_run(self, info: RunInfo) -> str:
         run_id = self.inner.start_run(info)
         self._run_id = str(run_id)
+        # Written at once, held or not: `logs tail` finds a run by this line, and whatever
+        # else the process logs during the run then follows it in the file.
         self._event("run_start", f"{info.mode} run {run_id} on {info.exchange} "
                     f"{', '.join(info.symbols)}", mode=info.mode, symbols=list(info.symbols),
-                    data_source=info.data_source)
+                    data_source=info.data_source, now=True)
         return run_id
 
     def signal(self, signal: Signal, gate: GateDecision | None) -> None:
@@ -84,6 +107,7 @@ class EventLogRecorder:
     def finish_run(self, summary: dict[str, Any]) -> None:
         self.inner.finish_run(summary)
         self._event("run_finish", "run finished", summary=summary)
+        self.write_held_lines()
 
     # Forwarded explicitly so the class satisfies the Recorder protocol on its own; no line.
     def equity(self, ts_ms: int, equity_usdt: float) -> None:

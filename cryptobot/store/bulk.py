@@ -4,13 +4,13 @@ SQLAlchemy's `execute(insert(table), rows)` compiles and binds every row through
 machinery: fine for a few rows, a third of a backtest's time for tens of thousands. Here the
 column types still convert each value (the same bind processors SQLAlchemy would use: exact
 decimals, JSON), then the driver takes the plain tuples: one `executemany` on SQLite (and any
-other database), one `COPY ... FROM STDIN` on PostgreSQL through psycopg.
+other database), one `COPY ... FROM STDIN` on PostgreSQL through psycopg (a few rows of large
+byte strings go as parameters there too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from operator import itemgetter
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
@@ -25,19 +25,22 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
         connection.execute(insert(table), list(rows))  # uneven rows: SQLAlchemy sorts them out
         return
     dialect = connection.dialect
-    processors: list[Callable[[Any], Any] | None] = [
-        table.columns[key].type._cached_bind_processor(dialect) for key in keys]
-    values_of = itemgetter(*keys) if len(keys) > 1 else lambda row: (row[keys[0]],)
-    converting = [(index, process) for index, process in enumerate(processors)
-                  if process is not None]
-    insert_tuples(connection, table, keys, [_bound(values_of(row), converting) for row in rows]
-                  if converting else [values_of(row) for row in rows])
+    # Column by column: each column's values through its type's bind processor in one pass,
+    # then zipped into the driver's tuples.
+    columns: list[Sequence[Any]] = []
+    for key in keys:
+        values = [row[key] for row in rows]
+        process = table.columns[key].type._cached_bind_processor(dialect)
+        columns.append(values if process is None else list(map(process, values)))
+    insert_tuples(connection, table, keys, list(zip(*columns, strict=True)))
 
 
 def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
-                  rows: Sequence[tuple[Any, ...]]) -> None:
+                  rows: Sequence[tuple[Any, ...]], *, copy: bool = True) -> None:
     """Insert `rows`, tuples of the values of the columns `keys` as the driver takes them
-    (plain numbers and text; no conversion by the column types)."""
+    (plain numbers, text and bytes; no conversion by the column types). `copy=False` for a few
+    rows of large byte strings: PostgreSQL's text COPY would send them hex-encoded, parameters
+    send them as they are."""
     if not rows:
         return
     dialect = connection.dialect
@@ -45,19 +48,11 @@ def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(column.name) for column in columns)
     target = quote(table.name)
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+    if copy and dialect.name == "postgresql" and dialect.driver == "psycopg":
         _copy(connection, f"COPY {target} ({names}) FROM STDIN", rows)
         return
     marks = ", ".join(_placeholder(dialect.paramstyle, index) for index in range(len(keys)))
     connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", list(rows))
-
-
-def _bound(values: tuple[Any, ...],
-           converting: list[tuple[int, Callable[[Any], Any]]]) -> tuple[Any, ...]:
-    bound = list(values)
-    for index, process in converting:
-        bound[index] = process(bound[index])
-    return tuple(bound)
 
 
 def _placeholder(paramstyle: str, index: int) -> str:

@@ -12,7 +12,6 @@ from typing import Any
 
 from cryptobot.engine.recorder import OrderEvent, RunInfo
 from cryptobot.model import (
-    Candle,
     EvidenceItem,
     Fill,
     GateAction,
@@ -142,19 +141,6 @@ def fill(row: Any) -> Fill:
 
 def equity_point(row: Any) -> tuple[int, float]:
     return int(row.ts_ms), number(row.equity_usdt)
-
-
-def signal_candle(row: Any) -> Candle:
-    return Candle(
-        int(row.ts_open_ms),
-        int(row.interval_ms),
-        float(row.open),
-        float(row.high),
-        float(row.low),
-        float(row.close),
-        float(row.volume),
-        str(row.symbol),
-    )
 
 
 def oi_sample(row: Any) -> OpenInterest:

@@ -22,6 +22,7 @@ from cryptobot.engine.recorder import MemoryRecorder, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade, TradeLeg
 from cryptobot.store import decode
+from cryptobot.store.candle_chunks import unpacked
 from cryptobot.store.database import masked_url, open_for_reading
 from cryptobot.store.decode import CORRUPTION, describe
 from cryptobot.store.tables import (
@@ -31,7 +32,7 @@ from cryptobot.store.tables import (
     OpenInterestRow,
     OrderRow,
     RunRow,
-    SignalCandleRow,
+    SignalCandleChunkRow,
     SignalRow,
     TradeLegRow,
     TradeRow,
@@ -178,8 +179,14 @@ class StoreReader:
 
     def candles(self, run_id: int, *, symbols: Symbols = None) -> list[Candle]:
         """Signal candles, each tagged with its symbol, in the order they were recorded."""
-        return self._rows("signal_candles", run_id, SignalCandleRow, decode.signal_candle,
-                          symbols)
+        chunks = self._rows("signal_candle_chunks", run_id, SignalCandleChunkRow, unpacked,
+                            symbols)
+        return [candle for chunk in chunks for candle in chunk]
+
+    def signal_candle_chunk_count(self, run_id: int) -> int:
+        """How many chunk rows hold the run's signal candles (a resumed run numbers on)."""
+        stmt = select(func.count()).where(SignalCandleChunkRow.run_id == run_id)
+        return int(self._fetch("signal_candle_chunks", run_id, stmt)[0][0])
 
     def open_interest(self, run_id: int, *, symbols: Symbols = None) -> list[OpenInterest]:
         return self._rows("oi_samples", run_id, OpenInterestRow, decode.oi_sample, symbols)

@@ -1,8 +1,9 @@
 """`SqlRecorder`: the engine's Recorder on a SQLAlchemy database.
 
-Rows are buffered and bulk-inserted (a 14-month backtest sends ~40,000 candles and tens of
-thousands of equity points); `flush()` writes the buffer, `finish_run` flushes and closes the
-run. Live runs pass `commit_each_event=True` so a crash cannot lose a fill.
+Rows are buffered and bulk-inserted; signal candles (~41,000 in a 14-month backtest) are kept
+as the engine's column blocks and written as a few column rows (store/candle_chunks.py).
+`flush()` writes the buffer, `finish_run` flushes and closes the run. Live runs pass
+`commit_each_event=True` so a crash cannot lose a fill.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import repeat
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, update
@@ -22,6 +22,7 @@ from cryptobot.engine.recorder import CandleBlock, OrderEvent, RunInfo
 from cryptobot.errors import StoreError
 from cryptobot.model import Candle, Fill, GateDecision, OpenInterest, Signal, Trade
 from cryptobot.store.bulk import bulk_insert, insert_tuples
+from cryptobot.store.candle_chunks import CHUNK_KEYS, PendingChunks
 from cryptobot.store.database import masked_url, open_for_writing
 from cryptobot.store.tables import (
     Base,
@@ -31,7 +32,7 @@ from cryptobot.store.tables import (
     OpenInterestRow,
     OrderRow,
     RunRow,
-    SignalCandleRow,
+    SignalCandleChunkRow,
     SignalRow,
     TradeLegRow,
     TradeRow,
@@ -48,8 +49,6 @@ _TABLES_IN_ORDER: tuple[type[Base], ...] = (
     EquityPointRow,
     OpenInterestRow,
 )
-_CANDLE_KEYS = ("run_id", "seq", "symbol", "ts_open_ms", "interval_ms", "open", "high", "low",
-                "close", "volume")
 
 
 def json_safe(value: Any) -> Any:
@@ -107,9 +106,8 @@ class SqlRecorder:
         self._commit_each_event = commit_each_event
         self._run_id: int | None = None
         self._buffer: dict[type[Base], list[dict[str, Any]]] = {t: [] for t in _TABLES_IN_ORDER}
-        # Signal candles as (run_id, seq, symbol, ts_open_ms, interval_ms, open, high, low, close,
-        # volume) tuples of plain numbers, written after the other tables.
-        self._candle_rows: list[tuple[Any, ...]] = []
+        # Signal candles as columns, packed into chunk rows when written (after the other tables)
+        self._candles = PendingChunks()
         self._buffered = 0
         self._seq: dict[type[Base], int] = {}
         self._gate_seq_by_key: dict[str, int] = {}
@@ -266,18 +264,12 @@ class SqlRecorder:
             [candle.close], [candle.volume]))
 
     def signal_candles(self, symbol: str, block: CandleBlock) -> None:
-        """Signal candles, kept as plain tuples (tens of thousands in a backtest): no Candle or
-        dict per row."""
+        """Signal candles, kept as the block's columns (tens of thousands in a backtest): no
+        Candle, tuple or dict per candle; packed into chunk rows when written."""
         if self._run_id is None:
             raise StoreError("SqlRecorder: no run started (call start_run first)")
-        first = self._seq.get(SignalCandleRow, 0) + 1
-        count = len(block)
-        ts_open_ms, open_, high, low, close, volume = block.columns()
-        self._candle_rows.extend(zip(repeat(self._run_id), range(first, first + count),
-                                     repeat(symbol), ts_open_ms, repeat(block.interval_ms),
-                                     open_, high, low, close, volume))
-        self._seq[SignalCandleRow] = first + count - 1
-        self._buffered += count
+        self._candles.add(symbol, block)
+        self._buffered += len(block)
         self._after_event()
 
     def open_interest(self, symbol: str, sample: OpenInterest) -> None:
@@ -315,11 +307,14 @@ class SqlRecorder:
             rows = self._buffer[table]
             if rows:
                 bulk_insert(connection, table.__table__, rows)
-        if self._candle_rows:
-            insert_tuples(connection, SignalCandleRow.__table__, _CANDLE_KEYS, self._candle_rows)
+        if len(self._candles):
+            first = self._seq.get(SignalCandleChunkRow, 0) + 1
+            insert_tuples(connection, SignalCandleChunkRow.__table__, CHUNK_KEYS,
+                          self._candles.rows(self._run_id, first), copy=False)
+            self._seq[SignalCandleChunkRow] = first + len(self._candles) - 1
         for rows in self._buffer.values():
             rows.clear()
-        self._candle_rows.clear()
+        self._candles.clear()
         self._buffered = 0
 
     def close(self) -> None:

@@ -6,8 +6,9 @@ database for ids, and links inside a run (signal -> gate decision, leg -> trade)
 numbers. Times are epoch ms (BigInteger); the ledger (orders, fills, trades, equity) is exact
 decimal; market data the run saw (candles, OI) is float, as it came from the venue.
 A run watches one or more symbols (`runs.symbols_json`, a JSON list in the config's order);
-every per-symbol row (signals, orders, fills, trades, signal candles, OI samples) names its
-symbol, and the bulky market-data tables are indexed for one run's one symbol.
+every per-symbol row (signals, orders, fills, trades, signal candle chunks, OI samples) names
+its symbol, and the bulky market-data tables are indexed for one run's one symbol. Signal
+candles are stored as columns, many candles a row (`signal_candle_chunks`).
 
 The `live_*` tables at the end are not per run: they are the live broker's CURRENT state, kept
 across runs and restarts (what it sent, what filled, what it holds), keyed by client order id,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
 )
@@ -180,20 +182,27 @@ class EquityPointRow(Base):
     equity_usdt: Mapped[Decimal] = mapped_column(ExactDecimal())
 
 
-class SignalCandleRow(Base):
-    __tablename__ = "signal_candles"
-    __table_args__ = (Index("ix_signal_candles_run_symbol", "run_id", "symbol", "seq"),)
+class SignalCandleChunkRow(Base):
+    """Signal candles as columns: consecutive candles of one symbol and interval, recorded one
+    after another, in one row (store/candle_chunks.py packs and unpacks them). A backtest's
+    tens of thousands of candles are one row per symbol; a paper or live run writes one
+    candle a row as it goes."""
+
+    __tablename__ = "signal_candle_chunks"
+    __table_args__ = (Index("ix_signal_candle_chunks_run_symbol", "run_id", "symbol", "seq"),)
 
     run_id: Mapped[int] = _run_fk()
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     symbol: Mapped[str] = mapped_column(String(64))
-    ts_open_ms: Mapped[int] = mapped_column(BigInteger)
     interval_ms: Mapped[int] = mapped_column(BigInteger)
-    open: Mapped[float] = mapped_column(Float)
-    high: Mapped[float] = mapped_column(Float)
-    low: Mapped[float] = mapped_column(Float)
-    close: Mapped[float] = mapped_column(Float)
-    volume: Mapped[float] = mapped_column(Float)
+    candle_count: Mapped[int] = mapped_column(Integer)
+    # little-endian int64 (ts_open_ms) and float64 (prices, volume) arrays of candle_count each
+    ts_open_ms: Mapped[bytes] = mapped_column(LargeBinary)
+    open: Mapped[bytes] = mapped_column(LargeBinary)
+    high: Mapped[bytes] = mapped_column(LargeBinary)
+    low: Mapped[bytes] = mapped_column(LargeBinary)
+    close: Mapped[bytes] = mapped_column(LargeBinary)
+    volume: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class OpenInterestRow(Base):

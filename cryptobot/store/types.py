@@ -36,7 +36,10 @@ class ExactDecimal(TypeDecorator[Decimal]):
             as_float = float(value)
             if not math.isfinite(as_float):
                 return None  # no database stores inf/nan portably; absent is the honest value
-            number = Decimal(repr(as_float))
+            text = repr(as_float)
+            if dialect.name == "sqlite" and "e" not in text:
+                return text  # str(Decimal(text)) is text itself here: no Decimal per number
+            number = Decimal(text)
         return str(number) if dialect.name == "sqlite" else number
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:

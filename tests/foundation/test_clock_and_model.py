@@ -1,3 +1,6 @@
+import random
+from datetime import UTC, datetime
+
 import pytest
 
 from cryptobot.clock import SimClock, iso_utc, parse_utc, utc_day_start_ms
@@ -17,6 +20,18 @@ def test_time_text_round_trip():
     assert parse_utc("2024-08-05") == 1_722_816_000_000
     assert parse_utc("2024-08-05T02:00:00+02:00") == 1_722_816_000_000
     assert utc_day_start_ms(parse_utc("2024-08-05T23:59:59Z")) == 1_722_816_000_000
+
+
+def test_iso_utc_is_the_datetime_text_everywhere():
+    # Formatted from time.gmtime inside datetime's range; datetime's own text is the reference.
+    rng = random.Random(20)
+    edges = [0, 999, 1_000, 1_722_816_000_000 - 1, 1_722_816_000_000, 253_402_300_799_999, -1,
+             -500, -62_135_596_800_000, 1_700_000_000_999.0]
+    for ts_ms in edges + [rng.randrange(-10**13, 253_402_300_800_000) for _ in range(20_000)]:
+        expected = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert iso_utc(ts_ms) == expected, ts_ms
+    with pytest.raises((ValueError, OverflowError)):
+        iso_utc(253_402_300_800_000)  # year 10000: out of range as before
 
 
 def test_trade_arithmetic_by_hand():

@@ -153,7 +153,7 @@ def test_a_0004_store_upgrades_to_one_symbol_runs_with_tagged_market_data(db_url
 
     engine = create_engine(url)
     inspector = inspect(engine)
-    for table in ("signal_candles", "oi_samples"):
+    for table in ("signal_candle_chunks", "oi_samples"):  # 0008 packs signal candles
         indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes(table)}
         assert indexes[f"ix_{table}_run_symbol"] == ["run_id", "symbol", "seq"]
         assert not _column(inspector, table, "symbol")["nullable"]

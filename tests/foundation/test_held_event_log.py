@@ -39,7 +39,7 @@ def _logged_backtest(log_dir, held: bool) -> list[dict]:
     settings = load_settings(REPO_ROOT / "config" / "crosscheck.toml")
     market = load_market_data(CRASH, SYMBOL)
     broker, clock = backtest_parts(settings)
-    clock.advance_to(int(market.candles["ts_open_ms"].iloc[0]))
+    clock.advance_to(int(market.candles["ts_open_ms"][0]))
     configure_logging(log_dir, console=False, clock_ms=clock.now_ms, wall_clock=LiveClock())
     recorder = EventLogRecorder(MemoryRecorder(), held_clock_ms=clock.now_ms if held else None)
     recorder.start_run(RunInfo("backtest", "binanceusdm", (SYMBOL,), None, None, "x", {}))

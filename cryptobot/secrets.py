@@ -5,6 +5,7 @@ Every secret read here is registered with the log redaction filter, so it cannot
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tomllib
@@ -22,9 +23,12 @@ _registered: set[str] = set()
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a value so log redaction masks it wherever it appears."""
+    """Remember a value so log redaction masks it wherever it appears: as it is, and as JSON
+    writes it (a quote, backslash or non-ASCII character in a nested field of a log line is
+    escaped before the line is redacted)."""
     if value and len(value) >= 4:
         _registered.add(value)
+        _registered.update({json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]})
 
 
 def registered_secrets() -> frozenset[str]:

@@ -75,6 +75,20 @@ def test_log_lines_are_json_and_redacted(tmp_path):
     assert "RuntimeError: bad key ***" in second["exception"]
 
 
+def test_a_secret_json_escapes_is_masked_in_a_nested_field(tmp_path):
+    # A key holding a quote, a backslash or a non-ASCII character reaches the line escaped.
+    secret = 'pa"ss\\wörd-42'
+    secrets.register_secret(secret)
+    path = configure_logging(tmp_path, console=False, clock_ms=lambda: 1_722_816_000_000)
+    logging.getLogger("cryptobot.test").info(
+        "nested", extra={"event": "order", "detail": {"auth": {"password": secret}}})
+    for handler in logging.getLogger("cryptobot").handlers:
+        handler.flush()
+    text = path.read_text()
+    assert "ss\\\\w" not in text and "w\\u00f6rd" not in text and "wörd" not in text
+    assert json.loads(text.splitlines()[0])["detail"] == {"auth": {"password": "***"}}
+
+
 def test_each_process_writes_its_own_file_named_by_its_start(tmp_path):
     path = configure_logging(tmp_path / "a", console=False, max_bytes=300, backup_count=3)
     name = re.fullmatch(r"cryptobot-(\d{8}T\d{6}Z)-(\d+)\.jsonl", path.name)

@@ -45,6 +45,9 @@ class CapitulationWick(Strategy):
     def waiting(self) -> bool:
         return False  # it decides on the triggering candle itself: nothing is ever pending
 
+    def setup_candles(self) -> int:
+        return 1  # decided on the triggering candle
+
     def on_candle(self, ctx: StrategyContext) -> list[Decision]:
         candle, ind = ctx.candle, ctx.ind
         signal_id = self.signal_id(candle.ts_open_ms)

@@ -95,6 +95,11 @@ class ShortSqueeze(Strategy):
     def waiting(self) -> bool:
         return self._setup is not None
 
+    def setup_candles(self) -> int:
+        # the spike, then at most setup_expiry_candles more (its open interest is read at the
+        # spike and one candle after it; the decision's evidence looks back from the spike)
+        return self.params.setup_expiry_candles + 1
+
     def on_candle(self, ctx: StrategyContext) -> list[Decision]:
         decisions: list[Decision] = []
         candle = ctx.candle

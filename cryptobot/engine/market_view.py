@@ -219,15 +219,20 @@ class MarketView:
 
     def bound_history(self, settings: Settings) -> None:
         """Bound what a run of any length keeps (funding, 3 rates a day, is kept whole)."""
-        # What the liquidation evidence looks back over (its median's days), and a day more.
-        liquidations_ms = (settings.evidence.liquidation_median_days + 2) * DAY_MS
+        strategy = self.trigger_strategy
+        setup = guarded(type(strategy).__name__, "setup_candles", strategy.setup_candles)
+        setup_ms = (setup or 0) * self.candles.interval_ms
+        # What the liquidation evidence looks back over from a setup's spike (its median's
+        # days), a day more, and the setup's own span up to its decision.
+        liquidations_ms = (settings.evidence.liquidation_median_days + 2) * DAY_MS + setup_ms
         self.liquidations.retain(liquidations_ms)
         # Signal candles: a restored trade's since its entry (the time stop bounds its age), and a
         # day more; `retain_rows` adds what the indicators and the ATR% median read.
         held_ms = int(settings.exits.time_stop_hours * 3_600_000) + DAY_MS
         self.retain_rows(-(-held_ms // self.candles.interval_ms))
-        # Open interest (polled every 30 s live): as long as either, for a strategy's setup.
-        self.open_interest.retain(max(liquidations_ms, held_ms))
+        # Open interest (polled every 30 s live): as long as either; all of it for a strategy
+        # that does not say how long its setups run.
+        self.open_interest.retain(None if setup is None else max(liquidations_ms, held_ms))
 
     def retain_rows(self, rows: int | None) -> None:
         """Keep at least the latest `rows` signal candles for the engine's own readers (the

@@ -139,6 +139,13 @@ class Strategy:
     def on_candle(self, ctx: StrategyContext) -> list[Decision]:
         return []
 
+    def setup_candles(self) -> int | None:
+        """The most signal candles from a setup's first candle to its decision. Paper and live
+        keep the open interest and liquidations published that long before (beyond what the
+        evidence and a restored trade need); a backtest keeps everything. None, the safe
+        default: all open interest is kept (liquidations: the evidence's own days)."""
+        return None
+
     def exit_targets(self, ctx: TargetContext) -> tuple[float, ...] | None:
         """Take-profit prices for a filled entry, nearest first; None: the `[exits]` rule."""
         return None

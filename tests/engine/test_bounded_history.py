@@ -23,6 +23,7 @@ from cryptobot.engine.recorder import MemoryRecorder
 from cryptobot.engine.risk import NeverEngaged
 from cryptobot.exchange.replay import CandleColumns
 from cryptobot.model import FundingRate, OpenInterest
+from cryptobot.strategy.api import Params, Strategy
 from cryptobot.strategy.loading import load_strategy
 from tests.engine.conftest import REPO, settings_with
 
@@ -116,7 +117,8 @@ def test_open_interest_kept_for_the_lookback_then_forgotten():
         clock.advance_to(ts_ms)
         engine.on_open_interest(sample)
     now_ms = clock.now_ms()
-    keep_ms = (settings.evidence.liquidation_median_days + 2) * DAY_MS
+    setup_ms = (16 + 1) * 15 * 60_000  # the default setup_expiry_candles on 15m candles, + 1
+    keep_ms = (settings.evidence.liquidation_median_days + 2) * DAY_MS + setup_ms
     assert book.all_stamps_ms()[0] >= now_ms - keep_ms - DAY_MS - 300_000
     assert len(book) == len(events)
     by_time = {ts_ms: sample for ts_ms, _, sample in events}
@@ -174,3 +176,32 @@ def test_cached_series_shift_with_the_candles_they_were_computed_on():
             assert _same(float(caches[0].series(indicator)[row - first]),
                          float(caches[1].series(indicator)[row]))
     assert bounded.first_row > len(candles) - 1024
+
+
+def _open_interest_book_after(settings, events, strategy=None):
+    clock = SimClock(events[0][0])
+    engine = Engine(settings, strategy or load_strategy(settings, SYMBOL),
+                    PaperBroker(settings.costs, clock),
+                    PassThroughGate(), MemoryRecorder(), clock, kill_switch=NeverEngaged())
+    for ts_ms, _, sample in events:
+        clock.advance_to(ts_ms)
+        engine.on_open_interest(sample)
+    return engine.market.open_interest, clock.now_ms()
+
+
+def test_open_interest_is_kept_as_long_as_the_strategys_setups_run():
+    """A setup may decide up to setup_expiry_candles after its spike, and reads the spike's
+    open interest: 1,000 15m candles (10.4 days) is longer than the evidence's 9 days."""
+    events = [event for event in _stream(load_market_data(CRASH, SYMBOL)) if event[1] == 1]
+    book, now_ms = _open_interest_book_after(
+        settings_with(params={"setup_expiry_candles": 1000}), events)
+    spike_ms = now_ms - 1000 * 15 * 60_000
+    assert now_ms - spike_ms > 9 * DAY_MS
+    expected = [sample for ts_ms, _, sample in events if ts_ms <= spike_ms][-1]
+    assert book.last_at_or_before(spike_ms) == expected
+
+
+def test_a_strategy_that_does_not_say_how_long_its_setups_run_keeps_all_open_interest():
+    events = [event for event in _stream(load_market_data(CRASH, SYMBOL)) if event[1] == 1]
+    book, _ = _open_interest_book_after(settings_with(), events, Strategy(Params(), SYMBOL))
+    assert book.all_stamps_ms()[0] == events[0][0]

@@ -100,7 +100,9 @@ def _all_orders(state, p):
 
 def _user_trades(state, p):
     start = int(p.get("startTime", 0))
-    return _json([t for t in state.trades if t["symbol"] == p["symbol"] and t["time"] >= start])
+    listed_until = state.now_ms - state.user_trades_lag_ms
+    return _json([t for t in state.trades if t["symbol"] == p["symbol"]
+                  and start <= t["time"] <= listed_until])
 
 
 def _post_algo(state, p):

@@ -85,6 +85,9 @@ class FakeExchangeState:
         self.lock = threading.RLock()
         self._ids = itertools.count(8_000_000_001)
         self.reject_next_algo_orders = 0  # tests: how many stop placements to refuse
+        # tests: GET userTrades leaves out trades younger than this (its index can lag the
+        # order's status: an order already FILLED whose trades are not listed yet)
+        self.user_trades_lag_ms = 0
         # tests: how many reduce-only market orders (exits) to refuse, as Binance does when the
         # book is too far from the mark in a cascade (-4131, PERCENT_PRICE)
         self.reject_next_market_exits = 0

@@ -15,7 +15,13 @@ from collections import Counter
 from collections.abc import Callable
 
 from cryptobot.brokers.live.gateway import OrderGateway
-from cryptobot.brokers.live.state import OPEN_STATUSES, LiveFillRow, LiveOrderRow, LiveState
+from cryptobot.brokers.live.state import (
+    OPEN_STATUSES,
+    TRADE_LIST_LAG_MS,
+    LiveFillRow,
+    LiveOrderRow,
+    LiveState,
+)
 from cryptobot.clock import Clock
 from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, PositionSide, Side
 
@@ -65,7 +71,8 @@ class LiveFills:
         for position in self.state.positions():
             since[position.symbol] = min(since.get(position.symbol, position.opened_ms),
                                          position.opened_ms)
-        for row in self.state.orders(OPEN_STATUSES):
+        awaiting = self.state.entries_awaiting_fills(self.clock.now_ms() - TRADE_LIST_LAG_MS)
+        for row in [*self.state.orders(OPEN_STATUSES), *awaiting]:
             since[row.symbol] = min(since.get(row.symbol, row.created_ms), row.created_ms)
         return {symbol: ms - 600_000 for symbol, ms in since.items()}  # 10 min for clock skew
 

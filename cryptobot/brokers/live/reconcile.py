@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptobot.brokers.live.gateway import OrderGateway
-from cryptobot.brokers.live.state import OPEN_STATUSES, LiveState
+from cryptobot.brokers.live.state import OPEN_STATUSES, TRADE_LIST_LAG_MS, LiveState
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
 from cryptobot.errors import (
@@ -145,7 +145,11 @@ def _reconcile(broker: ReconciledBroker) -> ReconcileReport:
                      position.stop_price, position.entry_price, report)
     if report.flattened or report.stops_placed:  # a flatten may have closed one
         venue = {symbol: (qty, entry) for symbol, qty, entry in gateway.all_positions()}
-    known = {p.symbol for p in state.positions()}
+    # the bot's own: open positions, and entries whose fills are not read yet (still open, or
+    # filled on the venue while its trade list lags)
+    awaiting = state.entries_awaiting_fills(broker.clock.now_ms() - TRADE_LIST_LAG_MS)
+    known = {p.symbol for p in state.positions()} | {row.symbol for row in awaiting} | {
+        row.symbol for row in state.orders(OPEN_STATUSES) if row.purpose == "entry"}
     for symbol, (qty, entry) in venue.items():
         if symbol in known or abs(qty) <= QTY_EPSILON:
             continue

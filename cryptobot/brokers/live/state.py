@@ -37,10 +37,13 @@ from cryptobot.store.tables import (
     TradeRow,
 )
 
-__all__ = ["OPEN_STATUSES", "LiveFillRow", "LiveOrderRow", "LivePositionRow", "LiveState",
-           "PlannedPosition", "StoredPosition"]
+__all__ = ["OPEN_STATUSES", "TRADE_LIST_LAG_MS", "LiveFillRow", "LiveOrderRow", "LivePositionRow",
+           "LiveState", "PlannedPosition", "StoredPosition"]
 
 OPEN_STATUSES = ("pending", "open")
+# How long a filled entry's trades may stay unlisted on the venue (GET userTrades lags the
+# order's status): its symbol is watched, and its position not taken for an unknown one.
+TRADE_LIST_LAG_MS = 600_000
 ORDERS: Table = LiveOrderRow.__table__  # type: ignore[assignment]
 FILLS: Table = LiveFillRow.__table__  # type: ignore[assignment]
 POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
@@ -151,6 +154,20 @@ class LiveState:
         if symbol is not None:
             query = query.where(ORDERS.c.symbol == symbol)
         return self._rows(LiveOrderRow, query)
+
+    def entries_awaiting_fills(self, since_ms: int) -> list[LiveOrderRow]:
+        """Entries filled on the venue since `since_ms` whose position never opened (its planned
+        row, entry price 0, is still closed): their fills are not read yet (the venue's trade
+        list can lag its order status)."""
+        query = select(ORDERS).where(ORDERS.c.purpose == "entry",
+                                     ORDERS.c.status.in_(("closed", "filled")),
+                                     ORDERS.c.updated_ms >= since_ms)
+        awaiting = []
+        for row in self._rows(LiveOrderRow, query):
+            planned = self.position(row.signal_id)
+            if planned is not None and not planned.qty_base and not planned.entry_price:
+                awaiting.append(row)
+        return awaiting
 
     def order_by_exchange_id(self, symbol: str, exchange_order_id: str) -> LiveOrderRow | None:
         """Binance numbers orders per symbol: an id alone may be another symbol's."""

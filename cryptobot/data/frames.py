@@ -68,14 +68,21 @@ def to_floats(values: np.ndarray) -> np.ndarray:
     """Numbers, or text read as numbers; a cell that is neither becomes NaN."""
     if values.dtype.kind in "iufb":
         return values.astype(np.float64)
-    try:
-        return values.astype(np.float64)
-    except (TypeError, ValueError):
-        return np.fromiter((_float_or_nan(v) for v in values.tolist()), np.float64,
-                           count=len(values))
+    cells = values.tolist()
+    text = "".join(cell for cell in cells if isinstance(cell, str))
+    if text.isascii() and "_" not in text:  # what pandas reads as a number, float() reads too
+        try:
+            return values.astype(np.float64)
+        except (TypeError, ValueError):
+            pass
+    return np.fromiter((_float_or_nan(v) for v in cells), np.float64, count=len(values))
 
 
 def _float_or_nan(value: object) -> float:
+    # float() also takes "1_000" and other scripts' digits: pandas (and Binance) never wrote
+    # those; a cell holding one is not a number
+    if isinstance(value, str) and (not value.isascii() or "_" in value):
+        return math.nan
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):

@@ -111,16 +111,18 @@ def test_garbage_row_names_its_real_line_and_its_text(tmp_path):
         load_market_data(path, SYMBOL)
 
 
-def test_bad_price_cell_shows_its_text_not_a_numpy_repr(tmp_path):
+@pytest.mark.parametrize("cell", ["n/a", "1_000", "\u0661\u0662"])  # the last: Arabic-Indic 12
+def test_bad_price_cell_shows_its_text_not_a_numpy_repr(tmp_path, cell):
+    # float() itself would read "1_000" and other scripts' digits: a price file never holds them
     fields = CALM_CANDLES.read_text().splitlines()[9].split(",")
-    fields[5] = "n/a"
+    fields[5] = cell
     path = _with_lines(tmp_path, {})
     lines = path.read_text().splitlines(keepends=True)
     lines[9] = ",".join(fields) + "\n"
     path.write_text("".join(lines))
     with pytest.raises(DataError) as caught:
         load_market_data(path, SYMBOL)
-    assert str(caught.value) == f"{path} line 10: close 'n/a' is not a finite number"
+    assert str(caught.value) == f"{path} line 10: close {cell!r} is not a finite number"
 
 
 def test_download_refuses_a_timeframe_the_exchange_lacks_before_any_request(run_cli, tmp_path):

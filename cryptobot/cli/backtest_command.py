@@ -163,11 +163,10 @@ def _progress_bar(hidden: bool) -> Iterator[Callable[[int, int], None] | None]:
 
 
 def _print_outcome(outcome: dict, elapsed: float) -> None:
-    from rich.console import Console
-
     from cryptobot.cli.paper_console import print_where_stored
+    from cryptobot.cli.run_setup import table_console
 
-    console = Console()
+    console = table_console()  # piped or narrow, no price cut to an ellipsis
     _print_report(console, outcome["summary"], outcome["trades"], outcome["candles_processed"],
                   elapsed)
     print_where_stored(console, outcome["db"], outcome["run_id"])

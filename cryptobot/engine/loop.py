@@ -86,7 +86,8 @@ class Engine(EngineTrades, EngineRestart):
             strategy, self.signal_interval_ms, settings.risk.atr_period,
             settings.risk.volatility_median_days * DAY_MS // self.signal_interval_ms, clock,
             known)
-        self.market.bound_history(settings)  # paper and live run for months
+        if known is None:  # paper and live run for months (a fast backtest knows its length)
+            self.market.bound_history(settings)
         self.orders = TradeOrders(settings, broker, recorder, clock, market_rules)
         self.protection = Protection(settings.live, self.orders, clock,
                                      lambda trade: self._trade is trade)

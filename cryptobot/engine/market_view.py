@@ -218,7 +218,8 @@ class MarketView:
         self.session.update(candle)
 
     def bound_history(self, settings: Settings) -> None:
-        """Bound what a run of any length keeps (funding, 3 rates a day, is kept whole)."""
+        """Bound what an open-ended run keeps (funding, 3 rates a day, is kept whole); a market
+        known up front (the fast backtest) is never bounded."""
         strategy = self.trigger_strategy
         setup = guarded(type(strategy).__name__, "setup_candles", strategy.setup_candles)
         setup_ms = (setup or 0) * self.candles.interval_ms
@@ -237,10 +238,7 @@ class MarketView:
     def retain_rows(self, rows: int | None) -> None:
         """Keep at least the latest `rows` signal candles for the engine's own readers (the
         trailing stop's and a restored trade's), and what the ATR% median and every indicator
-        needs; all of them when `rows` is None or an indicator needs the whole history (and a
-        backtest's known candles)."""
-        if self._trigger_mask is not None:
-            return
+        needs; all of them when `rows` is None or an indicator needs the whole history."""
         needs = [indicator.history_rows for indicator in self.indicators.values()]
         if rows is None or None in needs:
             self.candles.retain(None)

@@ -17,16 +17,22 @@ from tests.live.conftest import VenueClock, live_settings
 MINUTE_MS = 60_000
 
 
-@pytest.mark.parametrize("adopt", [True, False])
-def test_a_filled_entry_whose_trades_are_not_listed_yet_is_not_an_unknown_position(
-        tmp_path, venue, keys, adopt):
+def _started_broker(tmp_path, venue, keys, adopt: bool):
+    """A live broker on the fake venue, past the start's reconciliation."""
     settings = live_settings(tmp_path, adopt_unknown_positions=adopt)
     broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
                                   KillSwitch(settings.risk.kill_switch_file),
                                   rest_url=venue.base_url, sleep=lambda s: None,
                                   rate_limit=False)
     broker.bind(lambda fill: None, lambda *args, **fields: None)
-    broker.on_timer()  # the start's reconciliation
+    broker.on_timer()
+    return broker
+
+
+@pytest.mark.parametrize("adopt", [True, False])
+def test_a_filled_entry_whose_trades_are_not_listed_yet_is_not_an_unknown_position(
+        tmp_path, venue, keys, adopt):
+    broker = _started_broker(tmp_path, venue, keys, adopt)
     venue.state.user_trades_lag_ms = 5 * MINUTE_MS
     broker.submit(OrderIntent("sig7-entry", "BTC/USDT:USDT", Side.BUY, OrderType.MARKET, 0.01,
                               OrderPurpose.ENTRY, stop_price=59000.0))
@@ -46,13 +52,7 @@ def test_a_filled_entry_whose_trades_are_not_listed_yet_is_not_an_unknown_positi
 
 def test_a_position_beside_an_entry_ended_long_ago_is_still_unknown(tmp_path, venue, keys):
     """Only a recent entry vouches for the venue's position (the lag is minutes, not hours)."""
-    settings = live_settings(tmp_path, adopt_unknown_positions=False)
-    broker, _ = build_live_broker(settings, keys, VenueClock(venue.state),
-                                  KillSwitch(settings.risk.kill_switch_file),
-                                  rest_url=venue.base_url, sleep=lambda s: None,
-                                  rate_limit=False)
-    broker.bind(lambda fill: None, lambda *args, **fields: None)
-    broker.on_timer()
+    broker = _started_broker(tmp_path, venue, keys, adopt=False)
     venue.state.user_trades_lag_ms = 24 * 60 * MINUTE_MS  # its trades never listed
     broker.submit(OrderIntent("sig7-entry", "BTC/USDT:USDT", Side.BUY, OrderType.MARKET, 0.01,
                               OrderPurpose.ENTRY, stop_price=59000.0))

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -82,6 +85,39 @@ class Heartbeat:
         except OSError:
             return  # a full disk must not stop trading; `status` will call the run silent
         self._written_ms = self.record.beat_ms
+
+
+@contextmanager
+def beating(heartbeat: Heartbeat, run_id: str) -> Iterator[None]:
+    """Beats from a thread every `interval_ms` while the block runs: for a process whose work
+    comes in long steps with nothing to beat on between them (a sweep waiting on its cluster).
+    The caller says how it ended (`heartbeat.finish`) after the block."""
+    stop = threading.Event()
+
+    def beat_until_stopped() -> None:
+        while True:
+            heartbeat.beat(run_id)
+            if stop.wait(heartbeat.interval_ms / 1000):
+                return
+
+    thread = threading.Thread(target=beat_until_stopped, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def process_gone(pid: int) -> bool:
+    """No process `pid` runs on this machine (a heartbeat's writer was killed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # someone else's process: alive
+        return False
+    return False
 
 
 def read_heartbeats(log_dir: str | Path) -> list[HeartbeatRecord]:

@@ -49,7 +49,8 @@ def status_command(
     limit_ms = span_ms(stale_after, "--stale-after")
     directory = log_dir or Path(settings_or_defaults(config).logging.dir)
     now_ms = LiveClock().now_ms()
-    runs = latest_runs(read_heartbeats(directory))
+    # a sweep's heartbeat is for `cryptobot sweeps`: not a trading run to watch over
+    runs = [run for run in latest_runs(read_heartbeats(directory)) if run.mode != "sweep"]
     silent = running = 0
     for run in runs:
         age_s = (now_ms - run.beat_ms) // 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +52,7 @@ def sweep(
     from cryptobot.cli.run_setup import store_url, trading_span, with_symbols
     from cryptobot.clock import DAY_MS, LiveClock
     from cryptobot.config import load_settings
+    from cryptobot.heartbeat import Heartbeat, beating
     from cryptobot.runners.stream_session import stop_signals_interrupt
     from cryptobot.store import masked_url
     from cryptobot.store.sweeps import SweepInfo, SweepWriter
@@ -83,7 +84,8 @@ def sweep(
     # SIGTERM and SIGHUP as Ctrl-C: what finished stays stored, the sweep `interrupted`
     with stop_signals_interrupt(), dask_client(workers, scheduler) as client:
         writer = SweepWriter(db_url, info, LiveClock())  # a cluster out of reach stores nothing
-        with _finishing(writer):
+        alive = Heartbeat(settings.logging.dir, LiveClock(), "sweep", settings.market.symbols)
+        with _finishing(writer, alive), beating(alive, str(writer.sweep_id)):
             outcome = _run(client, plan, walk, metric, writer, as_json)
     if as_json:
         sys.stdout.write(json.dumps(outcome, allow_nan=False) + "\n")
@@ -92,24 +94,26 @@ def sweep(
 
 
 @contextmanager
-def _finishing(writer) -> Iterator[None]:
+def _finishing(writer, alive) -> Iterator[None]:
     """The sweep's status when the block ends: finished, interrupted (Ctrl-C, SIGTERM, SIGHUP:
-    what finished is stored) or failed."""
+    what finished is stored) or failed; its heartbeat says the same. A sweep killed (-9, a
+    crash) cannot say so: `cryptobot sweeps` finds its heartbeat silent."""
     from cryptobot.errors import StoreError
 
+    status = "failed"
     try:
         yield
+        status = "finished"
     except KeyboardInterrupt:
-        writer.finish("interrupted")
+        status = "interrupted"
         raise
-    except Exception:
-        with suppress(StoreError):  # the error that ended the sweep is the one to show
-            writer.finish("failed")
-        raise
-    else:
-        writer.finish("finished")
     finally:
-        writer.close()
+        alive.finish(status)
+        try:
+            with suppress(StoreError) if status == "failed" else nullcontext():
+                writer.finish(status)  # (failed: the error that ended the sweep is the one shown)
+        finally:
+            writer.close()
 
 
 def _run(client, plan, walk, metric: str, writer, quiet: bool) -> dict:
@@ -185,7 +189,8 @@ def sweeps(
     html: Path | None = typer.Option(None, "--html", help="Where the heatmap goes."),
     heat_metric: str = typer.Option("total_pnl_usdt", "--heat-metric",
                                     help="What the heatmap colours."),
-    config: Path = typer.Option(DEFAULT_CONFIG, "--config", help="Config (for its store)."),
+    config: Path | None = typer.Option(None, "--config", help="Config, for its store and log "
+                                       "folder (default: config/default.toml)."),
     db: str | None = typer.Option(None, "--db", help="SQLAlchemy URL of the store."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
 ) -> None:
@@ -195,13 +200,16 @@ def sweeps(
 
     from rich.console import Console
 
-    from cryptobot.cli.sweep_view import print_listing, print_results, rows_json
-    from cryptobot.config import load_settings
+    from cryptobot.cli.run_setup import settings_or_defaults
+    from cryptobot.cli.sweep_view import print_listing, print_results, rows_json, shown_status
+    from cryptobot.clock import LiveClock
     from cryptobot.errors import ConfigError
+    from cryptobot.heartbeat import read_heartbeats
     from cryptobot.store.sweeps import list_sweeps, read_sweep
     from cryptobot.sweep.metrics import check_metric
 
-    url = db or load_settings(config).store.url
+    settings = settings_or_defaults(config)
+    url = db or settings.store.url
     if sort is not None:
         check_metric(sort, "--sort")
     if (heatmap is None) != (html is None):
@@ -210,10 +218,14 @@ def sweeps(
         if heatmap is not None:
             raise ConfigError("--heatmap needs a sweep id")
         listings = list_sweeps(url)
+        heartbeats, now_ms = read_heartbeats(settings.logging.dir), LiveClock().now_ms()
+        statuses = [shown_status(x.info, heartbeats, now_ms) for x in listings]
         if as_json:
-            sys.stdout.write(json.dumps({"sweeps": [_listing_json(x) for x in listings]}) + "\n")
+            sys.stdout.write(json.dumps({"sweeps": [_listing_json(x, status) for x, status
+                                                    in zip(listings, statuses, strict=True)]})
+                             + "\n")
             return
-        print_listing(table_console(), listings)
+        print_listing(table_console(), listings, statuses)
         return
     info, results = read_sweep(url, sweep_id)
     if heatmap is not None:
@@ -229,9 +241,9 @@ def sweeps(
     print_results(table_console(), info, results, sort)
 
 
-def _listing_json(listing) -> dict:
+def _listing_json(listing, status: str) -> dict:
     info = listing.info
-    return {"sweep_id": info.sweep_id, "status": info.status, "created_ms": info.created_ms,
+    return {"sweep_id": info.sweep_id, "status": status, "created_ms": info.created_ms,
             "symbols": list(info.symbols), "grid": info.grid, "rows": listing.combinations,
             "errors": listing.errors, "walk_forward": info.walk_forward,
             "metric": info.metric, "scheduler": info.scheduler}

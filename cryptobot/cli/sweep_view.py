@@ -7,7 +7,33 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from cryptobot.heartbeat import HeartbeatRecord
     from cryptobot.store.sweeps import SweepInfo, SweepListing, SweepResult
+
+# A sweep beats every 10 s from a thread (cryptobot/heartbeat.py): a minute without a beat is a
+# process killed or stuck, whatever its combinations take.
+SWEEP_SILENT_AFTER_MS = 60_000
+
+
+def shown_status(info: SweepInfo, heartbeats: list[HeartbeatRecord], now_ms: int) -> str:
+    """The stored status; for a sweep stored as running whose process on this machine is gone
+    or silent (killed with -9, a crash), what its heartbeat says instead. Without a heartbeat
+    here (a sweep started elsewhere), the stored status."""
+    from cryptobot.clock import iso_utc
+    from cryptobot.heartbeat import process_gone
+
+    if info.status != "running":
+        return info.status
+    beats = [b for b in heartbeats if b.mode == "sweep" and b.run_id == str(info.sweep_id)
+             and b.started_ms >= (info.created_ms or 0)]
+    if not beats:
+        return info.status
+    beat = max(beats, key=lambda b: b.started_ms)
+    if beat.finished:
+        return f"{beat.stop_reason} (not stored)"
+    if process_gone(beat.pid) or now_ms - beat.beat_ms > SWEEP_SILENT_AFTER_MS:
+        return f"stopped (process {beat.pid} silent since {iso_utc(beat.beat_ms)})"
+    return info.status
 
 
 def rows_json(sweep_id: int, results: list[SweepResult]) -> dict[str, Any]:
@@ -68,7 +94,7 @@ def print_results(console: Console, info: SweepInfo, results: list[SweepResult],
     console.print(table)
 
 
-def print_listing(console: Console, listings: list[SweepListing]) -> None:
+def print_listing(console: Console, listings: list[SweepListing], statuses: list[str]) -> None:
     from rich.table import Table
 
     from cryptobot.clock import iso_utc
@@ -77,12 +103,12 @@ def print_listing(console: Console, listings: list[SweepListing]) -> None:
     for column in ("id", "created", "status", "symbols", "grid", "rows", "errors", "walk-forward",
                    "scheduler"):
         table.add_column(column)
-    for listing in listings:
+    for listing, status in zip(listings, statuses, strict=True):
         info = listing.info
         grid = ", ".join(f"{k} x{len(v)}" for k, v in info.grid.get("grid", {}).items())
         if info.grid.get("samples"):
             grid += f" ({info.grid['samples']} drawn, seed {info.seed})"
-        table.add_row(str(info.sweep_id), iso_utc(info.created_ms), info.status,
+        table.add_row(str(info.sweep_id), iso_utc(info.created_ms), status,
                       ", ".join(info.symbols), grid, str(listing.combinations),
                       str(listing.errors),
                       f"{info.walk_forward} by {info.metric}" if info.walk_forward else "-",

@@ -47,7 +47,10 @@ def print_walk_forward(console: Console, outcome: dict[str, Any]) -> None:
     console.print(
         f"out-of-sample, {stitched['windows']} test windows stitched: {out['trades']} trades, "
         f"PnL {_money(out['total_pnl_usdt'])} USDT ({_money(out['pnl_per_30d_usdt'])} per 30 "
-        f"days; in-sample {_money(ins['pnl_per_30d_usdt'])} per 30 days), worst window "
-        f"drawdown {'-' if worst is None else f'{worst:.2f}%'} (of closed trades only), "
-        f"{out['closed_at_window_end']} closed at a window's end (in the trades and PnL; not in "
-        "drawdown, profit factor, average R)", highlight=False, markup=False)
+        f"days; in-sample {_money(ins['pnl_per_30d_usdt'])} per 30 days), max drawdown "
+        f"{out['max_drawdown_pct']:.2f}% ({_money(out['max_drawdown_usdt'])} USDT) of the "
+        f"stitched realised equity, worst single window "
+        f"{'-' if worst is None else f'{worst:.2f}%'} (of its closed trades only); "
+        f"{out['closed_at_window_end']} closed at a window's end (in the trades, PnL and "
+        "stitched drawdown; not in a window's drawdown, profit factor, average R)",
+        highlight=False, markup=False)

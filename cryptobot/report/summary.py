@@ -104,15 +104,7 @@ def summarize(
     pnls = [t.pnl_usdt for t in trades]
     wins = [p for p in pnls if p > 0]
     losses = [p for p in pnls if p <= 0]
-    equity = peak = starting_equity_usdt
-    max_dd = 0.0
-    max_dd_pct = 0.0
-    for pnl in pnls:  # drawdown on realised equity, trade by trade
-        equity += pnl
-        peak = max(peak, equity)
-        if peak - equity > max_dd:
-            max_dd = peak - equity
-            max_dd_pct = max_dd / peak * 100.0
+    max_dd, max_dd_pct = realised_drawdown(pnls, starting_equity_usdt)
     held = open_position or {}
     total = sum(pnls) + held.get("realised_usdt", 0.0)
     gross_loss = -sum(losses)
@@ -167,3 +159,15 @@ def symbol_figures(trades: list[Trade], signals: list[Signal]) -> dict[str, Any]
         "signals_entered": sum(1 for s in signals if s.status is SignalStatus.ENTERED),
         "refused_by_portfolio_caps": sum(1 for s in refused if s.reason.startswith("portfolio:")),
     }
+
+
+def realised_drawdown(pnls: list[float], starting_equity_usdt: float) -> tuple[float, float]:
+    """(USDT, % of the peak) of the deepest fall of the realised equity, trade by trade."""
+    equity = peak = starting_equity_usdt
+    deepest = deepest_pct = 0.0
+    for pnl in pnls:
+        equity += pnl
+        peak = max(peak, equity)
+        if peak - equity > deepest:
+            deepest, deepest_pct = peak - equity, (peak - equity) / peak * 100.0
+    return deepest, deepest_pct

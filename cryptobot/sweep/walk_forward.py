@@ -8,6 +8,11 @@ close (the taker fee and slippage of a market exit charged) and the window says 
 `closed_at_window_end` counts them, and `trades` and `total_pnl_usdt` include them; the
 figures in CLOSED_TRADES_ONLY (profit factor, average R, drawdown) are the backtest's own, of
 the trades closed before the window's end only, and each window's figures say so.
+
+Stitched, the test windows are one out-of-sample equity path: the starting equity, then every
+test window's trades in order, each window's position closed at its end counted where it was
+closed. Its drawdown (`max_drawdown_pct`, realised, trade by trade, as a backtest's) spans the
+windows' boundaries; a test window's trades are kept in its row for it (`detail`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 from cryptobot.clock import DAY_MS
 from cryptobot.config import CostSettings
 from cryptobot.data.timeframes import timeframe_to_ms
+from cryptobot.report.summary import realised_drawdown
 from cryptobot.store.sweeps import SweepResult, SweepWriter
 from cryptobot.sweep.job import Span
 from cryptobot.sweep.metrics import ranking_key
@@ -45,12 +51,25 @@ def run_walk_forward(client: Any, plan: SweepPlan, walk: WalkForward, metric: st
     tests = [Task(best.combination, best.params, combinations[best.combination],
                   Span(*w.test, warmup_ms), w.index, "test")
              for w in windows if (best := chosen[w.index]) is not None]
-    tested = {r.window: r
-              for r in run_tasks(client, plan.pack, tests, writer, plan.detail, advance)}
+    tested = {r.window: r  # with their trades, for the stitched equity path
+              for r in run_tasks(client, plan.pack, tests, writer, True, advance)}
     costs = combinations[0].costs
     rows = [_window_row(w, chosen[w.index], tested.get(w.index), costs) for w in windows]
+    path = [pnl for w in windows for pnl in _realised_pnls(tested.get(w.index), rows[w.index])]
     return {"sweep_id": writer.sweep_id, "walk_forward": walk.text, "metric": metric,
-            "windows": rows, "stitched": stitch(rows)}
+            "windows": rows,
+            "stitched": stitch(rows, path, combinations[0].risk.starting_equity_usdt)}
+
+
+def _realised_pnls(test: SweepResult | None, row: dict[str, Any]) -> list[float]:
+    """A test window's realised PnL, trade by trade, in the order they closed; its position
+    closed at the window's end last."""
+    if test is None or "out_of_sample" not in row:
+        return []
+    pnls = [trade["pnl_usdt"] for trade in test.detail["trades"]]
+    if row["out_of_sample"]["closed_at_window_end"]:
+        pnls.append(row["out_of_sample"]["total_pnl_usdt"] - test.summary["total_pnl_usdt"])
+    return pnls
 
 
 def _best(results: list[SweepResult], window: int, metric: str) -> SweepResult | None:
@@ -98,12 +117,16 @@ def closed_at_window_end(summary: dict[str, Any], costs: CostSettings) -> dict[s
     return figures
 
 
-def stitch(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def stitch(rows: list[dict[str, Any]], realised_pnls: list[float],
+           starting_equity_usdt: float) -> dict[str, Any]:
     """The test windows end to end, beside the chosen combinations' training figures: sums,
-    the worst window's drawdown, and PnL per 30 days (training windows overlap, so their PnL
-    is compared per day, not summed)."""
+    the drawdown of the stitched realised equity (`realised_pnls`: every test window's, in
+    order) and the worst single window's, and PnL per 30 days (training windows overlap, so
+    their PnL is compared per day, not summed)."""
     done = [r for r in rows if "out_of_sample" in r]
     out = {k: sum(r["out_of_sample"][k] or 0 for r in done) for k in STITCHED_KEYS}
+    out["max_drawdown_usdt"], out["max_drawdown_pct"] = realised_drawdown(
+        realised_pnls, starting_equity_usdt)
     test_days = sum((r["test"][1] - r["test"][0]) / DAY_MS for r in done)
     out["worst_window_drawdown_pct"] = max(
         (r["out_of_sample"]["max_drawdown_pct"] or 0.0 for r in done), default=None)
@@ -115,3 +138,4 @@ def stitch(rows: list[dict[str, Any]]) -> dict[str, Any]:
                           else None,
                           "closed_at_window_end": sum(r["in_sample"]["closed_at_window_end"]
                                                       for r in done)}}
+

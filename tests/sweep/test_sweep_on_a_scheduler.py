@@ -197,3 +197,32 @@ def test_a_worker_backtests_market_data_in_aligned_memory_of_its_own(scheduler):
         shared = client.scatter(pack, broadcast=True, hash=False)
         aligned = client.submit(_aligned_on_worker, shared, pure=False).result()
     assert aligned["owned"], aligned
+
+
+def test_the_stitched_drawdown_is_of_one_equity_path_across_the_test_windows(
+        scheduler, tmp_path, run_cli, db_file):
+    """Real 2024 H1 BTC data, the cross-check rule: test windows with trades in them."""
+    grid = write_grid(tmp_path, {"exits.time_stop_hours": [12.0, 24.0]})
+    code, out, err = run_cli(
+        "sweep", "--data", str(REPO_ROOT / "data" / "btc_5m_2023-11_2024-12"), "--config",
+        str(REPO_ROOT / "config" / "crosscheck.toml"), "--grid", str(grid), "--scheduler",
+        scheduler, "--db", db_file, "--from", "2024-01-01", "--to", "2024-06-30",
+        "--walk-forward", "60d/30d", "--json")
+    assert code == 0, err
+    outcome = json.loads(out)
+    windows, stitched = outcome["windows"], outcome["stitched"]["out_of_sample"]
+    _, out, _ = run_cli("sweeps", str(outcome["sweep_id"]), "--db", db_file, "--json")
+    tested = sorted((r for r in json.loads(out)["rows"] if r["phase"] == "test"),
+                    key=lambda r: r["window"])
+    path, equity = [], 10_000.0  # the stored test windows' trades, one after another
+    for window, row in zip(windows, tested, strict=True):
+        pnls = [t["pnl_usdt"] for t in row["trades"]]
+        pnls += [window["out_of_sample"]["total_pnl_usdt"] - sum(pnls)] * bool(
+            window["out_of_sample"]["closed_at_window_end"])
+        path += [equity := equity + pnl for pnl in pnls]
+    assert len(windows) >= 3 and len(path) >= 2 * len(windows)
+    peaks = [max([10_000.0, *path[:i + 1]]) for i in range(len(path))]
+    deepest = max(peak - e for peak, e in zip(peaks, path, strict=True))
+    assert stitched["max_drawdown_usdt"] == pytest.approx(deepest)
+    # here a fall runs across a window's boundary: deeper than any one window's
+    assert stitched["max_drawdown_pct"] > stitched["worst_window_drawdown_pct"] + 0.5

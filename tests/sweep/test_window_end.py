@@ -60,5 +60,6 @@ def test_figures_without_the_position_closed_at_the_end_say_so(run_cli, tmp_path
                                                            "profit_factor", "average_r"]
     code, out, err = run_cli(*args)
     assert code == 0, err
-    assert "% (of closed trades only)" in " ".join(out.split())
-    assert "not in drawdown, profit factor, average R" in " ".join(out.split())
+    said = " ".join(out.split())
+    assert "% (of its closed trades only)" in said and "of the stitched realised equity" in said
+    assert "not in a window's drawdown, profit factor, average R" in said

@@ -5,7 +5,8 @@ Order Type,Time in Force,Quantity,Price,Average Price,Order Status,Last Filled Q
 Quantity,Event Time (...),Trade Time (...)`), times with their UTC offset. Each record becomes a
 `Liquidation` at its trade time, priced at its average fill price for its filled quantity (as
 the stream parser reads `ap` and `z`). Rows of another layout appended to such a file are not
-read, and counted.
+read, and counted. A record in more than one file (two recorders, or overlapping dumps) is one
+liquidation: the same trade time, side, price and quantity count once, and are counted.
 
 A file cannot tell a quiet market from a recorder that stopped: it vouches for the spans between
 its records, cut wherever two records are further apart than `gap_ms`. Outside those spans the
@@ -45,14 +46,17 @@ class LiquidationRecords:
     other_rows: int = 0  # rows of another layout in those files, not read
     reveals: tuple[tuple[int, int], ...] = ()
     gap_ms: int = 0  # the longest silence between two records that still counts as listened
+    duplicates: int = 0  # records read more than once (overlapping files), counted once
 
     def describe(self) -> str:
         if not self.events:
             return f"{self.symbol} liquidations: none recorded"
         spans = ", ".join(f"{iso_utc(a)[:16]} .. {iso_utc(b)[:16]}" for a, b in self.spans)
         other = f"; {self.other_rows} rows of another layout not read" if self.other_rows else ""
+        twice = (f"; {self.duplicates} records in more than one file counted once"
+                 if self.duplicates else "")
         return (f"{len(self.events)} liquidations ({', '.join(self.sources)}), covering "
-                f"{spans}{other}")
+                f"{spans}{other}{twice}")
 
 
 def is_force_order_file(path: Path) -> bool:
@@ -78,11 +82,25 @@ def load_liquidations(folder: str | Path, symbol: str, gap_ms: int) -> Liquidati
         return None
     shown = sorted(((e, span) for _, found, _ in read
                     for e, span in zip(found, revealed_spans(found, gap_ms), strict=True)),
-                   key=lambda pair: pair[0].ts_ms)
+                   key=lambda pair: (pair[0].ts_ms, pair[1][0]))
+    once = _once(shown)
     spans = _merge([span for _, found, _ in read for span in covered_spans(found, gap_ms)])
-    return LiquidationRecords(symbol, tuple(e for e, _ in shown), tuple(spans),
+    return LiquidationRecords(symbol, tuple(e for e, _ in once), tuple(spans),
                               tuple(name for name, _, _ in read), sum(o for *_, o in read),
-                              tuple(span for _, span in shown), gap_ms)
+                              tuple(span for _, span in once), gap_ms, len(shown) - len(once))
+
+
+def _once(shown: list[tuple[Liquidation, tuple[int, int]]]) -> list[tuple[Liquidation,
+                                                                          tuple[int, int]]]:
+    """Each record once (in time order, the widest span shown first): a record two files hold
+    is the same liquidation; both files vouch for what it shows, the wider span kept."""
+    seen: set[Liquidation] = set()
+    kept = []
+    for event, span in shown:
+        if event not in seen:
+            seen.add(event)
+            kept.append((event, span))
+    return kept
 
 
 def read_force_orders(path: Path, symbol: str) -> tuple[list[Liquidation], int]:

@@ -81,6 +81,22 @@ def test_the_reader_keeps_the_force_orders_and_knows_the_gap(records):
     assert records.spans[-1][1] == records.events[-1].ts_ms + 1
 
 
+def test_a_record_in_two_overlapping_files_is_one_liquidation(records, tmp_path):
+    """Two recorders' dumps: the whole file, and its first 900 records again under another
+    name (one of them twice over): the same liquidations, spans and reveals as the file alone,
+    and the copies counted."""
+    lines = FORCE_ORDERS.read_text(encoding="utf-8").splitlines(keepends=True)
+    (tmp_path / FORCE_ORDERS.name).write_text("".join(lines), encoding="utf-8")
+    copied = lines[:901] + [lines[500]]
+    (tmp_path / "second_recorder.csv").write_text("".join(copied), encoding="utf-8")
+    both = load_liquidations(tmp_path, SYMBOL, HOUR)
+    assert (both.events, both.spans, both.reveals) == (records.events, records.spans,
+                                                        records.reveals)
+    assert both.duplicates == 901 and len(both.sources) == 2
+    assert "901 records in more than one file counted once" in both.describe()
+    assert records.duplicates == 0
+
+
 def test_liquidations_hold_in_a_real_cascade_window(records):
     book = book_at(records, parse_utc("2024-12-07"))
     item = liquidation_item(ONE_DAY_MEDIAN, spike("2024-12-05T20:30", "2024-12-05T21:00"), book)

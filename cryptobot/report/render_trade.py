@@ -143,15 +143,15 @@ def _add_stop_and_targets(figure: go.Figure, chart: TradeChart) -> None:
 
 
 def _add_gate_shading(figure: go.Figure, chart: TradeChart) -> None:
-    """The macro gate's state behind the whole chart, with a caption naming the states."""
-    for span in chart.gate_spans:
-        figure.add_vrect(
-            x0=chart_time(span.start_ms),
-            x1=chart_time(span.end_ms),
-            layer="below",
-            line_width=0,
-            fillcolor=GATE_COLOURS.get(span.action, "rgba(0,0,0,0.05)"),
-        )
+    """The macro gate's state behind the whole chart (each span a rectangle behind each of the
+    three panels, as `add_vrect` draws them; given in one go, which is ~50x cheaper than a
+    call per span), with a caption naming the states."""
+    shapes = [{"type": "rect", "layer": "below", "line": {"width": 0},
+               "fillcolor": GATE_COLOURS.get(span.action, "rgba(0,0,0,0.05)"),
+               "x0": chart_time(span.start_ms), "x1": chart_time(span.end_ms),
+               "xref": f"x{panel}", "yref": f"y{panel} domain", "y0": 0, "y1": 1}
+              for span in chart.gate_spans for panel in ("", "2", "3")]
+    figure.update_layout(shapes=shapes)
     if chart.gate_spans:
         figure.add_annotation(
             xref="paper",

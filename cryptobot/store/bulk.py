@@ -30,7 +30,12 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, A
     columns: list[Sequence[Any]] = []
     for key in keys:
         values = [row[key] for row in rows]
-        process = table.columns[key].type._cached_bind_processor(dialect)
+        column_type = table.columns[key].type
+        bind_column = getattr(column_type, "bind_column", None)  # a whole column at once
+        if bind_column is not None:
+            columns.append(bind_column(values, dialect))
+            continue
+        process = column_type._cached_bind_processor(dialect)
         columns.append(values if process is None else list(map(process, values)))
     insert_tuples(connection, table, keys, list(zip(*columns, strict=True)))
 

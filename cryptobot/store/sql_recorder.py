@@ -75,17 +75,17 @@ def without_passwords(value: Any) -> Any:
     return value
 
 
-def _gate_key(decision: GateDecision) -> str:
-    return json.dumps(
-        [
-            decision.ts_ms,
-            str(decision.action),
-            decision.size_factor,
-            list(decision.reasons),
-            json_safe(decision.inputs),
-        ],
-        sort_keys=True,
-    )
+# The gate-decision key's JSON parts, sorted as the stored JSON would be
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
+def _gate_key(decision: GateDecision) -> tuple[Any, ...]:
+    """Equal for decisions whose stored rows would be equal: each part as its JSON would compare
+    (the size factor and inputs as JSON text; most decisions have no inputs)."""
+    inputs = decision.inputs
+    return (decision.ts_ms, str(decision.action), _KEY_ENCODER.encode(decision.size_factor),
+            tuple(decision.reasons), _KEY_ENCODER.encode(json_safe(dict(inputs))) if inputs
+            else "{}")
 
 
 class SqlRecorder:
@@ -110,7 +110,7 @@ class SqlRecorder:
         self._candles = PendingChunks()
         self._buffered = 0
         self._seq: dict[type[Base], int] = {}
-        self._gate_seq_by_key: dict[str, int] = {}
+        self._gate_seq_by_key: dict[tuple[Any, ...], int] = {}
 
     @property
     def run_id(self) -> str:
@@ -259,9 +259,11 @@ class SqlRecorder:
         self._after_event()
 
     def signal_candle(self, symbol: str, candle: Candle) -> None:
-        self.signal_candles(symbol, CandleBlock(
-            candle.interval_ms, [candle.ts_open_ms], [candle.open], [candle.high], [candle.low],
-            [candle.close], [candle.volume]))
+        if self._run_id is None:
+            raise StoreError("SqlRecorder: no run started (call start_run first)")
+        self._candles.add_candle(symbol, candle)
+        self._buffered += 1
+        self._after_event()
 
     def signal_candles(self, symbol: str, block: CandleBlock) -> None:
         """Signal candles, kept as the block's columns (tens of thousands in a backtest): no

@@ -97,6 +97,12 @@ class Windowed(Indicator):
     def at(self, candles: Columns, rows: np.ndarray) -> np.ndarray:
         source = candles.column(self.column)
         rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 1 and self.window <= rows[0] + 1 <= len(source):
+            # One full window (the row a strategy reads): a slice of it, the very values and
+            # layout of the view's row below, without building the view (most of the cost)
+            row = int(rows[0])
+            window = np.ascontiguousarray(source[row + 1 - self.window:row + 1])[np.newaxis, :]
+            return np.asarray(self.reduce(window), dtype=np.float64)
         out = np.full(len(rows), np.nan)
         first = rows - self.window + 1  # the window is source[first .. row]
         ok = first >= 0

@@ -58,6 +58,9 @@ def test_whole_series_rows_alone_grown_and_cut_are_identical(candles):
         rows = np.arange(len(candles))[::-1]  # any order, any subset
         assert _same(np.asarray(indicator.at(whole, rows)), values[rows]), indicator
         assert _same(SeriesCache(whole).at(indicator, rows), values[rows]), indicator
+        for row in range(len(candles)):  # one row alone (a strategy's read): its own path
+            assert _same(np.asarray(indicator.at(whole, np.array([row]))),
+                         values[row:row + 1]), (indicator, row)
         growing, cache = SignalCandles(INTERVAL, capacity=1), None
         for i, candle in enumerate(candles):
             growing.close(candle)

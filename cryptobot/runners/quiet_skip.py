@@ -142,6 +142,10 @@ class FastRunner:
         triggered = engine.market.trigger_mask()
         self.candidate_emits_mask = emits & _any_triggered_emitted(pre, triggered, len(self.ts))
         self.candidate_emits = np.flatnonzero(self.candidate_emits_mask)
+        # What `_skip_quiet` always feeds, whatever the prices: a day or funding time, a
+        # signal candle where the trigger holds, and any signal candle unless held quietly.
+        self.fed_when_quiet = self.day_or_funding | self.candidate_emits_mask
+        self.fed_when_not_quiet = self.fed_when_quiet | emits
         self.n = len(self.ts)
         self.start = self.i = first_trade
         self.total = self.n - first_trade
@@ -193,16 +197,15 @@ class FastRunner:
         if engine.strategy_waiting():  # a setup waits: every signal candle goes in
             return self._skip_to_signal_close(i, n, floor, ceiling, deadline)
         # Answered from the trade's order state, fixed until the next feed.
-        quiet_closes = engine.holds_quietly()
-        emitted_before = self.pre.emitted_before
-        while i < n:
-            stop = min(n, i + _WINDOW)
-            hard = (self.day_or_funding[i:stop] | self.candidate_emits_mask[i:stop]
-                    | (self.low[i:stop] <= floor) | (self.high[i:stop] >= ceiling)
-                    | (self.close_ms[i:stop] >= deadline))
-            if not quiet_closes:
-                hard |= self.emits[i:stop]
-            j = i + int(hard.argmax()) if hard.any() else stop
+        always = self.fed_when_quiet if engine.holds_quietly() else self.fed_when_not_quiet
+        # close_ms ascends: every candle from `end` on is at or past the time stop
+        end = min(n, int(np.searchsorted(self.close_ms, deadline)))
+        low, high, emitted_before = self.low, self.high, self.pre.emitted_before
+        while i < end:
+            stop = min(end, i + _WINDOW)
+            hard = always[i:stop] | (low[i:stop] <= floor) | (high[i:stop] >= ceiling)
+            first = int(hard.argmax())
+            j = i + first if hard[first] else stop
             a, b = int(emitted_before[i]), int(emitted_before[j])
             if b > a:  # signal candles closing in [i, j): bookkeeping only
                 engine.on_quiet_signal_candles(range(a, b))
@@ -210,7 +213,7 @@ class FastRunner:
             i = j
             if j < stop:
                 return j
-        return n
+        return i  # n, or the first candle due at the time stop
 
     def _skip_to_signal_close(self, i: int, n: int, floor: float, ceiling: float,
                               deadline: int) -> int:

@@ -46,8 +46,10 @@ LEGACY_LOG_FILE_NAME = "cryptobot.jsonl"  # the one shared file of older version
 # Loggers whose records are for the file only: the command's own console output shows them.
 FILE_ONLY_LOGGERS = ("cryptobot.events",)
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-# `json.dumps(event, default=str, sort_keys=True)` without building an encoder per line
-_LINE_ENCODER = json.JSONEncoder(default=str, sort_keys=True)
+# `json.dumps(event, default=str, sort_keys=True)` without building an encoder per line, nor
+# the circular-reference check (a quarter of the encoding): a line's fields are plain data made
+# for it (a cycle would end in RecursionError rather than ValueError, caught alike)
+_LINE_ENCODER = json.JSONEncoder(default=str, sort_keys=True, check_circular=False)
 
 
 class RedactingFilter(logging.Filter):

@@ -27,7 +27,7 @@ from cryptobot.errors import ConfigError
 from cryptobot.model import Candle, PositionSide
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
-from cryptobot.strategy.indicators import ATR, Indicator, Lag, SeriesCache, declared
+from cryptobot.strategy.indicators import ATR, Indicator, Lag, SeriesCache, declared, median
 from cryptobot.strategy.loading import guarded
 
 
@@ -305,7 +305,7 @@ class MarketView:
         lo = max(0, i + 1 - self.atr_pct_window)
         start, end = self.candles.held_row(lo), self.candles.held_row(i) + 1  # kept: retain_rows
         atr_pct = self.atr_series()[start:end] / self.candles.column("close")[start:end]
-        return float(np.median(atr_pct)), i + 1 - lo
+        return float(median(atr_pct)), i + 1 - lo
 
     @property
     def day_vwap(self) -> float:

@@ -91,8 +91,10 @@ _KEY_ENCODER = json.JSONEncoder(sort_keys=True)
 def _gate_key(decision: GateDecision) -> tuple[Any, ...]:
     """Equal for decisions whose stored rows would be equal: each part as its JSON would compare
     (the size factor and inputs as JSON text; most decisions have no inputs)."""
-    inputs = decision.inputs
-    return (decision.ts_ms, str(decision.action), _KEY_ENCODER.encode(decision.size_factor),
+    inputs, size_factor = decision.inputs, decision.size_factor
+    return (decision.ts_ms, str(decision.action),
+            repr(size_factor) if type(size_factor) is float and math.isfinite(size_factor)
+            else _KEY_ENCODER.encode(size_factor),  # a finite float's JSON is its repr
             tuple(decision.reasons), _KEY_ENCODER.encode(json_safe(dict(inputs))) if inputs
             else "{}")
 

@@ -60,9 +60,16 @@ class PrecomputedAggregator:
         self.signal_ms = signal_ms
         self._ts = pre.base["ts_open_ms"]
         self._i = -1
+        self._next: int | None = None
+
+    def expect(self, i: int) -> None:
+        """The next candle `add` gets is base candle i (the fast runner knows which it feeds;
+        without it, the candle is looked up)."""
+        self._next = i
 
     def add(self, candle: Candle) -> list[Candle]:
-        i = self._i + 1
+        i = self._i + 1 if self._next is None else self._next
+        self._next = None
         if i >= len(self._ts) or self._ts[i] != candle.ts_open_ms:
             i = int(np.searchsorted(self._ts, candle.ts_open_ms))
             if i >= len(self._ts) or self._ts[i] != candle.ts_open_ms:
@@ -122,9 +129,9 @@ class FastRunner:
     """One symbol's engine fed the fast way: `find_next` skips what is quiet and says which
     base candle must go in next (`next_i`, None when done), `feed_next` feeds it."""
 
-    def __init__(self, engine: Engine, pre: Precomputed, first_trade: int, base_ms: int,
-                 clock: SimClock, recorder: Recorder) -> None:
-        self.engine, self.pre = engine, pre
+    def __init__(self, engine: Engine, pre: Precomputed, aggregator: PrecomputedAggregator,
+                 first_trade: int, base_ms: int, clock: SimClock, recorder: Recorder) -> None:
+        self.engine, self.pre, self.aggregator = engine, pre, aggregator
         self.base_ms, self.clock, self.recorder = base_ms, clock, recorder
         self.broker = engine.broker
         base = pre.base
@@ -231,6 +238,7 @@ class FastRunner:
         self._flush(i)
         base, ms = self.pre.base, self.base_ms
         self.clock.advance_to(int(self.close_ms[i]))
+        self.aggregator.expect(i)
         self.engine.on_base_candle(Candle(
             int(self.ts[i]), ms, float(base["open"][i]), float(base["high"][i]),
             float(base["low"][i]), float(base["close"][i]), float(base["volume"][i])))

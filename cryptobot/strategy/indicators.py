@@ -229,6 +229,8 @@ class Lag(Indicator):
     def earlier(self, rows: np.ndarray, values_at) -> np.ndarray:
         """The values `values_at` gives `rows` candles earlier (NaN before the first)."""
         rows = np.asarray(rows, dtype=np.int64) - self.rows
+        if len(rows) == 1 and rows[0] >= 0:  # one row that has a value (a strategy's read)
+            return np.asarray(values_at(rows), dtype=np.float64)
         out = np.full(len(rows), np.nan)
         ok = rows >= 0
         if ok.any():

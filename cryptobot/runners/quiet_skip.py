@@ -37,6 +37,7 @@ from cryptobot.model import Candle
 Progress = Callable[[int, int], None]  # (base candles done, total)
 _PROGRESS_EVERY = 50_000
 _WINDOW = 256  # base candles scanned per numpy pass inside a position
+_ONE_BY_ONE = 16  # base candles checked one by one first (most quiet spans are shorter)
 _NEVER = 1 << 62
 
 
@@ -207,20 +208,34 @@ class FastRunner:
         always = self.fed_when_quiet if engine.holds_quietly() else self.fed_when_not_quiet
         # close_ms ascends: every candle from `end` on is at or past the time stop
         end = min(n, int(np.searchsorted(self.close_ms, deadline)))
-        low, high, emitted_before = self.low, self.high, self.pre.emitted_before
+        low, high = self.low, self.high
+        # Most quiet spans are a few candles (median 2): the first ones one by one, then
+        # numpy windows
+        j, stop = i, min(end, i + _ONE_BY_ONE)
+        while j < stop and not (always[j] or low[j] <= floor or high[j] >= ceiling):
+            j += 1
+        self._skipped(i, j)
+        if j < stop:
+            return j
+        i = j
         while i < end:
             stop = min(end, i + _WINDOW)
             hard = always[i:stop] | (low[i:stop] <= floor) | (high[i:stop] >= ceiling)
             first = int(hard.argmax())
             j = i + first if hard[first] else stop
-            a, b = int(emitted_before[i]), int(emitted_before[j])
-            if b > a:  # signal candles closing in [i, j): bookkeeping only
-                engine.on_quiet_signal_candles(range(a, b))
-            self.quiet_count += j - i  # counts as exposure only while a trade is open
+            self._skipped(i, j)
             i = j
             if j < stop:
                 return j
         return i  # n, or the first candle due at the time stop
+
+    def _skipped(self, i: int, j: int) -> None:
+        """Base candles [i, j) skipped while a trade is held quietly."""
+        emitted_before = self.pre.emitted_before
+        a, b = int(emitted_before[i]), int(emitted_before[j])
+        if b > a:  # signal candles closing in [i, j): bookkeeping only
+            self.engine.on_quiet_signal_candles(range(a, b))
+        self.quiet_count += j - i  # counts as exposure only while a trade is open
 
     def _skip_to_signal_close(self, i: int, n: int, floor: float, ceiling: float,
                               deadline: int) -> int:

@@ -27,7 +27,6 @@ arguments and any exception text. A backtest holds its event lines and hands the
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import logging.handlers
 import os
@@ -38,6 +37,7 @@ from typing import Any, NamedTuple
 
 from cryptobot.clock import Clock, LiveClock, iso_utc, ms_to_datetime
 from cryptobot.errors import ConfigError
+from cryptobot.json_text import json_encoder
 from cryptobot.secrets import redact, registered_secrets
 
 LOG_PREFIX = "cryptobot"
@@ -48,21 +48,10 @@ FILE_ONLY_LOGGERS = ("cryptobot.events",)
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
-def _line_encoder() -> Callable[[dict[str, Any]], str]:
-    """`json.dumps(event, default=str, sort_keys=True)`: one encoder for the process, without
-    the circular-reference check (a line's fields are plain data made for it; a cycle would end
-    in RecursionError rather than ValueError, caught alike), and the interpreter's C encoder
-    called directly where it has one (`JSONEncoder.encode` builds one per call)."""
-    encoder = json.JSONEncoder(default=str, sort_keys=True, check_circular=False)
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return encoder.encode
-    encode = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
-                  encoder.key_separator, encoder.item_separator, True, False, True)
-    return lambda event: "".join(encode(event, 0))
-
-
-_encode_line = _line_encoder()
+# `json.dumps(event, default=str, sort_keys=True)`, one encoder for the process, without the
+# circular-reference check: a line's fields are plain data made for it (a cycle would end in
+# RecursionError rather than ValueError, caught alike)
+_encode_line = json_encoder(default=str, sort_keys=True, check_circular=False)
 
 
 class RedactingFilter(logging.Filter):

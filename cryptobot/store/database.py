@@ -20,7 +20,6 @@ itself is imported only to migrate.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import re
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from cryptobot.errors import StoreError
+from cryptobot.json_text import json_encoder
 from cryptobot.secrets import redact
 
 if TYPE_CHECKING:
@@ -71,8 +71,8 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 # JSON columns as text on SQLite: `json.dumps`'s text without its circular-reference check (a
-# quarter of the encoding; the values are plain data, `json_safe`'s)
-_JSON_TEXT = json.JSONEncoder(check_circular=False).encode
+# quarter of the encoding; the values are plain data, `json_safe`'s), one encoder made once
+_JSON_TEXT = json_encoder(check_circular=False)
 
 
 def _engine(url: str, *, read_only_file: Path | None = None) -> Engine:

@@ -160,6 +160,7 @@ class FastRunner:
         self.next_i: int | None = None
         self.next_signal = int(pre.emitted_before[first_trade]) if self.n else 0
         self.quiet_count = 0  # base candles skipped inside a position, not yet reported
+        self._deadline = (_NEVER, self.n)  # a time stop and its first candle due
 
     @property
     def done(self) -> int:
@@ -206,8 +207,7 @@ class FastRunner:
             return self._skip_to_signal_close(i, n, floor, ceiling, deadline)
         # Answered from the trade's order state, fixed until the next feed.
         always = self.fed_when_quiet if engine.holds_quietly() else self.fed_when_not_quiet
-        # close_ms ascends: every candle from `end` on is at or past the time stop
-        end = min(n, int(np.searchsorted(self.close_ms, deadline)))
+        end = min(n, self._first_due(deadline))
         low, high = self.low, self.high
         # Most quiet spans are a few candles (median 2): the first ones one by one, then
         # numpy windows
@@ -228,6 +228,13 @@ class FastRunner:
             if j < stop:
                 return j
         return i  # n, or the first candle due at the time stop
+
+    def _first_due(self, deadline_ms: int) -> int:
+        """The first base candle closing at or after `deadline_ms` (close_ms ascends), found
+        once per deadline (a trade's time stop stays put while it is held)."""
+        if deadline_ms != self._deadline[0]:
+            self._deadline = (deadline_ms, int(np.searchsorted(self.close_ms, deadline_ms)))
+        return self._deadline[1]
 
     def _skipped(self, i: int, j: int) -> None:
         """Base candles [i, j) skipped while a trade is held quietly."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -55,8 +56,22 @@ _YEAR_10000_MS = 253_402_300_800_000  # where datetime's range ends
 def iso_utc(ts_ms: int) -> str:
     """ISO-8601 UTC like 2025-10-10T21:15:00Z (seconds precision)."""
     if 0 <= ts_ms < _YEAR_10000_MS:  # the same text without a datetime (a backtest's thousands)
-        return time.strftime(_ISO_UTC, time.gmtime(ts_ms // 1000))
+        day, second = divmod(int(ts_ms) // 1000, 86_400)
+        return _day_text(day) + _time_of_day_text(second)
     return ms_to_datetime(ts_ms).strftime(_ISO_UTC)
+
+
+# A run's times fall on few days and, candles being aligned, few times of day: each part is
+# formatted once (a backtest formats thousands of times, ~0.3 us each instead of ~1)
+@functools.lru_cache(maxsize=4096)
+def _day_text(day: int) -> str:
+    return time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
+
+
+@functools.lru_cache(maxsize=4096)
+def _time_of_day_text(second: int) -> str:
+    hours, second = divmod(second, 3600)
+    return f"{hours:02d}:{second // 60:02d}:{second % 60:02d}Z"
 
 
 def parse_utc(text: str) -> int:

@@ -27,7 +27,6 @@ arguments and any exception text. A backtest holds its event lines and hands the
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import logging.handlers
 import os
@@ -38,6 +37,7 @@ from typing import Any, NamedTuple
 
 from cryptobot.clock import Clock, LiveClock, iso_utc, ms_to_datetime
 from cryptobot.errors import ConfigError
+from cryptobot.json_text import json_encoder
 from cryptobot.secrets import redact, registered_secrets
 
 LOG_PREFIX = "cryptobot"
@@ -46,8 +46,12 @@ LEGACY_LOG_FILE_NAME = "cryptobot.jsonl"  # the one shared file of older version
 # Loggers whose records are for the file only: the command's own console output shows them.
 FILE_ONLY_LOGGERS = ("cryptobot.events",)
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-# `json.dumps(event, default=str, sort_keys=True)` without building an encoder per line
-_LINE_ENCODER = json.JSONEncoder(default=str, sort_keys=True)
+
+
+# `json.dumps(event, default=str, sort_keys=True)`, one encoder for the process, without the
+# circular-reference check: a line's fields are plain data made for it (a cycle would end in
+# RecursionError rather than ValueError, caught alike)
+_encode_line = json_encoder(default=str, sort_keys=True, check_circular=False)
 
 
 class RedactingFilter(logging.Filter):
@@ -93,13 +97,29 @@ class JsonLineFormatter(logging.Formatter):
         event: dict[str, Any] = {"ts_ms": ts_ms, "wall_ms": written_ms, "level": level_name,
                                  "logger": logger_name, "message": message}
         if self._wall_clock is not None:
-            if self._wall_time[0] != written_ms:
-                self._wall_time = (written_ms, iso_utc(written_ms))
-            event["wall_time"] = self._wall_time[1]
+            event["wall_time"] = self._wall_time_text(written_ms)
         event.update(fields)
         if exception:
             event["exception"] = exception
-        return redact(_LINE_ENCODER.encode(event))
+        return redact(_encode_line(event))
+
+    def held_lines(self, logger_name: str, lines: list[HeldLine]) -> list[str]:
+        """`line` of each held line, all written at once (now), not redacted: the lines a
+        backtest held, in one pass."""
+        written_ms = self.written_ms()
+        head: dict[str, Any] = {"wall_ms": written_ms, "logger": logger_name}
+        if self._wall_clock is not None:
+            head["wall_time"] = self._wall_time_text(written_ms)
+        names = {level: logging.getLevelName(level) for level in {line.level for line in lines}}
+        encode = _encode_line
+        return [encode({"ts_ms": ts_ms, "level": names[level], "message": message, **head,
+                        **fields})
+                for ts_ms, level, message, fields in lines]
+
+    def _wall_time_text(self, written_ms: int) -> str:
+        if self._wall_time[0] != written_ms:
+            self._wall_time = (written_ms, iso_utc(written_ms))
+        return self._wall_time[1]
 
 
 class HeldLine(NamedTuple):
@@ -179,15 +199,20 @@ class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
         """`lines` redacted as RedactingFilter does, formatted, written and flushed at once."""
         formatter = self.formatter
         assert isinstance(formatter, JsonLineFormatter)
-        written_ms = formatter.written_ms()
-        secrets = bool(registered_secrets())  # none registered: nothing to mask field by field
-        texts = [formatter.line(line.ts_ms, written_ms, logging.getLevelName(line.level),
-                                logger_name, redact(line.message) if secrets else line.message,
-                                _redacted(line.fields) if secrets else line.fields)
-                 for line in lines]
+        if registered_secrets():  # none registered: nothing to mask
+            lines = [HeldLine(line.ts_ms, line.level, redact(line.message),
+                              _redacted(line.fields)) for line in lines]
+            texts = [redact(text) for text in formatter.held_lines(logger_name, lines)]
+        else:
+            texts = formatter.held_lines(logger_name, lines)
         with self.lock:
-            pending: list[str] = []
             try:
+                size = sum(map(len, texts)) + len(texts)  # ASCII and a newline each
+                if self._fits(size):  # the common case: no rotation on the way
+                    self._write(texts)
+                    self._size = (self._size or 0) + size
+                    return
+                pending: list[str] = []
                 for text in texts:
                     if self._rolls_over(len(text) + 1):
                         self._write(pending)
@@ -198,6 +223,14 @@ class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
             except Exception:  # as `emit` does: said on stderr, the run goes on
                 self.handleError(logging.makeLogRecord({"msg": "held event lines",
                                                         "name": logger_name}))
+
+    def _fits(self, more_bytes: int) -> bool:
+        """The file takes `more_bytes` without rotating, line by line (`_rolls_over`)."""
+        if self.stream is None:
+            self.stream = self._open()
+        if self._size is None:
+            self._size = self.stream.tell()
+        return self.maxBytes <= 0 or self._size + more_bytes < self.maxBytes
 
     def _write(self, texts: list[str]) -> None:
         if texts:

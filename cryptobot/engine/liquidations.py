@@ -70,7 +70,17 @@ class LiquidationBook:
             self._last_record = (end_ms, silence_ms)
 
     def _merge_span(self, start_ms: int, end_ms: int | None) -> None:
-        spans = sorted([*self._spans, (start_ms, end_ms)])
+        last = self._spans[-1] if self._spans else None
+        if last is not None and start_ms >= last[0]:  # sorts last (a file's records in order):
+            last_start, last_end = last                 # the merge below, without sorting all
+            if last_end is None or start_ms <= last_end:
+                self._spans[-1] = (last_start, None if end_ms is None or last_end is None
+                                   else max(last_end, end_ms))
+            else:
+                self._spans.append((start_ms, end_ms))
+            return
+        spans = sorted([*self._spans, (start_ms, end_ms)],  # an open end (None) after all
+                       key=lambda span: (span[0], span[1] is None, span[1] or 0))
         merged: list[tuple[int, int | None]] = []
         for start, end in spans:
             if merged and (merged[-1][1] is None or start <= merged[-1][1]):

@@ -27,7 +27,7 @@ from cryptobot.errors import ConfigError
 from cryptobot.model import Candle, PositionSide
 from cryptobot.strategy.api import Strategy, triggered_rows
 from cryptobot.strategy.candles import CandleView, Row, SignalCandles
-from cryptobot.strategy.indicators import ATR, Indicator, Lag, SeriesCache, declared
+from cryptobot.strategy.indicators import ATR, Indicator, Lag, SeriesCache, declared, median
 from cryptobot.strategy.loading import guarded
 
 
@@ -141,26 +141,32 @@ class _KnownSessionCursor:
     def __init__(self, known: KnownSession) -> None:
         self.known = known
         self._i = -1
+        self._fed_ms: int | None = None  # the candle fed last, until its row is looked up
         self._interval_ms = 0
         self._values: tuple[int, tuple[float, float]] | None = None
 
     def update(self, candle: Candle) -> None:
-        ts, i = self.known.ts_open_ms, self._i + 1
-        if i >= len(ts) or ts[i] != candle.ts_open_ms:
-            i = int(np.searchsorted(ts, candle.ts_open_ms))
-            if i >= len(ts) or ts[i] != candle.ts_open_ms:
-                raise KeyError(f"base candle {candle.ts_open_ms} is not in the data")
-        self._i, self._interval_ms = i, candle.interval_ms
+        self._fed_ms, self._interval_ms = candle.ts_open_ms, candle.interval_ms
         self._values = None
+
+    def _row(self) -> int:
+        """The row of the candle fed last, looked up when first asked (most never are)."""
+        if self._fed_ms is not None:
+            ts, i = self.known.ts_open_ms, int(np.searchsorted(self.known.ts_open_ms,
+                                                              self._fed_ms))
+            if i >= len(ts) or ts[i] != self._fed_ms:
+                raise KeyError(f"base candle {self._fed_ms} is not in the data")
+            self._i, self._fed_ms = i, None
+        return self._i
 
     def as_of(self, now_ms: int) -> tuple[float, float]:
         if self._values is None or self._values[0] != now_ms:
-            self._values = now_ms, self.known.as_of(self._i, now_ms)
+            self._values = now_ms, self.known.as_of(self._row(), now_ms)
         return self._values[1]
 
     def at_time(self, ts_ms: int) -> tuple[float, float]:
         """`SessionVwap.at_time`: from the candles fed so far that had closed by `ts_ms`."""
-        fed = self.known.ts_open_ms[:self._i + 1]
+        fed = self.known.ts_open_ms[:self._row() + 1]
         i = int(np.searchsorted(fed + self._interval_ms, ts_ms, side="right")) - 1
         return self.known.as_of(i, ts_ms)
 
@@ -305,7 +311,7 @@ class MarketView:
         lo = max(0, i + 1 - self.atr_pct_window)
         start, end = self.candles.held_row(lo), self.candles.held_row(i) + 1  # kept: retain_rows
         atr_pct = self.atr_series()[start:end] / self.candles.column("close")[start:end]
-        return float(np.median(atr_pct)), i + 1 - lo
+        return float(median(atr_pct)), i + 1 - lo
 
     @property
     def day_vwap(self) -> float:

@@ -112,11 +112,11 @@ def run_portfolio_backtest(settings: Settings, inputs: Mapping[str, SymbolInputs
                                        account))
                 continue
             pre = precompute(arrays[symbol], signal_ms[symbol], parts.market.base_interval_ms)
+            aggregator = PrecomputedAggregator(pre, signal_ms[symbol])
             engine = _engine(settings, symbol, parts, gate, recorder, clock, account,
-                             known=pre.known,
-                             aggregator=PrecomputedAggregator(pre, signal_ms[symbol]))
+                             known=pre.known, aggregator=aggregator)
             _feed_samples_up_front(engine, parts, arrays[symbol], first_trade[symbol], start)
-            runners.append(FastRunner(engine, pre, first_trade[symbol],
+            runners.append(FastRunner(engine, pre, aggregator, first_trade[symbol],
                                       parts.market.base_interval_ms, clock, recorder))
             engines.append(engine)
         portfolio = Portfolio(engines)

@@ -50,11 +50,11 @@ class EventLogRecorder:
 
     def _event(self, event: str, message: str, level: int = logging.INFO, *, now: bool = False,
                **fields: Any) -> None:
-        extra = {"event": event, "run_id": self._run_id, **fields}
+        fields["event"], fields["run_id"] = event, self._run_id  # the line sorts its keys
         if self._held_clock_ms is None or now:
-            self._log.log(level, message, extra=extra)
+            self._log.log(level, message, extra=fields)
         else:
-            self._held.append(HeldLine(self._held_clock_ms(), level, message, extra))
+            self._held.append(HeldLine(self._held_clock_ms(), level, message, fields))
 
     def write_held_lines(self) -> None:
         """Write the lines held so far (none unless `held_clock_ms` was given)."""

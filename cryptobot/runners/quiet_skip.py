@@ -37,6 +37,7 @@ from cryptobot.model import Candle
 Progress = Callable[[int, int], None]  # (base candles done, total)
 _PROGRESS_EVERY = 50_000
 _WINDOW = 256  # base candles scanned per numpy pass inside a position
+_ONE_BY_ONE = 16  # base candles checked one by one first (most quiet spans are shorter)
 _NEVER = 1 << 62
 
 
@@ -60,9 +61,16 @@ class PrecomputedAggregator:
         self.signal_ms = signal_ms
         self._ts = pre.base["ts_open_ms"]
         self._i = -1
+        self._next: int | None = None
+
+    def expect(self, i: int) -> None:
+        """The next candle `add` gets is base candle i (the fast runner knows which it feeds;
+        without it, the candle is looked up)."""
+        self._next = i
 
     def add(self, candle: Candle) -> list[Candle]:
-        i = self._i + 1
+        i = self._i + 1 if self._next is None else self._next
+        self._next = None
         if i >= len(self._ts) or self._ts[i] != candle.ts_open_ms:
             i = int(np.searchsorted(self._ts, candle.ts_open_ms))
             if i >= len(self._ts) or self._ts[i] != candle.ts_open_ms:
@@ -122,9 +130,9 @@ class FastRunner:
     """One symbol's engine fed the fast way: `find_next` skips what is quiet and says which
     base candle must go in next (`next_i`, None when done), `feed_next` feeds it."""
 
-    def __init__(self, engine: Engine, pre: Precomputed, first_trade: int, base_ms: int,
-                 clock: SimClock, recorder: Recorder) -> None:
-        self.engine, self.pre = engine, pre
+    def __init__(self, engine: Engine, pre: Precomputed, aggregator: PrecomputedAggregator,
+                 first_trade: int, base_ms: int, clock: SimClock, recorder: Recorder) -> None:
+        self.engine, self.pre, self.aggregator = engine, pre, aggregator
         self.base_ms, self.clock, self.recorder = base_ms, clock, recorder
         self.broker = engine.broker
         base = pre.base
@@ -142,12 +150,17 @@ class FastRunner:
         triggered = engine.market.trigger_mask()
         self.candidate_emits_mask = emits & _any_triggered_emitted(pre, triggered, len(self.ts))
         self.candidate_emits = np.flatnonzero(self.candidate_emits_mask)
+        # What `_skip_quiet` always feeds, whatever the prices: a day or funding time, a
+        # signal candle where the trigger holds, and any signal candle unless held quietly.
+        self.fed_when_quiet = self.day_or_funding | self.candidate_emits_mask
+        self.fed_when_not_quiet = self.fed_when_quiet | emits
         self.n = len(self.ts)
         self.start = self.i = first_trade
         self.total = self.n - first_trade
         self.next_i: int | None = None
         self.next_signal = int(pre.emitted_before[first_trade]) if self.n else 0
         self.quiet_count = 0  # base candles skipped inside a position, not yet reported
+        self._deadline = (_NEVER, self.n)  # a time stop and its first candle due
 
     @property
     def done(self) -> int:
@@ -193,24 +206,43 @@ class FastRunner:
         if engine.strategy_waiting():  # a setup waits: every signal candle goes in
             return self._skip_to_signal_close(i, n, floor, ceiling, deadline)
         # Answered from the trade's order state, fixed until the next feed.
-        quiet_closes = engine.holds_quietly()
-        emitted_before = self.pre.emitted_before
-        while i < n:
-            stop = min(n, i + _WINDOW)
-            hard = (self.day_or_funding[i:stop] | self.candidate_emits_mask[i:stop]
-                    | (self.low[i:stop] <= floor) | (self.high[i:stop] >= ceiling)
-                    | (self.close_ms[i:stop] >= deadline))
-            if not quiet_closes:
-                hard |= self.emits[i:stop]
-            j = i + int(hard.argmax()) if hard.any() else stop
-            a, b = int(emitted_before[i]), int(emitted_before[j])
-            if b > a:  # signal candles closing in [i, j): bookkeeping only
-                engine.on_quiet_signal_candles(range(a, b))
-            self.quiet_count += j - i  # counts as exposure only while a trade is open
+        always = self.fed_when_quiet if engine.holds_quietly() else self.fed_when_not_quiet
+        end = min(n, self._first_due(deadline))
+        low, high = self.low, self.high
+        # Most quiet spans are a few candles (median 2): the first ones one by one, then
+        # numpy windows
+        j, stop = i, min(end, i + _ONE_BY_ONE)
+        while j < stop and not (always[j] or low[j] <= floor or high[j] >= ceiling):
+            j += 1
+        self._skipped(i, j)
+        if j < stop:
+            return j
+        i = j
+        while i < end:
+            stop = min(end, i + _WINDOW)
+            hard = always[i:stop] | (low[i:stop] <= floor) | (high[i:stop] >= ceiling)
+            first = int(hard.argmax())
+            j = i + first if hard[first] else stop
+            self._skipped(i, j)
             i = j
             if j < stop:
                 return j
-        return n
+        return i  # n, or the first candle due at the time stop
+
+    def _first_due(self, deadline_ms: int) -> int:
+        """The first base candle closing at or after `deadline_ms` (close_ms ascends), found
+        once per deadline (a trade's time stop stays put while it is held)."""
+        if deadline_ms != self._deadline[0]:
+            self._deadline = (deadline_ms, int(np.searchsorted(self.close_ms, deadline_ms)))
+        return self._deadline[1]
+
+    def _skipped(self, i: int, j: int) -> None:
+        """Base candles [i, j) skipped while a trade is held quietly."""
+        emitted_before = self.pre.emitted_before
+        a, b = int(emitted_before[i]), int(emitted_before[j])
+        if b > a:  # signal candles closing in [i, j): bookkeeping only
+            self.engine.on_quiet_signal_candles(range(a, b))
+        self.quiet_count += j - i  # counts as exposure only while a trade is open
 
     def _skip_to_signal_close(self, i: int, n: int, floor: float, ceiling: float,
                               deadline: int) -> int:
@@ -228,6 +260,7 @@ class FastRunner:
         self._flush(i)
         base, ms = self.pre.base, self.base_ms
         self.clock.advance_to(int(self.close_ms[i]))
+        self.aggregator.expect(i)
         self.engine.on_base_candle(Candle(
             int(self.ts[i]), ms, float(base["open"][i]), float(base["high"][i]),
             float(base["low"][i]), float(base["close"][i]), float(base["volume"][i])))

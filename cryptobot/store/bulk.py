@@ -13,24 +13,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table
 
 
-def bulk_insert(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert `rows` (dicts keyed by column, all with the same keys) into `table`."""
+def bulk_insert(connection: Connection, table: Table, keys: Sequence[str],
+                rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows`, tuples of the values of the columns `keys` as the model has them; each
+    column's type converts its values (as SQLAlchemy would) before the driver takes them."""
     if not rows:
         return
-    keys = list(rows[0])
-    if any(len(row) != len(keys) for row in rows) or not set(keys) <= set(table.columns.keys()):
-        connection.execute(insert(table), list(rows))  # uneven rows: SQLAlchemy sorts them out
-        return
     dialect = connection.dialect
-    # Column by column: each column's values through its type's bind processor in one pass,
-    # then zipped into the driver's tuples.
+    # Column by column: each column's values through its type's bind processor in one pass
+    # (or the type's own `bind_column`), then zipped back into the driver's tuples.
     columns: list[Sequence[Any]] = []
-    for key in keys:
-        values = [row[key] for row in rows]
-        process = table.columns[key].type._cached_bind_processor(dialect)
+    for key, values in zip(keys, zip(*rows, strict=True), strict=True):
+        column_type = table.columns[key].type
+        bind_column = getattr(column_type, "bind_column", None)  # a whole column at once
+        if bind_column is not None:
+            columns.append(bind_column(list(values), dialect))
+            continue
+        process = column_type._cached_bind_processor(dialect)
         columns.append(values if process is None else list(map(process, values)))
     insert_tuples(connection, table, keys, list(zip(*columns, strict=True)))
 

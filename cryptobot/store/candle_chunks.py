@@ -52,6 +52,25 @@ class PendingChunks:
             blocks.append(block)
         self.candle_count += len(block)
 
+    def add_candle(self, symbol: str, candle: Candle) -> None:
+        """One candle: `add` of a one-candle block, without building the block when it joins
+        the block being gathered (the engine closes candles one at a time)."""
+        gathering = self._gathering
+        last = self._chunks[-1] if self._chunks else None
+        if (gathering is None or last is None or last[2][-1] is not gathering
+                or last[0] != symbol or last[1] != candle.interval_ms):
+            self.add(symbol, CandleBlock(candle.interval_ms, [candle.ts_open_ms], [candle.open],
+                                         [candle.high], [candle.low], [candle.close],
+                                         [candle.volume]))
+            return
+        gathering.ts_open_ms.append(candle.ts_open_ms)
+        gathering.open.append(candle.open)
+        gathering.high.append(candle.high)
+        gathering.low.append(candle.low)
+        gathering.close.append(candle.close)
+        gathering.volume.append(candle.volume)
+        self.candle_count += 1
+
     def __len__(self) -> int:
         """Chunks (rows) pending."""
         return len(self._chunks)
@@ -82,7 +101,7 @@ def _packed(blocks: list[CandleBlock]) -> tuple[Any, ...]:
 def _joined(parts: list[Any], dtype: np.dtype) -> bytes:
     if len(parts) == 1:
         return np.asarray(parts[0], dtype=dtype).tobytes()
-    return np.concatenate([np.asarray(part, dtype=dtype) for part in parts]).tobytes()
+    return np.concatenate(parts, dtype=dtype).tobytes()  # lists and arrays alike, in one go
 
 
 def unpacked(row: Any) -> list[Candle]:

@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from cryptobot.errors import StoreError
+from cryptobot.json_text import json_encoder
 from cryptobot.secrets import redact
 
 if TYPE_CHECKING:
@@ -69,6 +70,11 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+# JSON columns as text on SQLite: `json.dumps`'s text without its circular-reference check (a
+# quarter of the encoding; the values are plain data, `json_safe`'s), one encoder made once
+_JSON_TEXT = json_encoder(check_circular=False)
+
+
 def _engine(url: str, *, read_only_file: Path | None = None) -> Engine:
     try:
         parsed = make_url(url)
@@ -77,9 +83,10 @@ def _engine(url: str, *, read_only_file: Path | None = None) -> Engine:
             # SQLite could not create its WAL index there. Read the file as it is.
             parsed = parsed.set(database=f"file:{read_only_file}",
                                 query={"mode": "ro", "immutable": "1", "uri": "true"})
-        options = {}
+        options: dict = {}
         if parsed.get_backend_name() == "sqlite":
             options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+            options["json_serializer"] = _JSON_TEXT
         return create_engine(parsed, **options)
     except (ArgumentError, ImportError, SQLAlchemyError) as exc:
         raise StoreError(f"{masked_url(url)}: cannot open database: {_first_line(exc)}") from None

@@ -38,17 +38,26 @@ from cryptobot.store.tables import (
     TradeRow,
 )
 
-# Insert order respects the links inside a run (signals and trades name gate decisions).
-_TABLES_IN_ORDER: tuple[type[Base], ...] = (
-    GateDecisionRow,
-    SignalRow,
-    OrderRow,
-    FillRow,
-    TradeRow,
-    TradeLegRow,
-    EquityPointRow,
-    OpenInterestRow,
-)
+# Each buffered table's columns, in the order its rows are kept (plain tuples, made once per
+# event; written column by column). Insert order respects the links inside a run (signals and
+# trades name gate decisions).
+_COLUMNS: dict[type[Base], tuple[str, ...]] = {
+    GateDecisionRow: ("run_id", "seq", "ts_ms", "action", "size_factor", "reasons_json",
+                      "inputs_json", "trigger"),
+    SignalRow: ("run_id", "seq", "signal_id", "symbol", "spike_ms", "decided_ms", "status",
+                "reason", "metrics_json", "setup_events_json", "gate_seq", "evidence_json"),
+    OrderRow: ("run_id", "seq", "ts_ms", "client_id", "symbol", "side", "order_type", "purpose",
+               "qty_base", "price", "reduce_only", "status", "detail"),
+    FillRow: ("run_id", "seq", "ts_ms", "client_id", "symbol", "side", "purpose", "price",
+              "qty_base", "fee_usdt", "is_maker"),
+    TradeRow: ("run_id", "seq", "signal_id", "symbol", "side", "entry_ms", "exit_ms",
+               "entry_price", "qty_base", "initial_stop", "entry_fee_usdt", "funding_usdt",
+               "pnl_usdt", "r_multiple", "exit_reason", "gate_seq"),
+    TradeLegRow: ("run_id", "trade_seq", "leg_index", "ts_ms", "price", "qty_base", "fee_usdt",
+                  "reason"),
+    EquityPointRow: ("run_id", "seq", "ts_ms", "equity_usdt"),
+    OpenInterestRow: ("run_id", "seq", "symbol", "ts_ms", "oi_contracts", "oi_value_usdt"),
+}
 
 
 def json_safe(value: Any) -> Any:
@@ -75,17 +84,19 @@ def without_passwords(value: Any) -> Any:
     return value
 
 
-def _gate_key(decision: GateDecision) -> str:
-    return json.dumps(
-        [
-            decision.ts_ms,
-            str(decision.action),
-            decision.size_factor,
-            list(decision.reasons),
-            json_safe(decision.inputs),
-        ],
-        sort_keys=True,
-    )
+# The gate-decision key's JSON parts, sorted as the stored JSON would be
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True)
+
+
+def _gate_key(decision: GateDecision) -> tuple[Any, ...]:
+    """Equal for decisions whose stored rows would be equal: each part as its JSON would compare
+    (the size factor and inputs as JSON text; most decisions have no inputs)."""
+    inputs, size_factor = decision.inputs, decision.size_factor
+    return (decision.ts_ms, str(decision.action),
+            repr(size_factor) if type(size_factor) is float and math.isfinite(size_factor)
+            else _KEY_ENCODER.encode(size_factor),  # a finite float's JSON is its repr
+            tuple(decision.reasons), _KEY_ENCODER.encode(json_safe(dict(inputs))) if inputs
+            else "{}")
 
 
 class SqlRecorder:
@@ -105,12 +116,12 @@ class SqlRecorder:
         self._flush_every = flush_every
         self._commit_each_event = commit_each_event
         self._run_id: int | None = None
-        self._buffer: dict[type[Base], list[dict[str, Any]]] = {t: [] for t in _TABLES_IN_ORDER}
+        self._buffer: dict[type[Base], list[tuple[Any, ...]]] = {t: [] for t in _COLUMNS}
         # Signal candles as columns, packed into chunk rows when written (after the other tables)
         self._candles = PendingChunks()
         self._buffered = 0
         self._seq: dict[type[Base], int] = {}
-        self._gate_seq_by_key: dict[str, int] = {}
+        self._gate_seq_by_key: dict[tuple[Any, ...], int] = {}
 
     @property
     def run_id(self) -> str:
@@ -161,107 +172,49 @@ class SqlRecorder:
 
     def signal(self, signal: Signal, gate: GateDecision | None) -> None:
         gate_seq = self._gate_seq(gate, "signal") if gate is not None else None
-        self._add(
-            SignalRow,
-            {
-                "signal_id": signal.signal_id,
-                "symbol": signal.symbol,
-                "spike_ms": signal.spike_ms,
-                "decided_ms": signal.decided_ms,
-                "status": str(signal.status),
-                "reason": signal.reason,
-                "metrics_json": json_safe(dict(signal.metrics)),
-                "setup_events_json": [
-                    [e.ts_ms, e.kind, json_safe(e.price)] for e in signal.setup_events
-                ],
-                "gate_seq": gate_seq,
-                "evidence_json": [item.as_dict() for item in signal.evidence],
-            },
-        )
+        self._add(SignalRow, (
+            signal.signal_id, signal.symbol, signal.spike_ms, signal.decided_ms,
+            str(signal.status), signal.reason, json_safe(dict(signal.metrics)),
+            [[e.ts_ms, e.kind, json_safe(e.price)] for e in signal.setup_events], gate_seq,
+            [item.as_dict() for item in signal.evidence]))
         self._after_event()
 
     def order(self, event: OrderEvent) -> None:
         intent = event.intent
-        self._add(
-            OrderRow,
-            {
-                "ts_ms": event.ts_ms,
-                "client_id": intent.client_id,
-                "symbol": intent.symbol,
-                "side": str(intent.side),
-                "order_type": str(intent.order_type),
-                "purpose": str(intent.purpose),
-                "qty_base": intent.qty_base,
-                "price": intent.price,
-                "reduce_only": intent.reduce_only,
-                "status": event.status,
-                "detail": event.detail,
-            },
-        )
+        self._add(OrderRow, (
+            event.ts_ms, intent.client_id, intent.symbol, str(intent.side),
+            str(intent.order_type), str(intent.purpose), intent.qty_base, intent.price,
+            intent.reduce_only, event.status, event.detail))
         self._after_event()
 
     def fill(self, fill: Fill) -> None:
-        self._add(
-            FillRow,
-            {
-                "ts_ms": fill.ts_ms,
-                "client_id": fill.client_id,
-                "symbol": fill.symbol,
-                "side": str(fill.side),
-                "purpose": str(fill.purpose),
-                "price": fill.price,
-                "qty_base": fill.qty_base,
-                "fee_usdt": fill.fee_usdt,
-                "is_maker": fill.is_maker,
-            },
-        )
+        self._add(FillRow, (
+            fill.ts_ms, fill.client_id, fill.symbol, str(fill.side), str(fill.purpose),
+            fill.price, fill.qty_base, fill.fee_usdt, fill.is_maker))
         self._after_event()
 
     def trade(self, trade: Trade, gate: GateDecision | None) -> None:
         gate_seq = self._gate_seq(gate, "signal") if gate is not None else None
-        trade_seq = self._add(
-            TradeRow,
-            {
-                "signal_id": trade.signal_id,
-                "symbol": trade.symbol,
-                "side": str(trade.side),
-                "entry_ms": trade.entry_ms,
-                "exit_ms": trade.exit_ms,
-                "entry_price": trade.entry_price,
-                "qty_base": trade.qty_base,
-                "initial_stop": trade.initial_stop,
-                "entry_fee_usdt": trade.entry_fee_usdt,
-                "funding_usdt": trade.funding_usdt,
-                "pnl_usdt": trade.pnl_usdt,
-                "r_multiple": trade.r_multiple,
-                "exit_reason": trade.exit_reason,
-                "gate_seq": gate_seq,
-            },
-        )
+        trade_seq = self._add(TradeRow, (
+            trade.signal_id, trade.symbol, str(trade.side), trade.entry_ms, trade.exit_ms,
+            trade.entry_price, trade.qty_base, trade.initial_stop, trade.entry_fee_usdt,
+            trade.funding_usdt, trade.pnl_usdt, trade.r_multiple, trade.exit_reason, gate_seq))
         for index, leg in enumerate(trade.legs):
-            self._buffer[TradeLegRow].append(
-                {
-                    "run_id": self._run_id,
-                    "trade_seq": trade_seq,
-                    "leg_index": index,
-                    "ts_ms": leg.ts_ms,
-                    "price": leg.price,
-                    "qty_base": leg.qty_base,
-                    "fee_usdt": leg.fee_usdt,
-                    "reason": leg.reason,
-                }
-            )
+            self._buffer[TradeLegRow].append((self._run_id, trade_seq, index, leg.ts_ms,
+                                              leg.price, leg.qty_base, leg.fee_usdt, leg.reason))
             self._buffered += 1
         self._after_event()
 
     def equity(self, ts_ms: int, equity_usdt: float) -> None:
-        self._add(EquityPointRow, {"ts_ms": ts_ms, "equity_usdt": equity_usdt})
+        self._add(EquityPointRow, (ts_ms, equity_usdt))
         self._after_event()
 
     def signal_candle(self, symbol: str, candle: Candle) -> None:
-        self.signal_candles(symbol, CandleBlock(
-            candle.interval_ms, [candle.ts_open_ms], [candle.open], [candle.high], [candle.low],
-            [candle.close], [candle.volume]))
+        if self._run_id is None:
+            raise StoreError("SqlRecorder: no run started (call start_run first)")
+        self._candles.add_candle(symbol, candle)
+        self._buffered += 1
+        self._after_event()
 
     def signal_candles(self, symbol: str, block: CandleBlock) -> None:
         """Signal candles, kept as the block's columns (tens of thousands in a backtest): no
@@ -273,15 +226,8 @@ class SqlRecorder:
         self._after_event()
 
     def open_interest(self, symbol: str, sample: OpenInterest) -> None:
-        self._add(
-            OpenInterestRow,
-            {
-                "symbol": symbol,
-                "ts_ms": sample.ts_ms,
-                "oi_contracts": sample.oi_contracts,
-                "oi_value_usdt": sample.oi_value_usdt,
-            },
-        )
+        self._add(OpenInterestRow, (symbol, sample.ts_ms, sample.oi_contracts,
+                                     sample.oi_value_usdt))
         self._after_event()
 
     def finish_run(self, summary: dict[str, Any]) -> None:
@@ -303,10 +249,10 @@ class SqlRecorder:
             self._write_buffer(connection)
 
     def _write_buffer(self, connection: Connection) -> None:
-        for table in _TABLES_IN_ORDER:
+        for table, keys in _COLUMNS.items():
             rows = self._buffer[table]
             if rows:
-                bulk_insert(connection, table.__table__, rows)
+                bulk_insert(connection, table.__table__, keys, rows)
         if len(self._candles):
             first = self._seq.get(SignalCandleChunkRow, 0) + 1
             insert_tuples(connection, SignalCandleChunkRow.__table__, CHUNK_KEYS,
@@ -332,14 +278,13 @@ class SqlRecorder:
         self._seq.clear()
         self._gate_seq_by_key.clear()
 
-    def _add(self, table: type[Base], row: dict[str, Any]) -> int:
+    def _add(self, table: type[Base], values: tuple[Any, ...]) -> int:
+        """Buffer a row: its run and number, then `values` (the table's `_COLUMNS` after those)."""
         if self._run_id is None:
             raise StoreError("SqlRecorder: no run started (call start_run first)")
         seq = self._seq.get(table, 0) + 1
         self._seq[table] = seq
-        row["run_id"] = self._run_id
-        row["seq"] = seq
-        self._buffer[table].append(row)
+        self._buffer[table].append((self._run_id, seq, *values))
         self._buffered += 1
         return seq
 
@@ -349,17 +294,9 @@ class SqlRecorder:
         known = self._gate_seq_by_key.get(key)
         if known is not None:
             return known
-        seq = self._add(
-            GateDecisionRow,
-            {
-                "ts_ms": decision.ts_ms,
-                "action": str(decision.action),
-                "size_factor": decision.size_factor,
-                "reasons_json": list(decision.reasons),
-                "inputs_json": json_safe(dict(decision.inputs)),
-                "trigger": trigger,
-            },
-        )
+        seq = self._add(GateDecisionRow, (
+            decision.ts_ms, str(decision.action), decision.size_factor, list(decision.reasons),
+            json_safe(dict(decision.inputs)), trigger))
         self._gate_seq_by_key[key] = seq
         return seq
 

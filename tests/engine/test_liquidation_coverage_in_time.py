@@ -77,3 +77,30 @@ def test_the_whole_file_answers_as_the_file_cut_at_the_decision(tmp_path):
             assert answer == at_cut.notional_between(*window), (decided, back)
             answers.append(answer)
     assert any(a is None for a in answers) and any(a for a in answers)
+
+
+def test_spans_merge_alike_in_any_order():
+    """Covered spans in time order (a file's, merged at the end) and shuffled (merged by
+    sorting) come to the same spans: touching and overlapping spans join, gaps stay."""
+    import random
+
+    def merged(spans):  # the plain rule: sort, then join what touches or overlaps
+        out: list[list] = []
+        for start, end in sorted(spans, key=lambda s: (s[0], s[1] is None, s[1] or 0)):
+            if out and (out[-1][1] is None or start <= out[-1][1]):
+                out[-1][1] = None if end is None or out[-1][1] is None else max(out[-1][1], end)
+            else:
+                out.append([start, end])
+        return tuple(tuple(span) for span in out)
+
+    rng = random.Random(5)
+    for _ in range(300):
+        spans = []
+        for _ in range(rng.randrange(1, 12)):
+            start = rng.randrange(0, 100)
+            spans.append((start, None if rng.random() < 0.05 else start + rng.randrange(1, 15)))
+        for order in (sorted(spans, key=lambda s: s[0]), rng.sample(spans, len(spans))):
+            book = LiquidationBook(SimClock(1_000))
+            for start, end in order:
+                book.cover(start, end)
+            assert book.spans() == merged(spans), order

@@ -57,6 +57,8 @@ def test_held_lines_are_the_lines_logged_one_by_one(tmp_path):
     assert [{k: v for k, v in line.items() if k not in WRITTEN} for line in held] == [
         {k: v for k, v in line.items() if k not in WRITTEN} for line in one_by_one]
     assert len({line["wall_ms"] for line in held[1:]}) == 1  # all written at once, at the end
+    text = process_log_path(tmp_path / "held").read_text().splitlines()
+    assert text == [json.dumps(line, sort_keys=True) for line in held]  # json.dumps's bytes
     assert held[0]["wall_ms"] <= held[1]["wall_ms"]  # run_start before the run, as it began
 
 

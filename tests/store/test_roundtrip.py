@@ -96,3 +96,43 @@ def test_load_run_has_the_memory_recorder_shape(stored_run):
     loaded = open_store(url).load_run(1)
     assert loaded.trades == sent["trades"] and loaded.candles == sent["candles"]
     assert loaded.info.symbols == ("BTC/USDT:USDT",) and loaded.summary["trades"] == 2
+
+
+@pytest.mark.parametrize("values", [
+    [0.1, 34641.3, -0.0, 1.0, None, 123456789.123],  # the common case: reprs in one pass
+    [0.1, 1e-07, 2.5e+16, None],  # an exponent: the Decimal's text
+    [1.0, float("nan"), float("inf"), None],  # not finite: absent
+    [1, True, Decimal("1.10"), 0.5],  # not floats
+])
+def test_a_decimal_column_binds_as_its_values_one_by_one(values):
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from cryptobot.store.types import ExactDecimal
+
+    column_type = ExactDecimal()
+    for dialect in (sqlite.dialect(), postgresql.dialect()):
+        one_by_one = [column_type._cached_bind_processor(dialect)(value) for value in values]
+        assert column_type.bind_column(values, dialect) == one_by_one
+
+
+def test_gate_decisions_equal_as_json_are_stored_once_and_others_apart(db_url):
+    from cryptobot.engine.recorder import RunInfo
+    from cryptobot.model import GateAction, GateDecision
+
+    def decision(size_factor=1.0, inputs=None):
+        return GateDecision(1_700_000_000_000, GateAction.REDUCE, size_factor, ("vix high",),
+                            inputs or {})
+
+    with SqlRecorder(db_url, clock=LiveClock(), flush_every=None) as recorder:
+        recorder.start_run(RunInfo("backtest", "binanceusdm", ("BTC/USDT:USDT",), None, None,
+                                   "test", {}))
+        for gate in (decision(), decision(), decision(inputs={"vix": 31.5, "dxy": None}),
+                     decision(inputs={"dxy": None, "vix": 31.5}), decision(inputs={"vix": 31}),
+                     decision(inputs={"vix": float("nan")}), decision(inputs={"vix": None}),
+                     decision(size_factor=0.5), decision(size_factor=-0.0),
+                     decision(size_factor=0.0)):
+            recorder.gate_decision(gate, "daily")
+    stored = open_store(db_url).gate_decisions(1)
+    # equal JSON, one row: the same decision twice, the same inputs in another order, and NaN
+    # stored as null beside null; 31 and 31.5, 0.0 and -0.0 apart
+    assert len(stored) == 7

@@ -58,6 +58,9 @@ def test_whole_series_rows_alone_grown_and_cut_are_identical(candles):
         rows = np.arange(len(candles))[::-1]  # any order, any subset
         assert _same(np.asarray(indicator.at(whole, rows)), values[rows]), indicator
         assert _same(SeriesCache(whole).at(indicator, rows), values[rows]), indicator
+        for row in range(len(candles)):  # one row alone (a strategy's read): its own path
+            assert _same(np.asarray(indicator.at(whole, np.array([row]))),
+                         values[row:row + 1]), (indicator, row)
         growing, cache = SignalCandles(INTERVAL, capacity=1), None
         for i, candle in enumerate(candles):
             growing.close(candle)
@@ -100,3 +103,27 @@ def test_an_indicator_may_not_hide_a_column_or_be_unnamable(names):
 def test_an_indicator_must_be_an_indicator():
     with pytest.raises(TypeError, match="not an Indicator"):
         declared({"atr": 14})
+
+
+def test_median_is_numpys_bit_for_bit_without_importing_numpy_ma():
+    import subprocess
+    import sys
+
+    from cryptobot.strategy.indicators import median
+
+    rng = np.random.default_rng(7)
+    for size in range(1, 12):
+        for rows in (None, 1, 5):
+            values = rng.normal(size=size if rows is None else (rows, size)) * 1e3
+            values[rng.random(values.shape) < 0.1] = np.nan  # NaN: that row's median is NaN
+            values[rng.random(values.shape) < 0.2] = 0.5  # ties
+            for case in (values, values.astype(np.float32), values.round().astype(np.int64)
+                         if not np.isnan(values).any() else values):
+                expected, got = np.median(case, axis=-1), median(case)
+                assert np.asarray(got).dtype == np.asarray(expected).dtype
+                assert _same(np.atleast_1d(got), np.atleast_1d(expected)), case
+    code = ("import sys, numpy as np; from cryptobot.strategy.indicators import median; "
+            "median(np.array([[1.0, np.nan, 3.0]])); print('numpy.ma' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False"

@@ -1,8 +1,12 @@
 """What an order waits on: the routine reconciliation runs after a candle's orders, not before
-them; only the write before a send waits for an fsync; the fake venue in a process of its own
+them; no write waits for an fsync (the WAL's is asked as the order goes out, on a thread of
+its own); the fake venue in a process of its own
 (the latency benchmark's) trades as the in-process one does."""
 
 from __future__ import annotations
+
+import os
+import threading
 
 from sqlalchemy import text
 
@@ -63,13 +67,26 @@ def synchronous(engine) -> int:
         return connection.execute(text("PRAGMA synchronous")).scalar_one()
 
 
-def test_only_the_write_before_a_send_waits_for_an_fsync(tmp_path):
+def test_no_write_waits_for_an_fsync_the_wal_is_synced_off_the_order_path(tmp_path,
+                                                                          monkeypatch):
     state = LiveState(f"sqlite:///{tmp_path / 'live.sqlite'}")
-    assert synchronous(state._durable) == 2  # FULL: the WAL is synced at its commit
+    assert synchronous(state._durable) == 1  # NORMAL: the pre-send write waits on no fsync
     assert synchronous(state._engine) == 1  # NORMAL, as the run store
+    synced: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((threading.current_thread().name, os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     entry = OrderIntent("sig1-entry", SYMBOL, Side.SELL, OrderType.LIMIT, 0.01,
                         OrderPurpose.ENTRY, 60000.0, time_in_force="IOC", stop_price=61000.0)
     state.record_intent(entry, "sig1", 1000, PlannedPosition(61000.0, PositionSide.SHORT))
+    assert synced == []  # committed, not synced: nothing the order waits on
+    state.sync_soon()  # as the order goes out
+    assert state._wal_sync.wait()
+    assert synced == [("wal-fsync", str(tmp_path / "live.sqlite-wal"))]
     row, planned = state.order("sig1-entry"), state.position("sig1")
     assert (row.status, float(row.qty_base), row.created_ms) == ("pending", 0.01, 1000)
     assert (planned.qty_base, planned.stop_price, planned.side) == (0.0, 61000.0,
@@ -80,6 +97,26 @@ def test_only_the_write_before_a_send_waits_for_an_fsync(tmp_path):
     state.record_intent(entry, "sig1", 3000)  # the same id again (after a refusal): replaced
     assert [(r.status, r.created_ms) for r in state.orders()] == [("pending", 3000)]
     state.close()
+
+
+def test_the_wal_fsync_is_asked_before_the_venue_sees_the_order(venue, tmp_path, keys):
+    broker = build(venue, tmp_path, keys)
+    seen: list[tuple[int, str | None]] = []
+    asked = broker.state.sync_soon
+
+    def sync_soon() -> None:
+        seen.append((len(venue.state.requests), None))
+        asked()
+
+    broker.state.sync_soon = sync_soon
+    broker.on_step = lambda step: seen.append((len(venue.state.requests), step))
+    broker.submit(OrderIntent("sig9-entry", SYMBOL, Side.BUY, OrderType.LIMIT, 0.01,
+                              OrderPurpose.ENTRY, 30000.0))
+    before_send, synced, after_send = seen[:3]
+    assert before_send[1] == "before_send:entry" and after_send[1] == "after_send:entry"
+    assert before_send[0] == synced[0] < after_send[0]  # asked before the request went out
+    assert broker.state._wal_sync.wait() and broker.state._wal_sync.syncs >= 1
+    broker.state.close()
 
 
 def test_the_venue_in_its_own_process_fills_and_fires_stops(keys):

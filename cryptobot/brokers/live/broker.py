@@ -1,9 +1,11 @@
 """The live broker: the Broker protocol on a real exchange account (ccxt binanceusdm).
 
-- Every order is written to the live state BEFORE it is sent, then placed idempotently by the
-  gateway (a doubtful send is looked up by client id before any resend). An order whose outcome
-  stayed unknown keeps its "pending" row: it is looked up before it is ever sent again, and the
-  next reconciliation (brought forward) reports its fills, or its refusal, to the engine.
+- Every order is written to the live state BEFORE it is sent (a commit a crash of the process
+  cannot lose; its fsync against a power cut runs on its own thread while the order travels:
+  state.py), then placed idempotently by the gateway (a doubtful send is looked up by client
+  id before any resend). An order whose outcome stayed unknown keeps its "pending" row: it is
+  looked up before it is ever sent again, and the next reconciliation (brought forward)
+  reports its fills, or its refusal, to the engine.
 - Once the venue has accepted an order, nothing that fails afterwards (reading its fills,
   cancelling the stop it replaces) is reported as its refusal: it is logged and left to the
   next reconciliation.
@@ -269,6 +271,7 @@ class LiveBroker(LiveFills):
         now_ms = self.clock.now_ms()
         self.state.record_intent(intent, signal_of(intent.client_id), now_ms, planned)
         self.on_step(f"before_send:{intent.purpose.value}")
+        self.state.sync_soon()  # the intent made power-cut proof while the order travels
         try:
             sent = self.gateway.place(intent)
         except OrderRejectedError as exc:  # raised to the caller, who records it

@@ -9,23 +9,26 @@ by `cryptobot.store.live_import`.
 
 Every order is written BEFORE it is sent (status "pending"), so a restarted process knows which
 client ids it may have sent and looks them up on the exchange instead of sending them again.
-Each write is its own transaction: a SIGKILL at any point leaves a consistent state. That
-write (with an entry's planned stop) is the one that must also survive a power cut, and the
-one an order waits on: on SQLite it alone commits with synchronous=FULL (an fsync of the WAL,
-which makes every earlier commit durable too); the others commit as the run store does
-(synchronous=NORMAL: a crash of the process loses nothing, a power cut at most the last
-changes, all of which a restart reads again from the exchange: an order still "pending" is
-looked up, fills are read again by REST, positions are reconciled).
+Each write is its own transaction: a SIGKILL at any point leaves a consistent state. Every
+write commits as the run store does (SQLite WAL, synchronous=NORMAL: a crash or kill -9 of the
+bot's process loses nothing, the frames are in the OS page cache), the pre-send one too, which
+an order waits on; what a power cut needs is done off the order path: `sync_soon`, called as
+the order goes out, fsyncs the WAL on a thread of its own (wal_sync.py). A power cut can so
+lose at most the intent of an order sent within that fsync's time (a millisecond or so), and
+the last other changes, all of which a restart reads again from the exchange: an order still
+"pending" is looked up, fills are read again by REST, positions are reconciled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Connection, Select, Table, event, insert, select, update
 from sqlalchemy.orm import Session
 
+from cryptobot.brokers.live.wal_sync import WalSync
 from cryptobot.model import HeldPosition, OrderIntent, PositionSide
 from cryptobot.store.database import open_for_writing
 from cryptobot.store.tables import (
@@ -50,9 +53,8 @@ POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
 R = TypeVar("R", LiveOrderRow, LiveFillRow)
 
 
-def _synchronous_full(dbapi_connection, _record) -> None:
+def _no_checkpoint(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous=FULL")
     # no checkpoint inside the write an order waits on: the other connections (this state's
     # others, the run's recorder) move the WAL into the database as they commit
     cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -97,23 +99,34 @@ class LiveState:
         self.url = url
         self._engine = open_for_writing(url)
         self._durable = self._engine  # what is written before an order is sent
-        if self._engine.dialect.name == "sqlite":
-            # that write must survive a power cut too (the run store's synchronous=NORMAL
-            # survives a crash of the process only): its own connections, synchronous=FULL
+        self._wal_sync: WalSync | None = None
+        database = self._engine.url.database
+        if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
+            # that write's own connections: no checkpoint inside it
             self._durable = open_for_writing(url)
-            event.listen(self._durable, "connect", _synchronous_full)
+            event.listen(self._durable, "connect", _no_checkpoint)
             self._durable.dispose()  # connections made before the listener are not reused
+            self._wal_sync = WalSync(Path(database))
 
     def close(self) -> None:
+        if self._wal_sync is not None:
+            self._wal_sync.close()
         self._engine.dispose()
         self._durable.dispose()
+
+    def sync_soon(self) -> None:
+        """Make every commit so far survive a power cut, off the caller's path (SQLite: the
+        WAL's fsync on its own thread, wal_sync.py); a server database has done so at commit."""
+        if self._wal_sync is not None:
+            self._wal_sync.sync_soon()
 
     # --- orders -----------------------------------------------------------------------
 
     def record_intent(self, intent: OrderIntent, signal_id: str, now_ms: int,
                       planned: PlannedPosition | None = None) -> None:
         """The order as "pending", before it is sent; `planned`: an entry's position, not open
-        yet, with its planned stop, in the same (durable) transaction."""
+        yet, with its planned stop, in the same transaction (made durable against a power cut
+        by `sync_soon`, as the order goes out)."""
         with self._durable.begin() as connection:
             _upsert(connection, ORDERS, {
                 "client_id": intent.client_id, "signal_id": signal_id, "symbol": intent.symbol,

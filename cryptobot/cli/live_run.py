@@ -2,8 +2,12 @@
 
 The same SessionRun, TradingSession, StreamingFeed (Binance adapter), warm-up, console and event
 log as `cryptobot paper`; what changes is the broker (LiveBroker on the account, reconciled before
-anything else), the equity (the account's, not the configured starting equity) and the recorder
-(each event committed at once, so a crash loses nothing). Every symbol of `market.symbols` is
+anything else) and the equity (the account's, not the configured starting equity). The
+recorder's rows, console lines and notices wait until the orders they go with are out: what a
+candle, a user-stream event or a timer tick caused is stored in one transaction (and then
+printed) right after it was handled, never between a trigger and its order (the live state,
+written before each send, is what a restart trusts; fills the run store missed at a crash are
+booked again from it at restore). Every symbol of `market.symbols` is
 traded in this one process: an engine per symbol over one account (cli/live_portfolio.py), each
 on its own view of the one LiveBroker (one REST client, one live state, one user stream, one
 reconciliation for the account), all symbols' candles on one combined market stream. Fills come
@@ -21,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,9 +196,10 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
         away_usdt = sum(trade.pnl_usdt for trade, _ in trades_closed_away(broker.state))
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(
             update={"starting_equity_usdt": broker.equity_usdt - away_usdt})})
-    stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
+    # committed (then printed) once what a candle, user event or tick caused is handled
+    stored = SqlRecorder(db_url, clock=LiveClock(), flush_every=None)
     recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
-                               heartbeat, verbose=verbose,
+                               heartbeat, commit_per_event=True, verbose=verbose,
                                alive=Heartbeat(settings.logging.dir, LiveClock(), "live",
                                                settings.market.symbols), clock=venue.clock)
     symbols = settings.market.symbols
@@ -206,7 +212,7 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
                                f"{settings.market.exchange} account"
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
-    stream = await open_user_stream(settings, keys, venue, broker, console)
+    stream = await open_user_stream(settings, keys, venue, broker, console, recorder.commit)
     try:
         signalled = await stop_on_signals(_trade(run, portfolio, broker, venue, outcome),
                                           run.request_stop)
@@ -224,9 +230,12 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
 
 
 async def open_user_stream(settings: Settings, keys: ApiKeys, venue: LiveVenue,
-                           broker: LiveBroker, console: Console) -> BinanceUserStream | None:
+                           broker: LiveBroker, console: Console,
+                           after_event: Callable[[], None] = lambda: None,
+                           ) -> BinanceUserStream | None:
     """Start the user data stream as the broker's fill source; None (REST polling) when the
-    venue has none or refuses the listenKey (said once on the console)."""
+    venue has none or refuses the listenKey (said once on the console). `after_event`: once
+    an event is handled (the orders it caused are out): the recorder's commit."""
     if settings.market.exchange != "binanceusdm":
         console.print(f"no user data stream for {settings.market.exchange}: fills are read by "
                       "REST once per candle")
@@ -238,8 +247,13 @@ async def open_user_stream(settings: Settings, keys: ApiKeys, venue: LiveVenue,
                          rate_limit=venue.rate_limit, options={"fetchCurrencies": False})
     url = venue.user_stream_url or (BINANCE_DEMO_PRIVATE_WS if settings.live.demo_trading
                                     else BINANCE_PRIVATE_WS)
-    stream = BinanceUserStream(rest, venue.clock, broker.on_user_event, broker.after_reconnect,
-                               url,
+    def on_user_event(event: object) -> None:
+        try:
+            broker.on_user_event(event)
+        finally:
+            after_event()
+
+    stream = BinanceUserStream(rest, venue.clock, on_user_event, broker.after_reconnect, url,
                                min_backoff_s=settings.feed.reconnect_min_backoff_s,
                                max_backoff_s=settings.feed.reconnect_max_backoff_s)
     try:
@@ -274,14 +288,21 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
                          async_client=True, rate_limit=venue.rate_limit)
     try:
         run.start_ms = clock.now_ms()
+
         def between_symbols() -> bool:  # a long warm-up still reconciles and heeds the switch
             broker.on_timer()
+            run.recorder.commit()
             return run.kill_switch.engaged()
+
+        def after_candle() -> None:  # the candle's orders are out, its rows stored
+            broker.on_timer()  # the routine work: reconciliation when due
+            run.recorder.commit()
 
         warm = await warm_up_portfolio(portfolio, rest, settings, interval_ms, signal_ms,
                                        run.start_ms, between_symbols)
         if run.kill_switch.engaged():
             broker.flatten_all("kill switch file found during the warm-up")
+            run.recorder.commit()
             outcome.stopped_by = "kill switch"
             run.recorder.console.print("kill switch: orders cancelled, positions closed; "
                                        "stopped")
@@ -306,8 +327,11 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
         run.session = TradingSession(portfolio, feed, venue.advance_clock, PriceTracker(run),
                                      stop_when=run.kill_switch.engaged,
                                      interrupted=run.stop_requested, streams_liquidations=True,
-                                     after_candle=broker.on_timer)
-        if await _run_until_killed(run.session, portfolio, broker, venue, run.kill_switch):
+                                     after_candle=after_candle)
+        with _start_up_frozen():
+            killed = await _run_until_killed(run.session, portfolio, broker, venue,
+                                             run.kill_switch, run.recorder.commit)
+        if killed:
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",
                         extra={"event": "kill_switch", "_file_only": True})
@@ -318,9 +342,25 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
         await rest.close()
 
 
+@contextlib.contextmanager
+def _start_up_frozen() -> Iterator[None]:
+    """What start-up allocated (modules, ccxt's markets, the warm-up's history) outlives the
+    session: collected once, then frozen, so that no pass of the cyclic collector walks it
+    between a trigger and its order (a full pass over that heap takes tens of ms). Unfrozen
+    after, for whatever follows in the process."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broker: LiveBroker,
-                            venue: LiveVenue, kill_switch: KillSwitch) -> bool:
-    """Run the session; True if the kill switch stopped it (after flattening).
+                            venue: LiveVenue, kill_switch: KillSwitch,
+                            commit: Callable[[], None]) -> bool:
+    """Run the session; True if the kill switch stopped it (after flattening). `commit`
+    stores (and prints) what each tick caused.
 
     The session asks the switch after every event; this loop also asks while the stream is
     quiet, and is the timer between candles: the broker reads fills and reconciles when due
@@ -345,8 +385,10 @@ async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broke
                 venue.on_tick()
                 broker.on_timer()
                 portfolio.on_time()
+                commit()
                 continue
             broker.flatten_all("kill switch file found")
+            commit()
             return True
     finally:
         if not task.done():  # Ctrl-C: the outer task was cancelled

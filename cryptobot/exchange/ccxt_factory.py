@@ -2,6 +2,10 @@
 
 `rest_url` points every REST endpoint at another host (a loopback fake in tests, a replay) while
 keeping each endpoint's path: https://fapi.binance.com/fapi/v1 -> {rest_url}/fapi/v1.
+
+A sync client talks HTTP through `LeanSession` (lean_http.py) instead of ccxt's
+`requests.Session`: the same answers and errors for ccxt, ~0.5 ms less per request (an order's
+round trip is most of what the live broker waits on).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from cryptobot.errors import ConfigError
+from cryptobot.exchange.lean_http import LeanSession
 from cryptobot.secrets import ApiKeys, register_secret
 
 # Only linear (USDT-margined) perpetuals: load_markets then makes one exchangeInfo call.
@@ -46,6 +51,8 @@ def make_exchange(exchange_id: str, *, rest_url: str | None = None, api_keys: Ap
         register_secret(api_keys.secret)
         config["apiKey"], config["secret"] = api_keys.key, api_keys.secret
     exchange = exchange_class(config)
+    if not async_client:
+        exchange.session = LeanSession()
     if demo_trading:
         exchange.enable_demo_trading(True)
     if rest_url is not None:

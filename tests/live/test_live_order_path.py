@@ -5,18 +5,32 @@ its own); the fake venue in a process of its own
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
 import threading
+from contextlib import closing
 
 from sqlalchemy import text
 
+from cryptobot.brokers.live.broker import LiveBroker
+from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.brokers.live.state import LiveState, PlannedPosition
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, PositionSide, Side
+from cryptobot.runners.stream_session import TradingSession
 from tests.live.conftest import VenueClock, live_settings
+from tests.live.fake_binance import FakeBinanceServer
 from tests.live.fake_binance_process import FakeBinanceProcess
+from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.loopback_live import (
+    load_window,
+    run_loopback_session,
+    settings_from,
+    write_live_config,
+)
 
 SYMBOL = "BTC/USDT:USDT"
 
@@ -134,3 +148,53 @@ def test_the_venue_in_its_own_process_fills_and_fires_stops(keys):
         snapshot = venue.snapshot()
         assert snapshot["positions"]["BTCUSDT"]["qty"] == "0"  # the stop fired in the candle
         assert snapshot["algo_orders"][0]["algoStatus"] == "FINISHED"
+
+
+RUN_TABLES = ("gate_decisions", "signals", "orders", "fills", "trades", "trade_legs",
+              "equity_points", "signal_candle_chunks", "oi_samples")
+
+
+def run_rows(path) -> int:
+    """The rows the run store has committed (the recorder's; not the live state's)."""
+    with closing(sqlite3.connect(path)) as connection:
+        return sum(connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+                   for name in RUN_TABLES)
+
+
+def test_the_recorder_stores_what_a_candle_or_fill_caused_after_its_orders_are_out(
+        tmp_path, keys, monkeypatch):
+    settings = settings_from(write_live_config(tmp_path))
+    store_path = tmp_path / "live.sqlite"
+    window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
+    handling: list[int] = []  # run rows when the event being handled came (none: between)
+    placed: list[tuple[int, int]] = []  # (rows then, rows as the order goes out)
+    handle, on_user_event, place = (TradingSession.handle, LiveBroker.on_user_event,
+                                    OrderGateway.place)
+
+    def handled(original):
+        def wrapped(self, event):
+            handling.append(run_rows(store_path))
+            try:
+                return original(self, event)
+            finally:
+                handling.pop()
+        return wrapped
+
+    def placing(self, intent):
+        if handling:
+            placed.append((handling[0], run_rows(store_path)))
+        return place(self, intent)
+
+    monkeypatch.setattr(TradingSession, "handle", handled(handle))
+    monkeypatch.setattr(LiveBroker, "on_user_event", handled(on_user_event))
+    monkeypatch.setattr(OrderGateway, "place", placing)
+    server = FakeBinanceServer(FakeExchangeState([window.price_before],
+                                                 now_ms=window.start_ms)).start()
+    try:
+        outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
+    finally:
+        server.stop()
+    assert outcome.run.engine.trades, printed[-2000:]  # entered, protected, exited
+    assert len(placed) >= 4
+    assert all(before == then for before, then in placed), placed  # nothing stored in between
+    assert run_rows(store_path) > placed[-1][1]  # and all of it stored after

@@ -13,6 +13,10 @@ text), and every failure is raised as the `requests` exception ccxt maps (a time
 reused (it reads as at its end) and replaced, never written to: a request is sent once, and
 never resent here (the gateway decides that, after looking the order up). Proxies, or a body
 requests would build (files), go through a real `requests.Session`.
+
+`after_send`, when set, is called once the next request is written (before its answer is
+read), then cleared: the live broker starts its state's fsync there (brokers/live/state.py),
+while the order travels.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import socket
 import ssl
 import threading
 import zlib
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -86,6 +91,7 @@ class LeanSession:
         self._local = threading.local()
         self._fallback: requests.Session | None = None
         self._contexts: dict[bool, ssl.SSLContext] = {}
+        self.after_send: Callable[[], None] | None = None
 
     def request(self, method: str, url: str, data: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float | None = None,
@@ -111,6 +117,9 @@ class LeanSession:
         except OSError as exc:
             self._drop(connection)
             raise requests.ConnectionError(f"Connection aborted. {exc!r}") from exc
+        hook, self.after_send = self.after_send, None
+        if hook is not None:
+            hook()
         try:
             answer = connection.getresponse()
             body = answer.read()

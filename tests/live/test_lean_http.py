@@ -152,3 +152,20 @@ def test_ccxt_maps_its_errors_and_reads_retry_after_through_it(serve):
     with pytest.raises(ccxt.DDoSProtection):  # what ccxt raises for a 429 through requests
         exchange.fapiPublicGetTime()
     assert exchange.last_response_headers["retry-after"] == "7"
+
+
+def test_after_send_runs_once_the_request_is_written_before_its_answer(serve):
+    def reply(n):
+        time.sleep(0.2)
+        return ok({"n": n})
+
+    server = serve(reply)
+    session = LeanSession()
+    called: list[float] = []
+    session.after_send = lambda: called.append(time.perf_counter())
+    session.request("POST", server.url(), data=b"a=1", timeout=2.0)
+    answered = time.perf_counter()
+    assert len(called) == 1 and answered - called[0] >= 0.15  # not after the answer
+    assert session.after_send is None  # once: the next request does not call it
+    session.request("GET", server.url(), timeout=2.0)
+    assert len(called) == 1

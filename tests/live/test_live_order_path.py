@@ -113,22 +113,21 @@ def test_no_write_waits_for_an_fsync_the_wal_is_synced_off_the_order_path(tmp_pa
     state.close()
 
 
-def test_the_wal_fsync_is_asked_before_the_venue_sees_the_order(venue, tmp_path, keys):
+def test_the_wal_fsync_starts_once_the_order_is_out_not_before(venue, tmp_path, keys):
     broker = build(venue, tmp_path, keys)
-    seen: list[tuple[int, str | None]] = []
-    asked = broker.state.sync_soon
+    seen: list[str] = []
+    fsync = broker.gateway.on_request_out  # the live state's sync_soon
 
-    def sync_soon() -> None:
-        seen.append((len(venue.state.requests), None))
-        asked()
+    def out() -> None:
+        seen.append("request out")
+        fsync()
 
-    broker.state.sync_soon = sync_soon
-    broker.on_step = lambda step: seen.append((len(venue.state.requests), step))
+    broker.gateway.on_request_out = out
+    broker.on_step = seen.append
     broker.submit(OrderIntent("sig9-entry", SYMBOL, Side.BUY, OrderType.LIMIT, 0.01,
                               OrderPurpose.ENTRY, 30000.0))
-    before_send, synced, after_send = seen[:3]
-    assert before_send[1] == "before_send:entry" and after_send[1] == "after_send:entry"
-    assert before_send[0] == synced[0] < after_send[0]  # asked before the request went out
+    assert seen == ["before_send:entry", "request out", "after_send:entry"]
+    assert broker.state.order("sig9-entry").status == "open"
     assert broker.state._wal_sync.wait() and broker.state._wal_sync.syncs >= 1
     broker.state.close()
 

@@ -1,8 +1,8 @@
 """The live broker: the Broker protocol on a real exchange account (ccxt binanceusdm).
 
 - Every order is written to the live state BEFORE it is sent (a commit a crash of the process
-  cannot lose; its fsync against a power cut runs on its own thread while the order travels:
-  state.py), then placed idempotently by the gateway (a doubtful send is looked up by client
+  cannot lose; its fsync against a power cut starts on its own thread once the request is
+  out: state.py), then placed idempotently by the gateway (a doubtful send is looked up by client
   id before any resend). An order whose outcome stayed unknown keeps its "pending" row: it is
   looked up before it is ever sent again, and the next reconciliation (brought forward)
   reports its fills, or its refusal, to the engine.
@@ -83,6 +83,8 @@ class LiveBroker(LiveFills):
                  kill_switch: KillSwitch, on_step: StepHook | None = None) -> None:
         self.gateway = gateway
         self.state = state
+        # each order's intent made power-cut proof while the order travels (state.py)
+        gateway.on_request_out = state.sync_soon
         self.settings = settings
         self.clock = clock
         self.kill_switch = kill_switch
@@ -271,7 +273,6 @@ class LiveBroker(LiveFills):
         now_ms = self.clock.now_ms()
         self.state.record_intent(intent, signal_of(intent.client_id), now_ms, planned)
         self.on_step(f"before_send:{intent.purpose.value}")
-        self.state.sync_soon()  # the intent made power-cut proof while the order travels
         try:
             sent = self.gateway.place(intent)
         except OrderRejectedError as exc:  # raised to the caller, who records it

@@ -182,14 +182,18 @@ def _one_session(folder: Path, stamps: _Stamps) -> None:
 
 def floors_us(samples: int = 300) -> dict[str, list[float]]:
     """What one order cannot go below on this machine, each part measured alone (µs): the
-    durable write of its intent (`LiveState.record_intent`, an fsync on SQLite) and a ccxt
-    `create_order` round trip to the fake venue's process (a limit far below the price: it
-    rests, nothing is matched)."""
+    write of its intent before the send (`LiveState.record_intent`: a commit, no fsync), the
+    fsync that makes it survive a power cut (on its own thread once the order is out: not
+    waited on), and a ccxt `create_order` round trip to the fake venue's process (a limit far
+    below the price: it rests, nothing is matched), split into ccxt's own CPU (signing,
+    building, the HTTP client, parsing: the calling thread's CPU time) and the same request's
+    bytes sent again over a bare http.client connection (the fake venue's handling and the
+    loopback, with the least a client can do)."""
     from cryptobot.brokers.live.state import LiveState
-    from cryptobot.exchange.ccxt_factory import make_exchange
     from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 
-    found: dict[str, list[float]] = {"durable intent write": [], "ccxt create_order": []}
+    found: dict[str, list[float]] = {"intent write (commit)": [],
+                                     "WAL fsync (own thread, not waited on)": []}
     with tempfile.TemporaryDirectory(prefix="latency-floor-") as folder:
         state = LiveState(f"sqlite:///{folder}/floor.sqlite")
         for index in range(samples):
@@ -197,18 +201,52 @@ def floors_us(samples: int = 300) -> dict[str, list[float]]:
                                  OrderType.LIMIT, 0.01, OrderPurpose.ENTRY, 30000.0)
             started = time.perf_counter_ns()
             state.record_intent(intent, f"floor{index}", index)
-            found["durable intent write"].append((time.perf_counter_ns() - started) / 1000)
+            found["intent write (commit)"].append((time.perf_counter_ns() - started) / 1000)
+            started = time.perf_counter_ns()
+            state._wal_sync._fsync()
+            found["WAL fsync (own thread, not waited on)"].append(
+                (time.perf_counter_ns() - started) / 1000)
         state.close()
+    found.update(_round_trip_floors(samples))
+    return found
+
+
+def _round_trip_floors(samples: int) -> dict[str, list[float]]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from cryptobot.exchange.ccxt_factory import make_exchange
+
+    found: dict[str, list[float]] = {"ccxt create_order": [], "  ccxt's own CPU": [],
+                                     "  bare HTTP, same request": []}
     with FakeBinanceProcess(60000.0, 1_722_816_000_000) as venue:
         exchange = make_exchange("binanceusdm", rest_url=venue.base_url, rate_limit=False,
                                  api_keys=ApiKeys(key=TEST_KEY, secret=TEST_SECRET),
                                  options={"fetchCurrencies": False})
         exchange.load_markets()
+        sent: dict = {}
+        session_request = exchange.session.request
+
+        def keep(method, url, data=None, headers=None, **options):
+            sent.update(method=method, url=url, data=data, headers=dict(headers or {}))
+            return session_request(method, url, data=data, headers=headers, **options)
+
+        exchange.session.request = keep
         for index in range(samples):
-            started = time.perf_counter_ns()
+            cpu, started = time.thread_time_ns(), time.perf_counter_ns()
             exchange.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 30000.0,
                                   {"clientOrderId": f"floor{index}"})
             found["ccxt create_order"].append((time.perf_counter_ns() - started) / 1000)
+            found["  ccxt's own CPU"].append((time.thread_time_ns() - cpu) / 1000)
+        parts = urlsplit(sent["url"])
+        connection = http.client.HTTPConnection(parts.hostname, parts.port)
+        for index in range(samples):
+            body = sent["data"].replace(b"floor", f"bare{index}x".encode())
+            started = time.perf_counter_ns()
+            connection.request(sent["method"], parts.path, body=body, headers=sent["headers"])
+            connection.getresponse().read()
+            found["  bare HTTP, same request"].append((time.perf_counter_ns() - started) / 1000)
+        connection.close()
     return found
 
 

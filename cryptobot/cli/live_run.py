@@ -3,9 +3,9 @@
 The same SessionRun, TradingSession, StreamingFeed (Binance adapter), warm-up, console and event
 log as `cryptobot paper`; what changes is the broker (LiveBroker on the account, reconciled before
 anything else) and the equity (the account's, not the configured starting equity). The
-recorder's rows, console lines and notices wait until the orders they go with are out: what a
-candle, a user-stream event or a timer tick caused is stored in one transaction (and then
-printed) right after it was handled, never between a trigger and its order (the live state,
+recorder's rows, event-log lines and console lines wait until the orders they go with are out:
+what a candle, a user-stream event or a timer tick caused is logged, stored in one transaction
+and printed right after it was handled, never between a trigger and its order (the live state,
 written before each send, is what a restart trusts; fills the run store missed at a crash are
 booked again from it at restore). Every symbol of `market.symbols` is
 traded in this one process: an engine per symbol over one account (cli/live_portfolio.py), each
@@ -198,7 +198,9 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
             update={"starting_equity_usdt": broker.equity_usdt - away_usdt})})
     # committed (then printed) once what a candle, user event or tick caused is handled
     stored = SqlRecorder(db_url, clock=LiveClock(), flush_every=None)
-    recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
+    # event-log lines held (stamped when their event happened) until the commit, too
+    events = EventLogRecorder(stored, held_clock_ms=venue.clock.now_ms)
+    recorder = ConsoleRecorder(with_notices(events, notifier), console,
                                heartbeat, commit_per_event=True, verbose=verbose,
                                alive=Heartbeat(settings.logging.dir, LiveClock(), "live",
                                                settings.market.symbols), clock=venue.clock)
@@ -212,9 +214,14 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
                                f"{settings.market.exchange} account"
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
-    stream = await open_user_stream(settings, keys, venue, broker, console, recorder.commit)
+    def commit() -> None:  # what the event just handled caused: logged, stored, printed
+        events.write_held_lines()
+        recorder.commit()
+
+    stream = await open_user_stream(settings, keys, venue, broker, console, commit)
     try:
-        signalled = await stop_on_signals(_trade(run, portfolio, broker, venue, outcome),
+        signalled = await stop_on_signals(_trade(run, portfolio, broker, venue, outcome,
+                                                 commit),
                                           run.request_stop)
         outcome.stopped_by = signalled or outcome.stopped_by
         if stream is not None:  # what the stream had not delivered yet, by REST
@@ -278,7 +285,9 @@ async def close_user_stream(stream: BinanceUserStream, broker: LiveBroker) -> No
 
 
 async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venue: LiveVenue,
-                 outcome: LiveOutcome) -> None:
+                 outcome: LiveOutcome, commit: Callable[[], None]) -> None:
+    """Warm up, restore, stream; `commit` logs, stores and prints what each candle, tick or
+    step caused, once its orders are out."""
     settings, clock = run.settings, venue.clock
     symbols = settings.market.symbols
     interval_ms = timeframe_to_ms(settings.market.base_timeframe)
@@ -291,18 +300,19 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
 
         def between_symbols() -> bool:  # a long warm-up still reconciles and heeds the switch
             broker.on_timer()
-            run.recorder.commit()
+            commit()
             return run.kill_switch.engaged()
 
         def after_candle() -> None:  # the candle's orders are out, its rows stored
+            commit()
             broker.on_timer()  # the routine work: reconciliation when due
-            run.recorder.commit()
+            commit()
 
         warm = await warm_up_portfolio(portfolio, rest, settings, interval_ms, signal_ms,
                                        run.start_ms, between_symbols)
         if run.kill_switch.engaged():
             broker.flatten_all("kill switch file found during the warm-up")
-            run.recorder.commit()
+            commit()
             outcome.stopped_by = "kill switch"
             run.recorder.console.print("kill switch: orders cancelled, positions closed; "
                                        "stopped")
@@ -330,7 +340,7 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
                                      after_candle=after_candle)
         with _start_up_frozen():
             killed = await _run_until_killed(run.session, portfolio, broker, venue,
-                                             run.kill_switch, run.recorder.commit)
+                                             run.kill_switch, commit)
         if killed:
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",
@@ -344,10 +354,9 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
 
 @contextlib.contextmanager
 def _start_up_frozen() -> Iterator[None]:
-    """What start-up allocated (modules, ccxt's markets, the warm-up's history) outlives the
-    session: collected once, then frozen, so that no pass of the cyclic collector walks it
-    between a trigger and its order (a full pass over that heap takes tens of ms). Unfrozen
-    after, for whatever follows in the process."""
+    """Start-up's heap (modules, ccxt's markets, the warm-up) outlives the session: collected,
+    then frozen, no pass of the cyclic collector walks it between a trigger and its order (a
+    full pass takes tens of ms). Unfrozen after, for whatever follows in the process."""
     gc.collect()
     gc.freeze()
     try:

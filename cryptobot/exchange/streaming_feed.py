@@ -26,11 +26,10 @@ survives the real world.
   thousand; a summary line at the end) and carries on: the candles around them are kept.
 
 Ordering rule, the same in the stream and in a repair: everything stamped at or before a candle's
-close (open-interest samples, funding rates) is yielded before that candle; a candle never waits
-for an open-interest poll sent after its close (live: its frame comes after it), whose answer,
-published after the close, that candle's decision must not see: it is polled once the candle is
-handled and reaches the engine before the next one (a replay's frame comes at the close: there
-the poll, which may bring the close's own sample, still goes first); events of several
+close (open-interest samples, funding rates) is yielded before that candle; an open-interest poll
+sent after its close (live: the frame comes after it), whose answer that candle must not see, is
+sent once the candle is handled (a replay's frame comes at the close: the poll, which may bring
+the close's sample, goes first); events of several
 symbols stamped alike go in the symbols' order (the order the backtest merges them in). After a
 (re)connect, the first candle streamed shows where the hole ends for every symbol: every
 symbol's candles before it (in that order) come from REST first, merged in time order.
@@ -257,8 +256,8 @@ class StreamingFeed:
 
     async def _take(self, events: tuple[FeedEvent, ...]) -> AsyncIterator[FeedEvent]:
         """Vetted events out: after any repair their first candle shows is due, and after
-        polls that are due (open interest after the candle when its close has passed: see
-        below); then de-duplicated."""
+        polls that are due (open interest after a candle whose close has passed); then
+        de-duplicated."""
         first_candle = next((e for e in events if isinstance(e, Candle)), None)
         if self._held is not None:
             # Just (re)connected: a hole may lie before these events, and only the next closed
@@ -281,11 +280,8 @@ class StreamingFeed:
                 yield event
         async for event in self._poll_funding_if_due():
             yield event
-        # A poll sent once the clock has passed the candle's close is answered with the venue's
-        # open interest of that moment, after the close: the candle's decision must not see it,
-        # so the candle does not wait for it (polled once the candle is handled, it reaches the
-        # engine before the next one). At or before the close (a replay, on the stream's time,
-        # whose venue may answer with a sample of the close) it is polled first, as it may be.
+        # the ordering rule (module docstring): a poll sent after the candle's close, whose
+        # answer that candle must not see, goes once the candle is handled
         after_close = first_candle is not None and \
             self._clock.now_ms() > first_candle.ts_close_ms
         if not after_close:

@@ -6,6 +6,7 @@ its own); the fake venue in a process of its own
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import threading
@@ -160,19 +161,25 @@ def run_rows(path) -> int:
                    for name in RUN_TABLES)
 
 
-def test_the_recorder_stores_what_a_candle_or_fill_caused_after_its_orders_are_out(
+def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_orders_are_out(
         tmp_path, keys, monkeypatch):
     settings = settings_from(write_live_config(tmp_path))
     store_path = tmp_path / "live.sqlite"
     window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
-    handling: list[int] = []  # run rows when the event being handled came (none: between)
-    placed: list[tuple[int, int]] = []  # (rows then, rows as the order goes out)
+    lines: list[logging.LogRecord] = []  # the event log's lines, as they are written
+    handler = logging.Handler()
+    handler.emit = lines.append
+    events_log = logging.getLogger("cryptobot.events")
+    events_log.addHandler(handler)
+    monkeypatch.setattr(events_log, "level", logging.INFO)
+    handling: list[tuple[int, int]] = []  # (run rows, event lines) when the event came
+    placed: list[tuple[tuple[int, int], tuple[int, int]]] = []  # (then, as the order goes out)
     handle, on_user_event, place = (TradingSession.handle, LiveBroker.on_user_event,
                                     OrderGateway.place)
 
     def handled(original):
         def wrapped(self, event):
-            handling.append(run_rows(store_path))
+            handling.append((run_rows(store_path), len(lines)))
             try:
                 return original(self, event)
             finally:
@@ -181,7 +188,7 @@ def test_the_recorder_stores_what_a_candle_or_fill_caused_after_its_orders_are_o
 
     def placing(self, intent):
         if handling:
-            placed.append((handling[0], run_rows(store_path)))
+            placed.append((handling[0], (run_rows(store_path), len(lines))))
         return place(self, intent)
 
     monkeypatch.setattr(TradingSession, "handle", handled(handle))
@@ -193,7 +200,9 @@ def test_the_recorder_stores_what_a_candle_or_fill_caused_after_its_orders_are_o
         outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
     finally:
         server.stop()
+        events_log.removeHandler(handler)
     assert outcome.run.engine.trades, printed[-2000:]  # entered, protected, exited
     assert len(placed) >= 4
     assert all(before == then for before, then in placed), placed  # nothing stored in between
-    assert run_rows(store_path) > placed[-1][1]  # and all of it stored after
+    assert run_rows(store_path) > placed[-1][1][0]  # and all of it stored after
+    assert len(lines) > placed[-1][1][1] and any(r.event == "signal" for r in lines)

@@ -171,7 +171,8 @@ def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_ord
     handler.emit = lines.append
     events_log = logging.getLogger("cryptobot.events")
     events_log.addHandler(handler)
-    monkeypatch.setattr(events_log, "level", logging.INFO)
+    level = events_log.level
+    events_log.setLevel(logging.INFO)  # (setLevel: a cached "not enabled" is forgotten)
     handling: list[tuple[int, int]] = []  # (run rows, event lines) when the event came
     placed: list[tuple[tuple[int, int], tuple[int, int]]] = []  # (then, as the order goes out)
     handle, on_user_event, place = (TradingSession.handle, LiveBroker.on_user_event,
@@ -201,6 +202,7 @@ def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_ord
     finally:
         server.stop()
         events_log.removeHandler(handler)
+        events_log.setLevel(level)
     assert outcome.run.engine.trades, printed[-2000:]  # entered, protected, exited
     assert len(placed) >= 4
     assert all(before == then for before, then in placed), placed  # nothing stored in between

@@ -16,8 +16,11 @@ What is measured, per order, until the venue's answer accepting it is back in th
   fill, the moment the bot learns of that fill (the venue's answer to the entry saying what
   executed, or a fill read or streamed).
 Before the frame reaches the bot, the fake venue's price is walked through that candle over its
-control route (the venue's work, not counted). Sessions over the window repeat, each on a fresh
-venue and store, until `min_orders` were accepted.
+control route (the venue's work, not counted). The replay's frames come at the candle's close
+(a live venue's come after it), so there the feed's open-interest poll, when due, still goes
+before the candle (streaming_feed.py's ordering rule; live it goes after): its share of the
+time before the send of the orders a frame triggers is printed as a part of its own. Sessions
+over the window repeat, each on a fresh venue and store, until `min_orders` were accepted.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from cryptobot.brokers.live.broker import LiveBroker  # noqa: E402
 from cryptobot.brokers.live.gateway import OrderGateway  # noqa: E402
 from cryptobot.exchange.binance import BinanceUsdmStream  # noqa: E402
+from cryptobot.exchange.feed_rest import FeedRest  # noqa: E402
 from cryptobot.secrets import ApiKeys  # noqa: E402
 from tests.live import loopback_live  # noqa: E402
 from tests.live.conftest import TEST_KEY, TEST_SECRET  # noqa: E402
@@ -68,6 +72,8 @@ class _Stamps:
         self.asked: dict[str, tuple[int, int]] = {}  # client id -> (frame, trigger) when sent
         self.sending: dict[str, tuple[int, int]] = {}  # client id -> place started, ended
         self.done: set[str] = set()
+        self.polled_ns = 0  # the feed's open-interest polls since the frame
+        self.asked_polled: dict[str, int] = {}  # client id -> of them, before it was asked
 
 
 def live_latencies_us(min_orders: int = 1000) -> LiveLatencies:
@@ -94,13 +100,24 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
     parse, submit = BinanceUsdmStream.parse, LiveBroker.submit
     replace_stop, report = LiveBroker.replace_stop, LiveBroker.report_order
     deliver_fill, place = LiveBroker.deliver_fill, OrderGateway.place
+    poll = FeedRest.poll_open_interest
 
     def parsing(self, raw):
         stamps.frame_ns = stamps.trigger_ns = time.perf_counter_ns()
+        stamps.polled_ns = 0
         return parse(self, raw)
 
     def asking(intent) -> None:
         stamps.asked.setdefault(intent.client_id, (stamps.frame_ns, stamps.trigger_ns))
+        stamps.asked_polled.setdefault(intent.client_id, stamps.polled_ns
+                                       if stamps.trigger_ns == stamps.frame_ns else 0)
+
+    async def polling(self, track):
+        started = time.perf_counter_ns()
+        try:
+            return await poll(self, track)
+        finally:
+            stamps.polled_ns += time.perf_counter_ns() - started
 
     def submitting(self, intent):
         asking(intent)
@@ -135,6 +152,8 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
             found.from_candle.setdefault(purpose, []).append((now - frame_ns) / 1000)
             found.from_trigger.setdefault(purpose, []).append((now - trigger_ns) / 1000)
             for part, ns in (("before the send", started - trigger_ns),
+                             ("  of it, the OI poll (replay only)",
+                              stamps.asked_polled.get(client_id, 0)),
                              ("venue round trip", ended - started),
                              ("after the answer", now - ended)):
                 found.parts.setdefault(part, []).append(ns / 1000)
@@ -142,7 +161,8 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
 
     patches = {(BinanceUsdmStream, "parse"): parsing, (LiveBroker, "submit"): submitting,
                (LiveBroker, "replace_stop"): replacing, (LiveBroker, "report_order"): reported,
-               (LiveBroker, "deliver_fill"): delivering, (OrderGateway, "place"): placing}
+               (LiveBroker, "deliver_fill"): delivering, (OrderGateway, "place"): placing,
+               (FeedRest, "poll_open_interest"): polling}
     originals = {key: getattr(*key) for key in patches}
     for (owner, name), patched in patches.items():
         setattr(owner, name, patched)
@@ -182,14 +202,18 @@ def _one_session(folder: Path, stamps: _Stamps) -> None:
 
 def floors_us(samples: int = 300) -> dict[str, list[float]]:
     """What one order cannot go below on this machine, each part measured alone (µs): the
-    durable write of its intent (`LiveState.record_intent`, an fsync on SQLite) and a ccxt
-    `create_order` round trip to the fake venue's process (a limit far below the price: it
-    rests, nothing is matched)."""
+    write of its intent before the send (`LiveState.record_intent`: a commit, no fsync), the
+    fsync that makes it survive a power cut (on its own thread once the order is out: not
+    waited on), and a ccxt `create_order` round trip to the fake venue's process (a limit far
+    below the price: it rests, nothing is matched), split into ccxt's own CPU (signing,
+    building, the HTTP client, parsing: the calling thread's CPU time) and the same request's
+    bytes sent again over a bare http.client connection (the fake venue's handling and the
+    loopback, with the least a client can do)."""
     from cryptobot.brokers.live.state import LiveState
-    from cryptobot.exchange.ccxt_factory import make_exchange
     from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 
-    found: dict[str, list[float]] = {"durable intent write": [], "ccxt create_order": []}
+    found: dict[str, list[float]] = {"intent write (commit)": [],
+                                     "WAL fsync (own thread, not waited on)": []}
     with tempfile.TemporaryDirectory(prefix="latency-floor-") as folder:
         state = LiveState(f"sqlite:///{folder}/floor.sqlite")
         for index in range(samples):
@@ -197,18 +221,52 @@ def floors_us(samples: int = 300) -> dict[str, list[float]]:
                                  OrderType.LIMIT, 0.01, OrderPurpose.ENTRY, 30000.0)
             started = time.perf_counter_ns()
             state.record_intent(intent, f"floor{index}", index)
-            found["durable intent write"].append((time.perf_counter_ns() - started) / 1000)
+            found["intent write (commit)"].append((time.perf_counter_ns() - started) / 1000)
+            started = time.perf_counter_ns()
+            state._wal_sync._fsync()
+            found["WAL fsync (own thread, not waited on)"].append(
+                (time.perf_counter_ns() - started) / 1000)
         state.close()
+    found.update(_round_trip_floors(samples))
+    return found
+
+
+def _round_trip_floors(samples: int) -> dict[str, list[float]]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from cryptobot.exchange.ccxt_factory import make_exchange
+
+    found: dict[str, list[float]] = {"ccxt create_order": [], "  ccxt's own CPU": [],
+                                     "  bare HTTP, same request": []}
     with FakeBinanceProcess(60000.0, 1_722_816_000_000) as venue:
         exchange = make_exchange("binanceusdm", rest_url=venue.base_url, rate_limit=False,
                                  api_keys=ApiKeys(key=TEST_KEY, secret=TEST_SECRET),
                                  options={"fetchCurrencies": False})
         exchange.load_markets()
+        sent: dict = {}
+        session_request = exchange.session.request
+
+        def keep(method, url, data=None, headers=None, **options):
+            sent.update(method=method, url=url, data=data, headers=dict(headers or {}))
+            return session_request(method, url, data=data, headers=headers, **options)
+
+        exchange.session.request = keep
         for index in range(samples):
-            started = time.perf_counter_ns()
+            cpu, started = time.thread_time_ns(), time.perf_counter_ns()
             exchange.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 30000.0,
                                   {"clientOrderId": f"floor{index}"})
             found["ccxt create_order"].append((time.perf_counter_ns() - started) / 1000)
+            found["  ccxt's own CPU"].append((time.thread_time_ns() - cpu) / 1000)
+        parts = urlsplit(sent["url"])
+        connection = http.client.HTTPConnection(parts.hostname, parts.port)
+        for index in range(samples):
+            body = sent["data"].replace(b"floor", f"bare{index}x".encode())
+            started = time.perf_counter_ns()
+            connection.request(sent["method"], parts.path, body=body, headers=sent["headers"])
+            connection.getresponse().read()
+            found["  bare HTTP, same request"].append((time.perf_counter_ns() - started) / 1000)
+        connection.close()
     return found
 
 

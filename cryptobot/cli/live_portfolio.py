@@ -97,6 +97,7 @@ def restore_portfolio(portfolio: Portfolio, broker: LiveBroker, run: SessionRun)
         for fill in fills:
             recorder.fill(fill)
         portfolio.engines.get(trade.symbol, first).book_trade_closed_away(trade)
+        recorder.commit()  # stored, and its lines printed, before this one
         recorder.console.print(f"booked {trade.signal_id}: closed while the bot was away, "
                                f"PnL {trade.pnl_usdt:+.2f} USDT")
     now_ms = portfolio.clock.now_ms()
@@ -105,6 +106,7 @@ def restore_portfolio(portfolio: Portfolio, broker: LiveBroker, run: SessionRun)
                      and row.created_ms > now_ms - HOUR_MS)
     for sent_ms in entries:  # the entries of the last hour count again, after a restart too
         portfolio.account.entered(sent_ms)
+    recorder.commit()
     for signal_id in restored:  # the console's position lines, as taken over
         taken = broker.state.position(signal_id)
         qty = taken.side.sign * taken.qty_base  # signed: a short's is negative

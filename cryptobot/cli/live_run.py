@@ -2,8 +2,12 @@
 
 The same SessionRun, TradingSession, StreamingFeed (Binance adapter), warm-up, console and event
 log as `cryptobot paper`; what changes is the broker (LiveBroker on the account, reconciled before
-anything else), the equity (the account's, not the configured starting equity) and the recorder
-(each event committed at once, so a crash loses nothing). Every symbol of `market.symbols` is
+anything else) and the equity (the account's, not the configured starting equity). The
+recorder's rows, event-log lines and console lines wait until the orders they go with are out:
+what a candle, a user-stream event or a timer tick caused is logged, stored in one transaction
+and printed right after it was handled, never between a trigger and its order (the live state,
+written before each send, is what a restart trusts; fills the run store missed at a crash are
+booked again from it at restore). Every symbol of `market.symbols` is
 traded in this one process: an engine per symbol over one account (cli/live_portfolio.py), each
 on its own view of the one LiveBroker (one REST client, one live state, one user stream, one
 reconciliation for the account), all symbols' candles on one combined market stream. Fills come
@@ -21,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -191,9 +196,12 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
         away_usdt = sum(trade.pnl_usdt for trade, _ in trades_closed_away(broker.state))
         settings = settings.model_copy(update={"risk": settings.risk.model_copy(
             update={"starting_equity_usdt": broker.equity_usdt - away_usdt})})
-    stored = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
-    recorder = ConsoleRecorder(with_notices(EventLogRecorder(stored), notifier), console,
-                               heartbeat, verbose=verbose,
+    # committed (then printed) once what a candle, user event or tick caused is handled
+    stored = SqlRecorder(db_url, clock=LiveClock(), flush_every=None)
+    # event-log lines held (stamped when their event happened) until the commit, too
+    events = EventLogRecorder(stored, held_clock_ms=venue.clock.now_ms)
+    recorder = ConsoleRecorder(with_notices(events, notifier), console,
+                               heartbeat, commit_per_event=True, verbose=verbose,
                                alive=Heartbeat(settings.logging.dir, LiveClock(), "live",
                                                settings.market.symbols), clock=venue.clock)
     symbols = settings.market.symbols
@@ -206,9 +214,14 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
                                f"{settings.market.exchange} account"
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
-    stream = await open_user_stream(settings, keys, venue, broker, console)
+    def commit() -> None:  # what the event just handled caused: logged, stored, printed
+        events.write_held_lines()
+        recorder.commit()
+
+    stream = await open_user_stream(settings, keys, venue, broker, console, commit)
     try:
-        signalled = await stop_on_signals(_trade(run, portfolio, broker, venue, outcome),
+        signalled = await stop_on_signals(_trade(run, portfolio, broker, venue, outcome,
+                                                 commit),
                                           run.request_stop)
         outcome.stopped_by = signalled or outcome.stopped_by
         if stream is not None:  # what the stream had not delivered yet, by REST
@@ -224,9 +237,12 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
 
 
 async def open_user_stream(settings: Settings, keys: ApiKeys, venue: LiveVenue,
-                           broker: LiveBroker, console: Console) -> BinanceUserStream | None:
+                           broker: LiveBroker, console: Console,
+                           after_event: Callable[[], None] = lambda: None,
+                           ) -> BinanceUserStream | None:
     """Start the user data stream as the broker's fill source; None (REST polling) when the
-    venue has none or refuses the listenKey (said once on the console)."""
+    venue has none or refuses the listenKey (said once on the console). `after_event`: once
+    an event is handled (the orders it caused are out): the recorder's commit."""
     if settings.market.exchange != "binanceusdm":
         console.print(f"no user data stream for {settings.market.exchange}: fills are read by "
                       "REST once per candle")
@@ -238,8 +254,13 @@ async def open_user_stream(settings: Settings, keys: ApiKeys, venue: LiveVenue,
                          rate_limit=venue.rate_limit, options={"fetchCurrencies": False})
     url = venue.user_stream_url or (BINANCE_DEMO_PRIVATE_WS if settings.live.demo_trading
                                     else BINANCE_PRIVATE_WS)
-    stream = BinanceUserStream(rest, venue.clock, broker.on_user_event, broker.after_reconnect,
-                               url,
+    def on_user_event(event: object) -> None:
+        try:
+            broker.on_user_event(event)
+        finally:
+            after_event()
+
+    stream = BinanceUserStream(rest, venue.clock, on_user_event, broker.after_reconnect, url,
                                min_backoff_s=settings.feed.reconnect_min_backoff_s,
                                max_backoff_s=settings.feed.reconnect_max_backoff_s)
     try:
@@ -264,7 +285,9 @@ async def close_user_stream(stream: BinanceUserStream, broker: LiveBroker) -> No
 
 
 async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venue: LiveVenue,
-                 outcome: LiveOutcome) -> None:
+                 outcome: LiveOutcome, commit: Callable[[], None]) -> None:
+    """Warm up, restore, stream; `commit` logs, stores and prints what each candle, tick or
+    step caused, once its orders are out."""
     settings, clock = run.settings, venue.clock
     symbols = settings.market.symbols
     interval_ms = timeframe_to_ms(settings.market.base_timeframe)
@@ -274,14 +297,22 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
                          async_client=True, rate_limit=venue.rate_limit)
     try:
         run.start_ms = clock.now_ms()
+
         def between_symbols() -> bool:  # a long warm-up still reconciles and heeds the switch
             broker.on_timer()
+            commit()
             return run.kill_switch.engaged()
+
+        def after_candle() -> None:  # the candle's orders are out, its rows stored
+            commit()
+            broker.on_timer()  # the routine work: reconciliation when due
+            commit()
 
         warm = await warm_up_portfolio(portfolio, rest, settings, interval_ms, signal_ms,
                                        run.start_ms, between_symbols)
         if run.kill_switch.engaged():
             broker.flatten_all("kill switch file found during the warm-up")
+            commit()
             outcome.stopped_by = "kill switch"
             run.recorder.console.print("kill switch: orders cancelled, positions closed; "
                                        "stopped")
@@ -306,8 +337,11 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
         run.session = TradingSession(portfolio, feed, venue.advance_clock, PriceTracker(run),
                                      stop_when=run.kill_switch.engaged,
                                      interrupted=run.stop_requested, streams_liquidations=True,
-                                     after_candle=broker.on_timer)
-        if await _run_until_killed(run.session, portfolio, broker, venue, run.kill_switch):
+                                     after_candle=after_candle)
+        with _start_up_frozen():
+            killed = await _run_until_killed(run.session, portfolio, broker, venue,
+                                             run.kill_switch, commit)
+        if killed:
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",
                         extra={"event": "kill_switch", "_file_only": True})
@@ -318,9 +352,24 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
         await rest.close()
 
 
+@contextlib.contextmanager
+def _start_up_frozen() -> Iterator[None]:
+    """Start-up's heap (modules, ccxt's markets, the warm-up) outlives the session: collected,
+    then frozen, no pass of the cyclic collector walks it between a trigger and its order (a
+    full pass takes tens of ms). Unfrozen after, for whatever follows in the process."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broker: LiveBroker,
-                            venue: LiveVenue, kill_switch: KillSwitch) -> bool:
-    """Run the session; True if the kill switch stopped it (after flattening).
+                            venue: LiveVenue, kill_switch: KillSwitch,
+                            commit: Callable[[], None]) -> bool:
+    """Run the session; True if the kill switch stopped it (after flattening). `commit`
+    stores (and prints) what each tick caused.
 
     The session asks the switch after every event; this loop also asks while the stream is
     quiet, and is the timer between candles: the broker reads fills and reconciles when due
@@ -345,8 +394,10 @@ async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broke
                 venue.on_tick()
                 broker.on_timer()
                 portfolio.on_time()
+                commit()
                 continue
             broker.flatten_all("kill switch file found")
+            commit()
             return True
     finally:
         if not task.done():  # Ctrl-C: the outer task was cancelled

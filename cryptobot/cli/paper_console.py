@@ -206,14 +206,18 @@ class ConsoleRecorder:
         return f"{side} {abs(qty):.6f} @ {entry:,.2f}"
 
     def _oi_change(self, candle: Candle, symbol: str = "") -> str:
+        """From the last sample (as received) stamped by the candle's open to the last one by
+        its close: looked for from the newest back (a live candle's heartbeat is made before
+        its orders go out)."""
         before = after = None
-        for sample in self._oi:
+        for sample in reversed(self._oi):
             if sample.symbol and symbol and sample.symbol != symbol:
                 continue  # another symbol's (an untagged sample is the one symbol's)
+            if after is None and sample.ts_ms <= candle.ts_close_ms:
+                after = sample
             if sample.ts_ms <= candle.ts_open_ms:
                 before = sample
-            if sample.ts_ms <= candle.ts_close_ms:
-                after = sample
+                break
         if before is None or after is None or not before.oi_contracts:
             return "n/a"
         return f"{(after.oi_contracts / before.oi_contracts - 1) * 100:+.2f}%"

@@ -2,6 +2,13 @@
 
 `rest_url` points every REST endpoint at another host (a loopback fake in tests, a replay) while
 keeping each endpoint's path: https://fapi.binance.com/fapi/v1 -> {rest_url}/fapi/v1.
+
+A sync client talks HTTP through `LeanSession` (lean_http.py) instead of ccxt's
+`requests.Session`: the same answers and errors for ccxt, ~0.5 ms less per request (an order's
+round trip is most of what the live broker waits on), and spends ccxt's rate-limit costs from a
+`RequestBudget` (request_budget.py) instead of ccxt's throttle, which spaced every call (an
+order 200 ms after the last request on binanceusdm): the same sustained rate, a burst (an
+entry's stop and targets) at once.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import ccxt
 import ccxt.async_support as ccxt_async
 
 from cryptobot.errors import ConfigError
+from cryptobot.exchange.lean_http import LeanSession
+from cryptobot.exchange.request_budget import RequestBudget
 from cryptobot.secrets import ApiKeys, register_secret
 
 # Only linear (USDT-margined) perpetuals: load_markets then makes one exchangeInfo call.
@@ -29,8 +38,9 @@ def make_exchange(exchange_id: str, *, rest_url: str | None = None, api_keys: Ap
                   options: Mapping[str, Any] | None = None) -> Any:
     """A configured ccxt instance (sync, or async with `async_client`).
 
-    `timeout_ms` bounds each request (ccxt's default when None); `rate_limit` keeps ccxt's own
-    limiter on (off only against a loopback fake); `options` are merged into ccxt's `options`.
+    `timeout_ms` bounds each request (ccxt's default when None); `rate_limit` keeps the rate
+    limit on (ccxt's limiter for an async client, a RequestBudget of ccxt's costs for a sync
+    one; off only against a loopback fake); `options` are merged into ccxt's `options`.
     """
     module = ccxt_async if async_client else ccxt
     exchange_class = getattr(module, exchange_id, None)
@@ -46,6 +56,10 @@ def make_exchange(exchange_id: str, *, rest_url: str | None = None, api_keys: Ap
         register_secret(api_keys.secret)
         config["apiKey"], config["secret"] = api_keys.key, api_keys.secret
     exchange = exchange_class(config)
+    if not async_client:
+        exchange.session = LeanSession()
+        if rate_limit:  # ccxt calls throttle(cost) before each request
+            exchange.throttle = RequestBudget(exchange.rateLimit).spend
     if demo_trading:
         exchange.enable_demo_trading(True)
     if rest_url is not None:

@@ -26,7 +26,10 @@ survives the real world.
   thousand; a summary line at the end) and carries on: the candles around them are kept.
 
 Ordering rule, the same in the stream and in a repair: everything stamped at or before a candle's
-close (open-interest samples, funding rates) is yielded before that candle; events of several
+close (open-interest samples, funding rates) is yielded before that candle; an open-interest poll
+sent after its close (live: the frame comes after it), whose answer that candle must not see, is
+sent once the candle is handled (a replay's frame comes at the close: the poll, which may bring
+the close's sample, goes first); events of several
 symbols stamped alike go in the symbols' order (the order the backtest merges them in). After a
 (re)connect, the first candle streamed shows where the hole ends for every symbol: every
 symbol's candles before it (in that order) come from REST first, merged in time order.
@@ -253,7 +256,8 @@ class StreamingFeed:
 
     async def _take(self, events: tuple[FeedEvent, ...]) -> AsyncIterator[FeedEvent]:
         """Vetted events out: after any repair their first candle shows is due, and after
-        polls that are due; then de-duplicated."""
+        polls that are due (open interest after a candle whose close has passed); then
+        de-duplicated."""
         first_candle = next((e for e in events if isinstance(e, Candle)), None)
         if self._held is not None:
             # Just (re)connected: a hole may lie before these events, and only the next closed
@@ -274,8 +278,15 @@ class StreamingFeed:
                     bounds[event.symbol] = (event.ts_open_ms, None)
             async for event in self._repair(bounds):
                 yield event
-        async for event in self._poll_if_due():
+        async for event in self._poll_funding_if_due():
             yield event
+        # the ordering rule (module docstring): a poll sent after the candle's close, whose
+        # answer that candle must not see, goes once the candle is handled
+        after_close = first_candle is not None and \
+            self._clock.now_ms() > first_candle.ts_close_ms
+        if not after_close:
+            async for event in self._poll_open_interest_if_due():
+                yield event
         for event in events:
             track = self._tracks[event.symbol]
             accepted = track.accept(event, self.stats)
@@ -283,6 +294,9 @@ class StreamingFeed:
                 if isinstance(accepted, Candle):
                     track.checks.stream_candle_taken()
                 yield accepted
+        if after_close:
+            async for event in self._poll_open_interest_if_due():
+                yield event
 
     def _bounds_before(self, candle: Candle) -> Bounds:
         """What must come before the first candle streamed after a (re)connect: each symbol's
@@ -294,9 +308,7 @@ class StreamingFeed:
         return {track.symbol: (candle.ts_close_ms if track.index < first else candle.ts_open_ms,
                                oi_until_ms) for track in self._tracks.values()}
 
-    async def _poll_if_due(self) -> AsyncIterator[FeedEvent]:
-        async for event in self._poll_funding_if_due():
-            yield event
+    async def _poll_open_interest_if_due(self) -> AsyncIterator[FeedEvent]:
         if not self.venue.poll_open_interest:
             return
         now_ms = self._clock.now_ms()

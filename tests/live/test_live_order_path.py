@@ -1,18 +1,37 @@
 """What an order waits on: the routine reconciliation runs after a candle's orders, not before
-them; only the write before a send waits for an fsync; the fake venue in a process of its own
+them; no write waits for an fsync (the WAL's is asked as the order goes out, on a thread of
+its own); the fake venue in a process of its own
 (the latency benchmark's) trades as the in-process one does."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import sqlite3
+import threading
+from contextlib import closing
+
 from sqlalchemy import text
 
+from cryptobot.brokers.live.broker import LiveBroker
+from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.brokers.live.state import LiveState, PlannedPosition
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, PositionSide, Side
+from cryptobot.runners.stream_session import TradingSession
 from tests.live.conftest import VenueClock, live_settings
+from tests.live.fake_binance import FakeBinanceServer
 from tests.live.fake_binance_process import FakeBinanceProcess
+from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.loopback_live import (
+    load_window,
+    run_loopback_session,
+    settings_from,
+    write_live_config,
+)
 
 SYMBOL = "BTC/USDT:USDT"
 
@@ -63,13 +82,26 @@ def synchronous(engine) -> int:
         return connection.execute(text("PRAGMA synchronous")).scalar_one()
 
 
-def test_only_the_write_before_a_send_waits_for_an_fsync(tmp_path):
+def test_no_write_waits_for_an_fsync_the_wal_is_synced_off_the_order_path(tmp_path,
+                                                                          monkeypatch):
     state = LiveState(f"sqlite:///{tmp_path / 'live.sqlite'}")
-    assert synchronous(state._durable) == 2  # FULL: the WAL is synced at its commit
+    assert synchronous(state._durable) == 1  # NORMAL: the pre-send write waits on no fsync
     assert synchronous(state._engine) == 1  # NORMAL, as the run store
+    synced: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append((threading.current_thread().name, os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     entry = OrderIntent("sig1-entry", SYMBOL, Side.SELL, OrderType.LIMIT, 0.01,
                         OrderPurpose.ENTRY, 60000.0, time_in_force="IOC", stop_price=61000.0)
     state.record_intent(entry, "sig1", 1000, PlannedPosition(61000.0, PositionSide.SHORT))
+    assert synced == []  # committed, not synced: nothing the order waits on
+    state.sync_soon()  # as the order goes out
+    assert state._wal_sync.wait()
+    assert synced == [("wal-fsync", str(tmp_path / "live.sqlite-wal"))]
     row, planned = state.order("sig1-entry"), state.position("sig1")
     assert (row.status, float(row.qty_base), row.created_ms) == ("pending", 0.01, 1000)
     assert (planned.qty_base, planned.stop_price, planned.side) == (0.0, 61000.0,
@@ -80,6 +112,25 @@ def test_only_the_write_before_a_send_waits_for_an_fsync(tmp_path):
     state.record_intent(entry, "sig1", 3000)  # the same id again (after a refusal): replaced
     assert [(r.status, r.created_ms) for r in state.orders()] == [("pending", 3000)]
     state.close()
+
+
+def test_the_wal_fsync_starts_once_the_order_is_out_not_before(venue, tmp_path, keys):
+    broker = build(venue, tmp_path, keys)
+    seen: list[str] = []
+    fsync = broker.gateway.on_request_out  # the live state's sync_soon
+
+    def out() -> None:
+        seen.append("request out")
+        fsync()
+
+    broker.gateway.on_request_out = out
+    broker.on_step = seen.append
+    broker.submit(OrderIntent("sig9-entry", SYMBOL, Side.BUY, OrderType.LIMIT, 0.01,
+                              OrderPurpose.ENTRY, 30000.0))
+    assert seen == ["before_send:entry", "request out", "after_send:entry"]
+    assert broker.state.order("sig9-entry").status == "open"
+    assert broker.state._wal_sync.wait() and broker.state._wal_sync.syncs >= 1
+    broker.state.close()
 
 
 def test_the_venue_in_its_own_process_fills_and_fires_stops(keys):
@@ -97,3 +148,63 @@ def test_the_venue_in_its_own_process_fills_and_fires_stops(keys):
         snapshot = venue.snapshot()
         assert snapshot["positions"]["BTCUSDT"]["qty"] == "0"  # the stop fired in the candle
         assert snapshot["algo_orders"][0]["algoStatus"] == "FINISHED"
+
+
+RUN_TABLES = ("gate_decisions", "signals", "orders", "fills", "trades", "trade_legs",
+              "equity_points", "signal_candle_chunks", "oi_samples")
+
+
+def run_rows(path) -> int:
+    """The rows the run store has committed (the recorder's; not the live state's)."""
+    with closing(sqlite3.connect(path)) as connection:
+        return sum(connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+                   for name in RUN_TABLES)
+
+
+def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_orders_are_out(
+        tmp_path, keys, monkeypatch):
+    settings = settings_from(write_live_config(tmp_path))
+    store_path = tmp_path / "live.sqlite"
+    window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
+    lines: list[logging.LogRecord] = []  # the event log's lines, as they are written
+    handler = logging.Handler()
+    handler.emit = lines.append
+    events_log = logging.getLogger("cryptobot.events")
+    events_log.addHandler(handler)
+    level = events_log.level
+    events_log.setLevel(logging.INFO)  # (setLevel: a cached "not enabled" is forgotten)
+    handling: list[tuple[int, int]] = []  # (run rows, event lines) when the event came
+    placed: list[tuple[tuple[int, int], tuple[int, int]]] = []  # (then, as the order goes out)
+    handle, on_user_event, place = (TradingSession.handle, LiveBroker.on_user_event,
+                                    OrderGateway.place)
+
+    def handled(original):
+        def wrapped(self, event):
+            handling.append((run_rows(store_path), len(lines)))
+            try:
+                return original(self, event)
+            finally:
+                handling.pop()
+        return wrapped
+
+    def placing(self, intent):
+        if handling:
+            placed.append((handling[0], (run_rows(store_path), len(lines))))
+        return place(self, intent)
+
+    monkeypatch.setattr(TradingSession, "handle", handled(handle))
+    monkeypatch.setattr(LiveBroker, "on_user_event", handled(on_user_event))
+    monkeypatch.setattr(OrderGateway, "place", placing)
+    server = FakeBinanceServer(FakeExchangeState([window.price_before],
+                                                 now_ms=window.start_ms)).start()
+    try:
+        outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
+    finally:
+        server.stop()
+        events_log.removeHandler(handler)
+        events_log.setLevel(level)
+    assert outcome.run.engine.trades, printed[-2000:]  # entered, protected, exited
+    assert len(placed) >= 4
+    assert all(before == then for before, then in placed), placed  # nothing stored in between
+    assert run_rows(store_path) > placed[-1][1][0]  # and all of it stored after
+    assert len(lines) > placed[-1][1][1] and any(r.event == "signal" for r in lines)

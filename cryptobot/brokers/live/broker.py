@@ -1,9 +1,11 @@
 """The live broker: the Broker protocol on a real exchange account (ccxt binanceusdm).
 
-- Every order is written to the live state BEFORE it is sent, then placed idempotently by the
-  gateway (a doubtful send is looked up by client id before any resend). An order whose outcome
-  stayed unknown keeps its "pending" row: it is looked up before it is ever sent again, and the
-  next reconciliation (brought forward) reports its fills, or its refusal, to the engine.
+- Every order is written to the live state BEFORE it is sent (a commit a crash of the process
+  cannot lose; its fsync against a power cut starts on its own thread once the request is
+  out: state.py), then placed idempotently by the gateway (a doubtful send is looked up by client
+  id before any resend). An order whose outcome stayed unknown keeps its "pending" row: it is
+  looked up before it is ever sent again, and the next reconciliation (brought forward)
+  reports its fills, or its refusal, to the engine.
 - Once the venue has accepted an order, nothing that fails afterwards (reading its fills,
   cancelling the stop it replaces) is reported as its refusal: it is logged and left to the
   next reconciliation.
@@ -81,6 +83,8 @@ class LiveBroker(LiveFills):
                  kill_switch: KillSwitch, on_step: StepHook | None = None) -> None:
         self.gateway = gateway
         self.state = state
+        # each order's intent made power-cut proof while the order travels (state.py)
+        gateway.on_request_out = state.sync_soon
         self.settings = settings
         self.clock = clock
         self.kill_switch = kill_switch

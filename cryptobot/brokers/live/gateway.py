@@ -103,6 +103,9 @@ class OrderGateway:
         self.wait = VenueWait(clock or LiveClock(), sleep)
         self._rng = random.Random(seed)
         self.sends = 0  # order-creating requests actually attempted (tests count them)
+        # called as each order-creating request goes out (written, its answer not read yet;
+        # before the send where the HTTP session cannot say): the live state's fsync
+        self.on_request_out: Callable[[], None] | None = None
 
     def _retry(self, action: str, fn: Callable[[], Any], order: bool = False,
                base_delay_s: float | None = None) -> Any:
@@ -276,6 +279,7 @@ class OrderGateway:
             self.wait.before_request(f"place {intent.client_id}")
             try:
                 self.sends += 1
+                self._arm_request_out()
                 order = self.exchange.create_order(symbol, order_type, intent.side.value,
                                                    float(amount), price, dict(params))
                 return _sent(order, intent.client_id)
@@ -302,6 +306,16 @@ class OrderGateway:
                 if delay_s:
                     self.sleep(delay_s)
         raise AssertionError("unreachable")
+
+    def _arm_request_out(self) -> None:
+        hook = self.on_request_out
+        if hook is None:
+            return
+        session = getattr(self.exchange, "session", None)
+        if hasattr(session, "after_send"):
+            session.after_send = hook  # LeanSession: once the request is written
+        else:
+            hook()
 
     def _look_up_after_doubt(self, intent: OrderIntent, doubt: ExchangeError
                              ) -> SentOrder | None:

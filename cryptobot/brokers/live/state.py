@@ -9,23 +9,26 @@ by `cryptobot.store.live_import`.
 
 Every order is written BEFORE it is sent (status "pending"), so a restarted process knows which
 client ids it may have sent and looks them up on the exchange instead of sending them again.
-Each write is its own transaction: a SIGKILL at any point leaves a consistent state. That
-write (with an entry's planned stop) is the one that must also survive a power cut, and the
-one an order waits on: on SQLite it alone commits with synchronous=FULL (an fsync of the WAL,
-which makes every earlier commit durable too); the others commit as the run store does
-(synchronous=NORMAL: a crash of the process loses nothing, a power cut at most the last
-changes, all of which a restart reads again from the exchange: an order still "pending" is
-looked up, fills are read again by REST, positions are reconciled).
+Each write is its own transaction: a SIGKILL at any point leaves a consistent state. Every
+write commits as the run store does (SQLite WAL, synchronous=NORMAL: a crash or kill -9 of the
+bot's process loses nothing, the frames are in the OS page cache), the pre-send one too, which
+an order waits on; what a power cut needs is done off the order path: `sync_soon`, called as
+the order goes out, fsyncs the WAL on a thread of its own (wal_sync.py). A power cut can so
+lose at most the intent of an order sent within that fsync's time (a millisecond or so), and
+the last other changes, all of which a restart reads again from the exchange: an order still
+"pending" is looked up, fills are read again by REST, positions are reconciled.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Connection, Select, Table, event, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, event, insert, select, update
 from sqlalchemy.orm import Session
 
+from cryptobot.brokers.live.wal_sync import WalSync
 from cryptobot.model import HeldPosition, OrderIntent, PositionSide
 from cryptobot.store.database import open_for_writing
 from cryptobot.store.tables import (
@@ -50,9 +53,8 @@ POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
 R = TypeVar("R", LiveOrderRow, LiveFillRow)
 
 
-def _synchronous_full(dbapi_connection, _record) -> None:
+def _no_checkpoint(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA synchronous=FULL")
     # no checkpoint inside the write an order waits on: the other connections (this state's
     # others, the run's recorder) move the WAL into the database as they commit
     cursor.execute("PRAGMA wal_autocheckpoint=0")
@@ -72,13 +74,32 @@ class PlannedPosition:
     side: PositionSide
 
 
+# Statements built once, their values bound at each execution: SQLAlchemy then compiles each
+# (table, columns set) once and finds it again by its cache key; a statement built per call
+# paid that key's making (and more) every time: ~0.3 ms of the write an order waits on.
+_KEY = "key_"  # the bound key of a statement's WHERE (not a column's name: SET binds those)
+_UPDATE = {table.name: update(table).where(table.primary_key.columns[0] == bindparam(_KEY))
+           for table in (ORDERS, FILLS, POSITIONS)}
+_INSERT = {table.name: insert(table) for table in (ORDERS, FILLS, POSITIONS)}
+_ORDER_BY_ID = select(ORDERS).where(ORDERS.c.client_id == bindparam(_KEY))
+_POSITION_BY_ID = select(POSITIONS).where(POSITIONS.c.signal_id == bindparam(_KEY))
+_OPEN_POSITIONS = select(POSITIONS).where(POSITIONS.c.is_open.is_(True)).order_by(
+    POSITIONS.c.opened_ms)
+_FILLS_SINCE = select(FILLS).where(FILLS.c.ts_ms >= bindparam("since_ms")).order_by(
+    FILLS.c.ts_ms, FILLS.c.trade_id)
+
+
+def _update_row(connection: Connection, table: Table, key: object,
+                values: dict[str, object]) -> int:
+    """Set `values` on the row of `table` whose primary key is `key`; the rows changed."""
+    return connection.execute(_UPDATE[table.name], {**values, _KEY: key}).rowcount
+
+
 def _upsert(connection: Connection, table: Table, values: dict[str, object]) -> None:
     """Insert the row, or overwrite the one with its key (what `Session.merge` did)."""
     key = table.primary_key.columns[0]
-    changed = connection.execute(update(table).where(key == values[key.key])
-                                 .values(values)).rowcount
-    if not changed:
-        connection.execute(insert(table).values(values))
+    if not _update_row(connection, table, values[key.key], values):
+        connection.execute(_INSERT[table.name], values)
 
 
 def _position_values(signal_id: str, symbol: str, qty_base: float, entry_price: float,
@@ -97,23 +118,34 @@ class LiveState:
         self.url = url
         self._engine = open_for_writing(url)
         self._durable = self._engine  # what is written before an order is sent
-        if self._engine.dialect.name == "sqlite":
-            # that write must survive a power cut too (the run store's synchronous=NORMAL
-            # survives a crash of the process only): its own connections, synchronous=FULL
+        self._wal_sync: WalSync | None = None
+        database = self._engine.url.database
+        if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
+            # that write's own connections: no checkpoint inside it
             self._durable = open_for_writing(url)
-            event.listen(self._durable, "connect", _synchronous_full)
+            event.listen(self._durable, "connect", _no_checkpoint)
             self._durable.dispose()  # connections made before the listener are not reused
+            self._wal_sync = WalSync(Path(database))
 
     def close(self) -> None:
+        if self._wal_sync is not None:
+            self._wal_sync.close()
         self._engine.dispose()
         self._durable.dispose()
+
+    def sync_soon(self) -> None:
+        """Make every commit so far survive a power cut, off the caller's path (SQLite: the
+        WAL's fsync on its own thread, wal_sync.py); a server database has done so at commit."""
+        if self._wal_sync is not None:
+            self._wal_sync.sync_soon()
 
     # --- orders -----------------------------------------------------------------------
 
     def record_intent(self, intent: OrderIntent, signal_id: str, now_ms: int,
                       planned: PlannedPosition | None = None) -> None:
         """The order as "pending", before it is sent; `planned`: an entry's position, not open
-        yet, with its planned stop, in the same (durable) transaction."""
+        yet, with its planned stop, in the same transaction (made durable against a power cut
+        by `sync_soon`, as the order goes out)."""
         with self._durable.begin() as connection:
             _upsert(connection, ORDERS, {
                 "client_id": intent.client_id, "signal_id": signal_id, "symbol": intent.symbol,
@@ -137,11 +169,10 @@ class LiveState:
         if detail is not None:
             values["detail"] = detail[:500]
         with self._engine.begin() as connection:
-            connection.execute(update(ORDERS).where(ORDERS.c.client_id == client_id)
-                               .values(values))
+            _update_row(connection, ORDERS, client_id, values)
 
     def order(self, client_id: str) -> LiveOrderRow | None:
-        found = self._rows(LiveOrderRow, select(ORDERS).where(ORDERS.c.client_id == client_id))
+        found = self._rows(LiveOrderRow, _ORDER_BY_ID, {_KEY: client_id})
         return found[0] if found else None
 
     def orders(self, statuses: tuple[str, ...] | None = None, signal_id: str | None = None,
@@ -188,6 +219,8 @@ class LiveState:
     def fills(self, signal_id: str | None = None, since_ms: int | None = None
               ) -> list[LiveFillRow]:
         """In time order; of one signal, and from `since_ms` on, when given."""
+        if signal_id is None and since_ms is not None:  # the rails' daily loss, before an entry
+            return self._rows(LiveFillRow, _FILLS_SINCE, {"since_ms": since_ms})
         query = select(FILLS).order_by(FILLS.c.ts_ms, FILLS.c.trade_id)
         if signal_id is not None:
             query = query.where(FILLS.c.signal_id == signal_id)
@@ -218,25 +251,24 @@ class LiveState:
             values["close_reason"], values["is_open"] = close_reason[:500], False
         if values:
             with self._engine.begin() as connection:
-                connection.execute(update(POSITIONS).where(POSITIONS.c.signal_id == signal_id)
-                                   .values(values))
+                _update_row(connection, POSITIONS, signal_id, values)
 
     def positions(self, open_only: bool = True) -> list[StoredPosition]:
-        query = select(POSITIONS).order_by(POSITIONS.c.opened_ms)
         if open_only:
-            query = query.where(POSITIONS.c.is_open.is_(True))
-        return self._positions(query)
+            return self._positions(_OPEN_POSITIONS)
+        return self._positions(select(POSITIONS).order_by(POSITIONS.c.opened_ms))
 
     def position(self, signal_id: str) -> StoredPosition | None:
-        found = self._positions(select(POSITIONS).where(POSITIONS.c.signal_id == signal_id))
+        found = self._positions(_POSITION_BY_ID, {_KEY: signal_id})
         return found[0] if found else None
 
-    def _positions(self, query: Select) -> list[StoredPosition]:
+    def _positions(self, query: Select, params: dict[str, object] | None = None
+                   ) -> list[StoredPosition]:
         with self._engine.connect() as connection:
             return [StoredPosition(r.signal_id, r.symbol, float(r.qty_base), float(r.entry_price),
                                    None if r.stop_price is None else float(r.stop_price),
                                    r.opened_ms, PositionSide(r.side), adopted=r.adopted)
-                    for r in connection.execute(query)]
+                    for r in connection.execute(query, params)]
 
     # --- statements: Core, not the ORM's unit of work (an order waits on these) -------
 
@@ -244,10 +276,11 @@ class LiveState:
         with self._engine.begin() as connection:
             _upsert(connection, table, values)
 
-    def _rows(self, row_class: type[R], query: Select) -> list[R]:
+    def _rows(self, row_class: type[R], query: Select,
+              params: dict[str, object] | None = None) -> list[R]:
         """Detached rows of `row_class`, as the ORM would load them."""
         with self._engine.connect() as connection:
-            return [row_class(**row._mapping) for row in connection.execute(query)]
+            return [row_class(**row._mapping) for row in connection.execute(query, params)]
 
     # --- what the runs booked (the run store's tables, in the same database) -----------------
 

@@ -1,0 +1,198 @@
+"""A lean HTTP session for ccxt's synchronous clients: the live broker's orders.
+
+ccxt's sync client sends every request through a `requests.Session` (urllib3 below it): about
+0.3-0.5 ms of Python per request on this machine, more than the rest of ccxt's own work on an
+order (signing, building, parsing). `LeanSession` takes the session's place (ccxt calls only
+`session.request`, `.headers`, `.cookies.clear()` and `.close()`): one kept-alive
+`http.client` connection per host and thread, the request's head and body in one send, and the
+answer read whole. What ccxt sees is what requests would hand it (status, reason, headers,
+text), and every failure is raised as the `requests` exception ccxt maps (a timeout as
+`requests.ReadTimeout`/`ConnectTimeout`, a refused or broken connection as
+`requests.ConnectionError` "Connection aborted."), so ccxt's error classes, and ours
+(ccxt_errors.py), are unchanged. A kept connection the server has closed is seen before it is
+reused (it reads as at its end) and replaced, never written to: a request is sent once, and
+never resent here (the gateway decides that, after looking the order up). Proxies, or a body
+requests would build (files), go through a real `requests.Session`.
+
+`after_send`, when set, is called once the next request is written (before its answer is
+read), then cleared: the live broker starts its state's fsync there (brokers/live/state.py),
+while the order travels.
+"""
+
+from __future__ import annotations
+
+import http.client
+import select
+import socket
+import ssl
+import threading
+import zlib
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+
+class LeanResponse:
+    """What ccxt reads of a `requests.Response`."""
+
+    def __init__(self, url: str, status: int, reason: str, headers: CaseInsensitiveDict,
+                 content: bytes) -> None:
+        self.url = url
+        self.status_code = status
+        self.reason = reason
+        self.headers = headers
+        self.content = content
+        self.encoding = "utf-8"
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding or "utf-8", errors="replace")
+
+    def raise_for_status(self) -> None:
+        if 400 <= self.status_code < 600:
+            kind = "Client" if self.status_code < 500 else "Server"
+            raise requests.HTTPError(f"{self.status_code} {kind} Error: {self.reason} for url: "
+                                     f"{self.url}", response=self)  # type: ignore[arg-type]
+
+
+def _decoded(body: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if encoding == "gzip":
+        return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    return body
+
+
+def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
+    """A kept-alive connection the server closed (or sent something unasked on) reads ready."""
+    sock = connection.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+class LeanSession:
+    """Drop-in for the `requests.Session` of a ccxt sync exchange (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.headers: CaseInsensitiveDict = CaseInsensitiveDict()
+        self.cookies = requests.cookies.RequestsCookieJar()
+        self._local = threading.local()
+        self._fallback: requests.Session | None = None
+        self._contexts: dict[bool, ssl.SSLContext] = {}
+        self.after_send: Callable[[], None] | None = None
+
+    def request(self, method: str, url: str, data: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float | None = None,
+                proxies: Any = None, verify: bool = True, files: Any = None) -> Any:
+        if proxies or files:
+            if self._fallback is None:
+                self._fallback = requests.Session()
+            return self._fallback.request(method, url, data=data, headers=headers,
+                                          timeout=timeout, proxies=proxies, verify=verify,
+                                          files=files)
+        parts = urlsplit(url)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        sent_headers = dict(headers or {})
+        if data is not None:
+            sent_headers["Content-Length"] = str(len(data))
+        connection = self._connection(parts.scheme, parts.hostname or "", parts.port, timeout,
+                                      verify)
+        try:
+            connection.request(method, path, body=data, headers=sent_headers)
+        except TimeoutError as exc:
+            self._drop(connection)
+            raise requests.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:
+            self._drop(connection)
+            raise requests.ConnectionError(f"Connection aborted. {exc!r}") from exc
+        hook, self.after_send = self.after_send, None
+        if hook is not None:
+            hook()
+        try:
+            answer = connection.getresponse()
+            body = answer.read()
+        except TimeoutError as exc:
+            self._drop(connection)
+            raise requests.ReadTimeout(f"Read timed out. {exc}") from exc
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop(connection)
+            raise requests.ConnectionError(f"Connection aborted. {exc!r}") from exc
+        received = CaseInsensitiveDict(answer.getheaders())
+        if answer.will_close:
+            self._drop(connection)
+        encoding = received.get("Content-Encoding")
+        if encoding and body:
+            try:
+                body = _decoded(body, encoding)
+            except zlib.error as exc:
+                raise requests.ConnectionError(f"Connection broken: {exc!r}") from exc
+        return LeanResponse(url, answer.status, answer.reason, received, body)
+
+    def _connection(self, scheme: str, host: str, port: int | None, timeout: float | None,
+                    verify: bool) -> http.client.HTTPConnection:
+        pool: dict[tuple[str, str, int | None], http.client.HTTPConnection] = \
+            self._local.__dict__.setdefault("pool", {})
+        key = (scheme, host, port)
+        connection = pool.get(key)
+        if connection is not None and connection.sock is not None \
+                and not _closed_by_peer(connection):
+            connection.timeout = timeout
+            connection.sock.settimeout(timeout)
+            return connection
+        if connection is not None:
+            connection.close()
+        if scheme == "https":
+            connection = http.client.HTTPSConnection(host, port, timeout=timeout,
+                                                     context=self._context(verify))
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            connection.connect()
+        except TimeoutError as exc:
+            raise requests.ConnectTimeout(str(exc)) from exc
+        except OSError as exc:
+            raise requests.ConnectionError(f"Connection refused: {exc!r}") from exc
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pool[key] = connection
+        return connection
+
+    def _context(self, verify: bool) -> ssl.SSLContext:
+        context = self._contexts.get(verify)
+        if context is None:
+            if verify:
+                try:
+                    import certifi
+
+                    context = ssl.create_default_context(cafile=certifi.where())
+                except ImportError:
+                    context = ssl.create_default_context()
+            else:
+                context = ssl._create_unverified_context()  # ccxt's verify=False, as requests
+            self._contexts[verify] = context
+        return context
+
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        connection.close()
+        pool = self._local.__dict__.get("pool", {})
+        for key, kept in list(pool.items()):
+            if kept is connection:
+                del pool[key]
+
+    def close(self) -> None:
+        for connection in self._local.__dict__.get("pool", {}).values():
+            connection.close()
+        self._local.__dict__["pool"] = {}
+        if self._fallback is not None:
+            self._fallback.close()

@@ -1,0 +1,171 @@
+"""The live broker's HTTP session (cryptobot/exchange/lean_http.py) against a raw loopback
+server: what ccxt gets back and which errors it maps, exactly as through `requests`; a kept
+connection the server closed is replaced before a request is written to it, never resent."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+
+import ccxt
+import pytest
+import requests
+
+from cryptobot.exchange.ccxt_factory import make_exchange
+from cryptobot.exchange.lean_http import LeanSession
+
+
+class RawServer:
+    """Answers each request with `reply(request_number)`: (status line, headers, body, then
+    close the connection?); counts the connections and requests it saw."""
+
+    def __init__(self, reply) -> None:
+        self.reply = reply
+        self.requests = 0
+        self.connections = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buffered = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buffered:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    buffered += chunk
+                head, buffered = buffered.split(b"\r\n\r\n", 1)
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length")), 0)
+                while len(buffered) < length:
+                    buffered += conn.recv(65536)
+                buffered = buffered[length:]
+                self.requests += 1
+                status, headers, body, close = self.reply(self.requests)
+                lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}",
+                         *[f"{k}: {v}" for k, v in headers.items()]]
+                conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+                if close:
+                    return
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def serve():
+    servers = []
+
+    def start(reply) -> RawServer:
+        servers.append(RawServer(reply))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def ok(body: dict, close: bool = False, **headers: str):
+    return "200 OK", {"Content-Type": "application/json", **headers}, \
+        json.dumps(body).encode(), close
+
+
+def test_answers_as_requests_gives_them_on_one_kept_connection(serve):
+    server = serve(lambda n: ok({"n": n}))
+    session = LeanSession()
+    for n in (1, 2, 3):
+        answer = session.request("POST", server.url("/fapi/v1/order?x=1"), data=b"a=1",
+                                 headers={"X-MBX-APIKEY": "k"}, timeout=2.0)
+        assert (answer.status_code, json.loads(answer.text)) == (200, {"n": n})
+        assert answer.headers["content-type"] == "application/json"  # any case, as requests
+    assert server.connections == 1
+
+
+def test_a_connection_the_server_closed_is_replaced_before_it_is_written_to(serve):
+    server = serve(lambda n: ok({"n": n}, close=True))  # no "Connection: close" said
+    session = LeanSession()
+    assert json.loads(session.request("GET", server.url(), timeout=2.0).text) == {"n": 1}
+    time.sleep(0.05)  # the close has reached us
+    assert json.loads(session.request("GET", server.url(), timeout=2.0).text) == {"n": 2}
+    assert (server.requests, server.connections) == (2, 2)  # each request sent once
+
+
+def test_gzip_answers_are_decoded(serve):
+    packed = gzip.compress(b'{"price": "1.5"}')
+    server = serve(lambda n: ("200 OK", {"Content-Encoding": "gzip",
+                                         "Content-Type": "application/json"}, packed, False))
+    assert LeanSession().request("GET", server.url(), timeout=2.0).text == '{"price": "1.5"}'
+
+
+def test_errors_are_the_ones_requests_raises(serve):
+    def reply(n):
+        if n == 1:
+            time.sleep(0.5)
+            return ok({})
+        return "429 Too Many Requests", {"Retry-After": "7"}, b'{"code":-1003}', False
+
+    server = serve(reply)
+    session = LeanSession()
+    with pytest.raises(requests.ReadTimeout):
+        session.request("GET", server.url(), timeout=0.1)
+    answer = session.request("GET", server.url(), timeout=2.0)
+    with pytest.raises(requests.HTTPError):
+        answer.raise_for_status()
+    closed = socket.create_server(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    with pytest.raises(requests.ConnectionError):
+        session.request("GET", f"http://127.0.0.1:{port}/", timeout=2.0)
+
+
+def test_ccxt_maps_its_errors_and_reads_retry_after_through_it(serve):
+    def reply(n):
+        if n == 1:
+            time.sleep(0.5)
+            return ok({})
+        return ("429 Too Many Requests", {"Retry-After": "7", "Content-Type": "application/json"},
+                b'{"code":-1003,"msg":"Too many requests"}', False)
+
+    server = serve(reply)
+    exchange = make_exchange("binanceusdm", rest_url=server.url(), rate_limit=False,
+                             timeout_ms=100)
+    assert isinstance(exchange.session, LeanSession)
+    with pytest.raises(ccxt.RequestTimeout):
+        exchange.fapiPublicGetTime()
+    with pytest.raises(ccxt.DDoSProtection):  # what ccxt raises for a 429 through requests
+        exchange.fapiPublicGetTime()
+    assert exchange.last_response_headers["retry-after"] == "7"
+
+
+def test_after_send_runs_once_the_request_is_written_before_its_answer(serve):
+    def reply(n):
+        time.sleep(0.2)
+        return ok({"n": n})
+
+    server = serve(reply)
+    session = LeanSession()
+    called: list[float] = []
+    session.after_send = lambda: called.append(time.perf_counter())
+    session.request("POST", server.url(), data=b"a=1", timeout=2.0)
+    answered = time.perf_counter()
+    assert len(called) == 1 and answered - called[0] >= 0.15  # not after the answer
+    assert session.after_send is None  # once: the next request does not call it
+    session.request("GET", server.url(), timeout=2.0)
+    assert len(called) == 1

@@ -11,8 +11,10 @@ text), and every failure is raised as the `requests` exception ccxt maps (a time
 `requests.ConnectionError` "Connection aborted."), so ccxt's error classes, and ours
 (ccxt_errors.py), are unchanged. A kept connection the server has closed is seen before it is
 reused (it reads as at its end) and replaced, never written to: a request is sent once, and
-never resent here (the gateway decides that, after looking the order up). Proxies, or a body
-requests would build (files), go through a real `requests.Session`.
+never resent here (the gateway decides that, after looking the order up). Proxies (ccxt's, or
+the environment's HTTP(S)_PROXY, which requests honours), a CA bundle named in the environment
+(REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), or a body requests would build (files), go through a real
+`requests.Session`.
 
 `after_send`, when set, is called once the next request is written (before its answer is
 read), then cleared: the live broker starts its state's fsync there (brokers/live/state.py),
@@ -22,6 +24,7 @@ while the order travels.
 from __future__ import annotations
 
 import http.client
+import os
 import select
 import socket
 import ssl
@@ -91,18 +94,22 @@ class LeanSession:
         self._local = threading.local()
         self._fallback: requests.Session | None = None
         self._contexts: dict[bool, ssl.SSLContext] = {}
+        self._environment_says: dict[tuple[str, str], bool] = {}
         self.after_send: Callable[[], None] | None = None
 
     def request(self, method: str, url: str, data: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float | None = None,
                 proxies: Any = None, verify: bool = True, files: Any = None) -> Any:
-        if proxies or files:
+        parts = urlsplit(url)
+        if proxies or files or self._environment_applies(parts.scheme, parts.hostname, url):
+            hook, self.after_send = self.after_send, None
+            if hook is not None:  # requests cannot say when the request is out: now
+                hook()
             if self._fallback is None:
                 self._fallback = requests.Session()
             return self._fallback.request(method, url, data=data, headers=headers,
                                           timeout=timeout, proxies=proxies, verify=verify,
                                           files=files)
-        parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         sent_headers = dict(headers or {})
         if data is not None:
@@ -139,6 +146,17 @@ class LeanSession:
             except zlib.error as exc:
                 raise requests.ConnectionError(f"Connection broken: {exc!r}") from exc
         return LeanResponse(url, answer.status, answer.reason, received, body)
+
+    def _environment_applies(self, scheme: str, host: str | None, url: str) -> bool:
+        """The environment sets a proxy for this host, or a CA bundle (read once per host)."""
+        key = (scheme, host or "")
+        says = self._environment_says.get(key)
+        if says is None:
+            says = bool(requests.utils.get_environ_proxies(url)) or (
+                scheme == "https" and any(os.environ.get(name) for name in
+                                          ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")))
+            self._environment_says[key] = says
+        return says
 
     def _connection(self, scheme: str, host: str, port: int | None, timeout: float | None,
                     verify: bool) -> http.client.HTTPConnection:

@@ -169,3 +169,22 @@ def test_after_send_runs_once_the_request_is_written_before_its_answer(serve):
     assert session.after_send is None  # once: the next request does not call it
     session.request("GET", server.url(), timeout=2.0)
     assert len(called) == 1
+
+
+def test_a_proxy_the_environment_sets_is_used_as_requests_would(serve, monkeypatch):
+    """HTTP_PROXY set: the request goes to the proxy (the raw server), as through requests; the
+    after-send hook still runs, once."""
+    proxy = serve(lambda n: ok({"via": "proxy"}))
+    monkeypatch.setenv("HTTP_PROXY", proxy.url())
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    session = LeanSession()
+    called: list[int] = []
+    session.after_send = lambda: called.append(1)
+    answer = session.request("GET", "http://venue.invalid/fapi/v1/time", timeout=2.0)
+    assert json.loads(answer.text) == {"via": "proxy"} and proxy.requests == 1
+    assert called == [1] and session.after_send is None
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # a host the proxy is not for: straight there
+    direct = serve(lambda n: ok({"via": "direct"}))
+    assert json.loads(LeanSession().request("GET", direct.url(), timeout=2.0).text) == \
+        {"via": "direct"}

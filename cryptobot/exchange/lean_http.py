@@ -11,9 +11,10 @@ text), and every failure is raised as the `requests` exception ccxt maps (a time
 `requests.ConnectionError` "Connection aborted."), so ccxt's error classes, and ours
 (ccxt_errors.py), are unchanged. A kept connection the server has closed is seen before it is
 reused (it reads as at its end) and replaced, never written to: a request is sent once, and
-never resent here (the gateway decides that, after looking the order up). Proxies (ccxt's, or
-the environment's HTTP(S)_PROXY, which requests honours), a CA bundle named in the environment
-(REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE), or a body requests would build (files), go through a real
+never resent here (the gateway decides that, after looking the order up). Certificates are
+checked as requests checks them: against REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when the
+environment names one, else certifi's. Proxies (ccxt's, or the environment's HTTP(S)_PROXY,
+which requests honours), or a body requests would build (files), go through a real
 `requests.Session`.
 
 `after_send`, when set, is called once the next request is written (before its answer is
@@ -148,14 +149,11 @@ class LeanSession:
         return LeanResponse(url, answer.status, answer.reason, received, body)
 
     def _environment_applies(self, scheme: str, host: str | None, url: str) -> bool:
-        """The environment sets a proxy for this host, or a CA bundle (read once per host)."""
+        """The environment sets a proxy for this host (read once per host)."""
         key = (scheme, host or "")
         says = self._environment_says.get(key)
         if says is None:
-            says = bool(requests.utils.get_environ_proxies(url)) or (
-                scheme == "https" and any(os.environ.get(name) for name in
-                                          ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")))
-            self._environment_says[key] = says
+            says = self._environment_says[key] = bool(requests.utils.get_environ_proxies(url))
         return says
 
     def _connection(self, scheme: str, host: str, port: int | None, timeout: float | None,
@@ -189,15 +187,8 @@ class LeanSession:
     def _context(self, verify: bool) -> ssl.SSLContext:
         context = self._contexts.get(verify)
         if context is None:
-            if verify:
-                try:
-                    import certifi
-
-                    context = ssl.create_default_context(cafile=certifi.where())
-                except ImportError:
-                    context = ssl.create_default_context()
-            else:
-                context = ssl._create_unverified_context()  # ccxt's verify=False, as requests
+            # verify=False (ccxt's option): unchecked, as requests does
+            context = _verifying_context() if verify else ssl._create_unverified_context()
             self._contexts[verify] = context
         return context
 
@@ -214,3 +205,18 @@ class LeanSession:
         self._local.__dict__["pool"] = {}
         if self._fallback is not None:
             self._fallback.close()
+
+
+def _verifying_context() -> ssl.SSLContext:
+    """Certificates checked against what requests would use: the environment's bundle (a file
+    or a folder), else certifi's."""
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        if os.path.isdir(bundle):
+            return ssl.create_default_context(capath=bundle)
+        return ssl.create_default_context(cafile=bundle)
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())

@@ -7,8 +7,11 @@ from __future__ import annotations
 import gzip
 import json
 import socket
+import ssl
 import threading
 import time
+from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Address
 
 import ccxt
 import pytest
@@ -22,8 +25,9 @@ class RawServer:
     """Answers each request with `reply(request_number)`: (status line, headers, body, then
     close the connection?); counts the connections and requests it saw."""
 
-    def __init__(self, reply) -> None:
+    def __init__(self, reply, tls: ssl.SSLContext | None = None) -> None:
         self.reply = reply
+        self.tls = tls
         self.requests = 0
         self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -40,6 +44,11 @@ class RawServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (OSError, ssl.SSLError):
+                return  # the client refused our certificate
         buffered = b""
         with conn:
             while True:
@@ -63,7 +72,8 @@ class RawServer:
                     return
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def stop(self) -> None:
         self.listener.close()
@@ -73,8 +83,8 @@ class RawServer:
 def serve():
     servers = []
 
-    def start(reply) -> RawServer:
-        servers.append(RawServer(reply))
+    def start(reply, tls: ssl.SSLContext | None = None) -> RawServer:
+        servers.append(RawServer(reply, tls))
         return servers[-1]
 
     yield start
@@ -188,3 +198,49 @@ def test_a_proxy_the_environment_sets_is_used_as_requests_would(serve, monkeypat
     direct = serve(lambda n: ok({"via": "direct"}))
     assert json.loads(LeanSession().request("GET", direct.url(), timeout=2.0).text) == \
         {"via": "direct"}
+
+
+def _self_signed(folder) -> tuple[ssl.SSLContext, str]:
+    """A server context with a certificate for 127.0.0.1 made here, and that certificate's file."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback venue")])
+    now = datetime.now(UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - timedelta(hours=1))
+                   .not_valid_after(now + timedelta(hours=1))
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.IPAddress(IPv4Address("127.0.0.1"))]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    cert_file, key_file = folder / "venue.pem", folder / "venue.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_file, key_file)
+    return context, str(cert_file)
+
+
+def test_https_checks_the_venues_certificate_as_requests_would(serve, tmp_path, monkeypatch):
+    """TLS on loopback: a certificate no bundle vouches for is refused (requests' error); the
+    bundle the environment names (REQUESTS_CA_BUNDLE) is trusted, as requests trusts it."""
+    context, certificate = _self_signed(tmp_path)
+    server = serve(lambda n: ok({"n": n}), tls=context)
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    with pytest.raises(requests.ConnectionError):
+        LeanSession().request("GET", server.url(), timeout=2.0)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate)
+    session = LeanSession()
+    for n in (2, 3):  # (the refused handshake was connection 1)
+        assert json.loads(session.request("GET", server.url(), timeout=2.0).text) == {"n": n - 1}
+    assert server.connections == 2  # the second request on the kept TLS connection
+    assert json.loads(LeanSession().request("GET", server.url(), timeout=2.0,
+                                            verify=False).text) == {"n": 3}

@@ -218,6 +218,7 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
         events.write_held_lines()
         recorder.commit()
 
+    broker.before_waits(commit)  # held rows are not held through a wait
     stream = await open_user_stream(settings, keys, venue, broker, console, commit)
     try:
         signalled = await stop_on_signals(_trade(run, portfolio, broker, venue, outcome,

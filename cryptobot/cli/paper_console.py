@@ -43,11 +43,13 @@ def _minute(ts_ms: int) -> str:
 class ConsoleRecorder:
     """A Recorder that stores through `inner` and prints; also the session's observer.
 
-    With `commit_per_event` (paper), the store is committed once per base candle, in one
-    transaction with everything the candle caused and the samples before it (`commit`, called
-    by `on_event`): a crash never leaves a candle half stored, which a resume relies on. What
-    a candle caused is printed once it is committed, so that whatever the console showed is
-    stored. Without it (live), the store commits each row itself and lines print at once.
+    With `commit_per_event` (paper and live), the store is committed once what each event
+    caused is handled (paper: a base candle, with the samples before it, in one transaction;
+    live: a candle, a user-stream event or a timer tick, once the orders it caused are out, and
+    before any wait inside it), by `commit`: a crash never leaves a candle half stored, which
+    a resume relies on. What an event caused is printed once it is committed, so that whatever
+    the console showed is stored. Without it, the store commits as it buffers and lines print
+    at once.
 
     Every line is stamped with the run's `clock` when the run learned of it, so lines are in
     time order and the stop placed on an entry's fill follows it at the same time. A fill's

@@ -243,7 +243,10 @@ def sweeps(
 
 def _listing_json(listing, status: str) -> dict:
     info = listing.info
-    return {"sweep_id": info.sweep_id, "status": status, "created_ms": info.created_ms,
+    # status: as stored; shown_status: what the table shows (a killed sweep's, from its
+    # heartbeat: "stopped (process N silent since T)")
+    return {"sweep_id": info.sweep_id, "status": info.status, "shown_status": status,
+            "created_ms": info.created_ms,
             "symbols": list(info.symbols), "grid": info.grid, "rows": listing.combinations,
             "errors": listing.errors, "walk_forward": info.walk_forward,
             "metric": info.metric, "scheduler": info.scheduler}

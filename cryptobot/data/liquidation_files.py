@@ -5,8 +5,9 @@ Order Type,Time in Force,Quantity,Price,Average Price,Order Status,Last Filled Q
 Quantity,Event Time (...),Trade Time (...)`), times with their UTC offset. Each record becomes a
 `Liquidation` at its trade time, priced at its average fill price for its filled quantity (as
 the stream parser reads `ap` and `z`). Rows of another layout appended to such a file are not
-read, and counted. A record in more than one file (two recorders, or overlapping dumps) is one
-liquidation: the same trade time, side, price and quantity count once, and are counted.
+read, and counted. A record read twice (in two files: two recorders, or overlapping dumps; or
+twice in one) is one liquidation: the same trade time, side, price and quantity count once,
+and the copies are counted (the stream sends at most one forced order a second per symbol).
 
 A file cannot tell a quiet market from a recorder that stopped: it vouches for the spans between
 its records, cut wherever two records are further apart than `gap_ms`. Outside those spans the
@@ -53,7 +54,7 @@ class LiquidationRecords:
             return f"{self.symbol} liquidations: none recorded"
         spans = ", ".join(f"{iso_utc(a)[:16]} .. {iso_utc(b)[:16]}" for a, b in self.spans)
         other = f"; {self.other_rows} rows of another layout not read" if self.other_rows else ""
-        twice = (f"; {self.duplicates} records in more than one file counted once"
+        twice = (f"; {self.duplicates} records read twice counted once"
                  if self.duplicates else "")
         return (f"{len(self.events)} liquidations ({', '.join(self.sources)}), covering "
                 f"{spans}{other}{twice}")

@@ -6,9 +6,10 @@ keeping each endpoint's path: https://fapi.binance.com/fapi/v1 -> {rest_url}/fap
 A sync client talks HTTP through `LeanSession` (lean_http.py) instead of ccxt's
 `requests.Session`: the same answers and errors for ccxt, ~0.5 ms less per request (an order's
 round trip is most of what the live broker waits on), and spends ccxt's rate-limit costs from a
-`RequestBudget` (request_budget.py) instead of ccxt's throttle, which spaced every call (an
-order 200 ms after the last request on binanceusdm): the same sustained rate, a burst (an
-entry's stop and targets) at once.
+`RequestBudget` (request_budget.py, `exchange.request_budget`) instead of ccxt's throttle,
+which spaced every call (an order 200 ms after the last request on binanceusdm): reads at the
+same sustained rate, a burst at once, and orders counted apart (Binance's order counts), so a
+stop never waits behind reads.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def make_exchange(exchange_id: str, *, rest_url: str | None = None, api_keys: Ap
     if not async_client:
         exchange.session = LeanSession()
         if rate_limit:  # ccxt calls throttle(cost) before each request
-            exchange.throttle = RequestBudget(exchange.rateLimit).spend
+            exchange.request_budget = RequestBudget(exchange.rateLimit)
+            exchange.throttle = exchange.request_budget.spend
     if demo_trading:
         exchange.enable_demo_trading(True)
     if rest_url is not None:

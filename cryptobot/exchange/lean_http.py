@@ -8,7 +8,8 @@ order (signing, building, parsing). `LeanSession` takes the session's place (ccx
 answer read whole. What ccxt sees is what requests would hand it (status, reason, headers,
 text), and every failure is raised as the `requests` exception ccxt maps (a timeout as
 `requests.ReadTimeout`/`ConnectTimeout`, a refused or broken connection as
-`requests.ConnectionError` "Connection aborted."), so ccxt's error classes, and ours
+`requests.ConnectionError` "Connection aborted.", a certificate or TLS failure as
+`requests.exceptions.SSLError`), so ccxt's error classes, and ours
 (ccxt_errors.py), are unchanged. A kept connection the server has closed is seen before it is
 reused (it reads as at its end) and replaced, never written to: a request is sent once, and
 never resent here (the gateway decides that, after looking the order up). Certificates are
@@ -74,12 +75,43 @@ def _decoded(body: bytes, encoding: str) -> bytes:
     return body
 
 
+def _requests_error(exc: BaseException, timeout_kind: type[requests.RequestException],
+                    prefix: str) -> requests.RequestException | None:
+    """The exception requests raises for this failure (None: not a network failure, e.g.
+    KeyboardInterrupt; raised as it is): a timeout as `timeout_kind`, a certificate or TLS
+    failure as requests' SSLError, the rest of the socket's and HTTP's as ConnectionError."""
+    if isinstance(exc, TimeoutError):
+        return timeout_kind(f"{prefix} timed out: {exc}")
+    if isinstance(exc, ssl.SSLError):
+        return requests.exceptions.SSLError(f"{prefix} {exc!r}")
+    if isinstance(exc, OSError | http.client.HTTPException):
+        return requests.ConnectionError(f"{prefix} {exc!r}")
+    return None
+
+
+def _keep_alive(sock: socket.socket) -> None:
+    """No delay on small writes; TCP keep-alive probes after 30 s idle, so a NAT or load
+    balancer keeps the kept connection (or, if it dropped it, the socket reads as closed
+    before an order is written into it)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (("TCP_KEEPIDLE", 30), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 3)):
+        option = getattr(socket, name, None)  # Linux's; elsewhere the system's defaults
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
 def _closed_by_peer(connection: http.client.HTTPConnection) -> bool:
-    """A kept-alive connection the server closed (or sent something unasked on) reads ready."""
+    """A kept-alive connection the server closed (or sent something unasked on, or whose
+    keep-alive probes went unanswered) reads ready."""
     sock = connection.sock
     if sock is None:
         return True
     try:
+        if hasattr(select, "poll"):  # any descriptor number (select() stops at 1024)
+            poller = select.poll()
+            poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return bool(poller.poll(0))
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
@@ -119,24 +151,24 @@ class LeanSession:
                                       verify)
         try:
             connection.request(method, path, body=data, headers=sent_headers)
-        except TimeoutError as exc:
-            self._drop(connection)
-            raise requests.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:
-            self._drop(connection)
-            raise requests.ConnectionError(f"Connection aborted. {exc!r}") from exc
-        hook, self.after_send = self.after_send, None
-        if hook is not None:
-            hook()
+        except BaseException as exc:
+            self._drop(connection)  # whatever stopped it, never reused half-written
+            mapped = _requests_error(exc, requests.ConnectTimeout, "Connection aborted.")
+            if mapped is None:
+                raise
+            raise mapped from exc
         try:
+            hook, self.after_send = self.after_send, None
+            if hook is not None:
+                hook()
             answer = connection.getresponse()
             body = answer.read()
-        except TimeoutError as exc:
-            self._drop(connection)
-            raise requests.ReadTimeout(f"Read timed out. {exc}") from exc
-        except (OSError, http.client.HTTPException) as exc:
-            self._drop(connection)
-            raise requests.ConnectionError(f"Connection aborted. {exc!r}") from exc
+        except BaseException as exc:
+            self._drop(connection)  # its answer unread: never reused
+            mapped = _requests_error(exc, requests.ReadTimeout, "Connection aborted.")
+            if mapped is None:
+                raise
+            raise mapped from exc
         received = CaseInsensitiveDict(answer.getheaders())
         if answer.will_close:
             self._drop(connection)
@@ -176,11 +208,13 @@ class LeanSession:
             connection = http.client.HTTPConnection(host, port, timeout=timeout)
         try:
             connection.connect()
-        except TimeoutError as exc:
-            raise requests.ConnectTimeout(str(exc)) from exc
-        except OSError as exc:
-            raise requests.ConnectionError(f"Connection refused: {exc!r}") from exc
-        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except Exception as exc:
+            connection.close()
+            mapped = _requests_error(exc, requests.ConnectTimeout, "Connection refused:")
+            if mapped is None:
+                raise
+            raise mapped from exc
+        _keep_alive(connection.sock)
         pool[key] = connection
         return connection
 

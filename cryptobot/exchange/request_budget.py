@@ -2,14 +2,20 @@
 
 ccxt's sync throttle spaces EVERY call `rateLimit x cost` ms after the previous one: on
 binanceusdm 50 ms x 4 for an order, so the stop sent on an entry's fill waited ~200 ms, and
-each take-profit 200 ms more, while the venue's limits (Binance USD-M: 2,400 request weight a
-minute per IP; 300 orders in 10 s, 1,200 a minute per account) allow such a burst many times
-over. `RequestBudget` spends the same ccxt costs at the same sustained rate, one cost unit per
-`rateLimit` ms (ccxt's costs are Binance's weights, scaled so that this rate stays under its
-limits), but over a window: at most `window_ms / rateLimit` units in any `window_ms`. A call
-waits only when the window is spent, until enough of it has aged out; an order after a quiet
-moment goes at once. The venue's own 429/418 answers are still obeyed (brokers/live/
-venue_wait.py).
+each take-profit 200 ms more, while the venue's limits allow such a burst many times over.
+Binance USD-M counts two things apart: request weight per IP (2,400 a minute), which reads
+spend and a new order does not (its weight there is 0), and orders per account (300 in 10 s,
+1,200 a minute).
+
+`RequestBudget` keeps both. Reads spend ccxt's costs at ccxt's sustained rate, one cost unit
+per `rateLimit` ms (ccxt's costs are Binance's weights, scaled so that this rate stays under its
+limit), over a window: at most `window_ms / rateLimit` units in any `window_ms`; a read waits
+only when the window is spent, until enough of it has aged out. An order (the gateway says so
+with `order_next` just before it) spends one from the order windows instead, kept under
+Binance's counts (240 in 10 s, 1,000 a minute): a stop never waits behind a burst of reads (a
+reconciliation of many symbols), only, in theory, behind hundreds of orders. The venue's own
+429/418 answers are still obeyed (brokers/live/venue_wait.py). Before it sleeps, the budget
+calls `before_sleep` (live: what the event so far caused is stored and logged first).
 """
 
 from __future__ import annotations
@@ -19,46 +25,77 @@ from collections import deque
 from collections.abc import Callable
 
 WINDOW_MS = 10_000  # Binance's shortest order-count window
+# Binance USD-M's order counts per account (300 in 10 s, 1,200 a minute), kept under
+ORDER_WINDOWS = ((10_000, 240.0), (60_000, 1_000.0))
 
 
-class RequestBudget:
-    """`spend(cost)` is ccxt's `throttle(cost)`; `now_ms` and `sleep` are injectable (tests)."""
+class SpendingWindow:
+    """At most `capacity` units spent in any `window_ms`."""
 
-    def __init__(self, rate_limit_ms: float, window_ms: int = WINDOW_MS,
-                 now_ms: Callable[[], float] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        self.capacity = window_ms / max(rate_limit_ms, 1e-9)  # cost units per window
-        self.window_ms = window_ms
-        self._now_ms = now_ms or (lambda: time.monotonic() * 1000.0)
-        self._sleep = sleep
-        self._spent: deque[tuple[float, float]] = deque()  # (when, cost), oldest first
+    def __init__(self, capacity: float, window_ms: float) -> None:
+        self.capacity, self.window_ms = capacity, window_ms
+        self._spent: deque[tuple[float, float]] = deque()  # (when, units), oldest first
         self._in_window = 0.0
-        self.waited_ms = 0.0  # in all (tests, logs)
 
-    def spend(self, cost: float | None = None) -> None:
-        cost = 1.0 if cost is None else float(cost)
-        now = self._now_ms()
-        self._forget_before(now - self.window_ms)
-        if self._in_window + cost > self.capacity and self._spent:
-            wait_ms = self._aged_out_ms(cost) - now
-            if wait_ms > 0:
-                self.waited_ms += wait_ms
-                self._sleep(wait_ms / 1000.0)
-                now = self._now_ms()
-                self._forget_before(now - self.window_ms)
-        self._spent.append((now, cost))
-        self._in_window += cost
+    def wait_ms(self, units: float, now_ms: float) -> float:
+        """How long `units` must wait to fit (0: they fit now)."""
+        self._forget_before(now_ms - self.window_ms)
+        if self._in_window + units <= self.capacity or not self._spent:
+            return 0.0
+        left = self._in_window + units - self.capacity
+        for when, spent in self._spent:
+            left -= spent
+            if left <= 0:
+                return max(0.0, when + self.window_ms - now_ms)
+        return max(0.0, self._spent[-1][0] + self.window_ms - now_ms)
+
+    def spend(self, units: float, now_ms: float) -> None:
+        self._spent.append((now_ms, units))
+        self._in_window += units
 
     def _forget_before(self, cutoff_ms: float) -> None:
         spent = self._spent
         while spent and spent[0][0] <= cutoff_ms:
             self._in_window -= spent.popleft()[1]
 
-    def _aged_out_ms(self, cost: float) -> float:
-        """When enough of the window's spending has aged out for `cost` to fit."""
-        left = self._in_window + cost - self.capacity
-        for when, spent in self._spent:
-            left -= spent
-            if left <= 0:
-                return when + self.window_ms
-        return self._spent[-1][0] + self.window_ms
+
+class RequestBudget:
+    """`spend(cost)` is ccxt's `throttle(cost)`; `now_ms` and `sleep` are injectable (tests)."""
+
+    def __init__(self, rate_limit_ms: float, window_ms: int = WINDOW_MS,
+                 order_windows: tuple[tuple[int, float], ...] = ORDER_WINDOWS,
+                 now_ms: Callable[[], float] | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.reads = SpendingWindow(window_ms / max(rate_limit_ms, 1e-9), window_ms)
+        self.orders = tuple(SpendingWindow(count, ms) for ms, count in order_windows)
+        self._now_ms = now_ms or (lambda: time.monotonic() * 1000.0)
+        self._sleep = sleep
+        self._order_next = False
+        self.before_sleep: Callable[[], None] | None = None
+        self.waited_ms = 0.0  # in all (tests, logs)
+
+    @property
+    def capacity(self) -> float:
+        """Read cost units per window."""
+        return self.reads.capacity
+
+    def order_next(self) -> None:
+        """The next request places an order: it spends from the order counts, not the reads'."""
+        self._order_next = True
+
+    def spend(self, cost: float | None = None) -> None:
+        if self._order_next:
+            self._order_next = False
+            windows, units = self.orders, 1.0
+        else:
+            windows, units = (self.reads,), 1.0 if cost is None else float(cost)
+        now = self._now_ms()
+        wait_ms = max(window.wait_ms(units, now) for window in windows)
+        if wait_ms > 0:
+            if self.before_sleep is not None:
+                self.before_sleep()
+            self.waited_ms += wait_ms
+            self._sleep(wait_ms / 1000.0)
+            now = self._now_ms()
+        for window in windows:
+            window.spend(units, now)

@@ -1,6 +1,6 @@
 """The SQL store: every run the bot makes, kept for review.
 
-    SqlRecorder(url, *, clock, flush_every=5000, commit_each_event=False)
+    SqlRecorder(url, *, clock, flush_every=5000)
         the engine's Recorder; `clock` stamps when a run was recorded (the wall clock);
         `flush()` writes the buffer; `run_id` after start_run
     open_store(url) -> StoreReader

@@ -2,8 +2,8 @@
 
 Rows are buffered and bulk-inserted; signal candles (~41,000 in a 14-month backtest) are kept
 as the engine's column blocks and written as a few column rows (store/candle_chunks.py).
-`flush()` writes the buffer, `finish_run` flushes and closes the run. Live runs pass
-`commit_each_event=True` so a crash cannot lose a fill.
+`flush()` writes the buffer (paper and live call it once what each event caused is handled:
+cli/paper_console.py), `finish_run` flushes and closes the run.
 """
 
 from __future__ import annotations
@@ -108,13 +108,11 @@ class SqlRecorder:
         *,
         clock: Clock,
         flush_every: int | None = 5000,
-        commit_each_event: bool = False,
     ) -> None:
         self.url = url
         self._engine: Engine = open_for_writing(url)
         self._clock = clock  # stamps when the run was recorded (the wall clock), not market time
         self._flush_every = flush_every
-        self._commit_each_event = commit_each_event
         self._run_id: int | None = None
         self._buffer: dict[type[Base], list[tuple[Any, ...]]] = {t: [] for t in _COLUMNS}
         # Signal candles as columns, packed into chunk rows when written (after the other tables)
@@ -301,8 +299,7 @@ class SqlRecorder:
         return seq
 
     def _after_event(self) -> None:
-        if self._commit_each_event or (self._flush_every is not None
-                                       and self._buffered >= self._flush_every):
+        if self._flush_every is not None and self._buffered >= self._flush_every:
             self.flush()
 
     @contextmanager

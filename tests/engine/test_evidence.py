@@ -93,7 +93,7 @@ def test_a_record_in_two_overlapping_files_is_one_liquidation(records, tmp_path)
     assert (both.events, both.spans, both.reveals) == (records.events, records.spans,
                                                         records.reveals)
     assert both.duplicates == 901 and len(both.sources) == 2
-    assert "901 records in more than one file counted once" in both.describe()
+    assert "901 records read twice counted once" in both.describe()
     assert records.duplicates == 0
 
 

@@ -235,7 +235,7 @@ def test_https_checks_the_venues_certificate_as_requests_would(serve, tmp_path, 
     server = serve(lambda n: ok({"n": n}), tls=context)
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
-    with pytest.raises(requests.ConnectionError):
+    with pytest.raises(requests.exceptions.SSLError):  # ccxt: ExchangeError, not retried
         LeanSession().request("GET", server.url(), timeout=2.0)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", certificate)
     session = LeanSession()
@@ -244,3 +244,21 @@ def test_https_checks_the_venues_certificate_as_requests_would(serve, tmp_path, 
     assert server.connections == 2  # the second request on the kept TLS connection
     assert json.loads(LeanSession().request("GET", server.url(), timeout=2.0,
                                             verify=False).text) == {"n": 3}
+
+
+def test_a_request_cut_short_after_it_was_written_leaves_no_half_used_connection(serve):
+    """Anything that stops a request once written (here the after-send hook raising) drops its
+    connection: the next request gets a clean one, and its own answer."""
+    server = serve(lambda n: ok({"n": n}))
+    session = LeanSession()
+
+    def broken() -> None:
+        raise RuntimeError("hook failed")
+
+    session.after_send = broken
+    with pytest.raises(RuntimeError, match="hook failed"):
+        session.request("POST", server.url(), data=b"a=1", timeout=2.0)
+    answer = session.request("GET", server.url(), timeout=2.0)
+    assert json.loads(answer.text) == {"n": 2} and server.connections == 2
+    (kept,) = session._local.pool.values()
+    assert kept.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1

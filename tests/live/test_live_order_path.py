@@ -22,10 +22,11 @@ from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, PositionSide, Side
 from cryptobot.runners.stream_session import TradingSession
-from tests.live.conftest import VenueClock, live_settings
+from tests.live.conftest import live_settings
 from tests.live.fake_binance import FakeBinanceServer
+from tests.live.fake_binance_faults import FaultPlan
 from tests.live.fake_binance_process import FakeBinanceProcess
-from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.fake_binance_state import FakeExchangeState, VenueClock
 from tests.live.loopback_live import (
     load_window,
     run_loopback_session,
@@ -208,3 +209,59 @@ def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_ord
     assert all(before == then for before, then in placed), placed  # nothing stored in between
     assert run_rows(store_path) > placed[-1][1][0]  # and all of it stored after
     assert len(lines) > placed[-1][1][1] and any(r.event == "signal" for r in lines)
+
+
+def test_what_an_event_caused_is_stored_and_logged_before_the_bot_waits_inside_it(
+        tmp_path, keys, monkeypatch):
+    """The venue answers the first entry with a 503: the gateway backs off before it tries
+    again. The signal's rows and lines, held while the candle is handled, are stored and
+    written before that wait (a kill -9 in it loses none of them)."""
+    # back-offs of 0.5 s and more, on the venue's clock (instant)
+    settings = settings_from(write_live_config(tmp_path, live={"retry_base_delay_s": 0.5}))
+    store_path = tmp_path / "live.sqlite"
+    window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
+    lines: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = lines.append
+    events_log = logging.getLogger("cryptobot.events")
+    events_log.addHandler(handler)
+    level = events_log.level
+    events_log.setLevel(logging.INFO)
+    faults = FaultPlan()
+    handling: list[tuple[int, int]] = []  # (run rows, event lines) when the candle came
+    waits: list[tuple[tuple[int, int], tuple[int, int]]] = []  # (then, as the wait begins)
+    handle, place, sleep = TradingSession.handle, OrderGateway.place, VenueClock.sleep
+
+    def handled(self, event):
+        handling.append((run_rows(store_path), len(lines)))
+        try:
+            return handle(self, event)
+        finally:
+            handling.pop()
+
+    def placing(self, intent):
+        if intent.purpose is OrderPurpose.ENTRY and not faults.injected:
+            faults.script(["503"])  # this entry's send is refused, not carried out
+        return place(self, intent)
+
+    def sleeping(self, seconds):
+        if handling:
+            waits.append((handling[0], (run_rows(store_path), len(lines))))
+        return sleep(self, seconds)
+
+    monkeypatch.setattr(TradingSession, "handle", handled)
+    monkeypatch.setattr(OrderGateway, "place", placing)
+    monkeypatch.setattr(VenueClock, "sleep", sleeping)
+    server = FakeBinanceServer(FakeExchangeState([window.price_before], now_ms=window.start_ms),
+                               faults).start()
+    try:
+        outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
+    finally:
+        server.stop()
+        events_log.removeHandler(handler)
+        events_log.setLevel(level)
+    assert faults.injected == {"503": 1} and outcome.run.engine.trades, printed[-2000:]
+    assert waits, "the gateway never backed off"
+    (before, then), *_ = waits
+    assert then[0] > before[0] and then[1] > before[1]  # the signal's rows and lines are in
+    assert any(r.event == "signal" for r in lines[before[1]:then[1]])

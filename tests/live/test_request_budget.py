@@ -1,13 +1,16 @@
-"""The sync clients' rate limit (cryptobot/exchange/request_budget.py): ccxt's costs at ccxt's
-sustained rate, but an order burst (an entry's stop and targets) goes at once, where ccxt's
-throttle spaced each order 200 ms after the previous request."""
+"""The sync clients' rate limit (cryptobot/exchange/request_budget.py): reads spend ccxt's costs
+at ccxt's sustained rate, but a burst goes at once, where ccxt's throttle spaced each order
+200 ms after the previous request; orders count against Binance's order counts, apart, so a
+stop never waits behind reads."""
 
 from __future__ import annotations
 
 import ccxt
 
+from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.exchange.request_budget import RequestBudget
+from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 
 
 class FakeTime:
@@ -54,8 +57,61 @@ def test_a_quiet_window_is_spent_again_without_waiting():
 def test_the_live_brokers_client_spends_from_a_budget_not_ccxts_throttle():
     limited = make_exchange("binanceusdm", rest_url="http://127.0.0.1:9")
     assert limited.enableRateLimit
-    assert limited.throttle.__self__.__class__ is RequestBudget
-    assert limited.throttle.__self__.capacity == 10_000 / limited.rateLimit
+    assert limited.throttle == limited.request_budget.spend
+    assert isinstance(limited.request_budget, RequestBudget)
+    assert limited.request_budget.capacity == 10_000 / limited.rateLimit
     unlimited = make_exchange("binanceusdm", rest_url="http://127.0.0.1:9", rate_limit=False)
     assert not unlimited.enableRateLimit
     assert isinstance(limited, ccxt.binanceusdm)
+
+
+def test_an_order_never_waits_behind_reads_and_the_order_counts_hold():
+    """A reconciliation of many symbols spends the reads' window: the entry's stop goes at once
+    (Binance weighs a new order 0 on the IP limit); orders wait only past the order counts,
+    and what the event caused is stored before any wait (`before_sleep`)."""
+    clock = FakeTime()
+    budget = RequestBudget(50, window_ms=10_000, order_windows=((10_000, 5.0), (60_000, 8.0)),
+                           now_ms=clock.now_ms, sleep=clock.sleep)
+    flushed: list[float] = []
+    budget.before_sleep = lambda: flushed.append(clock.ms)
+    for _ in range(50):  # 200 read units: the window is spent
+        budget.spend(4)
+    budget.order_next()
+    budget.spend(4)  # the stop
+    assert clock.slept_ms == [] and flushed == []
+    budget.spend(1)  # the next read waits for the first reads to age out
+    assert clock.slept_ms == [10_000.0] and flushed == [clock.ms - 10_000.0]
+    for _ in range(5):  # the stop has aged out of the 10 s window: 5 orders at once
+        budget.order_next()
+        budget.spend(4)
+    assert len(clock.slept_ms) == 1
+    budget.order_next()
+    budget.spend(4)  # the 6th in 10 s waits for the first to age out
+    assert len(clock.slept_ms) == 2 and 0 < clock.slept_ms[-1] <= 10_000
+    clock.ms += 10_001
+    budget.order_next()
+    budget.spend(4)  # the 8th in a minute (the stop's included) fits
+    assert len(clock.slept_ms) == 2
+    clock.ms += 10_001
+    budget.order_next()
+    budget.spend(4)  # the 9th in a minute waits on the minute's count
+    assert len(clock.slept_ms) == 3 and clock.slept_ms[-1] > 10_000
+
+
+def test_the_gateway_sends_a_stop_at_once_when_reads_have_spent_their_window(venue, keys):
+    """Against the fake venue, rate limited as live: the reads' window spent (a burst of
+    reconciliation), the stop goes without a wait; the next read waits."""
+    exchange = make_exchange("binanceusdm", rest_url=venue.base_url, api_keys=keys,
+                             options={"fetchCurrencies": False})
+    budget = exchange.request_budget
+    slept: list[float] = []
+    budget._sleep = slept.append  # a wait would be recorded, not slept
+    gateway = OrderGateway(exchange, sleep=slept.append)
+    gateway.load_markets()
+    budget.reads.spend(budget.capacity, budget._now_ms())  # the window, spent
+    stop = OrderIntent("T-1-stop", "BTC/USDT:USDT", Side.SELL, OrderType.STOP_MARKET, 0.01,
+                       OrderPurpose.STOP, price=50_000.0)
+    assert gateway.place(stop).client_id == "T-1-stop"
+    assert slept == []
+    gateway.lookup(stop)
+    assert len(slept) == 1 and slept[0] > 5  # a read waits for the window to age out

@@ -125,10 +125,11 @@ def _info() -> RunInfo:
     return RunInfo("live", "binanceusdm", ("BTC/USDT:USDT",), None, None, "stream", {})
 
 
-def test_commit_each_event_survives_a_crash(db_url):
-    recorder = SqlRecorder(db_url, clock=LiveClock(), commit_each_event=True)
+def test_a_flushed_event_survives_a_crash(db_url):
+    recorder = SqlRecorder(db_url, clock=LiveClock(), flush_every=None)
     run = recorder.start_run(_info())
     recorder.fill(_fill(1722816000000))
+    recorder.flush()  # what live and paper do once an event is handled
     # No finish_run, no close: as if the process died right after the fill.
     assert open_store(db_url).fills(int(run)) == [_fill(1722816000000)]
 

@@ -65,14 +65,15 @@ def test_a_paper_run_writes_each_candle_as_it_comes_and_numbers_on(tmp_path):
     url = f"sqlite:///{tmp_path / 'paper.sqlite'}"
     candles = [Candle(T0 + i * M15, M15, 100.0 + i, 101.5 + i, 99.25, 100.5, 7.0 + i)
                for i in range(3)]
-    recorder = SqlRecorder(url, clock=LiveClock(), commit_each_event=True)
+    recorder = SqlRecorder(url, clock=LiveClock(), flush_every=None)
     recorder.start_run(RunInfo("paper", "binanceusdm", (BTC,), None, None, "stream", {}))
-    recorder.signal_candle(BTC, candles[0])
-    recorder.signal_candle(BTC, candles[1])
-    # no flush, no close: what a crash leaves is already stored
+    for candle in candles[:2]:
+        recorder.signal_candle(BTC, candle)
+        recorder.flush()  # as paper does once each candle is handled
+    # no close: what a crash leaves is already stored
     assert open_store(url).candles(1) == [_tagged(c) for c in candles[:2]]
     recorder._engine.dispose()
-    resumed = SqlRecorder(url, clock=LiveClock(), commit_each_event=True)
+    resumed = SqlRecorder(url, clock=LiveClock(), flush_every=None)
     resumed.resume_run(1, {SignalCandleChunkRow: open_store(url).signal_candle_chunk_count(1)},
                        [])
     resumed.signal_candle(BTC, candles[2])

@@ -100,6 +100,15 @@ class LiveBroker(LiveFills):
         self.algo_children: dict[str, str] = {}  # a fired stop's market order id -> our id
         self.fills_by_source: Counter[str] = Counter()  # "stream" / "rest" (tests, heartbeat)
 
+    def before_waits(self, hook: Callable[[], None]) -> None:
+        """`hook` runs before the broker blocks (a retry's back-off, the venue's Retry-After,
+        the request budget): live, what the event caused so far is stored, logged and printed
+        then, so nothing is held through a wait (nor lost with it to a kill -9)."""
+        self.gateway.before_sleep = hook
+        budget = getattr(self.gateway.exchange, "request_budget", None)
+        if budget is not None:
+            budget.before_sleep = hook
+
     # --- Broker protocol -------------------------------------------------------------------
 
     def bind(self, on_fill: FillHandler, on_order: OrderHandler) -> None:

@@ -100,12 +100,20 @@ class OrderGateway:
         self.base_delay_s = base_delay_s
         self.protect_delay_s = base_delay_s if protect_delay_s is None else protect_delay_s
         self.sleep = sleep
-        self.wait = VenueWait(clock or LiveClock(), sleep)
+        self.wait = VenueWait(clock or LiveClock(), self._sleep)
         self._rng = random.Random(seed)
         self.sends = 0  # order-creating requests actually attempted (tests count them)
         # called as each order-creating request goes out (written, its answer not read yet;
         # before the send where the HTTP session cannot say): the live state's fsync
         self.on_request_out: Callable[[], None] | None = None
+        # called before any wait (a back-off, the venue's Retry-After, the request budget):
+        # live, what the event so far caused is stored and logged before the bot blocks
+        self.before_sleep: Callable[[], None] | None = None
+
+    def _sleep(self, seconds: float) -> None:
+        if self.before_sleep is not None:
+            self.before_sleep()
+        self.sleep(seconds)
 
     def _retry(self, action: str, fn: Callable[[], Any], order: bool = False,
                base_delay_s: float | None = None) -> Any:
@@ -123,7 +131,7 @@ class OrderGateway:
                     raise type(exc)(f"{exc} (gave up after {attempt} tries)") from None
                 log.warning("retry %d: %s", attempt, exc)
                 if not told_to_wait:
-                    self.sleep(self._backoff_s(exc, attempt, base_delay_s))
+                    self._sleep(self._backoff_s(exc, attempt, base_delay_s))
         raise AssertionError("unreachable")
 
     def _note_wait(self, exc: ExchangeError) -> bool:
@@ -279,7 +287,7 @@ class OrderGateway:
             self.wait.before_request(f"place {intent.client_id}")
             try:
                 self.sends += 1
-                self._arm_request_out()
+                self._before_order_request()
                 order = self.exchange.create_order(symbol, order_type, intent.side.value,
                                                    float(amount), price, dict(params))
                 return _sent(order, intent.client_id)
@@ -304,10 +312,15 @@ class OrderGateway:
                             "after the exchange's wait" if told_to_wait
                             else f"in {delay_s:.1f} s", mapped)
                 if delay_s:
-                    self.sleep(delay_s)
+                    self._sleep(delay_s)
         raise AssertionError("unreachable")
 
-    def _arm_request_out(self) -> None:
+    def _before_order_request(self) -> None:
+        """The next request places an order: the request budget counts it as one (not as read
+        weight), and `on_request_out` is armed for when it is written."""
+        budget = getattr(self.exchange, "request_budget", None)
+        if budget is not None:
+            budget.order_next()
         hook = self.on_request_out
         if hook is None:
             return

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from contextlib import closing
 
+import pytest
 from sqlalchemy import text
 
 from cryptobot.brokers.live.broker import LiveBroker
@@ -162,39 +163,50 @@ def run_rows(path) -> int:
                    for name in RUN_TABLES)
 
 
-def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_orders_are_out(
-        tmp_path, keys, monkeypatch):
-    settings = settings_from(write_live_config(tmp_path))
-    store_path = tmp_path / "live.sqlite"
-    window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
-    lines: list[logging.LogRecord] = []  # the event log's lines, as they are written
+@pytest.fixture
+def event_lines():
+    """The event log's lines (records), as they are written."""
+    lines: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = lines.append
     events_log = logging.getLogger("cryptobot.events")
     events_log.addHandler(handler)
     level = events_log.level
     events_log.setLevel(logging.INFO)  # (setLevel: a cached "not enabled" is forgotten)
+    yield lines
+    events_log.removeHandler(handler)
+    events_log.setLevel(level)
+
+
+def while_handling(original, handling: list[tuple[int, int]], store_path, lines):
+    """`original` (an event handler) noting (run rows, event lines) as the event came."""
+    def wrapped(self, event):
+        handling.append((run_rows(store_path), len(lines)))
+        try:
+            return original(self, event)
+        finally:
+            handling.pop()
+    return wrapped
+
+
+def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_orders_are_out(
+        tmp_path, keys, monkeypatch, event_lines):
+    settings = settings_from(write_live_config(tmp_path))
+    store_path = tmp_path / "live.sqlite"
+    window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
+    lines = event_lines
     handling: list[tuple[int, int]] = []  # (run rows, event lines) when the event came
     placed: list[tuple[tuple[int, int], tuple[int, int]]] = []  # (then, as the order goes out)
-    handle, on_user_event, place = (TradingSession.handle, LiveBroker.on_user_event,
-                                    OrderGateway.place)
-
-    def handled(original):
-        def wrapped(self, event):
-            handling.append((run_rows(store_path), len(lines)))
-            try:
-                return original(self, event)
-            finally:
-                handling.pop()
-        return wrapped
+    place = OrderGateway.place
 
     def placing(self, intent):
         if handling:
             placed.append((handling[0], (run_rows(store_path), len(lines))))
         return place(self, intent)
 
-    monkeypatch.setattr(TradingSession, "handle", handled(handle))
-    monkeypatch.setattr(LiveBroker, "on_user_event", handled(on_user_event))
+    for owner, name in ((TradingSession, "handle"), (LiveBroker, "on_user_event")):
+        monkeypatch.setattr(owner, name, while_handling(getattr(owner, name), handling,
+                                                        store_path, lines))
     monkeypatch.setattr(OrderGateway, "place", placing)
     server = FakeBinanceServer(FakeExchangeState([window.price_before],
                                                  now_ms=window.start_ms)).start()
@@ -202,8 +214,6 @@ def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_ord
         outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
     finally:
         server.stop()
-        events_log.removeHandler(handler)
-        events_log.setLevel(level)
     assert outcome.run.engine.trades, printed[-2000:]  # entered, protected, exited
     assert len(placed) >= 4
     assert all(before == then for before, then in placed), placed  # nothing stored in between
@@ -212,7 +222,7 @@ def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_ord
 
 
 def test_what_an_event_caused_is_stored_and_logged_before_the_bot_waits_inside_it(
-        tmp_path, keys, monkeypatch):
+        tmp_path, keys, monkeypatch, event_lines):
     """The venue answers the first entry with a 503: the gateway backs off before it tries
     again. The signal's rows and lines, held while the candle is handled, are stored and
     written before that wait (a kill -9 in it loses none of them)."""
@@ -220,24 +230,10 @@ def test_what_an_event_caused_is_stored_and_logged_before_the_bot_waits_inside_i
     settings = settings_from(write_live_config(tmp_path, live={"retry_base_delay_s": 0.5}))
     store_path = tmp_path / "live.sqlite"
     window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
-    lines: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = lines.append
-    events_log = logging.getLogger("cryptobot.events")
-    events_log.addHandler(handler)
-    level = events_log.level
-    events_log.setLevel(logging.INFO)
-    faults = FaultPlan()
+    lines, faults = event_lines, FaultPlan()
     handling: list[tuple[int, int]] = []  # (run rows, event lines) when the candle came
     waits: list[tuple[tuple[int, int], tuple[int, int]]] = []  # (then, as the wait begins)
-    handle, place, sleep = TradingSession.handle, OrderGateway.place, VenueClock.sleep
-
-    def handled(self, event):
-        handling.append((run_rows(store_path), len(lines)))
-        try:
-            return handle(self, event)
-        finally:
-            handling.pop()
+    place, sleep = OrderGateway.place, VenueClock.sleep
 
     def placing(self, intent):
         if intent.purpose is OrderPurpose.ENTRY and not faults.injected:
@@ -249,7 +245,8 @@ def test_what_an_event_caused_is_stored_and_logged_before_the_bot_waits_inside_i
             waits.append((handling[0], (run_rows(store_path), len(lines))))
         return sleep(self, seconds)
 
-    monkeypatch.setattr(TradingSession, "handle", handled)
+    monkeypatch.setattr(TradingSession, "handle", while_handling(
+        TradingSession.handle, handling, store_path, lines))
     monkeypatch.setattr(OrderGateway, "place", placing)
     monkeypatch.setattr(VenueClock, "sleep", sleeping)
     server = FakeBinanceServer(FakeExchangeState([window.price_before], now_ms=window.start_ms),
@@ -258,8 +255,6 @@ def test_what_an_event_caused_is_stored_and_logged_before_the_bot_waits_inside_i
         outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
     finally:
         server.stop()
-        events_log.removeHandler(handler)
-        events_log.setLevel(level)
     assert faults.injected == {"503": 1} and outcome.run.engine.trades, printed[-2000:]
     assert waits, "the gateway never backed off"
     (before, then), *_ = waits

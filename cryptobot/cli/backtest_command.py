@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +48,7 @@ def backtest(
 
     from cryptobot.brokers.paper import PaperBroker
     from cryptobot.cli.run_setup import (
+        heap_frozen,
         start_logging,
         store_url,
         trading_span,
@@ -102,7 +102,7 @@ def backtest(
         run_id = recorder.start_run(RunInfo("backtest", settings.market.exchange, symbols,
                                             *span, source, settings.model_dump(mode="json")))
         loaded = time.perf_counter()
-        with _loaded_objects_frozen(), _progress_bar(hidden=as_json) as progress:
+        with heap_frozen(), _progress_bar(hidden=as_json) as progress:
             result = run_portfolio_backtest(
                 settings, inputs, gate, recorder, clock, skip_quiet=not every_candle,
                 start_ms=start_ms, end_ms=end_ms, progress=progress)
@@ -129,19 +129,6 @@ def backtest(
         sys.stdout.write(json.dumps(outcome, allow_nan=False) + "\n")
         return
     _print_outcome(outcome, elapsed)
-
-
-@contextmanager
-def _loaded_objects_frozen() -> Iterator[None]:
-    """Everything allocated so far (modules, market data, settings) outlives the run: frozen, the
-    cyclic collector's passes during the run do not walk it. A full pass over that heap costs
-    ~100 ms; whether one falls inside the run depends only on how much was allocated before it
-    (in one process after a first run, it did). Unfrozen after, for whatever follows."""
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 @contextmanager

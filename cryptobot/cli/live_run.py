@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +45,7 @@ from cryptobot.cli.live_portfolio import (
     warm_up_portfolio,
 )
 from cryptobot.cli.paper_console import ConsoleRecorder, print_session_end
+from cryptobot.cli.run_setup import heap_frozen
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.config import Settings
 from cryptobot.data.timeframes import timeframe_to_ms
@@ -339,7 +339,7 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
                                      stop_when=run.kill_switch.engaged,
                                      interrupted=run.stop_requested, streams_liquidations=True,
                                      after_candle=after_candle)
-        with _start_up_frozen():
+        with heap_frozen(collect_first=True):  # start-up's heap, out of the collector
             killed = await _run_until_killed(run.session, portfolio, broker, venue,
                                              run.kill_switch, commit)
         if killed:
@@ -351,19 +351,6 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
         await feed.close()
     finally:
         await rest.close()
-
-
-@contextlib.contextmanager
-def _start_up_frozen() -> Iterator[None]:
-    """Start-up's heap (modules, ccxt's markets, the warm-up) outlives the session: collected,
-    then frozen, no pass of the cyclic collector walks it between a trigger and its order (a
-    full pass takes tens of ms). Unfrozen after, for whatever follows in the process."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broker: LiveBroker,

@@ -5,6 +5,9 @@ Kept light (no pandas, ccxt or SQLAlchemy at import) so that `cryptobot --help` 
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -117,3 +120,19 @@ def table_console() -> Console:
     from rich.console import Console
 
     return Console(width=200, soft_wrap=False)
+
+
+@contextmanager
+def heap_frozen(collect_first: bool = False) -> Iterator[None]:
+    """Everything allocated so far (modules, market data, settings; live: ccxt's markets and
+    the warm-up) outlives the run: frozen, the cyclic collector's passes during the run do not
+    walk it (a full pass over that heap costs ~0.1 s, inside a backtest's run or between a
+    live trigger and its order). `collect_first`: collect the garbage before freezing it (live,
+    once; a backtest's whole process would pay for it). Unfrozen after, for what follows."""
+    if collect_first:
+        gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -21,42 +21,13 @@ calls `before_sleep` (live: what the event so far caused is stored and logged fi
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
+
+from cryptobot.spending_window import SpendingWindow
 
 WINDOW_MS = 10_000  # Binance's shortest order-count window
 # Binance USD-M's order counts per account (300 in 10 s, 1,200 a minute), kept under
 ORDER_WINDOWS = ((10_000, 240.0), (60_000, 1_000.0))
-
-
-class SpendingWindow:
-    """At most `capacity` units spent in any `window_ms`."""
-
-    def __init__(self, capacity: float, window_ms: float) -> None:
-        self.capacity, self.window_ms = capacity, window_ms
-        self._spent: deque[tuple[float, float]] = deque()  # (when, units), oldest first
-        self._in_window = 0.0
-
-    def wait_ms(self, units: float, now_ms: float) -> float:
-        """How long `units` must wait to fit (0: they fit now)."""
-        self._forget_before(now_ms - self.window_ms)
-        if self._in_window + units <= self.capacity or not self._spent:
-            return 0.0
-        left = self._in_window + units - self.capacity
-        for when, spent in self._spent:
-            left -= spent
-            if left <= 0:
-                return max(0.0, when + self.window_ms - now_ms)
-        return max(0.0, self._spent[-1][0] + self.window_ms - now_ms)
-
-    def spend(self, units: float, now_ms: float) -> None:
-        self._spent.append((now_ms, units))
-        self._in_window += units
-
-    def _forget_before(self, cutoff_ms: float) -> None:
-        spent = self._spent
-        while spent and spent[0][0] <= cutoff_ms:
-            self._in_window -= spent.popleft()[1]
 
 
 class RequestBudget:

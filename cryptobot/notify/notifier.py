@@ -22,6 +22,7 @@ from typing import Protocol
 
 from cryptobot.clock import Clock
 from cryptobot.secrets import redact
+from cryptobot.spending_window import SpendingWindow
 
 log = logging.getLogger("cryptobot.notify")
 
@@ -64,7 +65,7 @@ class Notifier:
         self._queue: deque[Notice] = deque()
         self._ready = threading.Condition()
         self._stopping = False
-        self._sent_ms: deque[int] = deque()
+        self._sent = SpendingWindow(max_per_window, self.window_ms)  # notices sent
         self._down: set[str] = set()
         self._thread = threading.Thread(target=self._work, name="cryptobot-notify", daemon=True)
         self.sent = 0  # messages delivered to at least one sink (a digest counts once)
@@ -138,15 +139,10 @@ class Notifier:
             self._deliver(held)
 
     def _slot_free(self) -> bool:
-        now_ms = self.clock.now_ms()
-        while self._sent_ms and self._sent_ms[0] <= now_ms - self.window_ms:
-            self._sent_ms.popleft()
-        return len(self._sent_ms) < self.max_per_window
+        return self._wait_s() == 0
 
     def _wait_s(self) -> float:
-        if not self._sent_ms:
-            return 0.0
-        return max(0.0, (self._sent_ms[0] + self.window_ms - self.clock.now_ms()) / 1000)
+        return self._sent.wait_ms(1, self.clock.now_ms()) / 1000
 
     def _deliver(self, notices: list[Notice]) -> None:
         if len(notices) == 1:
@@ -156,7 +152,7 @@ class Notifier:
             title = f"{len(notices)} notices (rate limit: {self.max_per_window} a "\
                     f"{self.window_ms // 1000} s)"
             body = digest_body(notices)
-        self._sent_ms.append(self.clock.now_ms())
+        self._sent.spend(1, self.clock.now_ms())
         delivered = False
         for sink in self.sinks:
             delivered = self._send(sink, title, body) or delivered

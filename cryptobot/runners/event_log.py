@@ -10,8 +10,9 @@ simulator's: its candle's open; live: the exchange's trade time).
 A backtest holds its lines after `run_start` (`held_clock_ms`: the run's clock, which stamps
 each line when its event happens) and writes them in one go when the run finishes, or when
 `write_held_lines` is called on the way out of a failed run: the same lines in the same order,
-without a log record, a filter pass and a flush per event. Paper and live write each line as it
-happens.
+without a log record, a filter pass and a flush per event. Live holds them the same way while
+an event is handled, and writes them once its orders are out (cli/live_run.py); paper writes
+each line as it happens.
 """
 
 from __future__ import annotations

@@ -8,10 +8,8 @@ give identical results.
 
 from __future__ import annotations
 
-import gc
 import heapq
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,8 +36,6 @@ from cryptobot.runners.quiet_skip import FastRunner, PrecomputedAggregator, prec
 from cryptobot.strategy import Strategy
 
 Progress = Callable[[int, int], None]  # (base candles done, total)
-# The youngest generation's size during a run (the interpreter's default is 700 allocations)
-_RUN_YOUNG_COLLECTION_EVERY = 20_000
 
 
 @dataclass(frozen=True)
@@ -96,30 +92,6 @@ def run_portfolio_backtest(settings: Settings, inputs: Mapping[str, SymbolInputs
     fed. The kill switch of a backtest never engages: history does not depend on a file on
     disk.
     """
-    with _young_collections_spaced():
-        return _run_portfolio(settings, inputs, gate, recorder, clock, skip_quiet, start_ms,
-                              end_ms, progress)
-
-
-@contextmanager
-def _young_collections_spaced() -> Iterator[None]:
-    """A run keeps what it records (rows, log lines, signals) to its end: the cyclic collector,
-    passing over the young objects every 700 allocations, walks the same survivors again and
-    again (about 30 passes a 14-month run). Spaced out during the run; one pass over what is
-    still young at its end, inside the run, so nothing is left for after it."""
-    threshold = gc.get_threshold()
-    gc.set_threshold(max(threshold[0], _RUN_YOUNG_COLLECTION_EVERY), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        if gc.isenabled():
-            gc.collect(0)
-
-
-def _run_portfolio(settings: Settings, inputs: Mapping[str, SymbolInputs], gate: Gate,
-                   recorder: Recorder, clock: SimClock, skip_quiet: bool, start_ms: int | None,
-                   end_ms: int | None, progress: Progress | None) -> BacktestResult:
     if tuple(inputs) != settings.market.symbols:
         raise ValueError(f"inputs for {', '.join(inputs)}, settings for "
                          f"{', '.join(settings.market.symbols)}")

@@ -85,7 +85,7 @@ def items(column: np.ndarray) -> memoryview:
     """A column whose elements read as Python numbers (float, int, bool), as `float(a[i])`,
     `int(a[i])` and `bool(a[i])` give them, at about half the cost of a numpy scalar: for the
     reads made one candle at a time."""
-    return memoryview(np.ascontiguousarray(column))
+    return memoryview(np.ascontiguousarray(column, dtype=column.dtype.newbyteorder("=")))
 
 
 def precompute(arrays: dict[str, np.ndarray], signal_ms: int, base_ms: int) -> Precomputed:

@@ -157,8 +157,8 @@ def test_items_read_the_numbers_numpy_scalars_give():
     rng = np.random.default_rng(3)
     prices = rng.normal(size=50) * 1e4
     prices[::7] = -0.0
-    for column in (prices, prices.astype(np.float32), prices[::3], rng.integers(-2**62, 2**62,
-                   size=50), rng.random(50) < 0.5):
+    for column in (prices, prices.astype(np.float32), prices[::3], prices.astype(">f8"),
+                   rng.integers(-2**62, 2**62, size=50), rng.random(50) < 0.5):
         read = items(column)
         convert = {"f": float, "i": int, "b": bool}[column.dtype.kind]
         for i in range(len(column)):

@@ -300,7 +300,7 @@ class MarketView:
         first = self.candles.first_row  # rows forgotten are before any trade held
         start, stop = max(rows.start, first) - first, rows.stop - first
         ts = self.candles.column("ts_open_ms")[start:stop]
-        after = start + int((ts < since_ms).sum())  # sorted: since_ms onwards
+        after = start + int(ts.searchsorted(since_ms))  # sorted: since_ms onwards
         if after >= stop:
             return None
         closes = self.candles.column("close")[after:stop]

@@ -48,10 +48,6 @@ class Precomputed:
     known: KnownMarket
     emitted_before: np.ndarray  # per base index i (n + 1): signal candles emitted before i
 
-    def emitted_at(self, i: int) -> range:
-        """The signal candles the aggregator closes when base candle i arrives."""
-        return range(int(self.emitted_before[i]), int(self.emitted_before[i + 1]))
-
 
 class PrecomputedAggregator:
     """`CandleAggregator.add` from the precomputed buckets: a candle's closed signal candles."""
@@ -60,6 +56,9 @@ class PrecomputedAggregator:
         self.pre = pre
         self.signal_ms = signal_ms
         self._ts = pre.base["ts_open_ms"]
+        self._ts_items = items(self._ts)
+        self._signal_items = tuple(items(column) for column in pre.signal)
+        self._emitted_before = items(pre.emitted_before)
         self._i = -1
         self._next: int | None = None
 
@@ -71,14 +70,22 @@ class PrecomputedAggregator:
     def add(self, candle: Candle) -> list[Candle]:
         i = self._i + 1 if self._next is None else self._next
         self._next = None
-        if i >= len(self._ts) or self._ts[i] != candle.ts_open_ms:
+        known = self._ts_items
+        if i >= len(known) or known[i] != candle.ts_open_ms:
             i = int(np.searchsorted(self._ts, candle.ts_open_ms))
-            if i >= len(self._ts) or self._ts[i] != candle.ts_open_ms:
+            if i >= len(known) or known[i] != candle.ts_open_ms:
                 raise KeyError(f"base candle {candle.ts_open_ms} is not in the precomputed data")
         self._i = i
-        ts, o, h, lo, c, v = self.pre.signal
-        return [Candle(int(ts[k]), self.signal_ms, float(o[k]), float(h[k]), float(lo[k]),
-                       float(c[k]), float(v[k])) for k in self.pre.emitted_at(i)]
+        ts, o, h, lo, c, v = self._signal_items
+        return [Candle(ts[k], self.signal_ms, o[k], h[k], lo[k], c[k], v[k])
+                for k in range(self._emitted_before[i], self._emitted_before[i + 1])]
+
+
+def items(column: np.ndarray) -> memoryview:
+    """A column whose elements read as Python numbers (float, int, bool), as `float(a[i])`,
+    `int(a[i])` and `bool(a[i])` give them, at about half the cost of a numpy scalar: for the
+    reads made one candle at a time."""
+    return memoryview(np.ascontiguousarray(column, dtype=column.dtype.newbyteorder("=")))
 
 
 def precompute(arrays: dict[str, np.ndarray], signal_ms: int, base_ms: int) -> Precomputed:
@@ -161,6 +168,13 @@ class FastRunner:
         self.next_signal = int(pre.emitted_before[first_trade]) if self.n else 0
         self.quiet_count = 0  # base candles skipped inside a position, not yet reported
         self._deadline = (_NEVER, self.n)  # a time stop and its first candle due
+        # The same columns read one candle at a time (`items`)
+        self._base_items = tuple(items(base[name]) for name in CANDLE_COLUMNS)
+        self._close_ms_items = items(self.close_ms)
+        self._emitted_before = items(pre.emitted_before)
+        self._day_or_funding_items, self._emits_items = (items(self.day_or_funding),
+                                                         items(emits))
+        self._fed_items = (items(self.fed_when_quiet), items(self.fed_when_not_quiet))
 
     @property
     def done(self) -> int:
@@ -206,13 +220,16 @@ class FastRunner:
         if engine.strategy_waiting():  # a setup waits: every signal candle goes in
             return self._skip_to_signal_close(i, n, floor, ceiling, deadline)
         # Answered from the trade's order state, fixed until the next feed.
-        always = self.fed_when_quiet if engine.holds_quietly() else self.fed_when_not_quiet
+        quietly = engine.holds_quietly()
+        always = self.fed_when_quiet if quietly else self.fed_when_not_quiet
         end = min(n, self._first_due(deadline))
         low, high = self.low, self.high
         # Most quiet spans are a few candles (median 2): the first ones one by one, then
         # numpy windows
+        one_always = self._fed_items[0 if quietly else 1]
+        one_low, one_high = self._base_items[3], self._base_items[2]
         j, stop = i, min(end, i + _ONE_BY_ONE)
-        while j < stop and not (always[j] or low[j] <= floor or high[j] >= ceiling):
+        while j < stop and not (one_always[j] or one_low[j] <= floor or one_high[j] >= ceiling):
             j += 1
         self._skipped(i, j)
         if j < stop:
@@ -238,16 +255,15 @@ class FastRunner:
 
     def _skipped(self, i: int, j: int) -> None:
         """Base candles [i, j) skipped while a trade is held quietly."""
-        emitted_before = self.pre.emitted_before
-        a, b = int(emitted_before[i]), int(emitted_before[j])
+        a, b = self._emitted_before[i], self._emitted_before[j]
         if b > a:  # signal candles closing in [i, j): bookkeeping only
             self.engine.on_quiet_signal_candles(range(a, b))
         self.quiet_count += j - i  # counts as exposure only while a trade is open
 
     def _skip_to_signal_close(self, i: int, n: int, floor: float, ceiling: float,
                               deadline: int) -> int:
-        high, low, close_ms = self.high, self.low, self.close_ms
-        day_or_funding, emits = self.day_or_funding, self.emits
+        high, low, close_ms = self._base_items[2], self._base_items[3], self._close_ms_items
+        day_or_funding, emits = self._day_or_funding_items, self._emits_items
         while i < n:
             if (emits[i] or day_or_funding[i] or low[i] <= floor or high[i] >= ceiling
                     or close_ms[i] >= deadline):
@@ -258,20 +274,19 @@ class FastRunner:
 
     def _feed(self, i: int) -> None:
         self._flush(i)
-        base, ms = self.pre.base, self.base_ms
-        self.clock.advance_to(int(self.close_ms[i]))
+        ts, open_, high, low, close, volume = self._base_items
+        self.clock.advance_to(self._close_ms_items[i])
         self.aggregator.expect(i)
-        self.engine.on_base_candle(Candle(
-            int(self.ts[i]), ms, float(base["open"][i]), float(base["high"][i]),
-            float(base["low"][i]), float(base["close"][i]), float(base["volume"][i])))
-        self.next_signal = int(self.pre.emitted_before[i + 1])
+        self.engine.on_base_candle(Candle(ts[i], self.base_ms, open_[i], high[i], low[i],
+                                          close[i], volume[i]))
+        self.next_signal = self._emitted_before[i + 1]
 
     def _flush(self, i: int) -> None:
         """Report skipped candles before base candle i: exposure, and signal candles in bulk."""
         if self.quiet_count:
             self.engine.on_quiet_base_candles(self.quiet_count, self.base_ms)
             self.quiet_count = 0
-        a, b = self.next_signal, int(self.pre.emitted_before[i])
+        a, b = self.next_signal, self._emitted_before[i]
         if b > a:
             ts, o, h, lo, c, v = self.pre.signal
             record_signal_candles(self.recorder, self.engine.symbol, CandleBlock(

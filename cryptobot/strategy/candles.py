@@ -145,6 +145,18 @@ class CandleView:
     def narrow(self, keep: np.ndarray) -> None:
         self.rows = self.rows[keep]
 
+    def value(self, name: str) -> float:
+        """`float(getattr(self, name)[0])`, the same number: one row's value read as one."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        held = self._candles.held_row(int(self.rows[0]))
+        if name in _COLUMNS:
+            return float(self._candles.column(name)[held])
+        indicator = self._indicators.get(name)
+        if indicator is None:
+            raise AttributeError(f"no candle column or declared indicator named {name!r}")
+        return self._cache.value(indicator, held)
+
 
 class Row:
     """One signal candle's indicator values: `row.atr` is a float (NaN while undefined)."""
@@ -158,5 +170,5 @@ class Row:
             raise AttributeError(name)
         values = self._values
         if name not in values:
-            values[name] = float(getattr(self._view, name)[0])
+            values[name] = self._view.value(name)
         return values[name]

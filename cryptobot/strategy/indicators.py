@@ -142,7 +142,7 @@ def median(values: np.ndarray) -> np.ndarray | np.floating:
     kth = [half - 1, half, -1] if size % 2 == 0 else [half, -1]  # -1: a NaN sorts last
     part = np.partition(values, kth, axis=-1)
     middle = part[..., half - 1:half + 1] if size % 2 == 0 else part[..., half:half + 1]
-    result = np.mean(middle, axis=-1)
+    result = _mean_of_last_axis(middle)
     last = part[..., -1]
     nan = np.isnan(last)
     if not nan.any():
@@ -151,6 +151,18 @@ def median(values: np.ndarray) -> np.ndarray | np.floating:
         return last
     np.copyto(result, last, where=nan)
     return result
+
+
+def _mean_of_last_axis(values: np.ndarray) -> np.ndarray | np.floating:
+    """`np.mean(values, axis=-1)`: for float64, its very sum and division (np.mean's own
+    steps, without its argument handling, most of a one-window median's cost)."""
+    if values.dtype != np.float64:
+        return np.mean(values, axis=-1)
+    total = np.add.reduce(values, axis=-1)
+    count = np.intp(values.shape[-1])
+    if isinstance(total, np.ndarray):
+        return np.true_divide(total, count, out=total, casting="unsafe", subok=False)
+    return total.dtype.type(total / count)
 
 
 class SMA(Windowed):
@@ -294,6 +306,19 @@ class SeriesCache:
         if indicator.row_wise and indicator not in self._series:
             return np.asarray(indicator.at(self.candles, rows), dtype=np.float64)
         return self.series(indicator)[rows]
+
+    def value(self, indicator: Indicator, row: int) -> float:
+        """`at(indicator, [row])[0]` as a float, the same number, without an array of rows for
+        each step (a strategy reads one row's values, a few at each decision)."""
+        while isinstance(indicator, Lag):  # Lag.earlier of one row
+            row -= indicator.rows
+            if row < 0:
+                return float("nan")
+            indicator = indicator.of
+        if indicator.row_wise and indicator not in self._series:
+            return float(np.asarray(indicator.at(self.candles, np.array([row])),
+                                    dtype=np.float64)[0])
+        return float(self.series(indicator)[row])
 
 
 RESERVED_NAMES = frozenset({"ts_open_ms", *PRICE_VOLUME_COLUMNS, "rows", "narrow"})

@@ -147,3 +147,21 @@ def test_precomputed_aggregation_and_session_vwap_match_the_incremental_ones(tmp
         assert vwap == session.vwap
         assert prev_close == session.prev_day_close or (
             np.isnan(prev_close) and np.isnan(session.prev_day_close))
+
+
+def test_items_read_the_numbers_numpy_scalars_give():
+    import numpy as np
+
+    from cryptobot.runners.quiet_skip import items
+
+    rng = np.random.default_rng(3)
+    prices = rng.normal(size=50) * 1e4
+    prices[::7] = -0.0
+    for column in (prices, prices.astype(np.float32), prices[::3], prices.astype(">f8"),
+                   rng.integers(-2**62, 2**62, size=50), rng.random(50) < 0.5):
+        read = items(column)
+        convert = {"f": float, "i": int, "b": bool}[column.dtype.kind]
+        for i in range(len(column)):
+            value = read[i]
+            assert type(value) is convert(column[i]).__class__
+            assert repr(value) == repr(convert(column[i]))  # the same number, its sign too

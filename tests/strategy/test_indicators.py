@@ -58,9 +58,12 @@ def test_whole_series_rows_alone_grown_and_cut_are_identical(candles):
         rows = np.arange(len(candles))[::-1]  # any order, any subset
         assert _same(np.asarray(indicator.at(whole, rows)), values[rows]), indicator
         assert _same(SeriesCache(whole).at(indicator, rows), values[rows]), indicator
+        cache = SeriesCache(whole)
         for row in range(len(candles)):  # one row alone (a strategy's read): its own path
             assert _same(np.asarray(indicator.at(whole, np.array([row]))),
                          values[row:row + 1]), (indicator, row)
+            one = cache.value(indicator, row)  # read as a float (`ctx.ind.atr`)
+            assert type(one) is float and _same(np.array([one]), values[row:row + 1])
         growing, cache = SignalCandles(INTERVAL, capacity=1), None
         for i, candle in enumerate(candles):
             growing.close(candle)
@@ -117,11 +120,14 @@ def test_median_is_numpys_bit_for_bit_without_importing_numpy_ma():
             values = rng.normal(size=size if rows is None else (rows, size)) * 1e3
             values[rng.random(values.shape) < 0.1] = np.nan  # NaN: that row's median is NaN
             values[rng.random(values.shape) < 0.2] = 0.5  # ties
+            values[rng.random(values.shape) < 0.1] = -0.0  # a zero's sign survives the mean
             for case in (values, values.astype(np.float32), values.round().astype(np.int64)
                          if not np.isnan(values).any() else values):
                 expected, got = np.median(case, axis=-1), median(case)
                 assert np.asarray(got).dtype == np.asarray(expected).dtype
                 assert _same(np.atleast_1d(got), np.atleast_1d(expected)), case
+                if not np.isnan(expected).any():  # the very bits
+                    assert np.asarray(got).tobytes() == np.asarray(expected).tobytes(), case
     code = ("import sys, numpy as np; from cryptobot.strategy.indicators import median; "
             "median(np.array([[1.0, np.nan, 3.0]])); print('numpy.ma' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

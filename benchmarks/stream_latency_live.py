@@ -53,7 +53,10 @@ STRATEGY = "strategies.capitulation_wick:CapitulationWick"
 class LiveLatencies:
     """Microseconds by order purpose (entry, stop, tp1...): from the candle's frame, from the
     order's trigger, and the parts of the latter: before the send, the venue's round trip (the
-    gateway's `place`), after it."""
+    gateway's `place`), after it; and what the bot itself adds, apart from the venue and the
+    loopback: the time before the send, the calling thread's CPU time during the send (ccxt
+    signing and building the request, the HTTP client, parsing the answer) and the time after
+    the answer."""
 
     from_candle: dict[str, list[float]] = field(default_factory=dict)
     from_trigger: dict[str, list[float]] = field(default_factory=dict)
@@ -70,7 +73,8 @@ class _Stamps:
     def __init__(self) -> None:
         self.frame_ns = self.trigger_ns = 0
         self.asked: dict[str, tuple[int, int]] = {}  # client id -> (frame, trigger) when sent
-        self.sending: dict[str, tuple[int, int]] = {}  # client id -> place started, ended
+        self.sending: dict[str, tuple[int, int, int]] = {}  # client id -> place started,
+        # ended, and the calling thread's CPU time in it (ccxt's and the HTTP client's work)
         self.done: set[str] = set()
         self.polled_ns = 0  # the feed's open-interest polls since the frame
         self.asked_polled: dict[str, int] = {}  # client id -> of them, before it was asked
@@ -128,10 +132,10 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
         return replace_stop(self, old_client_id, new_intent)
 
     def placing(self, intent):
-        started = time.perf_counter_ns()
+        cpu, started = time.thread_time_ns(), time.perf_counter_ns()
         sent = place(self, intent)
         ended = time.perf_counter_ns()
-        stamps.sending[intent.client_id] = (started, ended)
+        stamps.sending[intent.client_id] = (started, ended, time.thread_time_ns() - cpu)
         if sent.filled_qty > 0:
             stamps.trigger_ns = ended  # the bot learns of the entry's fill now
         return sent
@@ -147,15 +151,19 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
             now = time.perf_counter_ns()
             stamps.done.add(client_id)
             frame_ns, trigger_ns = stamps.asked[client_id]
-            started, ended = stamps.sending[client_id]
+            started, ended, send_cpu = stamps.sending[client_id]
             purpose = str(intent.purpose)
             found.from_candle.setdefault(purpose, []).append((now - frame_ns) / 1000)
             found.from_trigger.setdefault(purpose, []).append((now - trigger_ns) / 1000)
+            polled = stamps.asked_polled.get(client_id, 0)
+            own = (started - trigger_ns) + send_cpu + (now - ended)
             for part, ns in (("before the send", started - trigger_ns),
-                             ("  of it, the OI poll (replay only)",
-                              stamps.asked_polled.get(client_id, 0)),
+                             ("  of it, the OI poll (replay only)", polled),
                              ("venue round trip", ended - started),
-                             ("after the answer", now - ended)):
+                             ("  of it, the bot's CPU (ccxt, HTTP client)", send_cpu),
+                             ("after the answer", now - ended),
+                             ("the bot's own: before + CPU in the send + after", own),
+                             ("  the same without the replay's OI poll", own - polled)):
                 found.parts.setdefault(part, []).append(ns / 1000)
         return report(self, intent, status, detail, filled_qty)
 

@@ -307,11 +307,15 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
 
         collector = CollectBetweenEvents()  # the collector's passes between events
 
+        def between_events() -> None:  # what no order may wait on, once they are out
+            collector.collect_due()
+            broker.state.checkpoint_if_due()
+
         def after_candle() -> None:  # the candle's orders are out, its rows stored
             commit()
             broker.on_timer()  # the routine work: reconciliation when due
             commit()
-            collector.collect_due()
+            between_events()
 
         warm = await warm_up_portfolio(portfolio, rest, settings, interval_ms, signal_ms,
                                        run.start_ms, between_symbols)
@@ -345,7 +349,7 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
                                      after_candle=after_candle)
         with heap_frozen(collect_first=True), collector:  # start-up's heap frozen
             killed = await _run_until_killed(run.session, portfolio, broker, venue,
-                                             run.kill_switch, commit, collector.collect_due)
+                                             run.kill_switch, commit, between_events)
         if killed:
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",
@@ -359,10 +363,12 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
 
 async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broker: LiveBroker,
                             venue: LiveVenue, kill_switch: KillSwitch,
-                            commit: Callable[[], None], collect_due: Callable[[], None]) -> bool:
+                            commit: Callable[[], None], between_events: Callable[[], None]
+                            ) -> bool:
     """Run the session; True if the kill switch stopped it (after flattening). `commit`
-    stores (and prints) what each tick caused; `collect_due` then runs the garbage
-    collector's pass if one is due (runners/between_events_gc.py).
+    stores (and prints) what each tick caused; `between_events` then runs what no order may
+    wait on: the garbage collector's pass if one is due (runners/between_events_gc.py), the
+    live state's checkpoint if due.
 
     The session asks the switch after every event; this loop also asks while the stream is
     quiet, and is the timer between candles: the broker reads fills and reconciles when due
@@ -388,7 +394,7 @@ async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broke
                 broker.on_timer()
                 portfolio.on_time()
                 commit()
-                collect_due()
+                between_events()
                 continue
             broker.flatten_all("kill switch file found")
             commit()

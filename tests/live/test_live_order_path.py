@@ -16,6 +16,7 @@ from contextlib import closing
 import pytest
 from sqlalchemy import text
 
+from cryptobot.brokers.live import state as state_module
 from cryptobot.brokers.live.broker import LiveBroker
 from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.setup import build_live_broker
@@ -115,6 +116,28 @@ def test_no_write_waits_for_an_fsync_the_wal_is_synced_off_the_order_path(tmp_pa
     assert state.order_by_exchange_id("ETH/USDT:USDT", "77") is None
     state.record_intent(entry, "sig1", 3000)  # the same id again (after a refusal): replaced
     assert [(r.status, r.created_ms) for r in state.orders()] == [("pending", 3000)]
+    state.close()
+
+
+def test_no_write_checkpoints_the_wal_the_session_does_between_events(tmp_path, monkeypatch):
+    """A checkpoint syncs the database (milliseconds): none inside a write an order waits
+    on; `checkpoint_if_due`, run between events, moves the WAL once it is long enough."""
+    path = tmp_path / "live.sqlite"
+    state = LiveState(f"sqlite:///{path}")
+    monkeypatch.setattr(state_module, "CHECKPOINT_WAL_BYTES", 64 * 4096)
+    database_bytes = path.stat().st_size
+    for index in range(400):
+        intent = OrderIntent(f"sig{index}-entry", SYMBOL, Side.BUY, OrderType.LIMIT, 0.01,
+                             OrderPurpose.ENTRY, 30000.0)
+        state.record_intent(intent, f"sig{index}", index)
+        state.update_order(intent.client_id, index + 1, status="open",
+                           exchange_order_id=str(index), detail="x" * 200)
+    wal_bytes = path.with_name("live.sqlite-wal").stat().st_size
+    assert wal_bytes > 64 * 4096  # past the threshold (lowered here from 1,000 pages)
+    assert path.stat().st_size == database_bytes  # every page still in the WAL
+    state.checkpoint_if_due()
+    assert path.stat().st_size > database_bytes  # moved into the database
+    assert state.order("sig399-entry").status == "open"
     state.close()
 
 

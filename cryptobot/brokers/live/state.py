@@ -16,7 +16,9 @@ an order waits on; what a power cut needs is done off the order path: `sync_soon
 the order goes out, fsyncs the WAL on a thread of its own (wal_sync.py). A power cut can so
 lose at most the intent of an order sent within that fsync's time (a millisecond or so), and
 the last other changes, all of which a restart reads again from the exchange: an order still
-"pending" is looked up, fills are read again by REST, positions are reconciled.
+"pending" is looked up, fills are read again by REST, positions are reconciled. No write here
+checkpoints the WAL (a checkpoint syncs the database file: milliseconds an order would wait
+on); the live session runs `checkpoint_if_due` between events.
 """
 
 from __future__ import annotations
@@ -54,10 +56,13 @@ POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
 R = TypeVar("R", LiveOrderRow, LiveFillRow)
 
 
+CHECKPOINT_WAL_BYTES = 4_096_000  # SQLite's automatic checkpoint: 1,000 pages of 4 KiB
+
+
 def _no_checkpoint(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    # no checkpoint inside the write an order waits on: the other connections (this state's
-    # others, the run's recorder) move the WAL into the database as they commit
+    # no checkpoint inside a write an order waits on (it syncs the database: milliseconds);
+    # `checkpoint_if_due` runs one between events
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
@@ -90,27 +95,39 @@ class LiveState:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = open_for_writing(url)
-        self._durable = self._engine  # what is written before an order is sent
+        self._durable = self._engine  # what an order waits on: its reads and writes
         self._wal_sync: WalSync | None = None
         database = self._engine.url.database
         if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
-            # that write's own connections: no checkpoint inside it
+            # their own connection: no checkpoint inside them
             self._durable = open_for_writing(url)
             event.listen(self._durable, "connect", _no_checkpoint)
             self._durable.dispose()  # connections made before the listener are not reused
             self._wal_sync = WalSync(Path(database))
-        # what an order waits on (statements.py): the intent's write on the durable
-        # connection, the look-ups, the rails' reads and the status writes on the other
-        self._intents = statements_for(self._durable, (ORDERS, POSITIONS))
-        self._statements = statements_for(self._engine, (ORDERS, FILLS, POSITIONS))
+        # what an order waits on (statements.py): its look-up, the rails' reads, the intent's
+        # write before the send and the status writes after it; the other reads use Core
+        self._statements = statements_for(self._durable, (ORDERS, FILLS, POSITIONS))
 
     def close(self) -> None:
         if self._wal_sync is not None:
             self._wal_sync.close()
-        self._intents.close()
         self._statements.close()
         self._engine.dispose()
         self._durable.dispose()
+
+    def checkpoint_if_due(self) -> None:
+        """Between events (the live session's, once a candle's orders are out, and its timer
+        ticks): the WAL moved into the database once it is as long as SQLite's automatic
+        checkpoint would let it grow (PASSIVE: it waits on no reader or writer). Without
+        this the run recorder's commits did it, and SQLite on its last connection's close."""
+        if self._wal_sync is None:
+            return
+        try:
+            wal_bytes = self._wal_sync.wal_path.stat().st_size
+        except OSError:
+            return  # no WAL: nothing to move
+        if wal_bytes >= CHECKPOINT_WAL_BYTES:
+            self._statements.checkpoint()
 
     def sync_soon(self) -> None:
         """Make every commit so far survive a power cut, off the caller's path (SQLite: the
@@ -136,7 +153,7 @@ class LiveState:
             rows.append((POSITIONS, _position_values(
                 signal_id, intent.symbol, 0.0, 0.0, planned.stop_price, now_ms, False,
                 planned.side)))
-        self._intents.write(upserts=rows)
+        self._statements.write(upserts=rows)
 
     def update_order(self, client_id: str, now_ms: int, status: str | None = None,
                      exchange_order_id: str | None = None, detail: str | None = None) -> None:

@@ -81,6 +81,10 @@ class SqliteStatements:
     def close(self) -> None:
         self._held.close()  # back to its pool
 
+    def checkpoint(self) -> None:
+        """The WAL's frames moved into the database, as far as no reader holds them back."""
+        self._driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
     def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = ""
              ) -> list[dict[str, Any]]:
         """The rows of `table` matching `where` (SQL, `?` for each of `params`), as dicts."""
@@ -140,6 +144,9 @@ class CoreStatements:
 
     def close(self) -> None:
         """Nothing held."""
+
+    def checkpoint(self) -> None:
+        """A server database needs none."""
 
     def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = ""
              ) -> list[dict[str, Any]]:

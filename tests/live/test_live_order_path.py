@@ -121,23 +121,24 @@ def test_no_write_waits_for_an_fsync_the_wal_is_synced_off_the_order_path(tmp_pa
 
 def test_no_write_checkpoints_the_wal_the_session_does_between_events(tmp_path, monkeypatch):
     """A checkpoint syncs the database (milliseconds): none inside a write an order waits
-    on; `checkpoint_if_due`, run between events, moves the WAL once it is long enough."""
+    on; `checkpoint_if_due`, run between events, moves the WAL after enough writes."""
     path = tmp_path / "live.sqlite"
     state = LiveState(f"sqlite:///{path}")
-    monkeypatch.setattr(state_module, "CHECKPOINT_WAL_BYTES", 64 * 4096)
+    monkeypatch.setattr(state_module, "CHECKPOINT_AFTER_WRITES", 400)
     database_bytes = path.stat().st_size
-    for index in range(400):
+    for index in range(199):  # two writes each: 398
         intent = OrderIntent(f"sig{index}-entry", SYMBOL, Side.BUY, OrderType.LIMIT, 0.01,
                              OrderPurpose.ENTRY, 30000.0)
         state.record_intent(intent, f"sig{index}", index)
         state.update_order(intent.client_id, index + 1, status="open",
                            exchange_order_id=str(index), detail="x" * 200)
-    wal_bytes = path.with_name("live.sqlite-wal").stat().st_size
-    assert wal_bytes > 64 * 4096  # past the threshold (lowered here from 1,000 pages)
+    state.checkpoint_if_due()  # not due yet
     assert path.stat().st_size == database_bytes  # every page still in the WAL
+    state.update_order("sig0-entry", 1000, detail="y")
+    state.update_order("sig1-entry", 1000, detail="y")
     state.checkpoint_if_due()
     assert path.stat().st_size > database_bytes  # moved into the database
-    assert state.order("sig399-entry").status == "open"
+    assert state.order("sig198-entry").status == "open"
     state.close()
 
 

@@ -56,7 +56,8 @@ POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
 R = TypeVar("R", LiveOrderRow, LiveFillRow)
 
 
-CHECKPOINT_WAL_BYTES = 4_096_000  # SQLite's automatic checkpoint: 1,000 pages of 4 KiB
+# each write adds a page or more to the WAL: SQLite checkpoints by itself after 1,000 pages
+CHECKPOINT_AFTER_WRITES = 1000
 
 
 def _no_checkpoint(dbapi_connection, _record) -> None:
@@ -117,16 +118,10 @@ class LiveState:
 
     def checkpoint_if_due(self) -> None:
         """Between events (the live session's, once a candle's orders are out, and its timer
-        ticks): the WAL moved into the database once it is as long as SQLite's automatic
-        checkpoint would let it grow (PASSIVE: it waits on no reader or writer). Without
-        this the run recorder's commits did it, and SQLite on its last connection's close."""
-        if self._wal_sync is None:
-            return
-        try:
-            wal_bytes = self._wal_sync.wal_path.stat().st_size
-        except OSError:
-            return  # no WAL: nothing to move
-        if wal_bytes >= CHECKPOINT_WAL_BYTES:
+        ticks): the WAL moved into the database after as many of this state's writes as
+        SQLite's automatic checkpoint lets pages pile up (PASSIVE: it waits on no reader or
+        writer). The run recorder's commits still checkpoint by themselves, as before."""
+        if self._statements.writes >= CHECKPOINT_AFTER_WRITES:
             self._statements.checkpoint()
 
     def sync_soon(self) -> None:

@@ -77,6 +77,7 @@ class SqliteStatements:
         self._held = engine.raw_connection()  # its pool's connect hooks ran (WAL, pragmas)
         self._driver = self._held.driver_connection
         self._codecs = {table.name: _TableCodec(table, engine) for table in tables}
+        self.writes = 0  # committed since the last checkpoint
 
     def close(self) -> None:
         self._held.close()  # back to its pool
@@ -84,6 +85,7 @@ class SqliteStatements:
     def checkpoint(self) -> None:
         """The WAL's frames moved into the database, as far as no reader holds them back."""
         self._driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        self.writes = 0
 
     def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = ""
              ) -> list[dict[str, Any]]:
@@ -114,6 +116,7 @@ class SqliteStatements:
                 changed += self._driver.execute(
                     statement, [*codec.bound(names, values), key]).rowcount
             self._driver.commit()
+            self.writes += 1
         except BaseException as exc:
             self._driver.rollback()
             if isinstance(exc, Exception):
@@ -141,6 +144,8 @@ class CoreStatements:
             table.primary_key.columns[0] == bindparam(_KEY)) for table in tables}
         self._inserts = {table.name: insert(table) for table in tables}
         self._selects: dict[tuple[str, str, str], Any] = {}
+
+    writes = 0  # a server database needs no checkpoint
 
     def close(self) -> None:
         """Nothing held."""

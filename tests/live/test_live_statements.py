@@ -94,3 +94,29 @@ def test_a_read_sees_another_connections_commit_at_once(tmp_path):
     assert bot.positions() == [] and bot.position("s1").qty_base == 0.5
     bot.close()
     other.close()
+
+
+def test_a_failed_checkpoint_is_logged_and_tried_again_later(tmp_path, monkeypatch, caplog):
+    """As SQLite's own checkpoint inside a commit: its failure stops nothing."""
+    from sqlalchemy.exc import OperationalError
+
+    from cryptobot.brokers.live import state as state_module
+
+    state = LiveState(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    monkeypatch.setattr(state_module, "CHECKPOINT_AFTER_WRITES", 1)
+    tried: list[int] = []
+
+    def failing() -> None:
+        tried.append(state._statements.writes)
+        state._statements.writes = 0
+        raise OperationalError("PRAGMA wal_checkpoint(PASSIVE)", None, Exception("disk I/O"))
+
+    monkeypatch.setattr(state._statements, "checkpoint", failing)
+    state.checkpoint_if_due()
+    assert tried == []  # nothing written yet
+    state.open_position("s1", "BTC/USDT:USDT", 0.5, 60000.0, 59000.0, 5)
+    state.checkpoint_if_due()
+    assert tried == [1] and "checkpoint of the live state's WAL failed" in caplog.text
+    state.checkpoint_if_due()
+    assert tried == [1]  # again after the next writes
+    state.close()

@@ -23,11 +23,13 @@ on); the live session runs `checkpoint_if_due` between events.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import Select, Table, event, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from cryptobot.brokers.live.statements import statements_for
@@ -46,6 +48,7 @@ from cryptobot.store.tables import (
 __all__ = ["OPEN_STATUSES", "TRADE_LIST_LAG_MS", "LiveFillRow", "LiveOrderRow", "LivePositionRow",
            "LiveState", "PlannedPosition", "StoredPosition"]
 
+log = logging.getLogger("cryptobot.live.state")
 OPEN_STATUSES = ("pending", "open")
 # How long a filled entry's trades may stay unlisted on the venue (GET userTrades lags the
 # order's status): its symbol is watched, and its position not taken for an unknown one.
@@ -121,8 +124,13 @@ class LiveState:
         ticks): the WAL moved into the database after as many of this state's writes as
         SQLite's automatic checkpoint lets pages pile up (PASSIVE: it waits on no reader or
         writer). The run recorder's commits still checkpoint by themselves, as before."""
-        if self._statements.writes >= CHECKPOINT_AFTER_WRITES:
+        if self._statements.writes < CHECKPOINT_AFTER_WRITES:
+            return
+        try:
             self._statements.checkpoint()
+        except SQLAlchemyError as exc:  # as SQLite's own checkpoint in a commit: not fatal
+            log.warning("checkpoint of the live state's WAL failed (tried again after the "
+                        "next writes): %s", exc)
 
     def sync_soon(self) -> None:
         """Make every commit so far survive a power cut, off the caller's path (SQLite: the

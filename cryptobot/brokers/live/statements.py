@@ -84,8 +84,12 @@ class SqliteStatements:
 
     def checkpoint(self) -> None:
         """The WAL's frames moved into the database, as far as no reader holds them back."""
-        self._driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         self.writes = 0
+        statement = "PRAGMA wal_checkpoint(PASSIVE)"
+        try:
+            self._driver.execute(statement).fetchall()
+        except sqlite3.Error as exc:
+            raise _wrapped(statement, exc) from exc
 
     def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = ""
              ) -> list[dict[str, Any]]:

@@ -396,8 +396,8 @@ def _run_injected(spec: str, argv: list[str]) -> None:
     build = replay.kline_messages
     at_ms = parse_utc(INJECT_AT)
 
-    def with_a_wrong_one(symbol, candles):
-        messages = build(symbol, candles)
+    def with_a_wrong_one(symbol, candles, *frame_delay_ms):
+        messages = build(symbol, candles, *frame_delay_ms)
         i = next(n for n, (_, text) in enumerate(messages) if f'"t":{at_ms},' in text)
         wrong = (messages[i][0], corrupt_kline(messages[i][1], kind))
         return [*messages[:i], wrong, *messages[i + (mode == "replace"):]]

@@ -65,6 +65,7 @@ from cryptobot.exchange.merged_feed import build_feed
 from cryptobot.heartbeat import Heartbeat
 from cryptobot.notify.notifier import Notifier
 from cryptobot.notify.run_notices import run_notifications, with_notices
+from cryptobot.runners.between_events_gc import CollectBetweenEvents
 from cryptobot.runners.event_log import EventLogRecorder
 from cryptobot.runners.stream_session import (
     ClockAdvance,
@@ -304,10 +305,17 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
             commit()
             return run.kill_switch.engaged()
 
+        collector = CollectBetweenEvents()  # the collector's passes between events
+
+        def between_events() -> None:  # what no order may wait on, once they are out
+            collector.collect_due()
+            broker.state.checkpoint_if_due()
+
         def after_candle() -> None:  # the candle's orders are out, its rows stored
             commit()
             broker.on_timer()  # the routine work: reconciliation when due
             commit()
+            between_events()
 
         warm = await warm_up_portfolio(portfolio, rest, settings, interval_ms, signal_ms,
                                        run.start_ms, between_symbols)
@@ -339,9 +347,9 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
                                      stop_when=run.kill_switch.engaged,
                                      interrupted=run.stop_requested, streams_liquidations=True,
                                      after_candle=after_candle)
-        with heap_frozen(collect_first=True):  # start-up's heap, out of the collector
+        with heap_frozen(collect_first=True), collector:  # start-up's heap frozen
             killed = await _run_until_killed(run.session, portfolio, broker, venue,
-                                             run.kill_switch, commit)
+                                             run.kill_switch, commit, between_events)
         if killed:
             outcome.stopped_by = "kill switch"
             log.warning("kill switch file found: orders cancelled, positions closed; stopped",
@@ -355,9 +363,12 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
 
 async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broker: LiveBroker,
                             venue: LiveVenue, kill_switch: KillSwitch,
-                            commit: Callable[[], None]) -> bool:
+                            commit: Callable[[], None], between_events: Callable[[], None]
+                            ) -> bool:
     """Run the session; True if the kill switch stopped it (after flattening). `commit`
-    stores (and prints) what each tick caused.
+    stores (and prints) what each tick caused; `between_events` then runs what no order may
+    wait on: the garbage collector's pass if one is due (runners/between_events_gc.py), the
+    live state's checkpoint if due.
 
     The session asks the switch after every event; this loop also asks while the stream is
     quiet, and is the timer between candles: the broker reads fills and reconciles when due
@@ -383,6 +394,7 @@ async def _run_until_killed(session: TradingSession, portfolio: Portfolio, broke
                 broker.on_timer()
                 portfolio.on_time()
                 commit()
+                between_events()
                 continue
             broker.flatten_all("kill switch file found")
             commit()

@@ -101,9 +101,14 @@ class CandleColumns:
         return (self.candle(i) for i in range(len(self)))
 
 
-def kline_messages(symbol: str, candles: CandleColumns) -> list[tuple[int, str]]:
-    """(event time, message) for every candle, closed, in order."""
-    return [(candle.ts_close_ms, binance_kline_message(symbol, candle)) for candle in candles]
+def kline_messages(symbol: str, candles: CandleColumns, frame_delay_ms: int = 0
+                   ) -> list[tuple[int, str]]:
+    """(event time, message) for every candle, closed, in order; each sent at its close, or
+    `frame_delay_ms` after it."""
+    if not frame_delay_ms:
+        return [(candle.ts_close_ms, binance_kline_message(symbol, candle)) for candle in candles]
+    return [(candle.ts_close_ms + frame_delay_ms, binance_kline_message(
+        symbol, candle, event_time_ms=candle.ts_close_ms + frame_delay_ms)) for candle in candles]
 
 
 def merged_messages(streams: Sequence[list[tuple[int, str]]]) -> list[tuple[int, str]]:
@@ -134,10 +139,13 @@ class ReplayVenue:
     """
 
     def __init__(self, markets: MarketData | Sequence[MarketData], start_ms: int, end_ms: int,
-                 speed: float = 0.0, clock_ms: int | None = None) -> None:
+                 speed: float = 0.0, clock_ms: int | None = None,
+                 frame_delay_ms: int = 0) -> None:
         """Streams the candles opening in [start_ms, end_ms). `clock_ms`: the venue's time at
         start (default `start_ms`); later for a resumed run whose symbols got unequally far,
-        so that REST serves each one's history up to where it got."""
+        so that REST serves each one's history up to where it got. `frame_delay_ms`: each
+        candle's closing frame that long after its close, as a live venue sends it (0: at the
+        close, where a replay's open-interest poll may still bring the close's own sample)."""
         from cryptobot.exchange.loopback_rest import LoopbackRestServer
         from cryptobot.exchange.loopback_ws import LoopbackStreamServer
 
@@ -147,7 +155,7 @@ class ReplayVenue:
         for market in self.markets:
             streamed = _streamed(market, start_ms, end_ms)
             self.streamed_candles += len(streamed)
-            streams.append(kline_messages(market.symbol, streamed))
+            streams.append(kline_messages(market.symbol, streamed, frame_delay_ms))
         # A few candles of lead per symbol: enough to keep the pipe busy, little to lose at a
         # reconnect.
         self.ws = LoopbackStreamServer(merged_messages(streams), speed=speed,

@@ -372,7 +372,10 @@ class StreamingFeed:
         symbols' requests go together (ccxt's rate limiter spaces them), not one symbol after
         the other while nobody reads the socket."""
         wanted = [(self._tracks[symbol], closed_by_ms, oi_until_ms)
-                  for symbol, (closed_by_ms, oi_until_ms) in bounds.items()]
+                  for symbol, (closed_by_ms, oi_until_ms) in bounds.items()
+                  if self._gap_to_fetch(self._tracks[symbol], closed_by_ms, oi_until_ms)]
+        if not wanted:  # an unbroken stream: no task made, no turn of the loop before the candle
+            return
         fetched = await asyncio.gather(*(self._fetch_gap(*item) for item in wanted))
         merged: list[tuple[int, int, int, FeedEvent]] = []
         for (track, _, _), (candles, others) in zip(wanted, fetched, strict=True):
@@ -392,15 +395,19 @@ class StreamingFeed:
                     self.stats.repaired_candles += 1
                 yield accepted
 
+    def _gap_to_fetch(self, track: SymbolTrack, closed_by_ms: int, oi_until_ms: int | None
+                      ) -> bool:
+        """Candles missing before `closed_by_ms`, or open interest asked up to `oi_until_ms`
+        (none before a symbol's first candle: warm-up is the caller's job)."""
+        return track.last_open_ms is not None and (
+            oi_until_ms is not None or track.last_open_ms + 2 * self._interval_ms <= closed_by_ms)
+
     async def _fetch_gap(self, track: SymbolTrack, closed_by_ms: int, oi_until_ms: int | None,
                          ) -> tuple[list[Candle], list[FeedEvent]]:
-        """One symbol's missing candles, and its open interest and funding over the gap."""
-        if track.last_open_ms is None:
-            return [], []  # nothing to anchor on: warm-up is the caller's job
-        start_ms = track.last_open_ms + self._interval_ms
+        """One symbol's missing candles, and its open interest and funding over the gap (one
+        `_gap_to_fetch` found)."""
+        start_ms = (track.last_open_ms or 0) + self._interval_ms
         candle_gap = start_ms + self._interval_ms <= closed_by_ms
-        if not candle_gap and oi_until_ms is None:
-            return [], []
         candles = await self._fetch.candles(track, start_ms, closed_by_ms) if candle_gap else []
         others: list[FeedEvent] = list(await self._fetch.open_interest_history(
             track, start_ms, oi_until_ms or closed_by_ms))

@@ -140,10 +140,11 @@ def kill_switch_at(window: LoopbackWindow, kill_at_ms: int, path: Path) -> None:
 
 
 async def run_loopback_session(settings: Settings, keys, window: LoopbackWindow,
-                               order_server) -> tuple[LiveOutcome, str]:
+                               order_server, frame_delay_ms: int = 0) -> tuple[LiveOutcome, str]:
     """Stream the window through `run_live_session`; returns the outcome and what it printed.
     `order_server`: a FakeBinanceServer (walked here), or a FakeBinanceProcess (a venue in a
-    process of its own, walked over its control routes; one symbol)."""
+    process of its own, walked over its control routes; one symbol). `frame_delay_ms`: each
+    closing frame that long after its candle's close, as a live venue sends it (ReplayVenue)."""
     engine_clock = SimClock(window.start_ms)
     advance = advance_sim_clock(engine_clock)
     state = getattr(order_server, "state", None)
@@ -164,7 +165,7 @@ async def run_loopback_session(settings: Settings, keys, window: LoopbackWindow,
     out = io.StringIO()
     console = Console(file=out, width=200, color_system=None)
     async with ReplayVenue(window.markets or [window.market], window.start_ms,
-                           window.end_ms) as replay:
+                           window.end_ms, frame_delay_ms=frame_delay_ms) as replay:
         venue = LiveVenue(engine_clock, advance_and_walk, feed_clock=replay.clock,
                           exchange_time=replay.time_driver(), market_rest_url=replay.rest_url,
                           ws_url=replay.ws_url, orders_rest_url=order_server.base_url,

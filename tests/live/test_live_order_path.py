@@ -6,6 +6,7 @@ its own); the fake venue in a process of its own
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from contextlib import closing
 import pytest
 from sqlalchemy import text
 
+from cryptobot.brokers.live import state as state_module
 from cryptobot.brokers.live.broker import LiveBroker
 from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.setup import build_live_broker
@@ -22,6 +24,7 @@ from cryptobot.brokers.live.state import LiveState, PlannedPosition
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.exchange.ccxt_factory import make_exchange
 from cryptobot.model import Candle, OrderIntent, OrderPurpose, OrderType, PositionSide, Side
+from cryptobot.runners.between_events_gc import CollectBetweenEvents
 from cryptobot.runners.stream_session import TradingSession
 from tests.live.conftest import live_settings
 from tests.live.fake_binance import FakeBinanceServer
@@ -116,6 +119,29 @@ def test_no_write_waits_for_an_fsync_the_wal_is_synced_off_the_order_path(tmp_pa
     state.close()
 
 
+def test_no_write_checkpoints_the_wal_the_session_does_between_events(tmp_path, monkeypatch):
+    """A checkpoint syncs the database (milliseconds): none inside a write an order waits
+    on; `checkpoint_if_due`, run between events, moves the WAL after enough writes."""
+    path = tmp_path / "live.sqlite"
+    state = LiveState(f"sqlite:///{path}")
+    monkeypatch.setattr(state_module, "CHECKPOINT_AFTER_WRITES", 400)
+    database_bytes = path.stat().st_size
+    for index in range(199):  # two writes each: 398
+        intent = OrderIntent(f"sig{index}-entry", SYMBOL, Side.BUY, OrderType.LIMIT, 0.01,
+                             OrderPurpose.ENTRY, 30000.0)
+        state.record_intent(intent, f"sig{index}", index)
+        state.update_order(intent.client_id, index + 1, status="open",
+                           exchange_order_id=str(index), detail="x" * 200)
+    state.checkpoint_if_due()  # not due yet
+    assert path.stat().st_size == database_bytes  # every page still in the WAL
+    state.update_order("sig0-entry", 1000, detail="y")
+    state.update_order("sig1-entry", 1000, detail="y")
+    state.checkpoint_if_due()
+    assert path.stat().st_size > database_bytes  # moved into the database
+    assert state.order("sig198-entry").status == "open"
+    state.close()
+
+
 def test_the_wal_fsync_starts_once_the_order_is_out_not_before(venue, tmp_path, keys):
     broker = build(venue, tmp_path, keys)
     seen: list[str] = []
@@ -191,6 +217,8 @@ def while_handling(original, handling: list[tuple[int, int]], store_path, lines)
 
 def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_orders_are_out(
         tmp_path, keys, monkeypatch, event_lines):
+    """... and no garbage collector's pass starts inside an event either: they run between
+    events (runners/between_events_gc.py)."""
     settings = settings_from(write_live_config(tmp_path))
     store_path = tmp_path / "live.sqlite"
     window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
@@ -208,12 +236,37 @@ def test_the_recorder_stores_and_logs_what_a_candle_or_fill_caused_after_its_ord
         monkeypatch.setattr(owner, name, while_handling(getattr(owner, name), handling,
                                                         store_path, lines))
     monkeypatch.setattr(OrderGateway, "place", placing)
+    passes: list[tuple[int, bool]] = []  # the collector's passes: (generation, inside an event)
+    collecting: list[bool] = []  # in collect_due (the session's, once the orders are out)
+    collect_due = CollectBetweenEvents.collect_due
+
+    def noting(phase: str, info: dict) -> None:
+        if phase == "start":
+            passes.append((info["generation"], bool(handling) and not collecting))
+
+    def collecting_due(self) -> None:
+        collecting.append(True)
+        try:
+            collect_due(self)
+        finally:
+            collecting.pop()
+
+    monkeypatch.setattr(CollectBetweenEvents, "collect_due", collecting_due)
+
     server = FakeBinanceServer(FakeExchangeState([window.price_before],
                                                  now_ms=window.start_ms)).start()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(100, 10, 1000)  # frequent passes: automatic ones would fall inside events
+    gc.callbacks.append(noting)
     try:
         outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
     finally:
+        gc.callbacks.remove(noting)
+        gc.set_threshold(*thresholds)
         server.stop()
+    assert gc.isenabled()  # as it was before the session
+    assert not [found for found in passes if found[1]], "a collector pass inside an event"
+    assert len(passes) > 20  # between the events, as due
     assert outcome.run.engine.trades, printed[-2000:]  # entered, protected, exited
     assert len(placed) >= 4
     assert all(before == then for before, then in placed), placed  # nothing stored in between

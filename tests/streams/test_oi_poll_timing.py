@@ -74,3 +74,44 @@ async def test_a_replayed_candle_still_sees_the_sample_of_its_close(calm_candles
     hits = [close for close, before in seen.items()
             if before and before[-1].ts_ms == close]
     assert len(hits) >= len(samples) - 1  # polled first: the candle's own close's sample
+
+
+async def test_a_candle_on_an_unbroken_stream_leaves_in_its_frames_turn_of_the_loop(
+        calm_candles, monkeypatch):
+    """Nothing else on the loop (live: user-stream events and their writes) runs between a
+    closed candle's frame and the candle reaching the engine: no repair task is made for a
+    stream without a hole."""
+    import asyncio
+
+    from tests.streams import conftest
+
+    turned: list[bool] = []  # per frame: whether the loop ran something else since it came
+    parse = BinanceUsdmStream.parse
+
+    def parsing(self, raw):
+        turned.append(False)
+        asyncio.get_running_loop().call_soon(turned.__setitem__, -1, True)
+        return parse(self, raw)
+
+    seen: list[bool] = []
+    collect = conftest.collect_until
+
+    async def collecting(feed, last_open_ms, timeout_s=60.0):
+        events = feed.events
+
+        async def noting():
+            async for event in events():
+                if isinstance(event, Candle):
+                    seen.append(turned[-1])
+                yield event
+
+        feed.events = noting
+        return await collect(feed, last_open_ms, timeout_s)
+
+    monkeypatch.setattr(BinanceUsdmStream, "parse", parsing)
+    monkeypatch.setattr(conftest, "collect_until", collecting)
+    candles = calm_candles[:40]
+    events, _ = await feed_events(candles, samples_after_each_close(candles),
+                                  FRAME_AFTER_CLOSE_MS)
+    assert closed_candles(events) == candles
+    assert len(seen) == len(candles) and not any(seen[1:])  # the first one anchors the track

@@ -16,18 +16,23 @@ an order waits on; what a power cut needs is done off the order path: `sync_soon
 the order goes out, fsyncs the WAL on a thread of its own (wal_sync.py). A power cut can so
 lose at most the intent of an order sent within that fsync's time (a millisecond or so), and
 the last other changes, all of which a restart reads again from the exchange: an order still
-"pending" is looked up, fills are read again by REST, positions are reconciled.
+"pending" is looked up, fills are read again by REST, positions are reconciled. No write here
+checkpoints the WAL (a checkpoint syncs the database file: milliseconds an order would wait
+on); the live session runs `checkpoint_if_due` between events.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Connection, Select, Table, bindparam, event, insert, select, update
+from sqlalchemy import Select, Table, event, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from cryptobot.brokers.live.statements import statements_for
 from cryptobot.brokers.live.wal_sync import WalSync
 from cryptobot.model import HeldPosition, OrderIntent, PositionSide
 from cryptobot.store.database import open_for_writing
@@ -43,6 +48,7 @@ from cryptobot.store.tables import (
 __all__ = ["OPEN_STATUSES", "TRADE_LIST_LAG_MS", "LiveFillRow", "LiveOrderRow", "LivePositionRow",
            "LiveState", "PlannedPosition", "StoredPosition"]
 
+log = logging.getLogger("cryptobot.live.state")
 OPEN_STATUSES = ("pending", "open")
 # How long a filled entry's trades may stay unlisted on the venue (GET userTrades lags the
 # order's status): its symbol is watched, and its position not taken for an unknown one.
@@ -53,10 +59,14 @@ POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
 R = TypeVar("R", LiveOrderRow, LiveFillRow)
 
 
+# each write adds a page or more to the WAL: SQLite checkpoints by itself after 1,000 pages
+CHECKPOINT_AFTER_WRITES = 1000
+
+
 def _no_checkpoint(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
-    # no checkpoint inside the write an order waits on: the other connections (this state's
-    # others, the run's recorder) move the WAL into the database as they commit
+    # no checkpoint inside a write an order waits on (it syncs the database: milliseconds);
+    # `checkpoint_if_due` runs one between events
     cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
@@ -74,34 +84,6 @@ class PlannedPosition:
     side: PositionSide
 
 
-# Statements built once, their values bound at each execution: SQLAlchemy then compiles each
-# (table, columns set) once and finds it again by its cache key; a statement built per call
-# paid that key's making (and more) every time: ~0.3 ms of the write an order waits on.
-_KEY = "key_"  # the bound key of a statement's WHERE (not a column's name: SET binds those)
-_UPDATE = {table.name: update(table).where(table.primary_key.columns[0] == bindparam(_KEY))
-           for table in (ORDERS, FILLS, POSITIONS)}
-_INSERT = {table.name: insert(table) for table in (ORDERS, FILLS, POSITIONS)}
-_ORDER_BY_ID = select(ORDERS).where(ORDERS.c.client_id == bindparam(_KEY))
-_POSITION_BY_ID = select(POSITIONS).where(POSITIONS.c.signal_id == bindparam(_KEY))
-_OPEN_POSITIONS = select(POSITIONS).where(POSITIONS.c.is_open.is_(True)).order_by(
-    POSITIONS.c.opened_ms)
-_FILLS_SINCE = select(FILLS).where(FILLS.c.ts_ms >= bindparam("since_ms")).order_by(
-    FILLS.c.ts_ms, FILLS.c.trade_id)
-
-
-def _update_row(connection: Connection, table: Table, key: object,
-                values: dict[str, object]) -> int:
-    """Set `values` on the row of `table` whose primary key is `key`; the rows changed."""
-    return connection.execute(_UPDATE[table.name], {**values, _KEY: key}).rowcount
-
-
-def _upsert(connection: Connection, table: Table, values: dict[str, object]) -> None:
-    """Insert the row, or overwrite the one with its key (what `Session.merge` did)."""
-    key = table.primary_key.columns[0]
-    if not _update_row(connection, table, values[key.key], values):
-        connection.execute(_INSERT[table.name], values)
-
-
 def _position_values(signal_id: str, symbol: str, qty_base: float, entry_price: float,
                      stop_price: float | None, opened_ms: int, adopted: bool,
                      side: PositionSide) -> dict[str, object]:
@@ -117,21 +99,38 @@ class LiveState:
     def __init__(self, url: str) -> None:
         self.url = url
         self._engine = open_for_writing(url)
-        self._durable = self._engine  # what is written before an order is sent
+        self._durable = self._engine  # what an order waits on: its reads and writes
         self._wal_sync: WalSync | None = None
         database = self._engine.url.database
         if self._engine.dialect.name == "sqlite" and database and database != ":memory:":
-            # that write's own connections: no checkpoint inside it
+            # their own connection: no checkpoint inside them
             self._durable = open_for_writing(url)
             event.listen(self._durable, "connect", _no_checkpoint)
             self._durable.dispose()  # connections made before the listener are not reused
             self._wal_sync = WalSync(Path(database))
+        # what an order waits on (statements.py): its look-up, the rails' reads, the intent's
+        # write before the send and the status writes after it; the other reads use Core
+        self._statements = statements_for(self._durable, (ORDERS, FILLS, POSITIONS))
 
     def close(self) -> None:
         if self._wal_sync is not None:
             self._wal_sync.close()
+        self._statements.close()
         self._engine.dispose()
         self._durable.dispose()
+
+    def checkpoint_if_due(self) -> None:
+        """Between events (the live session's, once a candle's orders are out, and its timer
+        ticks): the WAL moved into the database after as many of this state's writes as
+        SQLite's automatic checkpoint lets pages pile up (PASSIVE: it waits on no reader or
+        writer). The run recorder's commits still checkpoint by themselves, as before."""
+        if self._statements.writes < CHECKPOINT_AFTER_WRITES:
+            return
+        try:
+            self._statements.checkpoint()
+        except SQLAlchemyError as exc:  # as SQLite's own checkpoint in a commit: not fatal
+            log.warning("checkpoint of the live state's WAL failed (tried again after the "
+                        "next writes): %s", exc)
 
     def sync_soon(self) -> None:
         """Make every commit so far survive a power cut, off the caller's path (SQLite: the
@@ -146,18 +145,18 @@ class LiveState:
         """The order as "pending", before it is sent; `planned`: an entry's position, not open
         yet, with its planned stop, in the same transaction (made durable against a power cut
         by `sync_soon`, as the order goes out)."""
-        with self._durable.begin() as connection:
-            _upsert(connection, ORDERS, {
-                "client_id": intent.client_id, "signal_id": signal_id, "symbol": intent.symbol,
-                "purpose": intent.purpose.value, "side": intent.side.value,
-                "order_type": intent.order_type.value, "qty_base": intent.qty_base,
-                "price": intent.price, "reduce_only": intent.reduce_only, "status": "pending",
-                "exchange_order_id": None, "created_ms": now_ms, "updated_ms": now_ms,
-                "detail": ""})
-            if planned is not None:
-                _upsert(connection, POSITIONS, _position_values(
-                    signal_id, intent.symbol, 0.0, 0.0, planned.stop_price, now_ms, False,
-                    planned.side))
+        rows: list[tuple[Table, dict[str, object]]] = [(ORDERS, {
+            "client_id": intent.client_id, "signal_id": signal_id, "symbol": intent.symbol,
+            "purpose": intent.purpose.value, "side": intent.side.value,
+            "order_type": intent.order_type.value, "qty_base": intent.qty_base,
+            "price": intent.price, "reduce_only": intent.reduce_only, "status": "pending",
+            "exchange_order_id": None, "created_ms": now_ms, "updated_ms": now_ms,
+            "detail": ""})]
+        if planned is not None:
+            rows.append((POSITIONS, _position_values(
+                signal_id, intent.symbol, 0.0, 0.0, planned.stop_price, now_ms, False,
+                planned.side)))
+        self._statements.write(upserts=rows)
 
     def update_order(self, client_id: str, now_ms: int, status: str | None = None,
                      exchange_order_id: str | None = None, detail: str | None = None) -> None:
@@ -168,12 +167,11 @@ class LiveState:
             values["exchange_order_id"] = exchange_order_id
         if detail is not None:
             values["detail"] = detail[:500]
-        with self._engine.begin() as connection:
-            _update_row(connection, ORDERS, client_id, values)
+        self._statements.write(updates=[(ORDERS, client_id, values)])
 
     def order(self, client_id: str) -> LiveOrderRow | None:
-        found = self._rows(LiveOrderRow, _ORDER_BY_ID, {_KEY: client_id})
-        return found[0] if found else None
+        found = self._statements.rows(ORDERS, "client_id = ?", (client_id,))
+        return LiveOrderRow(**found[0]) if found else None
 
     def orders(self, statuses: tuple[str, ...] | None = None, signal_id: str | None = None,
                symbol: str | None = None) -> list[LiveOrderRow]:
@@ -220,7 +218,8 @@ class LiveState:
               ) -> list[LiveFillRow]:
         """In time order; of one signal, and from `since_ms` on, when given."""
         if signal_id is None and since_ms is not None:  # the rails' daily loss, before an entry
-            return self._rows(LiveFillRow, _FILLS_SINCE, {"since_ms": since_ms})
+            return [LiveFillRow(**row) for row in self._statements.rows(
+                FILLS, "ts_ms >= ?", (since_ms,), order_by="ts_ms, trade_id")]
         query = select(FILLS).order_by(FILLS.c.ts_ms, FILLS.c.trade_id)
         if signal_id is not None:
             query = query.where(FILLS.c.signal_id == signal_id)
@@ -250,31 +249,28 @@ class LiveState:
         if close_reason is not None:
             values["close_reason"], values["is_open"] = close_reason[:500], False
         if values:
-            with self._engine.begin() as connection:
-                _update_row(connection, POSITIONS, signal_id, values)
+            self._statements.write(updates=[(POSITIONS, signal_id, values)])
 
     def positions(self, open_only: bool = True) -> list[StoredPosition]:
-        if open_only:
-            return self._positions(_OPEN_POSITIONS)
-        return self._positions(select(POSITIONS).order_by(POSITIONS.c.opened_ms))
+        # `is_open = ?` bound to True: SQLite's 1, PostgreSQL's boolean
+        where, params = ("is_open = ?", (True,)) if open_only else ("1 = 1", ())
+        return self._positions(where, params)
 
     def position(self, signal_id: str) -> StoredPosition | None:
-        found = self._positions(_POSITION_BY_ID, {_KEY: signal_id})
+        found = self._positions("signal_id = ?", (signal_id,))
         return found[0] if found else None
 
-    def _positions(self, query: Select, params: dict[str, object] | None = None
-                   ) -> list[StoredPosition]:
-        with self._engine.connect() as connection:
-            return [StoredPosition(r.signal_id, r.symbol, float(r.qty_base), float(r.entry_price),
-                                   None if r.stop_price is None else float(r.stop_price),
-                                   r.opened_ms, PositionSide(r.side), adopted=r.adopted)
-                    for r in connection.execute(query, params)]
+    def _positions(self, where: str, params: tuple[object, ...]) -> list[StoredPosition]:
+        return [StoredPosition(r["signal_id"], r["symbol"], float(r["qty_base"]),
+                               float(r["entry_price"]),
+                               None if r["stop_price"] is None else float(r["stop_price"]),
+                               r["opened_ms"], PositionSide(r["side"]), adopted=r["adopted"])
+                for r in self._statements.rows(POSITIONS, where, params, order_by="opened_ms")]
 
-    # --- statements: Core, not the ORM's unit of work (an order waits on these) -------
+    # --- the other reads: Core, not the ORM's unit of work ----------------------------
 
     def _upsert(self, table: Table, values: dict[str, object]) -> None:
-        with self._engine.begin() as connection:
-            _upsert(connection, table, values)
+        self._statements.write(upserts=[(table, values)])
 
     def _rows(self, row_class: type[R], query: Select,
               params: dict[str, object] | None = None) -> list[R]:

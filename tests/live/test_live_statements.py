@@ -1,0 +1,122 @@
+"""The live state's order-path statements (brokers/live/statements.py): SQLite's held driver
+connection stores and reads the very values SQLAlchemy Core does, a write is one transaction
+rolled back whole on an error (raised as SQLAlchemy's), and a read sees another connection's
+commit at once (nothing is cached)."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cryptobot.brokers.live.state import FILLS, ORDERS, POSITIONS, LiveState
+from cryptobot.brokers.live.statements import CoreStatements, SqliteStatements
+from cryptobot.store.tables import LiveOrderRow
+
+
+def order_values(client_id: str, qty: float, price: float | None, reduce_only: bool) -> dict:
+    return {"client_id": client_id, "signal_id": client_id.rsplit("-", 1)[0],
+            "symbol": "BTC/USDT:USDT", "purpose": "stop", "side": "sell",
+            "order_type": "stop_market", "qty_base": qty, "price": price,
+            "reduce_only": reduce_only, "status": "pending", "exchange_order_id": None,
+            "created_ms": 1_000, "updated_ms": 1_000, "detail": ""}
+
+
+VALUES = [(0.1, 61000.5, True), (1e-08, None, False), (123456.789012345, 2.5e-7, True),
+          (3.0, float("inf"), False)]  # inf: stored as absent, as Core stores it
+
+
+@pytest.fixture
+def both(tmp_path):
+    state = LiveState(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    tables = (ORDERS, FILLS, POSITIONS)
+    yield state, SqliteStatements(state._engine, tables), CoreStatements(state._engine, tables)
+    state.close()
+
+
+def test_the_driver_path_stores_and_reads_what_core_does(both, tmp_path):
+    state, fast, core = both
+    for index, (qty, price, reduce_only) in enumerate(VALUES):
+        fast.write(upserts=[(ORDERS, order_values(f"f{index}-stop", qty, price, reduce_only))])
+        core.write(upserts=[(ORDERS, order_values(f"c{index}-stop", qty, price, reduce_only))])
+    fast.write(updates=[(ORDERS, "f1-stop", {"status": "open", "exchange_order_id": "7",
+                                             "price": 0.30000000000000004})])
+    core.write(updates=[(ORDERS, "c1-stop", {"status": "open", "exchange_order_id": "7",
+                                             "price": 0.30000000000000004})])
+    with closing(sqlite3.connect(tmp_path / "live.sqlite")) as raw:
+        stored = {row[0]: row[1:] for row in raw.execute(
+            "SELECT client_id, qty_base, price, reduce_only, status, exchange_order_id "
+            "FROM live_orders")}
+    with Session(state._engine) as session:
+        orm = {row.client_id: row for row in session.scalars(select(LiveOrderRow))}
+    for index in range(len(VALUES)):
+        assert stored[f"f{index}-stop"] == stored[f"c{index}-stop"]  # the same text, 0/1
+        rows = [reader.rows(ORDERS, "client_id = ?", (f"{who}{index}-stop",))[0]
+                for reader in (fast, core) for who in "fc"]
+        assert all(row == {**rows[0], "client_id": row["client_id"],
+                           "signal_id": row["signal_id"]} for row in rows)
+        assert type(rows[0]["qty_base"]) is Decimal and type(rows[0]["reduce_only"]) is bool
+        assert rows[0]["qty_base"] == orm[f"c{index}-stop"].qty_base
+        assert rows[0]["price"] == orm[f"c{index}-stop"].price
+    assert fast.rows(ORDERS, "client_id = ?", ("f3-stop",))[0]["price"] is None  # inf
+    assert [row["client_id"] for row in fast.rows(ORDERS, "status = ?", ("open",),
+                                                  order_by="client_id")] == ["c1-stop",
+                                                                            "f1-stop"]
+
+
+def test_a_failed_write_is_rolled_back_whole_and_raised_as_sqlalchemy_does(both):
+    state, fast, _ = both
+    broken = {**order_values("x1-stop", 1.0, 2.0, True), "symbol": None}  # NOT NULL
+    with pytest.raises(IntegrityError):
+        fast.write(upserts=[(ORDERS, order_values("x0-stop", 1.0, 2.0, True)),
+                            (ORDERS, broken)])
+    assert state.order("x0-stop") is None  # the first statement went with the second
+    fast.write(upserts=[(ORDERS, order_values("x2-stop", 1.0, 2.0, True))])  # usable again
+    assert state.order("x2-stop").status == "pending"
+
+
+def test_a_read_sees_another_connections_commit_at_once(tmp_path):
+    """`cryptobot kill` writes the same tables while a bot runs: nothing may be cached."""
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    bot, other = LiveState(url), LiveState(url)
+    assert bot.order("s1-close0") is None and bot.positions() == []
+    other.open_position("s1", "BTC/USDT:USDT", 0.5, 60000.0, 59000.0, 5)
+    other.record_intent(LiveOrderRow(**order_values("s1-close0", 0.5, None, True)).intent(),
+                        "s1", 6)
+    assert bot.order("s1-close0").status == "pending"
+    assert [(p.signal_id, p.qty_base) for p in bot.positions()] == [("s1", 0.5)]
+    other.update_position("s1", close_reason="cryptobot kill")
+    assert bot.positions() == [] and bot.position("s1").qty_base == 0.5
+    bot.close()
+    other.close()
+
+
+def test_a_failed_checkpoint_is_logged_and_tried_again_later(tmp_path, monkeypatch, caplog):
+    """As SQLite's own checkpoint inside a commit: its failure stops nothing."""
+    from sqlalchemy.exc import OperationalError
+
+    from cryptobot.brokers.live import state as state_module
+
+    state = LiveState(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    monkeypatch.setattr(state_module, "CHECKPOINT_AFTER_WRITES", 1)
+    tried: list[int] = []
+
+    def failing() -> None:
+        tried.append(state._statements.writes)
+        state._statements.writes = 0
+        raise OperationalError("PRAGMA wal_checkpoint(PASSIVE)", None, Exception("disk I/O"))
+
+    monkeypatch.setattr(state._statements, "checkpoint", failing)
+    state.checkpoint_if_due()
+    assert tried == []  # nothing written yet
+    state.open_position("s1", "BTC/USDT:USDT", 0.5, 60000.0, 59000.0, 5)
+    state.checkpoint_if_due()
+    assert tried == [1] and "checkpoint of the live state's WAL failed" in caplog.text
+    state.checkpoint_if_due()
+    assert tried == [1]  # again after the next writes
+    state.close()

@@ -7,18 +7,24 @@ a session runs the collector is off; `collect_due` runs the pass the automatic c
 have run by now (the oldest generation whose count is over its threshold, as CPython picks
 it) at a moment the caller chooses: once a candle's orders are out, and on the session's
 timer ticks. Reference counting frees everything else as before; only garbage in cycles waits
-until the next such moment (at most one tick).
+until the next such moment (at most one tick). The rule is CPython 3.11-3.13's generational
+one; from 3.14 the collector is incremental, its counts and thresholds mean other things, and
+the collector is left as it is.
 """
 
 from __future__ import annotations
 
 import gc
+import sys
 from types import TracebackType
+
+# the generational rule `collect_due` follows (3.14's collector is incremental)
+GENERATIONAL = sys.version_info < (3, 14)
 
 
 class CollectBetweenEvents:
     """`with CollectBetweenEvents() as collector:` the collector off inside, as it was after;
-    `collector.collect_due()` between events."""
+    `collector.collect_due()` between events (where the rule is not known: nothing changed)."""
 
     def __init__(self) -> None:
         self.passes = [0, 0, 0]  # by generation, run here
@@ -26,7 +32,8 @@ class CollectBetweenEvents:
 
     def __enter__(self) -> CollectBetweenEvents:
         self._was_enabled = gc.isenabled()
-        gc.disable()
+        if GENERATIONAL:
+            gc.disable()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -38,6 +45,8 @@ class CollectBetweenEvents:
         """The pass due, if any: the oldest generation whose count is over its threshold
         (CPython's rule; the oldest's extra condition, a quarter of the long-lived objects
         new, is not visible from Python: here it is collected at its count alone)."""
+        if not GENERATIONAL:
+            return
         counts, thresholds = gc.get_count(), gc.get_threshold()
         if not thresholds[0] or counts[0] <= thresholds[0]:
             return

@@ -6,6 +6,7 @@ commit at once (nothing is cached)."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import closing
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from cryptobot.brokers.live.state import FILLS, ORDERS, POSITIONS, LiveState
 from cryptobot.brokers.live.statements import CoreStatements, SqliteStatements
 from cryptobot.store.tables import LiveOrderRow
+from tests.store.backends import BACKENDS, backend_url
 
 
 def order_values(client_id: str, qty: float, price: float | None, reduce_only: bool) -> dict:
@@ -119,4 +121,79 @@ def test_a_failed_checkpoint_is_logged_and_tried_again_later(tmp_path, monkeypat
     assert tried == [1] and "checkpoint of the live state's WAL failed" in caplog.text
     state.checkpoint_if_due()
     assert tried == [1]  # again after the next writes
+    state.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def state_url(request, tmp_path):
+    yield from backend_url(request, tmp_path)
+
+
+def test_the_state_reads_back_what_it_wrote_on_each_database(state_url):
+    """SQLite's held connection, or Core's statements (PostgreSQL: `?` bound by position,
+    `is_open` a boolean)."""
+    state = LiveState(state_url)
+    try:
+        state.open_position("s1", "BTC/USDT:USDT", 0.5, 60000.0, 59000.0, 5)
+        state.record_intent(LiveOrderRow(**order_values("s1-stop", 0.5, 59000.1, True)).intent(),
+                            "s1", 6)
+        state.record_intent(LiveOrderRow(**order_values("s1-stop", 0.5, 59000.2, True)).intent(),
+                            "s1", 7)  # the same id again: overwritten, one row
+        state.update_order("s1-stop", 8, status="open", exchange_order_id="42")
+        row = state.order("s1-stop")
+        assert (row.status, row.exchange_order_id, row.price, row.reduce_only) == \
+            ("open", "42", Decimal("59000.2"), True)
+        assert [o.client_id for o in state.orders()] == ["s1-stop"]
+        assert [p.signal_id for p in state.positions()] == ["s1"]
+        state.update_position("s1", close_reason="stopped")
+        assert state.positions() == [] and state.position("s1").qty_base == 0.5
+        assert [p.signal_id for p in state.positions(open_only=False)] == ["s1"]
+    finally:
+        state.close()
+
+
+def test_sql_names_a_column_by_its_name_quoted_and_a_row_by_its_key(tmp_path):
+    """A column whose Python key is not its SQL name, and names SQL reserves."""
+    from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
+
+    table = Table("order", MetaData(), Column("group", String, primary_key=True),
+                  Column("select", Integer, key="size"))
+    engine = create_engine(f"sqlite:///{tmp_path / 'named.sqlite'}")
+    table.metadata.create_all(engine)
+    statements = SqliteStatements(engine, (table,))
+    statements.write(upserts=[(table, {"group": "a", "size": 1})])
+    statements.write(upserts=[(table, {"group": "a", "size": 2})])
+    assert statements.write(updates=[(table, "a", {"size": 3})]) == 1
+    assert statements.rows(table, '"group" = ?', ("a",)) == [{"group": "a", "size": 3}]
+    statements.close()
+    engine.dispose()
+
+
+def test_the_held_connection_refuses_another_thread(both):
+    """It has no lock: two threads' statements would mix inside one write's transaction."""
+    _, fast, _ = both
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            fast.rows(ORDERS, "client_id = ?", ("x",))
+        except RuntimeError as exc:
+            failed.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    reader.join()
+    assert len(failed) == 1 and "other than the one that opened it" in str(failed[0])
+    assert fast.rows(ORDERS, "client_id = ?", ("x",)) == []  # its own thread still reads
+
+
+def test_an_sqlite_without_upsert_gets_core(tmp_path, monkeypatch):
+    """INSERT ... ON CONFLICT came in SQLite 3.24: an older library keeps Core's statements."""
+    from cryptobot.brokers.live import statements as statements_module
+
+    monkeypatch.setattr(statements_module.sqlite3, "sqlite_version_info", (3, 23, 1))
+    state = LiveState(f"sqlite:///{tmp_path / 'live.sqlite'}")
+    assert isinstance(state._statements, CoreStatements)
+    state.open_position("s1", "BTC/USDT:USDT", 0.5, 60000.0, 59000.0, 5)
+    assert [p.signal_id for p in state.positions()] == ["s1"]
     state.close()

@@ -59,8 +59,9 @@ POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
 R = TypeVar("R", LiveOrderRow, LiveFillRow)
 
 
-# each write adds a page or more to the WAL: SQLite checkpoints by itself after 1,000 pages
-CHECKPOINT_AFTER_WRITES = 1000
+# A write adds its table's page and its indexes' (three on live_orders), often a position's
+# too: about 4 pages. SQLite checkpoints by itself after 1,000 pages; here after 250 writes.
+CHECKPOINT_AFTER_WRITES = 250
 
 
 def _no_checkpoint(dbapi_connection, _record) -> None:
@@ -121,9 +122,10 @@ class LiveState:
 
     def checkpoint_if_due(self) -> None:
         """Between events (the live session's, once a candle's orders are out, and its timer
-        ticks): the WAL moved into the database after as many of this state's writes as
-        SQLite's automatic checkpoint lets pages pile up (PASSIVE: it waits on no reader or
-        writer). The run recorder's commits still checkpoint by themselves, as before."""
+        ticks): the WAL moved into the database after `CHECKPOINT_AFTER_WRITES` of this
+        state's writes, about the 1,000 pages after which SQLite's automatic checkpoint runs
+        (PASSIVE: it waits on no reader or writer). The run recorder's commits still
+        checkpoint by themselves, as before."""
         if self._statements.writes < CHECKPOINT_AFTER_WRITES:
             return
         try:

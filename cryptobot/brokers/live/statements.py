@@ -17,14 +17,18 @@ A read outside a transaction sees every commit so far, of this process or anothe
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
+log = logging.getLogger("cryptobot.live.state")
 Processor = Callable[[Any], Any] | None
+UPSERT_SINCE = (3, 24, 0)  # SQLite's INSERT ... ON CONFLICT DO UPDATE
 _KEY = "key_"  # the bound key of an update's WHERE (not a column's name: SET binds those)
 
 
@@ -33,7 +37,9 @@ class _TableCodec:
 
     def __init__(self, table: Table, engine: Engine) -> None:
         dialect = engine.dialect
-        self.columns = tuple(column.key for column in table.columns)
+        quote = dialect.identifier_preparer.quote
+        self.columns = tuple(column.key for column in table.columns)  # the rows' dict keys
+        self._sql_names = {column.key: quote(column.name) for column in table.columns}
         self.key = table.primary_key.columns[0].key
         types = [column.type.dialect_impl(dialect) for column in table.columns]  # as compiled
         self.binds: dict[str, Processor] = {
@@ -41,13 +47,13 @@ class _TableCodec:
             for column, kind in zip(table.columns, types, strict=True)}
         self.results: tuple[Processor, ...] = tuple(
             kind.result_processor(dialect, None) for kind in types)
-        names = ", ".join(self.columns)
-        self.select = f"SELECT {names} FROM {table.name}"
-        self.upsert = (f"INSERT INTO {table.name} ({names}) VALUES "
-                       f"({', '.join('?' * len(self.columns))}) ON CONFLICT ({self.key}) DO "
-                       "UPDATE SET " + ", ".join(f"{name} = excluded.{name}"
+        sql = self._sql_names
+        names, key, self.name = ", ".join(sql.values()), sql[self.key], quote(table.name)
+        self.select = f"SELECT {names} FROM {self.name}"
+        self.upsert = (f"INSERT INTO {self.name} ({names}) VALUES "
+                       f"({', '.join('?' * len(self.columns))}) ON CONFLICT ({key}) DO "
+                       "UPDATE SET " + ", ".join(f"{sql[name]} = excluded.{sql[name]}"
                                                  for name in self.columns if name != self.key))
-        self.name = table.name
         self._updates: dict[tuple[str, ...], str] = {}
 
     def bound(self, names: Iterable[str], values: dict[str, object]) -> list[object]:
@@ -64,9 +70,10 @@ class _TableCodec:
     def update(self, names: tuple[str, ...]) -> str:
         text = self._updates.get(names)
         if text is None:
+            sql = self._sql_names
             text = self._updates[names] = (
-                f"UPDATE {self.name} SET " + ", ".join(f"{name} = ?" for name in names)
-                + f" WHERE {self.key} = ?")
+                f"UPDATE {self.name} SET " + ", ".join(f"{sql[name]} = ?" for name in names)
+                + f" WHERE {sql[self.key]} = ?")
         return text
 
 
@@ -75,12 +82,20 @@ class SqliteStatements:
 
     def __init__(self, engine: Engine, tables: Iterable[Table]) -> None:
         self._held = engine.raw_connection()  # its pool's connect hooks ran (WAL, pragmas)
+        # one thread's: the connection has no lock, and two threads' statements would mix
+        # inside one write's transaction
+        self._owner = threading.get_ident()
         self._driver = self._held.driver_connection
         self._codecs = {table.name: _TableCodec(table, engine) for table in tables}
         self.writes = 0  # committed since the last checkpoint
 
     def close(self) -> None:
         self._held.close()  # back to its pool
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("the live state's held SQLite connection was used from a thread "
+                               "other than the one that opened it")
 
     def checkpoint(self) -> None:
         """The WAL's frames moved into the database, as far as no reader holds them back."""
@@ -94,6 +109,7 @@ class SqliteStatements:
     def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = ""
              ) -> list[dict[str, Any]]:
         """The rows of `table` matching `where` (SQL, `?` for each of `params`), as dicts."""
+        self._check_thread()
         codec = self._codecs[table.name]
         statement = f"{codec.select} WHERE {where}" + (f" ORDER BY {order_by}" if order_by else "")
         try:
@@ -106,6 +122,7 @@ class SqliteStatements:
               updates: Iterable[tuple[Table, object, dict[str, object]]] = ()) -> int:
         """Whole rows inserted or overwritten (`upserts`: every column given) and rows set by
         primary key (`updates`: table, key, values), in one transaction; rows updated."""
+        self._check_thread()
         changed = 0
         statement = ""
         try:
@@ -122,7 +139,10 @@ class SqliteStatements:
             self._driver.commit()
             self.writes += 1
         except BaseException as exc:
-            self._driver.rollback()
+            try:
+                self._driver.rollback()
+            except sqlite3.Error as failed:  # the write's own error is the one to raise
+                log.warning("rolling back a failed write of the live state failed: %s", failed)
             if isinstance(exc, Exception):
                 raise _wrapped(statement, exc) from exc
             raise
@@ -189,8 +209,10 @@ class CoreStatements:
 
 
 def statements_for(engine: Engine, tables: Iterable[Table]) -> SqliteStatements | CoreStatements:
-    """SQLite's held connection for a database file, Core for the rest."""
+    """SQLite's held connection for a database file (SQLite 3.24 or later: its upsert), Core
+    for the rest."""
     database = engine.url.database
-    if engine.dialect.name == "sqlite" and database and database != ":memory:":
+    if engine.dialect.name == "sqlite" and database and database != ":memory:" \
+            and sqlite3.sqlite_version_info >= UPSERT_SINCE:
         return SqliteStatements(engine, tables)
     return CoreStatements(engine, tables)

@@ -9,7 +9,9 @@ data/liquidations (December 2024, each placed at its offset in the month, about 
 and 10 open-interest samples as the feed's 30 s REST poll hands them to the engine (SYNTHETIC
 values: the window's synthetic 5m open interest). All go through the adapter's own parser (the
 poll's samples straight to the engine) and the engine on a simulated clock, as in a paper
-replay.
+replay. The garbage collector runs as in a live session (runners/between_events_gc.py): off
+while an event is handled, the pass due run after each closed candle; RSS is read without
+forcing a pass, so garbage in cycles those passes leave would show as growth.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from cryptobot.exchange.replay import (
     binance_kline_message,
 )
 from cryptobot.model import Candle, Liquidation, OpenInterest
+from cryptobot.runners.between_events_gc import CollectBetweenEvents
 from cryptobot.runners.stream_session import advance_sim_clock
 from cryptobot.strategy.loading import load_strategy
 
@@ -151,6 +154,18 @@ def rss_over_replay(settings: Settings, market: MarketData,
                     kill_switch=NeverEngaged())
     gc.collect()
     points = [(0, rss_mb())]
+    with CollectBetweenEvents() as collector:
+        first_ms, last_ms = _replayed(given, count, stream, engine, advance, collector, points)
+    facts = {"simulated_days": ((last_ms or 0) - (first_ms or 0)) / DAY_MS,
+             "signal_candles": len(engine.market.candles),
+             "signals": len(engine.signals), "trades": len(engine.trades)}
+    return points, facts
+
+
+def _replayed(given: ReplayInput, count: int, stream: BinanceUsdmStream, engine: Engine,
+              advance, collector: CollectBetweenEvents, points: list[tuple[int, float]]
+              ) -> tuple[int | None, int | None]:
+    """The replay's messages through the parser and engine; RSS appended at each checkpoint."""
     first_ms = last_ms = None
     for sent, (ts_ms, item) in enumerate(replay(given, count), start=1):
         if first_ms is None:
@@ -167,10 +182,7 @@ def rss_over_replay(settings: Settings, market: MarketData,
                     engine.on_liquidation(event)
                 else:
                     engine.on_base_candle(event)
+                    collector.collect_due()  # as live: once a candle is handled
         if sent in CHECKPOINTS or sent == count:
-            gc.collect()
             points.append((sent, rss_mb()))
-    facts = {"simulated_days": ((last_ms or 0) - (first_ms or 0)) / DAY_MS,
-             "signal_candles": len(engine.market.candles),
-             "signals": len(engine.signals), "trades": len(engine.trades)}
-    return points, facts
+    return first_ms, last_ms

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from cryptobot.brokers.live.state import FILLS, ORDERS, POSITIONS, LiveState
 from cryptobot.brokers.live.statements import CoreStatements, SqliteStatements
-from cryptobot.store.tables import LiveOrderRow
+from cryptobot.store.tables import LiveFillRow, LiveOrderRow
 from tests.store.backends import BACKENDS, backend_url
 
 
@@ -148,6 +148,20 @@ def test_the_state_reads_back_what_it_wrote_on_each_database(state_url):
         state.update_position("s1", close_reason="stopped")
         assert state.positions() == [] and state.position("s1").qty_base == 0.5
         assert [p.signal_id for p in state.positions(open_only=False)] == ["s1"]
+        assert state.order_by_exchange_id("BTC/USDT:USDT", "42").client_id == "s1-stop"
+        assert state.order_by_exchange_id("ETH/USDT:USDT", "42") is None  # per symbol
+        for trade_id, signal_id, ts_ms in (("t3", "s1", 30), ("t1", "s1", 10), ("t2", "s2", 20)):
+            state.record_fill(LiveFillRow(
+                trade_id=trade_id, client_id=f"{signal_id}-entry", signal_id=signal_id,
+                symbol="BTC/USDT:USDT", ts_ms=ts_ms, side="buy", price=Decimal("60000.1"),
+                qty_base=Decimal("0.25"), fee_usdt=Decimal("0.01"), is_maker=False,
+                purpose="entry"))
+        assert state.has_fill("t2") and not state.has_fill("t9")
+        assert [f.trade_id for f in state.fills()] == ["t1", "t2", "t3"]  # in time order
+        assert [f.trade_id for f in state.fills("s1")] == ["t1", "t3"]
+        assert [f.trade_id for f in state.fills(since_ms=20)] == ["t2", "t3"]
+        assert [f.trade_id for f in state.fills("s1", since_ms=20)] == ["t3"]
+        assert state.fills("s1")[0].price == Decimal("60000.1")
     finally:
         state.close()
 

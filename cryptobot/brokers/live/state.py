@@ -202,32 +202,32 @@ class LiveState:
 
     def order_by_exchange_id(self, symbol: str, exchange_order_id: str) -> LiveOrderRow | None:
         """Binance numbers orders per symbol: an id alone may be another symbol's."""
-        found = self._rows(LiveOrderRow, select(ORDERS).where(
-            ORDERS.c.exchange_order_id == exchange_order_id, ORDERS.c.symbol == symbol).limit(1))
-        return found[0] if found else None
+        found = self._statements.rows(ORDERS, "exchange_order_id = ? AND symbol = ?",
+                                      (exchange_order_id, symbol))
+        return LiveOrderRow(**found[0]) if found else None
 
     # --- fills ------------------------------------------------------------------------
 
     def has_fill(self, trade_id: str) -> bool:
-        with self._engine.connect() as connection:
-            return connection.execute(select(FILLS.c.trade_id).where(
-                FILLS.c.trade_id == trade_id)).first() is not None
+        return bool(self._statements.rows(FILLS, "trade_id = ?", (trade_id,)))
 
     def record_fill(self, row: LiveFillRow) -> None:
         self._upsert(FILLS, {column.key: getattr(row, column.key) for column in FILLS.columns})
 
     def fills(self, signal_id: str | None = None, since_ms: int | None = None
               ) -> list[LiveFillRow]:
-        """In time order; of one signal, and from `since_ms` on, when given."""
-        if signal_id is None and since_ms is not None:  # the rails' daily loss, before an entry
-            return [LiveFillRow(**row) for row in self._statements.rows(
-                FILLS, "ts_ms >= ?", (since_ms,), order_by="ts_ms, trade_id")]
-        query = select(FILLS).order_by(FILLS.c.ts_ms, FILLS.c.trade_id)
+        """In time order; of one signal, and from `since_ms` on, when given (the rails' daily
+        loss before an entry, a fill streamed in: on the held statements)."""
+        conditions, params = [], []
         if signal_id is not None:
-            query = query.where(FILLS.c.signal_id == signal_id)
+            conditions.append("signal_id = ?")
+            params.append(signal_id)
         if since_ms is not None:
-            query = query.where(FILLS.c.ts_ms >= since_ms)
-        return self._rows(LiveFillRow, query)
+            conditions.append("ts_ms >= ?")
+            params.append(since_ms)
+        return [LiveFillRow(**row) for row in self._statements.rows(
+            FILLS, " AND ".join(conditions) or "1 = 1", tuple(params),
+            order_by="ts_ms, trade_id")]
 
     # --- positions --------------------------------------------------------------------
 

@@ -49,27 +49,33 @@ class RawServer:
                 conn = self.tls.wrap_socket(conn, server_side=True)
             except (OSError, ssl.SSLError):
                 return  # the client refused our certificate
-        buffered = b""
         with conn:
-            while True:
-                while b"\r\n\r\n" not in buffered:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    buffered += chunk
-                head, buffered = buffered.split(b"\r\n\r\n", 1)
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length")), 0)
-                while len(buffered) < length:
-                    buffered += conn.recv(65536)
-                buffered = buffered[length:]
-                self.requests += 1
-                status, headers, body, close = self.reply(self.requests)
-                lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}",
-                         *[f"{k}: {v}" for k, v in headers.items()]]
-                conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
-                if close:
+            try:
+                self._answer(conn)
+            except ConnectionError:
+                return  # the client dropped the connection (as LeanSession does on an error)
+
+    def _answer(self, conn: socket.socket) -> None:
+        buffered = b""
+        while True:
+            while b"\r\n\r\n" not in buffered:
+                chunk = conn.recv(65536)
+                if not chunk:
                     return
+                buffered += chunk
+            head, buffered = buffered.split(b"\r\n\r\n", 1)
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length")), 0)
+            while len(buffered) < length:
+                buffered += conn.recv(65536)
+            buffered = buffered[length:]
+            self.requests += 1
+            status, headers, body, close = self.reply(self.requests)
+            lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}",
+                     *[f"{k}: {v}" for k, v in headers.items()]]
+            conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            if close:
+                return
 
     def url(self, path: str = "/") -> str:
         scheme = "https" if self.tls is not None else "http"

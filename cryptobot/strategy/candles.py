@@ -132,30 +132,29 @@ class CandleView:
         return len(self.rows)
 
     def __getattr__(self, name: str) -> np.ndarray:
+        column, indicator = self._named(name)
+        held = self._candles.held(self.rows)  # rows count from the start; the columns from it
+        return column[held] if indicator is None else self._cache.at(indicator, held)
+
+    def _named(self, name: str) -> tuple[np.ndarray | None, Indicator | None]:
+        """The candle column `name` is (indicator None), or the declared indicator."""
         if name.startswith("_"):
             raise AttributeError(name)
-        held = self._candles.held(self.rows)  # rows count from the start; the columns from it
         if name in _COLUMNS:
-            return self._candles.column(name)[held]
+            return self._candles.column(name), None
         indicator = self._indicators.get(name)
         if indicator is None:
             raise AttributeError(f"no candle column or declared indicator named {name!r}")
-        return self._cache.at(indicator, held)
+        return None, indicator
 
     def narrow(self, keep: np.ndarray) -> None:
         self.rows = self.rows[keep]
 
     def value(self, name: str) -> float:
         """`float(getattr(self, name)[0])`, the same number: one row's value read as one."""
-        if name.startswith("_"):
-            raise AttributeError(name)
+        column, indicator = self._named(name)
         held = self._candles.held_row(int(self.rows[0]))
-        if name in _COLUMNS:
-            return float(self._candles.column(name)[held])
-        indicator = self._indicators.get(name)
-        if indicator is None:
-            raise AttributeError(f"no candle column or declared indicator named {name!r}")
-        return self._cache.value(indicator, held)
+        return float(column[held]) if indicator is None else self._cache.value(indicator, held)
 
 
 class Row:

@@ -26,9 +26,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
-from sqlalchemy import Select, Table, event, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -56,7 +55,6 @@ TRADE_LIST_LAG_MS = 600_000
 ORDERS: Table = LiveOrderRow.__table__  # type: ignore[assignment]
 FILLS: Table = LiveFillRow.__table__  # type: ignore[assignment]
 POSITIONS: Table = LivePositionRow.__table__  # type: ignore[assignment]
-R = TypeVar("R", LiveOrderRow, LiveFillRow)
 
 
 # A write adds its table's page and its indexes' (three on live_orders), often a position's
@@ -85,6 +83,15 @@ class PlannedPosition:
     side: PositionSide
 
 
+def _where(*conditions: tuple[str, tuple[object, ...]] | bool | None
+           ) -> tuple[str, tuple[object, ...]]:
+    """The conditions given ((SQL with `?`, its values); a false one left out) joined by AND
+    (none: every row), and their values in order."""
+    kept = [condition for condition in conditions if isinstance(condition, tuple)]
+    return (" AND ".join(sql for sql, _ in kept) or "1 = 1",
+            tuple(value for _, values in kept for value in values))
+
+
 def _position_values(signal_id: str, symbol: str, qty_base: float, entry_price: float,
                      stop_price: float | None, opened_ms: int, adopted: bool,
                      side: PositionSide) -> dict[str, object]:
@@ -109,8 +116,8 @@ class LiveState:
             event.listen(self._durable, "connect", _no_checkpoint)
             self._durable.dispose()  # connections made before the listener are not reused
             self._wal_sync = WalSync(Path(database))
-        # what an order waits on (statements.py): its look-up, the rails' reads, the intent's
-        # write before the send and the status writes after it; the other reads use Core
+        # every read and write of the live tables (statements.py): an order waits on its
+        # look-up, the rails' reads, the intent's write before the send and its status after
         self._statements = statements_for(self._durable, (ORDERS, FILLS, POSITIONS))
 
     def close(self) -> None:
@@ -177,24 +184,24 @@ class LiveState:
 
     def orders(self, statuses: tuple[str, ...] | None = None, signal_id: str | None = None,
                symbol: str | None = None) -> list[LiveOrderRow]:
-        query = select(ORDERS).order_by(ORDERS.c.created_ms, ORDERS.c.client_id)
-        if statuses is not None:
-            query = query.where(ORDERS.c.status.in_(statuses))
-        if signal_id is not None:
-            query = query.where(ORDERS.c.signal_id == signal_id)
-        if symbol is not None:
-            query = query.where(ORDERS.c.symbol == symbol)
-        return self._rows(LiveOrderRow, query)
+        if statuses is not None and not statuses:
+            return []
+        where, params = _where(
+            statuses and (f"status IN ({', '.join('?' * len(statuses))})", statuses),
+            signal_id is not None and ("signal_id = ?", (signal_id,)),
+            symbol is not None and ("symbol = ?", (symbol,)))
+        return [LiveOrderRow(**row) for row in self._statements.rows(
+            ORDERS, where, params, order_by="created_ms, client_id")]
 
     def entries_awaiting_fills(self, since_ms: int) -> list[LiveOrderRow]:
         """Entries filled on the venue since `since_ms` whose position never opened (its planned
         row, entry price 0, is still closed): their fills are not read yet (the venue's trade
         list can lag its order status)."""
-        query = select(ORDERS).where(ORDERS.c.purpose == "entry",
-                                     ORDERS.c.status.in_(("closed", "filled")),
-                                     ORDERS.c.updated_ms >= since_ms)
         awaiting = []
-        for row in self._rows(LiveOrderRow, query):
+        for found in self._statements.rows(
+                ORDERS, "purpose = ? AND status IN (?, ?) AND updated_ms >= ?",
+                ("entry", "closed", "filled", since_ms)):
+            row = LiveOrderRow(**found)
             planned = self.position(row.signal_id)
             if planned is not None and not planned.qty_base and not planned.entry_price:
                 awaiting.append(row)
@@ -218,16 +225,10 @@ class LiveState:
               ) -> list[LiveFillRow]:
         """In time order; of one signal, and from `since_ms` on, when given (the rails' daily
         loss before an entry, a fill streamed in: on the held statements)."""
-        conditions, params = [], []
-        if signal_id is not None:
-            conditions.append("signal_id = ?")
-            params.append(signal_id)
-        if since_ms is not None:
-            conditions.append("ts_ms >= ?")
-            params.append(since_ms)
+        where, params = _where(signal_id is not None and ("signal_id = ?", (signal_id,)),
+                               since_ms is not None and ("ts_ms >= ?", (since_ms,)))
         return [LiveFillRow(**row) for row in self._statements.rows(
-            FILLS, " AND ".join(conditions) or "1 = 1", tuple(params),
-            order_by="ts_ms, trade_id")]
+            FILLS, where, params, order_by="ts_ms, trade_id")]
 
     # --- positions --------------------------------------------------------------------
 
@@ -269,16 +270,8 @@ class LiveState:
                                r["opened_ms"], PositionSide(r["side"]), adopted=r["adopted"])
                 for r in self._statements.rows(POSITIONS, where, params, order_by="opened_ms")]
 
-    # --- the other reads: Core, not the ORM's unit of work ----------------------------
-
     def _upsert(self, table: Table, values: dict[str, object]) -> None:
         self._statements.write(upserts=[(table, values)])
-
-    def _rows(self, row_class: type[R], query: Select,
-              params: dict[str, object] | None = None) -> list[R]:
-        """Detached rows of `row_class`, as the ORM would load them."""
-        with self._engine.connect() as connection:
-            return [row_class(**row._mapping) for row in connection.execute(query, params)]
 
     # --- what the runs booked (the run store's tables, in the same database) -----------------
 

@@ -297,6 +297,8 @@ class StreamingFeed:
         if after_close:
             async for event in self._poll_open_interest_if_due():
                 yield event
+        # the hourly refresh of the intervals moves no poll before its candle: it goes last
+        await self._learn_funding_intervals_if_due(self._clock.now_ms())
 
     def _bounds_before(self, candle: Candle) -> Bounds:
         """What must come before the first candle streamed after a (re)connect: each symbol's
@@ -329,7 +331,10 @@ class StreamingFeed:
 
     async def _learn_funding_intervals_if_due(self, now_ms: int) -> None:
         """Once an hour (the shortest interval a venue uses): each symbol's interval, so its
-        rate is polled right after each settlement, however often it settles."""
+        rate is polled right after each settlement, however often it settles. Asked before
+        the first poll, then after a frame's events: a REST call an hourly candle's orders
+        need not wait for (a changed interval re-plans from the last settlement seen, so the
+        next frame polls what the new grid says is due)."""
         if now_ms < self._intervals_due_ms:
             return
         self._intervals_due_ms = now_ms - now_ms % HOUR_MS + HOUR_MS
@@ -345,7 +350,8 @@ class StreamingFeed:
         together (ccxt's rate limiter spaces them), not one after the other while the stream
         waits; the rates come out in the symbols' order."""
         now_ms = self._clock.now_ms()
-        await self._learn_funding_intervals_if_due(now_ms)
+        if not self._intervals_due_ms:  # known before the first poll; refreshed after events
+            await self._learn_funding_intervals_if_due(now_ms)
         due = {track: track.next_funding_ms for track in self._tracks.values()
                if now_ms >= track.next_funding_ms}
         if not due:

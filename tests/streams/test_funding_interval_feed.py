@@ -60,6 +60,13 @@ async def _stream(market, start_ms: int, end_ms: int):
                              rest, venue.clock, Settings().feed, venue.time_driver(),
                              last_closed_open_ms=start_ms - BASE_MS)
         seen, last_close, learned = [], start_ms, set()
+        asked, ask = [], feed._fetch.funding_intervals
+
+        async def asking(symbols):  # (when, the last candle yielded then) for each ask
+            asked.append((venue.clock.now_ms(), last_close))
+            return await ask(symbols)
+
+        feed._fetch.funding_intervals = asking
         try:
             async with aclosing(feed.events()) as events:
                 async for event in events:
@@ -73,13 +80,13 @@ async def _stream(market, start_ms: int, end_ms: int):
         finally:
             await feed.close()
             await rest.close()
-    return seen, learned
+    return seen, learned, asked
 
 
 def test_the_feed_polls_every_settlement_as_it_falls_8h_then_4h_then_1h_synthetic():
     market = _market()
     start, end = parse_utc("2024-08-03T12:00"), parse_utc("2024-08-04T15:00")
-    seen, learned = asyncio.run(_stream(market, start, end))
+    seen, learned, _ = asyncio.run(_stream(market, start, end))
     expected = [int(ts) for ts in market.funding["ts_ms"] if start < ts < end]
     in_force = int(market.funding["ts_ms"][market.funding["ts_ms"] < start][-1])
     assert [rate.ts_ms for rate, _ in seen] == [in_force, *expected]  # the last one first
@@ -90,3 +97,14 @@ def test_the_feed_polls_every_settlement_as_it_falls_8h_then_4h_then_1h_syntheti
     assert hours == [1, 4, 8]
     for rate, closed_before in seen:  # out before the candle holding its settlement closed
         assert closed_before <= rate.ts_ms < closed_before + BASE_MS, rate
+
+
+def test_the_hourly_interval_refresh_waits_for_the_hours_candle_synthetic():
+    """Asked once before the first poll, then each hour once the candle closing at the hour
+    was handled: the REST call never stands between that candle and its orders."""
+    start, end = parse_utc("2024-08-03T22:00"), parse_utc("2024-08-04T02:00")
+    _, _, asked = asyncio.run(_stream(_market(), start, end))
+    hours = [now_ms - now_ms % HOUR_MS for now_ms, _ in asked[1:]]
+    assert hours == [start + h * HOUR_MS for h in range(1, 4)], asked
+    for (now_ms, closed), hour in zip(asked[1:], hours, strict=True):
+        assert closed == hour, (now_ms, closed)  # the hour's own candle went first

@@ -66,6 +66,7 @@ from cryptobot.heartbeat import Heartbeat
 from cryptobot.notify.notifier import Notifier
 from cryptobot.notify.run_notices import run_notifications, with_notices
 from cryptobot.runners.between_events_gc import CollectBetweenEvents
+from cryptobot.runners.deferred_recorder import CallTime, DeferredRecorder
 from cryptobot.runners.event_log import EventLogRecorder
 from cryptobot.runners.stream_session import (
     ClockAdvance,
@@ -200,8 +201,11 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
     # committed (then printed) once what a candle, user event or tick caused is handled
     stored = SqlRecorder(db_url, clock=LiveClock(), flush_every=None)
     # event-log lines held (stamped when their event happened) until the commit, too
-    events = EventLogRecorder(stored, held_clock_ms=venue.clock.now_ms)
-    recorder = ConsoleRecorder(with_notices(events, notifier), console,
+    call_time = CallTime(venue.clock.now_ms)
+    events = EventLogRecorder(stored, held_clock_ms=call_time.now_ms)
+    # and all of it recorded only then, once the orders the event caused are out
+    deferred = DeferredRecorder(with_notices(events, notifier), call_time)
+    recorder = ConsoleRecorder(deferred, console,
                                heartbeat, commit_per_event=True, verbose=verbose,
                                alive=Heartbeat(settings.logging.dir, LiveClock(), "live",
                                                settings.market.symbols), clock=venue.clock)
@@ -216,6 +220,7 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
                                + (" (demo)" if settings.live.demo_trading else ""),
                                settings.model_dump(mode="json")))
     def commit() -> None:  # what the event just handled caused: logged, stored, printed
+        deferred.play()
         events.write_held_lines()
         recorder.commit()
 

@@ -158,3 +158,42 @@ def test_kill_switch_file_stops_the_running_session_flat(tmp_path, keys, order_s
     [trade] = outcome.run.engine.trades
     assert trade.exit_ms >= kill_at_ms and trade.legs[-1].reason == "flatten"
     assert outcome.run.engine.clock.now_ms() < window.end_ms  # stopped before the data ran out
+
+
+def test_a_signal_and_its_gate_decision_are_recorded_once_its_entry_is_out(
+        tmp_path, keys, order_server, monkeypatch):
+    """The store gets the entered signal and its gate decision after the entry was sent, in
+    the same commit as before (cryptobot/runners/deferred_recorder.py)."""
+    from cryptobot.brokers.live.gateway import OrderGateway
+    from cryptobot.store.sql_recorder import SqlRecorder
+
+    happened: list[tuple[str, str]] = []
+    place, signal, gate = OrderGateway.place, SqlRecorder.signal, SqlRecorder.gate_decision
+
+    def placing(self, intent):
+        happened.append(("sent", str(intent.purpose)))
+        return place(self, intent)
+
+    def signalled(self, recorded, decision):
+        happened.append(("stored signal", str(recorded.status)))
+        return signal(self, recorded, decision)
+
+    def gated(self, decision, trigger):
+        happened.append(("stored gate", trigger))
+        return gate(self, decision, trigger)
+
+    monkeypatch.setattr(OrderGateway, "place", placing)
+    monkeypatch.setattr(SqlRecorder, "signal", signalled)
+    monkeypatch.setattr(SqlRecorder, "gate_decision", gated)
+    settings = settings_from(write_live_config(tmp_path))
+    window = load_window(settings, START, "2024-08-04T19:00:00Z")
+    server = order_server(window.price_before, window.start_ms)
+    outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
+    assert outcome.run.engine.signals, printed[-2000:]
+    entered = happened.index(("stored signal", "entered"))
+    assert happened.index(("sent", "entry")) < happened.index(("stored gate", "signal")) \
+        < entered, happened
+    store = open_store(settings.store.url)
+    run_id = store.resolve_run(None)
+    assert [s.status for s, _ in store.signals(run_id)] == [
+        s.status for s in outcome.run.engine.signals]

@@ -7,9 +7,10 @@ row found for `now_ms` carries nothing from the future.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,8 @@ from cryptobot.macro.snapshot import (
     TrendReading,
     WalclReading,
 )
+
+_R = TypeVar("_R", bound=Reading)
 
 # ALFRED's first vintage of an old observation can be years after it (ALFRED started late):
 # beyond this many days past the rule's date, the rule's date is the better guess.
@@ -53,6 +56,7 @@ class SeriesTable:
         self.obs = obs
         self.published_ms = np.maximum.accumulate(published.astype(np.int64))
         self.columns = columns or {}
+        self._readings: dict[tuple[Any, ...], Reading] = {}  # a row's reading, made once
 
     @classmethod
     def published_by_rule(cls, obs: Observations, delay_business_days: int, at: time,
@@ -62,7 +66,7 @@ class SeriesTable:
 
     def index_at(self, now_ms: int) -> int:
         """Index of the latest row published at or before `now_ms`, or -1."""
-        return int(np.searchsorted(self.published_ms, now_ms, side="right")) - 1
+        return int(self.published_ms.searchsorted(now_ms, side="right")) - 1
 
     def column(self, name: str, index: int) -> float | None:
         value = float(self.columns[name][index])
@@ -72,6 +76,21 @@ class SeriesTable:
         return Reading(self.obs.series_id, str(self.obs.dates[index]),
                        int(self.published_ms[index]), float(self.obs.values[index]),
                        self.obs.source)
+
+    def reading_as(self, kind: type[_R], index: int, columns: dict[str, str]) -> _R:
+        """Row `index` as a `kind` reading, `columns` mapping its extra fields to derived
+        columns."""
+        return self.remembered((kind, index, *columns.items()), lambda: kind(
+            **self.reading(index).__dict__,
+            **{field: self.column(column, index) for field, column in columns.items()}))
+
+    def remembered(self, key: tuple[Any, ...], make: Callable[[], _R]) -> _R:
+        """A reading of a row, made once (readings are frozen; the gate asks at every
+        signal, mostly for the rows it read last time)."""
+        found = self._readings.get(key)
+        if found is None:
+            found = self._readings[key] = make()
+        return found  # type: ignore[return-value]
 
 
 def walcl_table(obs: Observations, change_weeks: int, average_weeks: int, delay: int,
@@ -152,7 +171,6 @@ class MacroHistory:
         )
 
 
-_R = TypeVar("_R", bound=Reading)
 _TREND_COLUMNS = {name: name for name in ("sma_fast", "sma_slow", "sma_fast_change",
                                           "value_change", "prior_low", "prior_high")}
 
@@ -164,8 +182,7 @@ def _at(table: SeriesTable | None, now_ms: int, kind: type[_R],
     index = -1 if table is None else table.index_at(now_ms)
     if table is None or index < 0:
         return None
-    extra = {field: table.column(column, index) for field, column in columns.items()}
-    return kind(**table.reading(index).__dict__, **extra)
+    return table.reading_as(kind, index, columns)
 
 
 def _repo_at(tables: tuple[SeriesTable, SeriesTable, SeriesTable] | None,
@@ -177,7 +194,7 @@ def _repo_at(tables: tuple[SeriesTable, SeriesTable, SeriesTable] | None,
     index = spread.index_at(now_ms)
     if index < 0:
         return None
-    return RepoReading(**spread.reading(index).__dict__,
-                       range_median_bps=spread.column("range_median", index),
-                       sofr=sofr.reading(int(spread.columns["sofr_index"][index])),
-                       iorb=iorb.reading(int(spread.columns["iorb_index"][index])))
+    return spread.remembered((RepoReading, index), lambda: RepoReading(
+        **spread.reading(index).__dict__, range_median_bps=spread.column("range_median", index),
+        sofr=sofr.reading(int(spread.columns["sofr_index"][index])),
+        iorb=iorb.reading(int(spread.columns["iorb_index"][index]))))

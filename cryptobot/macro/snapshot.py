@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from cryptobot.clock import iso_utc
 
@@ -16,6 +17,10 @@ class Reading:
     source: str
 
     def describe(self) -> dict[str, object]:
+        return dict(self._described)
+
+    @cached_property
+    def _described(self) -> dict[str, object]:
         return {"value": self.value, "observation_date": self.observation_date,
                 "published_utc": iso_utc(self.published_ms), "source": self.source}
 

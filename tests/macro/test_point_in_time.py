@@ -8,6 +8,7 @@ import pytest
 from cryptobot.clock import LiveClock, parse_utc
 from cryptobot.config import MacroSettings
 from cryptobot.macro.calendars import FED, MARKETS, business_days
+from cryptobot.macro.history import SeriesTable
 from cryptobot.macro.loader import SnapshotSource, load_history
 from cryptobot.macro.observations import Observations
 from cryptobot.macro.publication import trading_days_between
@@ -172,3 +173,20 @@ def test_a_holiday_keeps_credit_fresh_over_a_long_weekend():
     assert decision.inputs["hyg"]["age_trading_days"] == 5
     assert decision.inputs["credit_source"] == "HYG"
     assert not decision.reasons[0].startswith("stale")
+
+
+def test_readings_made_once_per_row_are_the_rows_read_afresh(bundled_history):
+    """The gate keeps each row's reading once made: asked in any order, again and again, it
+    decides as if it made every reading afresh (the row published by each moment, nothing of
+    another row or reading kind)."""
+    rng = np.random.default_rng(7)
+    moments = rng.integers(parse_utc("2022-01-01"), parse_utc("2025-06-01"), 300).tolist()
+    moments += moments[::-1] + [parse_utc("2024-08-01T20:30:00Z") + d for d in (-1, 0, 1)]
+    settings = MacroSettings()
+    with pytest.MonkeyPatch.context() as patch:  # every reading made afresh
+        patch.setattr(SeriesTable, "remembered", lambda self, key, make: make())
+        afresh = [bundled_history.snapshot_at(now_ms) for now_ms in moments]
+    for now_ms, expected in zip(moments, afresh, strict=True):
+        remembered = bundled_history.snapshot_at(now_ms)
+        assert remembered == expected, now_ms
+        assert evaluate(remembered, settings) == evaluate(expected, settings)

@@ -120,6 +120,10 @@ def main() -> None:
     table.add_row("  simulated days / signal candles / trades",
                   f"{replayed['simulated_days']:.0f} / {replayed['signal_candles']:,} / "
                   f"{replayed['trades']:,}", "")
+    for name in ("young", "middle", "full"):
+        table.add_row(f"  collector: {name} passes, mean / longest",
+                      f"{replayed[f'{name} passes']:,}, {replayed[f'{name} pass mean us']:,.0f} / "
+                      f"{replayed[f'{name} pass longest us']:,.0f} us", "")
     for sent, mb in rss_points:
         table.add_row(f"  RSS after {sent:,} messages", f"{mb:.1f} MB", "")
     growth = rss_points[-1][1] - rss_points[0][1]

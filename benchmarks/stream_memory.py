@@ -10,13 +10,14 @@ and 10 open-interest samples as the feed's 30 s REST poll hands them to the engi
 values: the window's synthetic 5m open interest). All go through the adapter's own parser (the
 poll's samples straight to the engine) and the engine on a simulated clock, as in a paper
 replay. The garbage collector runs as in a live session (runners/between_events_gc.py): off
-while an event is handled, the pass due run after each closed candle; RSS is read without
-forcing a pass, so garbage in cycles those passes leave would show as growth.
+while an event is handled, the pass due run after each closed candle, over the heap frozen at
+the start (what was allocated before is not walked); RSS is read without forcing a pass, so
+garbage in cycles those passes leave would show as growth. The passes are counted and timed by
+generation: a full one lands right after a candle's orders, where a fill streamed in waits.
 """
 
 from __future__ import annotations
 
-import gc
 import resource
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from cryptobot.brokers.paper import PaperBroker
+from cryptobot.cli.run_setup import heap_frozen
 from cryptobot.clock import DAY_MS, SimClock
 from cryptobot.config import Settings
 from cryptobot.data import MarketData
@@ -152,13 +154,17 @@ def rss_over_replay(settings: Settings, market: MarketData,
     engine = Engine(settings, load_strategy(settings, SYMBOL),
                     PaperBroker(settings.costs, clock), PassThroughGate(), NullRecorder(), clock,
                     kill_switch=NeverEngaged())
-    gc.collect()
     points = [(0, rss_mb())]
-    with CollectBetweenEvents() as collector:
+    with heap_frozen(collect_first=True), CollectBetweenEvents() as collector:
         first_ms, last_ms = _replayed(given, count, stream, engine, advance, collector, points)
     facts = {"simulated_days": ((last_ms or 0) - (first_ms or 0)) / DAY_MS,
              "signal_candles": len(engine.market.candles),
              "signals": len(engine.signals), "trades": len(engine.trades)}
+    for generation, name in enumerate(("young", "middle", "full")):  # as a live session's
+        passes = collector.passes[generation]
+        facts[f"{name} passes"] = passes
+        facts[f"{name} pass mean us"] = collector.pass_ns[generation] / max(passes, 1) / 1000
+        facts[f"{name} pass longest us"] = collector.longest_ns[generation] / 1000
     return points, facts
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import sys
+import time
 from types import TracebackType
 
 # the generational rule `collect_due` follows (3.14's collector is incremental)
@@ -28,6 +29,8 @@ class CollectBetweenEvents:
 
     def __init__(self) -> None:
         self.passes = [0, 0, 0]  # by generation, run here
+        self.pass_ns = [0, 0, 0]  # their time, in all
+        self.longest_ns = [0, 0, 0]  # the longest of them
         self._was_enabled = False
 
     def __enter__(self) -> CollectBetweenEvents:
@@ -51,5 +54,9 @@ class CollectBetweenEvents:
         if not thresholds[0] or counts[0] <= thresholds[0]:
             return
         generation = max(g for g in range(3) if g == 0 or counts[g] > thresholds[g])
+        started = time.perf_counter_ns()
         gc.collect(generation)
+        took = time.perf_counter_ns() - started
         self.passes[generation] += 1
+        self.pass_ns[generation] += took
+        self.longest_ns[generation] = max(self.longest_ns[generation], took)

@@ -48,3 +48,5 @@ def test_the_due_pass_is_the_oldest_generation_over_its_threshold(thresholds):
         assert [passes for _, passes in ran[:6]] == [[1, 0, 0], [2, 0, 0], [3, 0, 0],
                                                      [4, 0, 0], [4, 1, 0], [5, 1, 0]]
         assert collector.passes == [12, 3, 1]
+        # each generation's passes timed: in all, and the longest of them
+        assert all(collector.pass_ns[g] >= collector.longest_ns[g] > 0 for g in range(3))

@@ -89,6 +89,31 @@ def _requests_error(exc: BaseException, timeout_kind: type[requests.RequestExcep
     return None
 
 
+class _OneSend:
+    """http.client writes a request's head and its body in two sends: two packets on the
+    wire (TCP_NODELAY), and a server that wakes for the head before the body is there. Told
+    that a body follows (`body_follows`), the connection holds the head and writes both in
+    one send."""
+
+    body_follows = False
+    _head: bytes | None = None
+
+    def send(self, data: Any) -> None:
+        if self.body_follows and self._head is None and isinstance(data, bytes):
+            self._head, self.body_follows = data, False
+            return
+        head, self._head = self._head, None
+        super().send(data if head is None else head + bytes(data))  # type: ignore[misc]
+
+
+class _Connection(_OneSend, http.client.HTTPConnection):
+    pass
+
+
+class _TlsConnection(_OneSend, http.client.HTTPSConnection):
+    pass
+
+
 def _keep_alive(sock: socket.socket) -> None:
     """No delay on small writes; TCP keep-alive probes after 30 s idle, so a NAT or load
     balancer keeps the kept connection (or, if it dropped it, the socket reads as closed
@@ -149,6 +174,7 @@ class LeanSession:
             sent_headers["Content-Length"] = str(len(data))
         connection = self._connection(parts.scheme, parts.hostname or "", parts.port, timeout,
                                       verify)
+        connection.body_follows = bool(data)  # its head goes out with it, in one send
         try:
             connection.request(method, path, body=data, headers=sent_headers)
         except BaseException as exc:
@@ -189,8 +215,8 @@ class LeanSession:
         return says
 
     def _connection(self, scheme: str, host: str, port: int | None, timeout: float | None,
-                    verify: bool) -> http.client.HTTPConnection:
-        pool: dict[tuple[str, str, int | None], http.client.HTTPConnection] = \
+                    verify: bool) -> _Connection | _TlsConnection:
+        pool: dict[tuple[str, str, int | None], _Connection | _TlsConnection] = \
             self._local.__dict__.setdefault("pool", {})
         key = (scheme, host, port)
         connection = pool.get(key)
@@ -202,10 +228,10 @@ class LeanSession:
         if connection is not None:
             connection.close()
         if scheme == "https":
-            connection = http.client.HTTPSConnection(host, port, timeout=timeout,
-                                                     context=self._context(verify))
+            connection = _TlsConnection(host, port, timeout=timeout,
+                                        context=self._context(verify))
         else:
-            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+            connection = _Connection(host, port, timeout=timeout)
         try:
             connection.connect()
         except Exception as exc:

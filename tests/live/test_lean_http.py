@@ -268,3 +268,28 @@ def test_a_request_cut_short_after_it_was_written_leaves_no_half_used_connection
     assert json.loads(answer.text) == {"n": 2} and server.connections == 2
     (kept,) = session._local.pool.values()
     assert kept.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+
+
+def test_a_requests_head_and_body_go_out_in_one_send(serve, monkeypatch):
+    """One packet per order: http.client alone writes the head, then the body."""
+    import http.client
+
+    sends: list[bytes] = []
+    send = http.client.HTTPConnection.send
+
+    def counted(self, data):
+        sends.append(bytes(data))
+        return send(self, data)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "send", counted)
+    server = serve(lambda n: ok({"n": n}))
+    session = LeanSession()
+    for body in (b"symbol=BTCUSDT&side=BUY&signature=ab12", b"x=1"):
+        answer = session.request("POST", server.url("/fapi/v1/order"), data=body,
+                                 headers={"X-MBX-APIKEY": "k"}, timeout=2.0)
+        assert answer.status_code == 200
+        assert len(sends) == 1 and sends[0].startswith(b"POST /fapi/v1/order HTTP/1.1\r\n")
+        assert sends.pop().endswith(b"\r\n\r\n" + body)
+    session.request("GET", server.url("/fapi/v1/time"), timeout=2.0)  # no body: its head
+    assert len(sends) == 1 and sends[0].endswith(b"\r\n\r\n")
+    assert server.requests == 3 and server.connections == 1

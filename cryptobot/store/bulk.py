@@ -3,10 +3,9 @@
 SQLAlchemy's `execute(insert(table), rows)` compiles and binds every row through its own
 machinery: fine for a few rows, a third of a backtest's time for tens of thousands. Here the
 column types still convert each value (the same bind processors SQLAlchemy would use: exact
-decimals, JSON), then the driver takes the plain tuples: on SQLite a few multi-row `INSERT ...
-VALUES (...), (...)` statements (each row of an `executemany` is a statement run of its own,
-about a third more per row), one `COPY ... FROM STDIN` on PostgreSQL through psycopg (a few rows
-of large byte strings go as parameters there too), one `executemany` on any other database.
+decimals, JSON), then the driver takes the plain tuples: one `executemany` on SQLite (and any
+other database), one `COPY ... FROM STDIN` on PostgreSQL through psycopg (a few rows of large
+byte strings go as parameters there too).
 """
 
 from __future__ import annotations
@@ -15,10 +14,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.exc import DBAPIError
-
-# Parameters in one SQLite statement: the limit of SQLite before 3.32 (32,766 since)
-SQLITE_MAX_PARAMETERS = 999
 
 
 def bulk_insert(connection: Connection, table: Table, keys: Sequence[str],
@@ -58,31 +53,8 @@ def insert_tuples(connection: Connection, table: Table, keys: Sequence[str],
     if copy and dialect.name == "postgresql" and dialect.driver == "psycopg":
         _copy(connection, f"COPY {target} ({names}) FROM STDIN", rows)
         return
-    if dialect.name == "sqlite":
-        _sqlite_values(connection, f"INSERT INTO {target} ({names}) VALUES ", len(keys), rows)
-        return
     marks = ", ".join(_placeholder(dialect.paramstyle, index) for index in range(len(keys)))
     connection.exec_driver_sql(f"INSERT INTO {target} ({names}) VALUES ({marks})", list(rows))
-
-
-def _sqlite_values(connection: Connection, head: str, width: int,
-                   rows: Sequence[tuple[Any, ...]]) -> None:
-    """`head` + as many `(?, ...)` rows as one statement takes, on the driver's cursor inside
-    the connection's transaction; a driver error raised as SQLAlchemy's (as `execute` would)."""
-    per_statement = max(1, SQLITE_MAX_PARAMETERS // width)
-    one_row = "(" + ", ".join("?" * width) + ")"
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start:start + per_statement]
-            statement = head + ", ".join([one_row] * len(chunk))
-            try:
-                cursor.execute(statement, [value for row in chunk for value in row])
-            except connection.dialect.loaded_dbapi.Error as exc:
-                raise DBAPIError.instance(statement, None, exc,
-                                          connection.dialect.loaded_dbapi.Error) from exc
-    finally:
-        cursor.close()
 
 
 def _placeholder(paramstyle: str, index: int) -> str:

@@ -46,6 +46,11 @@ class EventLogRecorder:
         self._run_id: str | None = None
         self._held_clock_ms = held_clock_ms
         self._held: list[HeldLine] = []
+        # What writes no line goes straight to the recorder it wraps, without a call of ours
+        # (the methods below say so for the protocol): a backtest's ~1,500 equity points and
+        # signal candles
+        self.equity, self.signal_candle = inner.equity, inner.signal_candle
+        self.open_interest = inner.open_interest
 
     def __getattr__(self, name: str) -> Any:
         # Anything the log has no use for (flush, close, run_id...) goes straight on.
@@ -113,7 +118,8 @@ class EventLogRecorder:
         self._event("run_finish", "run finished", summary=summary)
         self.write_held_lines()
 
-    # Forwarded explicitly so the class satisfies the Recorder protocol on its own; no line.
+    # Forwarded explicitly so the class satisfies the Recorder protocol on its own (an
+    # instance takes the wrapped recorder's own methods); no line.
     def equity(self, ts_ms: int, equity_usdt: float) -> None:
         self.inner.equity(ts_ms, equity_usdt)
 

@@ -252,7 +252,7 @@ class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
 
     def _write(self, texts: list[str]) -> None:
         if texts:
-            self.stream.write("".join(text + self.terminator for text in texts))
+            self.stream.write(self.terminator.join(texts) + self.terminator)
             self.flush()
             texts.clear()
 

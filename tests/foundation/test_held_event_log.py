@@ -192,7 +192,7 @@ def test_fixed_shape_lines_are_the_bytes_the_encoder_gives_the_whole_line(tmp_pa
     held = recorder._held
     assert {line.fields["event"] for line in held if line.text is not None} == {
         "order", "fill", "gate"}
-    for wall_clock in (LiveClock(), None):
+    for wall_clock in (SimClock(parse_utc("2026-01-02")), None):  # the same written time
         formatter = JsonLineFormatter(clock.now_ms, wall_clock)
         fast = formatter.held_lines("cryptobot.events", held)
         whole = formatter.held_lines("cryptobot.events", [line._replace(text=None)

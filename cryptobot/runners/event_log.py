@@ -135,55 +135,58 @@ class EventLogRecorder:
 
 # The JSON text of the three lines a backtest writes most of (order, gate, fill: ~1,500 of its
 # ~1,670), written straight from their parts: the bytes the encoder gives the whole line with
-# its keys sorted (logs.HeldLine.text), without its sorting and writing each key. A value of
-# another type than the event gives it (TypeError) leaves the line to the encoder.
+# its keys sorted (logs.HeldLine.text), without its sorting and writing each key.
+def _fixed_shape(field_count: int) -> Callable[[LineText], LineText]:
+    """A line's own text where its fields are the `field_count` the event gives and each value
+    is of the type it gives (else TypeError, KeyError: None, the line is left to the
+    encoder)."""
+    def shape(write: LineText) -> LineText:
+        def text(ts_ms: int, level: str, message: str, fields: dict[str, Any], logger: str,
+                 tail: str) -> str | None:
+            if len(fields) != field_count:
+                return None
+            try:
+                return write(ts_ms, level, message, fields, logger, tail)
+            except (TypeError, KeyError):
+                return None
+        return text
+    return shape
+
+
+@_fixed_shape(8)
 def _order_line(ts_ms: int, level: str, message: str, f: dict[str, Any], logger: str,
                 tail: str) -> str | None:
-    if len(f) != 8:
-        return None
-    try:
-        return (f'{{"client_id": {_text(f["client_id"])}, "detail": {_text(f["detail"])}, '
-                f'"event": "order", "level": {_text(level)}, "logger": {logger}, '
-                f'"message": {_text(message)}, "purpose": {_text(f["purpose"])}, '
-                f'"run_id": {_text(f["run_id"])}, "status": {_text(f["status"])}, '
-                f'"symbol": {_text(f["symbol"])}, "time": {_text(f["time"])}, '
-                f'"ts_ms": {_number(ts_ms)}{tail}')
-    except TypeError:
-        return None
+    return (f'{{"client_id": {_text(f["client_id"])}, "detail": {_text(f["detail"])}, '
+            f'"event": "order", "level": {_text(level)}, "logger": {logger}, '
+            f'"message": {_text(message)}, "purpose": {_text(f["purpose"])}, '
+            f'"run_id": {_text(f["run_id"])}, "status": {_text(f["status"])}, '
+            f'"symbol": {_text(f["symbol"])}, "time": {_text(f["time"])}, '
+            f'"ts_ms": {_number(ts_ms)}{tail}')
 
 
+@_fixed_shape(9)
 def _fill_line(ts_ms: int, level: str, message: str, f: dict[str, Any], logger: str,
                tail: str) -> str | None:
-    if len(f) != 9:
-        return None
-    try:
-        return (f'{{"client_id": {_text(f["client_id"])}, "event": "fill", '
-                f'"fee_usdt": {_number(f["fee_usdt"])}, "fill_time": {_text(f["fill_time"])}, '
-                f'"level": {_text(level)}, "logger": {logger}, "message": {_text(message)}, '
-                f'"price": {_number(f["price"])}, "purpose": {_text(f["purpose"])}, '
-                f'"qty": {_number(f["qty"])}, "run_id": {_text(f["run_id"])}, '
-                f'"symbol": {_text(f["symbol"])}, "ts_ms": {_number(ts_ms)}{tail}')
-    except TypeError:
-        return None
+    return (f'{{"client_id": {_text(f["client_id"])}, "event": "fill", '
+            f'"fee_usdt": {_number(f["fee_usdt"])}, "fill_time": {_text(f["fill_time"])}, '
+            f'"level": {_text(level)}, "logger": {logger}, "message": {_text(message)}, '
+            f'"price": {_number(f["price"])}, "purpose": {_text(f["purpose"])}, '
+            f'"qty": {_number(f["qty"])}, "run_id": {_text(f["run_id"])}, '
+            f'"symbol": {_text(f["symbol"])}, "ts_ms": {_number(ts_ms)}{tail}')
 
 
+@_fixed_shape(4)
 def _gate_line(ts_ms: int, level: str, message: str, f: dict[str, Any], logger: str,
                tail: str) -> str | None:
-    gate = f.get("gate")
-    if len(f) != 4 or type(gate) is not dict or len(gate) != 4:
+    gate = f["gate"]
+    if type(gate) is not dict or len(gate) != 4 or type(gate["reasons"]) is not list:
         return None
-    try:
-        reasons = gate["reasons"]
-        if type(reasons) is not list:
-            return None
-        return (f'{{"event": "gate", "gate": {{"action": {_text(gate["action"])}, '
-                f'"reasons": [{", ".join(map(_text, reasons))}], '
-                f'"size_factor": {_number(gate["size_factor"])}, "time": {_text(gate["time"])}}}, '
-                f'"level": {_text(level)}, "logger": {logger}, "message": {_text(message)}, '
-                f'"run_id": {_text(f["run_id"])}, "trigger": {_text(f["trigger"])}, '
-                f'"ts_ms": {_number(ts_ms)}{tail}')
-    except TypeError:
-        return None
+    return (f'{{"event": "gate", "gate": {{"action": {_text(gate["action"])}, '
+            f'"reasons": [{", ".join(map(_text, gate["reasons"]))}], '
+            f'"size_factor": {_number(gate["size_factor"])}, "time": {_text(gate["time"])}}}, '
+            f'"level": {_text(level)}, "logger": {logger}, "message": {_text(message)}, '
+            f'"run_id": {_text(f["run_id"])}, "trigger": {_text(f["trigger"])}, '
+            f'"ts_ms": {_number(ts_ms)}{tail}')
 
 
 def _number(value: Any) -> str:

@@ -202,3 +202,7 @@ def test_fixed_shape_lines_are_the_bytes_the_encoder_gives_the_whole_line(tmp_pa
     written = [line.text(line.ts_ms, "INFO", line.message, line.fields, '"l"', "}")
                for line in held]
     assert sum(text is not None for text in written) == 3 + 2 + 3  # the others: the encoder's
+    order = next(line for line in held if line.fields["event"] == "order")
+    other_key = {**{k: v for k, v in order.fields.items() if k != "detail"}, "note": ""}
+    for fields in (other_key, {**order.fields, "extra": 1}, {**order.fields, "run_id": None}):
+        assert order.text(order.ts_ms, "INFO", order.message, fields, '"l"', "}") is None

@@ -112,9 +112,17 @@ class JsonLineFormatter(logging.Formatter):
             head["wall_time"] = self._wall_time_text(written_ms)
         names = {level: logging.getLevelName(level) for level in {line.level for line in lines}}
         encode = _encode_line
-        return [encode({"ts_ms": ts_ms, "level": names[level], "message": message, **head,
-                        **fields})
-                for ts_ms, level, message, fields in lines]
+        # a fixed-shape line's own text: its fields, then `"ts_ms": ...` and this tail
+        tail = "".join(f", {encode(key)}: {encode(head[key])}" for key in sorted(head)
+                       if key != "logger") + "}"
+        logger_text = encode(logger_name)
+        texts = []
+        for ts_ms, level, message, fields, text in lines:
+            line = None if text is None else text(ts_ms, names[level], message, fields,
+                                                  logger_text, tail)
+            texts.append(line if line is not None else encode(
+                {"ts_ms": ts_ms, "level": names[level], "message": message, **head, **fields}))
+        return texts
 
     def _wall_time_text(self, written_ms: int) -> str:
         if self._wall_time[0] != written_ms:
@@ -122,13 +130,23 @@ class JsonLineFormatter(logging.Formatter):
         return self._wall_time[1]
 
 
+# (ts_ms, level name, message, fields, logger name as JSON, tail) -> the line, or None
+LineText = Callable[[int, str, str, dict[str, Any], str, str], str | None]
+
+
 class HeldLine(NamedTuple):
-    """An event line held in memory until `write_held_lines` (its time taken when it happened)."""
+    """An event line held in memory until `write_held_lines` (its time taken when it happened).
+
+    `text`, for a line of a fixed shape, writes its JSON itself: the same bytes as the encoder
+    gives the whole line (keys sorted), from the line's parts, the logger's name as JSON text
+    and the tail that follows its `"ts_ms": ...` (the written time, `}`); None where a value
+    is not of the shape's type (the line is then encoded whole)."""
 
     ts_ms: int
     level: int
     message: str
     fields: dict[str, Any]
+    text: LineText | None = None
 
 
 def write_held_lines(logger: logging.Logger, lines: list[HeldLine]) -> None:
@@ -201,7 +219,7 @@ class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
         assert isinstance(formatter, JsonLineFormatter)
         if registered_secrets():  # none registered: nothing to mask
             lines = [HeldLine(line.ts_ms, line.level, redact(line.message),
-                              _redacted(line.fields)) for line in lines]
+                              _redacted(line.fields)) for line in lines]  # encoded whole
             texts = [redact(text) for text in formatter.held_lines(logger_name, lines)]
         else:
             texts = formatter.held_lines(logger_name, lines)
@@ -234,7 +252,7 @@ class _JsonLinesFileHandler(logging.handlers.RotatingFileHandler):
 
     def _write(self, texts: list[str]) -> None:
         if texts:
-            self.stream.write("".join(text + self.terminator for text in texts))
+            self.stream.write(self.terminator.join(texts) + self.terminator)
             self.flush()
             texts.clear()
 

@@ -120,6 +120,9 @@ class SqlRecorder:
         self._buffered = 0
         self._seq: dict[type[Base], int] = {}
         self._gate_seq_by_key: dict[tuple[Any, ...], int] = {}
+        # the last decision asked about and its seq (an entry's gate comes with its decision,
+        # its signal and its trade: one key made, not three)
+        self._last_gate: tuple[GateDecision, int] | None = None
 
     @property
     def run_id(self) -> str:
@@ -275,6 +278,7 @@ class SqlRecorder:
         self.flush()
         self._seq.clear()
         self._gate_seq_by_key.clear()
+        self._last_gate = None
 
     def _add(self, table: type[Base], values: tuple[Any, ...]) -> int:
         """Buffer a row: its run and number, then `values` (the table's `_COLUMNS` after those)."""
@@ -288,14 +292,17 @@ class SqlRecorder:
 
     def _gate_seq(self, decision: GateDecision, trigger: str) -> int:
         # The decision at entry is usually the one already stored with the signal: store it once.
+        last = self._last_gate
+        if last is not None and last[0] is decision:  # the very object: its key is known
+            return last[1]
         key = _gate_key(decision)
-        known = self._gate_seq_by_key.get(key)
-        if known is not None:
-            return known
-        seq = self._add(GateDecisionRow, (
-            decision.ts_ms, str(decision.action), decision.size_factor, list(decision.reasons),
-            json_safe(dict(decision.inputs)), trigger))
-        self._gate_seq_by_key[key] = seq
+        seq = self._gate_seq_by_key.get(key)
+        if seq is None:
+            seq = self._add(GateDecisionRow, (
+                decision.ts_ms, str(decision.action), decision.size_factor,
+                list(decision.reasons), json_safe(dict(decision.inputs)), trigger))
+            self._gate_seq_by_key[key] = seq
+        self._last_gate = (decision, seq)
         return seq
 
     def _after_event(self) -> None:

@@ -202,12 +202,16 @@ class ATR(Indicator):
         tr = np.maximum(high - low, np.maximum(np.abs(high - before), np.abs(low - before)))
         if prev_close is None:
             tr[0] = high[0] - low[0]
-        out = []
-        append, period = out.append, self.period
-        for value in tr.tolist():
-            atr = value if atr is None else atr + (value - atr) / period
+        values, out = iter(tr.tolist()), []
+        if atr is None:  # seeded with the first range
+            atr = next(values)
+            out.append(atr)
+        # the same operations (an int period divides as the same float)
+        append, period = out.append, float(self.period)
+        for value in values:
+            atr = atr + (value - atr) / period
             append(atr)
-        return np.array(out, dtype=np.float64), (atr, float(close[-1]))
+        return np.fromiter(out, dtype=np.float64, count=len(out)), (atr, float(close[-1]))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import json
 import logging
 import textwrap
 
+import numpy as np
 import pytest
 
 from cryptobot import secrets
@@ -155,3 +156,53 @@ def test_a_log_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path, caps
     write_held_lines(logging.getLogger("cryptobot.events"),
                      [HeldLine(1, logging.INFO, "order", {"event": "order"})])
     assert "No space left on device" in capsys.readouterr().err
+
+
+def _every_shape_of_line(recorder: EventLogRecorder, clock: SimClock) -> None:
+    """Orders, fills and gate decisions as the run gives them, and with odd values (quotes,
+    non-ASCII, no price, non-finite numbers, an int size factor, a numpy number)."""
+    from cryptobot.engine.recorder import OrderEvent
+    from cryptobot.model import Fill, OrderIntent, OrderPurpose, OrderType, Side
+
+    for price, detail, status in ((61000.5, "", "open"), (None, 'said "no" à 5%', "rejected"),
+                                  (float("nan"), "", "canceled")):
+        intent = OrderIntent("BTCUSDT-x-entry", SYMBOL, Side.BUY, OrderType.LIMIT,
+                             0.1723776260309755, OrderPurpose.ENTRY, price)
+        recorder.order(OrderEvent(clock.now_ms(), intent, status, detail))
+    for fee in (2.960692528313416, float("nan"), float("-inf"), 3):
+        recorder.fill(Fill("BTCUSDT-x-stop", SYMBOL, clock.now_ms(), Side.SELL,
+                           34351.239154220544, 0.17, fee, False, OrderPurpose.STOP))
+    for factor, reasons in ((1.0, ("macro gate disabled in config: every entry allowed",)),
+                            (0.5, ("VIX ≥ 30", 'repo "stress"')), (1, ()),
+                            (float("inf"), ("x",)), (np.float64(0.25), ("y",))):
+        recorder.gate_decision(GateDecision(clock.now_ms(), GateAction.REDUCE, factor, reasons),
+                               "daily")
+        clock.advance_to(clock.now_ms() + 60_000)
+
+
+def test_fixed_shape_lines_are_the_bytes_the_encoder_gives_the_whole_line(tmp_path):
+    """Order, fill and gate lines write their JSON themselves: byte for byte the whole line
+    encoded with sorted keys, every odd value included (those fall back to the encoder)."""
+    from cryptobot.logs import JsonLineFormatter
+
+    clock = SimClock(parse_utc("2024-08-05"))
+    recorder = EventLogRecorder(MemoryRecorder(), held_clock_ms=clock.now_ms)
+    recorder.start_run(RunInfo("backtest", "binanceusdm", (SYMBOL,), None, None, "x", {}))
+    _every_shape_of_line(recorder, clock)
+    held = recorder._held
+    assert {line.fields["event"] for line in held if line.text is not None} == {
+        "order", "fill", "gate"}
+    for wall_clock in (SimClock(parse_utc("2026-01-02")), None):  # the same written time
+        formatter = JsonLineFormatter(clock.now_ms, wall_clock)
+        fast = formatter.held_lines("cryptobot.events", held)
+        whole = formatter.held_lines("cryptobot.events", [line._replace(text=None)
+                                                          for line in held])
+        assert fast == whole
+        assert whole == [json.dumps(json.loads(text), sort_keys=True) for text in whole]
+    written = [line.text(line.ts_ms, "INFO", line.message, line.fields, '"l"', "}")
+               for line in held]
+    assert sum(text is not None for text in written) == 3 + 2 + 3  # the others: the encoder's
+    order = next(line for line in held if line.fields["event"] == "order")
+    other_key = {**{k: v for k, v in order.fields.items() if k != "detail"}, "note": ""}
+    for fields in (other_key, {**order.fields, "extra": 1}, {**order.fields, "run_id": None}):
+        assert order.text(order.ts_ms, "INFO", order.message, fields, '"l"', "}") is None

@@ -265,7 +265,9 @@ def test_a_request_cut_short_after_it_was_written_leaves_no_half_used_connection
     with pytest.raises(RuntimeError, match="hook failed"):
         session.request("POST", server.url(), data=b"a=1", timeout=2.0)
     answer = session.request("GET", server.url(), timeout=2.0)
-    assert json.loads(answer.text) == {"n": 2} and server.connections == 2
+    # its own answer on a new connection (the server may count the dropped one's request
+    # after this one's: each connection has a thread of its own)
+    assert json.loads(answer.text)["n"] in (1, 2) and server.connections == 2
     (kept,) = session._local.pool.values()
     assert kept.sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
 

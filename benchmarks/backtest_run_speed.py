@@ -19,6 +19,7 @@ during the runs slows both alike.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -96,12 +97,14 @@ def _row(label: str, candles: int, elapsed: list[float]) -> str:
 
 
 def main() -> None:
-    runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 5
-    before = Path(sys.argv[sys.argv.index("--before") + 1]) if "--before" in sys.argv else None
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="new processes per store (5)")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="another checkout, measured in turn with this one")
+    args = parser.parse_args()
+    runs, before = args.runs, args.before
     if before is not None and not (before / "cryptobot" / "__init__.py").is_file():
-        print(f"error: {before}: not a checkout of cryptobot (no cryptobot/ there)",
-              file=sys.stderr)
-        raise SystemExit(2)
+        parser.error(f"{before}: not a checkout of cryptobot (no cryptobot/ there)")
     backends = ["sqlite"]
     if (reason := postgres_unavailable()) is None:
         backends.append("postgresql")

@@ -103,6 +103,8 @@ def main() -> None:
                         help="another checkout, measured in turn with this one")
     args = parser.parse_args()
     runs, before = args.runs, args.before
+    if runs < 1:
+        parser.error(f"--runs {runs}: at least 1")
     if before is not None and not (before / "cryptobot" / "__init__.py").is_file():
         parser.error(f"{before}: not a checkout of cryptobot (no cryptobot/ there)")
     backends = ["sqlite"]

@@ -224,7 +224,15 @@ async def _live_session(settings: Settings, keys: ApiKeys, venue: LiveVenue, con
         events.write_held_lines()
         recorder.commit()
 
-    broker.before_waits(commit)  # held rows are not held through a wait
+    def commit_before_wait() -> None:  # held rows are not held through a wait, but the
+        try:  # order waiting matters more than its record: a failure to record is logged
+            commit()
+        except Exception:
+            log.exception("recording what the event caused failed before a wait; the order "
+                          "goes on (the next commit tries the calls kept after the failing one)",
+                          extra={"event": "error"})
+
+    broker.before_waits(commit_before_wait)
     stream = await open_user_stream(settings, keys, venue, broker, console, commit)
     try:
         signalled = await stop_on_signals(_trade(run, portfolio, broker, venue, outcome,

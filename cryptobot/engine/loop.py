@@ -261,7 +261,7 @@ class Engine(EngineTrades, EngineRestart):
                 gate = self._gate_for_signal()
                 self._record_signal(Signal(
                     decision.signal_id, self.symbol, decision.spike_ms, self.clock.now_ms(),
-                    SignalStatus.REJECTED, decision.reason, decision.metrics,
+                    SignalStatus.REJECTED, decision.reason, dict(decision.metrics),
                     decision.setup_events, self._evidence(decision.spike_ms, decision.metrics,
                                                           self._strategy_side(), gate)), gate)
 

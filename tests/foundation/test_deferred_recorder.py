@@ -18,6 +18,7 @@ from cryptobot.model import GateAction, GateDecision
 from cryptobot.runners.backtest import run_backtest
 from cryptobot.runners.deferred_recorder import CallTime, DeferredRecorder
 from cryptobot.runners.event_log import EventLogRecorder
+from cryptobot.strategy import Params, Reject, Strategy
 from cryptobot.strategy.loading import load_strategy
 from tests.conftest import DATA_DIR, REPO_ROOT, backtest_parts
 from tests.foundation.test_held_event_log import WRITTEN, _lines
@@ -105,3 +106,39 @@ def test_each_line_keeps_the_time_its_call_was_made(tmp_path):
     gates = [line for line in _lines(tmp_path) if line.get("event") == "gate"]
     assert [line["ts_ms"] for line in gates] == made
     logging.getLogger("cryptobot").handlers.clear()
+
+
+class _ReusesItsMetrics(Strategy):
+    """Rejects every triggered candle with one metrics dict it changes each time."""
+
+    Params = Params
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = {"asked": 0}
+
+    def waiting(self) -> bool:
+        return False
+
+    def trigger(self, c):
+        return c.close < c.open
+
+    def on_candle(self, ctx):
+        self.metrics["asked"] += 1
+        return [Reject(self.signal_id(ctx.candle.ts_open_ms), ctx.candle.ts_open_ms,
+                       "rejected", self.metrics)]
+
+
+def test_a_rejection_keeps_the_metrics_it_was_given_not_their_later_values():
+    """The engine copies a rejection's metrics: a record made later (live: once the event's
+    orders are out) says what the strategy said then."""
+    settings = load_settings(REPO_ROOT / "config" / "crosscheck.toml")
+    market = load_market_data(CRASH, SYMBOL)
+    broker, clock = backtest_parts(settings)
+    clock.advance_to(int(market.candles["ts_open_ms"][0]))
+    recorder = MemoryRecorder()
+    strategy = _ReusesItsMetrics(Params(), SYMBOL)
+    run_backtest(settings, market, strategy, PassThroughGate(), recorder, broker, clock,
+                 skip_quiet=False)
+    asked = [signal.metrics["asked"] for signal, _ in recorder.signals]
+    assert len(asked) > 5 and asked == list(range(1, len(asked) + 1))

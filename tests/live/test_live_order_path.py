@@ -313,3 +313,42 @@ def test_what_an_event_caused_is_stored_and_logged_before_the_bot_waits_inside_i
     (before, then), *_ = waits
     assert then[0] > before[0] and then[1] > before[1]  # the signal's rows and lines are in
     assert any(r.event == "signal" for r in lines[before[1]:then[1]])
+
+
+def test_a_record_that_fails_before_a_wait_does_not_stop_the_order_waiting(
+        tmp_path, keys, monkeypatch, caplog):
+    """The entry's first send meets a 503; before the back-off the event's records are made,
+    and the signal's row fails. The entry is still retried, filled and protected; the error is
+    logged; the session goes on."""
+    from cryptobot.store.sql_recorder import SqlRecorder
+
+    settings = settings_from(write_live_config(tmp_path, live={"retry_base_delay_s": 0.5}))
+    window = load_window(settings, "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z")
+    faults = FaultPlan()
+    place, signal = OrderGateway.place, SqlRecorder.signal
+    failed: list[str] = []
+
+    def placing(self, intent):
+        if intent.purpose is OrderPurpose.ENTRY and not faults.injected:
+            faults.script(["503"])
+        return place(self, intent)
+
+    def signalled(self, recorded, gate):
+        if not failed:
+            failed.append(recorded.signal_id)
+            raise ValueError("the store could not take this row")
+        return signal(self, recorded, gate)
+
+    monkeypatch.setattr(OrderGateway, "place", placing)
+    monkeypatch.setattr(SqlRecorder, "signal", signalled)
+    server = FakeBinanceServer(FakeExchangeState([window.price_before], now_ms=window.start_ms),
+                               faults).start()
+    try:
+        with caplog.at_level("ERROR", logger="cryptobot"):
+            outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server))
+    finally:
+        server.stop()
+    assert faults.injected == {"503": 1} and failed, printed[-2000:]
+    trade = outcome.run.engine.trades[0]  # entered, protected and closed despite it
+    assert trade.signal_id == failed[0] and trade.initial_stop > 0
+    assert any("failed before a wait" in r.getMessage() for r in caplog.records)

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.fake_binance_batch import batch_client_ids, batch_orders
+from tests.live.fake_binance_state import BinanceReject, FakeExchangeState
 
 KINDS = ("429", "418", "1008", "5xx", "503", "timeout", "timeout_after", "502_after", "1007",
          "503_unknown")
@@ -135,7 +136,7 @@ async def run_private(state: FakeExchangeState, faults: FaultPlan, request: web.
         if faults.trace is not None:  # what was asked when, and how it was answered
             faults.trace.append((state.now_ms, request.method, request.path.rsplit("/", 1)[-1],
                                  params.get("newClientOrderId") or params.get("clientAlgoId")
-                                 or params.get("origClientOrderId") or "",
+                                 or params.get("origClientOrderId") or batch_client_ids(params),
                                  "early" if refused is not None else drawn or "ok"))
     if refused is not None:
         return refused
@@ -176,8 +177,17 @@ async def run_private(state: FakeExchangeState, faults: FaultPlan, request: web.
 
 def _exempt_from_1008(request: web.Request, params: dict) -> bool:
     """Binance throttles only new orders that add exposure; the rest pass."""
-    new_order = request.method == "POST" and request.path == "/fapi/v1/order"
-    return not new_order or "true" in (params.get("reduceOnly"), params.get("closePosition"))
+    if request.method == "POST" and request.path == "/fapi/v1/batchOrders":
+        try:
+            orders = batch_orders(params)  # throttled unless every order of it is exempt
+        except BinanceReject:
+            return False
+    elif request.method == "POST" and request.path == "/fapi/v1/order":
+        orders = [params]
+    else:
+        return True
+    return all("true" in (order.get("reduceOnly"), order.get("closePosition"))
+               for order in orders)
 
 
 def _bump(table: dict[str, int], kind: str) -> None:

@@ -69,7 +69,9 @@ class FaultPlan:
     """Which share of private calls misbehave, and how. Seeded: the same run fails the same way.
 
     `script([...])` queues exact faults (a kind, None for a clean call; "1007:done" or
-    "503_unknown:not_done" fix the coin) for the next private calls, before any random draw.
+    "503_unknown:not_done" fix the coin) for the next private calls, before any random draw;
+    `script([...], route="batchOrders")` for the next calls of that route only (the last part
+    of its path), before the others.
     `kinds` are what the random draw picks from: never "418" (see the module's docstring).
     """
 
@@ -86,6 +88,7 @@ class FaultPlan:
     bans: int = 0  # bans the venue issued (earned by early calls, or scripted)
     _rng: random.Random = field(init=False, repr=False)
     _script: deque = field(init=False, repr=False)
+    _route_scripts: dict[str, deque] = field(init=False, repr=False, default_factory=dict)
     _blocked: tuple[int, str] | None = field(init=False, repr=False, default=None)
     # (from_ms, until_ms, kind) of every wait the venue asked for (429, 418 Retry-After): a
     # client that obeys cannot send anything then, a stop included
@@ -103,14 +106,17 @@ class FaultPlan:
                 raise ValueError("a 418 ban is not drawn at random: Binance bans only a client "
                                  "that kept sending inside a 429's Retry-After (script it)")
 
-    def script(self, kinds: Iterable[str | None]) -> None:
+    def script(self, kinds: Iterable[str | None], route: str | None = None) -> None:
         kinds = list(kinds)
         for kind in kinds:
             if kind is not None:
                 _check_kind(kind)
-        self._script.extend(kinds)
+        queue = self._script if route is None else self._route_scripts.setdefault(route, deque())
+        queue.extend(kinds)
 
-    def draw(self) -> str | None:
+    def draw(self, route: str = "") -> str | None:
+        if self._route_scripts.get(route):
+            return self._route_scripts[route].popleft()
         if self._script:
             return self._script.popleft()
         if self.rate <= 0 or self._rng.random() >= self.rate:
@@ -132,9 +138,10 @@ async def run_private(state: FakeExchangeState, faults: FaultPlan, request: web.
     with state.lock:
         state.now_ms += state.latency_ms
         refused = _refused_early(state, faults)
-        drawn = None if refused is not None else faults.draw()
+        route = request.path.rsplit("/", 1)[-1]
+        drawn = None if refused is not None else faults.draw(route)
         if faults.trace is not None:  # what was asked when, and how it was answered
-            faults.trace.append((state.now_ms, request.method, request.path.rsplit("/", 1)[-1],
+            faults.trace.append((state.now_ms, request.method, route,
                                  params.get("newClientOrderId") or params.get("clientAlgoId")
                                  or params.get("origClientOrderId") or batch_client_ids(params),
                                  "early" if refused is not None else drawn or "ok"))

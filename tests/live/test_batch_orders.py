@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from cryptobot.brokers.live.sent_order import sent_from_binance, sent_order
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import OrderRejectedError, TemporaryExchangeError, VenueWaitError
@@ -165,3 +166,41 @@ def test_one_left_to_send_goes_as_a_plain_order(venue, tmp_path, keys):
     assert calls(venue, "batchOrders") == []
     assert calls(venue, "order") == ["sig1-tp1", "sig1-tp2"]
     assert on_venue(venue) == {"sig1-tp1": 1, "sig1-tp2": 1}
+
+
+@pytest.mark.parametrize("intent", [
+    *targets(),
+    OrderIntent("sig2-tp1", SYMBOL, Side.BUY, OrderType.LIMIT, 0.0123456, OrderPurpose.TP1,
+                57123.456789, True),  # a short's, to be rounded
+    OrderIntent("sig3-entry", SYMBOL, Side.BUY, OrderType.LIMIT, 0.02, OrderPurpose.ENTRY,
+                60300.0, time_in_force="IOC")])
+def test_a_batch_item_is_the_request_ccxt_writes_for_that_order(venue, tmp_path, keys, intent):
+    broker, _ = opened(venue, tmp_path, keys)
+    gateway = broker.gateway
+    order_type, amount, price, params = gateway.order_args(intent)
+    assert gateway.batch_item(intent) == gateway.exchange.create_order_request(
+        intent.symbol, order_type, intent.side.value, amount, price,
+        {**params, "isAlgoOrder": False})
+
+
+ANSWERS = [  # Binance USD-M order answers (newOrderRespType RESULT), as the venue words them
+    {"status": "NEW", "executedQty": "0.000", "avgPrice": "0.00"},
+    {"status": "PARTIALLY_FILLED", "executedQty": "0.002", "avgPrice": "61000.10"},
+    {"status": "FILLED", "executedQty": "0.005", "avgPrice": "61000.35"},
+    {"status": "EXPIRED", "executedQty": "0.001", "avgPrice": "60990.00"},
+    {"status": "CANCELED", "executedQty": "0.000", "avgPrice": "0.00"},
+    {"status": "EXPIRED_IN_MATCH", "executedQty": "0.000", "avgPrice": "0.00"},
+]
+
+
+@pytest.mark.parametrize("answer", ANSWERS)
+def test_a_batch_answer_is_read_as_ccxts_parse_reads_it(venue, tmp_path, keys, answer):
+    broker, _ = opened(venue, tmp_path, keys)
+    item = {"orderId": 8000000123, "symbol": "BTCUSDT", "clientOrderId": "sig1-tp1",
+            "price": "61000.00", "origQty": "0.005", "cumQuote": "0", "timeInForce": "GTC",
+            "type": "LIMIT", "reduceOnly": True, "side": "SELL", "positionSide": "BOTH",
+            "stopPrice": "0", "workingType": "CONTRACT_PRICE", "origType": "LIMIT",
+            "updateTime": 1722816000000, **answer}
+    exchange = broker.gateway.exchange
+    assert sent_from_binance(item, "sig1-tp1") == sent_order(
+        exchange.parse_order(item, exchange.market(SYMBOL)), "sig1-tp1")

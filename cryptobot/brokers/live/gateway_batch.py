@@ -4,9 +4,10 @@ the take-profits take together once a stop works.
 Binance answers with one item per order, in the request's order: the order as accepted, or an
 error object {code, msg} for one refused; one item can fail while the others are accepted. ccxt's
 `create_orders` sorts the orders it parses by timestamp (a refused item, which has none, comes
-first), so the request is built by ccxt's own `create_order_request` per order and sent to the
-endpoint as is, and each item is read in its order's place. Conditional orders (our stops) have
-no batch endpoint on USD-M: they go one by one (`place`).
+first), so the request goes to the endpoint directly, each order written as ccxt writes a
+limit, and each item is read in its order's place. The batch holds limit orders (the
+take-profits); conditional orders (our stops) have no batch endpoint on USD-M: they go one by
+one (`place`).
 
 The safety of `place`, per order: a doubtful answer to the whole request (a timeout, 5xx,
 -1007) is followed by a look-up of every client id in it, and only what the venue never got is
@@ -25,7 +26,7 @@ from typing import Any
 
 import ccxt
 
-from cryptobot.brokers.live.sent_order import PROTECTIVE, SentOrder, sent_order
+from cryptobot.brokers.live.sent_order import PROTECTIVE, SentOrder, sent_from_binance
 from cryptobot.brokers.live.venue_wait import VenueWait
 from cryptobot.errors import ExchangeError, TemporaryExchangeError, VenueWaitError
 from cryptobot.exchange.ccxt_errors import (
@@ -49,9 +50,6 @@ class BatchPlacement:
     sends: int
     wait: VenueWait
 
-    def order_args(self, intent: OrderIntent) -> tuple[str, float, str | None, dict[str, Any]]:
-        ...
-
     def _before_order_request(self, batch: bool = False) -> None: ...
 
     def _note_wait(self, exc: ExchangeError) -> bool: ...
@@ -67,8 +65,8 @@ class BatchPlacement:
         refusal (OrderRejectedError), or why it was not placed or its outcome is not known
         (TemporaryExchangeError; VenueWaitError: not sent, the venue's wait is not over)."""
         if not 0 < len(intents) <= MAX_BATCH_ORDERS or any(
-                intent.order_type is OrderType.STOP_MARKET for intent in intents):
-            raise ValueError(f"a batch holds 1 to {MAX_BATCH_ORDERS} orders, no stop")
+                intent.order_type is not OrderType.LIMIT for intent in intents):
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH_ORDERS} limit orders")
         answers: dict[int, Answer] = {}
         owed = list(range(len(intents)))  # not answered yet, in the request's order
         for attempt in range(1, self.attempts + 1):
@@ -116,9 +114,7 @@ class BatchPlacement:
         for index, item in zip(owed, items, strict=True):
             intent = intents[index]
             if "code" not in item:
-                market = self.exchange.market(intent.symbol)
-                answers[index] = sent_order(self.exchange.parse_order(item, market),
-                                            intent.client_id)
+                answers[index] = sent_from_binance(item, intent.client_id)
                 continue
             refusal = ccxt.ExchangeError(f"{self.exchange.id} {json.dumps(item)}")
             mapped = map_ccxt_error(refusal, f"place {intent.client_id}", order=True)
@@ -137,17 +133,27 @@ class BatchPlacement:
 
     def _post(self, intents: Sequence[OrderIntent]) -> list[dict[str, Any]]:
         """The raw batchOrders answer, one item per order, in their order."""
-        requests = []
-        for intent in intents:
-            order_type, amount, price, params = self.order_args(intent)
-            requests.append(self.exchange.create_order_request(
-                intent.symbol, order_type, intent.side.value, amount, price,
-                {**params, "isAlgoOrder": False}))
-        items = self.exchange.fapiPrivatePostBatchOrders({"batchOrders": requests})
+        items = self.exchange.fapiPrivatePostBatchOrders(
+            {"batchOrders": [self.batch_item(intent) for intent in intents]})
         if not isinstance(items, list) or len(items) != len(intents):  # unreadable: each order
             raise ccxt.NetworkError(  # is looked up, as after a lost answer
                 f"batchOrders answered {len(items or ())} items for {len(intents)} orders")
         return items
+
+    def batch_item(self, intent: OrderIntent) -> dict[str, Any]:
+        """One limit order of a batch, as ccxt's `create_order_request` writes it for
+        `order_args` (tests hold the two equal), without its per-call option handling (~0.1 ms
+        an order, as much as the rest of the request's own work)."""
+        symbol = intent.symbol
+        item: dict[str, Any] = {
+            "symbol": self.exchange.market(symbol)["id"], "side": intent.side.value.upper(),
+            "newClientOrderId": intent.client_id, "newOrderRespType": "RESULT", "type": "LIMIT",
+            "quantity": self.exchange.amount_to_precision(symbol, intent.qty_base),
+            "price": self.exchange.price_to_precision(symbol, intent.price)}
+        if intent.reduce_only:
+            item["reduceOnly"] = True
+        item["timeInForce"] = intent.time_in_force or "GTC"
+        return item
 
     def _looked_up(self, intents: Sequence[OrderIntent], indexes: list[int],
                    answers: dict[int, Answer], doubt: ExchangeError) -> list[int]:

@@ -30,6 +30,22 @@ _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "expired"
            "rejected": "rejected"}
 
 
+# Binance's own order statuses, in ours (as ccxt's parse_order maps them, then `_STATUS`)
+_BINANCE_STATUS = {"NEW": "open", "PARTIALLY_FILLED": "open", "ACCEPTED": "open",
+                   "FILLED": "filled", "CANCELED": "canceled", "CANCELLED": "canceled",
+                   "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
+
+
+def sent_from_binance(order: dict[str, Any], client_id: str) -> SentOrder:
+    """A Binance USD-M order as the venue answers it (a batchOrders item), read directly: what
+    `sent_order` reads from ccxt's parse of it (tests hold the two equal), without ccxt's
+    ~0.1 ms of parsing an order."""
+    average = float(order.get("avgPrice") or 0.0)
+    return SentOrder(client_id, str(order.get("orderId")),
+                     _BINANCE_STATUS.get(order.get("status") or "NEW", "open"),
+                     float(order.get("executedQty") or 0.0), average or None, order)
+
+
 def sent_order(order: dict[str, Any], client_id: str) -> SentOrder:
     """A ccxt order structure as a SentOrder."""
     status = _STATUS.get(order.get("status") or "open", "open")

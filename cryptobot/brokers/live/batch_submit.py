@@ -9,7 +9,8 @@ executed at once (and its fills read); refused, its row "rejected" and the refus
 stays "pending" for a look-up before any resend, and reconciliation is brought forward. One
 order left to send goes as a plain order; anything else than reduce-only limits, in turn.
 
-A base class of `LiveBroker` (broker.py), which provides the attributes below.
+A base class of `LiveBroker` (broker.py), which provides the attributes below; `_accepted`,
+what follows an accepting answer, serves its single orders too.
 """
 
 from __future__ import annotations

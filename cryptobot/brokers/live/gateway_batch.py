@@ -20,7 +20,6 @@ A base class of `OrderGateway` (gateway.py), which provides the attributes below
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +36,6 @@ from cryptobot.exchange.ccxt_errors import (
 )
 from cryptobot.model import OrderIntent, OrderType
 
-log = logging.getLogger("cryptobot.live.gateway")
 MAX_BATCH_ORDERS = 5  # Binance USD-M's batchOrders limit
 Answer = SentOrder | ExchangeError  # one order's outcome
 

@@ -152,6 +152,10 @@ def _live_rows(table: Table, min_orders: int, pct) -> None:
         for purpose, values in sorted(by_purpose.items()):
             table.add_row(f"  {purpose} (n={len(values)})",
                           f"{pct(values, .5)} / {pct(values, .99)} us", "")
+    table.add_row("live: take-profits from their stop's acceptance -> accepted", "", "")
+    for purpose, values in sorted(found.from_stop.items()):
+        table.add_row(f"  {purpose} (n={len(values)})",
+                      f"{pct(values, .5)} / {pct(values, .99)} us", "")
     table.add_row("live: from its trigger, by part", "", "")
     for part, values in found.parts.items():
         table.add_row(f"  {part}", f"{pct(values, .5)} / {pct(values, .99)} us", "")

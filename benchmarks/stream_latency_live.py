@@ -15,6 +15,10 @@ What is measured, per order, until the venue's answer accepting it is back in th
   and for a stop moved on a candle (trailing); for a protective order placed on an entry's
   fill, the moment the bot learns of that fill (the venue's answer to the entry saying what
   executed, or a fill read or streamed).
+- take-profits from their stop's acceptance (`from_stop`): they go on only once the position's
+  stop works (both in one request, Binance's batchOrders), so this is their own part of the
+  time from the trigger: from the stop's acceptance (its `report_order(..., "open")`) to theirs.
+  An order of a batch counts the batch's round trip as its own.
 Before the frame reaches the bot, the fake venue's price is walked through that candle over its
 control route (the venue's work, not counted). Each closing frame comes FRAME_DELAY_MS after
 its candle's close, as a live venue's does (ReplayVenue's `frame_delay_ms`), so the feed's
@@ -44,6 +48,7 @@ from cryptobot.brokers.live.broker import LiveBroker  # noqa: E402
 from cryptobot.brokers.live.gateway import OrderGateway  # noqa: E402
 from cryptobot.exchange.binance import BinanceUsdmStream  # noqa: E402
 from cryptobot.exchange.feed_rest import FeedRest  # noqa: E402
+from cryptobot.model import OrderPurpose  # noqa: E402
 from cryptobot.secrets import ApiKeys  # noqa: E402
 from tests.live import loopback_live  # noqa: E402
 from tests.live.conftest import TEST_KEY, TEST_SECRET  # noqa: E402
@@ -52,6 +57,7 @@ from tests.live.fake_binance_process import FakeBinanceProcess  # noqa: E402
 START, END = "2024-07-29T00:00:00Z", "2024-08-19T00:00:00Z"
 FRAME_DELAY_MS = 50  # a live closing frame's lateness
 STRATEGY = "strategies.capitulation_wick:CapitulationWick"
+TAKE_PROFITS = (OrderPurpose.TP1, OrderPurpose.TP2)
 
 
 @dataclass
@@ -65,6 +71,7 @@ class LiveLatencies:
 
     from_candle: dict[str, list[float]] = field(default_factory=dict)
     from_trigger: dict[str, list[float]] = field(default_factory=dict)
+    from_stop: dict[str, list[float]] = field(default_factory=dict)  # take-profits
     parts: dict[str, list[float]] = field(default_factory=dict)
     sessions: int = 0
 
@@ -83,6 +90,8 @@ class _Stamps:
         self.done: set[str] = set()
         self.polled_ns = 0  # the feed's open-interest polls since the frame
         self.asked_polled: dict[str, int] = {}  # client id -> of them, before it was asked
+        self.stop_open_ns: dict[str, int] = {}  # signal -> its latest stop's acceptance
+        self.asked_stop: dict[str, int] = {}  # take-profit's client id -> that, when asked
 
 
 def live_latencies_us(min_orders: int = 1000) -> LiveLatencies:
@@ -109,6 +118,7 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
     parse, submit = BinanceUsdmStream.parse, LiveBroker.submit
     replace_stop, report = LiveBroker.replace_stop, LiveBroker.report_order
     deliver_fill, place = LiveBroker.deliver_fill, OrderGateway.place
+    submit_batch, place_batch = LiveBroker.submit_batch, OrderGateway.place_batch
     poll = FeedRest.poll_open_interest
 
     def parsing(self, raw):
@@ -118,6 +128,9 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
 
     def asking(intent) -> None:
         stamps.asked.setdefault(intent.client_id, (stamps.frame_ns, stamps.trigger_ns))
+        stop_ns = stamps.stop_open_ns.get(intent.client_id.rsplit("-", 1)[0])
+        if intent.purpose in TAKE_PROFITS and stop_ns is not None:
+            stamps.asked_stop.setdefault(intent.client_id, stop_ns)
         stamps.asked_polled.setdefault(intent.client_id, stamps.polled_ns
                                        if stamps.trigger_ns == stamps.frame_ns else 0)
 
@@ -132,6 +145,11 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
         asking(intent)
         return submit(self, intent)
 
+    def submitting_batch(self, intents):
+        for intent in intents:
+            asking(intent)
+        return submit_batch(self, intents)
+
     def replacing(self, old_client_id, new_intent):
         asking(new_intent)
         return replace_stop(self, old_client_id, new_intent)
@@ -145,15 +163,28 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
             stamps.trigger_ns = ended  # the bot learns of the entry's fill now
         return sent
 
+    def placing_batch(self, intents):
+        cpu, started = time.thread_time_ns(), time.perf_counter_ns()
+        answers = place_batch(self, intents)
+        ended = time.perf_counter_ns()
+        for intent in intents:  # one round trip for them all
+            stamps.sending[intent.client_id] = (started, ended, time.thread_time_ns() - cpu)
+        return answers
+
     def delivering(self, fill):
         stamps.trigger_ns = time.perf_counter_ns()
         return deliver_fill(self, fill)
 
     def reported(self, intent, status, detail="", filled_qty=None):
         client_id = intent.client_id
+        if status == "open" and intent.purpose is OrderPurpose.STOP:
+            stamps.stop_open_ns[client_id.rsplit("-", 1)[0]] = time.perf_counter_ns()
         if status == "open" and client_id in stamps.asked and client_id in stamps.sending \
                 and client_id not in stamps.done:
             now = time.perf_counter_ns()
+            if client_id in stamps.asked_stop:
+                found.from_stop.setdefault(str(intent.purpose), []).append(
+                    (now - stamps.asked_stop[client_id]) / 1000)
             stamps.done.add(client_id)
             frame_ns, trigger_ns = stamps.asked[client_id]
             started, ended, send_cpu = stamps.sending[client_id]
@@ -173,6 +204,8 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
         return report(self, intent, status, detail, filled_qty)
 
     patches = {(BinanceUsdmStream, "parse"): parsing, (LiveBroker, "submit"): submitting,
+               (LiveBroker, "submit_batch"): submitting_batch,
+               (OrderGateway, "place_batch"): placing_batch,
                (LiveBroker, "replace_stop"): replacing, (LiveBroker, "report_order"): reported,
                (LiveBroker, "deliver_fill"): delivering, (OrderGateway, "place"): placing,
                (FeedRest, "poll_open_interest"): polling}
@@ -295,7 +328,8 @@ if __name__ == "__main__":
     print(f"{result.count()} orders, {result.sessions} sessions, "
           f"{time.perf_counter() - started:.1f}s; p50 / p99 ms")
     floors = floors_us()
-    for view in ("from_candle", "from_trigger", "parts", "floors"):
+    print("from_stop: take-profits from their stop's acceptance")
+    for view in ("from_candle", "from_trigger", "from_stop", "parts", "floors"):
         for name, values in sorted((floors if view == "floors" else getattr(result, view)
                                     ).items()):
             print(f"{view:13s} {name:18s} n={len(values):5d} {percentile(values, .5) / 1000:7.2f}"

@@ -14,14 +14,14 @@ candles are not simulated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptobot.clock import Clock
 from cryptobot.config import CostSettings
 from cryptobot.engine.broker import FillHandler, OrderHandler
 from cryptobot.engine.recorder import OrderEvent
-from cryptobot.errors import OrderRejectedError
+from cryptobot.errors import ExchangeError, OrderRejectedError
 from cryptobot.model import Candle, Fill, OrderIntent, OrderType, Side
 
 
@@ -59,6 +59,18 @@ class PaperBroker:
         # Orders placed while a candle's range is being resolved work from the next candle.
         self._orders[intent.client_id] = _Working(intent, armed=not self._resolving)
         self._event(intent, "open")
+
+    def submit_batch(self, intents: Sequence[OrderIntent]) -> list[ExchangeError | None]:
+        """Each in turn, as `submit`; each one's refusal (None: accepted)."""
+        refusals: list[ExchangeError | None] = []
+        for intent in intents:
+            try:
+                self.submit(intent)
+            except ExchangeError as exc:
+                refusals.append(exc)
+            else:
+                refusals.append(None)
+        return refusals
 
     def cancel(self, client_id: str) -> None:
         working = self._orders.pop(client_id, None)

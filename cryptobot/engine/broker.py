@@ -16,6 +16,10 @@ The engine is the broker's only client. It works like this:
   again, and reports what it finds). The engine's protection (engine/protection.py) retries a
   refused stop or exit and falls back to a flatten; a position's first stop goes through
   `submit`, a move or a resize through `replace_stop`.
+- `submit_batch(intents)`: place several orders at once (the take-profits, reduce-only limits,
+  once the stop works); each one's outcome, in order: None (accepted) or the error `submit`
+  would have raised for it. One item can be refused while the others are accepted. Paper
+  submits them in turn; live sends them in one request (Binance's batchOrders).
 - `cancel(client_id)`: cancel a working order; unknown or already-done ids are ignored.
 - `replace_stop(old_client_id, new_intent)`: move a stop safely: the new stop is placed
   FIRST and the old one is cancelled only once the new one is accepted, so a position is never
@@ -32,10 +36,11 @@ flat), at most 36 characters, so a restarted process recognises its own orders.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from cryptobot.engine.recorder import OrderEvent
+from cryptobot.errors import ExchangeError
 from cryptobot.model import Candle, Fill, OrderIntent
 
 FillHandler = Callable[[Fill], None]
@@ -52,10 +57,17 @@ def client_id(signal_id: str, leg: str) -> str:
     return text
 
 
+def signal_of(client_id: str) -> str:
+    """`<signal_id>-<leg>` -> signal_id."""
+    return client_id.rsplit("-", 1)[0]
+
+
 class Broker(Protocol):
     def bind(self, on_fill: FillHandler, on_order: OrderHandler) -> None: ...
 
     def submit(self, intent: OrderIntent) -> None: ...
+
+    def submit_batch(self, intents: Sequence[OrderIntent]) -> list[ExchangeError | None]: ...
 
     def cancel(self, client_id: str) -> None: ...
 

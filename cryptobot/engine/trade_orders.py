@@ -82,8 +82,9 @@ class TradeOrders:
                       legs: tuple[str, ...] = ("tp1", "tp2")) -> None:
         """TP1 (`tp1_fraction` of the entry) and TP2 (the rest) as reduce-only limits; `legs`
         names the ones to place and their client-id legs (a restore re-places what is
-        missing under new ids, e.g. ("tp2r",)). One the broker could not send because the
-        venue asked it to wait stays owed until the wait is over."""
+        missing under new ids, e.g. ("tp2r",)). They go to the broker together (live: one
+        request). One the broker could not send because the venue asked it to wait stays owed
+        until the wait is over; one refused is recorded, and the trade rides its stop."""
         if not targets:
             return
         tp1_qty = trade.qty_base * self.settings.exits.tp1_fraction
@@ -95,7 +96,7 @@ class TradeOrders:
         if len(targets) > 1:
             tp2_qty = trade.remaining_qty - (0.0 if trade.tp1_done else tp1_qty)
             plan[OrderPurpose.TP2] = (targets[1], tp2_qty)
-        waiting: list[str] = []
+        chosen: list[tuple[str, OrderIntent]] = []  # (leg, its order)
         for leg in legs:
             purpose = OrderPurpose.TP1 if leg.startswith("tp1") else OrderPurpose.TP2
             if purpose not in plan or plan[purpose][1] <= 0:
@@ -103,17 +104,21 @@ class TradeOrders:
             price, qty = plan[purpose]
             if not math.isfinite(price):
                 continue
-            intent = OrderIntent(client_id(trade.signal_id, leg), self.symbol,
-                                 trade.side.exit_side, OrderType.LIMIT, qty, purpose,
-                                 price=price, reduce_only=True)
-            try:
-                self.broker.submit(intent)
+            chosen.append((leg, OrderIntent(client_id(trade.signal_id, leg), self.symbol,
+                                            trade.side.exit_side, OrderType.LIMIT, qty, purpose,
+                                            price=price, reduce_only=True)))
+        if not chosen:
+            return
+        waiting: list[str] = []
+        refusals = self.broker.submit_batch([intent for _, intent in chosen])
+        for (leg, intent), refusal in zip(chosen, refusals, strict=True):
+            if refusal is None:
                 trade.tp_ids.append(intent.client_id)
-            except VenueWaitError as exc:  # not sent: placed once the venue's wait is over
+            elif isinstance(refusal, VenueWaitError):  # not sent: placed once the wait is over
                 waiting.append(leg)
-                trade.targets_at_ms = self.clock.now_ms() + math.ceil(exc.wait_s * 1000)
-            except ExchangeError as exc:  # the stop still protects; the trade rides it
-                self._refused(intent, exc)
+                trade.targets_at_ms = self.clock.now_ms() + math.ceil(refusal.wait_s * 1000)
+            else:  # the stop still protects; the trade rides it
+                self._refused(intent, refusal)
         if waiting:
             trade.targets_owed, trade.target_legs = True, tuple(waiting)
 

@@ -28,6 +28,8 @@ from cryptobot.spending_window import SpendingWindow
 WINDOW_MS = 10_000  # Binance's shortest order-count window
 # Binance USD-M's order counts per account (300 in 10 s, 1,200 a minute), kept under
 ORDER_WINDOWS = ((10_000, 240.0), (60_000, 1_000.0))
+# what one POST /fapi/v1/batchOrders spends of them (5 in 10 s, 1 a minute: Binance's weights)
+BATCH_ORDER_UNITS = (5.0, 1.0)
 
 
 class RequestBudget:
@@ -41,7 +43,7 @@ class RequestBudget:
         self.orders = tuple(SpendingWindow(count, ms) for ms, count in order_windows)
         self._now_ms = now_ms or (lambda: time.monotonic() * 1000.0)
         self._sleep = sleep
-        self._order_next = False
+        self._order_next: tuple[float, ...] | None = None
         self.before_sleep: Callable[[], None] | None = None
         self.waited_ms = 0.0  # in all (tests, logs)
 
@@ -50,23 +52,24 @@ class RequestBudget:
         """Read cost units per window."""
         return self.reads.capacity
 
-    def order_next(self) -> None:
-        """The next request places an order: it spends from the order counts, not the reads'."""
-        self._order_next = True
+    def order_next(self, batch: bool = False) -> None:
+        """The next request places an order (`batch`: several in one request, Binance's
+        batchOrders): it spends from the order counts, not the reads'."""
+        self._order_next = BATCH_ORDER_UNITS if batch else (1.0,) * len(self.orders)
 
     def spend(self, cost: float | None = None) -> None:
-        if self._order_next:
-            self._order_next = False
-            windows, units = self.orders, 1.0
+        if self._order_next is not None:
+            spending = list(zip(self.orders, self._order_next, strict=True))
+            self._order_next = None
         else:
-            windows, units = (self.reads,), 1.0 if cost is None else float(cost)
+            spending = [(self.reads, 1.0 if cost is None else float(cost))]
         now = self._now_ms()
-        wait_ms = max(window.wait_ms(units, now) for window in windows)
+        wait_ms = max(window.wait_ms(units, now) for window, units in spending)
         if wait_ms > 0:
             if self.before_sleep is not None:
                 self.before_sleep()
             self.waited_ms += wait_ms
             self._sleep(wait_ms / 1000.0)
             now = self._now_ms()
-        for window in windows:
+        for window, units in spending:
             window.spend(units, now)

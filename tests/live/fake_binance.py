@@ -18,6 +18,7 @@ import threading
 
 from aiohttp import web
 
+from tests.live.fake_binance_batch import check_refusal, place_batch
 from tests.live.fake_binance_control import add_control_routes
 from tests.live.fake_binance_events import decimal_text as _s
 from tests.live.fake_binance_faults import FaultPlan, run_private
@@ -79,7 +80,12 @@ def _json(payload) -> web.Response:
 
 
 def _post_order(state, p):
+    check_refusal(state, p)
     return _json(state.new_order(p))
+
+
+def _post_batch(state, p):
+    return _json(place_batch(state, p))
 
 
 def _get_order(state, p):
@@ -189,6 +195,7 @@ def _set_dual_side(state, p):
 
 PRIVATE_ROUTES = [
     ("POST", "/fapi/v1/order", _post_order), ("GET", "/fapi/v1/order", _get_order),
+    ("POST", "/fapi/v1/batchOrders", _post_batch),
     ("DELETE", "/fapi/v1/order", _delete_order), ("GET", "/fapi/v1/openOrders", _open_orders),
     ("GET", "/fapi/v1/allOrders", _all_orders), ("GET", "/fapi/v1/userTrades", _user_trades),
     ("POST", "/fapi/v1/algoOrder", _post_algo), ("GET", "/fapi/v1/algoOrder", _get_algo),

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.live.fake_binance_state import FakeExchangeState
+from tests.live.fake_binance_batch import batch_client_ids, batch_orders
+from tests.live.fake_binance_state import BinanceReject, FakeExchangeState
 
 KINDS = ("429", "418", "1008", "5xx", "503", "timeout", "timeout_after", "502_after", "1007",
          "503_unknown")
@@ -68,7 +69,9 @@ class FaultPlan:
     """Which share of private calls misbehave, and how. Seeded: the same run fails the same way.
 
     `script([...])` queues exact faults (a kind, None for a clean call; "1007:done" or
-    "503_unknown:not_done" fix the coin) for the next private calls, before any random draw.
+    "503_unknown:not_done" fix the coin) for the next private calls, before any random draw;
+    `script([...], route="batchOrders")` for the next calls of that route only (the last part
+    of its path), before the others.
     `kinds` are what the random draw picks from: never "418" (see the module's docstring).
     """
 
@@ -85,6 +88,7 @@ class FaultPlan:
     bans: int = 0  # bans the venue issued (earned by early calls, or scripted)
     _rng: random.Random = field(init=False, repr=False)
     _script: deque = field(init=False, repr=False)
+    _route_scripts: dict[str, deque] = field(init=False, repr=False, default_factory=dict)
     _blocked: tuple[int, str] | None = field(init=False, repr=False, default=None)
     # (from_ms, until_ms, kind) of every wait the venue asked for (429, 418 Retry-After): a
     # client that obeys cannot send anything then, a stop included
@@ -102,14 +106,17 @@ class FaultPlan:
                 raise ValueError("a 418 ban is not drawn at random: Binance bans only a client "
                                  "that kept sending inside a 429's Retry-After (script it)")
 
-    def script(self, kinds: Iterable[str | None]) -> None:
+    def script(self, kinds: Iterable[str | None], route: str | None = None) -> None:
         kinds = list(kinds)
         for kind in kinds:
             if kind is not None:
                 _check_kind(kind)
-        self._script.extend(kinds)
+        queue = self._script if route is None else self._route_scripts.setdefault(route, deque())
+        queue.extend(kinds)
 
-    def draw(self) -> str | None:
+    def draw(self, route: str = "") -> str | None:
+        if self._route_scripts.get(route):
+            return self._route_scripts[route].popleft()
         if self._script:
             return self._script.popleft()
         if self.rate <= 0 or self._rng.random() >= self.rate:
@@ -131,11 +138,12 @@ async def run_private(state: FakeExchangeState, faults: FaultPlan, request: web.
     with state.lock:
         state.now_ms += state.latency_ms
         refused = _refused_early(state, faults)
-        drawn = None if refused is not None else faults.draw()
+        route = request.path.rsplit("/", 1)[-1]
+        drawn = None if refused is not None else faults.draw(route)
         if faults.trace is not None:  # what was asked when, and how it was answered
-            faults.trace.append((state.now_ms, request.method, request.path.rsplit("/", 1)[-1],
+            faults.trace.append((state.now_ms, request.method, route,
                                  params.get("newClientOrderId") or params.get("clientAlgoId")
-                                 or params.get("origClientOrderId") or "",
+                                 or params.get("origClientOrderId") or batch_client_ids(params),
                                  "early" if refused is not None else drawn or "ok"))
     if refused is not None:
         return refused
@@ -176,8 +184,17 @@ async def run_private(state: FakeExchangeState, faults: FaultPlan, request: web.
 
 def _exempt_from_1008(request: web.Request, params: dict) -> bool:
     """Binance throttles only new orders that add exposure; the rest pass."""
-    new_order = request.method == "POST" and request.path == "/fapi/v1/order"
-    return not new_order or "true" in (params.get("reduceOnly"), params.get("closePosition"))
+    if request.method == "POST" and request.path == "/fapi/v1/batchOrders":
+        try:
+            orders = batch_orders(params)  # throttled unless every order of it is exempt
+        except BinanceReject:
+            return False
+    elif request.method == "POST" and request.path == "/fapi/v1/order":
+        orders = [params]
+    else:
+        return True
+    return all("true" in (order.get("reduceOnly"), order.get("closePosition"))
+               for order in orders)
 
 
 def _bump(table: dict[str, int], kind: str) -> None:

@@ -91,6 +91,7 @@ class FakeExchangeState:
         # tests: how many reduce-only market orders (exits) to refuse, as Binance does when the
         # book is too far from the mark in a cascade (-4131, PERCENT_PRICE)
         self.reject_next_market_exits = 0
+        self.refuse_orders: dict[str, tuple[int, str]] = {}  # tests: fake_binance_batch.py
         self.requests: list[tuple[str, str]] = []  # (method, path) of every call, for tests
         self.listeners: list = []  # callables fed each user-stream event (the websocket hub)
         self.user_events: list[dict] = []  # every event pushed, for tests

@@ -29,7 +29,9 @@ from cryptobot.store import open_store
 
 START, END = "2024-08-04T16:00:00Z", "2024-08-04T22:00:00Z"
 SIGNAL = "BTCUSDT-20240804T1730"  # entered 18:15 with TP1 and TP2
-STEPS = ["after_fill:entry", "before_send:stop", "after_fill:tp1", "stop_replaced_before_cancel"]
+# after_send:tp1: the take-profits' batch answered, TP1's row "open", TP2's still "pending"
+STEPS = ["after_fill:entry", "before_send:stop", "after_send:tp1", "after_fill:tp1",
+         "stop_replaced_before_cancel"]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +71,11 @@ def test_sigkill_in_a_trade_then_restart_protects_and_restores_it(step, tmp_path
         assert restart["needs_tp"], snap  # TP2 was still to fill
     if restart["needs_tp"]:
         assert restart["tp_working"], snap
+    if step == "after_send:tp1":  # TP2's pending row was looked up and found: not re-placed
+        placed = [cid for _, method, route, cid, _ in result["calls"] if method == "POST"
+                  and route in ("order", "batchOrders")]
+        assert f"{SIGNAL}-tp1,{SIGNAL}-tp2" in placed
+        assert not [cid for cid in placed if f"{SIGNAL}-tp" in cid and "r" in cid.split("-")[-1]]
     if step == "before_send:stop":  # no stop on the venue: the restart protects first, its
         calls = [(route, cid) for ms, method, route, cid, _ in result["calls"]  # stop before
                  if ms > kill["restart_ms"] and method != "SLEEP"]  # mode, look-ups, fills

@@ -70,8 +70,10 @@ def test_an_entry_filled_in_three_trades_is_one_position_under_a_full_stop(tmp_p
     [stop] = [a for a in state.algo_orders.values()
               if a["clientAlgoId"] == f"{trade.signal_id}-stop1"]
     assert float(stop["quantity"]) == pytest.approx(trade.qty_base)
-    tp1 = calls.index(("order", f"{trade.signal_id}-tp1"))
-    assert [c for c in calls[at + 2:tp1] if c[0] == "algoOrder"] == []
+    # both take-profits in one request (batchOrders), after the stop
+    targets_sent = calls.index(("batchOrders",
+                                f"{trade.signal_id}-tp1,{trade.signal_id}-tp2"))
+    assert [c for c in calls[at + 2:targets_sent] if c[0] == "algoOrder"] == []
     # the targets went on once, for the whole entry
     targets = [o for o in state.orders.values() if o["clientOrderId"].startswith(
         (f"{trade.signal_id}-tp1", f"{trade.signal_id}-tp2"))]

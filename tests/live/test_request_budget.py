@@ -115,3 +115,23 @@ def test_the_gateway_sends_a_stop_at_once_when_reads_have_spent_their_window(ven
     assert slept == []
     gateway.lookup(stop)
     assert len(slept) == 1 and slept[0] > 5  # a read waits for the window to age out
+
+
+def test_a_batch_of_orders_counts_as_binance_counts_it():
+    """POST /fapi/v1/batchOrders: 5 on the 10 s order count, 1 on the minute's; reads untouched."""
+    clock = FakeTime()
+    budget = RequestBudget(50, window_ms=10_000, order_windows=((10_000, 10.0), (60_000, 8.0)),
+                           now_ms=clock.now_ms, sleep=clock.sleep)
+    budget.order_next(batch=True)
+    budget.spend(5)
+    budget.order_next(batch=True)
+    budget.spend(5)  # 10 of 10 in the window: fits
+    assert clock.slept_ms == [] and budget.reads.wait_ms(budget.capacity, clock.ms) == 0
+    budget.order_next()
+    budget.spend(4)  # an 11th in 10 s waits
+    assert len(clock.slept_ms) == 1 and 0 < clock.slept_ms[0] <= 10_000
+    for _ in range(5):  # one each on the minute's count: 8 of its 8 (5 each would wait)
+        clock.ms += 10_001
+        budget.order_next(batch=True)
+        budget.spend(5)
+    assert len(clock.slept_ms) == 1

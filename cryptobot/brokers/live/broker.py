@@ -38,16 +38,18 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
+from cryptobot.brokers.live.batch_submit import LiveBatches
 from cryptobot.brokers.live.fills import LiveFills
-from cryptobot.brokers.live.gateway import OrderGateway, SentOrder
+from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.order_shape import price_capped, rounded
 from cryptobot.brokers.live.rails import check_entry_rails
 from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile_with_exchange
+from cryptobot.brokers.live.sent_order import SentOrder
 from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState, PlannedPosition
 from cryptobot.brokers.live.user_events import apply_user_event
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
-from cryptobot.engine.broker import FillHandler, OrderHandler
+from cryptobot.engine.broker import FillHandler, OrderHandler, signal_of
 from cryptobot.engine.recorder import OrderEvent
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import (
@@ -71,12 +73,7 @@ class FillSource(Protocol):
     connected: bool
 
 
-def signal_of(client_id: str) -> str:
-    """`<signal_id>-<leg>` -> signal_id."""
-    return client_id.rsplit("-", 1)[0]
-
-
-class LiveBroker(LiveFills):
+class LiveBroker(LiveFills, LiveBatches):
     """`kill_switch` is the run's one switch (the CLI builds it): engaged, no new entries."""
 
     def __init__(self, gateway: OrderGateway, state: LiveState, settings: Settings, clock: Clock,
@@ -290,14 +287,7 @@ class LiveBroker(LiveFills):
         except TemporaryExchangeError:
             self.reconcile_soon()  # outcome unknown: the pending row is looked up there
             raise
-        self.on_step(f"after_send:{intent.purpose.value}")
-        self.state.update_order(intent.client_id, self.clock.now_ms(), status="open",
-                                exchange_order_id=sent.exchange_order_id)
-        # what executed is protected now (the engine's stop), before its fills are read
-        self.report_order(intent, "open", filled_qty=sent.filled_qty)
-        if intent.order_type is OrderType.MARKET or intent.time_in_force == "IOC" \
-                or sent.filled_qty > 0:
-            self._read_fills_of(intent, sent)
+        self._accepted(intent, sent)
         return sent
 
     def _read_fills_of(self, intent: OrderIntent, sent: SentOrder) -> None:

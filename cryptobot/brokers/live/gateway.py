@@ -26,11 +26,12 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import ccxt
 
+from cryptobot.brokers.live.gateway_batch import BatchPlacement
+from cryptobot.brokers.live.sent_order import LOOKED_UP_FAST, PROTECTIVE, SentOrder, sent_order
 from cryptobot.brokers.live.venue_wait import VenueWait
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.errors import (
@@ -51,42 +52,12 @@ from cryptobot.exchange.ccxt_errors import (
     retry_after_s,
     retry_delay_s,
 )
-from cryptobot.model import OrderIntent, OrderPurpose, OrderType
+from cryptobot.model import OrderIntent, OrderType
 
 log = logging.getLogger("cryptobot.live.gateway")
 
 
-@dataclass(frozen=True)
-class SentOrder:
-    """What the venue says about one of our orders, in our terms. `status` is the order's, as
-    the venue reports it; `filled_qty` what of it filled: an IOC limit that met too little
-    before its limit is "expired" with 0 < filled_qty < its quantity."""
-
-    client_id: str
-    exchange_order_id: str
-    status: str  # open (incl. partly filled and working), filled, canceled, rejected, expired
-    filled_qty: float
-    avg_price: float | None
-    info: dict[str, Any]
-
-
-PROTECTIVE = (OrderPurpose.STOP, OrderPurpose.FLATTEN)  # resent on the short schedule
-# looked up on it: what may have opened a position, or protects one
-LOOKED_UP_FAST = (*PROTECTIVE, OrderPurpose.ENTRY)
-_STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "expired": "expired",
-           "rejected": "rejected"}
-
-
-def _sent(order: dict[str, Any], client_id: str) -> SentOrder:
-    status = _STATUS.get(order.get("status") or "open", "open")
-    info = order.get("info") or {}
-    if info.get("algoStatus") in ("TRIGGERED", "FINISHED"):
-        status = "filled"  # an algo stop that fired: its child market order carries the fill
-    return SentOrder(client_id, str(order.get("id")), status, float(order.get("filled") or 0),
-                     order.get("average"), info)
-
-
-class OrderGateway:
+class OrderGateway(BatchPlacement):
     """Place, cancel and look up orders for one ccxt exchange; every error is ours, mapped."""
 
     def __init__(self, exchange: ccxt.Exchange, working_type: str = "CONTRACT_PRICE",
@@ -266,31 +237,19 @@ class OrderGateway:
         found = self._retry(f"look up {intent.client_id}", fetch,
                             base_delay_s=self.protect_delay_s
                             if intent.purpose in LOOKED_UP_FAST else None)
-        return None if found is None else _sent(found, intent.client_id)
+        return None if found is None else sent_order(found, intent.client_id)
 
     def place(self, intent: OrderIntent) -> SentOrder:
         """Send; resend only what the venue surely has not got (see the module's docstring)."""
-        symbol = intent.symbol
-        amount = self.exchange.amount_to_precision(symbol, intent.qty_base)
-        params: dict[str, Any] = {"clientOrderId": intent.client_id}
-        if intent.reduce_only:
-            params["reduceOnly"] = True
-        price = None
-        order_type = "market"
-        if intent.order_type is OrderType.LIMIT:
-            order_type, price = "limit", self.exchange.price_to_precision(symbol, intent.price)
-            params["timeInForce"] = intent.time_in_force or "GTC"
-        elif intent.order_type is OrderType.STOP_MARKET:
-            params["stopLossPrice"] = self.exchange.price_to_precision(symbol, intent.price)
-            params["workingType"] = self.working_type
+        order_type, amount, price, params = self.order_args(intent)
         for attempt in range(1, self.attempts + 1):
             self.wait.before_request(f"place {intent.client_id}")
             try:
                 self.sends += 1
                 self._before_order_request()
-                order = self.exchange.create_order(symbol, order_type, intent.side.value,
-                                                   float(amount), price, dict(params))
-                return _sent(order, intent.client_id)
+                order = self.exchange.create_order(intent.symbol, order_type, intent.side.value,
+                                                   amount, price, dict(params))
+                return sent_order(order, intent.client_id)
             except ccxt.BaseError as exc:
                 mapped = map_ccxt_error(exc, f"place {intent.client_id}", order=True)
                 duplicate = binance_code(exc) == DUPLICATE_CLIENT_ID_CODE
@@ -305,22 +264,44 @@ class OrderGateway:
                     raise TemporaryExchangeError(
                         f"place {intent.client_id}: not placed: gave up after {attempt} "
                         f"attempts: {mapped}") from None
-                delay_s = 0.0 if told_to_wait else self._backoff_s(
-                    mapped, attempt,
-                    self.protect_delay_s if intent.purpose in PROTECTIVE else None)
-                log.warning("place %s: retry %d %s: %s", intent.client_id, attempt,
-                            "after the exchange's wait" if told_to_wait
-                            else f"in {delay_s:.1f} s", mapped)
-                if delay_s:
-                    self._sleep(delay_s)
+                self._before_resend(intent.client_id, attempt, mapped, told_to_wait,
+                                    intent.purpose in PROTECTIVE)
         raise AssertionError("unreachable")
 
-    def _before_order_request(self) -> None:
-        """The next request places an order: the request budget counts it as one (not as read
-        weight), and `on_request_out` is armed for when it is written."""
+    def order_args(self, intent: OrderIntent) -> tuple[str, float, str | None, dict[str, Any]]:
+        """(type, amount, price, params) of ccxt's create_order for `intent`; a stop goes to
+        the algo-order endpoint (`stopLossPrice`), under our client id."""
+        symbol = intent.symbol
+        amount = float(self.exchange.amount_to_precision(symbol, intent.qty_base))
+        params: dict[str, Any] = {"clientOrderId": intent.client_id}
+        if intent.reduce_only:
+            params["reduceOnly"] = True
+        if intent.order_type is OrderType.LIMIT:
+            params["timeInForce"] = intent.time_in_force or "GTC"
+            return "limit", amount, self.exchange.price_to_precision(symbol, intent.price), params
+        if intent.order_type is OrderType.STOP_MARKET:
+            params["stopLossPrice"] = self.exchange.price_to_precision(symbol, intent.price)
+            params["workingType"] = self.working_type
+        return "market", amount, None, params
+
+    def _before_resend(self, what: str, attempt: int, doubt: ExchangeError, told_to_wait: bool,
+                       protective: bool) -> None:
+        """The back-off before sending `what` again (none after the venue's own wait, which
+        the next request's `wait.before_request` keeps)."""
+        delay_s = 0.0 if told_to_wait else self._backoff_s(
+            doubt, attempt, self.protect_delay_s if protective else None)
+        log.warning("place %s: retry %d %s: %s", what, attempt,
+                    "after the exchange's wait" if told_to_wait else f"in {delay_s:.1f} s", doubt)
+        if delay_s:
+            self._sleep(delay_s)
+
+    def _before_order_request(self, batch: bool = False) -> None:
+        """The next request places an order (`batch`: several): the request budget counts it
+        on the order counts (not as read weight), and `on_request_out` is armed for when it is
+        written."""
         budget = getattr(self.exchange, "request_budget", None)
         if budget is not None:
-            budget.order_next()
+            budget.order_next(batch)
         hook = self.on_request_out
         if hook is None:
             return

@@ -10,8 +10,11 @@ already name the symbol, and the shared rails see every symbol's positions at on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from cryptobot.brokers.live.broker import LiveBroker
 from cryptobot.engine.broker import FillHandler, OrderHandler
+from cryptobot.errors import ExchangeError
 from cryptobot.model import Candle, OrderIntent
 
 
@@ -28,6 +31,11 @@ class SymbolBroker:
     def submit(self, intent: OrderIntent) -> None:
         self._own(intent)
         self.live.submit(intent)
+
+    def submit_batch(self, intents: Sequence[OrderIntent]) -> list[ExchangeError | None]:
+        for intent in intents:
+            self._own(intent)
+        return self.live.submit_batch(intents)
 
     def cancel(self, client_id: str) -> None:
         row = self.live.state.order(client_id)

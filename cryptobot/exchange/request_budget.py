@@ -28,8 +28,9 @@ from cryptobot.spending_window import SpendingWindow
 WINDOW_MS = 10_000  # Binance's shortest order-count window
 # Binance USD-M's order counts per account (300 in 10 s, 1,200 a minute), kept under
 ORDER_WINDOWS = ((10_000, 240.0), (60_000, 1_000.0))
-# what one POST /fapi/v1/batchOrders spends of them (5 in 10 s, 1 a minute: Binance's weights)
-BATCH_ORDER_UNITS = (5.0, 1.0)
+# what one POST /fapi/v1/batchOrders spends of a window of at most 10 s (5) and of a longer
+# one (1), as Binance counts it; it weighs 5 on the IP's request weight too (ccxt's cost)
+BATCH_SHORT_WINDOW_MS, BATCH_SHORT_UNITS = 10_000, 5.0
 
 
 class RequestBudget:
@@ -41,9 +42,12 @@ class RequestBudget:
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.reads = SpendingWindow(window_ms / max(rate_limit_ms, 1e-9), window_ms)
         self.orders = tuple(SpendingWindow(count, ms) for ms, count in order_windows)
+        self._batch_units = tuple(BATCH_SHORT_UNITS if ms <= BATCH_SHORT_WINDOW_MS else 1.0
+                                  for ms, _ in order_windows)
         self._now_ms = now_ms or (lambda: time.monotonic() * 1000.0)
         self._sleep = sleep
         self._order_next: tuple[float, ...] | None = None
+        self._batch_next = False
         self.before_sleep: Callable[[], None] | None = None
         self.waited_ms = 0.0  # in all (tests, logs)
 
@@ -54,13 +58,16 @@ class RequestBudget:
 
     def order_next(self, batch: bool = False) -> None:
         """The next request places an order (`batch`: several in one request, Binance's
-        batchOrders): it spends from the order counts, not the reads'."""
-        self._order_next = BATCH_ORDER_UNITS if batch else (1.0,) * len(self.orders)
+        batchOrders): it spends from the order counts, not the reads' (a batch: from both)."""
+        self._order_next = self._batch_units if batch else (1.0,) * len(self.orders)
+        self._batch_next = batch
 
     def spend(self, cost: float | None = None) -> None:
         if self._order_next is not None:
             spending = list(zip(self.orders, self._order_next, strict=True))
-            self._order_next = None
+            if self._batch_next:  # a batch also weighs on the IP: its cost, as a read's
+                spending.append((self.reads, 1.0 if cost is None else float(cost)))
+            self._order_next, self._batch_next = None, False
         else:
             spending = [(self.reads, 1.0 if cost is None else float(cost))]
         now = self._now_ms()

@@ -1,7 +1,8 @@
 """POST /fapi/v1/batchOrders on the fake venue, answered as Binance USD-M answers it.
 
 The form field `batchOrders` is a JSON list of at most 5 orders, each with the fields of a single
-new order (values as strings; ccxt sends reduceOnly as a JSON boolean, read alike). Each order is
+new order, their values as strings: a `reduceOnly` sent as a JSON boolean (as ccxt's own
+`create_orders` writes it) is refused, as Binance refuses it in a batch. Each order is
 placed as POST /fapi/v1/order places it (fake_binance_state.py); the answer is a list, in the
 request's order, of the order as accepted or an error object {code, msg}: one order can be
 refused while the others are accepted. A malformed list refuses the whole request (-1130). The
@@ -34,6 +35,12 @@ def batch_orders(params: dict) -> list[dict]:
     return [{key: _text(value) for key, value in order.items()} for order in orders]
 
 
+def _typed_as_binance_reads(order: dict) -> None:
+    """Binance takes a batch's reduceOnly as the STRING "true" or "false" only."""
+    if "reduceOnly" in order and order["reduceOnly"] not in ("true", "false"):
+        raise BinanceReject(-1130, "Data sent for parameter 'reduceOnly' is not valid.")
+
+
 def batch_client_ids(params: dict) -> str:
     """The client ids of a batch, comma-separated ("" when unreadable or none): the fault
     trace's."""
@@ -46,9 +53,12 @@ def batch_client_ids(params: dict) -> str:
 
 
 def place_batch(state: FakeExchangeState, params: dict) -> list[dict]:
+    batch_orders(params)  # a malformed list refuses the whole request
     answers = []
-    for order in batch_orders(params):
+    for order in json.loads(params["batchOrders"]):
         try:
+            _typed_as_binance_reads(order)
+            order = {key: _text(value) for key, value in order.items()}
             check_refusal(state, order)
             answers.append(state.new_order(order))
         except BinanceReject as exc:

@@ -178,9 +178,12 @@ def test_a_batch_item_is_the_request_ccxt_writes_for_that_order(venue, tmp_path,
     broker, _ = opened(venue, tmp_path, keys)
     gateway = broker.gateway
     order_type, amount, price, params = gateway.order_args(intent)
-    assert gateway.batch_item(intent) == gateway.exchange.create_order_request(
-        intent.symbol, order_type, intent.side.value, amount, price,
-        {**params, "isAlgoOrder": False})
+    ours = gateway.batch_item(intent)
+    ccxts = gateway.exchange.create_order_request(intent.symbol, order_type, intent.side.value,
+                                                  amount, price, {**params, "isAlgoOrder": False})
+    if intent.reduce_only:  # a batch takes it as a string only
+        assert ours.pop("reduceOnly") == "true" and ccxts.pop("reduceOnly") in (True, "true")
+    assert ours == ccxts
 
 
 ANSWERS = [  # Binance USD-M order answers (newOrderRespType RESULT), as the venue words them
@@ -204,3 +207,41 @@ def test_a_batch_answer_is_read_as_ccxts_parse_reads_it(venue, tmp_path, keys, a
     exchange = broker.gateway.exchange
     assert sent_from_binance(item, "sig1-tp1") == sent_order(
         exchange.parse_order(item, exchange.market(SYMBOL)), "sig1-tp1")
+
+
+def test_both_targets_filled_at_once_are_reported_filled_never_open_after(venue, tmp_path,
+                                                                           keys):
+    """Both take-profits priced through the market (a fast rebound): the venue fills them as
+    it accepts them. Each is known by its venue id before any fill is read, so the fills read
+    for TP1 find TP2's too: TP2 ends filled, and no order is reported "open" after its fill."""
+    broker, events = opened(venue, tmp_path, keys)
+    marketable = [OrderIntent("sig1-tp1", SYMBOL, Side.SELL, OrderType.LIMIT, 0.005,
+                              OrderPurpose.TP1, 59000.0, True),
+                  OrderIntent("sig1-tp2", SYMBOL, Side.SELL, OrderType.LIMIT, 0.005,
+                              OrderPurpose.TP2, 59500.0, True)]
+    assert broker.submit_batch(marketable) == [None, None]
+    assert float(venue.state.position("BTCUSDT").qty) == 0
+    assert (stored(broker, "sig1-tp1"), stored(broker, "sig1-tp2")) == ("filled", "filled")
+    said: dict[str, list[str]] = {}
+    for event in events:
+        said.setdefault(event.intent.client_id, []).append(event.status)
+    for client_id in ("sig1-tp1", "sig1-tp2"):
+        statuses = said[client_id]
+        assert "filled" in statuses and "open" not in statuses[statuses.index("filled"):], said
+    assert calls(venue, "/fapi/v1/order", "GET") == []  # nothing looked up to find a fill
+
+
+def test_answers_out_of_the_requests_order_are_looked_up_not_matched_by_place(
+        venue, tmp_path, keys):
+    """An answer list whose items do not name the orders in the request's order is read as
+    a lost answer: each order looked up by its id, none matched to another's answer."""
+    broker, _ = opened(venue, tmp_path, keys)
+    exchange = broker.gateway.exchange
+    post = exchange.fapiPrivatePostBatchOrders
+    exchange.fapiPrivatePostBatchOrders = lambda params: list(reversed(post(params)))
+    assert broker.submit_batch(targets()) == [None, None]
+    assert on_venue(venue) == {"sig1-tp1": 1, "sig1-tp2": 1}  # placed once, not resent
+    assert (stored(broker, "sig1-tp1"), stored(broker, "sig1-tp2")) == ("open", "open")
+    by_id = {o["clientOrderId"]: str(o["orderId"]) for o in venue.state.orders.values()}
+    for client_id in ("sig1-tp1", "sig1-tp2"):  # each row holds its own order's venue id
+        assert broker.state.order(client_id).exchange_order_id == by_id[client_id]

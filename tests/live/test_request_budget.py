@@ -118,7 +118,8 @@ def test_the_gateway_sends_a_stop_at_once_when_reads_have_spent_their_window(ven
 
 
 def test_a_batch_of_orders_counts_as_binance_counts_it():
-    """POST /fapi/v1/batchOrders: 5 on the 10 s order count, 1 on the minute's; reads untouched."""
+    """POST /fapi/v1/batchOrders: 5 on the 10 s order count, 1 on the minute's, and its
+    weight (ccxt's cost) on the IP's, as a read's."""
     clock = FakeTime()
     budget = RequestBudget(50, window_ms=10_000, order_windows=((10_000, 10.0), (60_000, 8.0)),
                            now_ms=clock.now_ms, sleep=clock.sleep)
@@ -126,7 +127,10 @@ def test_a_batch_of_orders_counts_as_binance_counts_it():
     budget.spend(5)
     budget.order_next(batch=True)
     budget.spend(5)  # 10 of 10 in the window: fits
-    assert clock.slept_ms == [] and budget.reads.wait_ms(budget.capacity, clock.ms) == 0
+    assert clock.slept_ms == []
+    reads = budget.reads  # 10 of its 200 spent by the two batches
+    assert reads.wait_ms(budget.capacity - 10, clock.ms) == 0 < reads.wait_ms(
+        budget.capacity - 9, clock.ms)
     budget.order_next()
     budget.spend(4)  # an 11th in 10 s waits
     assert len(clock.slept_ms) == 1 and 0 < clock.slept_ms[0] <= 10_000
@@ -135,3 +139,17 @@ def test_a_batch_of_orders_counts_as_binance_counts_it():
         budget.order_next(batch=True)
         budget.spend(5)
     assert len(clock.slept_ms) == 1
+
+
+def test_a_batch_fits_order_windows_other_than_binances_two():
+    """A configured third window (or one) takes a batch as Binance would: 5 on a window of
+    at most 10 s, 1 on a longer one."""
+    clock = FakeTime()
+    budget = RequestBudget(50, order_windows=((1_000, 5.0), (10_000, 9.0), (60_000, 3.0)),
+                           now_ms=clock.now_ms, sleep=clock.sleep)
+    budget.order_next(batch=True)
+    budget.spend(5)
+    assert clock.slept_ms == []
+    budget.order_next()
+    budget.spend(4)  # a 6th on the 1 s window waits for it
+    assert len(clock.slept_ms) == 1 and 0 < clock.slept_ms[0] <= 1_000

@@ -3,11 +3,12 @@
 Each order is checked as `submit` checks it (reconciled first; an earlier send of its client id
 looked up, never sent twice; lot and tick rounded) and written "pending" before the request
 goes out; the gateway sends them together (gateway_batch.py) and answers per order, in order.
-Each answer is then handled as `submit`'s own: accepted, its row "open", reported with what
-executed at once (and its fills read); refused, its row "rejected" and the refusal returned
-(the stop still protects: the engine lets the trade ride it); its outcome unknown, the row
-stays "pending" for a look-up before any resend, and reconciliation is brought forward. One
-order left to send goes as a plain order; anything else than reduce-only limits, in turn.
+Each answer is then handled as `submit`'s own: accepted, its row "open" (all of them first,
+each with its venue id), then reported with what executed at once (and its fills read);
+refused, its row "rejected" and the refusal returned (the stop still protects: the engine lets
+the trade ride it); its outcome unknown, the row stays "pending" for a look-up before any
+resend, and reconciliation is brought forward. One order left to send goes as a plain order;
+anything else than reduce-only limits, in turn.
 
 A base class of `LiveBroker` (broker.py), which provides the attributes below; `_accepted`,
 what follows an accepting answer, serves its single orders too.
@@ -94,7 +95,7 @@ class LiveBatches:
         refusals: list[ExchangeError | None] = []
         for intent, answer in zip(intents, answers, strict=True):
             if isinstance(answer, SentOrder):
-                self._accepted(intent, answer)
+                self._marked_open(intent, answer)
                 refusals.append(None)
                 continue
             if isinstance(answer, OrderRejectedError):
@@ -103,15 +104,31 @@ class LiveBatches:
             elif isinstance(answer, TemporaryExchangeError):
                 self.reconcile_soon()  # outcome unknown: the pending row is looked up there
             refusals.append(answer)
+        # Every accepted order is known by its venue id before any is reported: the fills
+        # read for one may be another's (both targets marketable at once), and one whose
+        # fills were read so is done, not reported "open" after them.
+        for intent, answer in zip(intents, answers, strict=True):
+            if isinstance(answer, SentOrder) and self._still_open(intent.client_id):
+                self._reported_open(intent, answer)
         return refusals
 
+    def _still_open(self, client_id: str) -> bool:
+        row = self.state.order(client_id)
+        return row is not None and row.status == "open"
+
     def _accepted(self, intent: OrderIntent, sent: SentOrder) -> None:
-        """The venue's answer accepted the order (one sent alone or in a batch): its row says
-        so, the engine is told with what executed (protected now, by the engine's stop, before
-        its fills are read), and the fills of what may have filled at once are read."""
+        """The venue's answer accepted the order (one sent alone): its row says so, the engine
+        is told with what executed (protected now, by the engine's stop, before its fills are
+        read), and the fills of what may have filled at once are read."""
+        self._marked_open(intent, sent)
+        self._reported_open(intent, sent)
+
+    def _marked_open(self, intent: OrderIntent, sent: SentOrder) -> None:
         self.on_step(f"after_send:{intent.purpose.value}")
         self.state.update_order(intent.client_id, self.clock.now_ms(), status="open",
                                 exchange_order_id=sent.exchange_order_id)
+
+    def _reported_open(self, intent: OrderIntent, sent: SentOrder) -> None:
         self.report_order(intent, "open", filled_qty=sent.filled_qty)
         if intent.order_type is OrderType.MARKET or intent.time_in_force == "IOC" \
                 or sent.filled_qty > 0:

@@ -116,8 +116,11 @@ class BatchPlacement:
                 continue
             refusal = ccxt.ExchangeError(f"{self.exchange.id} {json.dumps(item)}")
             mapped = map_ccxt_error(refusal, f"place {intent.client_id}", order=True)
-            if not isinstance(mapped, ExchangeError):
-                raise mapped from None
+            if not isinstance(mapped, ExchangeError):  # the key refused for this order only:
+                # the others' answers stand; its outcome is left to reconciliation, which
+                # meets the key's refusal itself
+                answers[index] = TemporaryExchangeError(str(mapped))
+                continue
             duplicate = binance_code(refusal) == DUPLICATE_CLIENT_ID_CODE
             if not (duplicate or isinstance(mapped, TemporaryExchangeError)):
                 answers[index] = mapped  # this order refused; the others stand
@@ -136,20 +139,26 @@ class BatchPlacement:
         if not isinstance(items, list) or len(items) != len(intents):  # unreadable: each order
             raise ccxt.NetworkError(  # is looked up, as after a lost answer
                 f"batchOrders answered {len(items or ())} items for {len(intents)} orders")
+        for intent, item in zip(intents, items, strict=True):
+            if not isinstance(item, dict) or ("code" not in item and item.get(
+                    "clientOrderId") != intent.client_id):  # not in the request's order
+                raise ccxt.NetworkError(f"batchOrders answered {item!r} in the place of "
+                                        f"{intent.client_id}")
         return items
 
     def batch_item(self, intent: OrderIntent) -> dict[str, Any]:
         """One limit order of a batch, as ccxt's `create_order_request` writes it for
         `order_args` (tests hold the two equal), without its per-call option handling (~0.1 ms
-        an order, as much as the rest of the request's own work)."""
+        an order, as much as the rest of the request's own work), but for `reduceOnly`:
+        Binance reads a batch's values as strings, and refuses its JSON boolean."""
         symbol = intent.symbol
         item: dict[str, Any] = {
             "symbol": self.exchange.market(symbol)["id"], "side": intent.side.value.upper(),
             "newClientOrderId": intent.client_id, "newOrderRespType": "RESULT", "type": "LIMIT",
             "quantity": self.exchange.amount_to_precision(symbol, intent.qty_base),
             "price": self.exchange.price_to_precision(symbol, intent.price)}
-        if intent.reduce_only:
-            item["reduceOnly"] = True
+        if intent.reduce_only:  # a STRING in a batch (a JSON boolean is refused there)
+            item["reduceOnly"] = "true"
         item["timeInForce"] = intent.time_in_force or "GTC"
         return item
 

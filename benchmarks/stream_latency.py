@@ -25,21 +25,22 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from cryptobot.brokers.paper import PaperBroker
-from cryptobot.clock import SimClock
-from cryptobot.config import load_settings
-from cryptobot.data import CandleAggregator, load_market_data
-from cryptobot.engine.gate import PassThroughGate
-from cryptobot.engine.loop import Engine
-from cryptobot.engine.risk import NeverEngaged
-from cryptobot.exchange.binance import BinanceUsdmStream
-from cryptobot.exchange.replay import CandleColumns, binance_kline_message
-from cryptobot.runners.stream_session import advance_sim_clock
-from cryptobot.strategy.loading import load_strategy
-
+# this checkout's code and its fake venue together (not an installed cryptobot beside them)
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
 from benchmarks.stream_memory import NullRecorder, rss_over_replay  # noqa: E402
+from cryptobot.brokers.paper import PaperBroker  # noqa: E402
+from cryptobot.clock import SimClock  # noqa: E402
+from cryptobot.config import load_settings  # noqa: E402
+from cryptobot.data import CandleAggregator, load_market_data  # noqa: E402
+from cryptobot.engine.gate import PassThroughGate  # noqa: E402
+from cryptobot.engine.loop import Engine  # noqa: E402
+from cryptobot.engine.risk import NeverEngaged  # noqa: E402
+from cryptobot.exchange.binance import BinanceUsdmStream  # noqa: E402
+from cryptobot.exchange.replay import CandleColumns, binance_kline_message  # noqa: E402
+from cryptobot.runners.stream_session import advance_sim_clock  # noqa: E402
+from cryptobot.strategy.loading import load_strategy  # noqa: E402
 
 SYMBOL = "BTC/USDT:USDT"
 

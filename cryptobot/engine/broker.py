@@ -58,7 +58,7 @@ def client_id(signal_id: str, leg: str) -> str:
 
 
 def signal_of(client_id: str) -> str:
-    """`<signal_id>-<leg>` -> signal_id."""
+    """`<signal_id>-<leg>` -> signal_id (signal ids may hold dashes, legs do not)."""
     return client_id.rsplit("-", 1)[0]
 
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from cryptobot.engine.broker import signal_of
 from cryptobot.engine.open_trade import EXIT_PURPOSES, exit_leg
 from cryptobot.engine.recorder import OrderEvent
 from cryptobot.model import (
@@ -129,11 +130,6 @@ def stop_number(client_id: str) -> int:
     """`<signal>-stop7` -> 7 (other legs: 0), so a restored trade never reuses a stop's id."""
     leg = client_id.rsplit("-", 1)[-1]
     return int(leg[4:]) if leg.startswith("stop") and leg[4:].isdigit() else 0
-
-
-def signal_of(client_id: str) -> str:
-    """`<signal>-<leg>` -> the signal id (signal ids may hold dashes, legs do not)."""
-    return client_id.rsplit("-", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,6 +60,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--live-orders", type=int, default=1000, help="0: no live part")
     args = parser.parse_args()
+    if args.messages < 1 or args.live_orders < 0:  # a replay of none would never reach its end
+        parser.error("--messages must be at least 1 and --live-orders at least 0")
     market = load_market_data(ROOT / "data" / "btc_2024-08_crash", SYMBOL)
     interval_ms = market.base_interval_ms
     candles = list(CandleColumns.from_frame(market.candles, interval_ms))

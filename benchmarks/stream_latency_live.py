@@ -323,8 +323,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="order latency through the live stack")
+    parser.add_argument("orders", type=int, nargs="?", default=50,
+                        help="at least this many accepted orders (50)")
+    wanted = parser.parse_args().orders
+    if wanted < 1:
+        parser.error(f"orders {wanted}: at least 1")
     started = time.perf_counter()
-    result = live_latencies_us(int(sys.argv[1]) if len(sys.argv) > 1 else 50)
+    result = live_latencies_us(wanted)
     print(f"{result.count()} orders, {result.sessions} sessions, "
           f"{time.perf_counter() - started:.1f}s; p50 / p99 ms")
     floors = floors_us()

@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 
 from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.gateway_batch import MAX_BATCH_ORDERS
-from cryptobot.brokers.live.order_shape import rounded
 from cryptobot.brokers.live.sent_order import SentOrder
 from cryptobot.brokers.live.state import LiveState, PlannedPosition
 from cryptobot.clock import Clock
@@ -28,7 +27,6 @@ from cryptobot.engine.broker import signal_of
 from cryptobot.errors import (
     ExchangeError,
     OrderRejectedError,
-    ReconciliationError,
     TemporaryExchangeError,
 )
 from cryptobot.model import OrderIntent, OrderType
@@ -37,7 +35,6 @@ from cryptobot.model import OrderIntent, OrderType
 class LiveBatches:
     """`submit_batch` of `LiveBroker` (see the module docstring)."""
 
-    ready: bool
     state: LiveState
     gateway: OrderGateway
     clock: Clock
@@ -45,14 +42,12 @@ class LiveBatches:
 
     def submit(self, intent: OrderIntent) -> None: ...
 
-    def reference_price(self, symbol: str) -> float: ...
-
     def reconcile_soon(self) -> None: ...
 
     def report_order(self, intent: OrderIntent, status: str, detail: str = "",
                      filled_qty: float | None = None) -> None: ...
 
-    def _already_placed(self, intent: OrderIntent) -> bool: ...
+    def _sendable(self, intent: OrderIntent) -> OrderIntent | None: ...
 
     def _send(self, intent: OrderIntent, planned: PlannedPosition | None = None
               ) -> SentOrder: ...
@@ -69,12 +64,9 @@ class LiveBatches:
         to_send: list[tuple[int, OrderIntent]] = []
         for index, intent in enumerate(intents):
             try:
-                if not self.ready:
-                    raise ReconciliationError(
-                        f"{intent.client_id}: not sent: the bot refuses to trade until "
-                        "reconciliation with the exchange succeeds")
-                if not self._already_placed(intent):
-                    to_send.append((index, rounded(self.gateway, intent, self.reference_price)))
+                sendable = self._sendable(intent)
+                if sendable is not None:
+                    to_send.append((index, sendable))
             except ExchangeError as exc:
                 refusals[index] = exc
         if len(to_send) == 1:

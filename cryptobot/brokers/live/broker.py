@@ -117,14 +117,10 @@ class LiveBroker(LiveFills, LiveBatches):
         self._fill_handlers[symbol], self._order_handlers[symbol] = on_fill, on_order
 
     def submit(self, intent: OrderIntent) -> None:
-        if not self.ready:
-            raise ReconciliationError(
-                f"{intent.client_id}: not sent: the bot refuses to trade until reconciliation "
-                "with the exchange succeeds")
-        if self._already_placed(intent):
-            return  # an earlier attempt did reach the venue: never send it twice
-        intent = rounded(self.gateway, intent, self.reference_price)
-        planned = None
+        sendable = self._sendable(intent)
+        if sendable is None:
+            return
+        intent, planned = sendable, None
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
             check_entry_rails(self, intent)
             planned = self._planned_position(intent)
@@ -134,6 +130,18 @@ class LiveBroker(LiveFills, LiveBatches):
             self._send_stop(intent)
         else:
             self._send(intent, planned)
+
+    def _sendable(self, intent: OrderIntent) -> OrderIntent | None:
+        """The order lot- and tick-rounded, to send; None when an earlier attempt under its
+        client id reached the venue (never sent twice). Refused until reconciliation has
+        succeeded."""
+        if not self.ready:
+            raise ReconciliationError(
+                f"{intent.client_id}: not sent: the bot refuses to trade until reconciliation "
+                "with the exchange succeeds")
+        if self._already_placed(intent):
+            return None
+        return rounded(self.gateway, intent, self.reference_price)
 
     def cancel(self, client_id: str) -> None:
         """Cancel a working order; a cancel the venue did not answer is logged and left to the

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from cryptobot.config import MacroSettings
 from cryptobot.macro.calendars import MARKETS
 from cryptobot.macro.findings import STALE_STATE, Findings
@@ -132,7 +130,7 @@ def _spread_sentence(oas: TrendReading, state: str | None, problem: str | None,
 
 def _describe_trend(reading: TrendReading, trend: str | None, settings: MacroSettings,
                     found: Findings, key: str) -> tuple[str | None, str | None]:
-    age = trading_days_between(np.datetime64(reading.observation_date), found.now_ms, MARKETS)
+    age = trading_days_between(reading.observation_date, found.now_ms, MARKETS)
     item: dict[str, Any] = {
         **reading.describe(), "sma_fast": reading.sma_fast, "sma_slow": reading.sma_slow,
         "sma_fast_change": reading.sma_fast_change, "value_change": reading.value_change,

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from cryptobot.clock import DAY_MS
-from cryptobot.macro.publication import day_start_ms
+from cryptobot.macro.publication import date_start_ms
 
 UNKNOWN = "unknown"  # a state or trend without the data to tell it
 STALE_STATE = "stale"  # a state or trend from data too old to be current
@@ -32,4 +30,4 @@ class Findings:
         self.reasons.append(f"{name} unused: {why}")
 
     def age_days(self, observation_date: str) -> float:
-        return round((self.now_ms - day_start_ms(np.datetime64(observation_date))) / DAY_MS, 2)
+        return round((self.now_ms - date_start_ms(observation_date)) / DAY_MS, 2)

@@ -13,6 +13,8 @@ optional: too old or missing, they are "unused" and the gate decides without the
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from cryptobot.clock import iso_utc
@@ -37,9 +39,13 @@ def qt_state(walcl: WalclReading, settings: MacroSettings) -> str | None:
 def official_qt(now_ms: int, settings: MacroSettings) -> tuple[bool, str]:
     """Whether an official runoff period holds the New York date of `now_ms`, and a phrase
     that names the period (or the end of the last one)."""
-    today = ny_date(now_ms)
+    return _official_qt(ny_date(now_ms), settings.qt_periods)
+
+
+@lru_cache(maxsize=256)
+def _official_qt(today: np.datetime64, periods: tuple[tuple[str, str], ...]) -> tuple[bool, str]:
     ended = None
-    for start, end in settings.qt_periods:
+    for start, end in periods:
         if np.datetime64(start) <= today < np.datetime64(end):
             return True, f"running since {start} (official dates)"
         if np.datetime64(end) <= today:
@@ -162,7 +168,7 @@ def judge_repo(snapshot: MacroSnapshot, settings: MacroSettings, loaded: bool,
                         if not loaded else "no SOFR and IORB of one date published by "
                         f"{iso_utc(found.now_ms)}")
         return None
-    age = trading_days_between(np.datetime64(repo.observation_date), found.now_ms, FED)
+    age = trading_days_between(repo.observation_date, found.now_ms, FED)
     found.inputs["repo"] = {
         "spread_bps": repo.value, "observation_date": repo.observation_date,
         "published_utc": iso_utc(repo.published_ms), "range_median_bps": repo.range_median_bps,

@@ -7,11 +7,12 @@ Wednesday before Thanksgiving is published on Friday, not on the holiday.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from cryptobot.clock import DAY_MS
+from cryptobot.clock import DAY_MS, HOUR_MS
 from cryptobot.macro.calendars import business_days
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -55,13 +56,32 @@ def day_start_ms(day: np.datetime64) -> int:
     return int(day.astype("datetime64[D]").astype(np.int64)) * DAY_MS
 
 
+@lru_cache(maxsize=4096)
+def date_start_ms(observation_date: str) -> int:
+    """00:00 UTC of a YYYY-MM-DD observation date (worked out once per date: the gate asks at
+    every signal for the same few)."""
+    return day_start_ms(np.datetime64(observation_date))
+
+
 def ny_date(ts_ms: int) -> np.datetime64:
-    """The calendar date in New York at `ts_ms`."""
-    local = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).astimezone(NEW_YORK)
+    """The calendar date in New York at `ts_ms`. New York is a whole number of hours behind
+    UTC and moves its clocks at whole UTC hours, so one UTC hour lies in one New York date:
+    it is worked out once per hour."""
+    return _ny_date_of_hour(ts_ms // HOUR_MS)
+
+
+@lru_cache(maxsize=256)
+def _ny_date_of_hour(hour: int) -> np.datetime64:
+    local = datetime.fromtimestamp(hour * HOUR_MS / 1000, tz=UTC).astimezone(NEW_YORK)
     return np.datetime64(local.date(), "D")
 
 
-def trading_days_between(earlier: np.datetime64, ts_ms: int, calendar: str) -> int:
-    """Business days from an observation date to the New York date of `ts_ms`."""
-    return int(np.busday_count(earlier.astype("datetime64[D]"), ny_date(ts_ms),
+def trading_days_between(observation_date: str, ts_ms: int, calendar: str) -> int:
+    """Business days from an observation date (YYYY-MM-DD) to the New York date of `ts_ms`."""
+    return _business_days_between(observation_date, ny_date(ts_ms), calendar)
+
+
+@lru_cache(maxsize=4096)
+def _business_days_between(observation_date: str, until: np.datetime64, calendar: str) -> int:
+    return int(np.busday_count(np.datetime64(observation_date, "D"), until,
                                busdaycal=business_days(calendar)))

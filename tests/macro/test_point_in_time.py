@@ -141,7 +141,7 @@ def test_spread_before_good_friday_is_published_after_it(bundled_history):
     ("2024-10-11", "2024-10-15T12:00:00Z", FED, 1),  # ... the Fed closed
 ])
 def test_trading_day_ages_skip_holidays(observed, asof, calendar, age):
-    assert trading_days_between(np.datetime64(observed), parse_utc(asof), calendar) == age
+    assert trading_days_between(observed, parse_utc(asof), calendar) == age
 
 
 def test_the_market_calendar_matches_every_hyg_close():
@@ -190,3 +190,27 @@ def test_readings_made_once_per_row_are_the_rows_read_afresh(bundled_history):
         remembered = bundled_history.snapshot_at(now_ms)
         assert remembered == expected, now_ms
         assert evaluate(remembered, settings) == evaluate(expected, settings)
+
+
+def test_dates_worked_out_once_are_those_worked_out_afresh():
+    """New York dates (kept per UTC hour) and business-day ages (kept per date pair) equal
+    the ones worked out at each moment, over the DST switches and their hours' edges."""
+    from datetime import UTC, datetime
+
+    from cryptobot.clock import HOUR_MS
+    from cryptobot.macro.publication import NEW_YORK, ny_date
+
+    rng = np.random.default_rng(11)
+    moments = rng.integers(parse_utc("2023-01-01"), parse_utc("2025-12-31"), 400).tolist()
+    for switch in ("2024-03-10T07:00:00Z", "2024-11-03T06:00:00Z", "2025-03-09T07:00:00Z",
+                   "2024-08-05T04:00:00Z", "2024-12-06T05:00:00Z"):  # and New York midnights
+        at = parse_utc(switch)
+        moments += [at + d for d in (-HOUR_MS, -1, 0, 1, HOUR_MS - 1, HOUR_MS)]
+    for ts_ms in moments:
+        local = datetime.fromtimestamp(ts_ms / 1000, tz=UTC).astimezone(NEW_YORK)
+        assert ny_date(ts_ms) == np.datetime64(local.date(), "D"), ts_ms
+        observed = str(np.datetime64(local.date(), "D") - int(rng.integers(0, 40)))
+        for calendar in (FED, MARKETS):
+            assert trading_days_between(observed, ts_ms, calendar) == int(np.busday_count(
+                np.datetime64(observed), np.datetime64(local.date(), "D"),
+                busdaycal=business_days(calendar))), (observed, ts_ms, calendar)

@@ -22,6 +22,7 @@ from cryptobot.brokers.live.symbol_broker import symbol_brokers
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.config import Settings
 from cryptobot.engine.account import HOUR_MS, Account
+from cryptobot.engine.gate import DecisionsAhead
 from cryptobot.engine.loop import Engine
 from cryptobot.engine.market_rules import load_market_rules
 from cryptobot.engine.portfolio import Portfolio
@@ -40,7 +41,9 @@ def build_portfolio(settings: Settings, broker: LiveBroker, recorder: SessionRec
     account (equity, day, kill switch, portfolio caps) and one macro gate for all."""
     from cryptobot.macro import build_gate
 
-    gate = build_gate(settings, LiveClock())  # the macro caches age by the wall clock
+    # the macro caches age by the wall clock; decisions for the next signal close are made
+    # between events (DecisionsAhead)
+    gate = DecisionsAhead(build_gate(settings, LiveClock()))
     account = Account(settings, gate, recorder, kill_switch)
     views = symbol_brokers(broker, settings.market.symbols)
     engines = []

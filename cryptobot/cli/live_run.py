@@ -321,6 +321,7 @@ async def _trade(run: SessionRun, portfolio: Portfolio, broker: LiveBroker, venu
         collector = CollectBetweenEvents()  # the collector's passes between events
 
         def between_events() -> None:  # what no order may wait on, once they are out
+            portfolio.decide_gate_ahead()
             collector.collect_due()
             broker.state.checkpoint_if_due()
 

@@ -22,7 +22,7 @@ from cryptobot.data.resample import CandleAggregator
 from cryptobot.engine.account import Account
 from cryptobot.engine.broker import Broker, client_id
 from cryptobot.engine.evidence import SpikeWindow, evidence_refusal, measure_evidence
-from cryptobot.engine.gate import Gate
+from cryptobot.engine.gate import DecisionsAhead, Gate
 from cryptobot.engine.market_rules import MarketRules
 from cryptobot.engine.market_view import KnownMarket, MarketView, signal_interval_ms
 from cryptobot.engine.open_trade import (
@@ -132,6 +132,13 @@ class Engine(EngineTrades, EngineRestart):
         now = self.clock.now_ms() if now_ms is None else now_ms
         self.account.roll_day(now)
         self._protect()
+
+    def decide_gate_ahead(self) -> None:
+        """Between events (live): the gate's decision for the next signal candle's close, made
+        now, so that an entry then does not wait on it (a gate that can: DecisionsAhead)."""
+        if isinstance(self.gate, DecisionsAhead):
+            now, interval = self.clock.now_ms(), self.signal_interval_ms
+            self.gate.decide_ahead(now - now % interval + interval)
 
     def on_base_candle(self, candle: Candle) -> None:
         now = self.clock.now_ms()
@@ -258,7 +265,7 @@ class Engine(EngineTrades, EngineRestart):
             if isinstance(decision, Enter):
                 self._enter(decision, candle)
             elif isinstance(decision, Reject):
-                gate = self._gate_for_signal()
+                gate = self._gate_for_signal(candle)
                 self._record_signal(Signal(
                     decision.signal_id, self.symbol, decision.spike_ms, self.clock.now_ms(),
                     SignalStatus.REJECTED, decision.reason, dict(decision.metrics),
@@ -274,8 +281,11 @@ class Engine(EngineTrades, EngineRestart):
             liquidations=self.market.liquidations)
         return decisions_of(self.strategy, ctx)
 
-    def _gate_for_signal(self) -> GateDecision:
-        decision = self.gate.decide(self.clock.now_ms())
+    def _gate_for_signal(self, candle: Candle) -> GateDecision:
+        """The gate's decision at the signal candle's close: what was published by then. The
+        clock reads that moment in a backtest; live, the candle's frame comes later, and the
+        decision for the close is made before it comes (`decide_gate_ahead`)."""
+        decision = self.gate.decide(candle.ts_close_ms)
         self.recorder.gate_decision(decision, "signal")
         return decision
 
@@ -300,7 +310,7 @@ class Engine(EngineTrades, EngineRestart):
 
     def _enter(self, decision: Enter, candle: Candle) -> None:
         now = self.clock.now_ms()
-        gate = self._gate_for_signal()
+        gate = self._gate_for_signal(candle)
         metrics = dict(decision.metrics)
         evidence = self._evidence(decision.spike_ms, metrics, decision.side, gate)
         reason = (self._entry_blocker(gate, decision)

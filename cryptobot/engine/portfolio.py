@@ -62,6 +62,12 @@ class Portfolio:
         for engine in self.engines.values():
             engine.on_time(now_ms)
 
+    def decide_gate_ahead(self) -> None:
+        """Between events (live): the gate's decisions for the next signal closes (see
+        Engine.decide_gate_ahead)."""
+        for engine in self.engines.values():
+            engine.decide_gate_ahead()
+
     def finish(self) -> None:
         self.account.finish(self.clock.now_ms())
 

@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from cryptobot.clock import SimClock
 from cryptobot.logs import configure_logging
 from cryptobot.store import open_store
 from tests.live.conftest import TEST_KEY, TEST_SECRET
@@ -197,3 +198,46 @@ def test_a_signal_and_its_gate_decision_are_recorded_once_its_entry_is_out(
     run_id = store.resolve_run(None)
     assert [s.status for s, _ in store.signals(run_id)] == [
         s.status for s in outcome.run.engine.signals]
+
+
+def test_an_entry_uses_the_gate_decision_made_for_its_close_before_its_frame(
+        tmp_path, keys, order_server, monkeypatch):
+    """With closing frames 400 ms after their candles' closes, as a live venue sends them: the
+    entered signal's gate decision, for its candle's close, was made between events, before
+    that candle's frame came (cryptobot/engine/gate.py's DecisionsAhead), and it is the
+    decision a fresh gate makes for that moment."""
+    from cryptobot.exchange.binance import BinanceUsdmStream
+    from cryptobot.macro import MacroGate, build_gate
+
+    happened: list[tuple[str, int]] = []
+    decide, parse = MacroGate.decide, BinanceUsdmStream.parse
+
+    def deciding(self, now_ms):
+        happened.append(("decided", now_ms))
+        return decide(self, now_ms)
+
+    def parsing(self, raw):
+        parsed = parse(self, raw)
+        happened.extend(("frame", event.ts_close_ms) for event in parsed.events
+                        if hasattr(event, "ts_close_ms"))
+        return parsed
+
+    monkeypatch.setattr(MacroGate, "decide", deciding)
+    monkeypatch.setattr(BinanceUsdmStream, "parse", parsing)
+    settings = settings_from(write_live_config(tmp_path))
+    window = load_window(settings, START, "2024-08-04T19:00:00Z")
+    server = order_server(window.price_before, window.start_ms)
+    outcome, printed = asyncio.run(run_loopback_session(settings, keys, window, server,
+                                                        frame_delay_ms=400))
+    entered = [s for s in outcome.run.engine.signals if str(s.status) == "entered"]
+    assert entered, printed[-2000:]
+    store = open_store(settings.store.url)
+    decisions = {d.ts_ms: d for d, trigger in store.gate_decisions(store.resolve_run(None))
+                 if trigger == "signal"}
+    for signal in entered:
+        close_ms = signal.decided_ms  # the replay's clock reads the candle's close
+        assert close_ms in decisions, (signal, sorted(decisions))
+        assert happened.index(("decided", close_ms)) < happened.index(("frame", close_ms))
+        fresh = build_gate(settings, SimClock(close_ms)).decide(close_ms)
+        assert (decisions[close_ms].action, decisions[close_ms].reasons) == (
+            fresh.action, fresh.reasons)

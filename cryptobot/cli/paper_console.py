@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -66,7 +67,9 @@ class ConsoleRecorder:
         self.heartbeat = heartbeat
         self.verbose = verbose  # every order event (else a stop's moves in one line a trade)
         self._stop_moves = StopMoves()
-        self._held: list[tuple[str, dict[str, Any]]] | None = [] if commit_per_event else None
+        # lines held until the commit (a heartbeat's: written then, see signal_candle)
+        self._held: list[tuple[str | Callable[[], str], dict[str, Any]]] | None = (
+            [] if commit_per_event else None)
         self.position_qty = 0.0  # signed: negative for a short
         self.entry_price = 0.0
         self.gate_action = "-"
@@ -96,7 +99,7 @@ class ConsoleRecorder:
             flush()
         held, self._held = self._held, []
         for text, options in held:
-            self.console.print(text, **options)
+            self.console.print(text if isinstance(text, str) else text(), **options)
 
     def _say(self, text: str, **options: Any) -> None:
         self._held_moves()
@@ -107,9 +110,10 @@ class ConsoleRecorder:
         for ts_ms, text in self._stop_moves.pending():
             self._print(f"STOP   {_minute(ts_ms)} {escape(text)}")
 
-    def _print(self, text: str, **options: Any) -> None:
+    def _print(self, text: str | Callable[[], str], **options: Any) -> None:
+        """Print `text` (or the line it writes), or hold it until the commit."""
         if self._held is None:
-            self.console.print(text, **options)
+            self.console.print(text if isinstance(text, str) else text(), **options)
         else:
             self._held.append((text, options))
 
@@ -178,8 +182,17 @@ class ConsoleRecorder:
     def signal_candle(self, symbol: str, candle: Candle) -> None:
         self.inner.signal_candle(symbol, candle)
         self.heartbeats += 1
-        if self.heartbeat:
-            self._print(self.heartbeat_line(candle, symbol), highlight=False)
+        if self.heartbeat:  # held, the line is written at the commit (once the candle's
+            # orders are out) from what it shows as of now; its OI samples stay kept
+            gate, position = self.gate_action, self.position_text(
+                symbol if self._several_symbols else "")
+            self._print(lambda: self._heartbeat_text(candle, symbol, gate, position),
+                        highlight=False)
+
+    def _heartbeat_text(self, candle: Candle, symbol: str, gate: str, position: str) -> str:
+        named = f"{symbol} " if self._several_symbols and symbol else ""
+        return (f"{_minute(candle.ts_close_ms)} {named}close {candle.close:,.1f}  "
+                f"OI {self._oi_change(candle, symbol)}  gate {gate}  {position}")
 
     def open_interest(self, symbol: str, sample: OpenInterest) -> None:
         self.inner.open_interest(symbol, sample)
@@ -192,12 +205,6 @@ class ConsoleRecorder:
             self.alive.finish(str(summary.get("stopped_early") or "finished"))
 
     # --- the heartbeat -----------------------------------------------------------------
-    def heartbeat_line(self, candle: Candle, symbol: str = "") -> str:
-        named = f"{symbol} " if self._several_symbols and symbol else ""
-        return (f"{_minute(candle.ts_close_ms)} {named}close {candle.close:,.1f}  "
-                f"OI {self._oi_change(candle, symbol)}  gate {self.gate_action}  "
-                f"{self.position_text(symbol if self._several_symbols else '')}")
-
     def position_text(self, symbol: str = "") -> str:
         """The position held (of `symbol`, in a run of several symbols)."""
         qty, entry = self.positions.get(symbol, (0.0, 0.0)) if symbol else (

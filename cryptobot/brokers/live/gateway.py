@@ -31,6 +31,7 @@ from typing import Any
 import ccxt
 
 from cryptobot.brokers.live.gateway_batch import BatchPlacement
+from cryptobot.brokers.live.order_request import order_request, post_order
 from cryptobot.brokers.live.sent_order import LOOKED_UP_FAST, PROTECTIVE, SentOrder, sent_order
 from cryptobot.brokers.live.venue_wait import VenueWait
 from cryptobot.clock import Clock, LiveClock
@@ -241,15 +242,16 @@ class OrderGateway(BatchPlacement):
 
     def place(self, intent: OrderIntent) -> SentOrder:
         """Send; resend only what the venue surely has not got (see the module's docstring)."""
-        order_type, amount, price, params = self.order_args(intent)
+        try:
+            request = self.order_request(intent)
+        except ccxt.BaseError as exc:
+            raise map_ccxt_error(exc, f"place {intent.client_id}", order=True) from None
         for attempt in range(1, self.attempts + 1):
             self.wait.before_request(f"place {intent.client_id}")
             try:
                 self.sends += 1
                 self._before_order_request()
-                order = self.exchange.create_order(intent.symbol, order_type, intent.side.value,
-                                                   amount, price, dict(params))
-                return sent_order(order, intent.client_id)
+                return post_order(self.exchange, intent, request)
             except ccxt.BaseError as exc:
                 mapped = map_ccxt_error(exc, f"place {intent.client_id}", order=True)
                 duplicate = binance_code(exc) == DUPLICATE_CLIENT_ID_CODE
@@ -268,21 +270,10 @@ class OrderGateway(BatchPlacement):
                                     intent.purpose in PROTECTIVE)
         raise AssertionError("unreachable")
 
-    def order_args(self, intent: OrderIntent) -> tuple[str, float, str | None, dict[str, Any]]:
-        """(type, amount, price, params) of ccxt's create_order for `intent`; a stop goes to
-        the algo-order endpoint (`stopLossPrice`), under our client id."""
-        symbol = intent.symbol
-        amount = float(self.exchange.amount_to_precision(symbol, intent.qty_base))
-        params: dict[str, Any] = {"clientOrderId": intent.client_id}
-        if intent.reduce_only:
-            params["reduceOnly"] = True
-        if intent.order_type is OrderType.LIMIT:
-            params["timeInForce"] = intent.time_in_force or "GTC"
-            return "limit", amount, self.exchange.price_to_precision(symbol, intent.price), params
-        if intent.order_type is OrderType.STOP_MARKET:
-            params["stopLossPrice"] = self.exchange.price_to_precision(symbol, intent.price)
-            params["workingType"] = self.working_type
-        return "market", amount, None, params
+    def order_request(self, intent: OrderIntent) -> dict[str, Any]:
+        """`intent`'s request, as ccxt's create_order writes it (order_request.py); a stop goes
+        to the algo-order endpoint, under our client id."""
+        return order_request(self.exchange, intent, self.working_type)
 
     def _before_resend(self, what: str, attempt: int, doubt: ExchangeError, told_to_wait: bool,
                        protective: bool) -> None:

@@ -33,6 +33,7 @@ import ccxt
 from cryptobot.brokers.live.gateway_batch import BatchPlacement
 from cryptobot.brokers.live.order_request import order_request, post_order
 from cryptobot.brokers.live.sent_order import LOOKED_UP_FAST, PROTECTIVE, SentOrder, sent_order
+from cryptobot.brokers.live.tick_rounding import TickRounding
 from cryptobot.brokers.live.venue_wait import VenueWait
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.errors import (
@@ -67,6 +68,7 @@ class OrderGateway(BatchPlacement):
                  clock: Clock | None = None, protect_delay_s: float | None = None) -> None:
         """`clock`: the time `sleep` moves (the venue's waits are measured on it)."""
         self.exchange = exchange
+        self.rounding = TickRounding(exchange)  # ccxt's lot and tick rounding, leaner
         self.working_type = working_type
         self.attempts = attempts
         self.base_delay_s = base_delay_s
@@ -208,12 +210,12 @@ class OrderGateway(BatchPlacement):
         lot is that lot (0.011 - 0.005 is 0.005999999999999999: a stop for 0.006, not 0.005),
         as the engine's `MarketRules.round_qty_down` counts it."""
         try:
-            return float(self.exchange.amount_to_precision(symbol, qty_base * (1 + 1e-9)))
+            return float(self.rounding.amount(symbol, qty_base * (1 + 1e-9)))
         except ccxt.InvalidOrder:
             return 0.0
 
     def round_price(self, symbol: str, price: float) -> float:
-        return float(self.exchange.price_to_precision(symbol, price))
+        return float(self.rounding.price(symbol, price))
 
     def min_notional_usdt(self, symbol: str) -> float:
         limits = self.exchange.market(symbol).get("limits") or {}
@@ -273,7 +275,7 @@ class OrderGateway(BatchPlacement):
     def order_request(self, intent: OrderIntent) -> dict[str, Any]:
         """`intent`'s request, as ccxt's create_order writes it (order_request.py); a stop goes
         to the algo-order endpoint, under our client id."""
-        return order_request(self.exchange, intent, self.working_type)
+        return order_request(self.rounding, intent, self.working_type)
 
     def _before_resend(self, what: str, attempt: int, doubt: ExchangeError, told_to_wait: bool,
                        protective: bool) -> None:

@@ -16,17 +16,19 @@ from typing import Any
 import ccxt
 
 from cryptobot.brokers.live.sent_order import SentOrder, sent_from_binance
+from cryptobot.brokers.live.tick_rounding import TickRounding
 from cryptobot.model import OrderIntent, OrderType
 
 
-def order_request(exchange: ccxt.Exchange, intent: OrderIntent, working_type: str
+def order_request(rounding: TickRounding, intent: OrderIntent, working_type: str
                   ) -> dict[str, Any]:
     """The request ccxt's `create_order` sends for `intent`, in its order: a market or limit
     order under `newClientOrderId`; a stop as a conditional algo order (STOP_MARKET at
     `triggerPrice`, working on `working_type`) under `clientAlgoId`. Raises ccxt's own
     InvalidOrder where ccxt's would (a type the market does not take, a quantity under one
-    lot)."""
-    symbol = intent.symbol
+    lot). Quantity and price as ccxt's amount_to_precision and price_to_precision write them
+    (`rounding`)."""
+    exchange, symbol = rounding.exchange, intent.symbol
     market = exchange.market(symbol)
     stop = intent.order_type is OrderType.STOP_MARKET
     order_type = intent.order_type.value.upper()
@@ -39,11 +41,11 @@ def order_request(exchange: ccxt.Exchange, intent: OrderIntent, working_type: st
         "symbol": market["id"], "side": intent.side.value.upper(),
         "clientAlgoId" if stop else "newClientOrderId": intent.client_id,
         "newOrderRespType": "RESULT", "type": order_type,
-        "quantity": exchange.amount_to_precision(symbol, intent.qty_base)}
+        "quantity": rounding.amount(symbol, intent.qty_base)}
     if intent.order_type is OrderType.LIMIT:
-        request["price"] = exchange.price_to_precision(symbol, intent.price)
+        request["price"] = rounding.price(symbol, intent.price)
     elif stop:
-        request["triggerPrice"] = exchange.price_to_precision(symbol, intent.price)
+        request["triggerPrice"] = rounding.price(symbol, intent.price)
     if intent.reduce_only:
         request["reduceOnly"] = True
     if intent.order_type is OrderType.LIMIT:

@@ -16,8 +16,11 @@ of one or of an entry whose answer was lost (it may hold a position with no stop
 shorter `protect_delay_s`: an unprotected position costs more than a few requests. Every wait
 goes through the injected `sleep` and `clock`, so a simulated run never waits on the wall clock.
 
-Stops go through Binance's algo-order endpoint (ccxt: `stopLossPrice` on a market order), with
-our client id as `clientAlgoId`.
+An order's request is written as ccxt's `create_order` writes it and sent through ccxt's own
+endpoint method, its answer read directly (order_request.py); stops go to Binance's algo-order
+endpoint (what ccxt uses for `stopLossPrice` on a market order), with our client id as
+`clientAlgoId`. Quantities and prices are cut to the lot and tick as ccxt cuts them
+(tick_rounding.py).
 """
 
 from __future__ import annotations

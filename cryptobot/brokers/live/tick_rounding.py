@@ -32,18 +32,17 @@ class TickRounding:
 
     def amount(self, symbol: str, value: float | str) -> str:
         """ccxt's `amount_to_precision`: down to the lot."""
-        tick = self._tick(symbol, "amount")
-        text = None if tick is None else _on_tick(value, tick, truncate=True)
-        if text is None or text == "0":
-            return self.exchange.amount_to_precision(symbol, value)
-        return text
+        return self._text(symbol, value, "amount")
 
     def price(self, symbol: str, value: float | str) -> str:
         """ccxt's `price_to_precision`: to the nearest tick, half up."""
-        tick = self._tick(symbol, "price")
-        text = None if tick is None else _on_tick(value, tick, truncate=False)
-        if text is None or text == "0":
-            return self.exchange.price_to_precision(symbol, value)
+        return self._text(symbol, value, "price")
+
+    def _text(self, symbol: str, value: float | str, kind: str) -> str:
+        tick = self._tick(symbol, kind)
+        text = None if tick is None else _on_tick(value, tick, truncate=kind == "amount")
+        if text is None or text == "0":  # ccxt's own (and its error)
+            return getattr(self.exchange, f"{kind}_to_precision")(symbol, value)
         return text
 
     def _tick(self, symbol: str, kind: str) -> _Tick | None:

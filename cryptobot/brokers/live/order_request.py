@@ -3,10 +3,10 @@ binanceusdm, and sent through ccxt's own endpoint method: POST /fapi/v1/order, o
 algo-order endpoint (POST /fapi/v1/algoOrder, what ccxt uses for `stopLossPrice`), which signs
 it (ccxt's HMAC), spends the request budget, sends it and maps the venue's errors exactly as
 under `create_order`. What is left out is `create_order`'s own work around that call: its
-per-call option handling and its parse of the answer into a unified order (about 0.15 ms of CPU
-an order, more than the request's signing, sending and reading together); the answer is read
-directly (`sent_from_binance`). Tests hold the request item for item equal to ccxt's, its
-signed body equal to ccxt's, and the answer's reading equal to ccxt's parse.
+per-call option handling and its parse of the answer into a unified order (about 0.16 ms of CPU
+an order on this machine, as much as the request's signing, sending and reading together); the
+answer is read directly (`sent_from_binance`). Tests hold the request item for item equal to
+ccxt's, its signed body equal to ccxt's, and the answer's reading equal to ccxt's parse.
 """
 
 from __future__ import annotations

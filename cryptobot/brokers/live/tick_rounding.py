@@ -1,7 +1,7 @@
 """An order's quantity and price as text on the market's lot and tick: ccxt's
 `amount_to_precision` (truncated) and `price_to_precision` (rounded half up), the same text for
-every value, in about a third of the time (each order rounds its quantity and price several
-times on the way out).
+every value, in about 40% of the time (each order rounds its quantity and price several times
+on the way out).
 
 ccxt's `decimal_to_precision` checks its arguments and rebuilds the tick's Decimal and its
 number of decimals on every call, then calls itself to cut the result to those decimals. Here

@@ -16,6 +16,7 @@ from requests.structures import CaseInsensitiveDict
 from cryptobot.brokers.live.gateway import OrderGateway
 from cryptobot.brokers.live.sent_order import sent_from_binance, sent_order
 from cryptobot.brokers.live.setup import make_ccxt_client
+from cryptobot.errors import OrderRejectedError
 from cryptobot.exchange.lean_http import LeanResponse
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 from tests.live.ccxt_orders import ccxt_order_args
@@ -171,3 +172,14 @@ def test_an_unreadable_answer_is_looked_up_never_sent_twice(venue, tmp_path, key
     assert sent.status == "open" and sent.exchange_order_id
     assert [o["clientOrderId"] for o in venue.state.orders.values()] == ["sig5-entry"]
     assert gateway.sends == 1
+
+
+@pytest.mark.parametrize("order_type", [OrderType.LIMIT, OrderType.STOP_MARKET])
+def test_an_order_without_its_price_is_refused_unsent(venue, tmp_path, keys, order_type):
+    """A limit without its price (ccxt refuses it too) or a stop without its trigger (ccxt
+    would have sent a plain market order): refused before anything is sent."""
+    gateway = gateway_on(venue, tmp_path, keys)
+    with pytest.raises(OrderRejectedError, match="requires a"):
+        gateway.place(OrderIntent("sig6-stop1", SYMBOL, Side.SELL, order_type, 0.01,
+                                  OrderPurpose.STOP, None, True))
+    assert gateway.sends == 0 and not venue.state.orders and not venue.state.algo_orders

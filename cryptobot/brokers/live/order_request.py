@@ -26,8 +26,9 @@ def order_request(rounding: TickRounding, intent: OrderIntent, working_type: str
     order under `newClientOrderId`; a stop as a conditional algo order (STOP_MARKET at
     `triggerPrice`, working on `working_type`) under `clientAlgoId`. Raises ccxt's own
     InvalidOrder where ccxt's would (a type the market does not take, a quantity under one
-    lot). Quantity and price as ccxt's amount_to_precision and price_to_precision write them
-    (`rounding`)."""
+    lot, a limit without its price), and for a stop without its trigger price (ccxt would send
+    a market order). Quantity and price as ccxt's amount_to_precision and price_to_precision
+    write them (`rounding`)."""
     exchange, symbol = rounding.exchange, intent.symbol
     market = exchange.market(symbol)
     stop = intent.order_type is OrderType.STOP_MARKET
@@ -37,6 +38,10 @@ def order_request(rounding: TickRounding, intent: OrderIntent, working_type: str
             f"{exchange.id} triggerPrice parameter is not allowed for {symbol} market orders"
             if stop else f"{exchange.id} {intent.order_type.value} is not a valid order type "
                          f"for the {symbol} market")
+    if intent.price is None and intent.order_type is not OrderType.MARKET:  # ccxt: a limit's
+        raise ccxt.InvalidOrder(  # refusal; a stop without its trigger would go as a market
+            f"{exchange.id} createOrder() requires a {'triggerPrice' if stop else 'price'} "
+            f"for a {order_type} order")
     request: dict[str, Any] = {
         "symbol": market["id"], "side": intent.side.value.upper(),
         "clientAlgoId" if stop else "newClientOrderId": intent.client_id,

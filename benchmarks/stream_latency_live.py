@@ -251,11 +251,13 @@ def floors_us(samples: int = 300) -> dict[str, list[float]]:
     """What one order cannot go below on this machine, each part measured alone (µs): the
     write of its intent before the send (`LiveState.record_intent`: a commit, no fsync), the
     fsync that makes it survive a power cut (on its own thread once the order is out: not
-    waited on), and a ccxt `create_order` round trip to the fake venue's process (a limit far
-    below the price: it rests, nothing is matched), split into ccxt's own CPU (signing,
-    building, the HTTP client, parsing: the calling thread's CPU time) and the same request's
-    bytes sent again over a bare http.client connection (the fake venue's handling and the
-    loopback, with the least a client can do)."""
+    waited on), and an order's round trip to the fake venue's process (a limit far below the
+    price: it rests, nothing is matched): through ccxt's `create_order`, and through the
+    gateway's `place` (the request it writes itself, signed and sent by ccxt's endpoint
+    method), each with the calling thread's CPU time in it (building, signing, the HTTP
+    client, reading the answer), and the same request's bytes sent again over a bare
+    http.client connection (the fake venue's handling and the loopback, with the least a
+    client can do)."""
     from cryptobot.brokers.live.state import LiveState
     from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
 
@@ -279,18 +281,24 @@ def floors_us(samples: int = 300) -> dict[str, list[float]]:
 
 
 def _round_trip_floors(samples: int) -> dict[str, list[float]]:
+    """One resting limit order after another, three ways in turn (the venue's book grows
+    alike for each): ccxt's create_order, the gateway's `place` (the request it writes and
+    reads itself: order_request.py), and the first's bytes again over a bare connection."""
     import http.client
     from urllib.parse import urlsplit
 
     from cryptobot.exchange.ccxt_factory import make_exchange
+    from cryptobot.model import OrderIntent, OrderType, Side
 
     found: dict[str, list[float]] = {"ccxt create_order": [], "  ccxt's own CPU": [],
-                                     "  bare HTTP, same request": []}
+                                     "  bare HTTP, same request": [],
+                                     "gateway place (own request)": [], "  its own CPU": []}
     with FakeBinanceProcess(60000.0, 1_722_816_000_000) as venue:
         exchange = make_exchange("binanceusdm", rest_url=venue.base_url, rate_limit=False,
                                  api_keys=ApiKeys(key=TEST_KEY, secret=TEST_SECRET),
                                  options={"fetchCurrencies": False})
         exchange.load_markets()
+        gateway = OrderGateway(exchange)
         sent: dict = {}
         session_request = exchange.session.request
 
@@ -299,21 +307,28 @@ def _round_trip_floors(samples: int) -> dict[str, list[float]]:
             return session_request(method, url, data=data, headers=headers, **options)
 
         exchange.session.request = keep
+        connection = None
         for index in range(samples):
             cpu, started = time.thread_time_ns(), time.perf_counter_ns()
             exchange.create_order("BTC/USDT:USDT", "limit", "buy", 0.002, 30000.0,
                                   {"clientOrderId": f"floor{index}"})
             found["ccxt create_order"].append((time.perf_counter_ns() - started) / 1000)
             found["  ccxt's own CPU"].append((time.thread_time_ns() - cpu) / 1000)
-        parts = urlsplit(sent["url"])
-        connection = http.client.HTTPConnection(parts.hostname, parts.port)
-        for index in range(samples):
-            body = sent["data"].replace(b"floor", f"bare{index}x".encode())
+            body = sent["data"].replace(b"floor", b"bare")
+            cpu, started = time.thread_time_ns(), time.perf_counter_ns()
+            gateway.place(OrderIntent(f"lean{index}", "BTC/USDT:USDT", Side.BUY,
+                                      OrderType.LIMIT, 0.002, OrderPurpose.ENTRY, 30000.0))
+            found["gateway place (own request)"].append((time.perf_counter_ns() - started) / 1000)
+            found["  its own CPU"].append((time.thread_time_ns() - cpu) / 1000)
+            parts = urlsplit(sent["url"])
+            if connection is None:
+                connection = http.client.HTTPConnection(parts.hostname, parts.port)
             started = time.perf_counter_ns()
             connection.request(sent["method"], parts.path, body=body, headers=sent["headers"])
             connection.getresponse().read()
             found["  bare HTTP, same request"].append((time.perf_counter_ns() - started) / 1000)
-        connection.close()
+        if connection is not None:
+            connection.close()
     return found
 
 
@@ -338,7 +353,7 @@ if __name__ == "__main__":
     floors = floors_us()
     print("from_stop: take-profits from their stop's acceptance")
     for view in ("from_candle", "from_trigger", "from_stop", "parts", "floors"):
-        for name, values in sorted((floors if view == "floors" else getattr(result, view)
-                                    ).items()):
+        for name, values in (floors.items() if view == "floors"  # parts under their whole
+                             else sorted(getattr(result, view).items())):
             print(f"{view:13s} {name:18s} n={len(values):5d} {percentile(values, .5) / 1000:7.2f}"
                   f" {percentile(values, .99) / 1000:7.2f}")

@@ -15,6 +15,7 @@ from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import OrderRejectedError, TemporaryExchangeError, VenueWaitError
 from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
+from tests.live.ccxt_orders import ccxt_order_args
 from tests.live.conftest import VenueClock, live_settings
 
 SYMBOL = "BTC/USDT:USDT"
@@ -177,10 +178,10 @@ def test_one_left_to_send_goes_as_a_plain_order(venue, tmp_path, keys):
 def test_a_batch_item_is_the_request_ccxt_writes_for_that_order(venue, tmp_path, keys, intent):
     broker, _ = opened(venue, tmp_path, keys)
     gateway = broker.gateway
-    order_type, amount, price, params = gateway.order_args(intent)
+    symbol, order_type, side, amount, price, params = ccxt_order_args(gateway.exchange, intent)
     ours = gateway.batch_item(intent)
-    ccxts = gateway.exchange.create_order_request(intent.symbol, order_type, intent.side.value,
-                                                  amount, price, {**params, "isAlgoOrder": False})
+    ccxts = gateway.exchange.create_order_request(symbol, order_type, side, amount, price,
+                                                  {**params, "isAlgoOrder": False})
     if intent.reduce_only:  # a batch takes it as a string only
         assert ours.pop("reduceOnly") == "true" and ccxts.pop("reduceOnly") in (True, "true")
     assert ours == ccxts

@@ -16,8 +16,11 @@ of one or of an entry whose answer was lost (it may hold a position with no stop
 shorter `protect_delay_s`: an unprotected position costs more than a few requests. Every wait
 goes through the injected `sleep` and `clock`, so a simulated run never waits on the wall clock.
 
-Stops go through Binance's algo-order endpoint (ccxt: `stopLossPrice` on a market order), with
-our client id as `clientAlgoId`.
+An order's request is written as ccxt's `create_order` writes it and sent through ccxt's own
+endpoint method, its answer read directly (order_request.py); stops go to Binance's algo-order
+endpoint (what ccxt uses for `stopLossPrice` on a market order), with our client id as
+`clientAlgoId`. Quantities and prices are cut to the lot and tick as ccxt cuts them
+(tick_rounding.py).
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from typing import Any
 import ccxt
 
 from cryptobot.brokers.live.gateway_batch import BatchPlacement
+from cryptobot.brokers.live.order_request import order_request, post_order
 from cryptobot.brokers.live.sent_order import LOOKED_UP_FAST, PROTECTIVE, SentOrder, sent_order
+from cryptobot.brokers.live.tick_rounding import TickRounding
 from cryptobot.brokers.live.venue_wait import VenueWait
 from cryptobot.clock import Clock, LiveClock
 from cryptobot.errors import (
@@ -66,6 +71,7 @@ class OrderGateway(BatchPlacement):
                  clock: Clock | None = None, protect_delay_s: float | None = None) -> None:
         """`clock`: the time `sleep` moves (the venue's waits are measured on it)."""
         self.exchange = exchange
+        self.rounding = TickRounding(exchange)  # ccxt's lot and tick rounding, leaner
         self.working_type = working_type
         self.attempts = attempts
         self.base_delay_s = base_delay_s
@@ -207,12 +213,12 @@ class OrderGateway(BatchPlacement):
         lot is that lot (0.011 - 0.005 is 0.005999999999999999: a stop for 0.006, not 0.005),
         as the engine's `MarketRules.round_qty_down` counts it."""
         try:
-            return float(self.exchange.amount_to_precision(symbol, qty_base * (1 + 1e-9)))
+            return float(self.rounding.amount(symbol, qty_base * (1 + 1e-9)))
         except ccxt.InvalidOrder:
             return 0.0
 
     def round_price(self, symbol: str, price: float) -> float:
-        return float(self.exchange.price_to_precision(symbol, price))
+        return float(self.rounding.price(symbol, price))
 
     def min_notional_usdt(self, symbol: str) -> float:
         limits = self.exchange.market(symbol).get("limits") or {}
@@ -241,15 +247,16 @@ class OrderGateway(BatchPlacement):
 
     def place(self, intent: OrderIntent) -> SentOrder:
         """Send; resend only what the venue surely has not got (see the module's docstring)."""
-        order_type, amount, price, params = self.order_args(intent)
+        try:
+            request = self.order_request(intent)
+        except ccxt.BaseError as exc:
+            raise map_ccxt_error(exc, f"place {intent.client_id}", order=True) from None
         for attempt in range(1, self.attempts + 1):
             self.wait.before_request(f"place {intent.client_id}")
             try:
                 self.sends += 1
                 self._before_order_request()
-                order = self.exchange.create_order(intent.symbol, order_type, intent.side.value,
-                                                   amount, price, dict(params))
-                return sent_order(order, intent.client_id)
+                return post_order(self.exchange, intent, request)
             except ccxt.BaseError as exc:
                 mapped = map_ccxt_error(exc, f"place {intent.client_id}", order=True)
                 duplicate = binance_code(exc) == DUPLICATE_CLIENT_ID_CODE
@@ -268,21 +275,10 @@ class OrderGateway(BatchPlacement):
                                     intent.purpose in PROTECTIVE)
         raise AssertionError("unreachable")
 
-    def order_args(self, intent: OrderIntent) -> tuple[str, float, str | None, dict[str, Any]]:
-        """(type, amount, price, params) of ccxt's create_order for `intent`; a stop goes to
-        the algo-order endpoint (`stopLossPrice`), under our client id."""
-        symbol = intent.symbol
-        amount = float(self.exchange.amount_to_precision(symbol, intent.qty_base))
-        params: dict[str, Any] = {"clientOrderId": intent.client_id}
-        if intent.reduce_only:
-            params["reduceOnly"] = True
-        if intent.order_type is OrderType.LIMIT:
-            params["timeInForce"] = intent.time_in_force or "GTC"
-            return "limit", amount, self.exchange.price_to_precision(symbol, intent.price), params
-        if intent.order_type is OrderType.STOP_MARKET:
-            params["stopLossPrice"] = self.exchange.price_to_precision(symbol, intent.price)
-            params["workingType"] = self.working_type
-        return "market", amount, None, params
+    def order_request(self, intent: OrderIntent) -> dict[str, Any]:
+        """`intent`'s request, as ccxt's create_order writes it (order_request.py); a stop goes
+        to the algo-order endpoint, under our client id."""
+        return order_request(self.rounding, intent, self.working_type)
 
     def _before_resend(self, what: str, attempt: int, doubt: ExchangeError, told_to_wait: bool,
                        protective: bool) -> None:

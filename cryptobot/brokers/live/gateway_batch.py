@@ -50,6 +50,8 @@ class BatchPlacement:
 
     def _before_order_request(self, batch: bool = False) -> None: ...
 
+    def order_request(self, intent: OrderIntent) -> dict[str, Any]: ...
+
     def _note_wait(self, exc: ExchangeError) -> bool: ...
 
     def _look_up_after_doubt(self, intent: OrderIntent, doubt: ExchangeError
@@ -147,19 +149,12 @@ class BatchPlacement:
         return items
 
     def batch_item(self, intent: OrderIntent) -> dict[str, Any]:
-        """One limit order of a batch, as ccxt's `create_order_request` writes it for
-        `order_args` (tests hold the two equal), without its per-call option handling (~0.1 ms
-        an order, as much as the rest of the request's own work), but for `reduceOnly`:
-        Binance reads a batch's values as strings, and refuses its JSON boolean."""
-        symbol = intent.symbol
-        item: dict[str, Any] = {
-            "symbol": self.exchange.market(symbol)["id"], "side": intent.side.value.upper(),
-            "newClientOrderId": intent.client_id, "newOrderRespType": "RESULT", "type": "LIMIT",
-            "quantity": self.exchange.amount_to_precision(symbol, intent.qty_base),
-            "price": self.exchange.price_to_precision(symbol, intent.price)}
+        """One limit order of a batch: its request as a single order's (`order_request`, as
+        ccxt writes it), but for `reduceOnly`: Binance reads a batch's values as strings, and
+        refuses its JSON boolean."""
+        item = self.order_request(intent)
         if intent.reduce_only:  # a STRING in a batch (a JSON boolean is refused there)
             item["reduceOnly"] = "true"
-        item["timeInForce"] = intent.time_in_force or "GTC"
         return item
 
     def _looked_up(self, intents: Sequence[OrderIntent], indexes: list[int],

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ccxt.base.precise import Precise
+
 from cryptobot.model import OrderPurpose
 
 
@@ -30,20 +32,47 @@ _STATUS = {"open": "open", "closed": "filled", "canceled": "canceled", "expired"
            "rejected": "rejected"}
 
 
-# Binance's own order statuses, in ours (as ccxt's parse_order maps them, then `_STATUS`)
+# Binance's own order and algo-order statuses, in ours (as ccxt's parse_order maps them, then
+# `_STATUS`; one it does not know: "open")
 _BINANCE_STATUS = {"NEW": "open", "PARTIALLY_FILLED": "open", "ACCEPTED": "open",
-                   "FILLED": "filled", "CANCELED": "canceled", "CANCELLED": "canceled",
-                   "REJECTED": "rejected", "EXPIRED": "expired", "EXPIRED_IN_MATCH": "expired"}
+                   "TRIGGERING": "open", "FILLED": "filled", "TRIGGERED": "filled",
+                   "FINISHED": "filled", "CANCELED": "canceled", "CANCELLED": "canceled",
+                   "REJECTED": "rejected", "F": "rejected", "EXPIRED": "expired",
+                   "EXPIRED_IN_MATCH": "expired"}
+_SUCCESS_MESSAGES = ("success", "The operation of cancel all open order is done.")
 
 
 def sent_from_binance(order: dict[str, Any], client_id: str) -> SentOrder:
-    """A Binance USD-M order as the venue answers it (a batchOrders item), read directly: what
-    `sent_order` reads from ccxt's parse of it (tests hold the two equal), without ccxt's
+    """A Binance USD-M order (or algo order: a stop) as the venue answers it, read directly:
+    what `sent_order` reads from ccxt's parse of it (tests hold the two equal), without ccxt's
     ~0.1 ms of parsing an order."""
-    average = float(order.get("avgPrice") or 0.0)
-    return SentOrder(client_id, str(order.get("orderId")),
-                     _BINANCE_STATUS.get(order.get("status") or "NEW", "open"),
-                     float(order.get("executedQty") or 0.0), average or None, order)
+    code = _text(order, ("code",))
+    if code is not None and code != "200" and order.get("msg") not in _SUCCESS_MESSAGES:
+        return SentOrder(client_id, "None", "rejected", 0.0, None, order)
+    status = _BINANCE_STATUS.get(_text(order, ("status", "strategyStatus", "algoStatus"))
+                                 or "NEW", "open")
+    if order.get("algoStatus") in ("TRIGGERED", "FINISHED"):
+        status = "filled"  # an algo stop that fired: its child market order carries the fill
+    filled = _text(order, ("executedQty", "filledQty")) or "0"
+    average = _text(order, ("avgPrice", "avgFilledPrice"))
+    if not average or float(average) == 0:
+        average = None
+        cost = _text(order, ("cummulativeQuoteQty", "cumQuote"))
+        if cost is not None and float(filled) > 0:  # ccxt's safe_order: cost over filled
+            average = Precise.string_div(cost, filled)
+    return SentOrder(client_id, str(_text(order, ("strategyId", "orderId", "algoId"))), status,
+                     float(filled), None if average is None else float(average), order)
+
+
+def _text(order: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    """ccxt's `safe_string_n`: the first value set (not None, not ""), as text; None if it is
+    not a string or a number."""
+    for key in keys:
+        value = order.get(key)
+        if value is not None and value != "":
+            return value if type(value) is str else (
+                str(value) if type(value) in (int, float) else None)
+    return None
 
 
 def sent_order(order: dict[str, Any], client_id: str) -> SentOrder:

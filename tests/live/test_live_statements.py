@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cryptobot.brokers.live.state import FILLS, ORDERS, POSITIONS, LiveState
+from cryptobot.brokers.live.state import FILLS, ORDERS, POSITIONS, FillAmount, LiveState
 from cryptobot.brokers.live.statements import CoreStatements, SqliteStatements
 from cryptobot.store.tables import LiveFillRow, LiveOrderRow
 from tests.store.backends import BACKENDS, backend_url
@@ -159,8 +159,13 @@ def test_the_state_reads_back_what_it_wrote_on_each_database(state_url):
         assert state.has_fill("t2") and not state.has_fill("t9")
         assert [f.trade_id for f in state.fills()] == ["t1", "t2", "t3"]  # in time order
         assert [f.trade_id for f in state.fills("s1")] == ["t1", "t3"]
-        assert [f.trade_id for f in state.fills(since_ms=20)] == ["t2", "t3"]
-        assert [f.trade_id for f in state.fills("s1", since_ms=20)] == ["t3"]
+        assert state.fill_amounts(since_ms=20) == [  # in time order, only these columns
+            FillAmount("s2", "entry", 60000.1, 0.25, 0.01),
+            FillAmount("s1", "entry", 60000.1, 0.25, 0.01)]
+        assert state.fill_amounts(since_ms=31) == []
+        assert set(state.positions_of({"s1", "s9"})) == {"s1"}  # closed too; none for s9
+        assert state.positions_of({"s1"})["s1"] == state.position("s1")
+        assert state.positions_of(set()) == {}
         assert state.fills("s1")[0].price == Decimal("60000.1")
     finally:
         state.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cryptobot.brokers.live.state import LiveState, StoredPosition
+from cryptobot.brokers.live.state import LiveState
 from cryptobot.clock import Clock, utc_day_start_ms
 from cryptobot.config import Settings
 from cryptobot.engine.risk import KillSwitch
@@ -33,18 +33,17 @@ class RailedBroker(Protocol):
 def daily_realised_pnl_usdt(state: LiveState, day_start_ms: int) -> float:
     """Realised PnL of today's fills (exits against their position's entry: (exit - entry) x
     qty for a long, (entry - exit) x qty for a short), fees included."""
+    fills = state.fill_amounts(since_ms=day_start_ms)
+    positions = state.positions_of({fill.signal_id for fill in fills
+                                    if fill.purpose != OrderPurpose.ENTRY.value})
     total = 0.0
-    positions: dict[str, StoredPosition | None] = {}  # read once per signal
-    for fill in state.fills(since_ms=day_start_ms):
-        total -= float(fill.fee_usdt)
+    for fill in fills:
+        total -= fill.fee_usdt
         if fill.purpose == OrderPurpose.ENTRY.value:
             continue
-        if fill.signal_id not in positions:
-            positions[fill.signal_id] = state.position(fill.signal_id)
-        position = positions[fill.signal_id]
+        position = positions.get(fill.signal_id)
         if position is not None:
-            total += (position.side.sign * (float(fill.price) - position.entry_price)
-                      * float(fill.qty_base))
+            total += position.side.sign * (fill.price - position.entry_price) * fill.qty_base
     return total
 
 

@@ -24,6 +24,7 @@ on); the live session runs `checkpoint_if_due` between events.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +45,8 @@ from cryptobot.store.tables import (
     TradeRow,
 )
 
-__all__ = ["OPEN_STATUSES", "TRADE_LIST_LAG_MS", "LiveFillRow", "LiveOrderRow", "LivePositionRow",
-           "LiveState", "PlannedPosition", "StoredPosition"]
+__all__ = ["OPEN_STATUSES", "TRADE_LIST_LAG_MS", "FillAmount", "LiveFillRow", "LiveOrderRow",
+           "LivePositionRow", "LiveState", "PlannedPosition", "StoredPosition"]
 
 log = logging.getLogger("cryptobot.live.state")
 OPEN_STATUSES = ("pending", "open")
@@ -73,6 +74,17 @@ def _no_checkpoint(dbapi_connection, _record) -> None:
 @dataclass(frozen=True, slots=True)
 class StoredPosition(HeldPosition):
     adopted: bool = False  # found on the exchange, not opened by the bot
+
+
+@dataclass(frozen=True, slots=True)
+class FillAmount:
+    """What a stored fill adds to a realised PnL (its row's columns of these names)."""
+
+    signal_id: str
+    purpose: str
+    price: float
+    qty_base: float
+    fee_usdt: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,14 +233,21 @@ class LiveState:
     def record_fill(self, row: LiveFillRow) -> None:
         self._upsert(FILLS, {column.key: getattr(row, column.key) for column in FILLS.columns})
 
-    def fills(self, signal_id: str | None = None, since_ms: int | None = None
-              ) -> list[LiveFillRow]:
-        """In time order; of one signal, and from `since_ms` on, when given (the rails' daily
-        loss before an entry, a fill streamed in: on the held statements)."""
-        where, params = _where(signal_id is not None and ("signal_id = ?", (signal_id,)),
-                               since_ms is not None and ("ts_ms >= ?", (since_ms,)))
+    def fills(self, signal_id: str | None = None) -> list[LiveFillRow]:
+        """In time order; of one signal when given (a fill streamed in: on the held
+        statements)."""
+        where, params = _where(signal_id is not None and ("signal_id = ?", (signal_id,)))
         return [LiveFillRow(**row) for row in self._statements.rows(
             FILLS, where, params, order_by="ts_ms, trade_id")]
+
+    def fill_amounts(self, since_ms: int) -> list[FillAmount]:
+        """The fills from `since_ms` on, in time order, as the numbers a realised PnL needs
+        (the rails' daily loss, before an entry: no whole rows)."""
+        return [FillAmount(row["signal_id"], row["purpose"], float(row["price"]),
+                           float(row["qty_base"]), float(row["fee_usdt"]))
+                for row in self._statements.rows(
+                    FILLS, "ts_ms >= ?", (since_ms,), order_by="ts_ms, trade_id",
+                    columns=FillAmount.__slots__)]
 
     # --- positions --------------------------------------------------------------------
 
@@ -262,6 +281,13 @@ class LiveState:
     def position(self, signal_id: str) -> StoredPosition | None:
         found = self._positions("signal_id = ?", (signal_id,))
         return found[0] if found else None
+
+    def positions_of(self, signal_ids: Collection[str]) -> dict[str, StoredPosition]:
+        """The stored positions (open or not) of these signals, by signal id: one read."""
+        if not signal_ids:
+            return {}
+        return {position.signal_id: position for position in self._positions(
+            f"signal_id IN ({', '.join('?' * len(signal_ids))})", tuple(signal_ids))}
 
     def _positions(self, where: str, params: tuple[object, ...]) -> list[StoredPosition]:
         return [StoredPosition(r["signal_id"], r["symbol"], float(r["qty_base"]),

@@ -166,6 +166,10 @@ def test_the_state_reads_back_what_it_wrote_on_each_database(state_url):
         assert set(state.positions_of({"s1", "s9"})) == {"s1"}  # closed too; none for s9
         assert state.positions_of({"s1"})["s1"] == state.position("s1")
         assert state.positions_of(set()) == {}
+        state.open_position("s3", "ETH/USDT:USDT", 1.0, 3000.0, 2900.0, 9)
+        assert state.open_positions_and("s1") == (state.positions(), state.position("s1"))
+        assert state.open_positions_and("s3") == ([state.position("s3")], state.position("s3"))
+        assert state.open_positions_and("s9") == ([state.position("s3")], None)
         assert state.fills("s1")[0].price == Decimal("60000.1")
     finally:
         state.close()

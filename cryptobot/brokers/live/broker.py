@@ -45,7 +45,13 @@ from cryptobot.brokers.live.order_shape import price_capped, rounded
 from cryptobot.brokers.live.rails import check_entry_rails
 from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile_with_exchange
 from cryptobot.brokers.live.sent_order import SentOrder
-from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState, PlannedPosition
+from cryptobot.brokers.live.state import (
+    OPEN_STATUSES,
+    LiveOrderRow,
+    LiveState,
+    PlannedPosition,
+    StoredPosition,
+)
 from cryptobot.brokers.live.user_events import apply_user_event
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
@@ -122,8 +128,9 @@ class LiveBroker(LiveFills, LiveBatches):
             return
         intent, planned = sendable, None
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
-            check_entry_rails(self, intent)
-            planned = self._planned_position(intent)
+            open_positions, own = self.state.open_positions_and(signal_of(intent.client_id))
+            check_entry_rails(self, intent, open_positions)
+            planned = self._planned_position(intent, own)
             intent = price_capped(self.gateway, intent, self.settings.live.max_entry_slippage_bps,
                                   self.reference_price)
         if intent.order_type is OrderType.STOP_MARKET:
@@ -239,10 +246,11 @@ class LiveBroker(LiveFills, LiveBatches):
 
     # --- placing ---------------------------------------------------------------------------
 
-    def _planned_position(self, intent: OrderIntent) -> PlannedPosition | None:
-        """An entry's planned stop (stored with its intent) if its signal has no position."""
-        signal_id = signal_of(intent.client_id)
-        if intent.stop_price is None or self.state.position(signal_id) is not None:
+    def _planned_position(self, intent: OrderIntent, stored: StoredPosition | None
+                          ) -> PlannedPosition | None:
+        """An entry's planned stop (stored with its intent) if its signal has no position
+        (`stored`: the signal's, open or not)."""
+        if intent.stop_price is None or stored is not None:
             return None
         return PlannedPosition(self.gateway.round_price(intent.symbol, intent.stop_price),
                                PositionSide.of(intent.side))

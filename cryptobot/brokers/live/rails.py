@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from cryptobot.brokers.live.state import LiveState
+from cryptobot.brokers.live.state import LiveState, StoredPosition
 from cryptobot.clock import Clock, utc_day_start_ms
 from cryptobot.config import Settings
 from cryptobot.engine.risk import KillSwitch
@@ -47,7 +47,10 @@ def daily_realised_pnl_usdt(state: LiveState, day_start_ms: int) -> float:
     return total
 
 
-def check_entry_rails(broker: RailedBroker, intent: OrderIntent) -> None:
+def check_entry_rails(broker: RailedBroker, intent: OrderIntent,
+                      open_positions: list[StoredPosition]) -> None:
+    """Refuse the entry (OrderRejectedError) if a rail stops it; `open_positions`: the state's,
+    read by the caller."""
     settings = broker.settings
     who = intent.client_id
     if broker.kill_switch.engaged():
@@ -62,7 +65,6 @@ def check_entry_rails(broker: RailedBroker, intent: OrderIntent) -> None:
         if notional > cap * (1 + 1e-9):
             raise OrderRejectedError(f"{who}: notional {notional:.2f} USDT is above "
                                      f"{cap:.2f} USDT (leverage cap on equity {equity:.2f})")
-    open_positions = broker.state.positions()
     cap = settings.portfolio.max_open_positions
     if len(open_positions) >= cap:
         raise OrderRejectedError(f"{who}: {len(open_positions)} open position(s), "

@@ -27,6 +27,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Table, event, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -102,6 +103,13 @@ def _where(*conditions: tuple[str, tuple[object, ...]] | bool | None
     kept = [condition for condition in conditions if isinstance(condition, tuple)]
     return (" AND ".join(sql for sql, _ in kept) or "1 = 1",
             tuple(value for _, values in kept for value in values))
+
+
+def _stored(row: dict[str, Any]) -> StoredPosition:
+    return StoredPosition(row["signal_id"], row["symbol"], float(row["qty_base"]),
+                          float(row["entry_price"]),
+                          None if row["stop_price"] is None else float(row["stop_price"]),
+                          row["opened_ms"], PositionSide(row["side"]), adopted=row["adopted"])
 
 
 def _position_values(signal_id: str, symbol: str, qty_base: float, entry_price: float,
@@ -289,12 +297,18 @@ class LiveState:
         return {position.signal_id: position for position in self._positions(
             f"signal_id IN ({', '.join('?' * len(signal_ids))})", tuple(signal_ids))}
 
+    def open_positions_and(self, signal_id: str
+                           ) -> tuple[list[StoredPosition], StoredPosition | None]:
+        """The open positions, and the signal's own (open or not), in one read: an entry's
+        rails and its planned stop."""
+        rows = self._statements.rows(POSITIONS, "is_open = ? OR signal_id = ?",
+                                     (True, signal_id), order_by="opened_ms")
+        own = next((_stored(row) for row in rows if row["signal_id"] == signal_id), None)
+        return [_stored(row) for row in rows if row["is_open"]], own
+
     def _positions(self, where: str, params: tuple[object, ...]) -> list[StoredPosition]:
-        return [StoredPosition(r["signal_id"], r["symbol"], float(r["qty_base"]),
-                               float(r["entry_price"]),
-                               None if r["stop_price"] is None else float(r["stop_price"]),
-                               r["opened_ms"], PositionSide(r["side"]), adopted=r["adopted"])
-                for r in self._statements.rows(POSITIONS, where, params, order_by="opened_ms")]
+        return [_stored(row) for row in self._statements.rows(POSITIONS, where, params,
+                                                              order_by="opened_ms")]
 
     def _upsert(self, table: Table, values: dict[str, object]) -> None:
         self._statements.write(upserts=[(table, values)])

@@ -220,3 +220,14 @@ def test_an_sqlite_without_upsert_gets_core(tmp_path, monkeypatch):
     state.open_position("s1", "BTC/USDT:USDT", 0.5, 60000.0, 59000.0, 5)
     assert [p.signal_id for p in state.positions()] == ["s1"]
     state.close()
+
+
+def test_todays_fills_are_found_by_the_time_index_not_a_scan(tmp_path):
+    """The rails read today's fills before every entry: by `ix_live_fills_ts_ms` (migration
+    0009), not by scanning every fill the bot ever made."""
+    path = tmp_path / "live.sqlite"
+    LiveState(f"sqlite:///{path}").close()
+    with closing(sqlite3.connect(path)) as raw:
+        plan = raw.execute("EXPLAIN QUERY PLAN SELECT signal_id FROM live_fills "
+                           "WHERE ts_ms >= ? ORDER BY ts_ms, trade_id", (0,)).fetchall()
+    assert "USING INDEX ix_live_fills_ts_ms" in " ".join(str(step[-1]) for step in plan)

@@ -45,13 +45,7 @@ from cryptobot.brokers.live.order_shape import price_capped, rounded
 from cryptobot.brokers.live.rails import check_entry_rails
 from cryptobot.brokers.live.reconcile import ReconcileReport, reconcile_with_exchange
 from cryptobot.brokers.live.sent_order import SentOrder
-from cryptobot.brokers.live.state import (
-    OPEN_STATUSES,
-    LiveOrderRow,
-    LiveState,
-    PlannedPosition,
-    StoredPosition,
-)
+from cryptobot.brokers.live.state import OPEN_STATUSES, LiveOrderRow, LiveState, PlannedPosition
 from cryptobot.brokers.live.user_events import apply_user_event
 from cryptobot.clock import Clock
 from cryptobot.config import Settings
@@ -130,7 +124,7 @@ class LiveBroker(LiveFills, LiveBatches):
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
             open_positions, own = self.state.open_positions_and(signal_of(intent.client_id))
             check_entry_rails(self, intent, open_positions)
-            planned = self._planned_position(intent, own)
+            planned = self._planned_position(intent) if own is None else None  # none stored yet
             intent = price_capped(self.gateway, intent, self.settings.live.max_entry_slippage_bps,
                                   self.reference_price)
         if intent.order_type is OrderType.STOP_MARKET:
@@ -246,11 +240,9 @@ class LiveBroker(LiveFills, LiveBatches):
 
     # --- placing ---------------------------------------------------------------------------
 
-    def _planned_position(self, intent: OrderIntent, stored: StoredPosition | None
-                          ) -> PlannedPosition | None:
-        """An entry's planned stop (stored with its intent) if its signal has no position
-        (`stored`: the signal's, open or not)."""
-        if intent.stop_price is None or stored is not None:
+    def _planned_position(self, intent: OrderIntent) -> PlannedPosition | None:
+        """An entry's planned stop, stored with its intent when its signal has no position."""
+        if intent.stop_price is None:
             return None
         return PlannedPosition(self.gateway.round_price(intent.symbol, intent.stop_price),
                                PositionSide.of(intent.side))

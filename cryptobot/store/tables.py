@@ -254,7 +254,7 @@ class LiveFillRow(Base):
     client_id: Mapped[str] = mapped_column(String(36), index=True)
     signal_id: Mapped[str] = mapped_column(String(128))
     symbol: Mapped[str] = mapped_column(String(64))
-    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    ts_ms: Mapped[int] = mapped_column(BigInteger, index=True)  # the rails' daily loss
     side: Mapped[str] = mapped_column(String(8))
     price: Mapped[Decimal] = mapped_column(ExactDecimal())
     qty_base: Mapped[Decimal] = mapped_column(ExactDecimal())

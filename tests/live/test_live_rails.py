@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 
+from cryptobot.brokers.live.rails import daily_realised_pnl_usdt
 from cryptobot.brokers.live.setup import build_live_broker, make_ccxt_client
+from cryptobot.brokers.live.state import LiveFillRow, LiveState
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import OrderRejectedError
-from cryptobot.model import OrderIntent, OrderPurpose, OrderType, Side
+from cryptobot.model import OrderIntent, OrderPurpose, OrderType, PositionSide, Side
 from tests.live.conftest import VenueClock, live_settings
 from tests.live.trade_driver import SYMBOL, TradeDriver
 
@@ -113,3 +115,30 @@ def test_demo_trading_with_a_loopback_url_keeps_the_paths(tmp_path, keys):
     exchange = make_ccxt_client(settings, keys, rest_url="http://127.0.0.1:9")
     assert exchange.urls["api"]["fapiPrivate"] == "http://127.0.0.1:9/fapi/v1"
     assert exchange.urls["api"]["fapiPrivateV2"] == "http://127.0.0.1:9/fapi/v2"
+
+
+def test_daily_realised_pnl_counts_todays_fills_against_their_positions(tmp_path):
+    """Hand-checked: today's exits of a long and a short against their entries, every fill's
+    fee (an entry's too); yesterday's fills are not counted; a fill at 00:00 UTC is; a restart
+    (a new LiveState on the same store) reads the same total."""
+    url = f"sqlite:///{tmp_path / 'live.sqlite'}"
+    day_ms = 20_000 * DAY_MS
+    state = LiveState(url)
+    state.open_position("L", SYMBOL, 0.0, 60000.0, 59000.0, day_ms - 10)  # closed since
+    state.open_position("S", SYMBOL, 0.2, 61000.0, 62000.0, day_ms - 5, side=PositionSide.SHORT)
+    for trade_id, signal_id, ts_ms, price, qty, fee, purpose in (
+            ("1", "L", day_ms - 10, 60000.0, 0.1, 2.0, "entry"),   # yesterday: not counted
+            ("2", "L", day_ms - 1, 60500.0, 0.05, 1.0, "tp1"),     # yesterday: not counted
+            ("3", "L", day_ms, 59000.0, 0.05, 1.5, "stop"),        # -50 - 1.5
+            ("4", "S", day_ms + 5, 61000.0, 0.2, 3.0, "entry"),    # -3
+            ("5", "S", day_ms + 9, 60000.0, 0.1, 1.25, "tp1")):    # +100 - 1.25
+        state.record_fill(LiveFillRow(
+            trade_id=trade_id, client_id=f"{signal_id}-{purpose}", signal_id=signal_id,
+            symbol=SYMBOL, ts_ms=ts_ms, side="sell", price=price, qty_base=qty, fee_usdt=fee,
+            is_maker=False, purpose=purpose))
+    assert daily_realised_pnl_usdt(state, day_ms) == pytest.approx(-50 - 1.5 - 3 + 100 - 1.25)
+    assert daily_realised_pnl_usdt(state, day_ms + DAY_MS) == 0.0
+    state.close()
+    restarted = LiveState(url)
+    assert daily_realised_pnl_usdt(restarted, day_ms) == pytest.approx(44.25)
+    restarted.close()

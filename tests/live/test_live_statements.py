@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cryptobot.brokers.live.state import FILLS, ORDERS, POSITIONS, LiveState
+from cryptobot.brokers.live.state import FILLS, ORDERS, POSITIONS, FillAmount, LiveState
 from cryptobot.brokers.live.statements import CoreStatements, SqliteStatements
 from cryptobot.store.tables import LiveFillRow, LiveOrderRow
 from tests.store.backends import BACKENDS, backend_url
@@ -159,8 +159,17 @@ def test_the_state_reads_back_what_it_wrote_on_each_database(state_url):
         assert state.has_fill("t2") and not state.has_fill("t9")
         assert [f.trade_id for f in state.fills()] == ["t1", "t2", "t3"]  # in time order
         assert [f.trade_id for f in state.fills("s1")] == ["t1", "t3"]
-        assert [f.trade_id for f in state.fills(since_ms=20)] == ["t2", "t3"]
-        assert [f.trade_id for f in state.fills("s1", since_ms=20)] == ["t3"]
+        assert state.fill_amounts(since_ms=20) == [  # in time order, only these columns
+            FillAmount("s2", "entry", 60000.1, 0.25, 0.01),
+            FillAmount("s1", "entry", 60000.1, 0.25, 0.01)]
+        assert state.fill_amounts(since_ms=31) == []
+        assert set(state.positions_of({"s1", "s9"})) == {"s1"}  # closed too; none for s9
+        assert state.positions_of({"s1"})["s1"] == state.position("s1")
+        assert state.positions_of(set()) == {}
+        state.open_position("s3", "ETH/USDT:USDT", 1.0, 3000.0, 2900.0, 9)
+        assert state.open_positions_and("s1") == (state.positions(), state.position("s1"))
+        assert state.open_positions_and("s3") == ([state.position("s3")], state.position("s3"))
+        assert state.open_positions_and("s9") == ([state.position("s3")], None)
         assert state.fills("s1")[0].price == Decimal("60000.1")
     finally:
         state.close()
@@ -211,3 +220,14 @@ def test_an_sqlite_without_upsert_gets_core(tmp_path, monkeypatch):
     state.open_position("s1", "BTC/USDT:USDT", 0.5, 60000.0, 59000.0, 5)
     assert [p.signal_id for p in state.positions()] == ["s1"]
     state.close()
+
+
+def test_todays_fills_are_found_by_the_time_index_not_a_scan(tmp_path):
+    """The rails read today's fills before every entry: by `ix_live_fills_ts_ms` (migration
+    0009), not by scanning every fill the bot ever made."""
+    path = tmp_path / "live.sqlite"
+    LiveState(f"sqlite:///{path}").close()
+    with closing(sqlite3.connect(path)) as raw:
+        plan = raw.execute("EXPLAIN QUERY PLAN SELECT signal_id FROM live_fills "
+                           "WHERE ts_ms >= ? ORDER BY ts_ms, trade_id", (0,)).fetchall()
+    assert "USING INDEX ix_live_fills_ts_ms" in " ".join(str(step[-1]) for step in plan)

@@ -122,8 +122,9 @@ class LiveBroker(LiveFills, LiveBatches):
             return
         intent, planned = sendable, None
         if intent.purpose is OrderPurpose.ENTRY and not intent.reduce_only:
-            check_entry_rails(self, intent)
-            planned = self._planned_position(intent)
+            open_positions, own = self.state.open_positions_and(signal_of(intent.client_id))
+            check_entry_rails(self, intent, open_positions)
+            planned = self._planned_position(intent) if own is None else None  # none stored yet
             intent = price_capped(self.gateway, intent, self.settings.live.max_entry_slippage_bps,
                                   self.reference_price)
         if intent.order_type is OrderType.STOP_MARKET:
@@ -240,9 +241,8 @@ class LiveBroker(LiveFills, LiveBatches):
     # --- placing ---------------------------------------------------------------------------
 
     def _planned_position(self, intent: OrderIntent) -> PlannedPosition | None:
-        """An entry's planned stop (stored with its intent) if its signal has no position."""
-        signal_id = signal_of(intent.client_id)
-        if intent.stop_price is None or self.state.position(signal_id) is not None:
+        """An entry's planned stop, stored with its intent when its signal has no position."""
+        if intent.stop_price is None:
             return None
         return PlannedPosition(self.gateway.round_price(intent.symbol, intent.stop_price),
                                PositionSide.of(intent.side))

@@ -28,6 +28,8 @@ def rounded(gateway: OrderGateway, intent: OrderIntent,
             raise OrderRejectedError(
                 f"{intent.client_id}: notional {qty * reference:.2f} USDT is below the "
                 f"market minimum {minimum:g} USDT")
+    if qty == intent.qty_base and price == intent.price:
+        return intent  # on the lot and the tick already (the engine's orders): no copy
     return replace(intent, qty_base=qty, price=price)
 
 

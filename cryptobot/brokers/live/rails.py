@@ -33,22 +33,24 @@ class RailedBroker(Protocol):
 def daily_realised_pnl_usdt(state: LiveState, day_start_ms: int) -> float:
     """Realised PnL of today's fills (exits against their position's entry: (exit - entry) x
     qty for a long, (entry - exit) x qty for a short), fees included."""
+    fills = state.fill_amounts(since_ms=day_start_ms)
+    positions = state.positions_of({fill.signal_id for fill in fills
+                                    if fill.purpose != OrderPurpose.ENTRY.value})
     total = 0.0
-    positions: dict[str, StoredPosition | None] = {}  # read once per signal
-    for fill in state.fills(since_ms=day_start_ms):
-        total -= float(fill.fee_usdt)
+    for fill in fills:
+        total -= fill.fee_usdt
         if fill.purpose == OrderPurpose.ENTRY.value:
             continue
-        if fill.signal_id not in positions:
-            positions[fill.signal_id] = state.position(fill.signal_id)
-        position = positions[fill.signal_id]
+        position = positions.get(fill.signal_id)
         if position is not None:
-            total += (position.side.sign * (float(fill.price) - position.entry_price)
-                      * float(fill.qty_base))
+            total += position.side.sign * (fill.price - position.entry_price) * fill.qty_base
     return total
 
 
-def check_entry_rails(broker: RailedBroker, intent: OrderIntent) -> None:
+def check_entry_rails(broker: RailedBroker, intent: OrderIntent,
+                      open_positions: list[StoredPosition]) -> None:
+    """Refuse the entry (OrderRejectedError) if a rail stops it; `open_positions`: the state's,
+    read by the caller."""
     settings = broker.settings
     who = intent.client_id
     if broker.kill_switch.engaged():
@@ -63,7 +65,6 @@ def check_entry_rails(broker: RailedBroker, intent: OrderIntent) -> None:
         if notional > cap * (1 + 1e-9):
             raise OrderRejectedError(f"{who}: notional {notional:.2f} USDT is above "
                                      f"{cap:.2f} USDT (leverage cap on equity {equity:.2f})")
-    open_positions = broker.state.positions()
     cap = settings.portfolio.max_open_positions
     if len(open_positions) >= cap:
         raise OrderRejectedError(f"{who}: {len(open_positions)} open position(s), "

@@ -24,8 +24,10 @@ on); the live session runs `checkpoint_if_due` between events.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Table, event, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -44,8 +46,8 @@ from cryptobot.store.tables import (
     TradeRow,
 )
 
-__all__ = ["OPEN_STATUSES", "TRADE_LIST_LAG_MS", "LiveFillRow", "LiveOrderRow", "LivePositionRow",
-           "LiveState", "PlannedPosition", "StoredPosition"]
+__all__ = ["OPEN_STATUSES", "TRADE_LIST_LAG_MS", "FillAmount", "LiveFillRow", "LiveOrderRow",
+           "LivePositionRow", "LiveState", "PlannedPosition", "StoredPosition"]
 
 log = logging.getLogger("cryptobot.live.state")
 OPEN_STATUSES = ("pending", "open")
@@ -76,6 +78,17 @@ class StoredPosition(HeldPosition):
 
 
 @dataclass(frozen=True, slots=True)
+class FillAmount:
+    """What a stored fill adds to a realised PnL (its row's columns of these names)."""
+
+    signal_id: str
+    purpose: str
+    price: float
+    qty_base: float
+    fee_usdt: float
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedPosition:
     """An entry's position before it opens: its side and planned stop."""
 
@@ -90,6 +103,13 @@ def _where(*conditions: tuple[str, tuple[object, ...]] | bool | None
     kept = [condition for condition in conditions if isinstance(condition, tuple)]
     return (" AND ".join(sql for sql, _ in kept) or "1 = 1",
             tuple(value for _, values in kept for value in values))
+
+
+def _stored(row: dict[str, Any]) -> StoredPosition:
+    return StoredPosition(row["signal_id"], row["symbol"], float(row["qty_base"]),
+                          float(row["entry_price"]),
+                          None if row["stop_price"] is None else float(row["stop_price"]),
+                          row["opened_ms"], PositionSide(row["side"]), adopted=row["adopted"])
 
 
 def _position_values(signal_id: str, symbol: str, qty_base: float, entry_price: float,
@@ -221,14 +241,21 @@ class LiveState:
     def record_fill(self, row: LiveFillRow) -> None:
         self._upsert(FILLS, {column.key: getattr(row, column.key) for column in FILLS.columns})
 
-    def fills(self, signal_id: str | None = None, since_ms: int | None = None
-              ) -> list[LiveFillRow]:
-        """In time order; of one signal, and from `since_ms` on, when given (the rails' daily
-        loss before an entry, a fill streamed in: on the held statements)."""
-        where, params = _where(signal_id is not None and ("signal_id = ?", (signal_id,)),
-                               since_ms is not None and ("ts_ms >= ?", (since_ms,)))
+    def fills(self, signal_id: str | None = None) -> list[LiveFillRow]:
+        """In time order; of one signal when given (a fill streamed in: on the held
+        statements)."""
+        where, params = _where(signal_id is not None and ("signal_id = ?", (signal_id,)))
         return [LiveFillRow(**row) for row in self._statements.rows(
             FILLS, where, params, order_by="ts_ms, trade_id")]
+
+    def fill_amounts(self, since_ms: int) -> list[FillAmount]:
+        """The fills from `since_ms` on, in time order, as the numbers a realised PnL needs
+        (the rails' daily loss, before an entry: no whole rows)."""
+        return [FillAmount(row["signal_id"], row["purpose"], float(row["price"]),
+                           float(row["qty_base"]), float(row["fee_usdt"]))
+                for row in self._statements.rows(
+                    FILLS, "ts_ms >= ?", (since_ms,), order_by="ts_ms, trade_id",
+                    columns=FillAmount.__slots__)]
 
     # --- positions --------------------------------------------------------------------
 
@@ -263,12 +290,25 @@ class LiveState:
         found = self._positions("signal_id = ?", (signal_id,))
         return found[0] if found else None
 
+    def positions_of(self, signal_ids: Collection[str]) -> dict[str, StoredPosition]:
+        """The stored positions (open or not) of these signals, by signal id: one read."""
+        if not signal_ids:
+            return {}
+        return {position.signal_id: position for position in self._positions(
+            f"signal_id IN ({', '.join('?' * len(signal_ids))})", tuple(signal_ids))}
+
+    def open_positions_and(self, signal_id: str
+                           ) -> tuple[list[StoredPosition], StoredPosition | None]:
+        """The open positions, and the signal's own (open or not), in one read: an entry's
+        rails and its planned stop."""
+        rows = self._statements.rows(POSITIONS, "is_open = ? OR signal_id = ?",
+                                     (True, signal_id), order_by="opened_ms")
+        own = next((_stored(row) for row in rows if row["signal_id"] == signal_id), None)
+        return [_stored(row) for row in rows if row["is_open"]], own
+
     def _positions(self, where: str, params: tuple[object, ...]) -> list[StoredPosition]:
-        return [StoredPosition(r["signal_id"], r["symbol"], float(r["qty_base"]),
-                               float(r["entry_price"]),
-                               None if r["stop_price"] is None else float(r["stop_price"]),
-                               r["opened_ms"], PositionSide(r["side"]), adopted=r["adopted"])
-                for r in self._statements.rows(POSITIONS, where, params, order_by="opened_ms")]
+        return [_stored(row) for row in self._statements.rows(POSITIONS, where, params,
+                                                              order_by="opened_ms")]
 
     def _upsert(self, table: Table, values: dict[str, object]) -> None:
         self._statements.write(upserts=[(table, values)])

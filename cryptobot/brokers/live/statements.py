@@ -55,6 +55,21 @@ class _TableCodec:
                        "UPDATE SET " + ", ".join(f"{sql[name]} = excluded.{sql[name]}"
                                                  for name in self.columns if name != self.key))
         self._updates: dict[tuple[str, ...], str] = {}
+        self._selects: dict[tuple[str, ...], tuple[str, tuple[str, ...],
+                                                   tuple[Processor, ...]]] = {}
+
+    def selecting(self, columns: tuple[str, ...] | None
+                  ) -> tuple[str, tuple[str, ...], tuple[Processor, ...]]:
+        """The SELECT of `columns` (None: every column), their names and result processors."""
+        if columns is None:
+            return self.select, self.columns, self.results
+        found = self._selects.get(columns)
+        if found is None:
+            indexes = [self.columns.index(name) for name in columns]
+            found = self._selects[columns] = (
+                f"SELECT {', '.join(self._sql_names[name] for name in columns)} "
+                f"FROM {self.name}", columns, tuple(self.results[index] for index in indexes))
+        return found
 
     def bound(self, names: Iterable[str], values: dict[str, object]) -> list[object]:
         found = []
@@ -62,10 +77,6 @@ class _TableCodec:
             value, bind = values[name], self.binds[name]
             found.append(value if bind is None or value is None else bind(value))
         return found
-
-    def row(self, raw: Sequence[Any]) -> dict[str, Any]:
-        return {name: value if convert is None else convert(value)
-                for name, value, convert in zip(self.columns, raw, self.results, strict=True)}
 
     def update(self, names: tuple[str, ...]) -> str:
         text = self._updates.get(names)
@@ -106,17 +117,20 @@ class SqliteStatements:
         except sqlite3.Error as exc:
             raise _wrapped(statement, exc) from exc
 
-    def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = ""
-             ) -> list[dict[str, Any]]:
-        """The rows of `table` matching `where` (SQL, `?` for each of `params`), as dicts."""
+    def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = "",
+             columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The rows of `table` matching `where` (SQL, `?` for each of `params`), as dicts of
+        `columns` (None: every column)."""
         self._check_thread()
-        codec = self._codecs[table.name]
-        statement = f"{codec.select} WHERE {where}" + (f" ORDER BY {order_by}" if order_by else "")
+        select_sql, names, results = self._codecs[table.name].selecting(columns)
+        statement = f"{select_sql} WHERE {where}" + (f" ORDER BY {order_by}" if order_by else "")
         try:
             raw = self._driver.execute(statement, params).fetchall()
         except Exception as exc:
             raise _wrapped(statement, exc) from exc
-        return [codec.row(found) for found in raw]
+        return [{name: value if convert is None else convert(value)
+                 for name, value, convert in zip(names, found, results, strict=True)}
+                for found in raw]
 
     def write(self, upserts: Iterable[tuple[Table, dict[str, object]]] = (),
               updates: Iterable[tuple[Table, object, dict[str, object]]] = ()) -> int:
@@ -167,7 +181,7 @@ class CoreStatements:
         self._updates = {table.name: update(table).where(
             table.primary_key.columns[0] == bindparam(_KEY)) for table in tables}
         self._inserts = {table.name: insert(table) for table in tables}
-        self._selects: dict[tuple[str, str, str], Any] = {}
+        self._selects: dict[tuple[str, str, str, tuple[str, ...] | None], Any] = {}
 
     writes = 0  # a server database needs no checkpoint
 
@@ -177,15 +191,16 @@ class CoreStatements:
     def checkpoint(self) -> None:
         """A server database needs none."""
 
-    def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = ""
-             ) -> list[dict[str, Any]]:
-        key = (table.name, where, order_by)
+    def rows(self, table: Table, where: str, params: Sequence[object] = (), order_by: str = "",
+             columns: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        key = (table.name, where, order_by, columns)
         query = self._selects.get(key)
         if query is None:
             named = where
             for index in range(where.count("?")):
                 named = named.replace("?", f":p{index}", 1)
-            query = select(table).where(text(named))
+            query = (select(table) if columns is None else select(
+                *(table.c[name] for name in columns))).where(text(named))
             if order_by:
                 query = query.order_by(text(order_by))
             query = self._selects[key] = query

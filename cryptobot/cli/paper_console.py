@@ -183,16 +183,17 @@ class ConsoleRecorder:
         self.inner.signal_candle(symbol, candle)
         self.heartbeats += 1
         if self.heartbeat:  # held, the line is written at the commit (once the candle's
-            # orders are out) from what it shows as of now; its OI samples stay kept
-            gate, position = self.gate_action, self.position_text(
-                symbol if self._several_symbols else "")
-            self._print(lambda: self._heartbeat_text(candle, symbol, gate, position),
+            # orders are out) from what it shows as of now
+            oi, gate = self._oi_change(candle, symbol), self.gate_action
+            position = self.position_text(symbol if self._several_symbols else "")
+            self._print(lambda: self._heartbeat_text(candle, symbol, oi, gate, position),
                         highlight=False)
 
-    def _heartbeat_text(self, candle: Candle, symbol: str, gate: str, position: str) -> str:
+    def _heartbeat_text(self, candle: Candle, symbol: str, oi: str, gate: str,
+                        position: str) -> str:
         named = f"{symbol} " if self._several_symbols and symbol else ""
         return (f"{_minute(candle.ts_close_ms)} {named}close {candle.close:,.1f}  "
-                f"OI {self._oi_change(candle, symbol)}  gate {gate}  {position}")
+                f"OI {oi}  gate {gate}  {position}")
 
     def open_interest(self, symbol: str, sample: OpenInterest) -> None:
         self.inner.open_interest(symbol, sample)

@@ -34,7 +34,9 @@ class PassThroughGate:
 class DecisionsAhead:
     """A gate whose decision for a coming moment can be made before it is asked (live: the
     next signal candle's close, between events); asked then, it hands that decision over.
-    The same decision the gate makes when asked: its decisions depend on the moment alone."""
+    The same decision the gate makes when asked: its decisions depend on the moment alone (the
+    macro gate's history is read once, when it is built; a gate that read new data during a
+    run would have to drop the decisions made ahead of it)."""
 
     KEEP = 8  # decisions made ahead, kept (a portfolio's engines share one signal close)
 

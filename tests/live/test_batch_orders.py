@@ -6,11 +6,12 @@ twice on the venue. (The same through the real engine: test_live_take_profits.py
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
 
-from cryptobot.brokers.live.sent_order import sent_from_binance, sent_order
+from cryptobot.brokers.live.sent_order import SentOrder, sent_from_binance, sent_order
 from cryptobot.brokers.live.setup import build_live_broker
 from cryptobot.engine.risk import KillSwitch
 from cryptobot.errors import OrderRejectedError, TemporaryExchangeError, VenueWaitError
@@ -246,3 +247,17 @@ def test_answers_out_of_the_requests_order_are_looked_up_not_matched_by_place(
     by_id = {o["clientOrderId"]: str(o["orderId"]) for o in venue.state.orders.values()}
     for client_id in ("sig1-tp1", "sig1-tp2"):  # each row holds its own order's venue id
         assert broker.state.order(client_id).exchange_order_id == by_id[client_id]
+
+
+def test_an_order_ccxt_refuses_to_write_is_refused_alone_the_others_sent(venue, tmp_path,
+                                                                         keys):
+    """A take-profit without its price (ccxt refuses to write it) is refused unsent; the
+    batch's other order goes, in one request."""
+    broker, _ = opened(venue, tmp_path, keys)
+    first, second = targets()
+    gateway, sends = broker.gateway, broker.gateway.sends
+    answers = gateway.place_batch([first, dataclasses.replace(second, price=None)])
+    assert isinstance(answers[0], SentOrder) and answers[0].status == "open"
+    assert isinstance(answers[1], OrderRejectedError) and "sig1-tp2" in str(answers[1])
+    assert gateway.sends == sends + 1 and calls(venue, "batchOrders") == ["sig1-tp1"]
+    assert on_venue(venue) == {"sig1-tp1": 1}

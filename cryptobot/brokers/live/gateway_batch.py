@@ -94,10 +94,20 @@ class BatchPlacement:
         """Send the orders `owed` once; their answers go into `answers`. Returns those to send
         again (the venue surely has not got them), why, and whether the venue said how long
         to wait first."""
+        requests = {}
+        for index in owed:  # an order ccxt would refuse to write is refused alone, unsent
+            try:
+                requests[index] = self.batch_item(intents[index])
+            except ccxt.InvalidOrder as exc:
+                answers[index] = map_ccxt_error(exc, f"place {intents[index].client_id}",
+                                                order=True)
+        owed = list(requests)
+        if not owed:
+            return [], None, False
         try:
             self.sends += 1
             self._before_order_request(batch=True)
-            items = self._post([intents[index] for index in owed])
+            items = self._post([intents[index] for index in owed], list(requests.values()))
         except ccxt.BaseError as exc:
             mapped = map_ccxt_error(exc, label, order=True)
             if not isinstance(mapped, ExchangeError):
@@ -134,10 +144,11 @@ class BatchPlacement:
                 doubt = mapped
         return resend, doubt, False
 
-    def _post(self, intents: Sequence[OrderIntent]) -> list[dict[str, Any]]:
-        """The raw batchOrders answer, one item per order, in their order."""
-        items = self.exchange.fapiPrivatePostBatchOrders(
-            {"batchOrders": [self.batch_item(intent) for intent in intents]})
+    def _post(self, intents: Sequence[OrderIntent], requests: list[dict[str, Any]]
+              ) -> list[dict[str, Any]]:
+        """The raw batchOrders answer to `requests` (the orders `intents`), one item per
+        order, in their order."""
+        items = self.exchange.fapiPrivatePostBatchOrders({"batchOrders": requests})
         if not isinstance(items, list) or len(items) != len(intents):  # unreadable: each order
             raise ccxt.NetworkError(  # is looked up, as after a lost answer
                 f"batchOrders answered {len(items or ())} items for {len(intents)} orders")

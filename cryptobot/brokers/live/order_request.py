@@ -61,15 +61,19 @@ def order_request(rounding: TickRounding, intent: OrderIntent, working_type: str
     return request
 
 
+_ANSWERED = ("orderId", "algoId", "strategyId", "code")  # an answer names the order, or an error
+
+
 def post_order(exchange: ccxt.Exchange, intent: OrderIntent, request: dict[str, Any]
                ) -> SentOrder:
     """Send `request` (signed afresh: a new timestamp) and read the venue's answer. An answer
-    that is no order (empty, not JSON) is raised as a lost one (ccxt.NetworkError): the gateway
-    looks the order up before anything is sent again."""
+    that is no order (empty, not JSON, an object with neither an order id nor an error code)
+    is raised as a lost one (ccxt.NetworkError): the gateway looks the order up before
+    anything is sent again."""
     post = (exchange.fapiPrivatePostAlgoOrder if intent.order_type is OrderType.STOP_MARKET
             else exchange.fapiPrivatePostOrder)
     answer = post(dict(request))
-    if not isinstance(answer, dict):
+    if not isinstance(answer, dict) or all(answer.get(key) in (None, "") for key in _ANSWERED):
         raise ccxt.NetworkError(f"{exchange.id} answered {str(answer)[:200]!r} to the order "
                                 f"{intent.client_id}")
     return sent_from_binance(answer, intent.client_id)

@@ -252,7 +252,7 @@ class LiveFillRow(Base):
 
     trade_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the exchange's
     client_id: Mapped[str] = mapped_column(String(36), index=True)
-    signal_id: Mapped[str] = mapped_column(String(128))
+    signal_id: Mapped[str] = mapped_column(String(128), index=True)  # a signal's fills
     symbol: Mapped[str] = mapped_column(String(64))
     ts_ms: Mapped[int] = mapped_column(BigInteger, index=True)  # the rails' daily loss
     side: Mapped[str] = mapped_column(String(8))

@@ -231,3 +231,14 @@ def test_todays_fills_are_found_by_the_time_index_not_a_scan(tmp_path):
         plan = raw.execute("EXPLAIN QUERY PLAN SELECT signal_id FROM live_fills "
                            "WHERE ts_ms >= ? ORDER BY ts_ms, trade_id", (0,)).fetchall()
     assert "USING INDEX ix_live_fills_ts_ms" in " ".join(str(step[-1]) for step in plan)
+
+
+def test_a_signals_fills_are_found_by_the_signal_index_not_a_scan(tmp_path):
+    """A signal's fills are read as each fill is recorded and once an order's fills are read:
+    by `ix_live_fills_signal_id` (migration 0010), not by scanning every fill ever made."""
+    path = tmp_path / "live.sqlite"
+    LiveState(f"sqlite:///{path}").close()
+    with closing(sqlite3.connect(path)) as raw:
+        plan = raw.execute("EXPLAIN QUERY PLAN SELECT trade_id FROM live_fills "
+                           "WHERE signal_id = ? ORDER BY ts_ms, trade_id", ("s1",)).fetchall()
+    assert "USING INDEX ix_live_fills_signal_id" in " ".join(str(step[-1]) for step in plan)

@@ -180,10 +180,16 @@ def _every_shape_of_line(recorder: EventLogRecorder, clock: SimClock) -> None:
         clock.advance_to(clock.now_ms() + 60_000)
 
 
-def test_fixed_shape_lines_are_the_bytes_the_encoder_gives_the_whole_line(tmp_path):
+def test_fixed_shape_lines_are_the_bytes_the_encoder_gives_the_whole_line(tmp_path,
+                                                                        monkeypatch):
     """Order, fill and gate lines write their JSON themselves: byte for byte the whole line
     encoded with sorted keys, every odd value included (those fall back to the encoder)."""
+    from cryptobot import logs
     from cryptobot.logs import JsonLineFormatter
+
+    # without a wall clock the formatter reads the real one: held still, so that the two
+    # formattings compared are written at the same millisecond
+    monkeypatch.setattr(logs.LiveClock, "now_ms", lambda self: parse_utc("2026-01-03"))
 
     clock = SimClock(parse_utc("2024-08-05"))
     recorder = EventLogRecorder(MemoryRecorder(), held_clock_ms=clock.now_ms)

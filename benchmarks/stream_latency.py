@@ -155,6 +155,9 @@ def _live_rows(table: Table, min_orders: int, pct) -> None:
         for purpose, values in sorted(by_purpose.items()):
             table.add_row(f"  {purpose} (n={len(values)})",
                           f"{pct(values, .5)} / {pct(values, .99)} us", "")
+    calm = found.from_trigger_no_rest
+    table.add_row(f"  of them, orders whose candle waited on no REST read (n={len(calm)})",
+                  f"{pct(calm, .5)} / {pct(calm, .99)} us", "")
     table.add_row("live: take-profits from their stop's acceptance -> accepted", "", "")
     for purpose, values in sorted(found.from_stop.items()):
         table.add_row(f"  {purpose} (n={len(values)})",

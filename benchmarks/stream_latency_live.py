@@ -72,6 +72,8 @@ class LiveLatencies:
     from_candle: dict[str, list[float]] = field(default_factory=dict)
     from_trigger: dict[str, list[float]] = field(default_factory=dict)
     from_stop: dict[str, list[float]] = field(default_factory=dict)  # take-profits
+    # from the trigger, the orders whose candle waited on no REST read (see `rest_ns`)
+    from_trigger_no_rest: list[float] = field(default_factory=list)
     parts: dict[str, list[float]] = field(default_factory=dict)
     sessions: int = 0
 
@@ -90,6 +92,11 @@ class _Stamps:
         self.done: set[str] = set()
         self.polled_ns = 0  # the feed's open-interest polls since the frame
         self.asked_polled: dict[str, int] = {}  # client id -> of them, before it was asked
+        # REST reads the frame's candle waited for since the frame: the funding rate settled at
+        # its close, a gap's candles and open interest (in this replay: the frames in flight
+        # lost at each simulated 24 h rotation of the stream)
+        self.rest_ns = 0
+        self.asked_rest: dict[str, int] = {}  # client id -> of them, before it was asked
         self.stop_open_ns: dict[str, int] = {}  # signal -> its latest stop's acceptance
         self.asked_stop: dict[str, int] = {}  # take-profit's client id -> that, when asked
 
@@ -120,10 +127,12 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
     deliver_fill, place = LiveBroker.deliver_fill, OrderGateway.place
     submit_batch, place_batch = LiveBroker.submit_batch, OrderGateway.place_batch
     poll = FeedRest.poll_open_interest
+    rest_reads = {name: getattr(FeedRest, name)
+                  for name in ("funding", "candles", "open_interest_history")}
 
     def parsing(self, raw):
         stamps.frame_ns = stamps.trigger_ns = time.perf_counter_ns()
-        stamps.polled_ns = 0
+        stamps.polled_ns = stamps.rest_ns = 0
         return parse(self, raw)
 
     def asking(intent) -> None:
@@ -131,8 +140,9 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
         stop_ns = stamps.stop_open_ns.get(intent.client_id.rsplit("-", 1)[0])
         if intent.purpose in TAKE_PROFITS and stop_ns is not None:
             stamps.asked_stop.setdefault(intent.client_id, stop_ns)
-        stamps.asked_polled.setdefault(intent.client_id, stamps.polled_ns
-                                       if stamps.trigger_ns == stamps.frame_ns else 0)
+        on_frame = stamps.trigger_ns == stamps.frame_ns
+        stamps.asked_polled.setdefault(intent.client_id, stamps.polled_ns if on_frame else 0)
+        stamps.asked_rest.setdefault(intent.client_id, stamps.rest_ns if on_frame else 0)
 
     async def polling(self, track):
         started = time.perf_counter_ns()
@@ -140,6 +150,15 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
             return await poll(self, track)
         finally:
             stamps.polled_ns += time.perf_counter_ns() - started
+
+    def timed_rest(read):  # one symbol: the feed's reads of a frame go one after the other
+        async def reading(self, *args):
+            started = time.perf_counter_ns()
+            try:
+                return await read(self, *args)
+            finally:
+                stamps.rest_ns += time.perf_counter_ns() - started
+        return reading
 
     def submitting(self, intent):
         asking(intent)
@@ -192,9 +211,13 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
             found.from_candle.setdefault(purpose, []).append((now - frame_ns) / 1000)
             found.from_trigger.setdefault(purpose, []).append((now - trigger_ns) / 1000)
             polled = stamps.asked_polled.get(client_id, 0)
+            rest = stamps.asked_rest.get(client_id, 0)
+            if not rest:
+                found.from_trigger_no_rest.append((now - trigger_ns) / 1000)
             own = (started - trigger_ns) + send_cpu + (now - ended)
             for part, ns in (("before the send", started - trigger_ns),
                              ("  of it, an OI poll", polled),
+                             ("  of it, REST reads its candle waited for", rest),
                              ("venue round trip", ended - started),
                              ("  of it, bot CPU (ccxt, HTTP)", send_cpu),
                              ("after the answer", now - ended),
@@ -208,7 +231,8 @@ def _instrument(stamps: _Stamps, found: LiveLatencies) -> dict:
                (OrderGateway, "place_batch"): placing_batch,
                (LiveBroker, "replace_stop"): replacing, (LiveBroker, "report_order"): reported,
                (LiveBroker, "deliver_fill"): delivering, (OrderGateway, "place"): placing,
-               (FeedRest, "poll_open_interest"): polling}
+               (FeedRest, "poll_open_interest"): polling,
+               **{(FeedRest, name): timed_rest(read) for name, read in rest_reads.items()}}
     originals = {key: getattr(*key) for key in patches}
     for (owner, name), patched in patches.items():
         setattr(owner, name, patched)

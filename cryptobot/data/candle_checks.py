@@ -86,7 +86,8 @@ def problem_codes(ts_open_ms: np.ndarray, interval_ms: int | None, open_: np.nda
                   high: np.ndarray, low: np.ndarray, close: np.ndarray,
                   volume: np.ndarray) -> np.ndarray:
     """`candle_problem` for every row at once: an int8 CandleRule per row."""
-    with np.errstate(invalid="ignore"):
+    # a price near the float maximum plus its slack is inf, as in a one-candle check's floats
+    with np.errstate(invalid="ignore", over="ignore"):
         slack = PRICE_SLACK * high
         finite = np.isfinite(open_) & np.isfinite(high) & np.isfinite(low) & np.isfinite(close)
         positive = (open_ > 0) & (high > 0) & (low > 0) & (close > 0)

@@ -376,6 +376,9 @@ if __name__ == "__main__":
           f"{time.perf_counter() - started:.1f}s; p50 / p99 ms")
     floors = floors_us()
     print("from_stop: take-profits from their stop's acceptance")
+    calm = result.from_trigger_no_rest
+    print(f"{'from_trigger':13s} {'no REST wait':18s} n={len(calm):5d} "
+          f"{percentile(calm, .5) / 1000:7.2f} {percentile(calm, .99) / 1000:7.2f}")
     for view in ("from_candle", "from_trigger", "from_stop", "parts", "floors"):
         for name, values in (floors.items() if view == "floors"  # parts under their whole
                              else sorted(getattr(result, view).items())):
